@@ -1,0 +1,888 @@
+/* Live processes: seize and stop every thread, capture /proc and pagemap while stopped,
+ * read memory with process_vm_readv, and always detach (after libdwfl's linux-pid-attach.c
+ * and strace's careful ptrace use). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "live.h"
+#include "procfs.h"
+#include "target_impl.h"
+#include "unwind.h"
+
+#define MAX_TASK_SCANS 200
+#define STOP_TIMEOUT_MS 5000
+
+volatile sig_atomic_t md_live_interrupted;
+
+enum task_state { TASK_NEW, TASK_STOPPED, TASK_RUNNING, TASK_GONE };
+
+struct task {
+	pid_t tid;
+	enum task_state state;
+	int pending_sig; /* a signal that arrived while we held the thread: re-injected */
+};
+
+struct live {
+	pid_t pid;
+	int mem_fd; /* /proc/PID/mem fallback, -1 until needed */
+	bool use_mem_fd;
+	struct task *tasks;
+	size_t n_tasks, cap_tasks;
+	struct timespec stop_started;
+	double paused_seconds;
+	bool stopped;
+};
+
+/* For the fatal-signal handler: the threads we hold, readable without locks. */
+static pid_t *volatile held_tids;
+static volatile size_t held_n;
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct live *live_of(const struct md_target *t)
+{
+	return t->impl;
+}
+
+/* ---- memory ---- */
+
+static struct md_error *live_read_present(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	struct live *lv = live_of(t);
+	size_t done = 0;
+	while (done < len && !lv->use_mem_fd) {
+		struct iovec local = { (uint8_t *)buf + done, len - done };
+		struct iovec remote = { (void *)(uintptr_t)(addr + done), len - done };
+		ssize_t n = process_vm_readv(lv->pid, &local, 1, &remote, 1, 0);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+			lv->use_mem_fd = true;
+			break;
+		}
+		if (n < 0 && errno == ESRCH)
+			return md_error_create(MD_ERR_EXITED, "process %d exited while being read", (int)lv->pid);
+		return md_error_fault(MD_ERR_FAULT, addr + done, "cannot read target memory at 0x%" PRIx64,
+				      addr + done);
+	}
+	if (done == len)
+		return NULL;
+	if (lv->mem_fd < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)lv->pid);
+		lv->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (lv->mem_fd < 0)
+			return md_error_os(errno, "opening %s", path);
+	}
+	while (done < len) {
+		ssize_t n = pread(lv->mem_fd, (uint8_t *)buf + done, len - done, (off_t)(addr + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return md_error_fault(MD_ERR_FAULT, addr + done,
+					      "cannot read target memory at 0x%" PRIx64, addr + done);
+		done += (size_t)n;
+	}
+	return NULL;
+}
+
+static struct md_error *live_backtrace(struct md_target *t, const struct md_thread *thread,
+				       uint64_t *pcs, size_t max, size_t *n_ret)
+{
+	struct live *lv = live_of(t);
+	if (!lv->stopped)
+		return md_error_create(MD_ERR_UNSUPPORTED, "backtrace needs the target stopped");
+	return md_unwind_ptrace(thread->tid, pcs, max, n_ret);
+}
+
+static void live_destroy_impl(struct md_target *t)
+{
+	struct live *lv = live_of(t);
+	if (!lv)
+		return;
+	md_live_detach(t);
+	if (lv->mem_fd >= 0)
+		close(lv->mem_fd);
+	free(lv->tasks);
+	free(lv);
+	t->impl = NULL;
+}
+
+static const struct md_target_ops live_ops = {
+	.read_present = live_read_present,
+	.backtrace = live_backtrace,
+	.destroy_impl = live_destroy_impl,
+};
+
+/* ---- why we may not trace ---- */
+
+static long read_long_file(const char *path, long dflt)
+{
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return dflt;
+	}
+	long v = strtol(buf, NULL, 10);
+	free(buf);
+	return v;
+}
+
+static void comm_of(pid_t pid, char *out, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	char *buf;
+	size_t n;
+	struct md_error *err = md_read_file(path, &buf, &n);
+	if (err) {
+		md_error_destroy(err);
+		snprintf(out, len, "?");
+		return;
+	}
+	buf[strcspn(buf, "\n")] = 0;
+	snprintf(out, len, "%s", buf);
+	free(buf);
+}
+
+static struct md_error *permission_error(pid_t pid, const struct md_proc_status *st, const char *what)
+{
+	if (st && st->tracer_pid > 0) {
+		char comm[64];
+		comm_of(st->tracer_pid, comm, sizeof(comm));
+		return md_error_create(MD_ERR_PERMISSION,
+				       "permission denied: process %d is already traced by PID %d (%s)",
+				       (int)pid, (int)st->tracer_pid, comm);
+	}
+	char self_path[64];
+	snprintf(self_path, sizeof(self_path), "/proc/%d/status", (int)getpid());
+	char *buf;
+	size_t len;
+	struct md_proc_status self = { 0 };
+	struct md_error *err = md_read_file(self_path, &buf, &len);
+	if (!err) {
+		md_error_destroy(md_parse_status(buf, len, &self));
+		free(buf);
+	} else {
+		md_error_destroy(err);
+	}
+	bool cap_ptrace = (self.cap_eff >> 19) & 1; /* CAP_SYS_PTRACE */
+	long yama = read_long_file("/proc/sys/kernel/yama/ptrace_scope", -1);
+	if (yama == 3)
+		return md_error_create(MD_ERR_PERMISSION,
+				       "permission denied: %s process %d: Yama ptrace_scope is 3 (no process may be traced until reboot)",
+				       what, (int)pid);
+	if (!cap_ptrace) {
+		if (st && st->uid[1] != (uint32_t)geteuid())
+			return md_error_create(MD_ERR_PERMISSION,
+					       "permission denied: %s process %d: it runs as uid %u and memdissect is not root and has no CAP_SYS_PTRACE",
+					       what, (int)pid, st->uid[1]);
+		if (yama == 2)
+			return md_error_create(MD_ERR_PERMISSION,
+					       "permission denied: %s process %d: Yama ptrace_scope is 2 (only CAP_SYS_PTRACE may trace)",
+					       what, (int)pid);
+		if (yama == 1)
+			return md_error_create(MD_ERR_PERMISSION,
+					       "permission denied: %s process %d: Yama ptrace_scope is 1 (only a parent may trace; run as root or with CAP_SYS_PTRACE)",
+					       what, (int)pid);
+		return md_error_create(MD_ERR_PERMISSION,
+				       "permission denied: %s process %d: not root and no CAP_SYS_PTRACE (the target may be setuid or not dumpable)",
+				       what, (int)pid);
+	}
+	return md_error_create(MD_ERR_PERMISSION, "permission denied: %s process %d: it is not dumpable, lives in another user namespace, or a security module refused it",
+			       what, (int)pid);
+}
+
+static struct md_error *read_status(pid_t pid, struct md_proc_status *st)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		int e = err->errnum;
+		md_error_destroy(err);
+		if (e == ENOENT || e == ESRCH)
+			return md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid);
+		return md_error_os(e, "reading %s", path);
+	}
+	memset(st, 0, sizeof(*st));
+	err = md_parse_status(buf, len, st);
+	free(buf);
+	if (err)
+		return md_error_wrap(err, "parsing /proc/%d/status", (int)pid);
+	return NULL;
+}
+
+/* ---- capture of maps, smaps, pagemap ---- */
+
+static uint64_t zero_pfn; /* PFN of the shared zero page, 0 when unknown */
+
+static void probe_zero_pfn(void)
+{
+	static bool probed;
+	if (probed)
+		return;
+	probed = true;
+	void *p = mmap(NULL, MD_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	volatile char c = *(volatile char *)p; /* maps the zero page into *our* address space */
+	(void)c;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		uint64_t e;
+		if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / MD_PAGE_SIZE * 8)) == sizeof(e) &&
+		    (e >> 63) & 1)
+			zero_pfn = e & ((1ULL << 55) - 1);
+		close(fd);
+	}
+	munmap(p, MD_PAGE_SIZE);
+}
+
+/* Per-page bits of one mapping from pagemap, then reconciled with the mapping's smaps Rss. */
+static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *reconciled)
+{
+	size_t npages = (size_t)((m->end - m->start) / MD_PAGE_SIZE);
+	if (m->smaps.valid && m->smaps.rss == 0 && m->smaps.swap == 0)
+		return NULL; /* nothing resident or swapped: no page to look at */
+	if (!(m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_EXEC)) && m->smaps.valid)
+		return NULL;
+	uint8_t *pages = calloc(npages, 1);
+	if (!pages)
+		return &md_error_nomem;
+	enum { BATCH = 8192 };
+	uint64_t entries[BATCH];
+	size_t counted = 0, nonexcl_anon = 0;
+	for (size_t i = 0; i < npages;) {
+		size_t n = npages - i < BATCH ? npages - i : BATCH;
+		off_t off = (off_t)((m->start / MD_PAGE_SIZE + i) * 8);
+		ssize_t r = pread(fd, entries, n * 8, off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(pages);
+			return md_error_os(r < 0 ? errno : EIO, "reading pagemap at 0x%" PRIx64,
+					   m->start + i * MD_PAGE_SIZE);
+		}
+		n = (size_t)r / 8;
+		for (size_t k = 0; k < n; k++) {
+			uint64_t e = entries[k];
+			uint8_t bits = 0;
+			if ((e >> 63) & 1)
+				bits |= MD_PAGE_PRESENT;
+			if ((e >> 62) & 1)
+				bits |= MD_PAGE_SWAPPED;
+			if ((e >> 61) & 1)
+				bits |= MD_PAGE_FILE;
+			if ((e >> 56) & 1)
+				bits |= MD_PAGE_EXCLUSIVE;
+			if ((bits & MD_PAGE_PRESENT) && !(bits & (MD_PAGE_FILE | MD_PAGE_EXCLUSIVE))) {
+				uint64_t pfn = e & ((1ULL << 55) - 1);
+				/* No struct page behind the PTE: the zero page (or a PFN map). */
+				if (zero_pfn && pfn == zero_pfn)
+					bits |= MD_PAGE_ZERO;
+				else
+					nonexcl_anon++;
+			}
+			if (MD_PAGE_COUNTED(bits))
+				counted++;
+			pages[i + k] = bits;
+		}
+		i += n;
+	}
+	if (m->smaps.valid) {
+		size_t rss_pages = (size_t)(m->smaps.rss / MD_PAGE_SIZE);
+		/* smaps does not count pages without a struct page (zero page, PFN maps). Without
+		 * PFNs (not root) those look like shared anonymous pages: drop them first. */
+		if (counted > rss_pages) {
+			size_t excess = counted - rss_pages;
+			for (size_t i = npages; i-- > 0 && excess > 0;) {
+				if (MD_PAGE_COUNTED(pages[i]) && !(pages[i] & (MD_PAGE_FILE | MD_PAGE_EXCLUSIVE))) {
+					pages[i] |= MD_PAGE_ZERO;
+					excess--;
+				}
+			}
+			for (size_t i = npages; i-- > 0 && excess > 0;) {
+				if (MD_PAGE_COUNTED(pages[i])) {
+					pages[i] |= MD_PAGE_ZERO;
+					excess--;
+					(*reconciled)++;
+				}
+			}
+		} else if (counted < rss_pages) {
+			m->extra_rss_pages = rss_pages - counted;
+			*reconciled += rss_pages - counted;
+		}
+	}
+	(void)nonexcl_anon;
+	m->pages = pages;
+	return NULL;
+}
+
+static void mark_stacks(struct md_target *t)
+{
+	for (size_t i = 0; i < t->n_threads; i++) {
+		if (!t->threads[i].regs_valid)
+			continue;
+		uint64_t sp = t->threads[i].regs[MD_REG_RSP];
+		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, sp);
+		if (m && m->kind == MD_MAP_ANON)
+			m->kind = MD_MAP_STACK;
+	}
+}
+
+/* Read smaps (mappings + figures), smaps_rollup and status; retry while the sum of the
+ * mappings' Rss and the rollup disagree (the target is stopped, but the kernel may reclaim). */
+static struct md_error *gather(struct md_target *t, struct md_live_capture *cap)
+{
+	pid_t pid = t->pid;
+	char path[64];
+	struct md_error *err = NULL;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		md_mappings_free(t->mappings, t->n_mappings);
+		t->mappings = NULL;
+		t->n_mappings = 0;
+		char *buf;
+		size_t len;
+		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+		err = md_read_file(path, &buf, &len);
+		if (err)
+			return err;
+		if (len == 0) {
+			free(buf);
+			return md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
+		}
+		err = md_parse_maps(buf, len, &t->mappings, &t->n_mappings);
+		free(buf);
+		if (err)
+			return md_error_wrap(err, "parsing %s", path);
+		if (!cap)
+			return NULL;
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+		err = md_read_file(path, &buf, &len);
+		if (err)
+			return err;
+		memset(&cap->rollup, 0, sizeof(cap->rollup));
+		err = md_parse_smaps_rollup(buf, len, &cap->rollup);
+		free(buf);
+		if (err)
+			return md_error_wrap(err, "parsing %s", path);
+		uint64_t sum = 0;
+		for (size_t i = 0; i < t->n_mappings; i++)
+			sum += t->mappings[i].smaps.rss;
+		if (sum == cap->rollup.rss)
+			break;
+	}
+	return NULL;
+}
+
+static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconciled)
+{
+	probe_zero_pfn();
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)t->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT || e == ESRCH)
+			return md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)t->pid);
+		return md_error_os(e, "opening %s", path);
+	}
+	struct md_error *err = NULL;
+	for (size_t i = 0; i < t->n_mappings && !err; i++)
+		err = read_pagemap(fd, &t->mappings[i], reconciled);
+	close(fd);
+	return err;
+}
+
+/* ---- open ---- */
+
+struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret)
+{
+	if (pid <= 0)
+		return md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid);
+	if (pid == getpid())
+		return md_error_create(MD_ERR_USAGE, "memdissect cannot inspect itself");
+	struct md_proc_status st;
+	struct md_error *err = read_status(pid, &st);
+	if (err)
+		return err;
+	if (st.state == 'Z' || st.state == 'X')
+		return md_error_create(MD_ERR_ZOMBIE, "process %d (%s) is a zombie: it has exited and has no memory left to inspect",
+				       (int)pid, st.name);
+	if (st.tgid != pid && st.tgid > 0)
+		return md_error_create(MD_ERR_USAGE, "%d is a thread of process %d: give the process id",
+				       (int)pid, (int)st.tgid);
+	if (st.tracer_pid > 0 && st.tracer_pid != getpid())
+		return permission_error(pid, &st, "tracing");
+
+	struct md_target *t = calloc(1, sizeof(*t));
+	struct live *lv = calloc(1, sizeof(*lv));
+	if (!t || !lv) {
+		free(t);
+		free(lv);
+		return &md_error_nomem;
+	}
+	t->source = MD_SOURCE_LIVE;
+	t->pid = pid;
+	t->ops = &live_ops;
+	t->impl = lv;
+	t->debuginfo_disabled = opts && opts->debuginfo_disabled;
+	md_target_cache_drop(t);
+	lv->pid = pid;
+	lv->mem_fd = -1;
+
+	err = gather(t, NULL);
+	if (!err) {
+		uint64_t reconciled = 0;
+		err = read_all_pagemaps(t, &reconciled);
+	}
+	if (err) {
+		if (err->code == MD_ERR_OS && (err->errnum == EACCES || err->errnum == EPERM)) {
+			md_error_destroy(err);
+			err = permission_error(pid, &st, "reading the memory map of");
+		} else if (err->code == MD_ERR_OS && (err->errnum == ENOENT || err->errnum == ESRCH)) {
+			md_error_destroy(err);
+			err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
+		}
+		md_target_destroy(t);
+		return err;
+	}
+	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled };
+	err = md_symbols_create_pid(pid, &sopts, &t->symbols);
+	if (err) {
+		/* Symbols are an aid, not a requirement: the page accounting works without them. */
+		md_error_destroy(err);
+		t->symbols = NULL;
+	}
+	*target_ret = t;
+	return NULL;
+}
+
+/* ---- stopping ---- */
+
+static struct task *find_task(struct live *lv, pid_t tid)
+{
+	for (size_t i = 0; i < lv->n_tasks; i++)
+		if (lv->tasks[i].tid == tid)
+			return &lv->tasks[i];
+	return NULL;
+}
+
+static void publish_held(struct live *lv)
+{
+	/* The fatal-signal handler reads this; publish count after the array is valid. */
+	held_n = 0;
+	held_tids = NULL;
+	static pid_t *buf;
+	static size_t cap;
+	if (lv->n_tasks > cap) {
+		pid_t *nb = realloc(buf, lv->n_tasks * sizeof(*nb));
+		if (!nb)
+			return;
+		buf = nb;
+		cap = lv->n_tasks;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < lv->n_tasks; i++)
+		if (lv->tasks[i].state == TASK_STOPPED || lv->tasks[i].state == TASK_NEW)
+			buf[n++] = lv->tasks[i].tid;
+	held_tids = buf;
+	held_n = n;
+}
+
+static struct md_error *add_task(struct live *lv, pid_t tid)
+{
+	if (lv->n_tasks == lv->cap_tasks) {
+		size_t ncap = lv->cap_tasks ? lv->cap_tasks * 2 : 64;
+		struct task *nt = realloc(lv->tasks, ncap * sizeof(*nt));
+		if (!nt)
+			return &md_error_nomem;
+		lv->tasks = nt;
+		lv->cap_tasks = ncap;
+	}
+	lv->tasks[lv->n_tasks++] = (struct task){ .tid = tid, .state = TASK_NEW };
+	return NULL;
+}
+
+/* Wait until task is in a ptrace stop; record a signal that arrived instead. */
+static struct md_error *wait_stopped(struct live *lv, struct task *tk)
+{
+	double deadline = now_seconds() + STOP_TIMEOUT_MS / 1000.0;
+	for (;;) {
+		int status;
+		pid_t r = waitpid(tk->tid, &status, __WALL | WNOHANG);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			tk->state = TASK_GONE; /* ECHILD: the thread is gone */
+			return NULL;
+		}
+		if (r == 0) {
+			if (md_live_interrupted)
+				return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+			if (now_seconds() > deadline)
+				return md_error_create(MD_ERR_OS,
+						       "thread %d of process %d did not stop within %d ms (uninterruptible sleep?)",
+						       (int)tk->tid, (int)lv->pid, STOP_TIMEOUT_MS);
+			struct timespec ts = { 0, 50000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			tk->state = TASK_GONE;
+			return NULL;
+		}
+		if (WIFSTOPPED(status)) {
+			int event = status >> 16;
+			int sig = WSTOPSIG(status);
+			if (event == 0 && sig != SIGTRAP && sig != 0) {
+				/* Signal-delivery-stop: the thread is stopped; keep the signal for later. */
+				if (!tk->pending_sig)
+					tk->pending_sig = sig;
+			}
+			tk->state = TASK_STOPPED;
+			return NULL;
+		}
+	}
+}
+
+static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)lv->pid);
+	DIR *d = opendir(path);
+	if (!d) {
+		if (errno == ENOENT || errno == ESRCH)
+			return md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
+		return md_error_os(errno, "opening %s", path);
+	}
+	bool found = false;
+	struct dirent *de;
+	struct md_error *err = NULL;
+	while ((de = readdir(d)) && !err) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+		if (*end || tid <= 0)
+			continue;
+		if (find_task(lv, (pid_t)tid))
+			continue;
+		if (ptrace(PTRACE_SEIZE, (pid_t)tid, 0, 0) != 0) {
+			int e = errno;
+			if (e == ESRCH)
+				continue; /* exited meanwhile */
+			if (e == EPERM) {
+				struct md_proc_status st;
+				struct md_error *serr = read_status(lv->pid, &st);
+				if (serr) {
+					md_error_destroy(serr);
+					err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
+				} else {
+					err = permission_error(lv->pid, &st, "tracing");
+				}
+				break;
+			}
+			err = md_error_os(e, "PTRACE_SEIZE of thread %ld", tid);
+			break;
+		}
+		err = add_task(lv, (pid_t)tid);
+		if (err) {
+			ptrace(PTRACE_DETACH, (pid_t)tid, 0, 0);
+			break;
+		}
+		found = true;
+		publish_held(lv);
+		if (ptrace(PTRACE_INTERRUPT, (pid_t)tid, 0, 0) != 0 && errno == ESRCH)
+			lv->tasks[lv->n_tasks - 1].state = TASK_GONE;
+	}
+	closedir(d);
+	*found_new_ret = found;
+	return err;
+}
+
+static struct md_error *wait_all_stopped(struct live *lv)
+{
+	for (size_t i = 0; i < lv->n_tasks; i++) {
+		struct task *tk = &lv->tasks[i];
+		if (tk->state != TASK_NEW && tk->state != TASK_RUNNING)
+			continue;
+		struct md_error *err = wait_stopped(lv, tk);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+static bool any_alive(const struct live *lv)
+{
+	for (size_t i = 0; i < lv->n_tasks; i++)
+		if (lv->tasks[i].state != TASK_GONE)
+			return true;
+	return false;
+}
+
+/* Seize and stop every thread not yet held; re-scan until two scans find nothing new. */
+static struct md_error *stop_all(struct md_target *t)
+{
+	struct live *lv = live_of(t);
+	if (!lv->stopped) {
+		clock_gettime(CLOCK_MONOTONIC, &lv->stop_started);
+		lv->stopped = true;
+	}
+	int quiet_rounds = 0;
+	for (int scan = 0; scan < MAX_TASK_SCANS; scan++) {
+		bool found_new = false;
+		struct md_error *err = seize_new_tasks(lv, &found_new);
+		if (!err)
+			err = wait_all_stopped(lv);
+		if (err)
+			return err;
+		if (md_live_interrupted)
+			return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+		if (!found_new && ++quiet_rounds >= 2)
+			break;
+		if (found_new)
+			quiet_rounds = 0;
+	}
+	if (!any_alive(lv))
+		return md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
+	publish_held(lv);
+	return NULL;
+}
+
+struct md_error *md_live_stop(struct md_target *t)
+{
+	struct md_error *err = stop_all(t);
+	if (err)
+		md_live_detach(t);
+	md_target_cache_drop(t);
+	return err;
+}
+
+static struct md_error *read_threads(struct md_target *t)
+{
+	struct live *lv = live_of(t);
+	free(t->threads);
+	t->threads = calloc(lv->n_tasks ? lv->n_tasks : 1, sizeof(*t->threads));
+	t->n_threads = 0;
+	if (!t->threads)
+		return &md_error_nomem;
+	/* The thread group leader first, then the rest in tid order of discovery. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < lv->n_tasks; i++) {
+			struct task *tk = &lv->tasks[i];
+			if (tk->state != TASK_STOPPED || (pass == 0) != (tk->tid == lv->pid))
+				continue;
+			struct md_thread *th = &t->threads[t->n_threads++];
+			th->tid = tk->tid;
+			struct user_regs_struct regs;
+			if (ptrace(PTRACE_GETREGS, tk->tid, 0, &regs) == 0) {
+				_Static_assert(sizeof(regs) == MD_REG_COUNT * sizeof(uint64_t), "user_regs_struct layout");
+				memcpy(th->regs, &regs, sizeof(regs));
+				th->regs_valid = true;
+			}
+			char path[96], *buf;
+			size_t len;
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)lv->pid, (int)tk->tid);
+			struct md_error *err = md_read_file(path, &buf, &len);
+			if (!err) {
+				buf[strcspn(buf, "\n")] = 0;
+				snprintf(th->comm, sizeof(th->comm), "%s", buf);
+				free(buf);
+			} else {
+				md_error_destroy(err);
+			}
+		}
+	}
+	return NULL;
+}
+
+struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *cap)
+{
+	struct live *lv = live_of(t);
+	memset(cap, 0, sizeof(*cap));
+	md_target_cache_drop(t);
+	struct md_error *err = read_threads(t);
+	if (!err)
+		err = gather(t, cap);
+	if (!err)
+		err = read_all_pagemaps(t, &cap->reconciled_pages);
+	if (!err)
+		err = read_status(lv->pid, &cap->status);
+	if (err)
+		return err;
+	mark_stacks(t);
+	comm_of(lv->pid, cap->comm, sizeof(cap->comm));
+	char path[64], exe[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)lv->pid);
+	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		cap->exe = strdup(exe);
+	}
+	return NULL;
+}
+
+void md_live_capture_deinit(struct md_live_capture *cap)
+{
+	free(cap->exe);
+	cap->exe = NULL;
+}
+
+static void account_pause(struct live *lv)
+{
+	if (!lv->stopped)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	lv->paused_seconds += (double)(now.tv_sec - lv->stop_started.tv_sec) +
+			      (double)(now.tv_nsec - lv->stop_started.tv_nsec) / 1e9;
+	lv->stopped = false;
+}
+
+struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec)
+{
+	struct live *lv = live_of(t);
+	for (size_t i = 0; i < lv->n_tasks; i++) {
+		struct task *tk = &lv->tasks[i];
+		if (tk->state != TASK_STOPPED)
+			continue;
+		if (ptrace(PTRACE_CONT, tk->tid, 0, (void *)(long)tk->pending_sig) == 0) {
+			tk->state = TASK_RUNNING;
+			tk->pending_sig = 0;
+		} else if (errno == ESRCH) {
+			tk->state = TASK_GONE;
+		}
+	}
+	account_pause(lv);
+	struct timespec ts = { usec / 1000000, (long)(usec % 1000000) * 1000 };
+	nanosleep(&ts, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &lv->stop_started);
+	lv->stopped = true;
+	publish_held(lv);
+	for (size_t i = 0; i < lv->n_tasks; i++) {
+		struct task *tk = &lv->tasks[i];
+		if (tk->state == TASK_RUNNING && ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0) != 0 && errno == ESRCH)
+			tk->state = TASK_GONE;
+	}
+	struct md_error *err = wait_all_stopped(lv);
+	if (!err)
+		err = stop_all(t); /* threads may have been born while it ran */
+	md_target_cache_drop(t);
+	if (err)
+		md_live_detach(t);
+	return err;
+}
+
+void md_live_detach(struct md_target *t)
+{
+	struct live *lv = live_of(t);
+	if (!lv)
+		return;
+	for (size_t i = 0; i < lv->n_tasks; i++) {
+		struct task *tk = &lv->tasks[i];
+		if (tk->state == TASK_GONE)
+			continue;
+		if (tk->state == TASK_NEW || tk->state == TASK_RUNNING) {
+			/* Detach needs a stopped tracee: finish the stop we asked for first. */
+			struct md_error *err = wait_stopped(lv, tk);
+			md_error_destroy(err);
+			if (tk->state == TASK_GONE)
+				continue;
+		}
+		if (ptrace(PTRACE_DETACH, tk->tid, 0, (void *)(long)tk->pending_sig) != 0 && errno != ESRCH) {
+			/* Not in a ptrace stop (should not happen): interrupt, then detach. */
+			ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0);
+			struct md_error *err = wait_stopped(lv, tk);
+			md_error_destroy(err);
+			ptrace(PTRACE_DETACH, tk->tid, 0, (void *)(long)tk->pending_sig);
+		}
+		tk->state = TASK_GONE;
+		tk->pending_sig = 0;
+	}
+	lv->n_tasks = 0;
+	held_n = 0;
+	account_pause(lv);
+}
+
+double md_live_pause_seconds(const struct md_target *t)
+{
+	const struct live *lv = live_of(t);
+	double s = lv->paused_seconds;
+	if (lv->stopped) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		s += (double)(now.tv_sec - lv->stop_started.tv_sec) +
+		     (double)(now.tv_nsec - lv->stop_started.tv_nsec) / 1e9;
+	}
+	return s;
+}
+
+/* ---- signals ---- */
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	md_live_interrupted = 1;
+}
+
+/* Our own crash: let every held thread go before dying (the kernel would also do it when we
+ * are gone, but a core dump of memdissect can take long). Only async-signal-safe calls. */
+static void on_fatal(int sig)
+{
+	pid_t *tids = held_tids;
+	size_t n = held_n;
+	for (size_t i = 0; tids && i < n; i++)
+		ptrace(PTRACE_DETACH, tids[i], 0, 0);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void md_live_install_signal_handlers(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+#ifndef __SANITIZE_ADDRESS__
+	sa.sa_handler = on_fatal;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGABRT, &sa, NULL);
+	sigaction(SIGFPE, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
+#else
+	(void)on_fatal;
+#endif
+}

@@ -1,0 +1,49 @@
+/* A live process as a target: attach (seize and stop every thread), capture, detach. */
+#ifndef MEMDISSECT_LIVE_H
+#define MEMDISSECT_LIVE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "memdissect/error.h"
+#include "memdissect/target.h"
+#include "procfs.h"
+
+struct md_live_options {
+	bool debuginfo_disabled;
+};
+
+/* What the pause captured besides the target's own mappings and threads. */
+struct md_live_capture {
+	struct md_smaps rollup;
+	struct md_proc_status status;
+	char comm[64];
+	char *exe;
+	uint64_t reconciled_pages; /* per-page evidence corrected to match smaps */
+};
+
+/* Before the pause: check the process (exists, not a zombie, not traced), read its maps and
+ * pagemap and report its modules to libdwfl. Nothing is stopped. */
+struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret);
+
+/* Stop every thread (seize + interrupt, re-scan the task list until stable). */
+struct md_error *md_live_stop(struct md_target *t);
+/* While stopped: re-read maps, smaps, smaps_rollup, status, pagemap and registers. */
+struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *cap);
+/* Let the target run for about usec microseconds, then stop it again (consistency retries). */
+struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec);
+/* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
+void md_live_detach(struct md_target *t);
+/* Seconds the target has been stopped in total so far. */
+double md_live_pause_seconds(const struct md_target *t);
+void md_live_capture_deinit(struct md_live_capture *cap);
+
+/* Set by the SIGINT/SIGTERM/SIGHUP handler; long loops check it. */
+extern volatile sig_atomic_t md_live_interrupted;
+/* Install handlers: SIGINT/SIGTERM/SIGHUP set md_live_interrupted; fatal signals detach every
+ * seized thread before dying. */
+void md_live_install_signal_handlers(void);
+
+#endif

@@ -1,0 +1,47 @@
+/* Symbol resolution over libdwfl, for a live process or a core. Internal to attach/: the rest
+ * of memdissect sees it only through md_target_symbol / _member / _tls_address / _symbolize. */
+#ifndef MEMDISSECT_SYMBOLS_H
+#define MEMDISSECT_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "memdissect/error.h"
+#include "memdissect/target.h"
+
+struct md_symbols;
+
+struct md_symbols_options {
+	bool debuginfo_disabled; /* use only the module's own .symtab/.dynsym; no debug files, no DWARF */
+	const char *sysroot;     /* cores: prefix for file names (NULL = none) */
+	const char *exe;         /* cores: the executable, when NT_FILE's path is wrong */
+};
+
+/* Report the modules of a live process (dwfl_linux_proc_report). Does not stop the process. */
+struct md_error *md_symbols_create_pid(pid_t pid, const struct md_symbols_options *opts,
+				       struct md_symbols **symbols_ret);
+/* Report the modules of a core file (dwfl_core_file_report); elf is an Elf * of the core. */
+struct md_error *md_symbols_create_core(void *core_elf, const struct md_symbols_options *opts,
+					struct md_symbols **symbols_ret);
+void md_symbols_destroy(struct md_symbols *symbols);
+
+const struct md_module *md_symbols_modules(const struct md_symbols *symbols, size_t *n_ret);
+const struct md_module *md_symbols_find_module(const struct md_symbols *symbols, const char *module_name);
+const struct md_module *md_symbols_module_at(const struct md_symbols *symbols, uint64_t addr);
+const char *md_symbols_module_file(const struct md_symbols *symbols, const struct md_module *mod);
+
+struct md_error *md_symbols_lookup(struct md_symbols *symbols, const struct md_module *mod,
+				   const char *name, struct md_symbol *sym_ret);
+const char *md_symbols_symbolize(struct md_symbols *symbols, uint64_t pc, uint64_t *offset_ret);
+struct md_error *md_symbols_member(struct md_symbols *symbols, const struct md_module *mod,
+				   const char *struct_name, const char *member,
+				   uint64_t *offset_ret, uint64_t *size_ret);
+struct md_error *md_symbols_struct_size(struct md_symbols *symbols, const struct md_module *mod,
+					const char *struct_name, uint64_t *size_ret);
+/* The module's static TLS offset (l_tls_offset): fs_base - tls_offset + st_value is the address
+ * of a TLS variable. read_u64 reads target memory (used for the TPOFF64 GOT slot). */
+struct md_error *md_symbols_tls_offset(struct md_symbols *symbols, const struct md_module *mod,
+				       struct md_target *t, int64_t *tls_offset_ret);
+
+#endif

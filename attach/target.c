@@ -1,0 +1,362 @@
+/* The target API shared by live processes and cores: mapping lookup, residency, and reads that
+ * respect the target (never touch a page that is not present; swapped pages are refused). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "target_impl.h"
+
+enum md_target_source md_target_source(const struct md_target *t)
+{
+	return t->source;
+}
+
+int32_t md_target_pid(const struct md_target *t)
+{
+	return t->pid;
+}
+
+const struct md_mapping *md_target_mappings(const struct md_target *t, size_t *n_ret)
+{
+	*n_ret = t->n_mappings;
+	return t->mappings;
+}
+
+const struct md_mapping *md_target_find_mapping(const struct md_target *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->n_mappings;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct md_mapping *m = &t->mappings[mid];
+		if (addr < m->start)
+			hi = mid;
+		else if (addr >= m->end)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+uint8_t md_target_page_bits(const struct md_target *t, uint64_t addr)
+{
+	const struct md_mapping *m = md_target_find_mapping(t, addr);
+	if (!m || !m->pages)
+		return 0;
+	return m->pages[(addr - m->start) >> MD_PAGE_SHIFT];
+}
+
+const struct md_thread *md_target_threads(const struct md_target *t, size_t *n_ret)
+{
+	*n_ret = t->n_threads;
+	return t->threads;
+}
+
+/* How one page of the target is to be read. */
+enum page_source { PAGE_PRESENT, PAGE_ZERO, PAGE_FILE, PAGE_FAULT, PAGE_SWAPPED };
+
+static enum page_source page_source(const struct md_mapping *m, uint64_t page)
+{
+	if (!m || !(m->perms & MD_PERM_READ))
+		return PAGE_FAULT;
+	uint8_t bits = m->pages ? m->pages[(page - m->start) >> MD_PAGE_SHIFT] : 0;
+	if (bits & MD_PAGE_UNKNOWN)
+		return PAGE_PRESENT;
+	if (bits & MD_PAGE_SWAPPED)
+		return PAGE_SWAPPED;
+	if (bits & MD_PAGE_ZERO)
+		return PAGE_ZERO;
+	if (bits & MD_PAGE_PRESENT)
+		return PAGE_PRESENT;
+	/* Not present: a file page would be faulted in by a read, so take it from the file;
+	 * an anonymous page that was never touched or was released reads as zeros. */
+	if (m->path && m->path[0] == '/' && m->kind != MD_MAP_SHARED)
+		return PAGE_FILE;
+	if (m->kind == MD_MAP_SHARED)
+		return PAGE_FILE; /* shmem not resident: treat as unreadable below when no file */
+	return PAGE_ZERO;
+}
+
+static struct md_error *read_file_page(const struct md_mapping *m, uint64_t page, uint8_t *out)
+{
+	memset(out, 0, MD_PAGE_SIZE);
+	if (!m->path || m->path[0] != '/' || m->deleted)
+		return NULL;
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL; /* not readable: zeros, as for an unbacked page */
+	off_t off = (off_t)(m->offset + (page - m->start));
+	ssize_t n = pread(fd, out, MD_PAGE_SIZE, off);
+	(void)n;
+	close(fd);
+	return NULL;
+}
+
+/* Fill out[0 .. npages*4096) from the pages at addr, batching runs of present pages. */
+static struct md_error *read_pages(struct md_target *t, uint64_t addr, uint8_t *out, size_t npages)
+{
+	size_t i = 0;
+	const struct md_mapping *m = NULL;
+	while (i < npages) {
+		uint64_t page = addr + (uint64_t)i * MD_PAGE_SIZE;
+		if (!m || page < m->start || page >= m->end)
+			m = md_target_find_mapping(t, page);
+		enum page_source src = page_source(m, page);
+		if (src == PAGE_FAULT)
+			return md_error_fault(MD_ERR_FAULT, page, "address 0x%llx is not mapped readable",
+					      (unsigned long long)page);
+		if (src == PAGE_SWAPPED)
+			return md_error_fault(MD_ERR_NOT_RESIDENT, page,
+					      "page 0x%llx is swapped out (not read on purpose)",
+					      (unsigned long long)page);
+		if (src == PAGE_ZERO) {
+			memset(out + i * MD_PAGE_SIZE, 0, MD_PAGE_SIZE);
+			i++;
+			continue;
+		}
+		if (src == PAGE_FILE) {
+			struct md_error *err = read_file_page(m, page, out + i * MD_PAGE_SIZE);
+			if (err)
+				return err;
+			i++;
+			continue;
+		}
+		/* A run of present pages within this mapping. */
+		size_t j = i + 1;
+		while (j < npages) {
+			uint64_t p2 = addr + (uint64_t)j * MD_PAGE_SIZE;
+			if (p2 >= m->end || page_source(m, p2) != PAGE_PRESENT)
+				break;
+			j++;
+		}
+		struct md_error *err = t->ops->read_present(t, page, out + i * MD_PAGE_SIZE,
+							    (j - i) * MD_PAGE_SIZE);
+		if (err)
+			return err;
+		i = j;
+	}
+	return NULL;
+}
+
+void md_target_cache_drop(struct md_target *t)
+{
+	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++)
+		t->cache[i].base = UINT64_MAX;
+}
+
+static struct md_error *cache_block(struct md_target *t, uint64_t base, const uint8_t **data_ret)
+{
+	struct md_read_cache_block *victim = NULL;
+	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++) {
+		struct md_read_cache_block *b = &t->cache[i];
+		if (b->data && b->base == base) {
+			b->last_use = ++t->cache_clock;
+			*data_ret = b->data;
+			return NULL;
+		}
+		if (!victim || !b->data || (victim->data && b->last_use < victim->last_use))
+			victim = b;
+	}
+	if (!victim->data) {
+		victim->data = malloc(MD_READ_CACHE_BLOCK);
+		if (!victim->data)
+			return &md_error_nomem;
+	}
+	victim->base = UINT64_MAX;
+	struct md_error *err = read_pages(t, base, victim->data, MD_READ_CACHE_BLOCK / MD_PAGE_SIZE);
+	if (err)
+		return err;
+	victim->base = base;
+	victim->last_use = ++t->cache_clock;
+	*data_ret = victim->data;
+	return NULL;
+}
+
+struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	if (len == 0)
+		return NULL;
+	if (addr + len < addr)
+		return md_error_fault(MD_ERR_FAULT, addr, "read of 0x%zx bytes at 0x%llx wraps around",
+				      len, (unsigned long long)addr);
+	uint8_t *out = buf;
+	/* Large page-aligned middle parts go straight into the caller's buffer. */
+	while (len > 0) {
+		uint64_t base = addr & ~(uint64_t)(MD_READ_CACHE_BLOCK - 1);
+		if ((addr & (MD_PAGE_SIZE - 1)) == 0 && len >= MD_READ_CACHE_BLOCK) {
+			size_t whole = len & ~(size_t)(MD_PAGE_SIZE - 1);
+			struct md_error *err = read_pages(t, addr, out, whole / MD_PAGE_SIZE);
+			if (err) {
+				/* Fall back to page granularity so the fault address is exact. */
+				return err;
+			}
+			addr += whole;
+			out += whole;
+			len -= whole;
+			continue;
+		}
+		const uint8_t *data;
+		struct md_error *err = cache_block(t, base, &data);
+		if (err) {
+			/* The block may span an unmapped hole the caller never asked for: retry the
+			 * exact pages. */
+			md_error_destroy(err);
+			uint64_t first = MD_PAGE_DOWN(addr);
+			uint64_t last = MD_PAGE_UP(addr + len);
+			uint64_t chunk_end = last - first > MD_PAGE_SIZE * 16 ? first + MD_PAGE_SIZE * 16 : last;
+			uint8_t tmp[MD_PAGE_SIZE * 16];
+			err = read_pages(t, first, tmp, (size_t)((chunk_end - first) / MD_PAGE_SIZE));
+			if (err)
+				return err;
+			size_t take = (size_t)(chunk_end - addr);
+			if (take > len)
+				take = len;
+			memcpy(out, tmp + (addr - first), take);
+			addr += take;
+			out += take;
+			len -= take;
+			continue;
+		}
+		size_t off = (size_t)(addr - base);
+		size_t take = MD_READ_CACHE_BLOCK - off;
+		if (take > len)
+			take = len;
+		memcpy(out, data + off, take);
+		addr += take;
+		out += take;
+		len -= take;
+	}
+	return NULL;
+}
+
+struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret)
+{
+	uint64_t v;
+	struct md_error *err = md_target_read(t, addr, &v, sizeof(v));
+	if (err)
+		return err;
+	*value_ret = v;
+	return NULL;
+}
+
+const struct md_module *md_target_modules(const struct md_target *t, size_t *n_ret)
+{
+	if (!t->symbols) {
+		*n_ret = 0;
+		return NULL;
+	}
+	return md_symbols_modules(t->symbols, n_ret);
+}
+
+const struct md_module *md_target_find_module(const struct md_target *t, const char *module_name)
+{
+	return t->symbols ? md_symbols_find_module(t->symbols, module_name) : NULL;
+}
+
+const struct md_module *md_target_module_at(const struct md_target *t, uint64_t addr)
+{
+	return t->symbols ? md_symbols_module_at(t->symbols, addr) : NULL;
+}
+
+const char *md_target_module_file(const struct md_target *t, const struct md_module *mod)
+{
+	return t->symbols ? md_symbols_module_file(t->symbols, mod) : NULL;
+}
+
+bool md_target_debuginfo_disabled(const struct md_target *t)
+{
+	return t->debuginfo_disabled;
+}
+
+static struct md_error *no_symbols(void)
+{
+	return md_error_create(MD_ERR_NOT_FOUND, "no symbol information for this target");
+}
+
+struct md_error *md_target_symbol(struct md_target *t, const struct md_module *mod, const char *name,
+				  struct md_symbol *sym_ret)
+{
+	if (!t->symbols)
+		return no_symbols();
+	return md_symbols_lookup(t->symbols, mod, name, sym_ret);
+}
+
+const char *md_target_symbolize(struct md_target *t, uint64_t pc, uint64_t *offset_ret)
+{
+	return t->symbols ? md_symbols_symbolize(t->symbols, pc, offset_ret) : NULL;
+}
+
+struct md_error *md_target_member(struct md_target *t, const struct md_module *mod,
+				  const char *struct_name, const char *member,
+				  uint64_t *offset_ret, uint64_t *size_ret)
+{
+	if (!t->symbols)
+		return no_symbols();
+	return md_symbols_member(t->symbols, mod, struct_name, member, offset_ret, size_ret);
+}
+
+struct md_error *md_target_struct_size(struct md_target *t, const struct md_module *mod,
+				       const char *struct_name, uint64_t *size_ret)
+{
+	if (!t->symbols)
+		return no_symbols();
+	return md_symbols_struct_size(t->symbols, mod, struct_name, size_ret);
+}
+
+struct md_error *md_target_tls_address(struct md_target *t, const struct md_module *mod,
+				       const struct md_thread *thread, uint64_t offset,
+				       uint64_t *address_ret)
+{
+	if (!t->symbols)
+		return no_symbols();
+	if (!thread->regs_valid)
+		return md_error_create(MD_ERR_NOT_FOUND, "thread %d: registers unknown", (int)thread->tid);
+	int64_t tls_offset;
+	struct md_error *err = md_symbols_tls_offset(t->symbols, mod, t, &tls_offset);
+	if (err)
+		return err;
+	*address_ret = thread->regs[MD_REG_FS_BASE] - (uint64_t)tls_offset + offset;
+	return NULL;
+}
+
+struct md_error *md_target_backtrace(struct md_target *t, const struct md_thread *thread,
+				     uint64_t *pcs, size_t max, size_t *n_ret)
+{
+	if (!t->ops->backtrace)
+		return md_error_create(MD_ERR_UNSUPPORTED, "no unwinder for this target");
+	return t->ops->backtrace(t, thread, pcs, max, n_ret);
+}
+
+const char *md_symbol_source_name(enum md_symbol_source src)
+{
+	switch (src) {
+	case MD_SYMSRC_DWARF:
+		return "dwarf";
+	case MD_SYMSRC_SYMTAB:
+		return "symtab";
+	case MD_SYMSRC_DYNSYM:
+		return "dynsym";
+	case MD_SYMSRC_HEURISTIC:
+		return "heuristic";
+	case MD_SYMSRC_NONE:
+		break;
+	}
+	return "none";
+}
+
+void md_target_destroy(struct md_target *t)
+{
+	if (!t)
+		return;
+	if (t->ops && t->ops->destroy_impl)
+		t->ops->destroy_impl(t);
+	md_mappings_free(t->mappings, t->n_mappings);
+	free(t->threads);
+	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++)
+		free(t->cache[i].data);
+	md_symbols_destroy(t->symbols);
+	free(t);
+}

@@ -1,0 +1,52 @@
+/* The inside of struct md_target, shared by the live and core back ends in attach/. */
+#ifndef MEMDISSECT_TARGET_IMPL_H
+#define MEMDISSECT_TARGET_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memdissect/target.h"
+#include "symbols.h"
+
+struct md_target_ops {
+	/* Copy [addr, addr+len) of present pages; the caller has checked mapping and residency. */
+	struct md_error *(*read_present)(struct md_target *t, uint64_t addr, void *buf, size_t len);
+	struct md_error *(*backtrace)(struct md_target *t, const struct md_thread *thread,
+				      uint64_t *pcs, size_t max, size_t *n_ret);
+	void (*destroy_impl)(struct md_target *t);
+};
+
+#define MD_READ_CACHE_BLOCK (256 * 1024)
+#define MD_READ_CACHE_BLOCKS 32
+
+struct md_read_cache_block {
+	uint64_t base; /* block-aligned address; UINT64_MAX when empty */
+	uint64_t last_use;
+	uint8_t *data;
+};
+
+struct md_target {
+	enum md_target_source source;
+	int32_t pid;
+	const struct md_target_ops *ops;
+	void *impl;
+
+	struct md_mapping *mappings;
+	size_t n_mappings;
+	struct md_thread *threads;
+	size_t n_threads;
+
+	struct md_symbols *symbols;
+	bool debuginfo_disabled;
+
+	struct md_read_cache_block cache[MD_READ_CACHE_BLOCKS];
+	uint64_t cache_clock;
+};
+
+/* Drop every cached read (the target may have run). */
+void md_target_cache_drop(struct md_target *t);
+/* Free mappings, threads, cache, symbols; then ops->destroy_impl. */
+void md_target_destroy(struct md_target *t);
+
+#endif

@@ -1,0 +1,90 @@
+/* The allocator plugin ABI. A plugin is a shared object in plugins/<name>/ that exports
+ *     const struct md_plugin *md_plugin_entry(void);
+ * The host refuses a plugin whose abi_version differs from MD_PLUGIN_ABI_VERSION.
+ * Plugins call the exported md_target_*, md_sink_*, md_node_* and md_error_* functions of the
+ * host (the executable is linked with -rdynamic) and nothing else of it. */
+#ifndef MEMDISSECT_PLUGIN_H
+#define MEMDISSECT_PLUGIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memdissect/error.h"
+#include "memdissect/node.h"
+#include "memdissect/target.h"
+
+#define MD_PLUGIN_ABI_VERSION 1
+#define MD_PLUGIN_ENTRY "md_plugin_entry"
+
+/* What a span of allocator memory holds. */
+enum md_span_kind {
+	MD_SPAN_LIVE,     /* bytes of an allocation in use (usable size) */
+	MD_SPAN_FREE,     /* free memory the allocator keeps (binned chunk, top, free region, dirty extent) */
+	MD_SPAN_CACHED,   /* free but parked in a thread cache or fastbin: counts as free memory */
+	MD_SPAN_METADATA, /* allocator bookkeeping: arena, heap header, tcache struct, base blocks */
+	MD_SPAN_OVERHEAD, /* per-allocation header/padding bytes next to live data */
+	/* Not a class: pages in [start, end) that the allocator would hand back to the OS now
+	 * (malloc_trim / purge). The classifier counts the resident pages among them. */
+	MD_SPAN_RELEASABLE,
+	MD_SPAN_KIND_COUNT,
+};
+
+enum md_finding_severity { MD_FINDING_INFO, MD_FINDING_WARNING, MD_FINDING_CORRUPT };
+
+struct md_sink;
+
+/* Declare an allocator region (an arena heap, the sbrk heap, a group of mmapped chunks, an extent
+ * span). group is the plugin's index of the arena it belongs to (-1: none). label is copied.
+ * Regions of one plugin must not overlap. Returns the region's id, or -1 when out of memory. */
+int md_sink_region(struct md_sink *sink, uint64_t start, uint64_t end, int group, const char *label);
+/* Attribute [start, end) to kind, in arena group. Spans of one plugin must not overlap, except
+ * MD_SPAN_RELEASABLE which overlays the others. Spans may cover pages that are not resident. */
+void md_sink_span(struct md_sink *sink, enum md_span_kind kind, uint64_t start, uint64_t end, int group);
+/* Record a finding ("chunk at 0x... has size 0x... past the heap end"). */
+void md_sink_finding(struct md_sink *sink, enum md_finding_severity severity, uint64_t address,
+		     int group, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Count of findings so far: a walker bounds its own noise with it. */
+unsigned md_sink_finding_count(const struct md_sink *sink);
+
+/* What the classifier made of one arena group (or of the whole plugin with group -1),
+ * available to the plugin's report() after the walk. Page figures count resident pages only. */
+struct md_group_stats {
+	uint64_t span_bytes[MD_SPAN_KIND_COUNT]; /* bytes per span kind, resident or not */
+	uint64_t live_pages, free_pages, metadata_pages; /* resident pages by class */
+	uint64_t nonresident_pages;   /* allocator pages not resident (released or never touched) */
+	uint64_t pinned_free_bytes;   /* free bytes on resident pages that also hold live bytes */
+	uint64_t releasable_bytes;    /* resident bytes inside MD_SPAN_RELEASABLE spans */
+};
+void md_sink_group_stats(const struct md_sink *sink, int group, struct md_group_stats *stats_ret);
+
+struct md_plugin_options {
+	bool debuginfo_disabled; /* --debuginfo=off */
+	unsigned verbosity;
+};
+
+struct md_plugin {
+	uint32_t abi_version; /* MD_PLUGIN_ABI_VERSION */
+	const char *name;     /* "glibc", "jemalloc" */
+	const char *description;
+
+	/* Before the pause. Find the allocator's state: modules, symbols, layouts.
+	 * *state_ret = NULL with a NULL error means "this allocator is not in the target".
+	 * An error means it is there but cannot be analysed (the message says what was tried). */
+	struct md_error *(*open)(struct md_target *t, const struct md_plugin_options *opts,
+				 void **state_ret);
+	/* In the pause, before walk: is every thread outside the allocator and every lock free?
+	 * Return false with a one-line reason in why (size why_len) to ask for a retry. */
+	bool (*quiescent)(void *state, struct md_target *t, char *why, size_t why_len);
+	/* In the pause: walk the allocator's structures, emitting regions, spans and findings.
+	 * inconsistent is true when the last quiescence check failed after all retries. */
+	struct md_error *(*walk)(void *state, struct md_target *t, struct md_sink *sink,
+				 bool inconsistent);
+	/* After the target runs again: fill this allocator's report object (pre-filled with
+	 * "name"). Must not read target memory. */
+	struct md_error *(*report)(void *state, const struct md_sink *sink, struct md_node *allocator);
+	void (*close)(void *state);
+};
+
+typedef const struct md_plugin *(*md_plugin_entry_fn)(void);
+
+#endif

@@ -1,0 +1,112 @@
+/* The report: plain data built once after the pause. Renderers read only this. */
+#ifndef MEMDISSECT_REPORT_H
+#define MEMDISSECT_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "memdissect/error.h"
+#include "memdissect/node.h"
+#include "memdissect/target.h"
+
+/* Every resident page of the target is in exactly one class. */
+enum md_class {
+	MD_CLASS_LIVE,
+	MD_CLASS_FREE,
+	MD_CLASS_METADATA,
+	MD_CLASS_STACK,
+	MD_CLASS_FILE,
+	MD_CLASS_SHARED,
+	MD_CLASS_ANON_OTHER,
+	MD_CLASS_COUNT,
+};
+const char *md_class_name(enum md_class c); /* "live", "free", ..., "anon_other" */
+
+struct md_report_region {
+	uint64_t start, end, offset;
+	char perms[5];          /* "rw-p" */
+	char *path;             /* NULL when anonymous */
+	enum md_map_kind kind;
+	const char *kind_name;  /* "heap", "anon", "stack", "file", "shared", "special" */
+	const char *allocator;  /* allocator claiming pages here, or NULL */
+	uint64_t rss_bytes, pss_bytes, swap_bytes;
+	uint64_t classes[MD_CLASS_COUNT]; /* bytes; sum == rss_bytes */
+};
+
+struct md_report_finding {
+	const char *allocator;  /* NULL for the core */
+	const char *severity;   /* "info", "warning", "corrupt" */
+	uint64_t address;
+	int group;
+	char *message;
+};
+
+struct md_report {
+	int schema_version; /* 1 */
+	struct {
+		int32_t pid;
+		char comm[64];
+		char *exe;
+		const char *source;     /* "live" or "core" */
+		double pause_ms;        /* how long the target was stopped (0 for cores) */
+		double total_ms;        /* wall time of the whole analysis */
+		size_t threads;
+		unsigned attach_retries; /* re-stops asked by plugins for consistency */
+	} target;
+	struct {
+		uint64_t rss_bytes, pss_bytes, uss_bytes, swap_bytes, vm_size_bytes;
+		uint64_t anon_bytes, file_bytes, shmem_bytes; /* status RssAnon/RssFile/RssShmem */
+		uint64_t status_vm_rss_bytes;                  /* VmRSS as /proc/PID/status said */
+	} memory;
+	uint64_t classes[MD_CLASS_COUNT];
+	/* Pages whose per-page evidence disagreed with smaps and were moved to match it. */
+	uint64_t reconciled_pages;
+
+	struct md_report_region *regions;
+	size_t n_regions;
+
+	struct {
+		bool valid;
+		uint64_t mem_total_bytes, mem_available_bytes, mem_free_bytes, cached_bytes, swap_total_bytes, swap_free_bytes;
+	} system;
+	struct {
+		bool valid;
+		char *path;
+		int version; /* 1 or 2 */
+		uint64_t usage_bytes;
+		uint64_t limit_bytes; /* UINT64_MAX when unlimited */
+	} cgroup;
+
+	/* JSON array of allocator objects filled by the plugins ({"name": "glibc", ...}). */
+	struct md_node *allocators;
+	struct md_report_finding *findings;
+	size_t n_findings;
+	/* Lines that say what could not be done ("glibc: main_arena not found: ..."). */
+	char **notes;
+	size_t n_notes;
+	bool partial; /* some allocator was present but could not be analysed */
+};
+
+void md_report_init(struct md_report *r);
+void md_report_deinit(struct md_report *r);
+struct md_error *md_report_add_note(struct md_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Renderers. */
+struct md_render_options {
+	bool color;     /* ANSI colour (only when the output is a tty, unless forced) */
+	int width;      /* terminal width; 0 = 100 */
+	bool map;       /* full drainability map instead of the summary */
+	int top;        /* how many mappings to list in the text report (default 15) */
+};
+struct md_error *md_render_text(const struct md_report *r, const struct md_render_options *opts, FILE *out);
+/* The JSON document of docs/json.md; built as a node so tests and diff can read it back. */
+struct md_error *md_report_to_node(const struct md_report *r, struct md_node **node_ret);
+struct md_error *md_render_json(const struct md_report *r, FILE *out);
+
+/* Human units: "1.50 GiB", "210 MiB", "12.0 KiB", "512 B". buf of at least 16 bytes. */
+const char *md_format_bytes(uint64_t bytes, char *buf, size_t len);
+
+#endif

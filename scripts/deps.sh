@@ -1,0 +1,17 @@
+#!/bin/sh
+# Install the Debian packages memdissect needs, only when one is missing (apt-get update once).
+set -e
+pkgs="gcc make pkg-config libdw-dev libelf-dev libunwind-dev libcapstone-dev check libc6-dbg libjemalloc-dev util-linux"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "memdissect: installing missing Debian packages:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "memdissect: not root: run as root or install them by hand: apt-get install$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,29 @@
+/* One analysis, from attach to a finished report: the wiring of target, plugins, classifier. */
+#ifndef MEMDISSECT_ANALYZE_H
+#define MEMDISSECT_ANALYZE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "classify.h"
+#include "memdissect/report.h"
+#include "plugins.h"
+
+struct md_analyze_options {
+	bool debuginfo_disabled;
+	unsigned hold_pause_ms;   /* tests: keep the target stopped this long before detaching */
+	unsigned max_retries;     /* consistency re-stops (default 5) */
+	unsigned retry_usec;      /* how long the target runs between them (default 2000) */
+	const char *only_plugin;  /* analyse with this plugin only (NULL: all) */
+};
+
+struct md_analysis {
+	struct md_report report;
+	struct md_classifier *classifier; /* kept: the report points into it */
+	struct md_plugin_set plugins;
+};
+
+struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a);
+void md_analysis_deinit(struct md_analysis *a);
+
+#endif

@@ -1,0 +1,505 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+
+#define MAX_GROUPS 65536
+#define MAX_FINDINGS 10000
+
+enum page_flag { F_LIVE = 1, F_META = 2, F_FREE = 4 };
+
+struct map_acc {
+	uint8_t *flags;
+	uint16_t *free_bytes;
+	int owner; /* index of the first sink that put a span here, -1 none */
+};
+
+struct region {
+	struct md_region_result res;
+	char *label;
+};
+
+struct md_sink {
+	struct md_classifier *c;
+	int index;
+	char *name;
+	struct md_group_stats *groups; /* [0] is group -1, [g+1] is group g */
+	size_t n_groups;
+	struct md_group_stats total;
+};
+
+struct md_classifier {
+	const struct md_target *t;
+	const struct md_mapping *maps;
+	size_t n_maps;
+	struct map_acc *acc;
+	size_t last_map; /* locality hint for lookups */
+	struct md_sink **sinks;
+	size_t n_sinks;
+	struct region *regions;
+	size_t n_regions, cap_regions;
+	struct md_region_result *results; /* flat copy for md_classifier_regions */
+	struct md_report_finding *findings;
+	size_t n_findings, cap_findings;
+	uint64_t dropped_findings;
+	unsigned total_findings;
+	bool finished;
+};
+
+struct md_error *md_classifier_create(const struct md_target *t, struct md_classifier **c_ret)
+{
+	struct md_classifier *c = calloc(1, sizeof(*c));
+	if (!c)
+		return &md_error_nomem;
+	c->t = t;
+	c->maps = md_target_mappings(t, &c->n_maps);
+	c->acc = calloc(c->n_maps ? c->n_maps : 1, sizeof(*c->acc));
+	if (!c->acc) {
+		free(c);
+		return &md_error_nomem;
+	}
+	for (size_t i = 0; i < c->n_maps; i++)
+		c->acc[i].owner = -1;
+	*c_ret = c;
+	return NULL;
+}
+
+void md_classifier_destroy(struct md_classifier *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_maps; i++) {
+		free(c->acc[i].flags);
+		free(c->acc[i].free_bytes);
+	}
+	free(c->acc);
+	for (size_t i = 0; i < c->n_sinks; i++) {
+		free(c->sinks[i]->name);
+		free(c->sinks[i]->groups);
+		free(c->sinks[i]);
+	}
+	free(c->sinks);
+	for (size_t i = 0; i < c->n_regions; i++)
+		free(c->regions[i].label);
+	free(c->regions);
+	free(c->results);
+	for (size_t i = 0; i < c->n_findings; i++)
+		free(c->findings[i].message);
+	free(c->findings);
+	free(c);
+}
+
+struct md_sink *md_classifier_sink(struct md_classifier *c, const char *plugin_name)
+{
+	for (size_t i = 0; i < c->n_sinks; i++)
+		if (strcmp(c->sinks[i]->name, plugin_name) == 0)
+			return c->sinks[i];
+	struct md_sink **ns = realloc(c->sinks, (c->n_sinks + 1) * sizeof(*ns));
+	if (!ns)
+		return NULL;
+	c->sinks = ns;
+	struct md_sink *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->name = strdup(plugin_name);
+	if (!s->name) {
+		free(s);
+		return NULL;
+	}
+	s->c = c;
+	s->index = (int)c->n_sinks;
+	c->sinks[c->n_sinks++] = s;
+	return s;
+}
+
+/* Index of the mapping containing addr, else of the first mapping above it (n_maps if none). */
+static size_t map_index(struct md_classifier *c, uint64_t addr)
+{
+	size_t h = c->last_map;
+	if (h < c->n_maps && addr >= c->maps[h].start && addr < c->maps[h].end)
+		return h;
+	size_t lo = 0, hi = c->n_maps;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->maps[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	c->last_map = lo;
+	return lo;
+}
+
+static bool ensure_acc(struct md_classifier *c, size_t mi)
+{
+	struct map_acc *a = &c->acc[mi];
+	if (a->flags)
+		return true;
+	size_t npages = (size_t)((c->maps[mi].end - c->maps[mi].start) / MD_PAGE_SIZE);
+	a->flags = calloc(npages ? npages : 1, 1);
+	a->free_bytes = calloc(npages ? npages : 1, sizeof(uint16_t));
+	if (!a->flags || !a->free_bytes) {
+		free(a->flags);
+		free(a->free_bytes);
+		a->flags = NULL;
+		a->free_bytes = NULL;
+		return false;
+	}
+	return true;
+}
+
+static struct md_group_stats *group_stats(struct md_sink *s, int group)
+{
+	if (group < -1 || group >= MAX_GROUPS - 1)
+		group = -1;
+	size_t idx = (size_t)(group + 1);
+	if (idx >= s->n_groups) {
+		size_t n = idx + 1 > s->n_groups * 2 ? idx + 1 : s->n_groups * 2;
+		struct md_group_stats *ng = realloc(s->groups, n * sizeof(*ng));
+		if (!ng)
+			return NULL;
+		memset(ng + s->n_groups, 0, (n - s->n_groups) * sizeof(*ng));
+		s->groups = ng;
+		s->n_groups = n;
+	}
+	return &s->groups[idx];
+}
+
+static uint8_t page_bits_of(const struct md_mapping *m, uint64_t page)
+{
+	return m->pages ? m->pages[(page - m->start) >> MD_PAGE_SHIFT] : 0;
+}
+
+void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uint64_t end, int group)
+{
+	if (!s || end <= start || (unsigned)kind >= MD_SPAN_KIND_COUNT)
+		return;
+	struct md_classifier *c = s->c;
+	struct md_group_stats *g = group_stats(s, group);
+	if (g)
+		g->span_bytes[kind] += end - start;
+	s->total.span_bytes[kind] += end - start;
+
+	uint64_t a = start;
+	while (a < end) {
+		size_t mi = map_index(c, a);
+		if (mi >= c->n_maps)
+			break;
+		const struct md_mapping *m = &c->maps[mi];
+		if (m->start >= end)
+			break;
+		if (a < m->start)
+			a = m->start;
+		uint64_t seg_end = end < m->end ? end : m->end;
+		if (kind == MD_SPAN_RELEASABLE) {
+			uint64_t first = MD_PAGE_UP(a), last = MD_PAGE_DOWN(seg_end);
+			for (uint64_t p = first; p < last; p += MD_PAGE_SIZE) {
+				if (MD_PAGE_COUNTED(page_bits_of(m, p))) {
+					if (g)
+						g->releasable_bytes += MD_PAGE_SIZE;
+					s->total.releasable_bytes += MD_PAGE_SIZE;
+				}
+			}
+			a = seg_end;
+			continue;
+		}
+		if (!ensure_acc(c, mi))
+			return;
+		struct map_acc *acc = &c->acc[mi];
+		if (acc->owner < 0)
+			acc->owner = s->index;
+		uint8_t flag = kind == MD_SPAN_LIVE ? F_LIVE
+			       : (kind == MD_SPAN_METADATA || kind == MD_SPAN_OVERHEAD) ? F_META
+										 : F_FREE;
+		for (uint64_t p = MD_PAGE_DOWN(a); p < seg_end; p += MD_PAGE_SIZE) {
+			size_t idx = (size_t)((p - m->start) >> MD_PAGE_SHIFT);
+			acc->flags[idx] |= flag;
+			if (flag == F_FREE) {
+				uint64_t lo = a > p ? a : p;
+				uint64_t hi = seg_end < p + MD_PAGE_SIZE ? seg_end : p + MD_PAGE_SIZE;
+				uint32_t v = acc->free_bytes[idx] + (uint32_t)(hi - lo);
+				acc->free_bytes[idx] = v > 0xffff ? 0xffff : (uint16_t)v;
+			}
+		}
+		a = seg_end;
+	}
+}
+
+int md_sink_region(struct md_sink *s, uint64_t start, uint64_t end, int group, const char *label)
+{
+	if (!s || end <= start)
+		return -1;
+	struct md_classifier *c = s->c;
+	if (c->n_regions == c->cap_regions) {
+		size_t n = c->cap_regions ? c->cap_regions * 2 : 64;
+		struct region *nr = realloc(c->regions, n * sizeof(*nr));
+		if (!nr)
+			return -1;
+		c->regions = nr;
+		c->cap_regions = n;
+	}
+	struct region *r = &c->regions[c->n_regions];
+	memset(r, 0, sizeof(*r));
+	r->label = strdup(label ? label : "");
+	if (!r->label)
+		return -1;
+	r->res.start = start;
+	r->res.end = end;
+	r->res.group = group;
+	r->res.plugin = s->name;
+	r->res.label = r->label;
+	return (int)c->n_regions++;
+}
+
+void md_sink_finding(struct md_sink *s, enum md_finding_severity severity, uint64_t address, int group,
+		     const char *fmt, ...)
+{
+	if (!s)
+		return;
+	struct md_classifier *c = s->c;
+	c->total_findings++;
+	if (c->n_findings >= MAX_FINDINGS) {
+		c->dropped_findings++;
+		return;
+	}
+	if (c->n_findings == c->cap_findings) {
+		size_t n = c->cap_findings ? c->cap_findings * 2 : 32;
+		struct md_report_finding *nf = realloc(c->findings, n * sizeof(*nf));
+		if (!nf) {
+			c->dropped_findings++;
+			return;
+		}
+		c->findings = nf;
+		c->cap_findings = n;
+	}
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		c->dropped_findings++;
+		return;
+	}
+	static const char *const sev[] = { "info", "warning", "corrupt" };
+	c->findings[c->n_findings++] = (struct md_report_finding){
+		.allocator = s->name,
+		.severity = (unsigned)severity <= MD_FINDING_CORRUPT ? sev[severity] : "warning",
+		.address = address,
+		.group = group,
+		.message = msg,
+	};
+}
+
+unsigned md_sink_finding_count(const struct md_sink *s)
+{
+	return s ? s->c->total_findings : 0;
+}
+
+void md_sink_group_stats(const struct md_sink *s, int group, struct md_group_stats *stats_ret)
+{
+	memset(stats_ret, 0, sizeof(*stats_ret));
+	if (!s)
+		return;
+	if (group < 0) { /* the whole plugin */
+		*stats_ret = s->total;
+		return;
+	}
+	size_t idx = (size_t)(group + 1);
+	if (idx < s->n_groups)
+		*stats_ret = s->groups[idx];
+}
+
+/* The class of one resident page. */
+static enum md_class page_class(const struct md_mapping *m, uint8_t bits, uint8_t flags)
+{
+	if (m->kind == MD_MAP_SHARED || (m->perms & MD_PERM_SHARED))
+		return MD_CLASS_SHARED;
+	if (flags & F_LIVE)
+		return MD_CLASS_LIVE;
+	if (flags & F_META)
+		return MD_CLASS_METADATA;
+	if (flags & F_FREE)
+		return MD_CLASS_FREE;
+	if (!(bits & MD_PAGE_EXCLUSIVE) && !(bits & MD_PAGE_UNKNOWN))
+		return MD_CLASS_SHARED;
+	if (m->kind == MD_MAP_STACK)
+		return MD_CLASS_STACK;
+	if (m->kind == MD_MAP_FILE || m->kind == MD_MAP_SPECIAL)
+		return MD_CLASS_FILE;
+	return MD_CLASS_ANON_OTHER;
+}
+
+/* The class a page gets when only smaps knows it is resident. */
+static enum md_class mapping_class(const struct md_mapping *m)
+{
+	if (m->kind == MD_MAP_SHARED || (m->perms & MD_PERM_SHARED))
+		return MD_CLASS_SHARED;
+	if (m->kind == MD_MAP_STACK)
+		return MD_CLASS_STACK;
+	if (m->kind == MD_MAP_FILE || m->kind == MD_MAP_SPECIAL)
+		return MD_CLASS_FILE;
+	return MD_CLASS_ANON_OTHER;
+}
+
+static const char *kind_name(enum md_map_kind k)
+{
+	switch (k) {
+	case MD_MAP_ANON:
+		return "anon";
+	case MD_MAP_HEAP:
+		return "heap";
+	case MD_MAP_STACK:
+		return "stack";
+	case MD_MAP_FILE:
+		return "file";
+	case MD_MAP_SHARED:
+		return "shared";
+	case MD_MAP_SPECIAL:
+		return "special";
+	}
+	return "anon";
+}
+
+static void add_pages(struct md_group_stats *g, enum md_class cls, uint64_t n)
+{
+	if (cls == MD_CLASS_LIVE)
+		g->live_pages += n;
+	else if (cls == MD_CLASS_FREE)
+		g->free_pages += n;
+	else if (cls == MD_CLASS_METADATA)
+		g->metadata_pages += n;
+}
+
+static void finish_regions(struct md_classifier *c)
+{
+	for (size_t ri = 0; ri < c->n_regions; ri++) {
+		struct md_region_result *res = &c->regions[ri].res;
+		struct md_sink *s = NULL;
+		for (size_t k = 0; k < c->n_sinks; k++)
+			if (c->sinks[k]->name == res->plugin)
+				s = c->sinks[k];
+		uint64_t a = MD_PAGE_DOWN(res->start);
+		while (a < res->end) {
+			size_t mi = map_index(c, a);
+			const struct md_mapping *m = mi < c->n_maps ? &c->maps[mi] : NULL;
+			uint64_t seg_end;
+			if (!m || m->start >= res->end) {
+				res->nonresident_pages += (MD_PAGE_UP(res->end) - a) / MD_PAGE_SIZE;
+				break;
+			}
+			if (a < m->start) {
+				res->nonresident_pages += (m->start - a) / MD_PAGE_SIZE;
+				a = m->start;
+			}
+			seg_end = res->end < m->end ? MD_PAGE_UP(res->end) : m->end;
+			const struct map_acc *acc = &c->acc[mi];
+			for (uint64_t p = a; p < seg_end; p += MD_PAGE_SIZE) {
+				size_t idx = (size_t)((p - m->start) >> MD_PAGE_SHIFT);
+				uint8_t bits = page_bits_of(m, p);
+				if (!MD_PAGE_COUNTED(bits) && !(bits & MD_PAGE_UNKNOWN)) {
+					res->nonresident_pages++;
+					continue;
+				}
+				uint8_t flags = acc->flags ? acc->flags[idx] : 0;
+				enum md_class cls = page_class(m, bits, flags);
+				res->pages[cls]++;
+				if ((flags & F_LIVE) && acc->free_bytes)
+					res->pinned_free_bytes += acc->free_bytes[idx];
+			}
+			a = seg_end;
+		}
+		if (s) {
+			struct md_group_stats *g = group_stats(s, res->group);
+			struct md_group_stats *tot = &s->total;
+			for (int cls = 0; cls < MD_CLASS_COUNT; cls++) {
+				if (g)
+					add_pages(g, (enum md_class)cls, res->pages[cls]);
+				add_pages(tot, (enum md_class)cls, res->pages[cls]);
+			}
+			if (g) {
+				g->nonresident_pages += res->nonresident_pages;
+				g->pinned_free_bytes += res->pinned_free_bytes;
+			}
+			tot->nonresident_pages += res->nonresident_pages;
+			tot->pinned_free_bytes += res->pinned_free_bytes;
+		}
+	}
+	c->results = calloc(c->n_regions ? c->n_regions : 1, sizeof(*c->results));
+	if (c->results)
+		for (size_t i = 0; i < c->n_regions; i++)
+			c->results[i] = c->regions[i].res;
+}
+
+const struct md_region_result *md_classifier_regions(const struct md_classifier *c, size_t *n_ret)
+{
+	*n_ret = c->results ? c->n_regions : 0;
+	return c->results;
+}
+
+struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report *r)
+{
+	if (c->finished)
+		return md_error_create(MD_ERR_USAGE, "classifier finished twice");
+	c->finished = true;
+	finish_regions(c);
+
+	r->regions = calloc(c->n_maps ? c->n_maps : 1, sizeof(*r->regions));
+	if (!r->regions)
+		return &md_error_nomem;
+	r->n_regions = c->n_maps;
+	memset(r->classes, 0, sizeof(r->classes));
+	for (size_t mi = 0; mi < c->n_maps; mi++) {
+		const struct md_mapping *m = &c->maps[mi];
+		const struct map_acc *acc = &c->acc[mi];
+		struct md_report_region *rr = &r->regions[mi];
+		rr->start = m->start;
+		rr->end = m->end;
+		rr->offset = m->offset;
+		snprintf(rr->perms, sizeof(rr->perms), "%c%c%c%c", m->perms & MD_PERM_READ ? 'r' : '-',
+			 m->perms & MD_PERM_WRITE ? 'w' : '-', m->perms & MD_PERM_EXEC ? 'x' : '-',
+			 m->perms & MD_PERM_SHARED ? 's' : 'p');
+		if (m->path) {
+			rr->path = strdup(m->path);
+			if (!rr->path)
+				return &md_error_nomem;
+		}
+		rr->kind = m->kind;
+		rr->kind_name = kind_name(m->kind);
+		rr->allocator = acc->owner >= 0 ? c->sinks[acc->owner]->name : NULL;
+		rr->rss_bytes = m->smaps.rss;
+		rr->pss_bytes = m->smaps.pss;
+		rr->swap_bytes = m->smaps.swap;
+		uint64_t counted = 0;
+		if (m->pages) {
+			size_t npages = (size_t)((m->end - m->start) / MD_PAGE_SIZE);
+			for (size_t i = 0; i < npages; i++) {
+				uint8_t bits = m->pages[i];
+				if (!MD_PAGE_COUNTED(bits))
+					continue;
+				enum md_class cls = page_class(m, bits, acc->flags ? acc->flags[i] : 0);
+				rr->classes[cls] += MD_PAGE_SIZE;
+				counted += MD_PAGE_SIZE;
+			}
+		}
+		rr->classes[mapping_class(m)] += m->extra_rss_pages * MD_PAGE_SIZE;
+		counted += m->extra_rss_pages * MD_PAGE_SIZE;
+		if (!m->smaps.valid)
+			rr->rss_bytes = counted;
+		for (int k = 0; k < MD_CLASS_COUNT; k++)
+			r->classes[k] += rr->classes[k];
+	}
+
+	if (c->n_findings) {
+		r->findings = c->findings;
+		r->n_findings = c->n_findings;
+		c->findings = NULL; /* the report owns them now; allocator names live in the sinks */
+		c->n_findings = c->cap_findings = 0;
+	}
+	if (c->dropped_findings)
+		md_report_add_note(r, "%llu more findings were not recorded",
+				   (unsigned long long)c->dropped_findings);
+	return NULL;
+}

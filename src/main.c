@@ -1,0 +1,254 @@
+/* memdissect: the command line. The only place that prints errors or exits. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "analyze.h"
+#include "live.h"
+#include "memdissect/report.h"
+#include "plugins.h"
+
+#define MEMDISSECT_VERSION "0.1.0"
+
+/* Documented in README.md and docs/exit-codes.md. */
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_INTERNAL = 1,
+	EXIT_USAGE = 2,
+	EXIT_NO_PROCESS = 3,
+	EXIT_PERMISSION = 4,
+	EXIT_ZOMBIE = 5,
+	EXIT_EXITED = 6,
+	EXIT_BAD_FILE = 7,
+	EXIT_UNSUPPORTED = 8,
+	EXIT_PARTIAL = 10,
+	EXIT_INTERRUPTED = 130,
+};
+
+static int exit_code_of(const struct md_error *err)
+{
+	switch (err->code) {
+	case MD_ERR_USAGE:
+		return EXIT_USAGE;
+	case MD_ERR_NO_PROCESS:
+		return EXIT_NO_PROCESS;
+	case MD_ERR_PERMISSION:
+		return EXIT_PERMISSION;
+	case MD_ERR_ZOMBIE:
+		return EXIT_ZOMBIE;
+	case MD_ERR_EXITED:
+		return EXIT_EXITED;
+	case MD_ERR_BAD_FILE:
+		return EXIT_BAD_FILE;
+	case MD_ERR_UNSUPPORTED:
+		return EXIT_UNSUPPORTED;
+	case MD_ERR_INTERRUPTED:
+		return EXIT_INTERRUPTED;
+	default:
+		return EXIT_INTERNAL;
+	}
+}
+
+static int fail(struct md_error *err)
+{
+	int code = exit_code_of(err);
+	fprintf(stderr, "memdissect: %s\n", err->message ? err->message : "error");
+	md_error_destroy(err);
+	return code;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: memdissect attach [options] PID\n"
+		"       memdissect plugins\n"
+		"       memdissect --help | --version\n"
+		"\n"
+		"attach: stop every thread of PID briefly, account for every resident page\n"
+		"        (live heap, free, allocator metadata, stack, file, shared, other anonymous)\n"
+		"        and explain the gap between the heap and RSS.\n"
+		"\n"
+		"options:\n"
+		"  --json              JSON report (docs/json.md)\n"
+		"  --color, --no-color colour in the text report (default: when stdout is a tty)\n"
+		"  --debuginfo=MODE    auto (default): use debug info when found; off: never\n"
+		"  --top N             mappings listed in the text report (default 15)\n"
+		"  --plugin NAME       use only this allocator plugin\n"
+		"\n"
+		"exit codes: 0 ok, 1 internal error, 2 usage, 3 no such process, 4 permission denied,\n"
+		"            5 zombie, 6 target exited during the attach, 7 bad input file,\n"
+		"            8 unsupported, 10 partial report, 130 interrupted\n");
+}
+
+static int cmd_plugins(void)
+{
+	struct md_plugin_set set;
+	md_plugins_load(&set);
+	if (set.n == 0)
+		printf("no plugins found (searched $MEMDISSECT_PLUGIN_PATH, <exe dir>/plugins, %s)\n",
+#ifdef MD_PLUGIN_DIR
+		       MD_PLUGIN_DIR
+#else
+		       "the plugin directory"
+#endif
+		);
+	for (size_t i = 0; i < set.n; i++) {
+		const struct md_loaded_plugin *lp = &set.items[i];
+		if (lp->plugin)
+			printf("%-10s ok        %s  (%s)\n", lp->plugin->name, lp->path,
+			       lp->plugin->description ? lp->plugin->description : "");
+		else
+			printf("%-10s refused   %s  (%s)\n", "-", lp->path, lp->problem ? lp->problem : "");
+	}
+	md_plugins_unload(&set);
+	return EXIT_OK;
+}
+
+static int terminal_width(void)
+{
+	struct winsize ws;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
+		return ws.ws_col;
+	const char *cols = getenv("COLUMNS");
+	if (cols && atoi(cols) >= 40)
+		return atoi(cols);
+	return 100;
+}
+
+static bool parse_uint(const char *s, unsigned long max, unsigned long *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long x = strtoul(s, &end, 10);
+	if (errno || end == s || *end || x > max || s[0] == '-')
+		return false;
+	*v = x;
+	return true;
+}
+
+enum { OPT_JSON = 256, OPT_COLOR, OPT_NO_COLOR, OPT_DEBUGINFO, OPT_TOP, OPT_HOLD, OPT_PLUGIN, OPT_MAP };
+
+static int cmd_attach(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "color", no_argument, NULL, OPT_COLOR },
+		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
+		{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
+		{ "top", required_argument, NULL, OPT_TOP },
+		{ "hold-pause", required_argument, NULL, OPT_HOLD },
+		{ "plugin", required_argument, NULL, OPT_PLUGIN },
+		{ "map", no_argument, NULL, OPT_MAP },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int color = -1;
+	struct md_analyze_options aopts = { 0 };
+	struct md_render_options ropts = { .top = 15 };
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		unsigned long v;
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_COLOR:
+			color = 1;
+			break;
+		case OPT_NO_COLOR:
+			color = 0;
+			break;
+		case OPT_DEBUGINFO:
+			if (strcmp(optarg, "off") == 0)
+				aopts.debuginfo_disabled = true;
+			else if (strcmp(optarg, "auto") != 0)
+				return fail(md_error_create(MD_ERR_USAGE, "--debuginfo takes auto or off, not '%s'", optarg));
+			break;
+		case OPT_TOP:
+			if (!parse_uint(optarg, 100000, &v))
+				return fail(md_error_create(MD_ERR_USAGE, "--top takes a number, not '%s'", optarg));
+			ropts.top = (int)v;
+			break;
+		case OPT_HOLD:
+			if (!parse_uint(optarg, 3600000, &v))
+				return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds, not '%s'", optarg));
+			aopts.hold_pause_ms = (unsigned)v;
+			break;
+		case OPT_PLUGIN:
+			aopts.only_plugin = optarg;
+			break;
+		case OPT_MAP:
+			ropts.map = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	unsigned long pid;
+	if (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0)
+		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
+
+	if (color < 0)
+		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	ropts.color = color;
+	ropts.width = terminal_width();
+
+	struct md_analysis a;
+	struct md_error *err = md_analyze_live((pid_t)pid, &aopts, &a);
+	if (err) {
+		md_analysis_deinit(&a);
+		return fail(err);
+	}
+	err = json ? md_render_json(&a.report, stdout) : md_render_text(&a.report, &ropts, stdout);
+	bool partial = a.report.partial;
+	if (!err && fflush(stdout) != 0)
+		err = md_error_os(errno, "writing the report");
+	if (!err && json && partial) {
+		for (size_t i = 0; i < a.report.n_notes; i++)
+			fprintf(stderr, "memdissect: %s\n", a.report.notes[i]);
+	}
+	md_analysis_deinit(&a);
+	if (err)
+		return fail(err);
+	return partial ? EXIT_PARTIAL : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	md_live_install_signal_handlers();
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("memdissect %s\n", MEMDISSECT_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "attach") == 0)
+		return cmd_attach(argc - 1, argv + 1);
+	if (strcmp(cmd, "plugins") == 0)
+		return cmd_plugins();
+	fprintf(stderr, "memdissect: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}

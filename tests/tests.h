@@ -1,0 +1,58 @@
+/* Shared declarations of the Check suite. Each tests/check_<area>.c defines one Suite. */
+#ifndef MEMDISSECT_TESTS_H
+#define MEMDISSECT_TESTS_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "memdissect/node.h"
+
+/* Suites (weak: an area that is not built yet is simply absent). */
+Suite *node_suite(void) __attribute__((weak));
+Suite *procfs_suite(void) __attribute__((weak));
+Suite *symbols_suite(void) __attribute__((weak));
+Suite *classify_suite(void) __attribute__((weak));
+Suite *attach_suite(void) __attribute__((weak));
+Suite *render_suite(void) __attribute__((weak));
+Suite *plugin_suite(void) __attribute__((weak));
+Suite *glibc_suite(void) __attribute__((weak));
+Suite *glibc_heuristic_suite(void) __attribute__((weak));
+Suite *jemalloc_suite(void) __attribute__((weak));
+Suite *core_suite(void) __attribute__((weak));
+
+/* Helpers in tests/check_helpers.c. */
+/* Path of a built test program ($MD_TARGETS/name) and of memdissect ($MEMDISSECT). */
+const char *md_test_target_path(const char *name, char *buf, size_t len);
+const char *md_test_memdissect(void);
+bool md_test_sanitized(void); /* running the ASan+UBSan build */
+
+/* A test target started with a pipe on stdout: the target prints lines of "key value" ground
+ * truth and then "ready" and waits (pause()/read on stdin). */
+struct md_test_proc {
+	pid_t pid;
+	int out_fd;   /* target's stdout */
+	int in_fd;    /* target's stdin (write to wake/command it) */
+	char *truth;  /* all the text printed up to "ready" */
+};
+/* Start $MD_TARGETS/name with argv (NULL-terminated, argv[0] excluded); wait for "ready". */
+bool md_test_proc_start(struct md_test_proc *p, const char *name, const char *const *args);
+/* "key value" lookup in the truth text; returns false when absent. */
+bool md_test_truth_u64(const struct md_test_proc *p, const char *key, unsigned long long *v);
+/* Read more lines until one starts with prefix (e.g. "trimmed"); returns a malloc'd line. */
+char *md_test_proc_wait_line(struct md_test_proc *p, const char *prefix, int timeout_ms);
+void md_test_proc_stop(struct md_test_proc *p); /* SIGKILL + reap, frees */
+
+/* Run memdissect with args (NULL-terminated); capture stdout/stderr; return exit status
+ * (or -1). out/err are malloc'd (may be NULL if not wanted). */
+int md_test_run(const char *const *args, char **out, char **err, int timeout_ms);
+/* Run "memdissect attach --json PID [extra...]" and parse the JSON; NULL on failure. */
+struct md_node *md_test_attach_json(pid_t pid, const char *const *extra, int *status_ret);
+
+/* /proc/PID/status field in kB*1024, or UINT64_MAX. */
+unsigned long long md_test_status_bytes(pid_t pid, const char *field);
+/* Process state letter from /proc/PID/stat ('S', 't', 'T', ...), or 0. */
+char md_test_proc_state(pid_t pid);
+
+#endif
