@@ -113,7 +113,7 @@ static struct md_error *live_backtrace(struct md_target *t, const struct md_thre
 	struct live *lv = live_of(t);
 	if (!lv->stopped)
 		return md_error_create(MD_ERR_UNSUPPORTED, "backtrace needs the target stopped");
-	return md_unwind_ptrace(thread->tid, pcs, max, n_ret);
+	return md_unwind_ptrace(t, thread->tid, pcs, max, n_ret);
 }
 
 static void live_destroy_impl(struct md_target *t)
@@ -572,6 +572,24 @@ static struct md_error *wait_stopped(struct live *lv, struct task *tk)
 	}
 }
 
+/* A thread that is already gone or a zombie (its process may be exiting). */
+static bool thread_exiting(pid_t pid, pid_t tid)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return true;
+	}
+	const char *paren = strrchr(buf, ')');
+	char state = paren && paren[1] == ' ' ? paren[2] : '?';
+	free(buf);
+	return state == 'Z' || state == 'X' || state == 'x';
+}
+
 static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
 {
 	char path[64];
@@ -596,10 +614,12 @@ static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
 			int e = errno;
 			if (e == ESRCH)
 				continue; /* exited meanwhile */
+			if (e == EPERM && thread_exiting(lv->pid, (pid_t)tid))
+				continue; /* the kernel refuses to trace a thread that is exiting */
 			if (e == EPERM) {
 				struct md_proc_status st;
 				struct md_error *serr = read_status(lv->pid, &st);
-				if (serr) {
+				if (serr || st.state == 'Z' || st.state == 'X') {
 					md_error_destroy(serr);
 					err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
 				} else {

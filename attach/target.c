@@ -80,23 +80,51 @@ static enum page_source page_source(const struct md_mapping *m, uint64_t page)
 	return PAGE_ZERO;
 }
 
-static struct md_error *read_file_page(const struct md_mapping *m, uint64_t page, uint8_t *out)
+/* Pages that are not present in a file mapping are read from the file itself, through a small
+ * cache of open descriptors (the unwinder and symbol readers touch the same few libraries). */
+static int file_fd(struct md_target *t, const char *path)
 {
-	memset(out, 0, MD_PAGE_SIZE);
-	if (!m->path || m->path[0] != '/' || m->deleted)
-		return NULL;
-	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL; /* not readable: zeros, as for an unbacked page */
-	off_t off = (off_t)(m->offset + (page - m->start));
-	ssize_t n = pread(fd, out, MD_PAGE_SIZE, off);
-	(void)n;
-	close(fd);
-	return NULL;
+	for (size_t i = 0; i < MD_FILE_CACHE; i++)
+		if (t->files[i].path && strcmp(t->files[i].path, path) == 0)
+			return t->files[i].fd;
+	size_t slot = t->files_next++ % MD_FILE_CACHE;
+	if (t->files[slot].path) {
+		free(t->files[slot].path);
+		if (t->files[slot].fd >= 0)
+			close(t->files[slot].fd);
+	}
+	t->files[slot].path = strdup(path);
+	t->files[slot].fd = t->files[slot].path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	return t->files[slot].fd;
 }
 
-/* Fill out[0 .. npages*4096) from the pages at addr, batching runs of present pages. */
-static struct md_error *read_pages(struct md_target *t, uint64_t addr, uint8_t *out, size_t npages)
+static void read_file_pages(struct md_target *t, const struct md_mapping *m, uint64_t page, uint8_t *out,
+			    size_t npages)
+{
+	size_t len = npages * MD_PAGE_SIZE;
+	memset(out, 0, len);
+	if (!m->path || m->path[0] != '/' || m->deleted)
+		return; /* not readable: zeros, as for an unbacked page */
+	int fd = file_fd(t, m->path);
+	if (fd < 0)
+		return;
+	off_t off = (off_t)(m->offset + (page - m->start));
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, out + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* past the end of the file: zeros, as the kernel would give */
+		done += (size_t)n;
+	}
+}
+
+/* Fill out[0 .. npages*4096) from the pages at addr, batching runs of present pages.
+ * With bad_ret (npages <= 64), unreadable pages are zero-filled and flagged in *bad_ret
+ * instead of failing the whole read. */
+static struct md_error *read_pages_mask(struct md_target *t, uint64_t addr, uint8_t *out, size_t npages,
+					uint64_t *bad_ret)
 {
 	size_t i = 0;
 	const struct md_mapping *m = NULL;
@@ -105,6 +133,12 @@ static struct md_error *read_pages(struct md_target *t, uint64_t addr, uint8_t *
 		if (!m || page < m->start || page >= m->end)
 			m = md_target_find_mapping(t, page);
 		enum page_source src = page_source(m, page);
+		if (bad_ret && (src == PAGE_FAULT || src == PAGE_SWAPPED)) {
+			*bad_ret |= 1ULL << i;
+			memset(out + i * MD_PAGE_SIZE, 0, MD_PAGE_SIZE);
+			i++;
+			continue;
+		}
 		if (src == PAGE_FAULT)
 			return md_error_fault(MD_ERR_FAULT, page, "address 0x%llx is not mapped readable",
 					      (unsigned long long)page);
@@ -118,10 +152,15 @@ static struct md_error *read_pages(struct md_target *t, uint64_t addr, uint8_t *
 			continue;
 		}
 		if (src == PAGE_FILE) {
-			struct md_error *err = read_file_page(m, page, out + i * MD_PAGE_SIZE);
-			if (err)
-				return err;
-			i++;
+			size_t j = i + 1;
+			while (j < npages) {
+				uint64_t p2 = addr + (uint64_t)j * MD_PAGE_SIZE;
+				if (p2 >= m->end || page_source(m, p2) != PAGE_FILE)
+					break;
+				j++;
+			}
+			read_file_pages(t, m, page, out + i * MD_PAGE_SIZE, j - i);
+			i = j;
 			continue;
 		}
 		/* A run of present pages within this mapping. */
@@ -134,11 +173,23 @@ static struct md_error *read_pages(struct md_target *t, uint64_t addr, uint8_t *
 		}
 		struct md_error *err = t->ops->read_present(t, page, out + i * MD_PAGE_SIZE,
 							    (j - i) * MD_PAGE_SIZE);
+		if (err && bad_ret && err->code == MD_ERR_FAULT) {
+			md_error_destroy(err);
+			err = NULL;
+			for (size_t k = i; k < j; k++)
+				*bad_ret |= 1ULL << k;
+			memset(out + i * MD_PAGE_SIZE, 0, (j - i) * MD_PAGE_SIZE);
+		}
 		if (err)
 			return err;
 		i = j;
 	}
 	return NULL;
+}
+
+static struct md_error *read_pages(struct md_target *t, uint64_t addr, uint8_t *out, size_t npages)
+{
+	return read_pages_mask(t, addr, out, npages, NULL);
 }
 
 void md_target_cache_drop(struct md_target *t)
@@ -147,7 +198,8 @@ void md_target_cache_drop(struct md_target *t)
 		t->cache[i].base = UINT64_MAX;
 }
 
-static struct md_error *cache_block(struct md_target *t, uint64_t base, const uint8_t **data_ret)
+static struct md_error *cache_block(struct md_target *t, uint64_t base, const uint8_t **data_ret,
+				    uint64_t *bad_ret)
 {
 	struct md_read_cache_block *victim = NULL;
 	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++) {
@@ -155,6 +207,7 @@ static struct md_error *cache_block(struct md_target *t, uint64_t base, const ui
 		if (b->data && b->base == base) {
 			b->last_use = ++t->cache_clock;
 			*data_ret = b->data;
+			*bad_ret = b->bad;
 			return NULL;
 		}
 		if (!victim || !b->data || (victim->data && b->last_use < victim->last_use))
@@ -166,12 +219,15 @@ static struct md_error *cache_block(struct md_target *t, uint64_t base, const ui
 			return &md_error_nomem;
 	}
 	victim->base = UINT64_MAX;
-	struct md_error *err = read_pages(t, base, victim->data, MD_READ_CACHE_BLOCK / MD_PAGE_SIZE);
+	victim->bad = 0;
+	struct md_error *err = read_pages_mask(t, base, victim->data, MD_READ_CACHE_BLOCK / MD_PAGE_SIZE,
+					       &victim->bad);
 	if (err)
 		return err;
 	victim->base = base;
 	victim->last_use = ++t->cache_clock;
 	*data_ret = victim->data;
+	*bad_ret = victim->bad;
 	return NULL;
 }
 
@@ -199,26 +255,24 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
 			continue;
 		}
 		const uint8_t *data;
-		struct md_error *err = cache_block(t, base, &data);
-		if (err) {
-			/* The block may span an unmapped hole the caller never asked for: retry the
-			 * exact pages. */
-			md_error_destroy(err);
-			uint64_t first = MD_PAGE_DOWN(addr);
-			uint64_t last = MD_PAGE_UP(addr + len);
-			uint64_t chunk_end = last - first > MD_PAGE_SIZE * 16 ? first + MD_PAGE_SIZE * 16 : last;
-			uint8_t tmp[MD_PAGE_SIZE * 16];
-			err = read_pages(t, first, tmp, (size_t)((chunk_end - first) / MD_PAGE_SIZE));
-			if (err)
-				return err;
-			size_t take = (size_t)(chunk_end - addr);
-			if (take > len)
-				take = len;
-			memcpy(out, tmp + (addr - first), take);
-			addr += take;
-			out += take;
-			len -= take;
-			continue;
+		uint64_t bad = 0;
+		struct md_error *err = cache_block(t, base, &data, &bad);
+		if (err)
+			return err;
+		if (bad) {
+			/* Some pages of the block are unreadable: fail only if the caller's bytes
+			 * touch one, with the exact error for that page. */
+			uint64_t last = addr + len < base + MD_READ_CACHE_BLOCK ? addr + len : base + MD_READ_CACHE_BLOCK;
+			for (uint64_t p = MD_PAGE_DOWN(addr); p < last; p += MD_PAGE_SIZE) {
+				if (bad & (1ULL << ((p - base) >> MD_PAGE_SHIFT))) {
+					uint8_t tmp[MD_PAGE_SIZE];
+					err = read_pages(t, p, tmp, 1);
+					if (!err)
+						err = md_error_fault(MD_ERR_FAULT, p, "cannot read target memory at 0x%llx",
+								     (unsigned long long)p);
+					return err;
+				}
+			}
 		}
 		size_t off = (size_t)(addr - base);
 		size_t take = MD_READ_CACHE_BLOCK - off;
@@ -357,6 +411,11 @@ void md_target_destroy(struct md_target *t)
 	free(t->threads);
 	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++)
 		free(t->cache[i].data);
+	for (size_t i = 0; i < MD_FILE_CACHE; i++) {
+		free(t->files[i].path);
+		if (t->files[i].path && t->files[i].fd >= 0)
+			close(t->files[i].fd);
+	}
 	md_symbols_destroy(t->symbols);
 	free(t);
 }

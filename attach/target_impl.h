@@ -19,10 +19,12 @@ struct md_target_ops {
 
 #define MD_READ_CACHE_BLOCK (256 * 1024)
 #define MD_READ_CACHE_BLOCKS 32
+#define MD_FILE_CACHE 8
 
 struct md_read_cache_block {
 	uint64_t base; /* block-aligned address; UINT64_MAX when empty */
 	uint64_t last_use;
+	uint64_t bad; /* bit i: page i of the block could not be read (unmapped, swapped) */
 	uint8_t *data;
 };
 
@@ -42,6 +44,12 @@ struct md_target {
 
 	struct md_read_cache_block cache[MD_READ_CACHE_BLOCKS];
 	uint64_t cache_clock;
+
+	struct {
+		char *path;
+		int fd;
+	} files[MD_FILE_CACHE];
+	size_t files_next;
 };
 
 /* Drop every cached read (the target may have run). */

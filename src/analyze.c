@@ -93,6 +93,23 @@ static bool all_quiescent(struct active_plugin *ap, size_t n, struct md_target *
 	return ok;
 }
 
+/* MEMDISSECT_DEBUG_TIMING=1 prints the time of each phase on stderr. */
+static void phase(const char *name)
+{
+	static int enabled = -1;
+	static double last;
+	if (enabled < 0) {
+		const char *e = getenv("MEMDISSECT_DEBUG_TIMING");
+		enabled = e && *e == '1';
+		last = now_ms();
+	}
+	if (!enabled)
+		return;
+	double t = now_ms();
+	fprintf(stderr, "timing: %-24s %8.3f ms\n", name, t - last);
+	last = t;
+}
+
 static void hold_pause(unsigned ms)
 {
 	if (!ms)
@@ -117,9 +134,11 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 
 	struct md_live_options lopts = { .debuginfo_disabled = opts->debuginfo_disabled };
 	struct md_target *t = NULL;
+	phase("start");
 	struct md_error *err = md_live_open(pid, &lopts, &t);
 	if (err)
 		return err;
+	phase("open target");
 
 	/* Before the pause: plugins find their allocator (symbols, layouts). */
 	md_plugins_load(&a->plugins);
@@ -146,11 +165,14 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 			ap[n_ap++] = (struct active_plugin){ .plugin = p, .state = state };
 	}
 
+	phase("open plugins");
 	/* The pause. */
 	struct md_live_capture cap = { 0 };
 	err = md_live_stop(t);
+	phase("stop threads");
 	if (!err)
 		err = md_live_capture(t, &cap);
+	phase("capture /proc, pagemap");
 	unsigned retries = 0;
 	unsigned max_retries = opts->max_retries ? opts->max_retries : 5;
 	while (!err && n_ap && !all_quiescent(ap, n_ap, t) && retries < max_retries) {
@@ -162,6 +184,7 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 		}
 	}
 	r->target.attach_retries = retries;
+	phase("quiescence");
 	if (!err)
 		err = md_classifier_create(t, &a->classifier);
 	for (size_t i = 0; i < n_ap && !err; i++) {
@@ -186,6 +209,7 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 		if (md_live_interrupted)
 			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
 	}
+	phase("walk");
 	if (!err)
 		hold_pause(opts->hold_pause_ms);
 	r->target.pause_ms = md_live_pause_seconds(t) * 1e3;
@@ -194,6 +218,7 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 	if (!err && md_live_interrupted)
 		err = md_error_create(MD_ERR_INTERRUPTED, "interrupted: target detached");
 
+	phase("detach");
 	/* After the pause: classify, report. */
 	if (!err) {
 		fill_memory(r, &cap, t->n_threads);
@@ -215,6 +240,7 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 		}
 		err = md_node_append(r->allocators, obj);
 	}
+	phase("classify, report");
 	for (size_t i = 0; i < n_ap; i++)
 		ap[i].plugin->close(ap[i].state);
 	free(ap);

@@ -11,6 +11,7 @@ struct md_error md_error_nomem = {
 	.message = (char *)"out of memory",
 };
 
+__attribute__((format(printf, 4, 0)))
 static struct md_error *error_vcreate(enum md_error_code code, int errnum, uint64_t address,
 				      const char *fmt, va_list ap)
 {

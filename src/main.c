@@ -152,8 +152,9 @@ static int cmd_attach(int argc, char **argv)
 	struct md_analyze_options aopts = { 0 };
 	struct md_render_options ropts = { .top = 15 };
 	optind = 1;
+	opterr = 0; /* our own one-line messages */
 	int c;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		unsigned long v;
 		switch (c) {
 		case OPT_JSON:
@@ -190,15 +191,18 @@ static int cmd_attach(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
+		case ':':
+			return fail(md_error_create(MD_ERR_USAGE, "option %s needs a value (see memdissect --help)",
+						    argv[optind - 1]));
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			return fail(md_error_create(MD_ERR_USAGE, "unknown option %s (see memdissect --help)",
+						    argv[optind - 1]));
 		}
 	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return fail(md_error_create(MD_ERR_USAGE, "attach needs a process id (see memdissect --help)"));
+	if (optind < argc - 1)
+		return fail(md_error_create(MD_ERR_USAGE, "attach takes one process id, not '%s'", argv[optind + 1]));
 	unsigned long pid;
 	if (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0)
 		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
@@ -232,6 +236,7 @@ int main(int argc, char **argv)
 {
 	md_live_install_signal_handlers();
 	if (argc < 2) {
+		fprintf(stderr, "memdissect: no command given\n");
 		usage(stderr);
 		return EXIT_USAGE;
 	}

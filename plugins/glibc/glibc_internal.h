@@ -1,0 +1,172 @@
+/* The glibc plugin's own state, shared by glibc.c (entry points), walk.c (the walker),
+ * quiesce.c (consistency check) and report.c (the JSON object). */
+#ifndef MD_GLIBC_INTERNAL_H
+#define MD_GLIBC_INTERNAL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "glibc_layout.h"
+#include "glibc_locate.h"
+#include "memdissect/plugin.h"
+
+/* Bounds against hostile memory. */
+#define GL_MAX_ARENAS 4096
+#define GL_MAX_HEAPS 65536           /* per arena: 4 TiB of 64 MiB heaps */
+#define GL_MAX_FINDINGS_PER_ARENA 64 /* emitted; the rest are only counted */
+#define GL_MAX_CACHED (64ULL << 20)  /* tcache + fastbin entries kept for membership */
+#define GL_DEEP_BIN_CHECK_MAX 20000 /* chase bin lists when this few chunks are binned */
+#define GL_DEEP_BIN_CHECK_BYTES (8ULL << 20) /* ... and the arena fits the target read cache */
+#define GL_CHASE_MS 1500.0         /* time budget for chasing bin lists in one walk */
+#define GL_MAX_THREAD_REPORTS 16
+
+enum gl_arena_state { GL_ARENA_OK, GL_ARENA_INCONSISTENT, GL_ARENA_CORRUPT };
+
+struct gl_mallinfo {
+	uint64_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
+/* One walkable piece of an arena: the sbrk heap, or one heap_info heap. */
+struct gl_heap {
+	uint64_t start;        /* heap_info (non-main) or mp_.sbrk_base */
+	uint64_t first;        /* first chunk */
+	uint64_t end;          /* h + h->size, or the top chunk's end (main) */
+	uint64_t mprotect_end; /* h + h->mprotect_size (non-main); == end for main */
+	uint64_t chunks;       /* chunks walked */
+	bool has_top;
+};
+
+struct gl_arena {
+	int index;
+	uint64_t address;
+	bool is_main;
+	enum gl_arena_state state;
+	char *inconsistent_why; /* malloc'd: which thread, where */
+
+	/* From the malloc_state. */
+	uint32_t mutex, flags, attached_threads;
+	uint64_t top, top_size, last_remainder, system_mem, max_system_mem, next, next_free;
+	uint64_t fastbins[GLIBC_NFASTBINS];
+	uint64_t bins[2 * GLIBC_NBINS - 2];
+
+	struct gl_heap *heaps; /* oldest first */
+	size_t n_heaps;
+
+	/* From the fastbin lists (as int_mallinfo counts them). */
+	uint64_t fast_count, fast_bytes;
+	/* From the heap walk. */
+	uint64_t bin_count, bin_bytes;        /* free chunks (next's PREV_INUSE clear) */
+	uint64_t inuse_count, live_bytes;     /* usable bytes of in-use chunks */
+	uint64_t overhead_bytes;              /* headers of in-use chunks */
+	uint64_t tcache_count, tcache_bytes;  /* tcache chunks found here */
+	uint64_t fastwalk_count, fastwalk_bytes; /* fastbin chunks found here by the walk */
+	uint64_t metadata_bytes;              /* heap headers, arena struct, tcache structs, fenceposts */
+	uint64_t unknown_bytes;               /* skipped after corruption */
+	uint64_t releasable_range_bytes;      /* what malloc_trim(0) would madvise/sbrk, resident or not */
+	/* From the bin lists, when they were chased. */
+	bool bins_chased;
+	uint64_t list_bin_count, list_bin_bytes;
+	/* fd/bk edge sums: equal when every fd link has its bk twin. */
+	uint64_t edge_fd, edge_bk;
+
+	struct gl_mallinfo mi;
+	unsigned findings, findings_emitted;
+};
+
+struct gl_tcache {
+	int32_t tid;
+	uint64_t tls_address; /* &tcache in the thread */
+	uint64_t address;     /* the tcache_perthread_struct (user pointer), 0 when none */
+	uint64_t count, bytes;
+	bool valid;
+};
+
+struct gl_thread_in_malloc {
+	int32_t tid;
+	char *where; /* "malloc_consolidate <- _int_free <- free <- main" */
+	uint64_t arena; /* thread_arena of that thread, 0 when unknown */
+};
+
+enum gl_phase { GL_PHASE_RING, GL_PHASE_TCACHE, GL_PHASE_SORT, GL_PHASE_HEAPS, GL_PHASE_FASTBINS,
+		GL_PHASE_BINS, GL_PHASE_MMAPPED, GL_PHASE_COUNT };
+
+struct glibc_state {
+	struct glibc_roots roots;
+	struct glibc_layout layout;
+	const char *symbols; /* "dwarf", "symtab", "heuristic" */
+	char version[16];
+
+	/* Layout check: DWARF against the built-in table. */
+	bool layout_checked;
+	unsigned layout_mismatches;
+	char layout_diff[512];
+
+	/* Optional addresses for the consistency check. */
+	uint64_t list_lock, free_list_lock;
+	bool have_thread_arena_tls;
+	uint64_t thread_arena_tls_offset;
+	uint64_t malloc_lo, malloc_hi; /* code range of the exported malloc.c functions */
+
+	/* mp_ and friends, read in the pause. */
+	uint64_t trim_threshold, top_pad, mmap_threshold, arena_test, arena_max;
+	uint64_t thp_pagesize, hp_pagesize;
+	uint64_t n_mmaps, n_mmaps_max, no_dyn_threshold, mmapped_mem, max_mmapped_mem, sbrk_base;
+	uint64_t tcache_bins, tcache_max_bytes, tcache_count;
+	uint64_t global_max_fast, tcache_key;
+	bool have_tcache_key;
+	uint64_t heap_max;
+
+	struct gl_arena *arenas;
+	size_t n_arenas;
+	struct gl_tcache *tcaches;
+	size_t n_tcaches;
+
+	/* Mmapped chunks (found by scanning). */
+	int mmap_group;
+	uint64_t mmapped_count, mmapped_bytes, mmapped_live_bytes;
+	unsigned mmapped_findings;
+
+	/* Membership of tcache and fastbin chunks: chunk address | GL_IN_* flags, sorted. */
+	uint64_t *cached;
+	size_t n_cached, cap_cached;
+
+	/* Consistency. */
+	bool quiescent_checked, last_quiescent;
+	char why[256];
+	struct gl_thread_in_malloc in_malloc[GL_MAX_THREAD_REPORTS];
+	size_t n_in_malloc;
+	bool inconsistent_walk;
+
+	bool walked;
+	unsigned findings_total;
+	double phase_ms[GL_PHASE_COUNT];
+	char *walk_note; /* malloc'd: why the walk stopped early */
+};
+
+#define GL_IN_FASTBIN 1ULL
+#define GL_IN_TCACHE 2ULL
+#define GL_IN_TCSTRUCT 4ULL
+#define GL_IN_FLAGS 0xfULL
+
+/* locate_symbols.c */
+bool glibc_parse_version(const char *s, size_t len, int *major_ret, int *minor_ret);
+struct md_error *glibc_version_from_symbols(struct md_target *t, const struct md_module *mod,
+					    int *major_ret, int *minor_ret);
+
+/* walk.c */
+struct md_error *gl_read_params(struct glibc_state *s, struct md_target *t);
+/* Read the arena ring (s->arenas, without heaps); findings go to sink when non-NULL. */
+struct md_error *gl_read_arenas(struct glibc_state *s, struct md_target *t, struct md_sink *sink);
+struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_sink *sink, bool inconsistent);
+void gl_state_reset(struct glibc_state *s);
+
+/* quiesce.c */
+bool gl_quiescent(struct glibc_state *s, struct md_target *t, char *why, size_t why_len);
+void gl_quiesce_setup(struct glibc_state *s, struct md_target *t);
+
+/* report.c */
+struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, struct md_node *node);
+
+#endif

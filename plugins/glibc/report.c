@@ -1,0 +1,285 @@
+/* The glibc allocator object of the report. Runs after the target resumed: only the state the
+ * walk kept and the classifier's figures are used, never target memory. */
+#include <stdio.h>
+#include <string.h>
+
+#include "glibc_internal.h"
+
+/* Node building with one error slot: the first failure sticks, later calls are skipped. */
+struct builder {
+	struct md_error *err;
+};
+
+static void put(struct builder *b, struct md_node *obj, const char *key, struct md_node *child)
+{
+	if (b->err) {
+		md_node_destroy(child);
+		return;
+	}
+	b->err = md_node_set(obj, key, child);
+}
+
+static void put_u64(struct builder *b, struct md_node *obj, const char *key, uint64_t v)
+{
+	put(b, obj, key, md_node_u64(v));
+}
+
+static void put_hex(struct builder *b, struct md_node *obj, const char *key, uint64_t v)
+{
+	put(b, obj, key, md_node_hex(v));
+}
+
+static void put_str(struct builder *b, struct md_node *obj, const char *key, const char *s)
+{
+	put(b, obj, key, s ? md_node_string(s) : md_node_null());
+}
+
+static void put_bool(struct builder *b, struct md_node *obj, const char *key, bool v)
+{
+	put(b, obj, key, md_node_bool(v));
+}
+
+static void append(struct builder *b, struct md_node *arr, struct md_node *child)
+{
+	if (b->err) {
+		md_node_destroy(child);
+		return;
+	}
+	b->err = md_node_append(arr, child);
+}
+
+static struct md_node *mallinfo_node(struct builder *b, const struct gl_mallinfo *mi)
+{
+	struct md_node *o = md_node_object();
+	if (!o) {
+		if (!b->err)
+			b->err = &md_error_nomem;
+		return NULL;
+	}
+	put_u64(b, o, "arena", mi->arena);
+	put_u64(b, o, "ordblks", mi->ordblks);
+	put_u64(b, o, "smblks", mi->smblks);
+	put_u64(b, o, "hblks", mi->hblks);
+	put_u64(b, o, "hblkhd", mi->hblkhd);
+	put_u64(b, o, "usmblks", mi->usmblks);
+	put_u64(b, o, "fsmblks", mi->fsmblks);
+	put_u64(b, o, "uordblks", mi->uordblks);
+	put_u64(b, o, "fordblks", mi->fordblks);
+	put_u64(b, o, "keepcost", mi->keepcost);
+	return o;
+}
+
+static struct md_node *pages_node(struct builder *b, const struct md_group_stats *st)
+{
+	struct md_node *o = md_node_object();
+	if (!o)
+		return NULL;
+	put_u64(b, o, "live", st->live_pages);
+	put_u64(b, o, "free", st->free_pages);
+	put_u64(b, o, "metadata", st->metadata_pages);
+	put_u64(b, o, "nonresident", st->nonresident_pages);
+	return o;
+}
+
+static const char *state_name(enum gl_arena_state st)
+{
+	return st == GL_ARENA_OK ? "ok" : st == GL_ARENA_INCONSISTENT ? "inconsistent" : "corrupt";
+}
+
+static struct md_node *arena_node(struct builder *b, const struct glibc_state *s, const struct gl_arena *a,
+				  const struct md_sink *sink)
+{
+	struct md_node *o = md_node_object();
+	if (!o)
+		return NULL;
+	struct md_group_stats st;
+	md_sink_group_stats(sink, a->index, &st);
+	put_u64(b, o, "index", (uint64_t)a->index);
+	put_hex(b, o, "address", a->address);
+	put_str(b, o, "kind", a->is_main ? "main" : "thread");
+	put_str(b, o, "state", state_name(a->state));
+	if (a->inconsistent_why)
+		put_str(b, o, "inconsistent_reason", a->inconsistent_why);
+	put_u64(b, o, "attached_threads", a->attached_threads);
+	put_u64(b, o, "system_mem", a->system_mem);
+	put_u64(b, o, "max_system_mem", a->max_system_mem);
+	put_hex(b, o, "top", a->top);
+	put_u64(b, o, "top_size", a->top_size);
+	struct md_node *heaps = md_node_array();
+	for (size_t k = 0; heaps && k < a->n_heaps; k++) {
+		const struct gl_heap *h = &a->heaps[k];
+		struct md_node *ho = md_node_object();
+		if (!ho)
+			break;
+		put_hex(b, ho, "address", h->start);
+		put_hex(b, ho, "first_chunk", h->first);
+		put_hex(b, ho, "end", h->end);
+		put_u64(b, ho, "size", h->end - h->start);
+		put_u64(b, ho, "mapped_size", h->mprotect_end - h->start);
+		put_u64(b, ho, "chunks", h->chunks);
+		append(b, heaps, ho);
+	}
+	put(b, o, "heaps", heaps);
+	put(b, o, "mallinfo", mallinfo_node(b, &a->mi));
+	put_u64(b, o, "trim_release_bytes", st.releasable_bytes);
+	put_u64(b, o, "trim_release_range_bytes", a->releasable_range_bytes);
+	put_u64(b, o, "live_bytes", a->live_bytes);
+	put_u64(b, o, "free_bytes", a->top_size + a->bin_bytes);
+	put_u64(b, o, "cached_bytes", a->tcache_bytes + a->fastwalk_bytes);
+	put_u64(b, o, "metadata_bytes", a->metadata_bytes);
+	put_u64(b, o, "overhead_bytes", a->overhead_bytes);
+	put_u64(b, o, "pinned_free_bytes", st.pinned_free_bytes);
+	put_u64(b, o, "unknown_bytes", a->unknown_bytes);
+	put_u64(b, o, "in_use_chunks", a->inuse_count);
+	put_u64(b, o, "binned_chunks", a->bin_count);
+	put_u64(b, o, "binned_bytes", a->bin_bytes);
+	put_u64(b, o, "fastbin_chunks", a->fast_count);
+	put_u64(b, o, "fastbin_bytes", a->fast_bytes);
+	put_u64(b, o, "tcache_chunks", a->tcache_count);
+	put_u64(b, o, "tcache_bytes", a->tcache_bytes);
+	put_bool(b, o, "bins_checked", a->bins_chased);
+	put(b, o, "pages", pages_node(b, &st));
+	put_u64(b, o, "findings", a->findings);
+	(void)s;
+	return o;
+}
+
+struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, struct md_node *node)
+{
+	struct builder b = { NULL };
+	put_str(&b, node, "version", s->version);
+	put_str(&b, node, "symbols", s->symbols);
+	put_str(&b, node, "symbols_detail", s->roots.how[0] ? s->roots.how : NULL);
+	struct md_node *layout = md_node_object();
+	if (layout) {
+		put_str(&b, layout, "source", s->layout.from_dwarf ? "dwarf" : "builtin");
+		if (s->layout_checked) {
+			put_bool(&b, layout, "builtin_matches_dwarf", s->layout_mismatches == 0);
+			if (s->layout_mismatches)
+				put_str(&b, layout, "differences", s->layout_diff);
+		} else {
+			put(&b, layout, "builtin_matches_dwarf", md_node_null());
+		}
+	}
+	put(&b, node, "layout", layout);
+	if (!s->walked) {
+		put_bool(&b, node, "walked", false);
+		put_str(&b, node, "walk_note", s->walk_note ? s->walk_note : "the heap was not walked");
+		return b.err;
+	}
+	put_bool(&b, node, "consistent", !s->inconsistent_walk);
+	if (s->inconsistent_walk)
+		put_str(&b, node, "inconsistent_reason", s->why[0] ? s->why : NULL);
+
+	struct gl_mallinfo total;
+	memset(&total, 0, sizeof(total));
+	uint64_t live = s->mmapped_live_bytes, free_b = 0, cached = 0, meta = 0, over = 0, unknown = 0;
+	uint64_t range_bytes = 0;
+	for (size_t i = 0; i < s->n_arenas; i++) {
+		const struct gl_arena *a = &s->arenas[i];
+		total.arena += a->mi.arena;
+		total.ordblks += a->mi.ordblks;
+		total.smblks += a->mi.smblks;
+		total.fsmblks += a->mi.fsmblks;
+		total.uordblks += a->mi.uordblks;
+		total.fordblks += a->mi.fordblks;
+		if (a->is_main) {
+			total.hblks = a->mi.hblks;
+			total.hblkhd = a->mi.hblkhd;
+			total.usmblks = a->mi.usmblks;
+			total.keepcost = a->mi.keepcost;
+		}
+		live += a->live_bytes;
+		free_b += a->top_size + a->bin_bytes;
+		cached += a->tcache_bytes + a->fastwalk_bytes;
+		meta += a->metadata_bytes;
+		over += a->overhead_bytes;
+		unknown += a->unknown_bytes;
+		range_bytes += a->releasable_range_bytes;
+	}
+	struct md_group_stats all;
+	md_sink_group_stats(sink, -1, &all);
+	put(&b, node, "mallinfo", mallinfo_node(&b, &total));
+	put_u64(&b, node, "trim_release_bytes", all.releasable_bytes);
+	put_u64(&b, node, "trim_release_pages", all.releasable_bytes / MD_PAGE_SIZE);
+	put_u64(&b, node, "trim_release_range_bytes", range_bytes);
+
+	struct md_node *mm = md_node_object();
+	if (mm) {
+		put_u64(&b, mm, "count", s->mmapped_count);
+		put_u64(&b, mm, "bytes", s->mmapped_bytes);
+		put_u64(&b, mm, "live_bytes", s->mmapped_live_bytes);
+		put_u64(&b, mm, "expected_count", s->n_mmaps);
+		put_u64(&b, mm, "expected_bytes", s->mmapped_mem);
+		put_u64(&b, mm, "group", (uint64_t)s->mmap_group);
+	}
+	put(&b, node, "mmapped_chunks", mm);
+
+	put_u64(&b, node, "live_bytes", live);
+	put_u64(&b, node, "free_bytes", free_b);
+	put_u64(&b, node, "cached_bytes", cached);
+	put_u64(&b, node, "metadata_bytes", meta);
+	put_u64(&b, node, "overhead_bytes", over);
+	put_u64(&b, node, "pinned_free_bytes", all.pinned_free_bytes);
+	put_u64(&b, node, "unknown_bytes", unknown);
+	put(&b, node, "pages", pages_node(&b, &all));
+
+	struct md_node *params = md_node_object();
+	if (params) {
+		put_u64(&b, params, "trim_threshold", s->trim_threshold);
+		put_u64(&b, params, "top_pad", s->top_pad);
+		put_u64(&b, params, "mmap_threshold", s->mmap_threshold);
+		put_u64(&b, params, "n_mmaps_max", s->n_mmaps_max);
+		put_bool(&b, params, "dynamic_mmap_threshold", s->no_dyn_threshold == 0);
+		put_u64(&b, params, "arena_max", s->arena_max);
+		put_u64(&b, params, "global_max_fast", s->global_max_fast);
+		put_u64(&b, params, "tcache_bins", s->tcache_bins);
+		put_u64(&b, params, "tcache_max_bytes", s->tcache_max_bytes);
+		put_u64(&b, params, "tcache_count", s->tcache_count);
+		put_u64(&b, params, "heap_max", s->heap_max);
+		put_u64(&b, params, "thp_pagesize", s->thp_pagesize);
+	}
+	put(&b, node, "params", params);
+
+	struct md_node *arenas = md_node_array();
+	for (size_t i = 0; arenas && i < s->n_arenas; i++)
+		append(&b, arenas, arena_node(&b, s, &s->arenas[i], sink));
+	put(&b, node, "arenas", arenas);
+
+	struct md_node *tcaches = md_node_array();
+	for (size_t i = 0; tcaches && i < s->n_tcaches; i++) {
+		const struct gl_tcache *c = &s->tcaches[i];
+		struct md_node *o = md_node_object();
+		if (!o)
+			break;
+		put_u64(&b, o, "tid", (uint64_t)c->tid);
+		put(&b, o, "address", c->address ? md_node_hex(c->address) : md_node_null());
+		put_bool(&b, o, "valid", c->valid);
+		put_u64(&b, o, "count", c->count);
+		put_u64(&b, o, "bytes", c->bytes);
+		append(&b, tcaches, o);
+	}
+	put(&b, node, "tcaches", tcaches);
+
+	if (s->n_in_malloc) {
+		struct md_node *tm = md_node_array();
+		for (size_t i = 0; tm && i < s->n_in_malloc; i++) {
+			struct md_node *o = md_node_object();
+			if (!o)
+				break;
+			put_u64(&b, o, "tid", (uint64_t)s->in_malloc[i].tid);
+			put_str(&b, o, "backtrace", s->in_malloc[i].where);
+			put(&b, o, "arena", s->in_malloc[i].arena ? md_node_hex(s->in_malloc[i].arena) : md_node_null());
+			append(&b, tm, o);
+		}
+		put(&b, node, "threads_in_malloc", tm);
+	}
+	put_u64(&b, node, "findings", s->findings_total);
+
+	static const char *const phases[GL_PHASE_COUNT] = { "ring", "tcache", "sort", "heaps", "fastbins", "bins", "mmapped" };
+	struct md_node *times = md_node_object();
+	for (int i = 0; times && i < GL_PHASE_COUNT; i++)
+		put(&b, times, phases[i], md_node_double((double)(int64_t)(s->phase_ms[i] * 1000.0) / 1000.0));
+	put(&b, node, "walk_ms", times);
+	return b.err;
+}

@@ -1,0 +1,1065 @@
+/* The human report. It answers "where did the memory go" in its first sentence, then backs the
+ * sentence with the totals, the class table, the mappings that hold the most, the system and
+ * container context, each allocator's own figures, findings and notes.
+ * It reads only the report; allocator objects are read key by key and absent keys are skipped,
+ * since each plugin fills its object its own way. Output depends on nothing but the report and
+ * the options (no clock, no locale: numbers are formatted by hand or with plain %d/%f in C). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memdissect/report.h"
+
+#define DEFAULT_WIDTH 100
+#define DEFAULT_TOP 15
+#define MAX_FINDINGS 20
+#define MAX_ARENAS 64
+
+#define ANSI_RESET "\033[0m"
+#define ANSI_BOLD "\033[1m"
+#define ANSI_DIM "\033[2m"
+#define ANSI_WARN "\033[1;33m"
+#define ANSI_ALERT "\033[1;31m"
+
+/* One colour per class, the same in every section. */
+static const char *const class_color[MD_CLASS_COUNT] = {
+	[MD_CLASS_LIVE] = "\033[32m",
+	[MD_CLASS_FREE] = "\033[33m",
+	[MD_CLASS_METADATA] = "\033[31m",
+	[MD_CLASS_STACK] = "\033[36m",
+	[MD_CLASS_FILE] = "\033[34m",
+	[MD_CLASS_SHARED] = "\033[35m",
+	[MD_CLASS_ANON_OTHER] = "\033[90m",
+};
+
+/* The words of the "where did the memory go" sentence and of the class table. */
+static const char *const class_label[MD_CLASS_COUNT] = {
+	[MD_CLASS_LIVE] = "live heap",
+	[MD_CLASS_FREE] = "retained free",
+	[MD_CLASS_METADATA] = "allocator metadata",
+	[MD_CLASS_STACK] = "stacks",
+	[MD_CLASS_FILE] = "code and file",
+	[MD_CLASS_SHARED] = "shared",
+	[MD_CLASS_ANON_OTHER] = "other anonymous",
+};
+
+/* Column heads of the mapping table: at most 5 characters, to fit 6-wide columns. */
+static const char *const class_short[MD_CLASS_COUNT] = {
+	[MD_CLASS_LIVE] = "live",
+	[MD_CLASS_FREE] = "free",
+	[MD_CLASS_METADATA] = "meta",
+	[MD_CLASS_STACK] = "stack",
+	[MD_CLASS_FILE] = "file",
+	[MD_CLASS_SHARED] = "shr",
+	[MD_CLASS_ANON_OTHER] = "other",
+};
+
+struct text {
+	FILE *out;
+	bool color;
+	int width;
+};
+
+static const char *col(const struct text *t, const char *code)
+{
+	return t->color ? code : "";
+}
+
+static const char *reset(const struct text *t)
+{
+	return t->color ? ANSI_RESET : "";
+}
+
+static void heading(const struct text *t, const char *title)
+{
+	fprintf(t->out, "\n%s%s%s\n", col(t, ANSI_BOLD), title, reset(t));
+}
+
+static const char *human(uint64_t bytes, char *buf, size_t len)
+{
+	return md_format_bytes(bytes, buf, len);
+}
+
+/* "560M", "78.0M", "1.20M": md_format_bytes without the space and the "iB", for narrow columns
+ * (at most 5 characters). */
+static const char *compact(uint64_t bytes, char *buf, size_t len)
+{
+	char tmp[32];
+	md_format_bytes(bytes, tmp, sizeof(tmp));
+	char *sp = strchr(tmp, ' ');
+	if (!sp) {
+		snprintf(buf, len, "%s", tmp);
+		return buf;
+	}
+	/* "1.50 GiB" -> "1.50G" */
+	sp[0] = sp[1];
+	sp[1] = '\0';
+	snprintf(buf, len, "%s", tmp);
+	return buf;
+}
+
+/* Percent with one decimal, computed in integers so no rounding depends on the FPU or libc. */
+static const char *percent(uint64_t part, uint64_t whole, char *buf, size_t len)
+{
+	if (whole == 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	unsigned __int128 tenths = ((unsigned __int128)part * 1000 + whole / 2) / whole;
+	if (tenths == 0 && part) {
+		snprintf(buf, len, "<0.1%%"); /* not nothing: "0.0%" would say it is */
+		return buf;
+	}
+	snprintf(buf, len, "%" PRIu64 ".%" PRIu64 "%%", (uint64_t)(tenths / 10), (uint64_t)(tenths % 10));
+	return buf;
+}
+
+static void spaces(FILE *out, int n)
+{
+	for (int i = 0; i < n; i++)
+		fputc(' ', out);
+}
+
+/* Print text wrapped at the width: the first line after `first` columns already used, the
+ * following lines indented by `indent`. Words are split on spaces only. */
+static void wrap(const struct text *t, const char *text, int first, int indent)
+{
+	int pos = first;
+	const char *p = text;
+	bool line_start = true;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		const char *end = p;
+		while (*end && *end != ' ')
+			end++;
+		int wlen = (int)(end - p);
+		if (!line_start && pos + 1 + wlen > t->width) {
+			fputc('\n', t->out);
+			spaces(t->out, indent);
+			pos = indent;
+			line_start = true;
+		}
+		if (!line_start) {
+			fputc(' ', t->out);
+			pos++;
+		}
+		fwrite(p, 1, (size_t)wlen, t->out);
+		pos += wlen;
+		line_start = false;
+		p = end;
+	}
+	fputc('\n', t->out);
+}
+
+static void wrapf(const struct text *t, int first, int indent, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void wrapf(const struct text *t, int first, int indent, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	wrap(t, s, first, indent);
+	free(s);
+}
+
+/* A warning line: "! " then wrapped text. */
+static void warning(const struct text *t, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void warning(const struct text *t, const char *code, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	fprintf(t->out, "  %s!%s ", col(t, code), reset(t));
+	wrap(t, s, 4, 4);
+	free(s);
+}
+
+/* ---- label/value grids ---- */
+
+struct cell {
+	char label[48];
+	char value[48];
+};
+
+/* Cells in rows, as many per row as the width allows, labels and values aligned in columns. */
+static void grid(const struct text *t, const struct cell *cells, size_t n, int indent,
+		 int max_per_row)
+{
+	if (n == 0)
+		return;
+	int lw = 0, vw = 0;
+	for (size_t i = 0; i < n; i++) {
+		int l = (int)strlen(cells[i].label), v = (int)strlen(cells[i].value);
+		lw = l > lw ? l : lw;
+		vw = v > vw ? v : vw;
+	}
+	int cw = lw + 1 + vw;
+	int per_row = (t->width - indent + 3) / (cw + 3);
+	if (max_per_row > 0 && per_row > max_per_row)
+		per_row = max_per_row;
+	if (per_row < 1)
+		per_row = 1;
+	for (size_t i = 0; i < n; i++) {
+		int c = (int)(i % (size_t)per_row);
+		if (c == 0)
+			spaces(t->out, indent);
+		else
+			spaces(t->out, 3);
+		fprintf(t->out, "%-*s %*s", lw, cells[i].label, vw, cells[i].value);
+		if (c == per_row - 1 || i + 1 == n)
+			fputc('\n', t->out);
+	}
+}
+
+static void cell_bytes(struct cell *c, const char *label, uint64_t bytes)
+{
+	snprintf(c->label, sizeof(c->label), "%s", label);
+	md_format_bytes(bytes, c->value, sizeof(c->value));
+}
+
+/* ---- header and summary ---- */
+
+static uint64_t class_sum(const uint64_t classes[MD_CLASS_COUNT])
+{
+	uint64_t s = 0;
+	for (int c = 0; c < MD_CLASS_COUNT; c++)
+		s += classes[c];
+	return s;
+}
+
+static void print_ms(char *buf, size_t len, double ms)
+{
+	if (!(ms >= 0))
+		ms = 0;
+	if (ms < 10)
+		snprintf(buf, len, "%.3f ms", ms);
+	else if (ms < 1000)
+		snprintf(buf, len, "%.1f ms", ms);
+	else
+		snprintf(buf, len, "%.2f s", ms / 1000);
+}
+
+static void render_header(const struct text *t, const struct md_report *r)
+{
+	char pause[32], total[32];
+	char comm[sizeof(r->target.comm) + 1];
+	snprintf(comm, sizeof(comm), "%.*s", (int)sizeof(r->target.comm), r->target.comm);
+	fprintf(t->out, "%smemdissect: pid %" PRId32 " (%s)%s", col(t, ANSI_BOLD), r->target.pid,
+		comm[0] ? comm : "?", reset(t));
+	if (r->target.exe)
+		fprintf(t->out, "  %s", r->target.exe);
+	fputc('\n', t->out);
+
+	bool core = r->target.source && strcmp(r->target.source, "core") == 0;
+	print_ms(pause, sizeof(pause), r->target.pause_ms);
+	print_ms(total, sizeof(total), r->target.total_ms);
+	fprintf(t->out, "%s, %zu thread%s", core ? "core file" : "live process", r->target.threads,
+		r->target.threads == 1 ? "" : "s");
+	if (!core)
+		fprintf(t->out, ", stopped for %s", pause);
+	if (r->target.attach_retries)
+		fprintf(t->out, " (%u re-stop%s)", r->target.attach_retries,
+			r->target.attach_retries == 1 ? "" : "s");
+	fprintf(t->out, ", analysis took %s\n", total);
+	if (r->partial)
+		warning(t, ANSI_ALERT,
+			"partial report: an allocator is present but could not be analysed; its memory "
+			"shows as other anonymous (see the notes)");
+}
+
+/* The sum of what the allocators say they could hand back now. */
+static uint64_t releasable_total(const struct md_report *r, bool *any_ret)
+{
+	uint64_t total = 0;
+	*any_ret = false;
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const struct md_node *v = md_node_get(a, "trim_release_bytes");
+		if (!v)
+			v = md_node_get(a, "purge_release_bytes");
+		if (v) {
+			total += md_node_get_u64(v);
+			*any_ret = true;
+		}
+	}
+	return total;
+}
+
+static void render_summary(const struct text *t, const struct md_report *r)
+{
+	char b[32], p[16];
+	heading(t, "Where did the memory go?");
+
+	/* "RSS X = a + b + ...", breaking only between terms, continuation lines under the '='. */
+	human(r->memory.rss_bytes, b, sizeof(b));
+	int lead = fprintf(t->out, "  RSS %s =", b);
+	int cont = lead - 1; /* the '+' of a continuation line sits under the '=' */
+	int pos = lead;
+	bool first = true;
+	for (int c = 0; c < MD_CLASS_COUNT; c++) {
+		if (!r->classes[c])
+			continue;
+		human(r->classes[c], b, sizeof(b));
+		int len = (int)(strlen(class_label[c]) + 1 + strlen(b));
+		int need = first ? 1 + len : 3 + len;
+		if (!first && pos + need > t->width) {
+			fputc('\n', t->out);
+			spaces(t->out, cont);
+			fputc('+', t->out);
+			pos = cont + 1;
+			need = 1 + len;
+		} else if (!first) {
+			fputs(" +", t->out);
+			pos += 2;
+			need -= 2;
+		}
+		fprintf(t->out, " %s%s%s %s", col(t, class_color[c]), class_label[c], reset(t), b);
+		pos += need;
+		first = false;
+	}
+	if (first)
+		fputs(" nothing resident", t->out);
+	fputc('\n', t->out);
+
+	uint64_t sum = class_sum(r->classes);
+	if (sum != r->memory.rss_bytes) {
+		char s2[32];
+		warning(t, ANSI_ALERT, "the classes add up to %s, not the RSS %s: the page accounting is off",
+			human(sum, s2, sizeof(s2)), human(r->memory.rss_bytes, b, sizeof(b)));
+	}
+
+	/* What the allocators keep: the figure that usually explains an RSS above the heap. */
+	uint64_t kept = r->classes[MD_CLASS_FREE];
+	uint64_t heap = kept + r->classes[MD_CLASS_LIVE] + r->classes[MD_CLASS_METADATA];
+	if (kept && heap) {
+		bool any;
+		uint64_t rel = releasable_total(r, &any);
+		char line[256];
+		int n = snprintf(line, sizeof(line),
+				 "The allocators hold %s of freed memory resident (%s of the heap's pages)",
+				 human(kept, b, sizeof(b)), percent(kept, heap, p, sizeof(p)));
+		if (any && n > 0 && (size_t)n < sizeof(line)) {
+			char r2[32];
+			snprintf(line + n, sizeof(line) - (size_t)n, "; %s of it could be returned to the "
+				 "kernel now.", human(rel, r2, sizeof(r2)));
+		} else if (n > 0 && (size_t)n + 1 < sizeof(line)) {
+			strcat(line, ".");
+		}
+		fputs("  ", t->out);
+		wrap(t, line, 2, 2);
+	}
+}
+
+static void render_memory(const struct text *t, const struct md_report *r)
+{
+	heading(t, "Memory");
+	struct cell cells[8];
+	cell_bytes(&cells[0], "RSS", r->memory.rss_bytes);
+	cell_bytes(&cells[1], "PSS", r->memory.pss_bytes);
+	cell_bytes(&cells[2], "USS", r->memory.uss_bytes);
+	cell_bytes(&cells[3], "Swap", r->memory.swap_bytes);
+	cell_bytes(&cells[4], "VmSize", r->memory.vm_size_bytes);
+	cell_bytes(&cells[5], "RssAnon", r->memory.anon_bytes);
+	cell_bytes(&cells[6], "RssFile", r->memory.file_bytes);
+	cell_bytes(&cells[7], "RssShmem", r->memory.shmem_bytes);
+	grid(t, cells, 8, 2, 4); /* two rows: RSS PSS USS Swap / VmSize RssAnon RssFile RssShmem */
+	uint64_t vmrss = r->memory.status_vm_rss_bytes, rss = r->memory.rss_bytes;
+	if (vmrss && vmrss != rss) {
+		char b[32];
+		fputs("  ", t->out);
+		wrapf(t, 2, 4, "VmRSS of /proc/PID/status is %s %s (its per-CPU counters lag); RSS "
+		      "here is smaps_rollup, exact to the page.",
+		      human(vmrss > rss ? vmrss - rss : rss - vmrss, b, sizeof(b)),
+		      vmrss > rss ? "higher" : "lower");
+	}
+}
+
+static void render_classes(const struct text *t, const struct md_report *r)
+{
+	uint64_t sum = class_sum(r->classes);
+	uint64_t base = r->memory.rss_bytes ? r->memory.rss_bytes : sum;
+	int label_w = 0;
+	for (int c = 0; c < MD_CLASS_COUNT; c++) {
+		int l = (int)strlen(class_label[c]);
+		label_w = l > label_w ? l : label_w;
+	}
+	int bar_w = t->width - (2 + label_w + 2 + 9 + 2 + 6 + 2);
+	if (bar_w > 40)
+		bar_w = 40;
+	if (bar_w < 0)
+		bar_w = 0;
+
+	fprintf(t->out, "\n%s%-*s  %9s  %6s%s\n", col(t, ANSI_BOLD), label_w + 2, "Classes",
+		"bytes", "of RSS", reset(t));
+	char b[32], p[16];
+	for (int c = 0; c < MD_CLASS_COUNT; c++) {
+		fprintf(t->out, "  %s%-*s%s  %9s  %6s", col(t, class_color[c]), label_w,
+			class_label[c], reset(t), human(r->classes[c], b, sizeof(b)),
+			percent(r->classes[c], base, p, sizeof(p)));
+		unsigned __int128 scaled = (unsigned __int128)r->classes[c] * (unsigned)bar_w + base / 2;
+		int bar = base ? (int)(scaled / base) : 0;
+		if (bar > 0) {
+			fprintf(t->out, "  %s", col(t, class_color[c]));
+			for (int i = 0; i < bar; i++)
+				fputc('#', t->out);
+			fputs(reset(t), t->out);
+		}
+		fputc('\n', t->out);
+	}
+	fprintf(t->out, "  %-*s  %9s  %6s\n", label_w, "total", human(sum, b, sizeof(b)),
+		percent(sum, base, p, sizeof(p)));
+	if (r->reconciled_pages) {
+		fputs("  ", t->out);
+		wrapf(t, 2, 4, "%" PRIu64 " page%s (%s) disagreed with smaps and were moved to the "
+		      "class smaps implies.", r->reconciled_pages, r->reconciled_pages == 1 ? "" : "s",
+		      human(r->reconciled_pages * MD_PAGE_SIZE, b, sizeof(b)));
+	}
+}
+
+/* ---- mappings ---- */
+
+static int region_cmp(const void *a, const void *b)
+{
+	const struct md_report_region *x = *(const struct md_report_region *const *)a;
+	const struct md_report_region *y = *(const struct md_report_region *const *)b;
+	if (x->rss_bytes != y->rss_bytes)
+		return x->rss_bytes > y->rss_bytes ? -1 : 1;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return 0;
+}
+
+/* "libc.so.6", "[heap] (glibc)", "anon (glibc)": the path, else the kind, then the allocator;
+ * cut to avail columns, keeping the file name, which matters more than its directory. */
+static void print_region_name(FILE *out, const struct md_report_region *reg, int avail)
+{
+	char full[1024], shorter[1024];
+	const char *kind = reg->kind_name ? reg->kind_name : "anon";
+	const char *alloc_open = reg->allocator ? " (" : "";
+	const char *alloc = reg->allocator ? reg->allocator : "";
+	const char *alloc_close = reg->allocator ? ")" : "";
+	snprintf(full, sizeof(full), "%s%s%s%s", reg->path ? reg->path : kind, alloc_open, alloc,
+		 alloc_close);
+	if (avail < 8)
+		avail = 8;
+	if ((int)strlen(full) <= avail) {
+		fputs(full, out);
+		return;
+	}
+	const char *base = reg->path ? strrchr(reg->path, '/') : NULL;
+	if (base && base[1]) {
+		snprintf(shorter, sizeof(shorter), "%s%s%s%s", base + 1, alloc_open, alloc, alloc_close);
+		if ((int)strlen(shorter) <= avail) {
+			fputs(shorter, out);
+			return;
+		}
+		/* a library is recognised by the start of its name: "ld-linux-x86-..." */
+		fprintf(out, "%.*s...", avail - 3, shorter);
+		return;
+	}
+	size_t fl = strlen(full);
+	fprintf(out, "...%s", full + fl - (size_t)(avail - 3));
+}
+
+static void render_mappings(const struct text *t, const struct md_report *r, int top)
+{
+	if (!r->n_regions)
+		return;
+	const struct md_report_region **order = malloc(r->n_regions * sizeof(*order));
+	if (!order)
+		return;
+	size_t resident = 0;
+	for (size_t i = 0; i < r->n_regions; i++) {
+		if (r->regions[i].rss_bytes)
+			order[resident++] = &r->regions[i];
+	}
+	qsort(order, resident, sizeof(*order), region_cmp);
+	size_t shown = resident < (size_t)top ? resident : (size_t)top;
+
+	char title[128];
+	snprintf(title, sizeof(title), "Top %zu of %zu mappings by RSS (%zu resident)", shown,
+		 r->n_regions, resident);
+	heading(t, title);
+	if (!shown) {
+		fputs("  no mapping has resident pages\n", t->out);
+		free(order);
+		return;
+	}
+
+	int range_w = 5;
+	char range[64];
+	for (size_t i = 0; i < shown; i++) {
+		int l = snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, order[i]->start, order[i]->end);
+		range_w = l > range_w ? l : range_w;
+	}
+	fprintf(t->out, "  %-*s %-4s %6s", range_w, "range", "perm", "RSS");
+	for (int c = 0; c < MD_CLASS_COUNT; c++)
+		fprintf(t->out, " %s%5s%s", col(t, class_color[c]), class_short[c], reset(t));
+	fputs("  mapping\n", t->out);
+	int used = 2 + range_w + 1 + 4 + 1 + 6 + MD_CLASS_COUNT * 6 + 2;
+
+	char b[32];
+	for (size_t i = 0; i < shown; i++) {
+		const struct md_report_region *reg = order[i];
+		snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, reg->start, reg->end);
+		fprintf(t->out, "  %-*s %-4.4s %6s", range_w, range, reg->perms,
+			compact(reg->rss_bytes, b, sizeof(b)));
+		for (int c = 0; c < MD_CLASS_COUNT; c++) {
+			if (reg->classes[c])
+				fprintf(t->out, " %s%5s%s", col(t, class_color[c]),
+					compact(reg->classes[c], b, sizeof(b)), reset(t));
+			else
+				fprintf(t->out, " %5s", "-");
+		}
+		fputs("  ", t->out);
+		print_region_name(t->out, reg, t->width - used);
+		fputc('\n', t->out);
+	}
+	if (resident > shown) {
+		uint64_t rest = 0;
+		for (size_t i = shown; i < resident; i++)
+			rest += order[i]->rss_bytes;
+		fprintf(t->out, "  ... %zu more resident mapping%s hold %s\n", resident - shown,
+			resident - shown == 1 ? "" : "s", human(rest, b, sizeof(b)));
+	}
+	free(order);
+}
+
+/* ---- system and container ---- */
+
+static void render_context(const struct text *t, const struct md_report *r)
+{
+	if (!r->system.valid && !r->cgroup.valid)
+		return;
+	char b1[32], b2[32], p[16], p2[16];
+	heading(t, "System and container");
+	uint64_t rss = r->memory.rss_bytes;
+	if (r->system.valid) {
+		human(r->system.mem_total_bytes, b1, sizeof(b1));
+		human(r->system.mem_available_bytes, b2, sizeof(b2));
+		fprintf(t->out, "  %-8s %-13s %9s   %-13s %9s  (%s available)\n", "system", "MemTotal",
+			b1, "MemAvailable", b2,
+			percent(r->system.mem_available_bytes, r->system.mem_total_bytes, p, sizeof(p)));
+	}
+	bool limited = r->cgroup.valid && r->cgroup.limit_bytes != UINT64_MAX && r->cgroup.limit_bytes;
+	if (r->cgroup.valid) {
+		human(r->cgroup.usage_bytes, b2, sizeof(b2));
+		if (limited)
+			human(r->cgroup.limit_bytes, b1, sizeof(b1));
+		else
+			snprintf(b1, sizeof(b1), "none");
+		fprintf(t->out, "  %-8s %-13s %9s   %-13s %9s", "cgroup", "limit", b1, "usage", b2);
+		if (limited)
+			fprintf(t->out, "  (%s used)",
+				percent(r->cgroup.usage_bytes, r->cgroup.limit_bytes, p, sizeof(p)));
+		fputc('\n', t->out);
+	}
+	fprintf(t->out, "  %-8s %-13s %9s", "process", "RSS", human(rss, b1, sizeof(b1)));
+	if (limited)
+		fprintf(t->out, "   %s of the cgroup limit",
+			percent(rss, r->cgroup.limit_bytes, p, sizeof(p)));
+	if (r->system.valid && r->system.mem_total_bytes)
+		fprintf(t->out, "%s%s of MemTotal", limited ? ", " : "   ",
+			percent(rss, r->system.mem_total_bytes, p2, sizeof(p2)));
+	fputc('\n', t->out);
+	if (r->cgroup.valid)
+		fprintf(t->out, "  (cgroup v%d %s)\n", r->cgroup.version,
+			r->cgroup.path ? r->cgroup.path : "?");
+
+	/* Scenario "container OOM with a small RSS": the limit counts page cache and every process
+	 * of the cgroup, so the constraint is the limit, not this process. */
+	unsigned __int128 usage = r->cgroup.usage_bytes, limit = r->cgroup.limit_bytes;
+	if (limited && usage * 10 >= limit * 9) {
+		if ((unsigned __int128)rss * 4 < limit * 3)
+			warning(t, ANSI_ALERT,
+				"container limit is the constraint, not the RSS: the cgroup uses %s of its "
+				"limit while this process's RSS is %s of it; page cache and other processes "
+				"of the cgroup make up the difference",
+				percent(r->cgroup.usage_bytes, r->cgroup.limit_bytes, p, sizeof(p)),
+				percent(rss, r->cgroup.limit_bytes, p2, sizeof(p2)));
+		else
+			warning(t, ANSI_ALERT,
+				"the cgroup uses %s of its limit and this process is most of it: the next "
+				"growth of RSS meets the OOM killer",
+				percent(r->cgroup.usage_bytes, r->cgroup.limit_bytes, p, sizeof(p)));
+	}
+	/* Scenario "free shows memory but the process OOM'd": MemAvailable is what counts. */
+	if (r->system.valid && r->system.mem_total_bytes &&
+	    r->system.mem_available_bytes * 10 < r->system.mem_total_bytes)
+		warning(t, ANSI_ALERT, "the system is short of memory: MemAvailable is %s, %s of MemTotal",
+			human(r->system.mem_available_bytes, b1, sizeof(b1)),
+			percent(r->system.mem_available_bytes, r->system.mem_total_bytes, p, sizeof(p)));
+}
+
+/* ---- allocators ---- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool in_list(const char *key, const char *const *list)
+{
+	for (size_t i = 0; list && list[i]; i++) {
+		if (strcmp(key, list[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Byte counts whose names do not end in "bytes": glibc's names mean bytes wherever they appear;
+ * mallinfo's and jemalloc's stats names mean bytes only inside those objects ("pages.metadata"
+ * of a plugin counts pages). */
+static const char *const glibc_byte_keys[] = {
+	"system_mem", "max_system_mem", "top_size", "mapped_size", "trim_threshold", "top_pad",
+	"mmap_threshold", "heap_max", "thp_pagesize", NULL,
+};
+static const char *const mallinfo_byte_keys[] = {
+	"arena", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost", NULL,
+};
+static const char *const stats_byte_keys[] = {
+	"allocated", "active", "metadata", "resident", "mapped", "retained", NULL,
+};
+
+static bool is_bytes_key(const char *key, const char *const *context)
+{
+	return ends_with(key, "bytes") || in_list(key, glibc_byte_keys) || in_list(key, context);
+}
+
+static bool is_scalar(const struct md_node *n)
+{
+	enum md_node_type ty = md_node_type(n);
+	return ty != MD_NODE_ARRAY && ty != MD_NODE_OBJECT;
+}
+
+/* A value as text: bytes in human units when the key counts bytes, an array as its length. */
+static void value_text(const char *key, const struct md_node *n, const char *const *context,
+		       char *buf, size_t len)
+{
+	switch (md_node_type(n)) {
+	case MD_NODE_NULL:
+		snprintf(buf, len, "-");
+		break;
+	case MD_NODE_BOOL:
+		snprintf(buf, len, "%s", md_node_get_bool(n) ? "yes" : "no");
+		break;
+	case MD_NODE_U64:
+		if (key && is_bytes_key(key, context))
+			md_format_bytes(md_node_get_u64(n), buf, len);
+		else
+			snprintf(buf, len, "%" PRIu64, md_node_get_u64(n));
+		break;
+	case MD_NODE_I64:
+		snprintf(buf, len, "%" PRId64, md_node_get_i64(n));
+		break;
+	case MD_NODE_DOUBLE:
+		snprintf(buf, len, "%.4g", md_node_get_double(n));
+		break;
+	case MD_NODE_STRING:
+		snprintf(buf, len, "%s", md_node_get_string(n));
+		break;
+	case MD_NODE_ARRAY:
+		snprintf(buf, len, "%zu", md_node_count(n));
+		break;
+	case MD_NODE_OBJECT:
+		snprintf(buf, len, "{...}");
+		break;
+	}
+}
+
+/* "pinned_free_bytes" -> "pinned_free": the value already says it is bytes. */
+static void key_label(const char *key, bool bytes, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+	if (bytes && ends_with(key, "_bytes") && kl > 6)
+		kl -= 6;
+	snprintf(buf, len, "%.*s", (int)(kl < len - 1 ? kl : len - 1), key);
+}
+
+struct key_label {
+	const char *key, *label;
+};
+
+/* mallinfo2 names are terse; the order puts what explains RSS first. */
+static const struct key_label mallinfo_labels[] = {
+	{ "uordblks", "in use (uordblks)" },
+	{ "fordblks", "free (fordblks)" },
+	{ "keepcost", "top (keepcost)" },
+	{ "arena", "arena (sbrk+heaps)" },
+	{ "hblkhd", "mmapped (hblkhd)" },
+	{ "hblks", "mmapped chunks" },
+	{ "ordblks", "free chunks" },
+	{ "smblks", "fastbin chunks" },
+	{ "fsmblks", "fastbin free" },
+	{ "usmblks", "usmblks" },
+	{ NULL, NULL },
+};
+
+static const struct key_label stats_labels[] = {
+	{ "allocated", "allocated" }, { "active", "active" }, { "metadata", "metadata" },
+	{ "resident", "resident" },   { "mapped", "mapped" }, { "retained", "retained" },
+	{ NULL, NULL },
+};
+
+/* A grid of the scalar members of obj: the keys of labels first in that order, then the other
+ * scalars in their own order, except those in skip and strings longer than long_text (those
+ * get a line of their own after the grid; 0 = no limit). */
+static void object_grid(const struct text *t, const char *title, const struct md_node *obj,
+			const struct key_label *labels, const char *const *context,
+			const char *const *skip, size_t long_text, int indent)
+{
+	size_t n = md_node_count(obj);
+	if (!n)
+		return;
+	struct cell *cells = calloc(n, sizeof(*cells));
+	bool *done = calloc(n, sizeof(*done));
+	if (!cells || !done)
+		goto out;
+	size_t nc = 0;
+	for (size_t k = 0; labels && labels[k].key; k++) {
+		for (size_t i = 0; i < n; i++) {
+			const char *key = md_node_key_at(obj, i);
+			if (done[i] || strcmp(key, labels[k].key) != 0 || !is_scalar(md_node_at(obj, i)))
+				continue;
+			snprintf(cells[nc].label, sizeof(cells[nc].label), "%s", labels[k].label);
+			value_text(key, md_node_at(obj, i), context, cells[nc].value,
+				   sizeof(cells[nc].value));
+			nc++;
+			done[i] = true;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *key = md_node_key_at(obj, i);
+		const struct md_node *v = md_node_at(obj, i);
+		const char *str = md_node_get_string(v);
+		if (done[i] || in_list(key, skip) || !is_scalar(v))
+			continue;
+		if (long_text && str && strlen(str) > long_text)
+			continue;
+		key_label(key, is_bytes_key(key, context), cells[nc].label, sizeof(cells[nc].label));
+		value_text(key, v, context, cells[nc].value, sizeof(cells[nc].value));
+		nc++;
+		done[i] = true;
+	}
+	size_t n_long = 0;
+	for (size_t i = 0; long_text && i < n; i++) {
+		const char *str = md_node_get_string(md_node_at(obj, i));
+		n_long += !done[i] && !in_list(md_node_key_at(obj, i), skip) && str &&
+			  strlen(str) > long_text;
+	}
+	if (title && (nc || n_long))
+		fprintf(t->out, "%*s%s\n", indent - 2, "", title);
+	grid(t, cells, nc, indent, 0);
+	for (size_t i = 0; long_text && i < n; i++) {
+		const char *key = md_node_key_at(obj, i);
+		const char *str = md_node_get_string(md_node_at(obj, i));
+		if (done[i] || in_list(key, skip) || !str || strlen(str) <= long_text)
+			continue;
+		spaces(t->out, indent);
+		fprintf(t->out, "%s: ", key);
+		wrap(t, str, indent + (int)strlen(key) + 2, indent + 2);
+	}
+out:
+	free(cells);
+	free(done);
+}
+
+/* Columns of the arena table, when some arena has them; the first of a group of synonyms wins
+ * (glibc and jemalloc name the same figure differently). */
+struct arena_col {
+	const char *key;
+	const char *head;
+	int group; /* columns of one group show one figure */
+	bool right; /* numbers right-aligned */
+	int width;
+};
+
+static const struct arena_col arena_known[] = {
+	{ "index", "arena", 0, false, 0 },
+	{ "kind", "kind", 1, false, 0 },
+	{ "state", "state", 2, false, 0 },
+	{ "attached_threads", "threads", 3, false, 0 },
+	{ "nthreads", "threads", 3, false, 0 },
+	{ "heaps", "heaps", 4, false, 0 },
+	{ "live_bytes", "live", 5, false, 0 },
+	{ "allocated", "allocated", 5, false, 0 },
+	{ "free_bytes", "free", 6, false, 0 },
+	{ "cached_bytes", "cached", 7, false, 0 },
+	{ "tcache_bytes", "tcache", 7, false, 0 },
+	{ "metadata_bytes", "metadata", 8, false, 0 },
+	{ "metadata", "metadata", 8, false, 0 },
+	{ "resident", "resident", 9, false, 0 },
+	{ "trim_release_bytes", "trimmable", 10, false, 0 },
+	{ "purge_release_bytes", "purgeable", 10, false, 0 },
+	{ "findings", "findings", 11, false, 0 },
+};
+#define ARENA_MAX_COLS (sizeof(arena_known) / sizeof(arena_known[0]))
+
+static void render_arenas(const struct text *t, const struct md_node *arenas)
+{
+	size_t n = md_node_count(arenas);
+	if (md_node_type(arenas) != MD_NODE_ARRAY || n == 0)
+		return;
+	size_t rows = n < MAX_ARENAS ? n : MAX_ARENAS;
+	struct arena_col cols[ARENA_MAX_COLS];
+	size_t ncols = 0;
+	for (size_t k = 0; k < ARENA_MAX_COLS; k++) {
+		if (ncols && cols[ncols - 1].group == arena_known[k].group)
+			continue;
+		for (size_t i = 0; i < rows; i++) {
+			if (md_node_get(md_node_at(arenas, i), arena_known[k].key)) {
+				cols[ncols++] = arena_known[k];
+				break;
+			}
+		}
+	}
+	if (!ncols)
+		return;
+	char buf[64];
+	for (size_t c = 0; c < ncols; c++) {
+		cols[c].width = (int)strlen(cols[c].head);
+		cols[c].right = true;
+		for (size_t i = 0; i < rows; i++) {
+			const struct md_node *v = md_node_get(md_node_at(arenas, i), cols[c].key);
+			if (!v)
+				continue;
+			if (md_node_type(v) == MD_NODE_STRING)
+				cols[c].right = false;
+			value_text(cols[c].key, v, stats_byte_keys, buf, sizeof(buf));
+			int l = (int)strlen(buf);
+			cols[c].width = l > cols[c].width ? l : cols[c].width;
+		}
+	}
+	/* leave out trailing columns that do not fit the width */
+	int total = 4;
+	size_t fit = 0;
+	for (; fit < ncols; fit++) {
+		if (fit > 3 && total + cols[fit].width + 2 > t->width)
+			break;
+		total += cols[fit].width + 2;
+	}
+	ncols = fit;
+
+	fputs("    ", t->out);
+	for (size_t c = 0; c < ncols; c++) {
+		if (c + 1 == ncols && !cols[c].right)
+			fprintf(t->out, "%s%s", c ? "  " : "", cols[c].head);
+		else
+			fprintf(t->out, "%s%*s", c ? "  " : "",
+				cols[c].right ? cols[c].width : -cols[c].width, cols[c].head);
+	}
+	fputc('\n', t->out);
+	for (size_t i = 0; i < rows; i++) {
+		const struct md_node *a = md_node_at(arenas, i);
+		if (md_node_type(a) != MD_NODE_OBJECT)
+			continue;
+		fputs("    ", t->out);
+		for (size_t c = 0; c < ncols; c++) {
+			const struct md_node *v = md_node_get(a, cols[c].key);
+			if (v)
+				value_text(cols[c].key, v, stats_byte_keys, buf, sizeof(buf));
+			else
+				snprintf(buf, sizeof(buf), "-");
+			if (c + 1 == ncols && !cols[c].right)
+				fprintf(t->out, "%s%s", c ? "  " : "", buf);
+			else
+				fprintf(t->out, "%s%*s", c ? "  " : "",
+					cols[c].right ? cols[c].width : -cols[c].width, buf);
+		}
+		fputc('\n', t->out);
+	}
+	if (n > rows)
+		fprintf(t->out, "    ... and %zu more arenas\n", n - rows);
+}
+
+static void render_allocator(const struct text *t, const struct md_node *a)
+{
+	char b[32];
+	const char *name = md_node_get_string(md_node_get(a, "name"));
+	const struct md_node *version = md_node_get(a, "version");
+	const char *symbols = md_node_get_string(md_node_get(a, "symbols"));
+
+	char title[160];
+	char vbuf[64] = "";
+	if (version && is_scalar(version) && md_node_type(version) != MD_NODE_NULL)
+		value_text(NULL, version, NULL, vbuf, sizeof(vbuf));
+	snprintf(title, sizeof(title), "Allocator %s%s%s", name ? name : "?", vbuf[0] ? " " : "", vbuf);
+	if (symbols) {
+		size_t l = strlen(title);
+		snprintf(title + l, sizeof(title) - l, " (symbols: %s)", symbols);
+	}
+	heading(t, title);
+
+	/* the two states every plugin reports that change how far its figures can be trusted */
+	const struct md_node *walked = md_node_get(a, "walked");
+	if (md_node_type(walked) == MD_NODE_BOOL && !md_node_get_bool(walked)) {
+		const char *why = md_node_get_string(md_node_get(a, "walk_note"));
+		warning(t, ANSI_ALERT, "not walked%s%s: its memory shows as other anonymous",
+			why ? ": " : "", why ? why : "");
+	}
+	const struct md_node *consistent = md_node_get(a, "consistent");
+	if (md_node_type(consistent) == MD_NODE_BOOL && !md_node_get_bool(consistent)) {
+		const char *why = md_node_get_string(md_node_get(a, "inconsistent_reason"));
+		warning(t, ANSI_WARN, "its structures were changing during the pause%s%s%s: figures "
+			"may be slightly off", why ? " (" : "", why ? why : "", why ? ")" : "");
+	}
+
+	/* set by the analysis when a thread stayed inside the allocator through every retry */
+	const char *consistency = md_node_get_string(md_node_get(a, "consistency"));
+	if (consistency)
+		warning(t, ANSI_WARN, "a thread was inside the allocator through every re-stop (%s): "
+			"figures may be slightly off", consistency);
+
+	const struct md_node *mi = md_node_get(a, "mallinfo");
+	if (md_node_type(mi) == MD_NODE_OBJECT) {
+		object_grid(t, "mallinfo2, as the allocator counts it:", mi, mallinfo_labels,
+			    mallinfo_byte_keys, NULL, 0, 4);
+	}
+	const struct md_node *st = md_node_get(a, "stats");
+	if (md_node_type(st) == MD_NODE_OBJECT) {
+		object_grid(t, "stats, as mallctl would report them:", st, stats_labels,
+			    stats_byte_keys, NULL, 0, 4);
+	}
+	const struct md_node *trim = md_node_get(a, "trim_release_bytes");
+	if (trim && is_scalar(trim))
+		fprintf(t->out, "  malloc_trim(0) would release %s now\n",
+			human(md_node_get_u64(trim), b, sizeof(b)));
+	const struct md_node *purge = md_node_get(a, "purge_release_bytes");
+	if (purge && is_scalar(purge))
+		fprintf(t->out, "  purging every arena (arena.<all>.purge) would release %s now\n",
+			human(md_node_get_u64(purge), b, sizeof(b)));
+
+	/* whatever else the plugin says at its top level: numbers in a grid, long text after it */
+	static const char *const shown[] = {
+		"name", "version", "symbols", "trim_release_bytes", "trim_release_pages",
+		"purge_release_bytes", "walked",
+		"walk_note", "consistent", "inconsistent_reason", "consistency", NULL,
+	};
+	object_grid(t, "what the walk found:", a, NULL, NULL, shown, 24, 4);
+
+	const struct md_node *arenas = md_node_get(a, "arenas");
+	if (md_node_type(arenas) == MD_NODE_ARRAY && md_node_count(arenas)) {
+		fprintf(t->out, "  arenas (%zu):\n", md_node_count(arenas));
+		render_arenas(t, arenas);
+	}
+}
+
+/* ---- findings and notes ---- */
+
+static int severity_rank(const char *s)
+{
+	if (!s)
+		return 2;
+	if (strcmp(s, "corrupt") == 0)
+		return 0;
+	if (strcmp(s, "warning") == 0)
+		return 1;
+	return 2;
+}
+
+static int finding_cmp(const void *a, const void *b)
+{
+	const struct md_report_finding *x = *(const struct md_report_finding *const *)a;
+	const struct md_report_finding *y = *(const struct md_report_finding *const *)b;
+	int rx = severity_rank(x->severity), ry = severity_rank(y->severity);
+	if (rx != ry)
+		return rx - ry;
+	/* the report's own order otherwise: qsort is not stable, the pointers are */
+	return x < y ? -1 : x > y;
+}
+
+static void render_findings(const struct text *t, const struct md_report *r)
+{
+	if (!r->n_findings)
+		return;
+	const struct md_report_finding **order = malloc(r->n_findings * sizeof(*order));
+	if (!order)
+		return;
+	for (size_t i = 0; i < r->n_findings; i++)
+		order[i] = &r->findings[i];
+	qsort(order, r->n_findings, sizeof(*order), finding_cmp);
+
+	char title[64];
+	snprintf(title, sizeof(title), "Findings (%zu)", r->n_findings);
+	heading(t, title);
+	size_t shown = r->n_findings < MAX_FINDINGS ? r->n_findings : MAX_FINDINGS;
+	for (size_t i = 0; i < shown; i++) {
+		const struct md_report_finding *f = order[i];
+		int rank = severity_rank(f->severity);
+		const char *c = rank == 0 ? ANSI_ALERT : rank == 1 ? ANSI_WARN : "";
+		char where[96];
+		int wl;
+		if (f->group >= 0)
+			wl = snprintf(where, sizeof(where), "%s arena %d", f->allocator ? f->allocator : "core",
+				      f->group);
+		else
+			wl = snprintf(where, sizeof(where), "%s", f->allocator ? f->allocator : "core");
+		(void)wl;
+		int lead = fprintf(t->out, "  %s%-7s%s %s at 0x%" PRIx64 ":", col(t, c),
+				   f->severity ? f->severity : "info", reset(t), where, f->address);
+		if (t->color && c[0])
+			lead -= (int)(strlen(c) + strlen(ANSI_RESET));
+		fputc(' ', t->out);
+		wrap(t, f->message ? f->message : "", lead + 1, 10);
+	}
+	if (r->n_findings > shown)
+		fprintf(t->out, "  ... and %zu more (all of them are in --json)\n", r->n_findings - shown);
+	free(order);
+}
+
+static void render_notes(const struct text *t, const struct md_report *r)
+{
+	if (!r->n_notes)
+		return;
+	heading(t, "Notes");
+	for (size_t i = 0; i < r->n_notes; i++) {
+		fputs("  - ", t->out);
+		wrap(t, r->notes[i] ? r->notes[i] : "", 4, 4);
+	}
+}
+
+struct md_error *md_render_text(const struct md_report *r, const struct md_render_options *opts,
+				FILE *out)
+{
+	struct text t = {
+		.out = out,
+		.color = opts && opts->color,
+		.width = opts && opts->width > 0 ? opts->width : DEFAULT_WIDTH,
+	};
+	if (t.width < 60)
+		t.width = 60; /* narrower than that, the tables would not hold a row */
+	int top = opts && opts->top > 0 ? opts->top : DEFAULT_TOP;
+
+	render_header(&t, r);
+	render_summary(&t, r);
+	render_memory(&t, r);
+	render_classes(&t, r);
+	render_mappings(&t, r, top);
+	render_context(&t, r);
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		if (md_node_type(a) == MD_NODE_OBJECT)
+			render_allocator(&t, a);
+	}
+	render_findings(&t, r);
+	render_notes(&t, r);
+	if (fflush(out) == EOF || ferror(out))
+		return md_error_os(errno ? errno : EIO, "writing the report");
+	return NULL;
+}

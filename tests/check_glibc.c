@@ -1,0 +1,408 @@
+/* The glibc plugin against processes that print glibc's own mallinfo2() (tests/targets/
+ * glibc_truth.c): the JSON "mallinfo" must equal it byte for byte, the classes must still sum
+ * to the RSS, and the predicted malloc_trim(0) release must match the RSS drop the target
+ * measures when told to trim. glibc_corrupt.c damages its own heap: the report must name the
+ * damaged chunks, memdissect must finish in bounded time and leave the process unharmed. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+/* The layout table is plain code of the plugin: compiled in here to check it directly. */
+#include "../plugins/glibc/layout.c"
+
+static const char *const mallinfo_fields[] = {
+	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+};
+
+static struct md_node *find_allocator(struct md_node *report, const char *name)
+{
+	struct md_node *arr = md_node_get(report, "allocators");
+	for (size_t i = 0; i < md_node_count(arr); i++) {
+		struct md_node *a = md_node_at(arr, i);
+		const char *n = md_node_get_string(md_node_get(a, "name"));
+		if (n && strcmp(n, name) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+static uint64_t json_u64(struct md_node *n, const char *path)
+{
+	struct md_node *v = md_node_path(n, path);
+	ck_assert_msg(v != NULL, "JSON has no %s", path);
+	return md_node_get_u64(v);
+}
+
+static unsigned long long truth(const struct md_test_proc *p, const char *key)
+{
+	unsigned long long v = 0;
+	ck_assert_msg(md_test_truth_u64(p, key, &v), "target printed no %s", key);
+	return v;
+}
+
+static void check_classes_sum(struct md_node *report)
+{
+	static const char *const classes[] = { "live", "free", "metadata", "stack", "file", "shared", "anon_other" };
+	uint64_t sum = 0;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "classes.%s", classes[i]);
+		sum += json_u64(report, path);
+	}
+	ck_assert_msg(sum == json_u64(report, "memory.rss_bytes"), "classes sum to %llu, rss_bytes is %llu",
+		      (unsigned long long)sum, (unsigned long long)json_u64(report, "memory.rss_bytes"));
+}
+
+/* mallinfo of the report against "<prefix>mallinfo.<field> N" lines. */
+static void check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, const char *prefix,
+			   const char *mode)
+{
+	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
+		char key[96], path[96];
+		snprintf(key, sizeof(key), "%smallinfo.%s", prefix, mallinfo_fields[i]);
+		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
+		unsigned long long want = truth(p, key);
+		uint64_t got = json_u64(glibc, path);
+		ck_assert_msg(got == want, "%s: mallinfo.%s is %llu, glibc says %llu", mode, mallinfo_fields[i],
+			      (unsigned long long)got, want);
+	}
+}
+
+static void check_healthy(struct md_node *glibc, const char *mode)
+{
+	ck_assert_msg(json_u64(glibc, "findings") == 0, "%s: %llu findings on a healthy heap", mode,
+		      (unsigned long long)json_u64(glibc, "findings"));
+	struct md_node *arenas = md_node_get(glibc, "arenas");
+	ck_assert_msg(md_node_count(arenas) >= 1, "%s: no arenas", mode);
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		const char *st = md_node_get_string(md_node_get(md_node_at(arenas, i), "state"));
+		ck_assert_msg(st && strcmp(st, "ok") == 0, "%s: arena %zu is %s", mode, i, st ? st : "?");
+	}
+	ck_assert(md_node_get_bool(md_node_get(glibc, "consistent")));
+}
+
+static struct md_node *attach_ok(pid_t pid, const char *mode)
+{
+	int status = -1;
+	struct md_node *report = md_test_attach_json(pid, NULL, &status);
+	ck_assert_msg(report != NULL, "%s: no JSON report (status %d)", mode, status);
+	ck_assert_msg(status == 0, "%s: memdissect exited with %d", mode, status);
+	return report;
+}
+
+/* "key N" from a line such as "trim_drop_pages 12". */
+static long long line_value(const char *line, const char *key)
+{
+	size_t kl = strlen(key);
+	ck_assert_msg(line && strncmp(line, key, kl) == 0, "expected a %s line, got %s", key, line ? line : "nothing");
+	return strtoll(line + kl, NULL, 10);
+}
+
+/* After "trim", the target prints the drop and a fresh mallinfo2; collect them as truth text. */
+static void trim_and_compare(struct md_test_proc *p, uint64_t predicted, const char *mode)
+{
+	ck_assert_int_eq(write(p->in_fd, "trim\n", 5), 5);
+	char *line = md_test_proc_wait_line(p, "trim_drop_pages", 30000);
+	long long dropped = line_value(line, "trim_drop_pages");
+	free(line);
+	long long diff = (long long)predicted - dropped;
+	if (diff < 0)
+		diff = -diff;
+	fprintf(stderr, "glibc %s: trim predicted %llu pages, measured %lld\n", mode, (unsigned long long)predicted,
+		dropped);
+	ck_assert_msg(diff * 100 <= dropped, "%s: malloc_trim predicted %llu pages, the RSS dropped by %lld", mode,
+		      (unsigned long long)predicted, dropped);
+
+	/* The "after." mallinfo lines become the truth for a second attach. */
+	free(p->truth);
+	p->truth = calloc(1, 1);
+	size_t len = 0;
+	for (;;) {
+		line = md_test_proc_wait_line(p, "", 30000);
+		ck_assert_msg(line != NULL, "%s: target stopped talking after trim", mode);
+		bool done = strcmp(line, "trimmed") == 0;
+		size_t ll = strlen(line);
+		char *bigger = realloc(p->truth, len + ll + 2);
+		ck_assert(bigger != NULL);
+		p->truth = bigger;
+		memcpy(p->truth + len, line, ll);
+		len += ll;
+		p->truth[len++] = '\n';
+		p->truth[len] = 0;
+		free(line);
+		if (done)
+			break;
+	}
+}
+
+static const char *const truth_modes[] = { "empty", "sizes", "kth", "random", "threads", "mmap", "tcache", "trimmed" };
+
+START_TEST(test_mallinfo_and_trim)
+{
+	const char *mode = truth_modes[_i];
+	struct md_test_proc p;
+	const char *args[] = { mode, NULL };
+	ck_assert_msg(md_test_proc_start(&p, "glibc_truth", args), "cannot start glibc_truth %s", mode);
+	struct md_node *report = attach_ok(p.pid, mode);
+	struct md_node *glibc = find_allocator(report, "glibc");
+	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", mode);
+	check_mallinfo(glibc, &p, "", mode);
+	check_classes_sum(report);
+	check_healthy(glibc, mode);
+
+	if (strcmp(mode, "threads") == 0) {
+		struct md_node *arenas = md_node_get(glibc, "arenas");
+		ck_assert_uint_eq(md_node_count(arenas), 9);
+		size_t multi = 0;
+		for (size_t i = 0; i < md_node_count(arenas); i++)
+			if (md_node_count(md_node_get(md_node_at(arenas, i), "heaps")) >= 2)
+				multi++;
+		ck_assert_msg(multi >= 1, "no arena spans several heaps");
+		struct md_node *tc = md_node_get(glibc, "tcaches");
+		size_t valid = 0;
+		for (size_t i = 0; i < md_node_count(tc); i++)
+			valid += md_node_get_bool(md_node_get(md_node_at(tc, i), "valid"));
+		ck_assert_msg(valid == 9, "%zu valid tcaches, expected 9", valid);
+	}
+	if (strcmp(mode, "mmap") == 0 || strcmp(mode, "sizes") == 0) {
+		ck_assert_uint_eq(json_u64(glibc, "mmapped_chunks.count"), truth(&p, "mallinfo.hblks"));
+		ck_assert_uint_eq(json_u64(glibc, "mmapped_chunks.bytes"), truth(&p, "mallinfo.hblkhd"));
+	}
+	if (strcmp(mode, "tcache") == 0) {
+		ck_assert_uint_gt(json_u64(glibc, "arenas.0.tcache_chunks"), 50);
+		ck_assert_uint_gt(json_u64(glibc, "arenas.0.fastbin_chunks"), 500);
+	}
+	uint64_t predicted = json_u64(glibc, "trim_release_bytes") / 4096;
+	md_node_destroy(report);
+
+	trim_and_compare(&p, predicted, mode);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* The walk again after malloc_trim: pages released inside free chunks read as zeros. */
+START_TEST(test_after_trim)
+{
+	const char *mode = truth_modes[_i];
+	struct md_test_proc p;
+	const char *args[] = { mode, NULL };
+	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
+	struct md_node *report = attach_ok(p.pid, mode);
+	struct md_node *glibc = find_allocator(report, "glibc");
+	ck_assert(glibc != NULL);
+	uint64_t predicted = json_u64(glibc, "trim_release_bytes") / 4096;
+	md_node_destroy(report);
+	trim_and_compare(&p, predicted, mode);
+
+	report = attach_ok(p.pid, mode);
+	glibc = find_allocator(report, "glibc");
+	ck_assert(glibc != NULL);
+	check_mallinfo(glibc, &p, "after.", mode);
+	check_classes_sum(report);
+	check_healthy(glibc, mode);
+	/* Nothing is left for a second trim to release but what top keeps below one page. */
+	ck_assert_uint_eq(json_u64(glibc, "trim_release_bytes"), 0);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *const corrupt_modes[] = {
+	"cyclic-bin", "cyclic-tcache", "size-past-end", "pointer-outside", "bad-fastbin-fd", "fastbin-outside",
+};
+
+START_TEST(test_corrupt)
+{
+	const char *mode = corrupt_modes[_i];
+	struct md_test_proc p;
+	const char *args[] = { mode, NULL };
+	ck_assert_msg(md_test_proc_start(&p, "glibc_corrupt", args), "cannot start glibc_corrupt %s", mode);
+	uint64_t bad[8];
+	size_t n_bad = 0;
+	for (const char *s = p.truth; s && *s && n_bad < 8;) {
+		if (strncmp(s, "bad_chunk ", 10) == 0)
+			bad[n_bad++] = strtoull(s + 10, NULL, 0);
+		s = strchr(s, '\n');
+		if (s)
+			s++;
+	}
+	ck_assert_msg(n_bad > 0, "%s: target named no bad chunk", mode);
+
+	double t0 = now_s();
+	int status = -1;
+	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+	double took = now_s() - t0;
+	ck_assert_msg(report != NULL, "%s: no report (status %d)", mode, status);
+	ck_assert_msg(status == 0 || status == 10, "%s: memdissect exited with %d", mode, status);
+	ck_assert_msg(took < (md_test_sanitized() ? 60.0 : 20.0), "%s: took %.1f s", mode, took);
+	check_classes_sum(report);
+
+	struct md_node *glibc = find_allocator(report, "glibc");
+	ck_assert_msg(glibc != NULL, "%s: no glibc allocator", mode);
+	ck_assert_msg(json_u64(glibc, "findings") > 0, "%s: no findings", mode);
+	bool corrupt_arena = false;
+	struct md_node *arenas = md_node_get(glibc, "arenas");
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		const char *st = md_node_get_string(md_node_get(md_node_at(arenas, i), "state"));
+		corrupt_arena |= st && strcmp(st, "corrupt") == 0;
+	}
+	ck_assert_msg(corrupt_arena, "%s: no arena marked corrupt", mode);
+
+	struct md_node *findings = md_node_get(report, "findings");
+	bool named = false;
+	for (size_t i = 0; i < md_node_count(findings) && !named; i++) {
+		struct md_node *f = md_node_at(findings, i);
+		const char *alloc = md_node_get_string(md_node_get(f, "allocator"));
+		if (!alloc || strcmp(alloc, "glibc") != 0)
+			continue;
+		uint64_t addr = md_node_get_u64(md_node_get(f, "address"));
+		for (size_t k = 0; k < n_bad; k++)
+			named |= addr == bad[k];
+	}
+	if (!named) {
+		for (size_t i = 0; i < md_node_count(findings); i++) {
+			struct md_node *f = md_node_at(findings, i);
+			fprintf(stderr, "%s finding: %s\n", mode, md_node_get_string(md_node_get(f, "message")));
+		}
+	}
+	ck_assert_msg(named, "%s: no finding names a damaged chunk (first 0x%llx)", mode, (unsigned long long)bad[0]);
+	md_node_destroy(report);
+
+	/* The process is unharmed: it still answers and exits normally. */
+	char st = md_test_proc_state(p.pid);
+	ck_assert_msg(st == 'S' || st == 'R', "%s: target state %c after the attach", mode, st ? st : '?');
+	ck_assert_int_eq(write(p.in_fd, "quit\n", 5), 5);
+	int wstatus = 0;
+	pid_t w;
+	while ((w = waitpid(p.pid, &wstatus, 0)) < 0 && errno == EINTR)
+		;
+	ck_assert_int_eq(w, p.pid);
+	ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "%s: target did not exit cleanly", mode);
+	p.pid = -1;
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* The built-in table against this machine's DWARF (libc6-dbg is installed here). */
+START_TEST(test_layout_matches_dwarf)
+{
+	struct md_test_proc p;
+	const char *args[] = { "kth", NULL };
+	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
+	struct md_node *report = attach_ok(p.pid, "kth");
+	struct md_node *glibc = find_allocator(report, "glibc");
+	ck_assert(glibc != NULL);
+	const char *src = md_node_get_string(md_node_path(glibc, "layout.source"));
+	ck_assert_msg(src && strcmp(src, "dwarf") == 0, "layout came from %s, not DWARF", src ? src : "?");
+	ck_assert_str_eq(md_node_get_string(md_node_get(glibc, "symbols")), "dwarf");
+	struct md_node *match = md_node_path(glibc, "layout.builtin_matches_dwarf");
+	const char *diff = md_node_get_string(md_node_path(glibc, "layout.differences"));
+	ck_assert_msg(match && md_node_get_bool(match), "built-in layout differs from DWARF: %s", diff ? diff : "?");
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* The table's derived constants against the facts of docs/glibc.md §1. */
+START_TEST(test_layout_table)
+{
+	struct glibc_layout l;
+	ck_assert(!glibc_layout_builtin(2, 25, &l));
+	ck_assert(!glibc_layout_builtin(2, 41, &l));
+	ck_assert(glibc_layout_builtin(2, 26, &l));
+	ck_assert_uint_eq(glibc_first_heap_chunk_offset(&l), 0x8b0);
+	ck_assert_uint_eq(glibc_tcache_struct_chunk_size(&l), 0x250);
+	ck_assert_uint_eq(glibc_bin_header_offset(&l, 1), 0x58);
+	ck_assert_uint_eq(l.mp_size, 0x70);
+	ck_assert(glibc_layout_builtin(2, 27, &l));
+	ck_assert_uint_eq(glibc_first_heap_chunk_offset(&l), 0x8c0);
+	ck_assert_uint_eq(glibc_bin_header_offset(&l, 1), 0x60);
+	ck_assert(glibc_layout_builtin(2, 30, &l));
+	ck_assert_uint_eq(glibc_tcache_struct_chunk_size(&l), 0x290);
+	ck_assert(glibc_layout_builtin(2, 35, &l));
+	ck_assert_uint_eq(glibc_first_heap_chunk_offset(&l), 0x8d0);
+	ck_assert_uint_eq(l.hi_size_of, 0x30);
+	ck_assert_uint_eq(l.mp_size, 0x88);
+	ck_assert_uint_eq(l.mp_sbrk_base, 0x60);
+	ck_assert_uint_eq(l.mp_n_mmaps, 0x3c);
+	ck_assert(l.safe_linking && l.key_kind == GLIBC_TCACHE_KEY_RANDOM);
+	struct glibc_layout a, b;
+	ck_assert(glibc_layout_builtin(2, 34, &a) && glibc_layout_builtin(2, 36, &b));
+	char diff[512];
+	ck_assert_uint_gt(glibc_layout_compare(&a, &b, diff, sizeof(diff)), 0);
+	ck_assert_msg(strstr(diff, "hi_size_of 0x20/0x30") != NULL, "%s", diff);
+}
+END_TEST
+
+/* Threads hammering malloc: the walk must wait for a quiet moment or say the arena was
+ * mid-update, never call it corrupt. Single-threaded churn takes no lock at all. */
+static const char *const churn_modes[] = { "churn", "churn1" };
+
+START_TEST(test_churn)
+{
+	const char *mode = churn_modes[_i];
+	struct md_test_proc p;
+	const char *args[] = { mode, NULL };
+	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
+	for (int round = 0; round < 3; round++) {
+		int status = -1;
+		struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+		ck_assert_msg(report != NULL && (status == 0 || status == 10), "%s: status %d", mode, status);
+		struct md_node *glibc = find_allocator(report, "glibc");
+		ck_assert(glibc != NULL);
+		check_classes_sum(report);
+		bool consistent = md_node_get_bool(md_node_get(glibc, "consistent"));
+		struct md_node *arenas = md_node_get(glibc, "arenas");
+		for (size_t i = 0; i < md_node_count(arenas); i++) {
+			const char *st = md_node_get_string(md_node_get(md_node_at(arenas, i), "state"));
+			ck_assert_msg(st && strcmp(st, "corrupt") != 0, "%s: arena %zu called corrupt under churn", mode, i);
+			if (consistent)
+				ck_assert_str_eq(st, "ok");
+		}
+		md_node_destroy(report);
+	}
+	char st = md_test_proc_state(p.pid);
+	ck_assert_msg(st == 'S' || st == 'R', "%s: target state %c", mode, st ? st : '?');
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+Suite *glibc_suite(void)
+{
+	Suite *s = suite_create("glibc");
+	TCase *unit = tcase_create("layout");
+	tcase_add_test(unit, test_layout_table);
+	suite_add_tcase(s, unit);
+
+	TCase *tc = tcase_create("truth");
+	tcase_set_timeout(tc, 180);
+	tcase_add_loop_test(tc, test_mallinfo_and_trim, 0, (int)(sizeof(truth_modes) / sizeof(truth_modes[0])));
+	tcase_add_loop_test(tc, test_after_trim, 2, 5); /* kth, random, threads */
+	tcase_add_test(tc, test_layout_matches_dwarf);
+	suite_add_tcase(s, tc);
+
+	TCase *cc = tcase_create("corrupt");
+	tcase_set_timeout(cc, 120);
+	tcase_add_loop_test(cc, test_corrupt, 0, (int)(sizeof(corrupt_modes) / sizeof(corrupt_modes[0])));
+	suite_add_tcase(s, cc);
+
+	TCase *qc = tcase_create("churn");
+	tcase_set_timeout(qc, 180);
+	tcase_add_loop_test(qc, test_churn, 0, 2);
+	suite_add_tcase(s, qc);
+	return s;
+}

@@ -1,0 +1,493 @@
+/* Helpers shared by the Check suites: start test targets and memdissect as real processes,
+ * talk to them through pipes, read /proc about them. Every wait has a deadline, so a target or
+ * a memdissect that hangs fails the test instead of stalling the suite. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+/* How long a target may take to print "ready". */
+#define READY_TIMEOUT_MS 20000
+
+const char *md_test_target_path(const char *name, char *buf, size_t len)
+{
+	const char *dir = getenv("MD_TARGETS");
+	if (!dir || !*dir)
+		dir = "build/targets";
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= len)
+		return NULL;
+	return buf;
+}
+
+const char *md_test_memdissect(void)
+{
+	const char *path = getenv("MEMDISSECT");
+	return path && *path ? path : "./memdissect";
+}
+
+bool md_test_sanitized(void)
+{
+	const char *s = getenv("MD_SANITIZED");
+	return s && *s && strcmp(s, "0") != 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* In a freshly forked child: die with the test process (a failed or timed-out test must not
+ * leave targets behind), restore what the test process changed, then exec. Never returns. */
+static void exec_child(const char *path, char *const *argv)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(path, argv);
+	dprintf(2, "exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+/* Reads one byte from fd, waiting until the deadline: 1 got it, 0 EOF, -1 timeout or error.
+ * Byte by byte on purpose: nothing past the line asked for is consumed, so the pipe needs no
+ * buffer outside struct md_test_proc. */
+static int read_byte(int fd, char *c, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (left < 0)
+			left = 0;
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r = poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		ssize_t n = read(fd, c, 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -1;
+		return n == 1 ? 1 : 0;
+	}
+}
+
+/* Reads one line (without its newline) into a malloc'd string; NULL at EOF, timeout or OOM. */
+static char *read_line(int fd, long long deadline)
+{
+	size_t len = 0, cap = 128;
+	char *line = malloc(cap);
+	if (!line)
+		return NULL;
+	for (;;) {
+		char c;
+		int r = read_byte(fd, &c, deadline);
+		if (r <= 0 && len == 0) {
+			free(line);
+			return NULL;
+		}
+		if (r <= 0 || c == '\n')
+			break;
+		if (len + 2 > cap) {
+			char *bigger = realloc(line, cap * 2);
+			if (!bigger) {
+				free(line);
+				return NULL;
+			}
+			line = bigger;
+			cap *= 2;
+		}
+		line[len++] = c;
+	}
+	line[len] = 0;
+	return line;
+}
+
+static bool append(char **text, size_t *len, const char *add, size_t add_len)
+{
+	char *bigger = realloc(*text, *len + add_len + 1);
+	if (!bigger)
+		return false;
+	memcpy(bigger + *len, add, add_len);
+	*len += add_len;
+	bigger[*len] = 0;
+	*text = bigger;
+	return true;
+}
+
+bool md_test_proc_start(struct md_test_proc *p, const char *name, const char *const *args)
+{
+	memset(p, 0, sizeof(*p));
+	p->pid = -1;
+	p->out_fd = p->in_fd = -1;
+	char path[PATH_MAX];
+	if (!md_test_target_path(name, path, sizeof(path)))
+		return false;
+	/* Writing a command to a target that died must fail the test, not kill it with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+
+	size_t argc = 0;
+	while (args && args[argc])
+		argc++;
+	char **argv = calloc(argc + 2, sizeof(*argv));
+	if (!argv)
+		return false;
+	argv[0] = (char *)name;
+	for (size_t i = 0; i < argc; i++)
+		argv[i + 1] = (char *)args[i];
+
+	int out[2], in[2];
+	if (pipe2(out, O_CLOEXEC) != 0) {
+		free(argv);
+		return false;
+	}
+	if (pipe2(in, O_CLOEXEC) != 0) {
+		close(out[0]);
+		close(out[1]);
+		free(argv);
+		return false;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		exec_child(path, argv);
+	}
+	free(argv);
+	close(in[0]);
+	close(out[1]);
+	if (pid < 0) {
+		close(in[1]);
+		close(out[0]);
+		return false;
+	}
+	p->pid = pid;
+	p->out_fd = out[0];
+	p->in_fd = in[1];
+
+	long long deadline = now_ms() + READY_TIMEOUT_MS;
+	size_t len = 0;
+	p->truth = calloc(1, 1);
+	for (;;) {
+		char *line = p->truth ? read_line(p->out_fd, deadline) : NULL;
+		if (!line) {
+			fprintf(stderr, "target %s (pid %d) did not print \"ready\"\n", name, (int)pid);
+			md_test_proc_stop(p);
+			return false;
+		}
+		bool ready = strcmp(line, "ready") == 0;
+		bool ok = append(&p->truth, &len, line, strlen(line)) && append(&p->truth, &len, "\n", 1);
+		free(line);
+		if (!ok) {
+			md_test_proc_stop(p);
+			return false;
+		}
+		if (ready)
+			return true;
+	}
+}
+
+bool md_test_truth_u64(const struct md_test_proc *p, const char *key, unsigned long long *v)
+{
+	size_t kl = strlen(key);
+	for (const char *line = p->truth; line && *line;) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ' ') {
+			char *end;
+			errno = 0;
+			unsigned long long x = strtoull(line + kl + 1, &end, 0);
+			if (errno || end == line + kl + 1)
+				return false;
+			*v = x;
+			return true;
+		}
+		const char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+char *md_test_proc_wait_line(struct md_test_proc *p, const char *prefix, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	size_t pl = strlen(prefix);
+	for (;;) {
+		char *line = read_line(p->out_fd, deadline);
+		if (!line || strncmp(line, prefix, pl) == 0)
+			return line;
+		free(line);
+	}
+}
+
+void md_test_proc_stop(struct md_test_proc *p)
+{
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		while (waitpid(p->pid, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	if (p->in_fd >= 0)
+		close(p->in_fd);
+	if (p->out_fd >= 0)
+		close(p->out_fd);
+	free(p->truth);
+	p->pid = -1;
+	p->in_fd = p->out_fd = -1;
+	p->truth = NULL;
+}
+
+/* Drains both pipes until EOF on both or the deadline; true if both reached EOF. */
+static bool collect(int out_fd, int err_fd, char **out, size_t *out_len, char **err, size_t *err_len,
+		    long long deadline)
+{
+	struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
+	char **text[2] = {out, err};
+	size_t *len[2] = {out_len, err_len};
+	int open_fds = 2;
+	while (open_fds > 0) {
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		int r = poll(pfd, 2, (int)(left > INT_MAX ? INT_MAX : left));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return false;
+		for (int i = 0; i < 2; i++) {
+			if (pfd[i].fd < 0 || !pfd[i].revents)
+				continue;
+			char buf[65536];
+			ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				pfd[i].fd = -1;
+				open_fds--;
+				continue;
+			}
+			if (!append(text[i], len[i], buf, (size_t)n))
+				return false;
+		}
+	}
+	return true;
+}
+
+int md_test_run(const char *const *args, char **out, char **err, int timeout_ms)
+{
+	if (out)
+		*out = NULL;
+	if (err)
+		*err = NULL;
+	const char *path = md_test_memdissect();
+	size_t argc = 0;
+	while (args && args[argc])
+		argc++;
+	char **argv = calloc(argc + 2, sizeof(*argv));
+	if (!argv)
+		return -1;
+	argv[0] = (char *)path;
+	for (size_t i = 0; i < argc; i++)
+		argv[i + 1] = (char *)args[i];
+
+	int o[2], e[2];
+	if (pipe2(o, O_CLOEXEC) != 0) {
+		free(argv);
+		return -1;
+	}
+	if (pipe2(e, O_CLOEXEC) != 0) {
+		close(o[0]);
+		close(o[1]);
+		free(argv);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		exec_child(path, argv);
+	}
+	free(argv);
+	close(o[1]);
+	close(e[1]);
+	if (pid < 0) {
+		close(o[0]);
+		close(e[0]);
+		return -1;
+	}
+	char *out_text = calloc(1, 1), *err_text = calloc(1, 1);
+	size_t out_len = 0, err_len = 0;
+	long long deadline = now_ms() + timeout_ms;
+	bool done = out_text && err_text &&
+		    collect(o[0], e[0], &out_text, &out_len, &err_text, &err_len, deadline);
+	close(o[0]);
+	close(e[0]);
+	int status = 0, result = -1;
+	if (!done) {
+		fprintf(stderr, "%s did not finish within %d ms: killed\n", path, timeout_ms);
+		kill(pid, SIGKILL);
+	}
+	/* The pipes are closed at exit; the process itself can still take a moment to be reaped.
+	 * A process that closed its pipes but does not exit is killed at the deadline. */
+	for (;;) {
+		pid_t w = waitpid(pid, &status, done ? WNOHANG : 0);
+		if (w == pid)
+			break;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			status = -1;
+			break;
+		}
+		if (now_ms() >= deadline) {
+			fprintf(stderr, "%s did not exit within %d ms: killed\n", path, timeout_ms);
+			kill(pid, SIGKILL);
+			done = false;
+			continue;
+		}
+		usleep(1000);
+	}
+	if (done && status != -1) {
+		if (WIFEXITED(status))
+			result = WEXITSTATUS(status);
+		else if (WIFSIGNALED(status))
+			result = 128 + WTERMSIG(status); /* as a shell reports it: a crash shows as 134, 139 */
+	}
+	if (out)
+		*out = out_text;
+	else
+		free(out_text);
+	if (err)
+		*err = err_text;
+	else
+		free(err_text);
+	return result;
+}
+
+struct md_node *md_test_attach_json(pid_t pid, const char *const *extra, int *status_ret)
+{
+	const char *args[64];
+	size_t n = 0;
+	char pid_text[32];
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
+	args[n++] = "attach";
+	args[n++] = "--json";
+	/* Options before the PID: "attach [options] PID" is the documented order. */
+	for (size_t i = 0; extra && extra[i] && n < sizeof(args) / sizeof(args[0]) - 2; i++)
+		args[n++] = extra[i];
+	args[n++] = pid_text;
+	args[n] = NULL;
+
+	char *out = NULL, *err = NULL;
+	int status = md_test_run(args, &out, &err, md_test_sanitized() ? 120000 : 60000);
+	if (status_ret)
+		*status_ret = status;
+	struct md_node *root = NULL;
+	if (out && *out) {
+		struct md_error *perr = md_node_parse_json(out, strlen(out), &root);
+		if (perr) {
+			fprintf(stderr, "memdissect attach --json %d: output is not JSON: %s\n", (int)pid,
+				perr->message ? perr->message : "?");
+			md_error_destroy(perr);
+			root = NULL;
+		}
+	}
+	if (!root || status != 0)
+		fprintf(stderr, "memdissect attach --json %d: status %d, stderr: %s\n", (int)pid, status,
+			err ? err : "");
+	free(out);
+	free(err);
+	return root;
+}
+
+/* Reads a small /proc file whole; NULL when it cannot be read. */
+static char *read_small_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	while (buf) {
+		if (len + 1 >= cap) {
+			char *bigger = realloc(buf, cap * 2);
+			if (!bigger) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		if (n == 0) {
+			buf[len] = 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	return buf;
+}
+
+unsigned long long md_test_status_bytes(pid_t pid, const char *field)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	char *text = read_small_file(path);
+	if (!text)
+		return UINT64_MAX;
+	unsigned long long v = UINT64_MAX;
+	size_t fl = strlen(field);
+	for (char *line = text; line && *line;) {
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			char *end;
+			unsigned long long kb = strtoull(line + fl + 1, &end, 10);
+			if (end != line + fl + 1)
+				v = kb * 1024ULL;
+			break;
+		}
+		char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : NULL;
+	}
+	free(text);
+	return v;
+}
+
+char md_test_proc_state(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *text = read_small_file(path);
+	if (!text)
+		return 0;
+	/* comm may hold spaces and parentheses: the state follows the last ')'. */
+	char *close_paren = strrchr(text, ')');
+	char state = close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+	free(text);
+	return state;
+}

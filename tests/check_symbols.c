@@ -1,0 +1,687 @@
+/* Symbols (attach/symbols.c) and unwinding (attach/unwind.c) against a real child process.
+ *
+ * The child is forked from the test process, so it has exactly our libraries at our addresses
+ * and its own view of TLS; it prints the truth only it knows (&errno, the static TLS offsets
+ * libc's dlinfo gives it) and blocks in pause(). */
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <link.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "symbols.h"
+#include "target_impl.h"
+#include "tests.h"
+#include "unwind.h"
+
+/* This machine's libc (Debian 12, glibc 2.36-9+deb12u14): the addresses in
+ * /work/shared/docs/glibc-malloc.md hold only for this exact build. */
+#define KNOWN_LIBC_BUILD_ID "93ac61ec5a8eb1396f9fbd350e3169a558528a40"
+#define KNOWN_MAIN_ARENA 0x1d3c60
+#define KNOWN_MP 0x1d3340
+
+/* Gives the test executable a PT_TLS of its own, reached with local-exec (no relocation): the
+ * executable's static TLS offset then comes from its PT_TLS alone. */
+static __thread uint64_t exe_tls_var = 0x5eed;
+
+struct child {
+	pid_t pid;
+	uint64_t exe_tls_addr; /* &exe_tls_var in the child */
+	uint64_t errno_addr;   /* &errno in the child */
+	uint64_t libc_tls;     /* thread pointer - libc's TLS block, from dlinfo */
+	uint64_t libdw_tls;    /* same for libdw (0 when it has no static block) */
+	uint64_t trim_addr;    /* &malloc_trim as the child's dynamic linker resolved it */
+};
+
+static long long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static uint64_t tls_block_offset(const char *soname, uintptr_t tp)
+{
+	void *h = dlopen(soname, RTLD_NOW | RTLD_NOLOAD);
+	void *block = NULL;
+	if (h && dlinfo(h, RTLD_DI_TLS_DATA, &block) == 0 && block)
+		return tp - (uintptr_t)block;
+	return 0;
+}
+
+static __attribute__((noreturn, noinline)) void child_main(int fd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	void *volatile heap = malloc(1000);
+	(void)heap;
+	uintptr_t tp;
+	__asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+	char line[256];
+	exe_tls_var++;
+	int n = snprintf(line, sizeof(line), "%p %" PRIx64 " %" PRIx64 " %p %p\n", (void *)&errno,
+			 tls_block_offset("libc.so.6", tp), tls_block_offset("libdw.so.1", tp),
+			 (void *)(uintptr_t)malloc_trim, (void *)&exe_tls_var);
+	if (write(fd, line, (size_t)n) != n)
+		_exit(1);
+	close(fd);
+	for (;;)
+		pause();
+}
+
+static bool child_start(struct child *c)
+{
+	memset(c, 0, sizeof(*c));
+	int fds[2];
+	if (pipe(fds) != 0)
+		return false;
+	pid_t pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		close(fds[0]);
+		child_main(fds[1]);
+	}
+	close(fds[1]);
+	c->pid = pid;
+	char line[256];
+	size_t len = 0;
+	struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+	while (len + 1 < sizeof(line) && (len == 0 || line[len - 1] != '\n')) {
+		if (poll(&pfd, 1, 20000) <= 0)
+			break;
+		ssize_t r = read(fds[0], line + len, sizeof(line) - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fds[0]);
+	line[len] = 0;
+	unsigned long long e, lt, dt, tr, xt;
+	if (sscanf(line, "%llx %llx %llx %llx %llx", &e, &lt, &dt, &tr, &xt) != 5)
+		return false;
+	c->exe_tls_addr = xt;
+	c->errno_addr = e;
+	c->libc_tls = lt;
+	c->libdw_tls = dt;
+	c->trim_addr = tr;
+	/* Let it reach pause(). */
+	for (int i = 0; i < 2000 && md_test_proc_state(pid) != 'S'; i++)
+		usleep(1000);
+	return true;
+}
+
+static void child_stop(struct child *c)
+{
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, __WALL);
+	}
+	c->pid = 0;
+}
+
+static struct md_symbols *symbols_for(pid_t pid, bool debuginfo_disabled)
+{
+	struct md_symbols_options opts = {.debuginfo_disabled = debuginfo_disabled};
+	struct md_symbols *s = NULL;
+	struct md_error *err = md_symbols_create_pid(pid, &opts, &s);
+	ck_assert_msg(!err, "md_symbols_create_pid: %s", err ? err->message : "");
+	return s;
+}
+
+static const struct md_module *libc_of(struct md_symbols *s)
+{
+	const struct md_module *libc = md_symbols_find_module(s, "libc.so");
+	ck_assert_msg(libc, "libc.so not among the modules");
+	return libc;
+}
+
+static bool libc_is_known_build(const struct md_module *libc)
+{
+	return libc->build_id && strcmp(libc->build_id, KNOWN_LIBC_BUILD_ID) == 0;
+}
+
+static bool libc_debug_file_present(const struct md_module *libc)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%.2s/%s.debug", libc->build_id, libc->build_id + 2);
+	return access(path, R_OK) == 0;
+}
+
+/* Is [addr, addr+size) inside a writable private mapping of the file of libc? */
+static bool in_libc_rw(pid_t pid, const struct md_module *libc, uint64_t addr, uint64_t size)
+{
+	char path[64], *text = NULL;
+	size_t len = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	struct md_error *err = md_read_file(path, &text, &len);
+	ck_assert_msg(!err, "reading maps: %s", err ? err->message : "");
+	struct md_mapping *maps;
+	size_t n;
+	err = md_parse_maps(text, len, &maps, &n);
+	free(text);
+	ck_assert_msg(!err, "parsing maps: %s", err ? err->message : "");
+	bool ok = false;
+	for (size_t i = 0; i < n; i++) {
+		/* libc's .bss continues in an anonymous mapping right after its file mappings */
+		if ((maps[i].perms & MD_PERM_WRITE) && addr >= maps[i].start && addr + size <= maps[i].end &&
+		    addr >= libc->start && addr < libc->end + 0x100000)
+			ok = true;
+	}
+	md_mappings_free(maps, n);
+	return ok;
+}
+
+START_TEST(test_modules)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	long long t0 = now_us();
+	struct md_symbols *s = symbols_for(c.pid, false);
+	long long t1 = now_us();
+	/* Setup reports modules only: the child was not stopped or traced. */
+	unsigned long long tracer = md_test_status_bytes(c.pid, "TracerPid");
+	ck_assert_msg(tracer == 0, "TracerPid is %llu after md_symbols_create_pid", tracer / 1024);
+	char state = md_test_proc_state(c.pid);
+	ck_assert_msg(state == 'S', "child state %c after md_symbols_create_pid", state);
+
+	size_t n = 0;
+	const struct md_module *mods = md_symbols_modules(s, &n);
+	ck_assert_uint_ge(n, 3);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_msg(mods[i - 1].start <= mods[i].start, "modules not sorted by start");
+
+	const struct md_module *libc = libc_of(s);
+	ck_assert_ptr_eq(md_symbols_module_at(s, libc->start), libc);
+	ck_assert_ptr_eq(md_symbols_module_at(s, libc->end - 1), libc);
+	ck_assert_ptr_eq(md_symbols_module_at(s, c.trim_addr), libc);
+	ck_assert_ptr_null(md_symbols_module_at(s, 0x1000));
+	ck_assert_msg(libc->build_id && strlen(libc->build_id) == 40, "libc build-id %s",
+		      libc->build_id ? libc->build_id : "(null)");
+	ck_assert_uint_le(libc->start, libc->bias + 0x1000);
+	const char *file = md_symbols_module_file(s, libc);
+	ck_assert_msg(file && access(file, R_OK) == 0, "libc file %s", file ? file : "(null)");
+	ck_assert_int_eq(libc->has_debuginfo, libc_debug_file_present(libc));
+
+	/* NULL is the main executable: the file of /proc/PID/exe. */
+	const struct md_module *main_mod = md_symbols_find_module(s, NULL);
+	ck_assert_ptr_nonnull(main_mod);
+	char exe[4096], link[64];
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)c.pid);
+	ssize_t len = readlink(link, exe, sizeof(exe) - 1);
+	ck_assert_int_gt(len, 0);
+	exe[len] = 0;
+	ck_assert_str_eq(main_mod->name, exe);
+	ck_assert_ptr_eq(md_symbols_find_module(s, "ld-linux"), md_symbols_module_at(s, (uint64_t)(uintptr_t)&_r_debug));
+	ck_assert_ptr_null(md_symbols_find_module(s, "no-such-module.so"));
+
+	/* A process that is gone. */
+	pid_t gone = fork();
+	ck_assert_int_ge(gone, 0);
+	if (gone == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(gone, NULL, 0), gone);
+	struct md_symbols *none = NULL;
+	struct md_error *err = md_symbols_create_pid(gone, NULL, &none);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NO_PROCESS);
+	ck_assert_ptr_null(none);
+	md_error_destroy(err);
+
+	/* Setup must stay cheap: it runs before every attach. */
+	ck_assert_msg(t1 - t0 < (md_test_sanitized() ? 2000000 : 500000), "setup took %lld us", t1 - t0);
+	md_symbols_destroy(s);
+	child_stop(&c);
+}
+END_TEST
+
+START_TEST(test_libc_symbols)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	struct md_symbols *s = symbols_for(c.pid, false);
+	const struct md_module *libc = libc_of(s);
+	ck_assert_msg(libc_debug_file_present(libc), "libc6-dbg is not installed for libc %s", libc->build_id);
+
+	long long t0 = now_us();
+	struct md_symbol arena, mp, tcache, trim;
+	struct md_error *err = md_symbols_lookup(s, libc, "main_arena", &arena);
+	long long t1 = now_us();
+	ck_assert_msg(!err, "main_arena: %s", err ? err->message : "");
+	ck_assert_int_eq(arena.source, MD_SYMSRC_SYMTAB);
+	ck_assert_int_eq(arena.type, MD_SYM_OBJECT);
+	ck_assert_uint_eq(arena.size, 0x898);
+	err = md_symbols_lookup(s, libc, "mp_", &mp);
+	ck_assert_msg(!err, "mp_: %s", err ? err->message : "");
+	ck_assert_int_eq(mp.source, MD_SYMSRC_SYMTAB);
+	ck_assert_uint_eq(mp.size, 0x88);
+	if (libc_is_known_build(libc)) {
+		ck_assert_uint_eq(arena.address, libc->bias + KNOWN_MAIN_ARENA);
+		ck_assert_uint_eq(mp.address, libc->bias + KNOWN_MP);
+	}
+	ck_assert(in_libc_rw(c.pid, libc, arena.address, arena.size));
+	ck_assert(in_libc_rw(c.pid, libc, mp.address, mp.size));
+
+	err = md_symbols_lookup(s, libc, "tcache", &tcache);
+	ck_assert_msg(!err, "tcache: %s", err ? err->message : "");
+	ck_assert_int_eq(tcache.type, MD_SYM_TLS);
+	ck_assert_uint_eq(tcache.address, 0x48);
+
+	/* A global symbol: relocated exactly where the child's dynamic linker put it. */
+	err = md_symbols_lookup(s, libc, "malloc_trim", &trim);
+	ck_assert_msg(!err, "malloc_trim: %s", err ? err->message : "");
+	ck_assert_int_eq(trim.type, MD_SYM_FUNC);
+	ck_assert_uint_eq(trim.address, c.trim_addr);
+
+	err = md_symbols_lookup(s, libc, "no_such_symbol_anywhere", &trim);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+	md_error_destroy(err);
+	/* mod NULL searches every module. */
+	err = md_symbols_lookup(s, NULL, "main_arena", &tcache);
+	ck_assert_msg(!err, "main_arena in any module: %s", err ? err->message : "");
+	ck_assert_uint_eq(tcache.address, arena.address);
+
+	/* The hash is built once: a hundred more lookups cost far less than the first. */
+	long long t2 = now_us();
+	for (int i = 0; i < 100; i++)
+		ck_assert_ptr_null(md_symbols_lookup(s, libc, i % 2 ? "mp_" : "main_arena", &trim));
+	long long t3 = now_us();
+	ck_assert_msg(t3 - t2 < 20000 + (t1 - t0), "100 lookups took %lld us (first %lld us)", t3 - t2, t1 - t0);
+	md_symbols_destroy(s);
+	child_stop(&c);
+}
+END_TEST
+
+static uint64_t member_offset(struct md_symbols *s, const struct md_module *mod, const char *st, const char *m,
+			      uint64_t *size_ret)
+{
+	uint64_t off = 0, size = 0;
+	struct md_error *err = md_symbols_member(s, mod, st, m, &off, &size);
+	ck_assert_msg(!err, "%s.%s: %s", st, m, err ? err->message : "");
+	if (size_ret)
+		*size_ret = size;
+	return off;
+}
+
+static uint64_t struct_size(struct md_symbols *s, const struct md_module *mod, const char *st)
+{
+	uint64_t size = 0;
+	struct md_error *err = md_symbols_struct_size(s, mod, st, &size);
+	ck_assert_msg(!err, "sizeof %s: %s", st, err ? err->message : "");
+	return size;
+}
+
+START_TEST(test_dwarf_layouts)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	struct md_symbols *s = symbols_for(c.pid, false);
+	const struct md_module *libc = libc_of(s);
+	ck_assert_msg(libc_debug_file_present(libc), "libc6-dbg is not installed for libc %s", libc->build_id);
+	uint64_t size;
+	/* glibc-malloc.md §1.3–1.6, 2.27–2.40 columns (this is 2.36). */
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_state", "top", &size), 0x60);
+	ck_assert_uint_eq(size, 8);
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_state", "bins", &size), 0x70);
+	ck_assert_uint_eq(size, 254 * 8);
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_state", "next", NULL), 0x870);
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_state", "system_mem", NULL), 0x888);
+	ck_assert_uint_eq(struct_size(s, libc, "malloc_state"), 0x898);
+	ck_assert_uint_eq(struct_size(s, libc, "_heap_info"), 0x30);
+	ck_assert_uint_eq(struct_size(s, libc, "heap_info"), 0x30); /* the typedef */
+	ck_assert_uint_eq(member_offset(s, libc, "_heap_info", "mprotect_size", NULL), 0x18);
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_par", "tcache_count", NULL), 0x78);
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_par", "sbrk_base", NULL), 0x60);
+	ck_assert_uint_eq(struct_size(s, libc, "malloc_par"), 0x88);
+	ck_assert_uint_eq(struct_size(s, libc, "malloc_chunk"), 0x30);
+	ck_assert_uint_eq(member_offset(s, libc, "malloc_chunk", "fd", NULL), 0x10);
+
+	struct md_error *err = md_symbols_member(s, libc, "malloc_state", "no_such_member", &size, &size);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+	md_error_destroy(err);
+	for (int i = 0; i < 2; i++) { /* the second time from the negative cache */
+		err = md_symbols_struct_size(s, libc, "no_such_struct_xyz", &size);
+		ck_assert_ptr_nonnull(err);
+		ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+		md_error_destroy(err);
+	}
+	/* A struct outside malloc.c: found by the scan of every unit (ld.so's link_map as libc's
+	 * DWARF knows it: l_tls_offset is where _thread_db_link_map_l_tls_offset says). */
+	uint64_t l_tls = member_offset(s, libc, "link_map", "l_tls_offset", NULL);
+	struct md_symbol desc;
+	ck_assert_ptr_null(md_symbols_lookup(s, libc, "_thread_db_link_map_l_tls_offset", &desc));
+	uint32_t triple[3];
+	struct iovec local = {triple, sizeof(triple)}, remote = {(void *)(uintptr_t)desc.address, sizeof(triple)};
+	ck_assert_int_eq(process_vm_readv(c.pid, &local, 1, &remote, 1, 0), (ssize_t)sizeof(triple));
+	ck_assert_uint_eq(triple[2], l_tls);
+	md_symbols_destroy(s);
+	child_stop(&c);
+}
+END_TEST
+
+START_TEST(test_debuginfo_disabled)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	struct md_symbols *s = symbols_for(c.pid, true);
+	const struct md_module *libc = libc_of(s);
+	size_t n;
+	const struct md_module *mods = md_symbols_modules(s, &n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(!mods[i].has_debuginfo, "%s has debug info although disabled", mods[i].name);
+
+	struct md_symbol sym;
+	struct md_error *err = md_symbols_lookup(s, libc, "main_arena", &sym);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+	md_error_destroy(err);
+	err = md_symbols_lookup(s, libc, "malloc_trim", &sym);
+	ck_assert_msg(!err, "malloc_trim: %s", err ? err->message : "");
+	ck_assert_int_eq(sym.source, MD_SYMSRC_DYNSYM);
+	ck_assert_uint_eq(sym.address, c.trim_addr);
+	/* errno is exported (GLIBC_PRIVATE) as a TLS symbol. */
+	err = md_symbols_lookup(s, libc, "errno", &sym);
+	ck_assert_msg(!err, "errno: %s", err ? err->message : "");
+	ck_assert_int_eq(sym.type, MD_SYM_TLS);
+	ck_assert_uint_eq(sym.address, 0x10);
+
+	uint64_t off, size;
+	err = md_symbols_member(s, libc, "malloc_state", "top", &off, &size);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+	md_error_destroy(err);
+	err = md_symbols_struct_size(s, libc, "malloc_state", &size);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+	md_error_destroy(err);
+	md_symbols_destroy(s);
+	child_stop(&c);
+}
+END_TEST
+
+START_TEST(test_symbolize)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	for (int disabled = 0; disabled < 2; disabled++) {
+		struct md_symbols *s = symbols_for(c.pid, disabled);
+		uint64_t off = 99;
+		const char *name = md_symbols_symbolize(s, c.trim_addr + 5, &off);
+		ck_assert_msg(name && strcmp(name, "malloc_trim") == 0, "got %s", name ? name : "(null)");
+		ck_assert_uint_eq(off, 5);
+		ck_assert_ptr_null(md_symbols_symbolize(s, 0x1000, &off));
+		md_symbols_destroy(s);
+	}
+	child_stop(&c);
+}
+END_TEST
+
+/* Seize and interrupt the child; true when it is in a ptrace-stop. */
+static bool ptrace_stop(pid_t pid)
+{
+	if (ptrace(PTRACE_SEIZE, pid, 0, 0) != 0)
+		return false;
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0)
+		return false;
+	int status;
+	return waitpid(pid, &status, __WALL) == pid && WIFSTOPPED(status);
+}
+
+START_TEST(test_unwind)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	struct md_symbols *s = symbols_for(c.pid, false);
+	const struct md_module *libc = libc_of(s);
+	const struct md_module *main_mod = md_symbols_find_module(s, NULL);
+	ck_assert_msg(ptrace_stop(c.pid), "cannot ptrace-stop the child: %s", strerror(errno));
+	uint64_t pcs[64];
+	size_t n = 0;
+	struct md_error *err = md_unwind_ptrace(NULL, c.pid, pcs, 64, &n);
+	ck_assert_msg(!err, "unwind: %s", err ? err->message : "");
+	ck_assert_uint_ge(n, 2);
+	ck_assert_uint_le(n, 64);
+	ck_assert_msg(md_symbols_module_at(s, pcs[0]) == libc, "pc 0x%" PRIx64 " is not in libc", pcs[0]);
+	/* Somewhere up the stack is child_main, in the test executable. */
+	bool found_main = false;
+	for (size_t i = 1; i < n; i++)
+		found_main |= md_symbols_module_at(s, pcs[i]) == main_mod;
+	ck_assert_msg(found_main, "no frame of the executable among %zu", n);
+	/* The bound is honoured. */
+	size_t one = 0;
+	err = md_unwind_ptrace(NULL, c.pid, pcs, 1, &one);
+	ck_assert_msg(!err, "unwind: %s", err ? err->message : "");
+	ck_assert_uint_eq(one, 1);
+	ptrace(PTRACE_DETACH, c.pid, 0, 0);
+	md_symbols_destroy(s);
+	child_stop(&c);
+}
+END_TEST
+
+/* A minimal live target: every page is read straight from the process. */
+static struct md_error *test_read_present(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = {buf, len}, remote = {(void *)(uintptr_t)addr, len};
+	ssize_t r = process_vm_readv(t->pid, &local, 1, &remote, 1, 0);
+	if (r != (ssize_t)len)
+		return md_error_fault(MD_ERR_FAULT, addr, "process_vm_readv at 0x%" PRIx64 " failed", addr);
+	return NULL;
+}
+
+static const struct md_target_ops test_ops = {.read_present = test_read_present};
+
+static struct md_target *test_target(pid_t pid, struct md_symbols *s)
+{
+	struct md_target *t = calloc(1, sizeof(*t));
+	ck_assert_ptr_nonnull(t);
+	t->source = MD_SOURCE_LIVE;
+	t->pid = pid;
+	t->ops = &test_ops;
+	t->symbols = s;
+	char path[64], *text = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	struct md_error *err = md_read_file(path, &text, &len);
+	ck_assert_msg(!err, "maps: %s", err ? err->message : "");
+	err = md_parse_maps(text, len, &t->mappings, &t->n_mappings);
+	free(text);
+	ck_assert_msg(!err, "maps: %s", err ? err->message : "");
+	for (size_t i = 0; i < t->n_mappings; i++) {
+		size_t pages = (size_t)((t->mappings[i].end - t->mappings[i].start) / MD_PAGE_SIZE);
+		/* Residency unknown: read everything through read_present. Only the pages the test
+		 * asks for are touched, and they are resident (relocated GOT, link maps). */
+		t->mappings[i].pages = malloc(pages);
+		ck_assert_ptr_nonnull(t->mappings[i].pages);
+		memset(t->mappings[i].pages, MD_PAGE_UNKNOWN, pages);
+	}
+	md_target_cache_drop(t);
+	return t;
+}
+
+START_TEST(test_tls_offset)
+{
+	struct child c;
+	ck_assert(child_start(&c));
+	struct md_symbols *s = symbols_for(c.pid, false);
+	const struct md_module *libc = libc_of(s);
+	struct md_target *t = test_target(c.pid, s);
+	ck_assert_msg(ptrace_stop(c.pid), "cannot ptrace-stop the child: %s", strerror(errno));
+	struct user_regs_struct regs;
+	ck_assert_int_eq(ptrace(PTRACE_GETREGS, c.pid, 0, &regs), 0);
+
+	/* libc: through its TPOFF64 GOT slot. */
+	int64_t off = 0;
+	struct md_error *err = md_symbols_tls_offset(s, libc, t, &off);
+	ck_assert_msg(!err, "libc TLS offset: %s", err ? err->message : "");
+	ck_assert_uint_eq((uint64_t)off, c.libc_tls);
+	ck_assert_uint_eq(regs.fs_base - (uint64_t)off + 0x10, c.errno_addr);
+	/* Cached, same answer. */
+	int64_t again = 0;
+	ck_assert_ptr_null(md_symbols_tls_offset(s, libc, t, &again));
+	ck_assert_int_eq(again, off);
+
+	/* libdw has static TLS but no TPOFF64 relocation (general-dynamic model): through the
+	 * link_map and _thread_db_link_map_l_tls_offset. */
+	const struct md_module *libdw = md_symbols_find_module(s, "libdw.so");
+	ck_assert_ptr_nonnull(libdw);
+	ck_assert_uint_ne(c.libdw_tls, 0);
+	err = md_symbols_tls_offset(s, libdw, t, &off);
+	ck_assert_msg(!err, "libdw TLS offset: %s", err ? err->message : "");
+	ck_assert_uint_eq((uint64_t)off, c.libdw_tls);
+
+	/* The executable: its own PT_TLS, first in the static TLS area. */
+	const struct md_module *main_mod = md_symbols_find_module(s, NULL);
+	ck_assert_ptr_nonnull(main_mod);
+	struct md_symbol var;
+	err = md_symbols_lookup(s, main_mod, "exe_tls_var", &var);
+	ck_assert_msg(!err, "exe_tls_var: %s", err ? err->message : "");
+	ck_assert_int_eq(var.type, MD_SYM_TLS);
+	err = md_symbols_tls_offset(s, main_mod, t, &off);
+	ck_assert_msg(!err, "executable TLS offset: %s", err ? err->message : "");
+	ck_assert_uint_eq(regs.fs_base - (uint64_t)off + var.address, c.exe_tls_addr);
+
+	/* A module without TLS. */
+	const struct md_module *ld = md_symbols_find_module(s, "ld-linux");
+	ck_assert_ptr_nonnull(ld);
+	err = md_symbols_tls_offset(s, ld, t, &off);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+	md_error_destroy(err);
+
+	ptrace(PTRACE_DETACH, c.pid, 0, 0);
+	md_target_destroy(t); /* destroys s too */
+	child_stop(&c);
+}
+END_TEST
+
+/* The kernel writes "core" (or core.PID) in the cwd when core_pattern is a plain name. */
+static bool core_pattern_is_file(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
+	char pat[256] = "";
+	if (f) {
+		if (!fgets(pat, sizeof(pat), f))
+			pat[0] = 0;
+		fclose(f);
+	}
+	return pat[0] && pat[0] != '|';
+}
+
+START_TEST(test_core)
+{
+	/* Not a core: refused. */
+	elf_version(EV_CURRENT);
+	int fd = open("/proc/self/exe", O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	ck_assert_ptr_nonnull(elf);
+	struct md_symbols *s = NULL;
+	struct md_symbols_options opts = {0};
+	struct md_error *err = md_symbols_create_core(elf, &opts, &s);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_BAD_FILE);
+	md_error_destroy(err);
+	elf_end(elf);
+	close(fd);
+
+	if (!core_pattern_is_file()) {
+		fprintf(stderr, "check_symbols: core_pattern is a pipe, real-core check not run\n");
+		return;
+	}
+	char dir[] = "/tmp/md-symbols-core-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+		setrlimit(RLIMIT_CORE, &rl);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		if (chdir(dir) != 0)
+			_exit(2);
+		signal(SIGABRT, SIG_DFL);
+		raise(SIGABRT);
+		_exit(3);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+	char core_path[512] = "";
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (strncmp(de->d_name, "core", 4) == 0)
+			snprintf(core_path, sizeof(core_path), "%s/%s", dir, de->d_name);
+	if (d)
+		closedir(d);
+	ck_assert_msg(core_path[0] && WCOREDUMP(status), "no core was written in %s", dir);
+
+	fd = open(core_path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	ck_assert_ptr_nonnull(elf);
+	err = md_symbols_create_core(elf, &opts, &s);
+	ck_assert_msg(!err, "create_core: %s", err ? err->message : "");
+	/* The core is a fork of us: same libc at the same place, same executable. */
+	const struct md_module *libc = libc_of(s);
+	Dl_info info;
+	ck_assert(dladdr((void *)(uintptr_t)malloc_trim, &info));
+	ck_assert_uint_eq(libc->bias, (uint64_t)(uintptr_t)info.dli_fbase);
+	const struct md_module *main_mod = md_symbols_find_module(s, NULL);
+	ck_assert_ptr_nonnull(main_mod);
+	ck_assert_ptr_eq(main_mod, md_symbols_module_at(s, (uint64_t)(uintptr_t)child_main));
+	struct md_symbol sym;
+	err = md_symbols_lookup(s, libc, "malloc_trim", &sym);
+	ck_assert_msg(!err, "malloc_trim in core: %s", err ? err->message : "");
+	ck_assert_uint_eq(sym.address, (uint64_t)(uintptr_t)malloc_trim);
+	if (libc_debug_file_present(libc)) {
+		err = md_symbols_lookup(s, libc, "main_arena", &sym);
+		ck_assert_msg(!err, "main_arena in core: %s", err ? err->message : "");
+		ck_assert_int_eq(sym.source, MD_SYMSRC_SYMTAB);
+	}
+	md_symbols_destroy(s);
+	elf_end(elf);
+	close(fd);
+	unlink(core_path);
+	rmdir(dir);
+}
+END_TEST
+
+Suite *symbols_suite(void)
+{
+	Suite *suite = suite_create("symbols");
+	TCase *tc = tcase_create("live");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_modules);
+	tcase_add_test(tc, test_libc_symbols);
+	tcase_add_test(tc, test_dwarf_layouts);
+	tcase_add_test(tc, test_debuginfo_disabled);
+	tcase_add_test(tc, test_symbolize);
+	tcase_add_test(tc, test_unwind);
+	tcase_add_test(tc, test_tls_offset);
+	suite_add_tcase(suite, tc);
+	TCase *core = tcase_create("core");
+	tcase_set_timeout(core, 60);
+	tcase_add_test(core, test_core);
+	suite_add_tcase(suite, core);
+	return suite;
+}

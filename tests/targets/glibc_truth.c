@@ -1,0 +1,336 @@
+/* Ground truth for the glibc plugin: builds a known heap, prints glibc's own mallinfo2() and
+ * waits for commands on stdin.
+ *   glibc_truth MODE [ARG]
+ *     sizes      many request sizes (16 B .. 300 KiB, some mmapped), a quarter freed
+ *     kth [K]    20000 chunks of 16..1040 bytes, every K-th freed (default 3)
+ *     random     random sizes and random frees, fixed seed
+ *     threads    8 threads in 8 arenas (they stay alive, blocked); thread 0's arena spans
+ *                several heaps (> 64 MiB); the main arena is used too
+ *     mmap       mmapped chunks (several sizes, some adjacent) plus a small heap
+ *     tcache     tcache- and fastbin-heavy (every small size freed many times)
+ *     trimmed    like kth with large holes, then malloc_trim(0) before the snapshot
+ *     empty      nothing allocated on purpose
+ *     churn      2 threads malloc/free without pause (the heap is never quiescent for long)
+ *     churn1     the main thread alone mallocs/frees without pause (glibc takes no lock then);
+ *                it polls stdin between rounds, so only "quit" is understood
+ * Output: "mallinfo.<field> N" lines, "threads N", then "ready". Commands:
+ *   trim   -> "trim_drop_pages N" (smaps_rollup Rss before - after malloc_trim(0), in pages),
+ *             "trim_drop_anon_pages N" (RssAnon), then "after.mallinfo.<field> N", then "trimmed"
+ *   info   -> the mallinfo lines again, then "info done"
+ *   quit   -> exit
+ * Nothing here calls stdio: printing must not allocate (it would change the heap). */
+#include <malloc.h>
+#include <pthread.h>
+
+#include "target_common.h"
+
+#define MAX_PTRS 200000
+static void *ptrs[MAX_PTRS];
+static size_t n_ptrs;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rng(void)
+{
+	uint64_t x = rng_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Allocate and touch every byte, as a real program would: the pages become resident. */
+static void *take(size_t n)
+{
+	void *p = malloc(n);
+	if (!p) {
+		md_say("malloc failed\n");
+		_exit(3);
+	}
+	memset(p, 0xa5, n);
+	if (n_ptrs < MAX_PTRS)
+		ptrs[n_ptrs++] = p;
+	return p;
+}
+
+static void drop(size_t i)
+{
+	if (i < n_ptrs && ptrs[i]) {
+		free(ptrs[i]);
+		ptrs[i] = NULL;
+	}
+}
+
+static void print_mallinfo(const char *prefix)
+{
+	struct mallinfo2 mi = mallinfo2();
+	md_say("%smallinfo.arena %zu\n", prefix, mi.arena);
+	md_say("%smallinfo.ordblks %zu\n", prefix, mi.ordblks);
+	md_say("%smallinfo.smblks %zu\n", prefix, mi.smblks);
+	md_say("%smallinfo.hblks %zu\n", prefix, mi.hblks);
+	md_say("%smallinfo.hblkhd %zu\n", prefix, mi.hblkhd);
+	md_say("%smallinfo.usmblks %zu\n", prefix, mi.usmblks);
+	md_say("%smallinfo.fsmblks %zu\n", prefix, mi.fsmblks);
+	md_say("%smallinfo.uordblks %zu\n", prefix, mi.uordblks);
+	md_say("%smallinfo.fordblks %zu\n", prefix, mi.fordblks);
+	md_say("%smallinfo.keepcost %zu\n", prefix, mi.keepcost);
+}
+
+static void build_sizes(void)
+{
+	static const size_t sizes[] = { 1,    8,    16,    24,    25,    40,    56,     100,    120,
+					200,  500,  1000,  1024,  1500,  4000,  4096,   5000,   10000,
+					32000, 65000, 100000, 131072, 140000, 300000 };
+	const size_t ns = sizeof(sizes) / sizeof(sizes[0]);
+	for (size_t round = 0; round < 200; round++)
+		for (size_t i = 0; i < ns; i++)
+			take(sizes[(i + round) % ns] > 100000 && round % 20 ? 64 : sizes[(i + round) % ns]);
+	for (size_t i = 0; i < n_ptrs; i += 4)
+		drop(i);
+}
+
+static void build_kth(size_t k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		take(16 + (i * 104) % 1025);
+	for (size_t i = 0; i < n; i += k)
+		drop(i);
+}
+
+static void build_random(void)
+{
+	for (size_t i = 0; i < 50000; i++) {
+		size_t r = rng();
+		size_t n = (r & 0xff) < 240 ? 8 + (r >> 8) % 600 : 600 + (r >> 8) % 40000;
+		take(n);
+		if ((rng() & 3) == 0)
+			drop((size_t)(rng() % n_ptrs));
+	}
+	for (size_t i = 0; i < n_ptrs; i++)
+		if (rng() & 1)
+			drop(i);
+	/* Some reallocs, which split and merge chunks in place. */
+	for (size_t i = 0; i < n_ptrs; i += 7) {
+		if (!ptrs[i])
+			continue;
+		void *q = realloc(ptrs[i], 50 + rng() % 3000);
+		if (q) {
+			memset(q, 0x5a, 50);
+			ptrs[i] = q;
+		}
+	}
+}
+
+static void build_mmap(void)
+{
+	take(100);
+	take(200 * 1024);
+	take(200 * 1024);
+	take(1 << 20);
+	take(3 << 20);
+	take(140 * 1024);
+	take(5000);
+	take(512 * 1024);
+	take(64);
+}
+
+static void build_tcache(void)
+{
+	for (size_t i = 0; i < 6000; i++)
+		take(8 + (i % 16) * 8); /* 8..128: tcache and fastbin sizes */
+	for (size_t i = 0; i < 300; i++)
+		take(200 + (i % 9) * 100); /* tcache-only sizes */
+	take(100); /* guard against top */
+	/* Free every other chunk so fastbin chunks do not sit next to each other only. */
+	for (size_t i = 0; i + 1 < n_ptrs; i += 2)
+		drop(i);
+	for (size_t i = 1; i + 1 < n_ptrs; i += 6)
+		drop(i);
+}
+
+static void build_trimmed(void)
+{
+	for (size_t i = 0; i < 3000; i++)
+		take(i % 10 == 0 ? 20000 : 200);
+	for (size_t i = 0; i < n_ptrs; i += 10)
+		drop(i); /* 20000-byte holes */
+	for (size_t i = n_ptrs / 2; i < n_ptrs; i++)
+		drop(i); /* the upper half goes back to top */
+	malloc_trim(0);
+}
+
+/* Threads: each owns an arena; they build their heaps, then block on a pipe forever. */
+#define N_THREADS 8
+static int block_pipe[2];
+static pthread_barrier_t built;
+
+static void *thread_main(void *arg)
+{
+	size_t id = (size_t)arg;
+	void *mine[4000];
+	size_t n = 0;
+	if (id == 0) {
+		/* > 64 MiB in 48 KiB chunks (below the mmap threshold): several heaps. */
+		static void *big[1700];
+		for (size_t i = 0; i < 1700; i++) {
+			big[i] = malloc(48 * 1024);
+			if (big[i])
+				memset(big[i], 0x33, 48 * 1024);
+		}
+		for (size_t i = 0; i < 1700; i += 3) {
+			if (i > 1650)
+				break;
+			free(big[i]);
+			big[i] = NULL;
+		}
+	}
+	for (size_t i = 0; i < 4000; i++) {
+		mine[n] = malloc(16 + ((i * 37 + id * 11) % 700));
+		if (mine[n])
+			memset(mine[n], 0x11, 16);
+		n++;
+	}
+	for (size_t i = id % 3; i < n; i += 3 + id % 2) {
+		free(mine[i]);
+		mine[i] = NULL;
+	}
+	pthread_barrier_wait(&built);
+	char c;
+	for (;;) {
+		ssize_t r = read(block_pipe[0], &c, 1);
+		if (r <= 0 && errno != EINTR)
+			pause();
+	}
+	return NULL;
+}
+
+static size_t build_threads(void)
+{
+	if (pipe(block_pipe) != 0)
+		_exit(3);
+	pthread_barrier_init(&built, NULL, N_THREADS + 1);
+	build_kth(5, 3000);
+	pthread_t th[N_THREADS];
+	for (size_t i = 0; i < N_THREADS; i++)
+		if (pthread_create(&th[i], NULL, thread_main, (void *)i) != 0)
+			_exit(3);
+	pthread_barrier_wait(&built);
+	return N_THREADS;
+}
+
+/* Allocation churn: a ring of live blocks, one replaced per step. */
+static void churn_step(void **ring, size_t n, uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	size_t i = (size_t)(*x % n);
+	free(ring[i]);
+	ring[i] = malloc(16 + (size_t)(*x >> 20) % 2000);
+	if (ring[i])
+		*(volatile char *)ring[i] = 1;
+}
+
+static void *churn_main(void *arg)
+{
+	void *ring[512] = { 0 };
+	uint64_t x = 88172645463325252ULL + (uintptr_t)arg;
+	for (;;)
+		churn_step(ring, 512, &x);
+	return NULL;
+}
+
+static void build_churn(void)
+{
+	pthread_t th;
+	for (size_t i = 0; i < 2; i++)
+		if (pthread_create(&th, NULL, churn_main, (void *)i) != 0)
+			_exit(3);
+}
+
+/* Single-threaded churn; stdin is polled between rounds (a blocking read would stop it). */
+static void run_churn1(void)
+{
+	void *ring[512] = { 0 };
+	uint64_t x = 88172645463325252ULL;
+	int fl = fcntl(0, F_GETFL);
+	fcntl(0, F_SETFL, fl | O_NONBLOCK);
+	md_say("ready\n");
+	char buf[64];
+	size_t have = 0;
+	for (;;) {
+		for (int k = 0; k < 20000; k++)
+			churn_step(ring, 512, &x);
+		ssize_t r = read(0, buf + have, sizeof(buf) - 1 - have);
+		if (r == 0)
+			_exit(0);
+		if (r > 0) {
+			have += (size_t)r;
+			buf[have] = 0;
+			if (strstr(buf, "quit"))
+				_exit(0);
+			if (have > 32)
+				have = 0;
+		}
+	}
+}
+
+static uint64_t rss_bytes(void)
+{
+	return md_proc_field("/proc/self/smaps_rollup", "Rss");
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "kth";
+	size_t threads = 0;
+	if (strcmp(mode, "sizes") == 0)
+		build_sizes();
+	else if (strcmp(mode, "kth") == 0)
+		build_kth(argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 3, 20000);
+	else if (strcmp(mode, "random") == 0)
+		build_random();
+	else if (strcmp(mode, "threads") == 0)
+		threads = build_threads();
+	else if (strcmp(mode, "mmap") == 0)
+		build_mmap();
+	else if (strcmp(mode, "tcache") == 0)
+		build_tcache();
+	else if (strcmp(mode, "trimmed") == 0)
+		build_trimmed();
+	else if (strcmp(mode, "churn") == 0)
+		build_churn();
+	else if (strcmp(mode, "churn1") == 0) {
+		print_mallinfo("");
+		md_say("threads 0\n");
+		run_churn1();
+	} else if (strcmp(mode, "empty") != 0) {
+		md_say("unknown mode %s\n", mode);
+		return 2;
+	}
+	print_mallinfo("");
+	md_say("threads %zu\n", threads);
+	md_say("ready\n");
+
+	char cmd[64];
+	while (md_read_command(cmd, sizeof(cmd))) {
+		if (strcmp(cmd, "trim") == 0) {
+			(void)rss_bytes(); /* fault in the code paths before measuring */
+			uint64_t anon0 = md_proc_field("/proc/self/status", "RssAnon");
+			uint64_t rss0 = rss_bytes();
+			malloc_trim(0);
+			uint64_t rss1 = rss_bytes();
+			uint64_t anon1 = md_proc_field("/proc/self/status", "RssAnon");
+			md_say("trim_drop_pages %lld\n", (long long)(rss0 - rss1) / 4096);
+			md_say("trim_drop_anon_pages %lld\n", (long long)(anon0 - anon1) / 4096);
+			print_mallinfo("after.");
+			md_say("trimmed\n");
+		} else if (strcmp(cmd, "info") == 0) {
+			print_mallinfo("");
+			md_say("info done\n");
+		} else if (strcmp(cmd, "quit") == 0) {
+			break;
+		}
+	}
+	_exit(0);
+}
