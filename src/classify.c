@@ -8,7 +8,7 @@
 #define MAX_GROUPS 65536
 #define MAX_FINDINGS 10000
 
-enum page_flag { F_LIVE = 1, F_META = 2, F_FREE = 4 };
+enum page_flag { F_LIVE = 1, F_META = 2, F_FREE = 4, F_RELEASE = 8 };
 
 struct map_acc {
 	uint8_t *flags;
@@ -195,7 +195,10 @@ void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uin
 		uint64_t seg_end = end < m->end ? end : m->end;
 		if (kind == MD_SPAN_RELEASABLE) {
 			uint64_t first = MD_PAGE_UP(a), last = MD_PAGE_DOWN(seg_end);
+			struct map_acc *racc = ensure_acc(c, mi) ? &c->acc[mi] : NULL;
 			for (uint64_t p = first; p < last; p += MD_PAGE_SIZE) {
+				if (racc)
+					racc->flags[(p - m->start) >> MD_PAGE_SHIFT] |= F_RELEASE;
 				if (MD_PAGE_COUNTED(page_bits_of(m, p))) {
 					if (g)
 						g->releasable_bytes += MD_PAGE_SIZE;
@@ -373,10 +376,51 @@ static void add_pages(struct md_group_stats *g, enum md_class cls, uint64_t n)
 		g->metadata_pages += n;
 }
 
-static void finish_regions(struct md_classifier *c)
+/* Which cell part a page of an allocator region is. */
+static enum md_cell_part cell_part(enum md_class cls)
+{
+	switch (cls) {
+	case MD_CLASS_LIVE:
+		return MD_CELL_LIVE;
+	case MD_CLASS_FREE:
+		return MD_CELL_FREE;
+	case MD_CLASS_METADATA:
+		return MD_CELL_METADATA;
+	default:
+		return MD_CELL_OTHER;
+	}
+}
+
+static struct md_map_cell *region_cell(struct md_alloc_region *ar, uint64_t page)
+{
+	if (!ar || !ar->cells)
+		return NULL;
+	uint64_t idx = ((page - MD_PAGE_DOWN(ar->start)) >> MD_PAGE_SHIFT) / ar->pages_per_cell;
+	return idx < ar->n_cells ? &ar->cells[idx] : NULL;
+}
+
+static void init_alloc_region(struct md_alloc_region *ar, const struct md_region_result *res)
+{
+	memset(ar, 0, sizeof(*ar));
+	ar->start = res->start;
+	ar->end = res->end;
+	ar->allocator = res->plugin;
+	ar->label = strdup(res->label ? res->label : "");
+	ar->group = res->group;
+	uint64_t npages = (MD_PAGE_UP(res->end) - MD_PAGE_DOWN(res->start)) / MD_PAGE_SIZE;
+	uint64_t ppc = (npages + MD_MAX_CELLS - 1) / MD_MAX_CELLS;
+	ar->pages_per_cell = (uint32_t)(ppc ? ppc : 1);
+	ar->n_cells = (size_t)((npages + ar->pages_per_cell - 1) / ar->pages_per_cell);
+	ar->cells = calloc(ar->n_cells ? ar->n_cells : 1, sizeof(*ar->cells));
+}
+
+static void finish_regions(struct md_classifier *c, struct md_alloc_region *ars)
 {
 	for (size_t ri = 0; ri < c->n_regions; ri++) {
 		struct md_region_result *res = &c->regions[ri].res;
+		struct md_alloc_region *ar = ars ? &ars[ri] : NULL;
+		if (ar)
+			init_alloc_region(ar, res);
 		struct md_sink *s = NULL;
 		for (size_t k = 0; k < c->n_sinks; k++)
 			if (c->sinks[k]->name == res->plugin)
@@ -387,10 +431,20 @@ static void finish_regions(struct md_classifier *c)
 			const struct md_mapping *m = mi < c->n_maps ? &c->maps[mi] : NULL;
 			uint64_t seg_end;
 			if (!m || m->start >= res->end) {
+				for (uint64_t p = a; p < MD_PAGE_UP(res->end); p += MD_PAGE_SIZE) {
+					struct md_map_cell *cell = region_cell(ar, p);
+					if (cell)
+						cell->pages[MD_CELL_NONRESIDENT]++;
+				}
 				res->nonresident_pages += (MD_PAGE_UP(res->end) - a) / MD_PAGE_SIZE;
 				break;
 			}
 			if (a < m->start) {
+				for (uint64_t p = a; p < m->start; p += MD_PAGE_SIZE) {
+					struct md_map_cell *cell = region_cell(ar, p);
+					if (cell)
+						cell->pages[MD_CELL_NONRESIDENT]++;
+				}
 				res->nonresident_pages += (m->start - a) / MD_PAGE_SIZE;
 				a = m->start;
 			}
@@ -399,15 +453,28 @@ static void finish_regions(struct md_classifier *c)
 			for (uint64_t p = a; p < seg_end; p += MD_PAGE_SIZE) {
 				size_t idx = (size_t)((p - m->start) >> MD_PAGE_SHIFT);
 				uint8_t bits = page_bits_of(m, p);
+				struct md_map_cell *cell = region_cell(ar, p);
 				if (!MD_PAGE_COUNTED(bits) && !(bits & MD_PAGE_UNKNOWN)) {
 					res->nonresident_pages++;
+					if (cell)
+						cell->pages[MD_CELL_NONRESIDENT]++;
 					continue;
 				}
 				uint8_t flags = acc->flags ? acc->flags[idx] : 0;
 				enum md_class cls = page_class(m, bits, flags);
 				res->pages[cls]++;
-				if ((flags & F_LIVE) && acc->free_bytes)
+				if (flags & F_RELEASE) {
+					res->releasable_bytes += MD_PAGE_SIZE;
+					if (cell)
+						cell->releasable_pages++;
+				}
+				if ((flags & F_LIVE) && acc->free_bytes) {
 					res->pinned_free_bytes += acc->free_bytes[idx];
+					if (cell)
+						cell->pinned_free_bytes += acc->free_bytes[idx];
+				}
+				if (cell)
+					cell->pages[cell_part(cls)]++;
 			}
 			a = seg_end;
 		}
@@ -431,6 +498,25 @@ static void finish_regions(struct md_classifier *c)
 	if (c->results)
 		for (size_t i = 0; i < c->n_regions; i++)
 			c->results[i] = c->regions[i].res;
+	for (size_t i = 0; ars && i < c->n_regions; i++) {
+		struct md_alloc_region *ar = &ars[i];
+		const struct md_region_result *res = &c->regions[i].res;
+		ar->pages[MD_CELL_LIVE] = res->pages[MD_CLASS_LIVE];
+		ar->pages[MD_CELL_FREE] = res->pages[MD_CLASS_FREE];
+		ar->pages[MD_CELL_METADATA] = res->pages[MD_CLASS_METADATA];
+		ar->pages[MD_CELL_NONRESIDENT] = res->nonresident_pages;
+		for (int k = 0; k < MD_CLASS_COUNT; k++)
+			if (k != MD_CLASS_LIVE && k != MD_CLASS_FREE && k != MD_CLASS_METADATA)
+				ar->pages[MD_CELL_OTHER] += res->pages[k];
+		ar->releasable_bytes = res->releasable_bytes;
+		ar->pinned_free_bytes = res->pinned_free_bytes;
+	}
+}
+
+static int cmp_alloc_region(const void *a, const void *b)
+{
+	const struct md_alloc_region *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
 }
 
 const struct md_region_result *md_classifier_regions(const struct md_classifier *c, size_t *n_ret)
@@ -444,7 +530,13 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 	if (c->finished)
 		return md_error_create(MD_ERR_USAGE, "classifier finished twice");
 	c->finished = true;
-	finish_regions(c);
+	struct md_alloc_region *ars = c->n_regions ? calloc(c->n_regions, sizeof(*ars)) : NULL;
+	finish_regions(c, ars);
+	if (ars) {
+		qsort(ars, c->n_regions, sizeof(*ars), cmp_alloc_region);
+		r->alloc_regions = ars;
+		r->n_alloc_regions = c->n_regions;
+	}
 
 	r->regions = calloc(c->n_maps ? c->n_maps : 1, sizeof(*r->regions));
 	if (!r->regions)

@@ -28,7 +28,7 @@ struct md_region_result {
 	uint64_t pages[MD_CLASS_COUNT]; /* resident pages by class */
 	uint64_t nonresident_pages;
 	uint64_t pinned_free_bytes;
-	uint64_t releasable_bytes;
+	uint64_t releasable_bytes; /* resident pages inside RELEASABLE spans */
 };
 const struct md_region_result *md_classifier_regions(const struct md_classifier *c, size_t *n_ret);
 

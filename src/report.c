@@ -42,6 +42,11 @@ void md_report_deinit(struct md_report *r)
 	for (size_t i = 0; i < r->n_regions; i++)
 		free(r->regions[i].path);
 	free(r->regions);
+	for (size_t i = 0; i < r->n_alloc_regions; i++) {
+		free(r->alloc_regions[i].label);
+		free(r->alloc_regions[i].cells);
+	}
+	free(r->alloc_regions);
 	free(r->cgroup.path);
 	md_node_destroy(r->allocators);
 	for (size_t i = 0; i < r->n_findings; i++)

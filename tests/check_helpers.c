@@ -238,8 +238,15 @@ void md_test_proc_stop(struct md_test_proc *p)
 {
 	if (p->pid > 0) {
 		kill(p->pid, SIGKILL);
-		while (waitpid(p->pid, NULL, __WALL) < 0 && errno == EINTR)
-			;
+		/* Until it is reaped: a test that traces the target sees ptrace stops first. */
+		for (;;) {
+			int status;
+			pid_t w = waitpid(p->pid, &status, __WALL);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 || WIFEXITED(status) || WIFSIGNALED(status))
+				break;
+		}
 	}
 	if (p->in_fd >= 0)
 		close(p->in_fd);

@@ -324,6 +324,33 @@ START_TEST(test_corrupt_metadata)
 }
 END_TEST
 
+/* A thread parked inside jemalloc (an extent hook that never returns, with ctl and arena mutexes
+ * held): every re-stop finds it there, so the walk is marked inconsistent rather than trusted. */
+START_TEST(test_thread_inside_jemalloc)
+{
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "jemalloc_truth", NULL));
+	ck_assert_int_eq(write(p.in_fd, "block\n", 6), 6);
+	char *line = md_test_proc_wait_line(&p, "blocked", 10000);
+	ck_assert_msg(line != NULL, "target did not park a thread in jemalloc");
+	free(line);
+	int status = -1;
+	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_msg(report != NULL, "attach failed (status %d)", status);
+	struct md_node *je = allocator(report, "jemalloc");
+	ck_assert_ptr_nonnull(je);
+	ck_assert(!md_node_get_bool(md_node_get(je, "consistent")));
+	struct md_node *arenas = md_node_get(je, "arenas");
+	ck_assert_uint_gt(md_node_count(arenas), 0);
+	for (size_t i = 0; i < md_node_count(arenas); i++)
+		ck_assert_str_eq(md_node_get_string(md_node_get(md_node_at(arenas, i), "state")), "inconsistent");
+	ck_assert_uint_gt(getu(report, "target.attach_retries"), 0);
+	check_classes_sum(report);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* ---- Redis ------------------------------------------------------------------------------- */
 
 static int redis_connect(const char *sock_path, int timeout_ms)
@@ -488,6 +515,7 @@ Suite *jemalloc_suite(void)
 	tcase_add_test(tc, test_static_stripped);
 	tcase_add_test(tc, test_mixed_glibc);
 	tcase_add_test(tc, test_corrupt_metadata);
+	tcase_add_test(tc, test_thread_inside_jemalloc);
 	suite_add_tcase(s, tc);
 	TCase *rc = tcase_create("redis");
 	tcase_set_timeout(rc, 180);

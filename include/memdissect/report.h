@@ -35,6 +35,35 @@ struct md_report_region {
 	uint64_t classes[MD_CLASS_COUNT]; /* bytes; sum == rss_bytes */
 };
 
+/* One allocator region (arena heap, sbrk heap, mmapped chunks, extent span) as the classifier
+ * saw it, with a downsampled page map for the drainability map. */
+enum md_cell_part {
+	MD_CELL_LIVE,        /* resident pages holding live bytes */
+	MD_CELL_FREE,        /* resident pages holding only free memory (drainable) */
+	MD_CELL_METADATA,    /* resident pages holding only allocator bookkeeping */
+	MD_CELL_NONRESIDENT, /* allocator pages not resident (released or never touched) */
+	MD_CELL_OTHER,       /* resident pages the allocator did not describe */
+	MD_CELL_PART_COUNT,
+};
+struct md_map_cell {
+	uint32_t pages[MD_CELL_PART_COUNT];
+	uint32_t releasable_pages;  /* resident pages malloc_trim / purge would release */
+	uint64_t pinned_free_bytes; /* free bytes on live pages (fragmentation) */
+};
+struct md_alloc_region {
+	uint64_t start, end;
+	const char *allocator; /* plugin name */
+	char *label;           /* "arena 1 heap 0", "sbrk heap", ... */
+	int group;             /* the plugin's arena index, -1 none */
+	uint64_t pages[MD_CELL_PART_COUNT];
+	uint64_t releasable_bytes;
+	uint64_t pinned_free_bytes;
+	uint32_t pages_per_cell; /* cells cover [start, end) in order, each this many pages */
+	size_t n_cells;          /* at most MD_MAX_CELLS */
+	struct md_map_cell *cells;
+};
+#define MD_MAX_CELLS 512
+
 struct md_report_finding {
 	const char *allocator;  /* NULL for the core */
 	const char *severity;   /* "info", "warning", "corrupt" */
@@ -66,6 +95,10 @@ struct md_report {
 
 	struct md_report_region *regions;
 	size_t n_regions;
+
+	/* Allocator regions in address order (the drainability map). */
+	struct md_alloc_region *alloc_regions;
+	size_t n_alloc_regions;
 
 	struct {
 		bool valid;

@@ -1,10 +1,13 @@
 /* The glibc heap walker. Runs in the pause; reads target memory only through target.h.
  *
- * Order: mp_ and the arena ring; each arena's heaps; every thread's tcache and every fastbin
- * (their chunks look in use, so they are collected first into a sorted membership array);
- * then each heap is streamed in large windows and every chunk classified from its header and
- * its neighbour's PREV_INUSE bit; last the mmapped chunks are found by scanning anonymous
- * mappings. Memory use is independent of the heap size except for the membership array.
+ * Order: mp_ and the arena ring; each arena's heaps; every thread's tcache (its chunks look in
+ * use, so they are collected first into a sorted membership array); then each heap is streamed
+ * in large windows and every chunk classified from its header and its neighbour's PREV_INUSE
+ * bit. Fastbin chunks look in use too, but chasing the fastbin lists would read the heap once
+ * more per list: instead the walk keeps every in-use-looking chunk of a fastbin size whose
+ * (safe-linked) fd could be a link as a candidate, and the lists are followed through the
+ * candidates afterwards without reading. Last, mmapped chunks are found by scanning anonymous
+ * mappings. Memory use does not grow with the heap, except for tcache entries and candidates.
  *
  * Target memory is hostile: every pointer is checked against the heaps it must lie in, every
  * list walk is bounded and checked for cycles (Brent), and a violation becomes a finding. */
@@ -31,6 +34,10 @@ static double now_ms(void)
 		s->phase_ms[GL_PHASE_##name] += now_ - phase_t0;                                   \
 		phase_t0 = now_;                                                                   \
 	} while (0)
+
+#define WIN_SIZE (1024u * 1024u)
+#define WIN_PAGES (WIN_SIZE / 4096u)
+#define CHASE_BUDGET (8ULL << 20) /* pointer-chasing steps per walk, all lists together */
 
 struct heap_range {
 	uint64_t start, end; /* [first chunk's heap start, walk end) */
@@ -1390,7 +1397,8 @@ static void resolve_fastbins(struct walker *w, struct gl_arena *a)
 {
 	struct glibc_state *s = w->s;
 	const struct glibc_layout *l = &s->layout;
-	qsort(w->cands, w->n_cands, sizeof(*w->cands), cand_cmp);
+	if (w->n_cands)
+		qsort(w->cands, w->n_cands, sizeof(*w->cands), cand_cmp);
 	for (int i = 0; i < GLIBC_NFASTBINS; i++) {
 		uint64_t p = a->fastbins[i];
 		uint64_t from = a->address + l->ms_fastbins + 8 * i;

@@ -147,6 +147,33 @@ bool jem_quiescent(struct md_target *t, const struct jem_roots *r, char *why, si
 		free(arenas);
 		return true;
 	}
+	/* Where the bins are: the target's own table when known, else one shard per bin. */
+	uint32_t bin_off[JEM_NBINS], shards[JEM_NBINS];
+	for (unsigned b = 0; b < JEM_NBINS; b++) {
+		bin_off[b] = (uint32_t)(l->arena_bins + b * l->bin_size);
+		shards[b] = 1;
+	}
+	if (r->bin_offsets) {
+		uint32_t offs[JEM_NBINS];
+		err = md_target_read(t, r->bin_offsets, offs, sizeof(offs));
+		bool sane = !err;
+		for (unsigned b = 0; b < JEM_NBINS && sane; b++)
+			sane = offs[b] >= l->arena_bins && offs[b] < l->arena_bins + (1u << 20);
+		if (sane)
+			memcpy(bin_off, offs, sizeof(offs));
+		md_error_destroy(err);
+	}
+	if (r->bin_infos && l->bin_info_size <= 64) {
+		uint8_t infos[JEM_NBINS * 64];
+		err = md_target_read(t, r->bin_infos, infos, JEM_NBINS * l->bin_info_size);
+		for (unsigned b = 0; b < JEM_NBINS && !err; b++) {
+			uint32_t n;
+			memcpy(&n, infos + b * l->bin_info_size + l->bin_info_n_shards, sizeof(n));
+			if (n >= 1 && n <= 64)
+				shards[b] = n;
+		}
+		md_error_destroy(err);
+	}
 	bool ok = true;
 	for (uint32_t i = 0; i < slots && ok; i++) {
 		uint64_t a = arenas[i];
@@ -165,9 +192,12 @@ bool jem_quiescent(struct md_target *t, const struct jem_roots *r, char *why, si
 		for (size_t k = 0; k < sizeof(mtx) / sizeof(mtx[0]) && ok; k++)
 			ok = check_mutex(t, l, a + mtx[k].off, mtx[k].what, i, why, why_len);
 		for (unsigned b = 0; b < JEM_NBINS && ok; b++) {
-			char what[24];
-			snprintf(what, sizeof(what), "bin %u", b);
-			ok = check_mutex(t, l, a + l->arena_bins + b * l->bin_size + l->bin_lock, what, i, why, why_len);
+			for (unsigned sh = 0; sh < shards[b] && ok; sh++) {
+				char what[32];
+				snprintf(what, sizeof(what), "bin %u shard %u", b, sh);
+				ok = check_mutex(t, l, a + bin_off[b] + sh * l->bin_size + l->bin_lock, what, i, why,
+						 why_len);
+			}
 		}
 		uint64_t base = 0;
 		err = md_target_read_u64(t, a + l->arena_base, &base);

@@ -235,13 +235,23 @@ static struct extent *add_item(struct walker *wk)
 	return e;
 }
 
-/* Count pages of [start, end) that are in RSS. */
+/* Count pages of [start, end) that are in RSS: one mapping lookup per mapping, not per page
+ * (retained extents can span gigabytes of untouched address space). */
 static uint64_t resident_pages(struct md_target *t, uint64_t start, uint64_t end)
 {
-	uint64_t n = 0;
-	for (uint64_t p = start; p < end; p += JEM_PAGE)
-		if (MD_PAGE_COUNTED(md_target_page_bits(t, p)))
-			n++;
+	uint64_t n = 0, p = start;
+	while (p < end) {
+		const struct md_mapping *m = md_target_find_mapping(t, p);
+		if (!m)
+			break;
+		uint64_t stop = m->end < end ? m->end : end;
+		if (m->pages) {
+			for (uint64_t q = p; q < stop; q += JEM_PAGE)
+				if (MD_PAGE_COUNTED(m->pages[(q - m->start) / JEM_PAGE]))
+					n++;
+		}
+		p = stop;
+	}
 	return n;
 }
 

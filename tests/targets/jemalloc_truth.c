@@ -8,6 +8,8 @@
  *             a bogus pointer in a cache bin, an rtree entry to an unmapped edata, a base block
  *             list that loops, a tcache descriptor ring into unmapped memory; prints "corrupted".
  *             The process must not allocate afterwards (it would crash): only "quit" is valid.
+ *   block  -> a new thread creates an arena with extent hooks whose alloc hook parks forever:
+ *             that thread stays inside jemalloc (ctl and arenas mutexes held); prints "blocked"
  *   quit   -> exit
  * Nothing allocates after the truth is measured: workers block in read(), output goes through
  * md_say (write(2) from a static buffer), never stdio (a FILE is a 472-byte allocation).
@@ -278,6 +280,29 @@ static void corrupt_jemalloc(void)
 	md_say("corrupted\n");
 }
 
+static void *parking_alloc(extent_hooks_t *hooks, void *new_addr, size_t size, size_t alignment,
+			   bool *zero, bool *commit, unsigned arena_ind)
+{
+	(void)hooks, (void)new_addr, (void)size, (void)alignment, (void)zero, (void)commit, (void)arena_ind;
+	md_say("blocked\n");
+	char c;
+	while (read(block_pipe[0], &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static extent_hooks_t parking_hooks = {.alloc = parking_alloc};
+
+static void *blocker(void *arg)
+{
+	(void)arg;
+	extent_hooks_t *hooks = &parking_hooks;
+	unsigned ind;
+	size_t sz = sizeof(ind);
+	mallctl("arenas.create", &ind, &sz, &hooks, sizeof(hooks));
+	return NULL;
+}
+
 static size_t ctl_size(const char *name)
 {
 	size_t v = 0, sz = sizeof(v);
@@ -383,6 +408,10 @@ int main(int argc, char **argv)
 				die("purge");
 			unsigned long long after = md_proc_field("/proc/self/status", "RssAnon");
 			md_say("purge_drop_pages %lld\n", ((long long)before - (long long)after) / 4096);
+		} else if (strcmp(cmd, "block") == 0) {
+			static pthread_t blocker_thread;
+			if (pthread_create(&blocker_thread, NULL, blocker, NULL) != 0)
+				die("pthread_create");
 		} else if (strcmp(cmd, "corrupt") == 0) {
 			corrupt_jemalloc();
 		} else if (strcmp(cmd, "quit") == 0) {
