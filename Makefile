@@ -73,6 +73,7 @@ $(BUILD)/targets/%: tests/targets/%.c tests/targets/target_common.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -pthread -o $@ $< $(TARGET_LDLIBS_$*)
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
+$(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 
 $(BUILD)/tests/check_all: $(TEST_OBJS) $(CORE_OBJS)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -434,6 +435,8 @@ START_TEST(test_redis)
 	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* A failed assertion ends the test process without cleanup: take redis with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 0);
 		dup2(null, 1);

@@ -1,4 +1,4 @@
-#include <capstone.h>
+#include <capstone/capstone.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <errno.h>

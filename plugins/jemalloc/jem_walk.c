@@ -733,6 +733,12 @@ static bool walk_rtree(struct walker *wk, struct u64map *edatas)
 	return true;
 }
 
+static int cmp_u64_first(const void *pa, const void *pb)
+{
+	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+	return a < b ? -1 : a > b ? 1 : 0;
+}
+
 static bool collect_extents(struct walker *wk)
 {
 	struct u64map edatas = {0};
@@ -741,10 +747,23 @@ static bool collect_extents(struct walker *wk)
 		return false;
 	}
 	const struct jem_layout *l = wk->l;
-	for (size_t h = 0; h < edatas.cap; h++) {
-		uint64_t ed = edatas.keys[h], page = edatas.vals[h];
-		if (!ed)
-			continue;
+	/* Read the edata in address order: they are packed in base blocks, and the target reader
+	 * caches blocks of memory, so hash order would re-read the same blocks over and over. */
+	struct pair {
+		uint64_t edata, page;
+	} *order = malloc((edatas.n ? edatas.n : 1) * sizeof(*order));
+	if (!order) {
+		map_free(&edatas);
+		return false;
+	}
+	size_t n_order = 0;
+	for (size_t h = 0; h < edatas.cap; h++)
+		if (edatas.keys[h])
+			order[n_order++] = (struct pair){edatas.keys[h], edatas.vals[h]};
+	map_free(&edatas);
+	qsort(order, n_order, sizeof(*order), cmp_u64_first);
+	for (size_t h = 0; h < n_order; h++) {
+		uint64_t ed = order[h].edata, page = order[h].page;
 		uint8_t buf[JEM_EDATA_SIZE];
 		if (!mapped_rw(wk->t, ed, JEM_EDATA_SIZE) || !read_ok(wk, ed, buf, sizeof(buf))) {
 			finding(wk, MD_FINDING_CORRUPT, page, -1,
@@ -773,7 +792,7 @@ static bool collect_extents(struct walker *wk)
 		}
 		struct extent *e = add_item(wk);
 		if (!e) {
-			map_free(&edatas);
+			free(order);
 			return false;
 		}
 		e->edata = ed;
@@ -785,7 +804,7 @@ static bool collect_extents(struct walker *wk)
 		memcpy(e->bitmap, buf + l->edata_bitmap, sizeof(e->bitmap));
 		wk->w->extents++;
 	}
-	map_free(&edatas);
+	free(order);
 	return true;
 }
 
