@@ -88,8 +88,8 @@ deps:
 
 # Run the suite from this build tree. Check prints its summary line.
 test: all $(BUILD)/tests/check_all $(TARGET_BINS)
-	MEMDISSECT=$(CURDIR)/$(BUILD)/memdissect MD_TARGETS=$(CURDIR)/$(BUILD)/targets \
-	MD_TESTDATA=$(CURDIR)/tests/data MEMDISSECT_PLUGIN_PATH=$(CURDIR)/$(BUILD)/plugins \
+	MEMDISSECT=$(abspath $(BUILD))/memdissect MD_TARGETS=$(abspath $(BUILD))/targets \
+	MD_TESTDATA=$(CURDIR)/tests/data MEMDISSECT_PLUGIN_PATH=$(abspath $(BUILD))/plugins \
 	$(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 MD_SANITIZED=1) \
 	$(BUILD)/tests/check_all
 

@@ -170,7 +170,7 @@ static void comm_of(pid_t pid, char *out, size_t len)
 
 static struct md_error *permission_error(pid_t pid, const struct md_proc_status *st, const char *what)
 {
-	if (st && st->tracer_pid > 0) {
+	if (st && st->tracer_pid > 0 && st->tracer_pid != getpid()) {
 		char comm[64];
 		comm_of(st->tracer_pid, comm, sizeof(comm));
 		return md_error_create(MD_ERR_PERMISSION,
@@ -530,10 +530,29 @@ static struct md_error *add_task(struct live *lv, pid_t tid)
 	return NULL;
 }
 
+/* A thread that is already gone or a zombie (its process may be exiting). */
+static bool thread_exiting(pid_t pid, pid_t tid)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return true;
+	}
+	const char *paren = strrchr(buf, ')');
+	char state = paren && paren[1] == ' ' ? paren[2] : '?';
+	free(buf);
+	return state == 'Z' || state == 'X' || state == 'x';
+}
+
 /* Wait until task is in a ptrace stop; record a signal that arrived instead. */
 static struct md_error *wait_stopped(struct live *lv, struct task *tk)
 {
 	double deadline = now_seconds() + STOP_TIMEOUT_MS / 1000.0;
+	unsigned polls = 0;
 	for (;;) {
 		int status;
 		pid_t r = waitpid(tk->tid, &status, __WALL | WNOHANG);
@@ -546,6 +565,12 @@ static struct md_error *wait_stopped(struct live *lv, struct task *tk)
 		if (r == 0) {
 			if (md_live_interrupted)
 				return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+			/* An exiting thread never reports the stop (a zombie leader waits for its
+			 * siblings): it is gone for our purposes. */
+			if (++polls % 64 == 0 && thread_exiting(lv->pid, tk->tid)) {
+				tk->state = TASK_GONE;
+				return NULL;
+			}
 			if (now_seconds() > deadline)
 				return md_error_create(MD_ERR_OS,
 						       "thread %d of process %d did not stop within %d ms (uninterruptible sleep?)",
@@ -570,24 +595,6 @@ static struct md_error *wait_stopped(struct live *lv, struct task *tk)
 			return NULL;
 		}
 	}
-}
-
-/* A thread that is already gone or a zombie (its process may be exiting). */
-static bool thread_exiting(pid_t pid, pid_t tid)
-{
-	char path[96];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	char *buf;
-	size_t len;
-	struct md_error *err = md_read_file(path, &buf, &len);
-	if (err) {
-		md_error_destroy(err);
-		return true;
-	}
-	const char *paren = strrchr(buf, ')');
-	char state = paren && paren[1] == ' ' ? paren[2] : '?';
-	free(buf);
-	return state == 'Z' || state == 'X' || state == 'x';
 }
 
 static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)

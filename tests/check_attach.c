@@ -1016,7 +1016,7 @@ START_TEST(test_usage_errors)
 END_TEST
 
 /* Copies the memdissect binary into a fresh world-readable directory, so that nobody can run it
- * wherever the build tree lives. Returns the copy's path (static), dir_ret the directory. */
+ * wherever the build tree lives. Returns the copy's path (static); dir receives the directory. */
 static const char *copy_for_nobody(char *dir, size_t dir_len)
 {
 	static char copy[PATH_MAX];
@@ -1358,26 +1358,40 @@ START_TEST(test_signals_not_lost)
 		const char *held_args[] = {"attach", "--json", "--hold-pause=30", pid_text, NULL};
 		struct md_run r;
 		run_start(&r, held ? held_args : plain_args, false, NULL);
-		/* Racing with the attach itself: a few queued, and (paced) one SIGUSR1 on even rounds. */
-		for (int k = 0; k < 3; k++, rtmin++)
+		/* A stream of SIGRTMIN (queued: every one must arrive) for as long as memdissect runs,
+		 * so that signals land before the seize, between seize and stop, at stopped threads,
+		 * during the detach and after. One SIGUSR1 per round at a varying moment: standard
+		 * signals merge while pending, so only one may be in flight. */
+		int round_sent = 0, usr1_at = 1 + (i * 7) % 23, burst_left = held ? 5 : 0;
+		bool usr1_sent = false;
+		long long deadline = now_ms() + slow(30000);
+		while ((r.out_fd >= 0 || r.err_fd >= 0) && now_ms() < deadline && round_sent < 5000) {
 			ck_assert(kill(p.pid, SIGRTMIN) == 0);
-		if (!held) {
-			sleep_ms(i % 7);
-			ck_assert(kill(p.pid, SIGUSR1) == 0);
-			usr1++;
-		} else {
-			/* Inside the pause: the signals arrive at stopped threads. */
-			ck_assert_msg(run_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
-			for (int k = 0; k < 5; k++, rtmin++)
-				ck_assert(kill(p.pid, SIGRTMIN) == 0);
+			rtmin++;
+			round_sent++;
+			if (!usr1_sent && round_sent >= usr1_at) {
+				ck_assert(kill(p.pid, SIGUSR1) == 0);
+				usr1++;
+				usr1_sent = true;
+			}
+			/* Held rounds: a burst while memdissect says every thread is stopped. */
+			if (burst_left && has_line_with(r.err, "paused")) {
+				for (; burst_left > 0; burst_left--, rtmin++)
+					ck_assert(kill(p.pid, SIGRTMIN) == 0);
+			}
+			run_pump(&r, 0);
+			usleep(250);
+		}
+		if (!usr1_sent) {
 			ck_assert(kill(p.pid, SIGUSR1) == 0);
 			usr1++;
 		}
 		int status = run_finish(&r, slow(30000));
 		ck_assert_msg(status == 0, "attach %d to sigcount: exit %d, stderr: %s", i, status, r.err);
+		ck_assert_msg(!held || burst_left == 0, "attach %d: no \"paused\" on stderr: %s", i, r.err);
 		run_free(&r);
-		char when[48];
-		snprintf(when, sizeof(when), "after attach %d", i);
+		char when[64];
+		snprintf(when, sizeof(when), "after attach %d (%s)", i, held ? "held" : "plain");
 		/* Before the next SIGUSR1 this one must have been delivered: they would merge. */
 		sigcount_expect(&p, usr1, rtmin, when);
 	}

@@ -16,7 +16,7 @@
 
 static char md_out_buf[8192];
 
-__attribute__((format(printf, 1, 2))) static void md_say(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), unused)) static void md_say(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -38,7 +38,7 @@ __attribute__((format(printf, 1, 2))) static void md_say(const char *fmt, ...)
 }
 
 /* A field of /proc/self/status or smaps_rollup in bytes, read without stdio. */
-static unsigned long long md_proc_field(const char *file, const char *field)
+__attribute__((unused)) static unsigned long long md_proc_field(const char *file, const char *field)
 {
 	static char buf[16384];
 	int fd = open(file, O_RDONLY);
@@ -58,7 +58,7 @@ static unsigned long long md_proc_field(const char *file, const char *field)
 }
 
 /* Wait for one command line on stdin; returns 0 at EOF. */
-static int md_read_command(char *cmd, size_t len)
+__attribute__((unused)) static int md_read_command(char *cmd, size_t len)
 {
 	size_t n = 0;
 	while (n + 1 < len) {
