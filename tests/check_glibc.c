@@ -158,8 +158,12 @@ START_TEST(test_mallinfo_and_trim)
 	check_healthy(glibc, mode);
 
 	if (strcmp(mode, "threads") == 0) {
+		/* glibc creates arenas up to 8 per CPU (arena_get2's narenas_limit): 8 threads get
+		 * one each on 2+ CPUs. */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		size_t want = cpus >= 2 ? 9 : 8;
 		struct md_node *arenas = md_node_get(glibc, "arenas");
-		ck_assert_uint_eq(md_node_count(arenas), 9);
+		ck_assert_uint_eq(md_node_count(arenas), want);
 		size_t multi = 0;
 		for (size_t i = 0; i < md_node_count(arenas); i++)
 			if (md_node_count(md_node_get(md_node_at(arenas, i), "heaps")) >= 2)

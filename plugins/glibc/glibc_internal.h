@@ -16,7 +16,7 @@
 #define GL_MAX_ARENAS 4096
 #define GL_MAX_HEAPS 65536           /* per arena: 4 TiB of 64 MiB heaps */
 #define GL_MAX_FINDINGS_PER_ARENA 64 /* emitted; the rest are only counted */
-#define GL_MAX_CACHED (64ULL << 20)  /* tcache + fastbin entries kept for membership */
+#define GL_MAX_CACHED (4ULL << 20)   /* tcache entries, and fastbin candidates per arena */
 #define GL_DEEP_BIN_CHECK_MAX 20000 /* chase bin lists when this few chunks are binned */
 #define GL_DEEP_BIN_CHECK_BYTES (8ULL << 20) /* ... and the arena fits the target read cache */
 #define GL_CHASE_MS 1500.0         /* time budget for chasing bin lists in one walk */
@@ -128,7 +128,7 @@ struct glibc_state {
 	uint64_t mmapped_count, mmapped_bytes, mmapped_live_bytes;
 	unsigned mmapped_findings;
 
-	/* Membership of tcache and fastbin chunks: chunk address | GL_IN_* flags, sorted. */
+	/* Membership of tcache chunks and tcache structs: chunk address | GL_IN_* flags, sorted. */
 	uint64_t *cached;
 	size_t n_cached, cap_cached;
 
@@ -145,7 +145,6 @@ struct glibc_state {
 	char *walk_note; /* malloc'd: why the walk stopped early */
 };
 
-#define GL_IN_FASTBIN 1ULL
 #define GL_IN_TCACHE 2ULL
 #define GL_IN_TCSTRUCT 4ULL
 #define GL_IN_FLAGS 0xfULL
@@ -157,8 +156,8 @@ struct md_error *glibc_version_from_symbols(struct md_target *t, const struct md
 
 /* walk.c */
 struct md_error *gl_read_params(struct glibc_state *s, struct md_target *t);
-/* Read the arena ring (s->arenas, without heaps); findings go to sink when non-NULL. */
-struct md_error *gl_read_arenas(struct glibc_state *s, struct md_target *t, struct md_sink *sink);
+/* Read the arena ring (s->arenas, without heaps), silently: for the quiescence check. */
+struct md_error *gl_read_arenas(struct glibc_state *s, struct md_target *t);
 struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_sink *sink, bool inconsistent);
 void gl_state_reset(struct glibc_state *s);
 

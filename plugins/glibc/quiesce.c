@@ -83,6 +83,10 @@ void gl_quiesce_setup(struct glibc_state *s, struct md_target *t)
 		}
 		md_error_destroy(err);
 	}
+	/* Symbolizing loads the module's symbol table (the debug file's, ~10k symbols) on first
+	 * use: do it now, before the pause, not in the first quiescence check. */
+	if (lo != UINT64_MAX)
+		(void)md_target_symbolize(t, lo, NULL);
 	/* A range that is not compact would swallow unrelated code. */
 	if (lo < hi && hi - lo <= 0x20000) {
 		s->malloc_lo = lo;
@@ -129,7 +133,7 @@ bool gl_quiescent(struct glibc_state *s, struct md_target *t, char *why, size_t 
 		why[0] = 0;
 	struct md_error *err = gl_read_params(s, t);
 	if (!err)
-		err = gl_read_arenas(s, t, NULL);
+		err = gl_read_arenas(s, t);
 	if (err) {
 		/* Unreadable state is for walk() to report; nothing to wait for. */
 		md_error_destroy(err);

@@ -35,7 +35,7 @@ static double now_ms(void)
 		phase_t0 = now_;                                                                   \
 	} while (0)
 
-#define WIN_SIZE (1024u * 1024u)
+#define WIN_SIZE (256u * 1024u)
 #define WIN_PAGES (WIN_SIZE / 4096u)
 #define CHASE_BUDGET (8ULL << 20) /* pointer-chasing steps per walk, all lists together */
 
@@ -361,7 +361,7 @@ static void cached_finish(struct walker *w)
 			const struct heap_range *r = range_of(w, addr, GLIBC_CHUNK_HDR);
 			struct gl_arena *a = r ? &s->arenas[r->arena] : NULL;
 			finding(w, a, MD_FINDING_CORRUPT, addr,
-				"chunk 0x%llx is in more than one tcache/fastbin list (double free)",
+				"chunk 0x%llx is in more than one tcache list (double free)",
 				(unsigned long long)addr);
 			s->cached[out - 1] |= v & GL_IN_FLAGS;
 			continue;
@@ -567,9 +567,8 @@ static struct md_error *read_ring(struct glibc_state *s, struct md_target *t, st
 	return err;
 }
 
-struct md_error *gl_read_arenas(struct glibc_state *s, struct md_target *t, struct md_sink *sink)
+struct md_error *gl_read_arenas(struct glibc_state *s, struct md_target *t)
 {
-	(void)sink;
 	return read_ring(s, t, NULL);
 }
 
@@ -1250,6 +1249,15 @@ static void walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 		const uint64_t next_fd = next_fb ? rd64(np + 0x10) : 0, next_bk = next_fb ? rd64(np + 0x18) : 0;
 		const bool next_says_free = !(next_word & GLIBC_PREV_INUSE);
 
+		/* An old top too small to be freed stays a chunk (size word 0x21, no NON_MAIN_ARENA)
+		 * before the 0x1 end marker: part of the fencepost. */
+		if (!a->is_main && !h->has_top && next + 0x10 == h->end && (next_word & ~GLIBC_SIZE_BITS) == 0) {
+			close_run(w, a, &run);
+			emit(w, MD_SPAN_METADATA, p + 8, h->end, g);
+			a->metadata_bytes += h->end - (p + 8);
+			break;
+		}
+
 		/* Membership: tcache, tcache struct. */
 		uint64_t flags = 0;
 		while (w->cursor < s->n_cached) {
@@ -1397,7 +1405,10 @@ static void resolve_fastbins(struct walker *w, struct gl_arena *a)
 {
 	struct glibc_state *s = w->s;
 	const struct glibc_layout *l = &s->layout;
-	if (w->n_cands)
+	bool sorted = true;
+	for (size_t k = 1; k < w->n_cands && sorted; k++)
+		sorted = (w->cands[k - 1].p_sz & ~15ULL) < (w->cands[k].p_sz & ~15ULL);
+	if (!sorted)
 		qsort(w->cands, w->n_cands, sizeof(*w->cands), cand_cmp);
 	for (int i = 0; i < GLIBC_NFASTBINS; i++) {
 		uint64_t p = a->fastbins[i];
@@ -1604,6 +1615,13 @@ static void mark_inconsistent(struct glibc_state *s)
 	}
 }
 
+static int heap_order_cmp(const void *x, const void *y, void *heaps)
+{
+	const struct gl_heap *h = heaps;
+	uint64_t a = h[*(const size_t *)x].start, b = h[*(const size_t *)y].start;
+	return a < b ? -1 : a > b;
+}
+
 struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_sink *sink, bool inconsistent)
 {
 	gl_state_reset(s);
@@ -1649,7 +1667,18 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 		w.have_top = false;
 		w.top_size = w.top_merge = 0;
 		w.cand_overflow = false;
-		for (size_t k = 0; k < a->n_heaps; k++) {
+		/* Heaps in address order (the array stays oldest first for the report): the
+		 * fastbin candidates then come out sorted. */
+		size_t *order = malloc((a->n_heaps ? a->n_heaps : 1) * sizeof(*order));
+		if (!order) {
+			err = &md_error_nomem;
+			goto out;
+		}
+		for (size_t k = 0; k < a->n_heaps; k++)
+			order[k] = k;
+		qsort_r(order, a->n_heaps, sizeof(*order), heap_order_cmp, a->heaps);
+		for (size_t oi = 0; oi < a->n_heaps; oi++) {
+			size_t k = order[oi];
 			struct gl_heap *h = &a->heaps[k];
 			char label[64];
 			if (a->is_main)
@@ -1659,6 +1688,7 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 			md_sink_region(sink, h->start, h->mprotect_end, a->index, label);
 			walk_heap(&w, a, h);
 		}
+		free(order);
 		flush_span(&w);
 		PHASE(HEAPS);
 		resolve_fastbins(&w, a);
