@@ -47,7 +47,7 @@
 #define HEUR_FN_WINDOW 0x400 /* bytes disassembled at most per function */
 #define HEUR_CALLEE_WINDOW 0x300
 #define HEUR_ARENA_RING_MAX 1024
-#define HEUR_MAX_TLS_CANDS 64
+#define HEUR_MAX_TLS_CANDS 512 /* the brute-force set: TPOFF64 slots, 4 KiB of static TLS */
 
 #define DEFAULT_MMAP_THRESHOLD_MAX 0x2000000ULL /* 32 MiB on 64-bit */
 #define HEAP_MAX_SIZE_DEFAULT 0x4000000ULL     /* 64 MiB */
@@ -93,6 +93,11 @@ static void hfile_deinit(struct hfile *h)
 	free(h->rels);
 	memset(h, 0, sizeof(*h));
 	h->fd = -1;
+}
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
 }
 
 /* Section contents by header, bounded by the file. */
@@ -167,7 +172,8 @@ static struct md_error *hfile_open(const char *path, struct hfile *h)
 			continue;
 		if (ph.p_type == PT_LOAD && h->n_load < sizeof(h->load) / sizeof(h->load[0]))
 			h->load[h->n_load++] = ph;
-		else if (ph.p_type == PT_TLS) {
+		else if (ph.p_type == PT_TLS && is_pow2(ph.p_align ? ph.p_align : 1) && ph.p_align <= 0x10000 &&
+			 ph.p_memsz <= 0x1000000) {
 			h->has_tls = true;
 			h->tls_vaddr = ph.p_vaddr;
 			h->tls_memsz = ph.p_memsz;
@@ -993,9 +999,9 @@ static void collect_tls_all(const struct hfile *h, struct heur_file_result *r)
 		tls_add(&r->tls_all, &c, "TPOFF64 slot");
 	}
 	/* Local-exec: every word of the executable's own TLS block (variant II: below fs). */
-	if (r->is_static && h->has_tls && h->tls_memsz <= 0x10000) {
-		uint64_t block = exe_tls_block(h);
-		for (uint64_t off = 0; off + 8 <= block; off += 8) {
+	uint64_t block = h->has_tls ? exe_tls_block(h) : 0;
+	if (r->is_static && block <= 0x10000) {
+		for (uint64_t off = 0; off + 8 <= block && r->tls_all.n < HEUR_MAX_TLS_CANDS; off += 8) {
 			struct tls_cand c = { .kind = TLS_TPOFF, .tpoff = (int64_t)off - (int64_t)block };
 			tls_add(&r->tls_all, &c, "TLS block word");
 		}
@@ -1347,11 +1353,6 @@ static bool rt_read(struct heur_rt *rt, uint64_t addr, void *buf, size_t len)
 static bool rt_u64(struct heur_rt *rt, uint64_t addr, uint64_t *v)
 {
 	return rt_read(rt, addr, v, 8);
-}
-
-static bool is_pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
 }
 
 /* mp_ at run time: sbrk_base is 0 or in the brk heap, counters consistent, tcache sane.
