@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "core.h"
 #include "live.h"
 #include "procfs.h"
 #include "target_impl.h"
@@ -93,6 +94,99 @@ static bool all_quiescent(struct active_plugin *ap, size_t n, struct md_target *
 	return ok;
 }
 
+/* Before the pause (or on a core): every plugin looks for its allocator. A plugin that finds
+ * its allocator but cannot analyse it leaves a note and makes the report partial. */
+static struct md_error *open_plugins(struct md_target *t, const struct md_analyze_options *opts,
+				     struct md_analysis *a, struct active_plugin **ap_ret, size_t *n_ret)
+{
+	struct md_report *r = &a->report;
+	md_plugins_load(&a->plugins);
+	struct active_plugin *ap = calloc(a->plugins.n + 1, sizeof(*ap));
+	size_t n_ap = 0;
+	if (!ap)
+		return &md_error_nomem;
+	struct md_plugin_options popts = { .debuginfo_disabled = opts->debuginfo_disabled };
+	for (size_t i = 0; i < a->plugins.n; i++) {
+		const struct md_plugin *p = a->plugins.items[i].plugin;
+		if (!p || (opts->only_plugin && strcmp(opts->only_plugin, p->name) != 0))
+			continue;
+		void *state = NULL;
+		struct md_error *perr = p->open(t, &popts, &state);
+		if (perr) {
+			md_report_add_note(r, "%s: %s", p->name, perr->message);
+			r->partial = true;
+			md_error_destroy(perr);
+			continue;
+		}
+		if (state)
+			ap[n_ap++] = (struct active_plugin){ .plugin = p, .state = state };
+	}
+	*ap_ret = ap;
+	*n_ret = n_ap;
+	return NULL;
+}
+
+/* The classifier, then every plugin's walk into its own sink. when says how hard we tried to
+ * catch the target outside its allocator ("after 5 re-stops"). */
+static struct md_error *walk_plugins(struct md_analysis *a, struct active_plugin *ap, size_t n_ap,
+				     struct md_target *t, const char *when)
+{
+	struct md_report *r = &a->report;
+	struct md_error *err = md_classifier_create(t, &a->classifier);
+	for (size_t i = 0; i < n_ap && !err; i++) {
+		ap[i].sink = md_classifier_sink(a->classifier, ap[i].plugin->name);
+		if (!ap[i].sink) {
+			err = &md_error_nomem;
+			break;
+		}
+		if (ap[i].inconsistent)
+			md_report_add_note(r, "%s: target stayed inside the allocator %s (%s): figures may be inconsistent",
+					   ap[i].plugin->name, when, ap[i].why);
+		struct md_error *werr = ap[i].plugin->walk(ap[i].state, t, ap[i].sink, ap[i].inconsistent);
+		if (werr) {
+			if (werr->code == MD_ERR_EXITED || werr->code == MD_ERR_INTERRUPTED) {
+				err = werr;
+				break;
+			}
+			md_report_add_note(r, "%s: walk failed: %s", ap[i].plugin->name, werr->message);
+			r->partial = true;
+			md_error_destroy(werr);
+		}
+		if (md_live_interrupted)
+			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+	}
+	return err;
+}
+
+/* After the walk, without target memory: each plugin's object in "allocators". */
+static struct md_error *report_plugins(struct active_plugin *ap, size_t n_ap, struct md_report *r)
+{
+	struct md_error *err = NULL;
+	for (size_t i = 0; i < n_ap && !err; i++) {
+		struct md_node *obj = md_node_object();
+		struct md_error *rerr = obj ? md_node_set_string(obj, "name", ap[i].plugin->name) : &md_error_nomem;
+		if (!rerr)
+			rerr = ap[i].plugin->report(ap[i].state, ap[i].sink, obj);
+		if (!rerr && ap[i].inconsistent)
+			rerr = md_node_set_string(obj, "consistency", ap[i].why);
+		if (rerr) {
+			md_report_add_note(r, "%s: report failed: %s", ap[i].plugin->name, rerr->message);
+			md_error_destroy(rerr);
+			md_node_destroy(obj);
+			continue;
+		}
+		err = md_node_append(r->allocators, obj);
+	}
+	return err;
+}
+
+static void close_plugins(struct active_plugin *ap, size_t n_ap)
+{
+	for (size_t i = 0; i < n_ap; i++)
+		ap[i].plugin->close(ap[i].state);
+	free(ap);
+}
+
 /* MEMDISSECT_DEBUG_TIMING=1 prints the time of each phase on stderr. */
 static void phase(const char *name)
 {
@@ -141,28 +235,12 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 	phase("open target");
 
 	/* Before the pause: plugins find their allocator (symbols, layouts). */
-	md_plugins_load(&a->plugins);
-	struct active_plugin *ap = calloc(a->plugins.n + 1, sizeof(*ap));
+	struct active_plugin *ap = NULL;
 	size_t n_ap = 0;
-	if (!ap) {
+	err = open_plugins(t, opts, a, &ap, &n_ap);
+	if (err) {
 		md_target_destroy(t);
-		return &md_error_nomem;
-	}
-	struct md_plugin_options popts = { .debuginfo_disabled = opts->debuginfo_disabled };
-	for (size_t i = 0; i < a->plugins.n; i++) {
-		const struct md_plugin *p = a->plugins.items[i].plugin;
-		if (!p || (opts->only_plugin && strcmp(opts->only_plugin, p->name) != 0))
-			continue;
-		void *state = NULL;
-		struct md_error *perr = p->open(t, &popts, &state);
-		if (perr) {
-			md_report_add_note(r, "%s: %s", p->name, perr->message);
-			r->partial = true;
-			md_error_destroy(perr);
-			continue;
-		}
-		if (state)
-			ap[n_ap++] = (struct active_plugin){ .plugin = p, .state = state };
+		return err;
 	}
 
 	phase("open plugins");
@@ -185,29 +263,10 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 	}
 	r->target.attach_retries = retries;
 	phase("quiescence");
-	if (!err)
-		err = md_classifier_create(t, &a->classifier);
-	for (size_t i = 0; i < n_ap && !err; i++) {
-		ap[i].sink = md_classifier_sink(a->classifier, ap[i].plugin->name);
-		if (!ap[i].sink) {
-			err = &md_error_nomem;
-			break;
-		}
-		if (ap[i].inconsistent)
-			md_report_add_note(r, "%s: target stayed inside the allocator after %u re-stops (%s): figures may be inconsistent",
-					   ap[i].plugin->name, retries, ap[i].why);
-		struct md_error *werr = ap[i].plugin->walk(ap[i].state, t, ap[i].sink, ap[i].inconsistent);
-		if (werr) {
-			if (werr->code == MD_ERR_EXITED || werr->code == MD_ERR_INTERRUPTED) {
-				err = werr;
-				break;
-			}
-			md_report_add_note(r, "%s: walk failed: %s", ap[i].plugin->name, werr->message);
-			r->partial = true;
-			md_error_destroy(werr);
-		}
-		if (md_live_interrupted)
-			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+	if (!err) {
+		char when[64];
+		snprintf(when, sizeof(when), "after %u re-stops", retries);
+		err = walk_plugins(a, ap, n_ap, t, when);
 	}
 	phase("walk");
 	if (!err)
@@ -225,28 +284,160 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 		fill_system(r, pid);
 		err = md_classifier_finish(a->classifier, r);
 	}
-	for (size_t i = 0; i < n_ap && !err; i++) {
-		struct md_node *obj = md_node_object();
-		struct md_error *rerr = obj ? md_node_set_string(obj, "name", ap[i].plugin->name) : &md_error_nomem;
-		if (!rerr)
-			rerr = ap[i].plugin->report(ap[i].state, ap[i].sink, obj);
-		if (!rerr && ap[i].inconsistent)
-			rerr = md_node_set_string(obj, "consistency", ap[i].why);
-		if (rerr) {
-			md_report_add_note(r, "%s: report failed: %s", ap[i].plugin->name, rerr->message);
-			md_error_destroy(rerr);
-			md_node_destroy(obj);
-			continue;
-		}
-		err = md_node_append(r->allocators, obj);
-	}
+	if (!err)
+		err = report_plugins(ap, n_ap, r);
 	phase("classify, report");
-	for (size_t i = 0; i < n_ap; i++)
-		ap[i].plugin->close(ap[i].state);
-	free(ap);
+	close_plugins(ap, n_ap);
 	md_live_capture_deinit(&cap);
 	md_target_destroy(t);
 	r->target.total_ms = now_ms() - t0;
+	return err;
+}
+
+/* What the core could and could not tell, in the report's notes. */
+static void core_notes(struct md_report *r, const struct md_core_info *info)
+{
+	char b1[16];
+	switch (info->residency) {
+	case MD_CORE_RESIDENCY_PAGEMAP:
+		md_report_add_note(r, "core: memdissect snapshot of process %d: residency and smaps figures as captured during its %.1f ms pause%s",
+				   (int)info->pid, info->snapshot_pause_ms,
+				   info->snapshot_consistent ? "" : " (the target was inside its allocator)");
+		break;
+	case MD_CORE_RESIDENCY_HOLES:
+		md_report_add_note(r, "core: residency from the core's holes (%s core): pages the kernel did not write count as not resident",
+				   info->producer);
+		break;
+	case MD_CORE_RESIDENCY_UNKNOWN:
+		md_report_add_note(r, "core: residency unknown (%s core without holes: written by gdb, piped, compressed or copied): the dumped pages holding data are counted as resident; %s of pages of zeros are not (residency unknown)",
+				   info->producer, md_format_bytes(info->zero_dumped_pages * MD_PAGE_SIZE, b1, sizeof(b1)));
+		break;
+	}
+	if (info->not_dumped_file_pages)
+		md_report_add_note(r, "core: %s of file mappings not in the core (read from the files on disk, not counted): residency unknown",
+				   md_format_bytes(info->not_dumped_file_pages * MD_PAGE_SIZE, b1, sizeof(b1)));
+	for (size_t i = 0; i < info->n_notes; i++)
+		md_report_add_note(r, "%s", info->notes[i]);
+}
+
+struct md_error *md_analyze_core(const char *path, const struct md_analyze_options *opts, struct md_analysis *a)
+{
+	double t0 = now_ms();
+	memset(a, 0, sizeof(*a));
+	md_report_init(&a->report);
+	struct md_report *r = &a->report;
+	r->target.source = "core";
+
+	struct md_core_options copts = {
+		.debuginfo_disabled = opts->debuginfo_disabled,
+		.exe = opts->exe,
+		.sysroot = opts->sysroot,
+	};
+	struct md_target *t = NULL;
+	struct md_core_info info;
+	struct md_error *err = md_core_open(path, &copts, &t, &info);
+	if (err)
+		return err;
+	r->target.pid = info.pid;
+
+	struct active_plugin *ap = NULL;
+	size_t n_ap = 0;
+	err = open_plugins(t, opts, a, &ap, &n_ap);
+	if (err) {
+		md_target_destroy(t);
+		md_core_info_deinit(&info);
+		return err;
+	}
+	/* No re-stop is possible: a core caught inside the allocator stays so. */
+	if (n_ap)
+		all_quiescent(ap, n_ap, t);
+	err = walk_plugins(a, ap, n_ap, t, "when the core was written");
+	if (!err) {
+		struct md_live_capture cap = {
+			.rollup = info.rollup,
+			.status = info.status,
+			.exe = info.exe,
+			.reconciled_pages = info.reconciled_pages,
+		};
+		snprintf(cap.comm, sizeof(cap.comm), "%s", info.comm);
+		fill_memory(r, &cap, t->n_threads);
+		if (info.meminfo_valid) {
+			r->system.valid = true;
+			r->system.mem_total_bytes = info.meminfo.mem_total;
+			r->system.mem_available_bytes = info.meminfo.mem_available;
+			r->system.mem_free_bytes = info.meminfo.mem_free;
+			r->system.cached_bytes = info.meminfo.cached;
+			r->system.swap_total_bytes = info.meminfo.swap_total;
+			r->system.swap_free_bytes = info.meminfo.swap_free;
+		}
+		if (info.cgroup_valid) {
+			r->cgroup.valid = true;
+			r->cgroup.path = info.cgroup.path;
+			info.cgroup.path = NULL;
+			r->cgroup.version = info.cgroup.version;
+			r->cgroup.usage_bytes = info.cgroup.usage_bytes;
+			r->cgroup.limit_bytes = info.cgroup.limit_bytes;
+		}
+		err = md_classifier_finish(a->classifier, r);
+	}
+	if (!err) {
+		core_notes(r, &info);
+		err = report_plugins(ap, n_ap, r);
+	}
+	close_plugins(ap, n_ap);
+	md_target_destroy(t);
+	md_core_info_deinit(&info);
+	r->target.total_ms = now_ms() - t0;
+	return err;
+}
+
+struct quiescence {
+	struct active_plugin *ap;
+	size_t n_ap;
+};
+
+static bool snapshot_quiescent(void *arg, struct md_target *t, char *why, size_t why_len)
+{
+	struct quiescence *q = arg;
+	if (all_quiescent(q->ap, q->n_ap, t))
+		return true;
+	for (size_t i = 0; i < q->n_ap; i++)
+		if (q->ap[i].inconsistent) {
+			snprintf(why, why_len, "%s: %s", q->ap[i].plugin->name, q->ap[i].why);
+			break;
+		}
+	return false;
+}
+
+struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct md_analyze_options *opts,
+				     struct md_snapshot_result *result_ret)
+{
+	struct md_live_options lopts = { .debuginfo_disabled = opts->debuginfo_disabled };
+	struct md_target *t = NULL;
+	struct md_error *err = md_live_open(pid, &lopts, &t);
+	if (err)
+		return err;
+	/* The plugins only decide when the target is between allocator operations; the report
+	 * they would write is made later, from the file. */
+	struct md_analysis a;
+	memset(&a, 0, sizeof(a));
+	md_report_init(&a.report);
+	struct quiescence q = { 0 };
+	err = open_plugins(t, opts, &a, &q.ap, &q.n_ap);
+	if (!err) {
+		struct md_snapshot_options sopts = {
+			.quiescent = snapshot_quiescent,
+			.quiescent_arg = &q,
+			.max_retries = opts->max_retries,
+			.retry_usec = opts->retry_usec,
+			.hold_pause_ms = opts->hold_pause_ms,
+			.copy = opts->snapshot_copy,
+		};
+		err = md_snapshot_write(t, path, &sopts, result_ret);
+		close_plugins(q.ap, q.n_ap);
+	}
+	md_target_destroy(t);
+	md_analysis_deinit(&a);
 	return err;
 }
 

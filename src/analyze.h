@@ -8,6 +8,7 @@
 #include "classify.h"
 #include "memdissect/report.h"
 #include "plugins.h"
+#include "snapshot.h"
 
 struct md_analyze_options {
 	bool debuginfo_disabled;
@@ -15,6 +16,9 @@ struct md_analyze_options {
 	unsigned max_retries;     /* consistency re-stops (default 5) */
 	unsigned retry_usec;      /* how long the target runs between them (default 2000) */
 	const char *only_plugin;  /* analyse with this plugin only (NULL: all) */
+	const char *exe;          /* cores: --exe PATH */
+	const char *sysroot;      /* cores: --sysroot DIR */
+	enum md_snapshot_copy snapshot_copy; /* snapshots: where resident pages go in the pause */
 };
 
 struct md_analysis {
@@ -24,6 +28,12 @@ struct md_analysis {
 };
 
 struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a);
+/* The same report from an ELF core (kernel, gdb gcore or memdissect snapshot). */
+struct md_error *md_analyze_core(const char *path, const struct md_analyze_options *opts, struct md_analysis *a);
+/* memdissect snapshot: stop briefly (at a moment no thread is inside an allocator, as for an
+ * attach), write a core with memdissect's notes to path. */
+struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct md_analyze_options *opts,
+				     struct md_snapshot_result *result_ret);
 void md_analysis_deinit(struct md_analysis *a);
 
 #endif

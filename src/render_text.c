@@ -12,11 +12,13 @@
 #include <string.h>
 
 #include "memdissect/report.h"
+#include "render.h"
 
 #define DEFAULT_WIDTH 100
 #define DEFAULT_TOP 15
 #define MAX_FINDINGS 20
 #define MAX_ARENAS 64
+#define GAP_ROWS 10
 
 #define ANSI_RESET "\033[0m"
 #define ANSI_BOLD "\033[1m"
@@ -123,6 +125,32 @@ static void spaces(FILE *out, int n)
 		fputc(' ', out);
 }
 
+/* A unit after a number ("3.04 MiB") stays on the number's line. */
+static bool is_unit(const char *p)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t l = strlen(units[i]);
+		if (strncmp(p, units[i], l) == 0 && (p[l] == 0 || strchr(" ,;:.)/", p[l])))
+			return true;
+	}
+	return false;
+}
+
+/* The end of the word at p: up to the next space, a number's unit included. */
+static const char *word_end(const char *p)
+{
+	const char *end = p;
+	while (*end && *end != ' ')
+		end++;
+	if (end > p && end[-1] >= '0' && end[-1] <= '9' && end[0] == ' ' && is_unit(end + 1)) {
+		end++;
+		while (*end && *end != ' ')
+			end++;
+	}
+	return end;
+}
+
 /* Print text wrapped at the width: the first line after `first` columns already used, the
  * following lines indented by `indent`. Words are split on spaces only. */
 static void wrap(const struct text *t, const char *text, int first, int indent)
@@ -135,9 +163,7 @@ static void wrap(const struct text *t, const char *text, int first, int indent)
 			p++;
 		if (!*p)
 			break;
-		const char *end = p;
-		while (*end && *end != ' ')
-			end++;
+		const char *end = word_end(p);
 		int wlen = (int)(end - p);
 		if (!line_start && pos + 1 + wlen > t->width) {
 			fputc('\n', t->out);
@@ -282,27 +308,32 @@ static void render_header(const struct text *t, const struct md_report *r)
 			"shows as other anonymous (see the notes)");
 }
 
-/* The sum of what the allocators say they could hand back now. */
-static uint64_t releasable_total(const struct md_report *r, bool *any_ret)
+/* How the allocators present give memory back: "malloc_trim(0)", "a purge", or both. */
+static const char *release_tool(const struct md_report *r)
 {
-	uint64_t total = 0;
-	*any_ret = false;
+	bool glibc = false, jem = false;
 	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
-		const struct md_node *a = md_node_at(r->allocators, i);
-		const struct md_node *v = md_node_get(a, "trim_release_bytes");
-		if (!v)
-			v = md_node_get(a, "purge_release_bytes");
-		if (v) {
-			total += md_node_get_u64(v);
-			*any_ret = true;
-		}
+		const char *n = md_node_get_string(md_node_get(md_node_at(r->allocators, i), "name"));
+		glibc |= n && strcmp(n, "glibc") == 0;
+		jem |= n && strcmp(n, "jemalloc") == 0;
 	}
-	return total;
+	return glibc && jem ? "malloc_trim(0) and a purge" : jem ? "a purge" : "malloc_trim(0)";
 }
 
-static void render_summary(const struct text *t, const struct md_report *r)
+/* One term of a sentence: "3.04 MiB could be returned ...", skipped when zero. */
+static void term(char *line, size_t len, bool *first, uint64_t bytes, const char *what)
 {
-	char b[32], p[16];
+	if (!bytes)
+		return;
+	char b[32];
+	size_t l = strlen(line);
+	snprintf(line + l, len - l, "%s%s %s", *first ? "" : ", ", human(bytes, b, sizeof(b)), what);
+	*first = false;
+}
+
+static void render_summary(const struct text *t, const struct md_report *r, const struct md_gap *g)
+{
+	char b[32], b2[32];
 	heading(t, "Where did the memory go?");
 
 	/* "RSS X = a + b + ...", breaking only between terms, continuation lines under the '='. */
@@ -343,25 +374,145 @@ static void render_summary(const struct text *t, const struct md_report *r)
 			human(sum, s2, sizeof(s2)), human(r->memory.rss_bytes, b, sizeof(b)));
 	}
 
-	/* What the allocators keep: the figure that usually explains an RSS above the heap. */
-	uint64_t kept = r->classes[MD_CLASS_FREE];
-	uint64_t heap = kept + r->classes[MD_CLASS_LIVE] + r->classes[MD_CLASS_METADATA];
-	if (kept && heap) {
-		bool any;
-		uint64_t rel = releasable_total(r, &any);
-		char line[256];
-		int n = snprintf(line, sizeof(line),
-				 "The allocators hold %s of freed memory resident (%s of the heap's pages)",
-				 human(kept, b, sizeof(b)), percent(kept, heap, p, sizeof(p)));
-		if (any && n > 0 && (size_t)n < sizeof(line)) {
-			char r2[32];
-			snprintf(line + n, sizeof(line) - (size_t)n, "; %s of it could be returned to the "
-				 "kernel now.", human(rel, r2, sizeof(r2)));
-		} else if (n > 0 && (size_t)n + 1 < sizeof(line)) {
-			strcat(line, ".");
-		}
+	/* The gap in one sentence, largest terms as the ledger below lists them. */
+	if (!g->allocator_resident_bytes)
+		return;
+	char line[1024], terms[768] = "";
+	bool none = true;
+	char what[128];
+	snprintf(what, sizeof(what), "could be returned to the kernel now (%s)", release_tool(r));
+	term(terms, sizeof(terms), &none, g->releasable_bytes, what);
+	term(terms, sizeof(terms), &none, g->pinned_free_bytes,
+	     "is free memory pinned by fragmentation (on pages that also hold live data)");
+	term(terms, sizeof(terms), &none, g->kept_free_bytes, "is free memory kept out of trim's reach");
+	term(terms, sizeof(terms), &none, g->metadata_bytes, "is allocator metadata");
+	if (g->live_slack_bytes > 0)
+		term(terms, sizeof(terms), &none, (uint64_t)g->live_slack_bytes,
+		     "is chunk headers and rounding on live pages");
+	term(terms, sizeof(terms), &none, g->outside_bytes, "is outside the allocators");
+	snprintf(line, sizeof(line), "The program's live heap is %s%s; the other %s of RSS is the gap%s%s.",
+		 human(g->live_heap_bytes, b, sizeof(b)),
+		 g->live_from_allocators ? " (the allocators' own count of bytes in use)" : "",
+		 human(g->gap_bytes, b2, sizeof(b2)), none ? "" : ": ", terms);
+	fputs("  ", t->out);
+	wrap(t, line, 2, 2);
+}
+
+/* ---- the gap, term by term and by region ---- */
+
+static void ledger_line(const struct text *t, const char *label, uint64_t bytes, bool negative,
+			const char *color, const char *what)
+{
+	char b[40];
+	b[0] = '-';
+	human(bytes, b + 1, sizeof(b) - 1);
+	const char *shown = negative ? b : b + 1;
+	int lead = fprintf(t->out, "    %s%-20s%s %9s  ", col(t, color), label, reset(t), shown);
+	if (t->color && color[0])
+		lead -= (int)(strlen(color) + strlen(ANSI_RESET));
+	wrap(t, what, lead, 36);
+}
+
+static void render_gap(const struct text *t, const struct md_report *r, const struct md_gap *g, int top)
+{
+	if (!g->allocator_resident_bytes && !g->n_rows)
+		return;
+	char b1[32], b2[32], b3[32];
+	heading(t, "The gap between the heap and RSS");
+	fprintf(t->out, "  live heap %s + gap %s = RSS %s\n", human(g->live_heap_bytes, b1, sizeof(b1)),
+		human(g->gap_bytes, b2, sizeof(b2)), human(g->rss_bytes, b3, sizeof(b3)));
+	char what[160];
+	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", release_tool(r));
+	ledger_line(t, "releasable now", g->releasable_bytes, false, class_color[MD_CLASS_FREE], what);
+	ledger_line(t, "pinned free", g->pinned_free_bytes, false, "\033[35m",
+		    "free bytes on pages that also hold live data: fragmentation, no trim or purge "
+		    "releases them");
+	if (g->kept_free_bytes)
+		ledger_line(t, "kept free", g->kept_free_bytes, false, class_color[MD_CLASS_FREE],
+			    "free pages trim or purge would not release (thread caches, fastbins, "
+			    "retained extents)");
+	ledger_line(t, "metadata", g->metadata_bytes, false, class_color[MD_CLASS_METADATA],
+		    "allocator bookkeeping pages");
+	if (g->live_slack_bytes)
+		ledger_line(t, g->live_slack_bytes > 0 ? "headers, rounding" : "untouched live",
+			    (uint64_t)(g->live_slack_bytes > 0 ? g->live_slack_bytes : -g->live_slack_bytes),
+			    g->live_slack_bytes < 0, "",
+			    g->live_slack_bytes > 0
+				    ? "chunk headers, padding and the unused ends of live pages"
+				    : "live bytes on pages never touched (not resident, so not in RSS)");
+	ledger_line(t, "outside allocators", g->outside_bytes, false, "",
+		    "stacks, code and file, shared and other anonymous memory");
+
+	if (!g->have_regions) {
 		fputs("  ", t->out);
-		wrap(t, line, 2, 2);
+		wrap(t, "Per-region figures are not in this report (the classifier gave no allocator "
+		     "regions).", 2, 2);
+		return;
+	}
+	size_t with_gap = 0;
+	for (size_t i = 0; i < g->n_rows; i++)
+		with_gap += g->rows[g->rank[i]].gap_bytes > 0;
+	if (!with_gap) {
+		fputs("  no allocator region holds free memory or metadata\n", t->out);
+		return;
+	}
+	size_t shown = with_gap < (size_t)top ? with_gap : (size_t)top;
+	int label_w = 6;
+	for (size_t i = 0; i < shown; i++) {
+		int l = (int)strlen(g->rows[g->rank[i]].label);
+		label_w = l > label_w ? l : label_w;
+	}
+	if (label_w > 30)
+		label_w = 30;
+	int range_w = 0;
+	char range[64];
+	for (size_t i = 0; i < shown; i++) {
+		const struct md_gap_row *row = &g->rows[g->rank[i]];
+		int l = snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, row->start, row->end);
+		range_w = l > range_w ? l : range_w;
+	}
+	static const char *const heads[] = { "gap", "releasable", "pinned", "kept", "meta" };
+	int nums_w = 5 * 2 + 6 * 4 + 10;
+	bool range_inline = 4 + label_w + 2 + range_w + nums_w <= t->width;
+	fprintf(t->out, "  by region, largest gap first:\n");
+	fprintf(t->out, "    %-*s", label_w, "region");
+	if (range_inline)
+		fprintf(t->out, "  %-*s", range_w, "range");
+	fprintf(t->out, "  %6s  %10s  %6s  %6s  %6s\n", heads[0], heads[1], heads[2], heads[3], heads[4]);
+	for (size_t i = 0; i < shown; i++) {
+		const struct md_gap_row *row = &g->rows[g->rank[i]];
+		snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, row->start, row->end);
+		fprintf(t->out, "    %-*.*s", label_w, label_w, row->label);
+		if (range_inline)
+			fprintf(t->out, "  %-*s", range_w, range);
+		char c1[16], c2[16], c3[16], c4[16], c5[16];
+		fprintf(t->out, "  %6s  %10s  %6s  %6s  %6s\n", compact(row->gap_bytes, c1, sizeof(c1)),
+			row->releasable_bytes ? compact(row->releasable_bytes, c2, sizeof(c2)) : "-",
+			row->pinned_free_bytes ? compact(row->pinned_free_bytes, c3, sizeof(c3)) : "-",
+			row->kept_free_bytes ? compact(row->kept_free_bytes, c4, sizeof(c4)) : "-",
+			row->metadata_bytes ? compact(row->metadata_bytes, c5, sizeof(c5)) : "-");
+		if (!range_inline)
+			fprintf(t->out, "      %s\n", range);
+	}
+	if (with_gap > shown) {
+		uint64_t rest = 0;
+		for (size_t i = shown; i < with_gap; i++)
+			rest += g->rows[g->rank[i]].gap_bytes;
+		fprintf(t->out, "    ... %zu more region%s hold %s of gap\n", with_gap - shown,
+			with_gap - shown == 1 ? "" : "s", human(rest, b1, sizeof(b1)));
+	}
+}
+
+/* ---- what to do ---- */
+
+static void render_advice(const struct text *t, const struct md_advice *advice, size_t n)
+{
+	if (!n)
+		return;
+	heading(t, "What to do");
+	for (size_t i = 0; i < n; i++) {
+		int lead = fprintf(t->out, "  %zu. ", i + 1);
+		wrap(t, advice[i].text, lead, lead);
 	}
 }
 
@@ -888,6 +1039,86 @@ static void render_arenas(const struct text *t, const struct md_node *arenas)
 		fprintf(t->out, "    ... and %zu more arenas\n", n - rows);
 }
 
+/* Size classes of live and free chunks of one arena: a row per class with counts, bytes and
+ * a bar of live (#) and free (o) bytes against the largest class. */
+static void render_histogram(const struct text *t, const char *title, const struct md_node *obj)
+{
+	struct md_hist_row *rows = NULL;
+	size_t n = 0;
+	struct md_error *err = md_histogram_rows(obj, &rows, &n);
+	if (err || !n) {
+		md_error_destroy(err);
+		return;
+	}
+	uint64_t max = 0, live_n = 0, free_n = 0, live_b = 0, free_b = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t tot = rows[i].live_bytes + rows[i].free_bytes;
+		max = tot > max ? tot : max;
+		live_n += rows[i].live_count;
+		free_n += rows[i].free_count;
+		live_b += rows[i].live_bytes;
+		free_b += rows[i].free_bytes;
+	}
+	char b1[32], b2[32];
+	fprintf(t->out, "  %s: %" PRIu64 " live chunks (%s), %" PRIu64 " free (%s)\n", title, live_n,
+		human(live_b, b1, sizeof(b1)), free_n, human(free_b, b2, sizeof(b2)));
+	int bar_w = t->width - (4 + 13 + 2 + 8 + 2 + 6 + 2 + 8 + 2 + 6 + 2);
+	if (bar_w > 40)
+		bar_w = 40;
+	fprintf(t->out, "    %-13s  %8s  %6s  %8s  %6s\n", "size", "live", "bytes", "free", "bytes");
+	for (size_t i = 0; i < n; i++) {
+		const struct md_hist_row *h = &rows[i];
+		char size[40], c1[16], c2[16];
+		if (h->size_from == h->size_to)
+			snprintf(size, sizeof(size), "%" PRIu64, h->size_from);
+		else
+			snprintf(size, sizeof(size), "%" PRIu64 "-%" PRIu64, h->size_from, h->size_to);
+		fprintf(t->out, "    %-13s  %8" PRIu64 "  %6s  %8" PRIu64 "  %6s", size, h->live_count,
+			compact(h->live_bytes, c1, sizeof(c1)), h->free_count, compact(h->free_bytes, c2, sizeof(c2)));
+		if (bar_w > 0 && max) {
+			int lb = (int)(((unsigned __int128)h->live_bytes * (unsigned)bar_w + max / 2) / max);
+			int fb = (int)(((unsigned __int128)h->free_bytes * (unsigned)bar_w + max / 2) / max);
+			if (lb || fb)
+				fputs("  ", t->out);
+			if (lb) {
+				fputs(col(t, class_color[MD_CLASS_LIVE]), t->out);
+				for (int k = 0; k < lb; k++)
+					fputc('#', t->out);
+				fputs(reset(t), t->out);
+			}
+			if (fb) {
+				fputs(col(t, class_color[MD_CLASS_FREE]), t->out);
+				for (int k = 0; k < fb; k++)
+					fputc('o', t->out);
+				fputs(reset(t), t->out);
+			}
+		}
+		fputc('\n', t->out);
+	}
+	free(rows);
+}
+
+static void render_histograms(const struct text *t, const struct md_node *a)
+{
+	render_histogram(t, "size classes (all arenas)", a);
+	const struct md_node *arenas = md_node_get(a, "arenas");
+	size_t n = md_node_count(arenas);
+	if (md_node_type(arenas) != MD_NODE_ARRAY)
+		return;
+	for (size_t i = 0; i < n && i < MAX_ARENAS; i++) {
+		const struct md_node *ar = md_node_at(arenas, i);
+		if (md_node_type(ar) != MD_NODE_OBJECT)
+			continue;
+		char title[64];
+		const struct md_node *idx = md_node_get(ar, "index");
+		if (idx && (md_node_type(idx) == MD_NODE_U64 || md_node_type(idx) == MD_NODE_I64))
+			snprintf(title, sizeof(title), "size classes of arena %" PRId64, md_node_get_i64(idx));
+		else
+			snprintf(title, sizeof(title), "size classes of arena #%zu", i);
+		render_histogram(t, title, ar);
+	}
+}
+
 static void render_allocator(const struct text *t, const struct md_node *a)
 {
 	char b[32];
@@ -958,6 +1189,7 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 		fprintf(t->out, "  arenas (%zu):\n", md_node_count(arenas));
 		render_arenas(t, arenas);
 	}
+	render_histograms(t, a);
 }
 
 /* ---- findings and notes ---- */
@@ -1046,8 +1278,26 @@ struct md_error *md_render_text(const struct md_report *r, const struct md_rende
 		t.width = 60; /* narrower than that, the tables would not hold a row */
 	int top = opts && opts->top > 0 ? opts->top : DEFAULT_TOP;
 
+	struct md_gap gap;
+	struct md_error *err = md_gap_compute(r, &gap);
+	if (err)
+		return err;
+	struct md_advice *advice = NULL;
+	size_t n_advice = 0;
+	err = md_advice_build(r, &gap, &advice, &n_advice);
+	if (err) {
+		md_gap_deinit(&gap);
+		return err;
+	}
+
+	/* The answer first (the sentence, the gap by region, the map), the evidence after it,
+	 * and what to do last, where the terminal leaves the eye. */
 	render_header(&t, r);
-	render_summary(&t, r);
+	render_summary(&t, r, &gap);
+	render_gap(&t, r, &gap, GAP_ROWS);
+	struct md_map_text_options mopts = { .color = t.color, .width = t.width, .full = opts && opts->map };
+	if (gap.n_rows || gap.allocator_resident_bytes)
+		md_render_map_text(r, &gap, &mopts, out);
 	render_memory(&t, r);
 	render_classes(&t, r);
 	render_mappings(&t, r, top);
@@ -1059,6 +1309,9 @@ struct md_error *md_render_text(const struct md_report *r, const struct md_rende
 	}
 	render_findings(&t, r);
 	render_notes(&t, r);
+	render_advice(&t, advice, n_advice);
+	md_advice_free(advice, n_advice);
+	md_gap_deinit(&gap);
 	if (fflush(out) == EOF || ferror(out))
 		return md_error_os(errno ? errno : EIO, "writing the report");
 	return NULL;

@@ -282,6 +282,41 @@ out:
 	return err;
 }
 
+/* One allocator region of the drainability map; cells as compact arrays
+ * [live, free, metadata, nonresident, other, releasable_pages, pinned_free_bytes] (docs/report.md). */
+static struct md_error *add_alloc_region(struct md_node *arr, const struct md_alloc_region *ar)
+{
+	static const char *const parts[MD_CELL_PART_COUNT] = { "live", "free", "metadata", "nonresident", "other" };
+	struct md_error *err;
+	struct md_node *o = md_node_object();
+	CHECK(md_node_append(arr, o));
+	CHECK(md_node_set_hex(o, "start", ar->start));
+	CHECK(md_node_set_hex(o, "end", ar->end));
+	CHECK(md_node_set(o, "allocator", string_or_null(ar->allocator)));
+	CHECK(md_node_set(o, "label", string_or_null(ar->label)));
+	CHECK(md_node_set_i64(o, "group", ar->group));
+	struct md_node *pages = md_node_object();
+	CHECK(md_node_set(o, "pages", pages));
+	for (int p = 0; p < MD_CELL_PART_COUNT; p++)
+		CHECK(md_node_set_u64(pages, parts[p], ar->pages[p]));
+	CHECK(md_node_set_u64(o, "releasable_bytes", ar->releasable_bytes));
+	CHECK(md_node_set_u64(o, "pinned_free_bytes", ar->pinned_free_bytes));
+	CHECK(md_node_set_u64(o, "pages_per_cell", ar->pages_per_cell));
+	struct md_node *cells = md_node_array();
+	CHECK(md_node_set(o, "cells", cells));
+	for (size_t i = 0; ar->cells && i < ar->n_cells; i++) {
+		const struct md_map_cell *c = &ar->cells[i];
+		struct md_node *cell = md_node_array();
+		CHECK(md_node_append(cells, cell));
+		for (int p = 0; p < MD_CELL_PART_COUNT; p++)
+			CHECK(md_node_append(cell, md_node_u64(c->pages[p])));
+		CHECK(md_node_append(cell, md_node_u64(c->releasable_pages)));
+		CHECK(md_node_append(cell, md_node_u64(c->pinned_free_bytes)));
+	}
+out:
+	return err;
+}
+
 static struct md_error *add_finding(struct md_node *findings, const struct md_report_finding *f)
 {
 	struct md_error *err;
@@ -328,6 +363,11 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	CHECK(md_node_set(root, "notes", notes));
 	for (size_t i = 0; i < r->n_notes; i++)
 		CHECK(md_node_append(notes, md_node_string(r->notes[i])));
+
+	struct md_node *alloc_regions = md_node_array();
+	CHECK(md_node_set(root, "alloc_regions", alloc_regions));
+	for (size_t i = 0; i < r->n_alloc_regions; i++)
+		CHECK(add_alloc_region(alloc_regions, &r->alloc_regions[i]));
 
 	struct md_node *regions = md_node_array();
 	CHECK(md_node_set(root, "regions", regions));

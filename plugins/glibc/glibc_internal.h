@@ -22,7 +22,31 @@
 #define GL_CHASE_MS 1500.0         /* time budget for chasing bin lists in one walk */
 #define GL_MAX_THREAD_REPORTS 16
 
-enum gl_arena_state { GL_ARENA_OK, GL_ARENA_INCONSISTENT, GL_ARENA_CORRUPT };
+/* An arena never used for an allocation (main_arena of a process whose malloc was never called,
+ * or whose allocations all went to jemalloc or mmap) is "unused": nothing to walk, not corrupt. */
+enum gl_arena_state { GL_ARENA_OK, GL_ARENA_INCONSISTENT, GL_ARENA_CORRUPT, GL_ARENA_UNUSED };
+
+/* Size-class histogram: chunk sizes [2^(k+4), 2^(k+5)) for k = 0..15, and >= 1 MiB for k = 16. */
+#define GL_HIST_CLASSES 17
+enum gl_hist_kind { GL_HIST_LIVE, GL_HIST_FREE, GL_HIST_CACHED, GL_HIST_KINDS };
+struct gl_hist {
+	uint64_t count[GL_HIST_KINDS], bytes[GL_HIST_KINDS];
+};
+
+static inline unsigned gl_hist_class(uint64_t chunk_size)
+{
+	if (chunk_size < 32)
+		return 0;
+	unsigned k = 63u - (unsigned)__builtin_clzll(chunk_size) - 4u;
+	return k < GL_HIST_CLASSES ? k : GL_HIST_CLASSES - 1;
+}
+
+static inline void gl_hist_add(struct gl_hist *h, enum gl_hist_kind kind, uint64_t chunk_size)
+{
+	struct gl_hist *c = &h[gl_hist_class(chunk_size)];
+	c->count[kind]++;
+	c->bytes[kind] += chunk_size;
+}
 
 struct gl_mallinfo {
 	uint64_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
@@ -62,14 +86,19 @@ struct gl_arena {
 	uint64_t overhead_bytes;              /* headers of in-use chunks */
 	uint64_t tcache_count, tcache_bytes;  /* tcache chunks found here */
 	uint64_t fastwalk_count, fastwalk_bytes; /* fastbin chunks found here by the walk */
+	struct gl_hist hist[GL_HIST_CLASSES];    /* chunks by size class (top and metadata excluded) */
 	uint64_t metadata_bytes;              /* heap headers, arena struct, tcache structs, fenceposts */
 	uint64_t unknown_bytes;               /* skipped after corruption */
 	uint64_t releasable_range_bytes;      /* what malloc_trim(0) would madvise/sbrk, resident or not */
 	/* From the bin lists, when they were chased. */
 	bool bins_chased;
 	uint64_t list_bin_count, list_bin_bytes;
-	/* fd/bk edge sums: equal when every fd link has its bk twin. */
+	/* fd/bk edge sums: equal when every fd link has its bk twin; the same for the
+	 * fd_nextsize/bk_nextsize ring of large-bin chunks. */
 	uint64_t edge_fd, edge_bk;
+	uint64_t nedge_fd, nedge_bk;
+	uint64_t nextsize_links; /* free large chunks with nextsize pointers (large-bin size leaders) */
+	bool nextsize_chased;
 
 	struct gl_mallinfo mi;
 	unsigned findings, findings_emitted;
@@ -98,8 +127,10 @@ struct glibc_state {
 	const char *symbols; /* "dwarf", "symtab", "heuristic" */
 	char version[16];
 
-	/* Layout check: DWARF against the built-in table. */
+	/* Layout check: DWARF against the built-in table. layout_known: DWARF was not read because
+	 * the module's build-id is one whose DWARF is known to match the table (layout.c). */
 	bool layout_checked;
+	bool layout_known;
 	unsigned layout_mismatches;
 	char layout_diff[512];
 
@@ -127,6 +158,7 @@ struct glibc_state {
 	int mmap_group;
 	uint64_t mmapped_count, mmapped_bytes, mmapped_live_bytes;
 	unsigned mmapped_findings;
+	struct gl_hist mmapped_hist[GL_HIST_CLASSES];
 
 	/* Membership of tcache chunks and tcache structs: chunk address | GL_IN_* flags, sorted. */
 	uint64_t *cached;

@@ -1,0 +1,195 @@
+/* The report as OpenMetrics text, for Prometheus through the node-exporter textfile collector
+ * (`memdissect attach --format openmetrics PID > /var/lib/node_exporter/textfile/app.prom.$$ &&
+ * mv ... app.prom`). Every family is a gauge; names end in their unit; no timestamps (the
+ * textfile collector refuses them); the text ends with "# EOF". The classic Prometheus text
+ * parser of the collector reads "# UNIT" and "# EOF" as comments, so one output serves both.
+ * Labels stay stable from one run to the next (no addresses): regions are summed per allocator
+ * arena, so a series keeps its identity while the process lives. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render.h"
+
+struct om {
+	FILE *out;
+	char base[256]; /* pid="..",comm=".." */
+};
+
+/* Label value escaping of the exposition formats: backslash, double quote, newline. */
+static void escape(char *buf, size_t len, const char *s)
+{
+	size_t k = 0;
+	for (; s && *s && k + 3 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '\\' || c == '"') {
+			buf[k++] = '\\';
+			buf[k++] = (char)c;
+		} else if (c == '\n') {
+			buf[k++] = '\\';
+			buf[k++] = 'n';
+		} else if (c >= 0x20 && c != 0x7f) {
+			buf[k++] = (char)c;
+		}
+	}
+	buf[k] = 0;
+}
+
+static void family(const struct om *o, const char *name, const char *unit, const char *help)
+{
+	fprintf(o->out, "# TYPE %s gauge\n", name);
+	if (unit)
+		fprintf(o->out, "# UNIT %s %s\n", name, unit);
+	fprintf(o->out, "# HELP %s %s\n", name, help);
+}
+
+/* A sample: name{base,extra} value. extra is "" or `key="value"` (already escaped). */
+static void sample_u(const struct om *o, const char *name, const char *extra, uint64_t v)
+{
+	fprintf(o->out, "%s{%s%s%s} %" PRIu64 "\n", name, o->base, extra[0] ? "," : "", extra, v);
+}
+
+static void sample_i(const struct om *o, const char *name, const char *extra, int64_t v)
+{
+	fprintf(o->out, "%s{%s%s%s} %" PRId64 "\n", name, o->base, extra[0] ? "," : "", extra, v);
+}
+
+static void sample_d(const struct om *o, const char *name, const char *extra, double v)
+{
+	fprintf(o->out, "%s{%s%s%s} %.6f\n", name, o->base, extra[0] ? "," : "", extra, v);
+}
+
+static void one(const struct om *o, const char *name, const char *unit, const char *help, uint64_t v)
+{
+	family(o, name, unit, help);
+	sample_u(o, name, "", v);
+}
+
+struct arena_sum {
+	const char *allocator;
+	int group;
+	uint64_t resident, releasable, kept, pinned, metadata;
+};
+
+struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out)
+{
+	struct om o = { .out = out };
+	char comm[160], exe[1024], extra[1200], v1[160];
+	char comm_raw[sizeof(r->target.comm) + 1];
+	snprintf(comm_raw, sizeof(comm_raw), "%.*s", (int)sizeof(r->target.comm), r->target.comm);
+	escape(comm, sizeof(comm), comm_raw);
+	snprintf(o.base, sizeof(o.base), "pid=\"%" PRId32 "\",comm=\"%s\"", r->target.pid, comm);
+
+	struct md_gap g;
+	struct md_error *err = md_gap_compute(r, &g);
+	if (err)
+		return err;
+
+	family(&o, "memdissect_info", NULL, "What was inspected (value 1).");
+	escape(exe, sizeof(exe), r->target.exe ? r->target.exe : "");
+	snprintf(extra, sizeof(extra), "exe=\"%s\",source=\"%s\"", exe, r->target.source ? r->target.source : "live");
+	sample_u(&o, "memdissect_info", extra, 1);
+	one(&o, "memdissect_partial", NULL, "1 when an allocator was present but could not be analysed.",
+	    r->partial ? 1 : 0);
+	family(&o, "memdissect_pause_seconds", "seconds", "How long the target was stopped.");
+	sample_d(&o, "memdissect_pause_seconds", "", r->target.pause_ms / 1000.0);
+	one(&o, "memdissect_threads", NULL, "Threads of the process.", r->target.threads);
+
+	one(&o, "memdissect_rss_bytes", "bytes", "Resident set size (smaps_rollup Rss).", r->memory.rss_bytes);
+	one(&o, "memdissect_pss_bytes", "bytes", "Proportional set size.", r->memory.pss_bytes);
+	one(&o, "memdissect_uss_bytes", "bytes", "Unique set size (private pages).", r->memory.uss_bytes);
+	one(&o, "memdissect_swap_bytes", "bytes", "Swapped-out bytes of the process.", r->memory.swap_bytes);
+
+	family(&o, "memdissect_class_bytes", "bytes", "Resident bytes by class; the classes sum to the RSS.");
+	for (int c = 0; c < MD_CLASS_COUNT; c++) {
+		snprintf(extra, sizeof(extra), "class=\"%s\"", md_class_name((enum md_class)c));
+		sample_u(&o, "memdissect_class_bytes", extra, r->classes[c]);
+	}
+
+	one(&o, "memdissect_live_heap_bytes", "bytes", "What the program holds: the allocators' live bytes.",
+	    g.live_heap_bytes);
+	one(&o, "memdissect_gap_bytes", "bytes", "RSS minus the live heap.", g.gap_bytes);
+	family(&o, "memdissect_gap_part_bytes", "bytes",
+	       "The gap term by term (releasable, pinned, kept_free, metadata, slack, outside); the parts sum to the gap.");
+	sample_u(&o, "memdissect_gap_part_bytes", "part=\"releasable\"", g.releasable_bytes);
+	sample_u(&o, "memdissect_gap_part_bytes", "part=\"pinned\"", g.pinned_free_bytes);
+	sample_u(&o, "memdissect_gap_part_bytes", "part=\"kept_free\"", g.kept_free_bytes);
+	sample_u(&o, "memdissect_gap_part_bytes", "part=\"metadata\"", g.metadata_bytes);
+	sample_i(&o, "memdissect_gap_part_bytes", "part=\"slack\"", g.live_slack_bytes);
+	sample_u(&o, "memdissect_gap_part_bytes", "part=\"outside\"", g.outside_bytes);
+
+	/* Per allocator arena: rows summed by (allocator, group). */
+	struct arena_sum *sums = calloc(g.n_rows ? g.n_rows : 1, sizeof(*sums));
+	size_t n_sums = 0;
+	if (!sums) {
+		md_gap_deinit(&g);
+		return &md_error_nomem;
+	}
+	for (size_t i = 0; i < g.n_rows; i++) {
+		const struct md_gap_row *row = &g.rows[i];
+		struct arena_sum *s = NULL;
+		for (size_t k = 0; k < n_sums && !s; k++)
+			if (sums[k].group == row->group && strcmp(sums[k].allocator, row->allocator) == 0)
+				s = &sums[k];
+		if (!s) {
+			s = &sums[n_sums++];
+			s->allocator = row->allocator;
+			s->group = row->group;
+		}
+		s->resident += row->resident_bytes;
+		s->releasable += row->releasable_bytes;
+		s->kept += row->kept_free_bytes;
+		s->pinned += row->pinned_free_bytes;
+		s->metadata += row->metadata_bytes;
+	}
+	static const struct {
+		const char *name, *help;
+		size_t offset;
+	} arena_families[] = {
+		{ "memdissect_arena_resident_bytes", "Resident bytes of an allocator arena's regions (group -1: none).",
+		  offsetof(struct arena_sum, resident) },
+		{ "memdissect_arena_releasable_bytes", "What malloc_trim(0) / a purge would release now, per arena.",
+		  offsetof(struct arena_sum, releasable) },
+		{ "memdissect_arena_pinned_free_bytes", "Free bytes on pages that also hold live data, per arena.",
+		  offsetof(struct arena_sum, pinned) },
+		{ "memdissect_arena_kept_free_bytes", "Free pages out of trim's / purge's reach, per arena.",
+		  offsetof(struct arena_sum, kept) },
+		{ "memdissect_arena_metadata_bytes", "Allocator metadata pages, per arena.",
+		  offsetof(struct arena_sum, metadata) },
+	};
+	for (size_t f = 0; n_sums && f < sizeof(arena_families) / sizeof(arena_families[0]); f++) {
+		family(&o, arena_families[f].name, "bytes", arena_families[f].help);
+		for (size_t k = 0; k < n_sums; k++) {
+			escape(v1, sizeof(v1), sums[k].allocator);
+			snprintf(extra, sizeof(extra), "allocator=\"%s\",arena=\"%d\"", v1, sums[k].group);
+			uint64_t v;
+			memcpy(&v, (const char *)&sums[k] + arena_families[f].offset, sizeof(v));
+			sample_u(&o, arena_families[f].name, extra, v);
+		}
+	}
+	free(sums);
+
+	family(&o, "memdissect_findings", NULL, "Anomalies seen while walking allocator structures, by severity.");
+	static const char *const sev[] = { "info", "warning", "corrupt" };
+	for (size_t s = 0; s < 3; s++) {
+		uint64_t n = 0;
+		for (size_t i = 0; i < r->n_findings; i++)
+			n += r->findings[i].severity && strcmp(r->findings[i].severity, sev[s]) == 0;
+		snprintf(extra, sizeof(extra), "severity=\"%s\"", sev[s]);
+		sample_u(&o, "memdissect_findings", extra, n);
+	}
+
+	if (r->cgroup.valid) {
+		one(&o, "memdissect_cgroup_usage_bytes", "bytes", "Memory charged to the process's cgroup.",
+		    r->cgroup.usage_bytes);
+		if (r->cgroup.limit_bytes != UINT64_MAX)
+			one(&o, "memdissect_cgroup_limit_bytes", "bytes", "The cgroup's memory limit.",
+			    r->cgroup.limit_bytes);
+	}
+	fputs("# EOF\n", out);
+	md_gap_deinit(&g);
+	if (fflush(out) == EOF || ferror(out))
+		return md_error_os(errno ? errno : EIO, "writing the metrics");
+	return NULL;
+}

@@ -1,0 +1,498 @@
+/* memdissect watch: short attaches at intervals, a line per sample (live heap, retained free,
+ * pinned free, RSS, the gap between them), and a verdict by the stable-vs-growing-gap rule of
+ * shared/seeds/memory-metrics.md: the slopes of the live heap and of the gap, fitted by least
+ * squares over the samples, decide between a stable gap (overhead), a growing live heap (the
+ * program holds more), a gap growing while the heap stays flat (structural leak suspected), both
+ * growing, and a shrinking gap (retained memory reused or returned).
+ * A trend counts only when its fitted change over the watch exceeds a threshold (1 MiB or 2% of
+ * the mean RSS, whichever is larger) and the line fits (R^2 >= 0.5): noise and one-off steps do
+ * not make a verdict. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analyze.h"
+#include "live.h"
+#include "render.h"
+
+#define MiB (1024.0 * 1024.0)
+#define MIN_SAMPLES 3
+#define MIN_R2 0.5
+#define ABS_THRESHOLD (1024ULL * 1024)
+#define REL_THRESHOLD 0.02
+
+static const char *const verdict_names[MD_VERDICT_COUNT] = {
+	[MD_VERDICT_INSUFFICIENT] = "insufficient-data",
+	[MD_VERDICT_STABLE] = "stable",
+	[MD_VERDICT_HEAP_GROWTH] = "heap-growth",
+	[MD_VERDICT_STRUCTURAL] = "structural-leak",
+	[MD_VERDICT_BOTH_GROWING] = "growing",
+	[MD_VERDICT_DRAINING] = "draining",
+};
+
+void md_watch_sample_from_report(const struct md_report *r, double t_s, struct md_watch_sample *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->t_s = t_s;
+	s->rss_bytes = r->memory.rss_bytes;
+	s->free_bytes = r->classes[MD_CLASS_FREE];
+	s->metadata_bytes = r->classes[MD_CLASS_METADATA];
+	memcpy(s->classes, r->classes, sizeof(s->classes));
+	s->pause_ms = r->target.pause_ms;
+	struct md_gap g;
+	struct md_error *err = md_gap_compute(r, &g);
+	if (err) {
+		/* out of memory: the page figures still make a sample */
+		md_error_destroy(err);
+		s->live_heap_bytes = r->classes[MD_CLASS_LIVE];
+		s->gap_bytes = s->rss_bytes > s->live_heap_bytes ? s->rss_bytes - s->live_heap_bytes : 0;
+		return;
+	}
+	s->live_heap_bytes = g.live_heap_bytes;
+	s->pinned_free_bytes = g.pinned_free_bytes;
+	s->releasable_bytes = g.releasable_bytes;
+	s->gap_bytes = g.gap_bytes;
+	md_gap_deinit(&g);
+}
+
+void md_trend_fit(const double *t, const double *y, size_t n, uint64_t threshold, struct md_trend *tr)
+{
+	memset(tr, 0, sizeof(*tr));
+	tr->r2 = 1;
+	if (!n)
+		return;
+	double mt = 0, my = 0;
+	for (size_t i = 0; i < n; i++) {
+		mt += t[i];
+		my += y[i];
+	}
+	mt /= (double)n;
+	my /= (double)n;
+	tr->mean = my;
+	double sxx = 0, sxy = 0, syy = 0;
+	for (size_t i = 0; i < n; i++) {
+		double dt = t[i] - mt, dy = y[i] - my;
+		sxx += dt * dt;
+		sxy += dt * dy;
+		syy += dy * dy;
+	}
+	if (!(sxx > 0))
+		return;
+	tr->slope = sxy / sxx;
+	tr->r2 = syy > 0 ? (sxy * sxy) / (sxx * syy) : 1;
+	tr->change = tr->slope * (t[n - 1] - t[0]);
+	if (tr->r2 >= MIN_R2 && tr->change > (double)threshold)
+		tr->direction = 1;
+	else if (tr->r2 >= MIN_R2 && tr->change < -(double)threshold)
+		tr->direction = -1;
+}
+
+const char *md_format_rate(double bytes_per_s, char *buf, size_t len)
+{
+	double per_h = bytes_per_s * 3600.0;
+	char b[32];
+	if (!isfinite(per_h))
+		per_h = 0;
+	double mag = fabs(per_h);
+	md_format_bytes(mag >= 1.8e19 ? UINT64_MAX : (uint64_t)(mag + 0.5), b, sizeof(b));
+	snprintf(buf, len, "%s%s/h", per_h < 0 && mag >= 0.5 ? "-" : "", b);
+	return buf;
+}
+
+static void fit_series(const struct md_watch_sample *s, size_t n, size_t offset, uint64_t threshold,
+		       struct md_trend *tr)
+{
+	double *t = malloc(n * sizeof(*t)), *y = malloc(n * sizeof(*y));
+	if (!t || !y) {
+		free(t);
+		free(y);
+		memset(tr, 0, sizeof(*tr));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)&s[i] + offset, sizeof(v));
+		t[i] = s[i].t_s;
+		y[i] = (double)v;
+	}
+	md_trend_fit(t, y, n, threshold, tr);
+	free(t);
+	free(y);
+}
+
+/* Which part of the gap grew the most: retained free, pinned free, metadata or memory outside
+ * the allocators (a growing "outside" is not the allocator's doing). */
+static const char *main_growth(const struct md_watch_sample *s, size_t n, uint64_t threshold, char *buf,
+			       size_t len)
+{
+	struct {
+		const char *name;
+		double slope;
+	} parts[4] = { { "retained free memory", 0 }, { "free memory pinned on live pages", 0 },
+		       { "allocator metadata", 0 }, { "memory outside the allocators", 0 } };
+	double *t = malloc(n * sizeof(*t)), *y = malloc(n * sizeof(*y));
+	buf[0] = 0;
+	if (!t || !y) {
+		free(t);
+		free(y);
+		return buf;
+	}
+	for (int p = 0; p < 4; p++) {
+		for (size_t i = 0; i < n; i++) {
+			t[i] = s[i].t_s;
+			const uint64_t *c = s[i].classes;
+			y[i] = p == 0   ? (double)c[MD_CLASS_FREE]
+			       : p == 1 ? (double)s[i].pinned_free_bytes
+			       : p == 2 ? (double)c[MD_CLASS_METADATA]
+					: (double)(c[MD_CLASS_STACK] + c[MD_CLASS_FILE] + c[MD_CLASS_SHARED] +
+						   c[MD_CLASS_ANON_OTHER]);
+		}
+		struct md_trend tr;
+		md_trend_fit(t, y, n, threshold, &tr);
+		parts[p].slope = tr.slope;
+	}
+	free(t);
+	free(y);
+	int best = 0;
+	for (int p = 1; p < 4; p++)
+		if (parts[p].slope > parts[best].slope)
+			best = p;
+	char r[32];
+	if (parts[best].slope > 0)
+		snprintf(buf, len, "; most of it is %s (%s)", parts[best].name,
+			 md_format_rate(parts[best].slope, r, sizeof(r)));
+	return buf;
+}
+
+void md_verdict_compute(const struct md_watch_sample *s, size_t n, struct md_verdict_result *v)
+{
+	memset(v, 0, sizeof(*v));
+	double mean_rss = 0;
+	for (size_t i = 0; i < n; i++)
+		mean_rss += (double)s[i].rss_bytes;
+	mean_rss = n ? mean_rss / (double)n : 0;
+	uint64_t rel = (uint64_t)(mean_rss * REL_THRESHOLD);
+	v->threshold_bytes = rel > ABS_THRESHOLD ? rel : ABS_THRESHOLD;
+	v->span_s = n ? s[n - 1].t_s - s[0].t_s : 0;
+	if (n) {
+		fit_series(s, n, offsetof(struct md_watch_sample, rss_bytes), v->threshold_bytes, &v->rss);
+		fit_series(s, n, offsetof(struct md_watch_sample, live_heap_bytes), v->threshold_bytes, &v->heap);
+		fit_series(s, n, offsetof(struct md_watch_sample, gap_bytes), v->threshold_bytes, &v->gap);
+		fit_series(s, n, offsetof(struct md_watch_sample, free_bytes), v->threshold_bytes, &v->free);
+	}
+	char rh[32], rg[32], span[32], why[160];
+	md_format_rate(v->heap.slope, rh, sizeof(rh));
+	md_format_rate(v->gap.slope, rg, sizeof(rg));
+	snprintf(span, sizeof(span), "%.1f s", v->span_s);
+	if (n < MIN_SAMPLES || !(v->span_s > 0)) {
+		v->verdict = MD_VERDICT_INSUFFICIENT;
+		snprintf(v->text, sizeof(v->text),
+			 "too few samples for a trend: %zu over %s (at least %d are needed)", n, span, MIN_SAMPLES);
+	} else if (v->gap.direction < 0) {
+		v->verdict = MD_VERDICT_DRAINING;
+		snprintf(v->text, sizeof(v->text),
+			 "gap shrinking %s while the live heap changes %s: retained memory is being reused "
+			 "or returned to the kernel",
+			 rg, rh);
+	} else if (v->gap.direction > 0 && v->heap.direction > 0) {
+		v->verdict = MD_VERDICT_BOTH_GROWING;
+		snprintf(v->text, sizeof(v->text),
+			 "live heap growing %s and gap growing %s: the program holds more and the allocators "
+			 "keep more%s",
+			 rh, rg, main_growth(s, n, v->threshold_bytes, why, sizeof(why)));
+	} else if (v->gap.direction > 0) {
+		v->verdict = MD_VERDICT_STRUCTURAL;
+		snprintf(v->text, sizeof(v->text),
+			 "gap growing %s while the live heap is flat (%s): structural leak suspected%s",
+			 rg, rh, main_growth(s, n, v->threshold_bytes, why, sizeof(why)));
+	} else if (v->heap.direction > 0) {
+		v->verdict = MD_VERDICT_HEAP_GROWTH;
+		snprintf(v->text, sizeof(v->text),
+			 "live heap growing %s with a stable gap (%s): the program holds more objects (an "
+			 "object leak or more load); a heap profiler finds who holds them",
+			 rh, rg);
+	} else {
+		v->verdict = MD_VERDICT_STABLE;
+		snprintf(v->text, sizeof(v->text),
+			 "live heap %s and gap %s over %s; a stable gap is the allocators' normal "
+			 "overhead",
+			 rh, rg, span);
+	}
+	v->name = verdict_names[v->verdict];
+}
+
+/* ---- the command ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleep until the deadline in short slices, so that Ctrl-C ends the watch at once. */
+static void sleep_until(double deadline)
+{
+	while (!md_live_interrupted) {
+		double left = deadline - now_s();
+		if (left <= 0)
+			return;
+		if (left > 0.05)
+			left = 0.05;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(left * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static const char *compact(uint64_t bytes, char *buf, size_t len)
+{
+	char tmp[32];
+	md_format_bytes(bytes, tmp, sizeof(tmp));
+	char *sp = strchr(tmp, ' ');
+	if (sp) {
+		sp[0] = sp[1];
+		sp[1] = '\0';
+	}
+	size_t l = strlen(tmp);
+	if (l >= len)
+		l = len - 1;
+	memcpy(buf, tmp, l);
+	buf[l] = 0;
+	return buf;
+}
+
+static void time_text(double t, char *buf, size_t len)
+{
+	if (t < 100)
+		snprintf(buf, len, "%.2fs", t);
+	else if (t < 3600)
+		snprintf(buf, len, "%dm%02ds", (int)(t / 60), (int)fmod(t, 60));
+	else
+		snprintf(buf, len, "%dh%02dm", (int)(t / 3600), (int)fmod(t / 60, 60));
+}
+
+static void text_header(FILE *out, int pid, const char *comm, const struct md_watch_options *o, bool wide)
+{
+	fprintf(out, "memdissect watch: pid %d (%s), every %.3g s", pid, comm, o->interval_s);
+	if (o->count)
+		fprintf(out, ", %lu samples", o->count);
+	else
+		fputs(", until Ctrl-C", out);
+	fputc('\n', out);
+	fprintf(out, "  %8s %7s %9s %7s %7s %7s %10s", "time", "RSS", "live heap", "free", "pinned", "gap",
+		"releasable");
+	if (wide)
+		fprintf(out, " %8s", "pause");
+	fputc('\n', out);
+}
+
+static void text_row(FILE *out, const struct md_watch_sample *s, bool wide)
+{
+	char t[32], a[16], b[16], c[16], d[16], e[16], f[16];
+	time_text(s->t_s, t, sizeof(t));
+	fprintf(out, "  %8s %7s %9s %7s %7s %7s %10s", t, compact(s->rss_bytes, a, sizeof(a)),
+		compact(s->live_heap_bytes, b, sizeof(b)), compact(s->free_bytes, c, sizeof(c)),
+		compact(s->pinned_free_bytes, d, sizeof(d)), compact(s->gap_bytes, e, sizeof(e)),
+		compact(s->releasable_bytes, f, sizeof(f)));
+	if (wide)
+		fprintf(out, " %6.1fms", s->pause_ms);
+	fputc('\n', out);
+	fflush(out);
+}
+
+static struct md_error *json_line(FILE *out, struct md_node *o)
+{
+	struct md_error *err = md_node_write_json(o, out, 0);
+	md_node_destroy(o);
+	if (err)
+		return err;
+	/* JSON lines: md_node_write_json writes no newline of its own */
+	fputc('\n', out);
+	fflush(out);
+	return NULL;
+}
+
+#define PUT(call)                     \
+	do {                          \
+		if (!err)             \
+			err = (call); \
+	} while (0)
+
+static struct md_error *json_sample(FILE *out, int pid, size_t index, const struct md_watch_sample *s)
+{
+	struct md_error *err = NULL;
+	struct md_node *o = md_node_object();
+	if (!o)
+		return &md_error_nomem;
+	PUT(md_node_set_string(o, "type", "sample"));
+	PUT(md_node_set_i64(o, "pid", pid));
+	PUT(md_node_set_u64(o, "index", index));
+	PUT(md_node_set_double(o, "time_s", round(s->t_s * 1000.0) / 1000.0));
+	PUT(md_node_set_u64(o, "rss_bytes", s->rss_bytes));
+	PUT(md_node_set_u64(o, "live_heap_bytes", s->live_heap_bytes));
+	PUT(md_node_set_u64(o, "free_bytes", s->free_bytes));
+	PUT(md_node_set_u64(o, "pinned_free_bytes", s->pinned_free_bytes));
+	PUT(md_node_set_u64(o, "metadata_bytes", s->metadata_bytes));
+	PUT(md_node_set_u64(o, "releasable_bytes", s->releasable_bytes));
+	PUT(md_node_set_u64(o, "gap_bytes", s->gap_bytes));
+	PUT(md_node_set_double(o, "pause_ms", round(s->pause_ms * 1000.0) / 1000.0));
+	struct md_node *c = md_node_object();
+	PUT(md_node_set(o, "classes", c));
+	for (int k = 0; k < MD_CLASS_COUNT; k++)
+		PUT(md_node_set_u64(c, md_class_name((enum md_class)k), s->classes[k]));
+	if (err) {
+		md_node_destroy(o);
+		return err;
+	}
+	return json_line(out, o);
+}
+
+static struct md_node *trend_node(const struct md_trend *tr)
+{
+	struct md_node *o = md_node_object();
+	struct md_error *err = NULL;
+	PUT(md_node_set_double(o, "bytes_per_hour", round(tr->slope * 3600.0)));
+	PUT(md_node_set_double(o, "change_bytes", round(tr->change)));
+	PUT(md_node_set_double(o, "r2", round(tr->r2 * 1e4) / 1e4));
+	PUT(md_node_set_i64(o, "direction", tr->direction));
+	if (err) {
+		md_error_destroy(err);
+		md_node_destroy(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct md_error *json_verdict(FILE *out, int pid, size_t n, const struct md_verdict_result *v,
+				     const char *ended)
+{
+	struct md_error *err = NULL;
+	struct md_node *o = md_node_object();
+	if (!o)
+		return &md_error_nomem;
+	PUT(md_node_set_string(o, "type", "verdict"));
+	PUT(md_node_set_i64(o, "pid", pid));
+	PUT(md_node_set_string(o, "verdict", v->name));
+	PUT(md_node_set_string(o, "text", v->text));
+	PUT(md_node_set_u64(o, "samples", n));
+	PUT(md_node_set_double(o, "span_s", round(v->span_s * 1000.0) / 1000.0));
+	PUT(md_node_set_u64(o, "threshold_bytes", v->threshold_bytes));
+	PUT(md_node_set(o, "rss", trend_node(&v->rss)));
+	PUT(md_node_set(o, "live_heap", trend_node(&v->heap)));
+	PUT(md_node_set(o, "gap", trend_node(&v->gap)));
+	PUT(md_node_set(o, "free", trend_node(&v->free)));
+	if (ended)
+		PUT(md_node_set_string(o, "ended", ended));
+	if (err) {
+		md_node_destroy(o);
+		return err;
+	}
+	return json_line(out, o);
+}
+
+static void text_verdict(FILE *out, const struct md_watch_options *o, size_t n, const struct md_verdict_result *v)
+{
+	const char *bold = o->color ? "\033[1m" : "", *reset = o->color ? "\033[0m" : "";
+	const char *c = "";
+	if (o->color)
+		c = v->verdict == MD_VERDICT_STRUCTURAL || v->verdict == MD_VERDICT_BOTH_GROWING ? "\033[1;31m"
+		    : v->verdict == MD_VERDICT_HEAP_GROWTH					      ? "\033[1;33m"
+											      : "\033[1;32m";
+	fprintf(out, "\n%sverdict%s: %s%s%s: %s\n", bold, reset, c, v->name, reset, v->text);
+	if (v->verdict == MD_VERDICT_INSUFFICIENT)
+		return;
+	char a[32], b[32], d[32], e[32], th[32];
+	fprintf(out, "  fitted over %.1f s and %zu samples: RSS %s, live heap %s (R2 %.2f), gap %s (R2 %.2f), "
+		"free %s; a trend counts past %s\n",
+		v->span_s, n, md_format_rate(v->rss.slope, a, sizeof(a)), md_format_rate(v->heap.slope, b, sizeof(b)),
+		v->heap.r2, md_format_rate(v->gap.slope, d, sizeof(d)), v->gap.r2,
+		md_format_rate(v->free.slope, e, sizeof(e)), md_format_bytes(v->threshold_bytes, th, sizeof(th)));
+}
+
+struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *out)
+{
+	size_t cap = 64, n = 0;
+	struct md_watch_sample *samples = malloc(cap * sizeof(*samples));
+	if (!samples)
+		return &md_error_nomem;
+	struct md_analyze_options aopts = {
+		.debuginfo_disabled = o->debuginfo_disabled,
+		.only_plugin = o->only_plugin,
+	};
+	bool wide = o->width <= 0 || o->width >= 80;
+	double t0 = now_s(), next = t0;
+	struct md_error *err = NULL;
+	const char *ended = NULL;
+	for (unsigned long i = 0; !o->count || i < o->count; i++) {
+		if (i)
+			sleep_until(next);
+		if (md_live_interrupted) {
+			ended = "interrupted";
+			break;
+		}
+		double start = now_s();
+		next = (i ? next : t0) + o->interval_s;
+		if (next < start)
+			next = start; /* an analysis longer than the interval: the next starts at once */
+		struct md_analysis a;
+		err = md_analyze_live((pid_t)pid, &aopts, &a);
+		if (err) {
+			md_analysis_deinit(&a);
+			if (n && (err->code == MD_ERR_INTERRUPTED)) {
+				md_error_destroy(err);
+				err = NULL;
+				ended = "interrupted";
+			} else if (n && (err->code == MD_ERR_NO_PROCESS || err->code == MD_ERR_EXITED ||
+					 err->code == MD_ERR_ZOMBIE)) {
+				err = md_error_wrap(err, "target gone after %zu sample%s", n, n == 1 ? "" : "s");
+				ended = "target exited";
+			}
+			break;
+		}
+		if (n == cap) {
+			struct md_watch_sample *more = realloc(samples, cap * 2 * sizeof(*samples));
+			if (!more) {
+				md_analysis_deinit(&a);
+				err = &md_error_nomem;
+				break;
+			}
+			samples = more;
+			cap *= 2;
+		}
+		if (!n && !o->json) {
+			char comm[sizeof(a.report.target.comm) + 1];
+			snprintf(comm, sizeof(comm), "%.*s", (int)sizeof(a.report.target.comm), a.report.target.comm);
+			text_header(out, pid, comm, o, wide);
+		}
+		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
+		md_analysis_deinit(&a);
+		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n]) : NULL;
+		if (!o->json)
+			text_row(out, &samples[n], wide);
+		n++;
+		if (werr) {
+			err = werr;
+			break;
+		}
+	}
+	if (n) {
+		struct md_verdict_result v;
+		md_verdict_compute(samples, n, &v);
+		struct md_error *verr = NULL;
+		if (o->json)
+			verr = json_verdict(out, pid, n, &v, ended);
+		else
+			text_verdict(out, o, n, &v);
+		if (!err)
+			err = verr;
+		else
+			md_error_destroy(verr);
+	}
+	free(samples);
+	if (!err && fflush(out) == EOF)
+		err = md_error_os(errno ? errno : EIO, "writing the watch");
+	return err;
+}

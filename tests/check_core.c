@@ -1,0 +1,862 @@
+/* Cores and snapshots against real processes that print their allocator's own figures:
+ *  - a kernel core (the test sets coredump_filter and RLIMIT_CORE in the child, never the
+ *    machine's core_pattern) and a gdb gcore of glibc_truth and jemalloc_truth: `memdissect core`
+ *    gives the printed figures exactly;
+ *  - `memdissect snapshot` of an idle target: the report from the file equals a live attach's
+ *    (classes, regions, allocator figures), gdb and eu-stack open the file;
+ *  - bad input: one line and exit 7, never a crash, for every prefix of a core too. */
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "target_impl.h"
+#include "tests.h"
+
+static const char *const mallinfo_fields[] = {
+	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+};
+
+/* The core tests chdir into temporary directories: make the paths the helpers use absolute. */
+static void absolute_env(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+	char buf[PATH_MAX];
+	if (!v || !*v)
+		v = dflt;
+	if (v[0] != '/' && realpath(v, buf))
+		setenv(name, buf, 1);
+}
+
+static void setup(void)
+{
+	absolute_env("MD_TARGETS", "build/targets");
+	absolute_env("MEMDISSECT", "./memdissect");
+	absolute_env("MEMDISSECT_PLUGIN_PATH", "build/plugins");
+}
+
+static char *make_dir(void)
+{
+	char tmpl[] = "/tmp/md-core-test-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	ck_assert_msg(d != NULL, "mkdtemp: %s", strerror(errno));
+	return strdup(d);
+}
+
+static void remove_dir(char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+	free(dir);
+}
+
+/* Start a target with its working directory in dir (the kernel writes "core" there). */
+static void start_in(struct md_test_proc *p, const char *dir, const char *name, const char *const *args)
+{
+	char cwd[PATH_MAX];
+	ck_assert(getcwd(cwd, sizeof(cwd)) != NULL);
+	ck_assert_int_eq(chdir(dir), 0);
+	bool ok = md_test_proc_start(p, name, args);
+	ck_assert_int_eq(chdir(cwd), 0);
+	ck_assert_msg(ok, "cannot start %s", name);
+}
+
+static struct md_node *run_json(const char *const *args, int *status_ret, char **err_ret)
+{
+	char *out = NULL, *err = NULL;
+	int status = md_test_run(args, &out, &err, md_test_sanitized() ? 240000 : 120000);
+	struct md_node *root = NULL;
+	if (out && *out) {
+		struct md_error *perr = md_node_parse_json(out, strlen(out), &root);
+		if (perr) {
+			fprintf(stderr, "%s %s: output is not JSON: %s\n", args[0], args[1], perr->message);
+			md_error_destroy(perr);
+			root = NULL;
+		}
+	}
+	if (!root || (status != 0 && status != 10))
+		fprintf(stderr, "memdissect %s %s: status %d, stderr: %s\n", args[0], args[2] ? args[2] : "", status,
+			err ? err : "");
+	*status_ret = status;
+	if (err_ret)
+		*err_ret = err;
+	else
+		free(err);
+	free(out);
+	return root;
+}
+
+static struct md_node *core_json(const char *core, const char *extra1, const char *extra2)
+{
+	const char *args[] = { "core", "--json", core, extra1, extra2, NULL };
+	int status;
+	struct md_node *r = run_json(args, &status, NULL);
+	ck_assert_msg(r != NULL, "no report from memdissect core %s (status %d)", core, status);
+	ck_assert_msg(status == 0, "memdissect core %s exited with %d", core, status);
+	return r;
+}
+
+static struct md_node *allocator(struct md_node *report, const char *name)
+{
+	struct md_node *arr = md_node_get(report, "allocators");
+	for (size_t i = 0; i < md_node_count(arr); i++) {
+		const char *n = md_node_get_string(md_node_get(md_node_at(arr, i), "name"));
+		if (n && strcmp(n, name) == 0)
+			return md_node_at(arr, i);
+	}
+	return NULL;
+}
+
+static uint64_t u64_at(struct md_node *n, const char *path)
+{
+	struct md_node *v = md_node_path(n, path);
+	ck_assert_msg(v != NULL, "JSON has no %s", path);
+	return md_node_get_u64(v);
+}
+
+static unsigned long long truth(const struct md_test_proc *p, const char *key)
+{
+	unsigned long long v = 0;
+	ck_assert_msg(md_test_truth_u64(p, key, &v), "target printed no %s", key);
+	return v;
+}
+
+static void check_classes_sum(struct md_node *report)
+{
+	static const char *const classes[] = { "live", "free", "metadata", "stack", "file", "shared", "anon_other" };
+	uint64_t sum = 0;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "classes.%s", classes[i]);
+		sum += u64_at(report, path);
+	}
+	ck_assert_msg(sum == u64_at(report, "memory.rss_bytes"), "classes sum to %llu, rss_bytes is %llu",
+		      (unsigned long long)sum, (unsigned long long)u64_at(report, "memory.rss_bytes"));
+}
+
+static bool has_note(struct md_node *report, const char *needle)
+{
+	struct md_node *notes = md_node_get(report, "notes");
+	for (size_t i = 0; i < md_node_count(notes); i++) {
+		const char *s = md_node_get_string(md_node_at(notes, i));
+		if (s && strstr(s, needle))
+			return true;
+	}
+	return false;
+}
+
+static void check_glibc_truth(struct md_node *report, const struct md_test_proc *p, const char *what)
+{
+	struct md_node *g = allocator(report, "glibc");
+	ck_assert_msg(g != NULL, "%s: no glibc allocator in the report", what);
+	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
+		char key[64], path[64];
+		snprintf(key, sizeof(key), "mallinfo.%s", mallinfo_fields[i]);
+		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
+		uint64_t got = u64_at(g, path);
+		ck_assert_msg(got == truth(p, key), "%s: mallinfo.%s is %llu, glibc says %llu", what, mallinfo_fields[i],
+			      (unsigned long long)got, truth(p, key));
+	}
+	ck_assert_msg(u64_at(g, "findings") == 0, "%s: findings on a healthy heap", what);
+	ck_assert_msg(md_node_get_bool(md_node_get(g, "consistent")), "%s: not consistent", what);
+	check_classes_sum(report);
+}
+
+static void check_jemalloc_truth(struct md_node *report, const struct md_test_proc *p, const char *what)
+{
+	struct md_node *je = allocator(report, "jemalloc");
+	ck_assert_msg(je != NULL, "%s: no jemalloc allocator in the report", what);
+	static const char *const keys[] = { "allocated", "active", "metadata", "resident", "mapped", "retained" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "stats.%s", keys[i]);
+		uint64_t got = u64_at(je, key);
+		ck_assert_msg(got == truth(p, key), "%s: %s is %llu, mallctl says %llu", what, key,
+			      (unsigned long long)got, truth(p, key));
+	}
+	static const char *const pages[] = { "pactive", "pdirty", "pmuzzy", "tcache_bytes" };
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		ck_assert_msg(u64_at(je, pages[i]) == truth(p, pages[i]), "%s: %s is %llu, mallctl says %llu", what,
+			      pages[i], (unsigned long long)u64_at(je, pages[i]), truth(p, pages[i]));
+	ck_assert_msg(md_node_get_bool(md_node_get(je, "consistent")), "%s: jemalloc not consistent", what);
+	check_classes_sum(report);
+}
+
+static void expect_bad(const char *file, const char *needle);
+static int run_quiet(const char *cmd);
+
+/* ---- kernel cores ---- */
+
+/* Where the kernel puts a core: a plain name in the process's cwd, or nothing we can use. */
+static bool core_pattern_usable(void)
+{
+	char buf[256] = "";
+	FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	if (!ok)
+		return false;
+	if (buf[0] == '|') {
+		fprintf(stderr, "check_core: core_pattern is a pipe (%s): kernel core tests skipped\n", buf);
+		return false;
+	}
+	if (strchr(buf, '/')) {
+		fprintf(stderr, "check_core: core_pattern writes elsewhere (%s): kernel core tests skipped\n", buf);
+		return false;
+	}
+	return true;
+}
+
+/* Make the target dump core into dir: coredump_filter 0x33 (the default) and RLIMIT_CORE
+ * unlimited in the child only, then SIGABRT. Returns the core's path. */
+static char *dump_core(struct md_test_proc *p, const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/coredump_filter", (int)p->pid);
+	FILE *f = fopen(path, "w");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	fputs("0x33", f);
+	ck_assert_int_eq(fclose(f), 0);
+	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+	ck_assert_msg(prlimit(p->pid, RLIMIT_CORE, &rl, NULL) == 0, "prlimit: %s", strerror(errno));
+	ck_assert_int_eq(kill(p->pid, SIGABRT), 0);
+	int status = 0;
+	pid_t w;
+	while ((w = waitpid(p->pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	ck_assert_int_eq(w, p->pid);
+	p->pid = -1;
+	ck_assert_msg(WIFSIGNALED(status) && WCOREDUMP(status), "the target did not dump core (status 0x%x)", status);
+	DIR *d = opendir(dir);
+	ck_assert(d != NULL);
+	char *found = NULL;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "core", 4) == 0 && asprintf(&found, "%s/%s", dir, de->d_name) < 0)
+			found = NULL;
+	closedir(d);
+	ck_assert_msg(found != NULL, "no core file in %s", dir);
+	return found;
+}
+
+static const char *const glibc_modes[] = { "kth", "mmap", "threads", "tcache" };
+
+START_TEST(test_kernel_core_glibc)
+{
+	setup();
+	if (!core_pattern_usable())
+		return;
+	const char *mode = glibc_modes[_i];
+	char *dir = make_dir();
+	struct md_test_proc p;
+	const char *args[] = { mode, NULL };
+	start_in(&p, dir, "glibc_truth", args);
+	/* A live attach first: the core's inferred residency must give the same heap pages. */
+	int status;
+	struct md_node *live = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_msg(live && status == 0, "attach failed (%d)", status);
+	char *core = dump_core(&p, dir);
+	struct md_node *report = core_json(core, NULL, NULL);
+	check_glibc_truth(report, &p, mode);
+	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.source")), "core");
+	ck_assert_msg(has_note(report, "residency from the core's holes"), "%s: no residency note", mode);
+	/* Holes are pages that were not present: the allocator's resident pages match the live
+	 * pagemap (docs/cores.md: the kernel skips exactly the non-present and zero pages). */
+	static const char *const heap[] = { "classes.live", "classes.free", "classes.metadata" };
+	for (size_t i = 0; i < 3; i++) {
+		uint64_t a = u64_at(live, heap[i]), b = u64_at(report, heap[i]);
+		uint64_t diff = a > b ? a - b : b - a;
+		fprintf(stderr, "kernel core %s: %s live %llu core %llu\n", mode, heap[i], (unsigned long long)a,
+			(unsigned long long)b);
+		ck_assert_msg(diff <= a / 100 + 4096, "%s: %s is %llu in the core, %llu live", mode, heap[i],
+			      (unsigned long long)b, (unsigned long long)a);
+	}
+	md_node_destroy(live);
+	md_node_destroy(report);
+	if (_i == 0) {
+		/* The same core without its holes, as a pipe to systemd-coredump or a copy leaves it:
+		 * residency is unknown, and said so; the allocator's figures are still exact. */
+		char flat[PATH_MAX + 16], cmd[3 * PATH_MAX];
+		snprintf(flat, sizeof(flat), "%s.flat", core);
+		snprintf(cmd, sizeof(cmd), "cp --sparse=never %s %s", core, flat);
+		ck_assert_int_eq(run_quiet(cmd), 0);
+		report = core_json(flat, NULL, NULL);
+		check_glibc_truth(report, &p, "core without holes");
+		ck_assert_msg(has_note(report, "residency unknown"), "a core without holes is not called residency unknown");
+		md_node_destroy(report);
+		unlink(flat);
+		/* What RLIMIT_CORE or a full disk leave: whole headers and notes, data cut short. */
+		struct stat st;
+		ck_assert_int_eq(stat(core, &st), 0);
+		ck_assert_int_eq(truncate(core, st.st_size / 2), 0);
+		expect_bad(core, "truncated");
+	}
+	free(core);
+	md_test_proc_stop(&p);
+	remove_dir(dir);
+}
+END_TEST
+
+START_TEST(test_kernel_core_jemalloc)
+{
+	setup();
+	if (!core_pattern_usable())
+		return;
+	char *dir = make_dir();
+	struct md_test_proc p;
+	start_in(&p, dir, "jemalloc_truth", NULL);
+	char *core = dump_core(&p, dir);
+	struct md_node *report = core_json(core, NULL, NULL);
+	check_jemalloc_truth(report, &p, "jemalloc kernel core");
+	md_node_destroy(report);
+	free(core);
+	md_test_proc_stop(&p);
+	remove_dir(dir);
+}
+END_TEST
+
+/* ---- gdb gcore ---- */
+
+static bool have_program(const char *name)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", name);
+	return system(cmd) == 0;
+}
+
+static int run_quiet(const char *cmd)
+{
+	int r = system(cmd);
+	return r == -1 ? -1 : WIFEXITED(r) ? WEXITSTATUS(r) : 128 + WTERMSIG(r);
+}
+
+static char *gcore(pid_t pid, const char *dir)
+{
+	char *path = NULL, cmd[PATH_MAX + 256];
+	ck_assert(asprintf(&path, "%s/gcore.core", dir) > 0);
+	snprintf(cmd, sizeof(cmd),
+		 "gdb --batch -nx -iex 'set debuginfod enabled off' -p %d -ex 'gcore %s' >/dev/null 2>&1", (int)pid, path);
+	ck_assert_msg(run_quiet(cmd) == 0, "gdb gcore failed");
+	return path;
+}
+
+static const char *const gcore_targets[] = { "glibc_truth", "jemalloc_truth" };
+
+START_TEST(test_gcore)
+{
+	setup();
+	if (!have_program("gdb")) {
+		fprintf(stderr, "check_core: gdb not installed: gcore test skipped\n");
+		return;
+	}
+	const char *name = gcore_targets[_i];
+	bool glibc = _i == 0;
+	char *dir = make_dir();
+	struct md_test_proc p;
+	const char *args[] = { "kth", NULL };
+	start_in(&p, dir, name, glibc ? args : NULL);
+	char *core = gcore(p.pid, dir);
+	struct md_node *report = core_json(core, NULL, NULL);
+	if (glibc)
+		check_glibc_truth(report, &p, "gcore");
+	else
+		check_jemalloc_truth(report, &p, "jemalloc gcore");
+	/* gdb writes every byte: no holes, so residency is unknown and said so. */
+	ck_assert_msg(has_note(report, "residency unknown"), "%s gcore: no 'residency unknown' note", name);
+	md_node_destroy(report);
+	free(core);
+	md_test_proc_stop(&p);
+	remove_dir(dir);
+}
+END_TEST
+
+/* ---- snapshots ---- */
+
+/* Deep equality of two report parts, with what legitimately differs between two captures of an
+ * idle process left out: timings ("*_ms"), PSS and USS (they move whenever another process maps
+ * or unmaps the same library), and, for file pages, which of "file" and "shared" they are in
+ * (a page cache page is exclusive only while no other process maps it). Paths compare after
+ * realpath (ld.so says /lib/..., /proc/PID/maps /usr/lib/...). */
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool same_path(const char *a, size_t la, const char *b, size_t lb)
+{
+	char pa[PATH_MAX], pb[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+	if (la >= sizeof(pa) || lb >= sizeof(pb))
+		return false;
+	memcpy(pa, a, la);
+	pa[la] = 0;
+	memcpy(pb, b, lb);
+	pb[lb] = 0;
+	return realpath(pa, ra) && realpath(pb, rb) && strcmp(ra, rb) == 0;
+}
+
+/* Word by word; words that are paths compare by realpath. */
+static bool same_string(const char *a, const char *b)
+{
+	while (*a || *b) {
+		size_t la = strcspn(a, " ,()"), lb = strcspn(b, " ,()");
+		bool eq = la == lb && memcmp(a, b, la) == 0;
+		if (!eq && !(la && lb && a[0] == '/' && b[0] == '/' && same_path(a, la, b, lb)))
+			return false;
+		a += la;
+		b += lb;
+		if (*a != *b)
+			return false;
+		if (*a) {
+			a++;
+			b++;
+		}
+	}
+	return true;
+}
+
+static bool node_equal(struct md_node *a, struct md_node *b, const char *where, bool file_pages, char *diff, size_t len);
+
+static bool classes_equal(struct md_node *a, struct md_node *b, const char *where, char *diff, size_t len)
+{
+	static const char *const fixed[] = { "live", "free", "metadata", "stack", "anon_other" };
+	for (size_t i = 0; i < 5; i++)
+		if (md_node_get_u64(md_node_get(a, fixed[i])) != md_node_get_u64(md_node_get(b, fixed[i]))) {
+			snprintf(diff, len, "%s.%s: %llu vs %llu", where, fixed[i],
+				 (unsigned long long)md_node_get_u64(md_node_get(a, fixed[i])),
+				 (unsigned long long)md_node_get_u64(md_node_get(b, fixed[i])));
+			return false;
+		}
+	uint64_t fa = md_node_get_u64(md_node_get(a, "file")) + md_node_get_u64(md_node_get(a, "shared"));
+	uint64_t fb = md_node_get_u64(md_node_get(b, "file")) + md_node_get_u64(md_node_get(b, "shared"));
+	if (fa != fb) {
+		snprintf(diff, len, "%s: file+shared %llu vs %llu", where, (unsigned long long)fa, (unsigned long long)fb);
+		return false;
+	}
+	return true;
+}
+
+static bool node_equal(struct md_node *a, struct md_node *b, const char *where, bool file_pages, char *diff, size_t len)
+{
+	if (!a || !b || md_node_type(a) != md_node_type(b)) {
+		snprintf(diff, len, "%s: present or typed differently", where);
+		return false;
+	}
+	char sub[512];
+	switch (md_node_type(a)) {
+	case MD_NODE_OBJECT:
+		if (md_node_count(a) != md_node_count(b)) {
+			snprintf(diff, len, "%s: %zu vs %zu keys", where, md_node_count(a), md_node_count(b));
+			return false;
+		}
+		for (size_t i = 0; i < md_node_count(a); i++) {
+			const char *k = md_node_key_at(a, i);
+			if (ends_with(k, "_ms") || strcmp(k, "pss_bytes") == 0 || strcmp(k, "uss_bytes") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s.%s", where, k);
+			if (file_pages && strcmp(k, "classes") == 0) {
+				if (!classes_equal(md_node_at(a, i), md_node_get(b, k), sub, diff, len))
+					return false;
+				continue;
+			}
+			if (!node_equal(md_node_at(a, i), md_node_get(b, k), sub, false, diff, len))
+				return false;
+		}
+		return true;
+	case MD_NODE_ARRAY:
+		if (md_node_count(a) != md_node_count(b)) {
+			snprintf(diff, len, "%s: %zu vs %zu elements", where, md_node_count(a), md_node_count(b));
+			return false;
+		}
+		for (size_t i = 0; i < md_node_count(a); i++) {
+			struct md_node *x = md_node_at(a, i);
+			const char *path = md_node_get_string(md_node_get(x, "path"));
+			snprintf(sub, sizeof(sub), "%s[%zu]", where, i);
+			if (!node_equal(x, md_node_at(b, i), sub, path && path[0] == '/', diff, len))
+				return false;
+		}
+		return true;
+	case MD_NODE_STRING:
+		if (!same_string(md_node_get_string(a), md_node_get_string(b))) {
+			snprintf(diff, len, "%s: '%s' vs '%s'", where, md_node_get_string(a), md_node_get_string(b));
+			return false;
+		}
+		return true;
+	case MD_NODE_DOUBLE:
+		return true; /* rates and timings */
+	case MD_NODE_BOOL:
+	case MD_NODE_U64:
+	case MD_NODE_I64:
+		if (md_node_get_i64(a) != md_node_get_i64(b) || md_node_get_bool(a) != md_node_get_bool(b)) {
+			snprintf(diff, len, "%s: %lld vs %lld", where, (long long)md_node_get_i64(a), (long long)md_node_get_i64(b));
+			return false;
+		}
+		return true;
+	case MD_NODE_NULL:
+		return true;
+	}
+	return true;
+}
+
+static double snapshot_pause_ms(const char *out)
+{
+	const char *p = out ? strstr(out, "pause ") : NULL;
+	return p ? strtod(p + 6, NULL) : -1;
+}
+
+struct snap_case {
+	const char *target, *mode;
+};
+static const struct snap_case snap_cases[] = {
+	{ "glibc_truth", "kth" },
+	{ "glibc_truth", "threads" },
+	{ "glibc_truth", "mmap" },
+	{ "jemalloc_truth", NULL },
+};
+
+START_TEST(test_snapshot_equals_live)
+{
+	setup();
+	const struct snap_case *sc = &snap_cases[_i];
+	char *dir = make_dir();
+	struct md_test_proc p;
+	const char *args[] = { sc->mode, NULL };
+	start_in(&p, dir, sc->target, sc->mode ? args : NULL);
+	int status;
+	struct md_node *live = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_msg(live && status == 0, "%s: attach failed (%d)", sc->target, status);
+
+	char snap[PATH_MAX], pid_text[32];
+	snprintf(snap, sizeof(snap), "%s/snap.core", dir);
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
+	const char *sargs[] = { "snapshot", pid_text, "-o", snap, NULL };
+	char *out = NULL, *err = NULL;
+	status = md_test_run(sargs, &out, &err, md_test_sanitized() ? 240000 : 120000);
+	ck_assert_msg(status == 0, "snapshot exited with %d: %s", status, err ? err : "");
+	double pause = snapshot_pause_ms(out);
+	fprintf(stderr, "snapshot %s %s: %s", sc->target, sc->mode ? sc->mode : "", out ? out : "");
+	ck_assert_msg(pause > 0, "no pause in the snapshot summary: %s", out ? out : "");
+	free(out);
+	free(err);
+	/* The target is untouched: it still runs and answers. */
+	char st = md_test_proc_state(p.pid);
+	ck_assert_msg(st == 'S' || st == 'R', "target state %c after the snapshot", st ? st : '?');
+
+	struct md_node *core = core_json(snap, NULL, NULL);
+	if (strcmp(sc->target, "glibc_truth") == 0)
+		check_glibc_truth(core, &p, "snapshot");
+	else
+		check_jemalloc_truth(core, &p, "jemalloc snapshot");
+	ck_assert_msg(has_note(core, "memdissect snapshot"), "no snapshot note");
+	static const char *const parts[] = { "classes", "regions", "allocators", "memory", "findings" };
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char diff[1024] = "";
+		bool eq = i == 0 ? classes_equal(md_node_get(live, "classes"), md_node_get(core, "classes"), "classes", diff,
+						 sizeof(diff))
+				 : node_equal(md_node_get(live, parts[i]), md_node_get(core, parts[i]), parts[i], false, diff,
+					      sizeof(diff));
+		ck_assert_msg(eq, "%s: snapshot and live differ: %s", sc->target, diff);
+	}
+	ck_assert_uint_eq(u64_at(core, "target.pid"), (uint64_t)p.pid);
+	ck_assert_uint_eq(u64_at(core, "target.threads"), u64_at(live, "target.threads"));
+
+	/* Other tools open it: gdb shows a backtrace, eu-stack unwinds every thread. */
+	char exe[PATH_MAX], cmd[3 * PATH_MAX];
+	ck_assert(md_test_target_path(sc->target, exe, sizeof(exe)));
+	if (have_program("gdb")) {
+		snprintf(cmd, sizeof(cmd),
+			 "gdb --batch -nx -iex 'set debuginfod enabled off' -ex bt %s %s 2>&1 | grep -q '^#0 '", exe, snap);
+		ck_assert_msg(run_quiet(cmd) == 0, "gdb shows no backtrace from the snapshot");
+	}
+	if (have_program("eu-stack")) {
+		snprintf(cmd, sizeof(cmd), "eu-stack --core=%s -e %s 2>&1 | grep -q '^TID %d:'", snap, exe, (int)p.pid);
+		ck_assert_msg(run_quiet(cmd) == 0, "eu-stack cannot unwind the snapshot");
+	} else {
+		fprintf(stderr, "check_core: eu-stack not installed (Debian elfutils): not checked\n");
+	}
+	md_node_destroy(live);
+	md_node_destroy(core);
+	md_test_proc_stop(&p);
+	remove_dir(dir);
+}
+END_TEST
+
+/* The executable gone: the core still gives what it can, and says which file is missing;
+ * --exe brings it back. */
+START_TEST(test_missing_exe)
+{
+	setup();
+	char *dir = make_dir();
+	char src[PATH_MAX], copy[PATH_MAX], cmd[3 * PATH_MAX];
+	ck_assert(md_test_target_path("glibc_truth", src, sizeof(src)));
+	snprintf(copy, sizeof(copy), "%s/gone_truth", dir);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", src, copy);
+	ck_assert_int_eq(run_quiet(cmd), 0);
+	char *old = strdup(getenv("MD_TARGETS"));
+	setenv("MD_TARGETS", dir, 1);
+	struct md_test_proc p;
+	const char *args[] = { "kth", NULL };
+	start_in(&p, dir, "gone_truth", args);
+	setenv("MD_TARGETS", old, 1);
+	free(old);
+	char snap[PATH_MAX], pid_text[32];
+	snprintf(snap, sizeof(snap), "%s/snap.core", dir);
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
+	const char *sargs[] = { "snapshot", pid_text, "-o", snap, NULL };
+	ck_assert_int_eq(md_test_run(sargs, NULL, NULL, 120000), 0);
+	ck_assert_int_eq(unlink(copy), 0);
+
+	struct md_node *report = core_json(snap, NULL, NULL);
+	ck_assert_msg(has_note(report, "gone_truth not found"), "the missing executable is not named");
+	check_glibc_truth(report, &p, "core without its executable"); /* libc is still there */
+	md_node_destroy(report);
+	report = core_json(snap, "--exe", src);
+	ck_assert_msg(!has_note(report, "not found"), "--exe did not bring the executable back");
+	check_glibc_truth(report, &p, "core with --exe");
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+	remove_dir(dir);
+}
+END_TEST
+
+/* ---- bad input ---- */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert(fd >= 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static void *read_whole(const char *path, size_t *len_ret)
+{
+	int fd = open(path, O_RDONLY);
+	ck_assert(fd >= 0);
+	struct stat st;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	uint8_t *buf = malloc((size_t)st.st_size + 1);
+	ck_assert(buf != NULL);
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + done, (size_t)st.st_size - done, (off_t)done);
+		ck_assert(n > 0);
+		done += (size_t)n;
+	}
+	close(fd);
+	*len_ret = done;
+	return buf;
+}
+
+/* A small snapshot of an idle target, the material of the bad-input cases. */
+static char *small_core(const char *dir)
+{
+	struct md_test_proc p;
+	const char *args[] = { "empty", NULL };
+	start_in(&p, dir, "glibc_truth", args);
+	char *path = NULL, pid_text[32];
+	ck_assert(asprintf(&path, "%s/small.core", dir) > 0);
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
+	const char *sargs[] = { "snapshot", pid_text, "-o", path, NULL };
+	ck_assert_int_eq(md_test_run(sargs, NULL, NULL, 120000), 0);
+	md_test_proc_stop(&p);
+	return path;
+}
+
+static void expect_bad(const char *file, const char *needle)
+{
+	const char *args[] = { "core", file, NULL };
+	char *out = NULL, *err = NULL;
+	int status = md_test_run(args, &out, &err, md_test_sanitized() ? 120000 : 60000);
+	ck_assert_msg(status == 7, "core %s: exit %d, expected 7 (stderr: %s)", file, status, err ? err : "");
+	ck_assert_msg(out && out[0] == 0, "core %s: printed a report for bad input", file);
+	ck_assert_msg(err && strncmp(err, "memdissect: ", 12) == 0, "core %s: stderr is '%s'", file, err ? err : "");
+	char *nl = strchr(err, '\n');
+	ck_assert_msg(nl && nl[1] == 0, "core %s: more than one line: %s", file, err);
+	ck_assert_msg(strstr(err, needle), "core %s: '%s' does not say '%s'", file, err, needle);
+	fprintf(stderr, "bad input: %s", err);
+	free(out);
+	free(err);
+}
+
+START_TEST(test_bad_input)
+{
+	setup();
+	char *dir = make_dir();
+	char path[PATH_MAX];
+	char *core = small_core(dir);
+	size_t len;
+	uint8_t *bytes = read_whole(core, &len);
+
+	snprintf(path, sizeof(path), "%s/empty", dir);
+	write_file(path, "", 0);
+	expect_bad(path, "empty");
+
+	snprintf(path, sizeof(path), "%s/random", dir);
+	uint8_t noise[8192];
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	for (size_t i = 0; i < sizeof(noise); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		noise[i] = (uint8_t)x;
+	}
+	write_file(path, noise, sizeof(noise));
+	expect_bad(path, "not an ELF file");
+
+	snprintf(path, sizeof(path), "%s/head", dir);
+	write_file(path, bytes, 40);
+	expect_bad(path, "truncated");
+
+	/* Cut inside the notes and program headers, which a snapshot keeps at the end. */
+	snprintf(path, sizeof(path), "%s/cut", dir);
+	write_file(path, bytes, len - 100);
+	expect_bad(path, "truncated");
+
+	/* A kernel-style cut: the headers are whole but a segment's data is missing. */
+	Elf64_Ehdr eh;
+	memcpy(&eh, bytes, sizeof(eh));
+	snprintf(path, sizeof(path), "%s/foreign", dir);
+	Elf64_Ehdr fe = eh;
+	fe.e_machine = EM_AARCH64;
+	memcpy(bytes, &fe, sizeof(fe));
+	write_file(path, bytes, len);
+	memcpy(bytes, &eh, sizeof(eh));
+	expect_bad(path, "aarch64");
+
+	snprintf(path, sizeof(path), "%s/gz", dir);
+	write_file(path, "\x1f\x8b\x08\x00\x00\x00\x00\x00", 8);
+	expect_bad(path, "gzip-compressed");
+
+	char exe[PATH_MAX];
+	ck_assert(md_test_target_path("glibc_truth", exe, sizeof(exe)));
+	expect_bad(exe, "not a core");
+	expect_bad(dir, "directory");
+	snprintf(path, sizeof(path), "%s/does-not-exist", dir);
+	expect_bad(path, "No such file");
+	free(bytes);
+	free(core);
+	remove_dir(dir);
+}
+END_TEST
+
+/* Every prefix of a core (at 509-byte steps, plus every byte of the header) is refused cleanly
+ * by the parser, or, past the last byte it needs, opened. Run in-process, so ASan sees it. */
+START_TEST(test_prefixes)
+{
+	setup();
+	char *dir = make_dir();
+	char *core = small_core(dir);
+	size_t len;
+	uint8_t *bytes = read_whole(core, &len);
+	size_t refused = 0, opened = 0;
+	for (size_t n = 0; n <= len; n = n == len ? len + 1 : n < 256 ? n + 1 : n + 509 < len ? n + 509 : len) {
+		uint8_t *copy = malloc(n ? n : 1);
+		ck_assert(copy != NULL);
+		memcpy(copy, bytes, n);
+		struct md_core_options opts = { .no_symbols = true };
+		struct md_target *t = NULL;
+		struct md_core_info info;
+		struct md_error *err = md_core_open_buffer(copy, n, &opts, &t, &info);
+		if (err) {
+			ck_assert_msg(err->code == MD_ERR_BAD_FILE, "prefix %zu: code %d: %s", n, err->code, err->message);
+			refused++;
+			md_error_destroy(err);
+		} else {
+			opened++;
+			md_target_destroy(t);
+			md_core_info_deinit(&info);
+		}
+		free(copy);
+	}
+	fprintf(stderr, "core prefixes: %zu refused, %zu opened\n", refused, opened);
+	ck_assert_uint_gt(refused, 0);
+	ck_assert_msg(opened >= 1, "the whole core was refused");
+	free(bytes);
+	free(core);
+	remove_dir(dir);
+}
+END_TEST
+
+/* The unwinder the plugins' quiescence checks use on a core: the main thread's stack from the
+ * pc down to main. */
+START_TEST(test_backtrace)
+{
+	setup();
+	char *dir = make_dir();
+	char *core = small_core(dir);
+	struct md_core_options opts = { 0 };
+	struct md_target *t = NULL;
+	struct md_core_info info;
+	struct md_error *err = md_core_open(core, &opts, &t, &info);
+	ck_assert_msg(!err, "open: %s", err ? err->message : "");
+	ck_assert_int_eq(info.residency, MD_CORE_RESIDENCY_PAGEMAP);
+	size_t n_threads;
+	const struct md_thread *th = md_target_threads(t, &n_threads);
+	ck_assert_uint_eq(n_threads, 1);
+	uint64_t pcs[64];
+	size_t n = 0;
+	err = md_target_backtrace(t, &th[0], pcs, 64, &n);
+	ck_assert_msg(!err, "backtrace: %s", err ? err->message : "");
+	ck_assert_uint_eq(pcs[0], th[0].regs[MD_REG_RIP]);
+	bool saw_main = false;
+	for (size_t i = 0; i < n; i++) {
+		const char *fn = md_target_symbolize(t, i ? pcs[i] - 1 : pcs[i], NULL);
+		saw_main |= fn && strcmp(fn, "main") == 0;
+	}
+	ck_assert_msg(saw_main, "main not in the %zu frames unwound from the core", n);
+	md_target_destroy(t);
+	md_core_info_deinit(&info);
+	free(core);
+	remove_dir(dir);
+}
+END_TEST
+
+Suite *core_suite(void)
+{
+	Suite *s = suite_create("core");
+	TCase *bad = tcase_create("bad_input");
+	tcase_set_timeout(bad, 180);
+	tcase_add_test(bad, test_bad_input);
+	tcase_add_test(bad, test_prefixes);
+	tcase_add_test(bad, test_backtrace);
+	suite_add_tcase(s, bad);
+
+	TCase *kernel = tcase_create("kernel");
+	tcase_set_timeout(kernel, 180);
+	tcase_add_loop_test(kernel, test_kernel_core_glibc, 0, (int)(sizeof(glibc_modes) / sizeof(glibc_modes[0])));
+	tcase_add_test(kernel, test_kernel_core_jemalloc);
+	suite_add_tcase(s, kernel);
+
+	TCase *gc = tcase_create("gcore");
+	tcase_set_timeout(gc, 300);
+	tcase_add_loop_test(gc, test_gcore, 0, 2);
+	suite_add_tcase(s, gc);
+
+	TCase *snap = tcase_create("snapshot");
+	tcase_set_timeout(snap, 240);
+	tcase_add_loop_test(snap, test_snapshot_equals_live, 0, (int)(sizeof(snap_cases) / sizeof(snap_cases[0])));
+	tcase_add_test(snap, test_missing_exe);
+	suite_add_tcase(s, snap);
+	return s;
+}
