@@ -108,6 +108,11 @@ bench: deps
 fuzz: deps
 	./scripts/fuzz.sh
 
+# The hardening suite with full counts (long: ~15 min); figures in $(BUILD)/stress-figures.txt.
+.PHONY: stress
+stress: all $(BUILD)/tests/check_all $(TARGET_BINS)
+	./scripts/stress.sh $(BUILD)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/memdissect/plugins
 	install -m 755 $(BUILD)/memdissect $(DESTDIR)$(PREFIX)/bin/memdissect

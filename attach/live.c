@@ -65,9 +65,30 @@ static struct live *live_of(const struct md_target *t)
 
 /* ---- memory ---- */
 
-static struct md_error *live_read_present(struct md_target *t, uint64_t addr, void *buf, size_t len)
+static struct md_error *read_via_mem(struct live *lv, uint64_t addr, void *buf, size_t len)
 {
-	struct live *lv = live_of(t);
+	if (lv->mem_fd < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)lv->pid);
+		lv->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (lv->mem_fd < 0)
+			return md_error_os(errno, "opening %s", path);
+	}
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(lv->mem_fd, (uint8_t *)buf + done, len - done, (off_t)(addr + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return md_error_fault(MD_ERR_FAULT, addr + done,
+					      "cannot read target memory at 0x%" PRIx64, addr + done);
+		done += (size_t)n;
+	}
+	return NULL;
+}
+
+static struct md_error *read_via_vm(struct live *lv, uint64_t addr, void *buf, size_t len)
+{
 	size_t done = 0;
 	while (done < len && !lv->use_mem_fd) {
 		struct iovec local = { (uint8_t *)buf + done, len - done };
@@ -88,21 +109,48 @@ static struct md_error *live_read_present(struct md_target *t, uint64_t addr, vo
 	}
 	if (done == len)
 		return NULL;
-	if (lv->mem_fd < 0) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)lv->pid);
-		lv->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (lv->mem_fd < 0)
-			return md_error_os(errno, "opening %s", path);
-	}
-	while (done < len) {
-		ssize_t n = pread(lv->mem_fd, (uint8_t *)buf + done, len - done, (off_t)(addr + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return md_error_fault(MD_ERR_FAULT, addr + done,
-					      "cannot read target memory at 0x%" PRIx64, addr + done);
-		done += (size_t)n;
+	return read_via_mem(lv, addr + done, (uint8_t *)buf + done, len - done);
+}
+
+/* A present anonymous page mapped more than once (copy-on-write after fork). process_vm_readv
+ * pins the pages it reads, and since Linux 5.19 a read-only pin of such a page makes the kernel
+ * give the target a private copy ("unshare"): the read would change the target's memory. Reads
+ * through /proc/PID/mem take a plain reference and leave the sharing as it is. */
+static bool pin_would_unshare(const struct md_mapping *m, uint64_t page)
+{
+	if (!m || !m->pages)
+		return false;
+	uint8_t bits = m->pages[(page - m->start) >> MD_PAGE_SHIFT];
+	return (bits & MD_PAGE_PRESENT) && !(bits & (MD_PAGE_EXCLUSIVE | MD_PAGE_FILE | MD_PAGE_ZERO));
+}
+
+static struct md_error *live_read_present(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	struct live *lv = live_of(t);
+	uint64_t end = addr + len;
+	uint64_t a = addr;
+	const struct md_mapping *m = NULL;
+	while (a < end) {
+		uint64_t page = MD_PAGE_DOWN(a);
+		if (!m || page < m->start || page >= m->end)
+			m = md_target_find_mapping(t, page);
+		bool nopin = pin_would_unshare(m, page);
+		uint64_t run_end = page + MD_PAGE_SIZE;
+		while (run_end < end) {
+			if (m && run_end >= m->end)
+				break;
+			if (pin_would_unshare(m, run_end) != nopin)
+				break;
+			run_end += MD_PAGE_SIZE;
+		}
+		if (run_end > end)
+			run_end = end;
+		uint8_t *dst = (uint8_t *)buf + (a - addr);
+		struct md_error *err = nopin ? read_via_mem(lv, a, dst, (size_t)(run_end - a))
+					     : read_via_vm(lv, a, dst, (size_t)(run_end - a));
+		if (err)
+			return err;
+		a = run_end;
 	}
 	return NULL;
 }
@@ -216,6 +264,22 @@ static struct md_error *permission_error(pid_t pid, const struct md_proc_status 
 			       what, (int)pid);
 }
 
+/* /proc/<what>/status, what being "PID" or "PID/task/TID". */
+static struct md_error *read_status_path(const char *what, struct md_proc_status *st)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%s/status", what);
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err)
+		return err;
+	memset(st, 0, sizeof(*st));
+	err = md_parse_status(buf, len, st);
+	free(buf);
+	return err;
+}
+
 static struct md_error *read_status(pid_t pid, struct md_proc_status *st)
 {
 	char path[64];
@@ -265,7 +329,7 @@ static void probe_zero_pfn(void)
 }
 
 /* Per-page bits of one mapping from pagemap, then reconciled with the mapping's smaps Rss. */
-static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *reconciled)
+static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *reconciled, uint64_t *guessed)
 {
 	size_t npages = (size_t)((m->end - m->start) / MD_PAGE_SIZE);
 	if (m->smaps.valid && m->smaps.rss == 0 && m->smaps.swap == 0)
@@ -325,6 +389,8 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 				if (MD_PAGE_COUNTED(pages[i]) && !(pages[i] & (MD_PAGE_FILE | MD_PAGE_EXCLUSIVE))) {
 					pages[i] |= MD_PAGE_ZERO;
 					excess--;
+					if (!zero_pfn)
+						(*guessed)++; /* no frame numbers: which ones is a guess */
 				}
 			}
 			for (size_t i = npages; i-- > 0 && excess > 0;) {
@@ -401,7 +467,7 @@ static struct md_error *gather(struct md_target *t, struct md_live_capture *cap)
 	return NULL;
 }
 
-static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconciled)
+static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconciled, uint64_t *guessed)
 {
 	probe_zero_pfn();
 	char path[64];
@@ -415,7 +481,7 @@ static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconci
 	}
 	struct md_error *err = NULL;
 	for (size_t i = 0; i < t->n_mappings && !err; i++)
-		err = read_pagemap(fd, &t->mappings[i], reconciled);
+		err = read_pagemap(fd, &t->mappings[i], reconciled, guessed);
 	close(fd);
 	return err;
 }
@@ -457,10 +523,16 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 	lv->pid = pid;
 	lv->mem_fd = -1;
 
-	err = gather(t, NULL);
+	/* Before the pause the target runs: its maps can change while we read them. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		md_error_destroy(err);
+		err = gather(t, NULL);
+		if (!err || err->code != MD_ERR_BAD_DATA)
+			break;
+	}
 	if (!err) {
-		uint64_t reconciled = 0;
-		err = read_all_pagemaps(t, &reconciled);
+		uint64_t reconciled = 0, guessed = 0;
+		err = read_all_pagemaps(t, &reconciled, &guessed);
 	}
 	if (err) {
 		if (err->code == MD_ERR_OS && (err->errnum == EACCES || err->errnum == EPERM)) {
@@ -624,8 +696,14 @@ static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
 			if (e == EPERM && thread_exiting(lv->pid, (pid_t)tid))
 				continue; /* the kernel refuses to trace a thread that is exiting */
 			if (e == EPERM) {
-				struct md_proc_status st;
+				struct md_proc_status st, tst;
 				struct md_error *serr = read_status(lv->pid, &st);
+				char tpath[96];
+				snprintf(tpath, sizeof(tpath), "%d/task/%ld", (int)lv->pid, tid);
+				struct md_error *terr = read_status_path(tpath, &tst);
+				if (!terr && !serr && tst.tracer_pid > 0 && tst.tracer_pid != getpid())
+					st.tracer_pid = tst.tracer_pid; /* only this thread is traced */
+				md_error_destroy(terr);
 				if (serr || st.state == 'Z' || st.state == 'X') {
 					md_error_destroy(serr);
 					err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
@@ -758,7 +836,7 @@ struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *ca
 	if (!err)
 		err = gather(t, cap);
 	if (!err)
-		err = read_all_pagemaps(t, &cap->reconciled_pages);
+		err = read_all_pagemaps(t, &cap->reconciled_pages, &cap->guessed_zero_pages);
 	if (!err)
 		err = read_status(lv->pid, &cap->status);
 	if (err)
@@ -855,6 +933,17 @@ void md_live_detach(struct md_target *t)
 	lv->n_tasks = 0;
 	held_n = 0;
 	account_pause(lv);
+}
+
+bool md_live_process_gone(pid_t pid)
+{
+	struct md_proc_status st;
+	struct md_error *err = read_status(pid, &st);
+	if (err) {
+		md_error_destroy(err);
+		return true;
+	}
+	return st.state == 'Z' || st.state == 'X';
 }
 
 double md_live_pause_seconds(const struct md_target *t)

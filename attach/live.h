@@ -22,6 +22,9 @@ struct md_live_capture {
 	char comm[64];
 	char *exe;
 	uint64_t reconciled_pages; /* per-page evidence corrected to match smaps */
+	/* Without page frame numbers (not CAP_SYS_ADMIN) the zero-page PTEs that smaps leaves out
+	 * cannot be told from copy-on-write shared pages: how many were chosen by position. */
+	uint64_t guessed_zero_pages;
 };
 
 /* Before the pause: check the process (exists, not a zombie, not traced), read its maps and
@@ -36,6 +39,8 @@ struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *ca
 struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec);
 /* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
 void md_live_detach(struct md_target *t);
+/* The process no longer exists or is a zombie. */
+bool md_live_process_gone(pid_t pid);
 /* Seconds the target has been stopped in total so far. */
 double md_live_pause_seconds(const struct md_target *t);
 void md_live_capture_deinit(struct md_live_capture *cap);

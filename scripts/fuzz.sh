@@ -14,7 +14,19 @@ FUZZ_DIR=${FUZZ_DIR:-$ROOT/build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-300}
 FUZZ_TARGETS=${FUZZ_TARGETS:-"core procfs json"}
 CLANG=${CLANG:-clang}
-command -v "$CLANG" >/dev/null || { echo "fuzz: clang not found (apt-get install clang)" >&2; exit 1; }
+# clang and its libFuzzer runtime (Debian: clang, libclang-rt-dev), installed when missing.
+have_fuzzer() {
+	command -v "$CLANG" >/dev/null &&
+		echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+			"$CLANG" -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
+}
+if ! have_fuzzer; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "fuzz: installing clang and libclang-rt-dev"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null
+	fi
+	have_fuzzer || { echo "fuzz: clang with -fsanitize=fuzzer is needed (apt-get install clang libclang-rt-dev)" >&2; exit 1; }
+fi
 mkdir -p "$FUZZ_DIR"
 FLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -Iattach -Isrc $(pkg-config --cflags libdw libelf)"
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"

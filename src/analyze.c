@@ -75,6 +75,11 @@ static void fill_memory(struct md_report *r, const struct md_live_capture *cap, 
 	r->target.exe = cap->exe ? strdup(cap->exe) : NULL;
 	r->target.threads = threads;
 	r->reconciled_pages = cap->reconciled_pages;
+	if (cap->guessed_zero_pages)
+		md_report_add_note(r,
+				   "pagemap gave no page frame numbers (needs CAP_SYS_ADMIN): %llu resident-looking pages are the shared zero page "
+				   "or copy-on-write copies, and which ones could not be told apart; their classes are a guess",
+				   (unsigned long long)cap->guessed_zero_pages);
 }
 
 /* Ask every plugin whether the target is between allocator operations. */
@@ -217,7 +222,7 @@ static void hold_pause(unsigned ms)
 	}
 }
 
-struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
+static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
 {
 	double t0 = now_ms();
 	memset(a, 0, sizeof(*a));
@@ -447,4 +452,16 @@ void md_analysis_deinit(struct md_analysis *a)
 	md_classifier_destroy(a->classifier);
 	a->classifier = NULL;
 	md_plugins_unload(&a->plugins);
+}
+
+struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
+{
+	struct md_error *err = analyze_live(pid, opts, a);
+	/* Whatever failed, if the process is gone the answer is that it exited meanwhile. */
+	if (err && err->code != MD_ERR_EXITED && err->code != MD_ERR_ZOMBIE && err->code != MD_ERR_NO_PROCESS &&
+	    err->code != MD_ERR_INTERRUPTED && err->code != MD_ERR_USAGE && md_live_process_gone(pid)) {
+		md_error_destroy(err);
+		err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
+	}
+	return err;
 }

@@ -300,14 +300,23 @@ static void render_full(const struct out *o, const struct md_report *r, const st
 	char b1[32], b2[32], b3[32], b4[32];
 	for (size_t i = 0; i < g->n_rows; i++) {
 		const struct md_gap_row *row = &g->rows[i];
-		fprintf(o->f, "  %s%s%s  [%" PRIx64 "-%" PRIx64 ")  %s, resident %s, gap %s", o->color ? ANSI_BOLD : "",
-			row->label, o->color ? ANSI_RESET : "", row->start, row->end,
-			md_format_bytes(row->total_pages * MD_PAGE_SIZE, b1, sizeof(b1)),
-			md_format_bytes(row->resident_bytes, b2, sizeof(b2)),
-			md_format_bytes(row->gap_bytes, b3, sizeof(b3)));
+		/* "label  [range)" then the figures, on the same line when they fit */
+		char head[256], figs[256];
+		int hl = snprintf(head, sizeof(head), "%s  [%" PRIx64 "-%" PRIx64 ")", row->label, row->start, row->end);
+		int fl = snprintf(figs, sizeof(figs), "%s, resident %s, gap %s",
+				  md_format_bytes(row->total_pages * MD_PAGE_SIZE, b1, sizeof(b1)),
+				  md_format_bytes(row->resident_bytes, b2, sizeof(b2)),
+				  md_format_bytes(row->gap_bytes, b3, sizeof(b3)));
+		char rel[64] = "";
 		if (row->releasable_bytes)
-			fprintf(o->f, ", releasable %s", md_format_bytes(row->releasable_bytes, b4, sizeof(b4)));
-		fputc('\n', o->f);
+			snprintf(rel, sizeof(rel), ", releasable %s", md_format_bytes(row->releasable_bytes, b4, sizeof(b4)));
+		if (4 + fl + (int)strlen(rel) <= o->width && fl > 0 && (size_t)fl < sizeof(figs))
+			fl += snprintf(figs + fl, sizeof(figs) - (size_t)fl, "%s", rel);
+		fprintf(o->f, "  %s%s%s", o->color ? ANSI_BOLD : "", head, o->color ? ANSI_RESET : "");
+		if (2 + hl + 2 + fl <= o->width)
+			fprintf(o->f, "  %s\n", figs);
+		else
+			fprintf(o->f, "\n    %s\n", figs);
 		uint64_t cells = (row->total_pages + scale - 1) / scale;
 		for (uint64_t c = 0; c < cells; c += (uint64_t)per_line) {
 			size_t k = (size_t)(cells - c < (uint64_t)per_line ? cells - c : (uint64_t)per_line);
@@ -333,8 +342,9 @@ void md_render_map_text(const struct md_report *r, const struct md_gap *g,
 		return;
 	}
 	if (!opts->full) {
-		fprintf(f, "\n%sDrainability map%s (summary: each region scaled to one row; --map for the "
-			"full map)\n", bold, reset);
+		fprintf(f, "\n%sDrainability map%s%s\n", bold, reset,
+			o.width >= 82 ? " (summary: each region scaled to one row; --map for the full map)"
+				      : " (summary; --map: full map)");
 		legend(&o);
 		render_summary(&o, r, g);
 		return;
@@ -344,9 +354,9 @@ void md_render_map_text(const struct md_report *r, const struct md_gap *g,
 	while (full_lines(g, scale, (uint64_t)per_line) > FULL_MAX_LINES && scale < (1ULL << 40))
 		scale *= 2;
 	char b1[32];
-	fprintf(f, "\n%sDrainability map%s: 1 cell = %" PRIu64 " page%s (%s), every region in address "
-		"order\n", bold, reset, scale, scale == 1 ? "" : "s",
-		md_format_bytes(scale * MD_PAGE_SIZE, b1, sizeof(b1)));
+	fprintf(f, "\n%sDrainability map%s: 1 cell = %" PRIu64 " page%s (%s)%s\n", bold, reset, scale,
+		scale == 1 ? "" : "s", md_format_bytes(scale * MD_PAGE_SIZE, b1, sizeof(b1)),
+		o.width >= 90 ? ", every region in address order" : "");
 	legend(&o);
 	render_full(&o, r, g, scale, per_line);
 }

@@ -1,6 +1,9 @@
-/* The human report. It answers "where did the memory go" in its first sentence, then backs the
- * sentence with the totals, the class table, the mappings that hold the most, the system and
- * container context, each allocator's own figures, findings and notes.
+/* The human report. It answers "where did the memory go" first: the RSS split into classes and
+ * the gap between the live heap and RSS in one sentence, then the gap term by term and by
+ * allocator region (gap.c), the drainability map (render_map.c); then the evidence (totals, the
+ * class table, the mappings that hold the most, the system and container context, each
+ * allocator's own figures with its size-class histograms, findings and notes); and it ends with
+ * what to do (advice.c), where the terminal leaves the eye.
  * It reads only the report; allocator objects are read key by key and absent keys are skipped,
  * since each plugin fills its object its own way. Output depends on nothing but the report and
  * the options (no clock, no locale: numbers are formatted by hand or with plain %d/%f in C). */
@@ -165,6 +168,27 @@ static void wrap(const struct text *t, const char *text, int first, int indent)
 			break;
 		const char *end = word_end(p);
 		int wlen = (int)(end - p);
+		/* a word longer than a whole line (a path, a build-id) is cut where the line ends */
+		if (wlen > t->width - indent) {
+			if (!line_start && pos + 2 > t->width) {
+				fputc('\n', t->out);
+				spaces(t->out, indent);
+				pos = indent;
+				line_start = true;
+			}
+			if (!line_start) {
+				fputc(' ', t->out);
+				pos++;
+			}
+			int room = t->width - pos;
+			fwrite(p, 1, (size_t)room, t->out);
+			fputc('\n', t->out);
+			spaces(t->out, indent);
+			pos = indent;
+			line_start = true;
+			p += room;
+			continue;
+		}
 		if (!line_start && pos + 1 + wlen > t->width) {
 			fputc('\n', t->out);
 			spaces(t->out, indent);
@@ -285,23 +309,29 @@ static void render_header(const struct text *t, const struct md_report *r)
 	char pause[32], total[32];
 	char comm[sizeof(r->target.comm) + 1];
 	snprintf(comm, sizeof(comm), "%.*s", (int)sizeof(r->target.comm), r->target.comm);
-	fprintf(t->out, "%smemdissect: pid %" PRId32 " (%s)%s", col(t, ANSI_BOLD), r->target.pid,
-		comm[0] ? comm : "?", reset(t));
-	if (r->target.exe)
+	int used = fprintf(t->out, "%smemdissect: pid %" PRId32 " (%s)%s", col(t, ANSI_BOLD), r->target.pid,
+			   comm[0] ? comm : "?", reset(t));
+	if (t->color)
+		used -= (int)(strlen(ANSI_BOLD) + strlen(ANSI_RESET));
+	/* the executable on the same line when it fits, else on its own */
+	if (r->target.exe && used + 2 + (int)strlen(r->target.exe) <= t->width)
 		fprintf(t->out, "  %s", r->target.exe);
+	else if (r->target.exe)
+		fprintf(t->out, "\n  %s", r->target.exe);
 	fputc('\n', t->out);
 
 	bool core = r->target.source && strcmp(r->target.source, "core") == 0;
 	print_ms(pause, sizeof(pause), r->target.pause_ms);
 	print_ms(total, sizeof(total), r->target.total_ms);
-	fprintf(t->out, "%s, %zu thread%s", core ? "core file" : "live process", r->target.threads,
-		r->target.threads == 1 ? "" : "s");
+	char line[256], stop[96] = "", retries[48] = "";
 	if (!core)
-		fprintf(t->out, ", stopped for %s", pause);
+		snprintf(stop, sizeof(stop), ", stopped for %s", pause);
 	if (r->target.attach_retries)
-		fprintf(t->out, " (%u re-stop%s)", r->target.attach_retries,
-			r->target.attach_retries == 1 ? "" : "s");
-	fprintf(t->out, ", analysis took %s\n", total);
+		snprintf(retries, sizeof(retries), " (%u re-stop%s)", r->target.attach_retries,
+			 r->target.attach_retries == 1 ? "" : "s");
+	snprintf(line, sizeof(line), "%s, %zu thread%s%s%s, analysis took %s", core ? "core file" : "live process",
+		 r->target.threads, r->target.threads == 1 ? "" : "s", stop, retries, total);
+	wrap(t, line, 0, 2);
 	if (r->partial)
 		warning(t, ANSI_ALERT,
 			"partial report: an allocator is present but could not be analysed; its memory "
@@ -464,6 +494,8 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 	}
 	if (label_w > 30)
 		label_w = 30;
+	if (label_w > t->width - 4 - 8 - 16)
+		label_w = t->width - 4 - 8 - 16;
 	int range_w = 0;
 	char range[64];
 	for (size_t i = 0; i < shown; i++) {
@@ -471,26 +503,35 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 		int l = snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, row->start, row->end);
 		range_w = l > range_w ? l : range_w;
 	}
+	/* numbers right-aligned; trailing columns that do not fit the width are left out */
 	static const char *const heads[] = { "gap", "releasable", "pinned", "kept", "meta" };
-	int nums_w = 5 * 2 + 6 * 4 + 10;
+	static const int widths[] = { 6, 10, 6, 6, 6 };
+	int ncols = 5, nums_w = 0;
+	for (int c = 0; c < 5; c++)
+		nums_w += 2 + widths[c];
 	bool range_inline = 4 + label_w + 2 + range_w + nums_w <= t->width;
+	while (ncols > 1 && 4 + label_w + (range_inline ? 2 + range_w : 0) + nums_w > t->width)
+		nums_w -= 2 + widths[--ncols];
 	fprintf(t->out, "  by region, largest gap first:\n");
 	fprintf(t->out, "    %-*s", label_w, "region");
 	if (range_inline)
 		fprintf(t->out, "  %-*s", range_w, "range");
-	fprintf(t->out, "  %6s  %10s  %6s  %6s  %6s\n", heads[0], heads[1], heads[2], heads[3], heads[4]);
+	for (int c = 0; c < ncols; c++)
+		fprintf(t->out, "  %*s", widths[c], heads[c]);
+	fputc('\n', t->out);
 	for (size_t i = 0; i < shown; i++) {
 		const struct md_gap_row *row = &g->rows[g->rank[i]];
 		snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, row->start, row->end);
 		fprintf(t->out, "    %-*.*s", label_w, label_w, row->label);
 		if (range_inline)
 			fprintf(t->out, "  %-*s", range_w, range);
-		char c1[16], c2[16], c3[16], c4[16], c5[16];
-		fprintf(t->out, "  %6s  %10s  %6s  %6s  %6s\n", compact(row->gap_bytes, c1, sizeof(c1)),
-			row->releasable_bytes ? compact(row->releasable_bytes, c2, sizeof(c2)) : "-",
-			row->pinned_free_bytes ? compact(row->pinned_free_bytes, c3, sizeof(c3)) : "-",
-			row->kept_free_bytes ? compact(row->kept_free_bytes, c4, sizeof(c4)) : "-",
-			row->metadata_bytes ? compact(row->metadata_bytes, c5, sizeof(c5)) : "-");
+		const uint64_t v[] = { row->gap_bytes, row->releasable_bytes, row->pinned_free_bytes,
+				       row->kept_free_bytes, row->metadata_bytes };
+		for (int c = 0; c < ncols; c++) {
+			char cb[16];
+			fprintf(t->out, "  %*s", widths[c], c == 0 || v[c] ? compact(v[c], cb, sizeof(cb)) : "-");
+		}
+		fputc('\n', t->out);
 		if (!range_inline)
 			fprintf(t->out, "      %s\n", range);
 	}
@@ -658,18 +699,26 @@ static void render_mappings(const struct text *t, const struct md_report *r, int
 		int l = snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, order[i]->start, order[i]->end);
 		range_w = l > range_w ? l : range_w;
 	}
-	fprintf(t->out, "  %-*s %-4s %6s", range_w, "range", "perm", "RSS");
+	/* a narrow terminal gets the range and permissions on a line of their own */
+	bool narrow = 2 + range_w + 1 + 4 + 1 + 6 + MD_CLASS_COUNT * 6 + 2 + 12 > t->width;
+	if (!narrow)
+		fprintf(t->out, "  %-*s %-4s %6s", range_w, "range", "perm", "RSS");
+	else
+		fprintf(t->out, "  %6s", "RSS");
 	for (int c = 0; c < MD_CLASS_COUNT; c++)
 		fprintf(t->out, " %s%5s%s", col(t, class_color[c]), class_short[c], reset(t));
 	fputs("  mapping\n", t->out);
-	int used = 2 + range_w + 1 + 4 + 1 + 6 + MD_CLASS_COUNT * 6 + 2;
+	int used = narrow ? 2 + 6 + MD_CLASS_COUNT * 6 + 2 : 2 + range_w + 1 + 4 + 1 + 6 + MD_CLASS_COUNT * 6 + 2;
 
 	char b[32];
 	for (size_t i = 0; i < shown; i++) {
 		const struct md_report_region *reg = order[i];
 		snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, reg->start, reg->end);
-		fprintf(t->out, "  %-*s %-4.4s %6s", range_w, range, reg->perms,
-			compact(reg->rss_bytes, b, sizeof(b)));
+		if (!narrow)
+			fprintf(t->out, "  %-*s %-4.4s %6s", range_w, range, reg->perms,
+				compact(reg->rss_bytes, b, sizeof(b)));
+		else
+			fprintf(t->out, "  %6s", compact(reg->rss_bytes, b, sizeof(b)));
 		for (int c = 0; c < MD_CLASS_COUNT; c++) {
 			if (reg->classes[c])
 				fprintf(t->out, " %s%5s%s", col(t, class_color[c]),
@@ -680,6 +729,8 @@ static void render_mappings(const struct text *t, const struct md_report *r, int
 		fputs("  ", t->out);
 		print_region_name(t->out, reg, t->width - used);
 		fputc('\n', t->out);
+		if (narrow)
+			fprintf(t->out, "      %s %.4s\n", range, reg->perms);
 	}
 	if (resident > shown) {
 		uint64_t rest = 0;
@@ -697,15 +748,23 @@ static void render_context(const struct text *t, const struct md_report *r)
 {
 	if (!r->system.valid && !r->cgroup.valid)
 		return;
-	char b1[32], b2[32], p[16], p2[16];
+	char b1[32], b2[32], p[16], p2[16], line[256];
 	heading(t, "System and container");
 	uint64_t rss = r->memory.rss_bytes;
+	/* aligned columns when they fit (80 columns), else the same words wrapped */
+	bool wide = t->width >= 80;
 	if (r->system.valid) {
 		human(r->system.mem_total_bytes, b1, sizeof(b1));
 		human(r->system.mem_available_bytes, b2, sizeof(b2));
-		fprintf(t->out, "  %-8s %-13s %9s   %-13s %9s  (%s available)\n", "system", "MemTotal",
-			b1, "MemAvailable", b2,
-			percent(r->system.mem_available_bytes, r->system.mem_total_bytes, p, sizeof(p)));
+		percent(r->system.mem_available_bytes, r->system.mem_total_bytes, p, sizeof(p));
+		if (wide) {
+			fprintf(t->out, "  %-8s %-13s %9s   %-13s %9s  (%s available)\n", "system", "MemTotal", b1,
+				"MemAvailable", b2, p);
+		} else {
+			snprintf(line, sizeof(line), "system: MemTotal %s, MemAvailable %s (%s available)", b1, b2, p);
+			fputs("  ", t->out);
+			wrap(t, line, 2, 4);
+		}
 	}
 	bool limited = r->cgroup.valid && r->cgroup.limit_bytes != UINT64_MAX && r->cgroup.limit_bytes;
 	if (r->cgroup.valid) {
@@ -714,23 +773,40 @@ static void render_context(const struct text *t, const struct md_report *r)
 			human(r->cgroup.limit_bytes, b1, sizeof(b1));
 		else
 			snprintf(b1, sizeof(b1), "none");
-		fprintf(t->out, "  %-8s %-13s %9s   %-13s %9s", "cgroup", "limit", b1, "usage", b2);
+		char used[48] = "";
 		if (limited)
-			fprintf(t->out, "  (%s used)",
-				percent(r->cgroup.usage_bytes, r->cgroup.limit_bytes, p, sizeof(p)));
-		fputc('\n', t->out);
+			snprintf(used, sizeof(used), "  (%s used)",
+				 percent(r->cgroup.usage_bytes, r->cgroup.limit_bytes, p, sizeof(p)));
+		if (wide) {
+			fprintf(t->out, "  %-8s %-13s %9s   %-13s %9s%s\n", "cgroup", "limit", b1, "usage", b2, used);
+		} else {
+			snprintf(line, sizeof(line), "cgroup: limit %s, usage %s%s", b1, b2, used);
+			fputs("  ", t->out);
+			wrap(t, line, 2, 4);
+		}
 	}
-	fprintf(t->out, "  %-8s %-13s %9s", "process", "RSS", human(rss, b1, sizeof(b1)));
+	char shares[128] = "";
 	if (limited)
-		fprintf(t->out, "   %s of the cgroup limit",
-			percent(rss, r->cgroup.limit_bytes, p, sizeof(p)));
-	if (r->system.valid && r->system.mem_total_bytes)
-		fprintf(t->out, "%s%s of MemTotal", limited ? ", " : "   ",
-			percent(rss, r->system.mem_total_bytes, p2, sizeof(p2)));
-	fputc('\n', t->out);
-	if (r->cgroup.valid)
-		fprintf(t->out, "  (cgroup v%d %s)\n", r->cgroup.version,
-			r->cgroup.path ? r->cgroup.path : "?");
+		snprintf(shares, sizeof(shares), "%s of the cgroup limit",
+			 percent(rss, r->cgroup.limit_bytes, p, sizeof(p)));
+	if (r->system.valid && r->system.mem_total_bytes) {
+		size_t l = strlen(shares);
+		snprintf(shares + l, sizeof(shares) - l, "%s%s of MemTotal", limited ? ", " : "",
+			 percent(rss, r->system.mem_total_bytes, p2, sizeof(p2)));
+	}
+	human(rss, b1, sizeof(b1));
+	if (wide) {
+		fprintf(t->out, "  %-8s %-13s %9s%s%s\n", "process", "RSS", b1, shares[0] ? "   " : "", shares);
+	} else {
+		snprintf(line, sizeof(line), "process: RSS %s%s%s", b1, shares[0] ? ", " : "", shares);
+		fputs("  ", t->out);
+		wrap(t, line, 2, 4);
+	}
+	if (r->cgroup.valid) {
+		snprintf(line, sizeof(line), "(cgroup v%d %s)", r->cgroup.version, r->cgroup.path ? r->cgroup.path : "?");
+		fputs("  ", t->out);
+		wrap(t, line, 2, 4);
+	}
 
 	/* Scenario "container OOM with a small RSS": the limit counts page cache and every process
 	 * of the cgroup, so the constraint is the limit, not this process. */
@@ -1060,8 +1136,9 @@ static void render_histogram(const struct text *t, const char *title, const stru
 		free_b += rows[i].free_bytes;
 	}
 	char b1[32], b2[32];
-	fprintf(t->out, "  %s: %" PRIu64 " live chunks (%s), %" PRIu64 " free (%s)\n", title, live_n,
-		human(live_b, b1, sizeof(b1)), free_n, human(free_b, b2, sizeof(b2)));
+	fputs("  ", t->out);
+	wrapf(t, 2, 4, "%s: %" PRIu64 " live chunks (%s), %" PRIu64 " free (%s)", title, live_n,
+	      human(live_b, b1, sizeof(b1)), free_n, human(free_b, b2, sizeof(b2)));
 	int bar_w = t->width - (4 + 13 + 2 + 8 + 2 + 6 + 2 + 8 + 2 + 6 + 2);
 	if (bar_w > 40)
 		bar_w = 40;

@@ -183,9 +183,12 @@ void md_verdict_compute(const struct md_watch_sample *s, size_t n, struct md_ver
 		fit_series(s, n, offsetof(struct md_watch_sample, gap_bytes), v->threshold_bytes, &v->gap);
 		fit_series(s, n, offsetof(struct md_watch_sample, free_bytes), v->threshold_bytes, &v->free);
 	}
-	char rh[32], rg[32], span[32], why[160];
-	md_format_rate(v->heap.slope, rh, sizeof(rh));
-	md_format_rate(v->gap.slope, rg, sizeof(rg));
+	/* rates as magnitudes where the sentence says growing/shrinking, signed where it does not */
+	char rh[32], rg[32], sh[40], sg[40], span[32], why[160];
+	md_format_rate(fabs(v->heap.slope), rh, sizeof(rh));
+	md_format_rate(fabs(v->gap.slope), rg, sizeof(rg));
+	snprintf(sh, sizeof(sh), "%s%s", v->heap.slope > 0 && rh[0] != '0' ? "+" : v->heap.slope < 0 && rh[0] != '0' ? "-" : "", rh);
+	snprintf(sg, sizeof(sg), "%s%s", v->gap.slope > 0 && rg[0] != '0' ? "+" : v->gap.slope < 0 && rg[0] != '0' ? "-" : "", rg);
 	snprintf(span, sizeof(span), "%.1f s", v->span_s);
 	if (n < MIN_SAMPLES || !(v->span_s > 0)) {
 		v->verdict = MD_VERDICT_INSUFFICIENT;
@@ -196,7 +199,7 @@ void md_verdict_compute(const struct md_watch_sample *s, size_t n, struct md_ver
 		snprintf(v->text, sizeof(v->text),
 			 "gap shrinking %s while the live heap changes %s: retained memory is being reused "
 			 "or returned to the kernel",
-			 rg, rh);
+			 rg, sh);
 	} else if (v->gap.direction > 0 && v->heap.direction > 0) {
 		v->verdict = MD_VERDICT_BOTH_GROWING;
 		snprintf(v->text, sizeof(v->text),
@@ -207,19 +210,19 @@ void md_verdict_compute(const struct md_watch_sample *s, size_t n, struct md_ver
 		v->verdict = MD_VERDICT_STRUCTURAL;
 		snprintf(v->text, sizeof(v->text),
 			 "gap growing %s while the live heap is flat (%s): structural leak suspected%s",
-			 rg, rh, main_growth(s, n, v->threshold_bytes, why, sizeof(why)));
+			 rg, sh, main_growth(s, n, v->threshold_bytes, why, sizeof(why)));
 	} else if (v->heap.direction > 0) {
 		v->verdict = MD_VERDICT_HEAP_GROWTH;
 		snprintf(v->text, sizeof(v->text),
 			 "live heap growing %s with a stable gap (%s): the program holds more objects (an "
 			 "object leak or more load); a heap profiler finds who holds them",
-			 rh, rg);
+			 rh, sg);
 	} else {
 		v->verdict = MD_VERDICT_STABLE;
 		snprintf(v->text, sizeof(v->text),
 			 "live heap %s and gap %s over %s; a stable gap is the allocators' normal "
 			 "overhead",
-			 rh, rg, span);
+			 sh, sg, span);
 	}
 	v->name = verdict_names[v->verdict];
 }

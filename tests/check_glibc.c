@@ -17,6 +17,9 @@
 /* The layout table is plain code of the plugin: compiled in here to check it directly. */
 #include "../plugins/glibc/layout.c"
 
+#include "live.h"
+#include "target_impl.h"
+
 static const char *const mallinfo_fields[] = {
 	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
 };
@@ -75,7 +78,8 @@ static void check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, 
 	}
 }
 
-static void check_healthy(struct md_node *glibc, const char *mode)
+/* No finding, every arena "ok" (the main arena "unused" when the program never allocated). */
+static void check_healthy(struct md_node *glibc, const char *mode, bool main_unused)
 {
 	ck_assert_msg(json_u64(glibc, "findings") == 0, "%s: %llu findings on a healthy heap", mode,
 		      (unsigned long long)json_u64(glibc, "findings"));
@@ -83,9 +87,84 @@ static void check_healthy(struct md_node *glibc, const char *mode)
 	ck_assert_msg(md_node_count(arenas) >= 1, "%s: no arenas", mode);
 	for (size_t i = 0; i < md_node_count(arenas); i++) {
 		const char *st = md_node_get_string(md_node_get(md_node_at(arenas, i), "state"));
-		ck_assert_msg(st && strcmp(st, "ok") == 0, "%s: arena %zu is %s", mode, i, st ? st : "?");
+		const char *want = i == 0 && main_unused ? "unused" : "ok";
+		ck_assert_msg(st && strcmp(st, want) == 0, "%s: arena %zu is %s, expected %s", mode, i, st ? st : "?",
+			      want);
 	}
 	ck_assert(md_node_get_bool(md_node_get(glibc, "consistent")));
+}
+
+/* Sums of a "histogram" array's column. */
+static uint64_t hist_sum(struct md_node *hist, const char *col)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < md_node_count(hist); i++)
+		sum += md_node_get_u64(md_node_get(md_node_at(hist, i), col));
+	return sum;
+}
+
+/* Row shape: power-of-two classes from 16 B, size_to inclusive, the last one open-ended. */
+static void check_hist_rows(struct md_node *hist, const char *mode)
+{
+	ck_assert_msg(md_node_type(hist) == MD_NODE_ARRAY, "%s: no histogram array", mode);
+	uint64_t prev_from = 0;
+	for (size_t i = 0; i < md_node_count(hist); i++) {
+		struct md_node *r = md_node_at(hist, i);
+		uint64_t from = md_node_get_u64(md_node_get(r, "size_from")), to = md_node_get_u64(md_node_get(r, "size_to"));
+		ck_assert_msg(from >= 16 && (from & (from - 1)) == 0 && from > prev_from, "%s: class from %llu", mode,
+			      (unsigned long long)from);
+		if (from < (1ULL << 20))
+			ck_assert_msg(to == 2 * from - 1, "%s: class %llu..%llu", mode, (unsigned long long)from,
+				      (unsigned long long)to);
+		else
+			ck_assert_msg(to >= from, "%s: last class %llu..%llu", mode, (unsigned long long)from,
+				      (unsigned long long)to);
+		ck_assert_msg(md_node_get_u64(md_node_get(r, "live_count")) + md_node_get_u64(md_node_get(r, "free_count")) +
+				      md_node_get_u64(md_node_get(r, "cached_count")) > 0,
+			      "%s: empty class %llu listed", mode, (unsigned long long)from);
+		prev_from = from;
+	}
+}
+
+/* Each arena's histogram adds up to its own chunk counters, and the allocator's live column
+ * equals what the target says it holds ("hist.<k>.live_count/bytes", when it printed them). */
+static void check_histogram(struct md_node *glibc, const struct md_test_proc *p, const char *mode)
+{
+	struct md_node *arenas = md_node_get(glibc, "arenas");
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		struct md_node *a = md_node_at(arenas, i);
+		struct md_node *hist = md_node_get(a, "histogram");
+		check_hist_rows(hist, mode);
+		ck_assert_uint_eq(hist_sum(hist, "live_count"), json_u64(a, "in_use_chunks"));
+		ck_assert_uint_eq(hist_sum(hist, "live_bytes"), json_u64(a, "live_bytes") + json_u64(a, "overhead_bytes"));
+		ck_assert_uint_eq(hist_sum(hist, "free_count"), json_u64(a, "binned_chunks"));
+		ck_assert_uint_eq(hist_sum(hist, "free_bytes"), json_u64(a, "binned_bytes"));
+		ck_assert_uint_eq(hist_sum(hist, "cached_count"), json_u64(a, "tcache_chunks") + json_u64(a, "fastbin_chunks"));
+		ck_assert_uint_eq(hist_sum(hist, "cached_bytes"), json_u64(a, "tcache_bytes") + json_u64(a, "fastbin_bytes"));
+	}
+	struct md_node *all = md_node_get(glibc, "histogram");
+	check_hist_rows(all, mode);
+	unsigned long long dummy;
+	if (!md_test_truth_u64(p, "hist.0.live_count", &dummy))
+		return;
+	for (unsigned k = 0; k < 17; k++) {
+		char key[64];
+		snprintf(key, sizeof(key), "hist.%u.live_count", k);
+		unsigned long long want_n = truth(p, key);
+		snprintf(key, sizeof(key), "hist.%u.live_bytes", k);
+		unsigned long long want_b = truth(p, key);
+		uint64_t got_n = 0, got_b = 0;
+		for (size_t i = 0; i < md_node_count(all); i++) {
+			struct md_node *r = md_node_at(all, i);
+			if (md_node_get_u64(md_node_get(r, "size_from")) == (16ULL << k)) {
+				got_n = md_node_get_u64(md_node_get(r, "live_count"));
+				got_b = md_node_get_u64(md_node_get(r, "live_bytes"));
+			}
+		}
+		ck_assert_msg(got_n == want_n && got_b == want_b,
+			      "%s: class %llu: %llu live chunks (%llu bytes), the target holds %llu (%llu bytes)", mode,
+			      16ULL << k, (unsigned long long)got_n, (unsigned long long)got_b, want_n, want_b);
+	}
 }
 
 static struct md_node *attach_ok(pid_t pid, const char *mode)
@@ -142,7 +221,7 @@ static void trim_and_compare(struct md_test_proc *p, uint64_t predicted, const c
 	}
 }
 
-static const char *const truth_modes[] = { "empty", "sizes", "kth", "random", "threads", "mmap", "tcache", "trimmed" };
+static const char *const truth_modes[] = { "empty", "sizes", "kth", "random", "threads", "mmap", "tcache", "trimmed", "fill" };
 
 START_TEST(test_mallinfo_and_trim)
 {
@@ -155,7 +234,8 @@ START_TEST(test_mallinfo_and_trim)
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", mode);
 	check_mallinfo(glibc, &p, "", mode);
 	check_classes_sum(report);
-	check_healthy(glibc, mode);
+	check_healthy(glibc, mode, strcmp(mode, "empty") == 0);
+	check_histogram(glibc, &p, mode);
 
 	if (strcmp(mode, "threads") == 0) {
 		/* glibc creates arenas up to 8 per CPU (arena_get2's narenas_limit): 8 threads get
@@ -210,7 +290,8 @@ START_TEST(test_after_trim)
 	ck_assert(glibc != NULL);
 	check_mallinfo(glibc, &p, "after.", mode);
 	check_classes_sum(report);
-	check_healthy(glibc, mode);
+	check_healthy(glibc, mode, false);
+	check_histogram(glibc, &p, mode);
 	/* Nothing is left for a second trim to release but what top keeps below one page. */
 	ck_assert_uint_eq(json_u64(glibc, "trim_release_bytes"), 0);
 	md_node_destroy(report);
@@ -301,21 +382,83 @@ START_TEST(test_corrupt)
 }
 END_TEST
 
-/* The built-in table against this machine's DWARF (libc6-dbg is installed here). */
+/* The built-in table against this machine's DWARF (libc6-dbg is installed here), read through
+ * the target API exactly as the plugin would. A libc whose build-id is in the plugin's
+ * "verified" list skips DWARF at run time: it must match here, and the report must say so. */
 START_TEST(test_layout_matches_dwarf)
 {
 	struct md_test_proc p;
 	const char *args[] = { "kth", NULL };
 	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
+	struct md_live_options opts = { .debuginfo_disabled = false };
+	struct md_target *t = NULL;
+	struct md_error *err = md_live_open(p.pid, &opts, &t);
+	ck_assert_msg(!err, "md_live_open: %s", err ? err->message : "");
+	const struct md_module *mod = md_target_find_module(t, "libc.so.6");
+	ck_assert(mod != NULL);
+	struct glibc_layout dwarf, builtin;
+	err = glibc_layout_from_dwarf(t, mod, 2, 36, &dwarf);
+	ck_assert_msg(!err, "no DWARF layout (is libc6-dbg installed?): %s", err ? err->message : "");
+	ck_assert(dwarf.from_dwarf);
+	ck_assert(glibc_layout_builtin(2, 36, &builtin));
+	char diff[512];
+	unsigned mismatches = glibc_layout_compare(&builtin, &dwarf, diff, sizeof(diff));
+	ck_assert_msg(mismatches == 0, "built-in layout differs from DWARF: %s", diff);
+	ck_assert_uint_eq(builtin.tc_count_size, dwarf.tc_count_size);
+	bool verified = glibc_layout_dwarf_verified(mod->build_id, 2, 36);
+	char build_id[128];
+	snprintf(build_id, sizeof(build_id), "%s", mod->build_id ? mod->build_id : "");
+	md_target_destroy(t);
+
 	struct md_node *report = attach_ok(p.pid, "kth");
 	struct md_node *glibc = find_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
 	const char *src = md_node_get_string(md_node_path(glibc, "layout.source"));
-	ck_assert_msg(src && strcmp(src, "dwarf") == 0, "layout came from %s, not DWARF", src ? src : "?");
-	ck_assert_str_eq(md_node_get_string(md_node_get(glibc, "symbols")), "dwarf");
 	struct md_node *match = md_node_path(glibc, "layout.builtin_matches_dwarf");
-	const char *diff = md_node_get_string(md_node_path(glibc, "layout.differences"));
-	ck_assert_msg(match && md_node_get_bool(match), "built-in layout differs from DWARF: %s", diff ? diff : "?");
+	ck_assert_msg(match && md_node_get_bool(match), "report: built-in layout differs from DWARF");
+	if (verified) {
+		ck_assert_str_eq(src, "builtin");
+		ck_assert_str_eq(md_node_get_string(md_node_path(glibc, "layout.dwarf_verified_build_id")), build_id);
+		ck_assert_str_eq(md_node_get_string(md_node_get(glibc, "symbols")), "symtab");
+	} else {
+		ck_assert_str_eq(src, "dwarf");
+		ck_assert_str_eq(md_node_get_string(md_node_get(glibc, "symbols")), "dwarf");
+	}
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* glibc's malloc never used: a program that never allocates (sleeper) and one whose
+ * allocations all go to jemalloc. Their main_arena is all zero or freshly initialised: that is
+ * "unused", with glibc's own mallinfo2() answer for it (ordblks 1, zero elsewhere: the "empty"
+ * truth mode checks this against glibc), not 64 findings of a corrupt arena. */
+static const char *const unused_targets[] = { "sleeper", "jemalloc_truth" };
+
+START_TEST(test_unused_main_arena)
+{
+	const char *name = unused_targets[_i];
+	struct md_test_proc p;
+	ck_assert_msg(md_test_proc_start(&p, name, NULL), "cannot start %s", name);
+	struct md_node *report = attach_ok(p.pid, name);
+	struct md_node *glibc = find_allocator(report, "glibc");
+	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", name);
+	check_healthy(glibc, name, true);
+	check_classes_sum(report);
+	ck_assert_uint_eq(md_node_count(md_node_get(glibc, "arenas")), 1);
+	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
+		ck_assert_msg(json_u64(glibc, path) == (strcmp(mallinfo_fields[i], "ordblks") == 0 ? 1 : 0), "%s: %s is %llu",
+			      name, path, (unsigned long long)json_u64(glibc, path));
+	}
+	ck_assert_uint_eq(md_node_count(md_node_path(glibc, "arenas.0.heaps")), 0);
+	struct md_node *findings = md_node_get(report, "findings");
+	for (size_t i = 0; i < md_node_count(findings); i++) {
+		const char *alloc = md_node_get_string(md_node_get(md_node_at(findings, i), "allocator"));
+		ck_assert_msg(!alloc || strcmp(alloc, "glibc") != 0, "%s: glibc finding %s", name,
+			      md_node_get_string(md_node_get(md_node_at(findings, i), "message")));
+	}
 	md_node_destroy(report);
 	md_test_proc_stop(&p);
 }
@@ -397,6 +540,7 @@ Suite *glibc_suite(void)
 	tcase_add_loop_test(tc, test_mallinfo_and_trim, 0, (int)(sizeof(truth_modes) / sizeof(truth_modes[0])));
 	tcase_add_loop_test(tc, test_after_trim, 2, 5); /* kth, random, threads */
 	tcase_add_test(tc, test_layout_matches_dwarf);
+	tcase_add_loop_test(tc, test_unused_main_arena, 0, (int)(sizeof(unused_targets) / sizeof(unused_targets[0])));
 	suite_add_tcase(s, tc);
 
 	TCase *cc = tcase_create("corrupt");

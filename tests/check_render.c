@@ -1,362 +1,66 @@
-/* Renderers: a hand-built report of a plausible service (glibc heap with two arenas, a big
- * mmapped chunk, thread stacks, libc, a shared ring buffer, a cgroup close to its limit) rendered
- * as text against a golden file and as JSON read back with the parser.
+/* Renderers: the fixture report (render_fixture.h) rendered as text against golden files (the
+ * summary map, the full map, narrow and coloured terminals), as JSON read back with the parser,
+ * as OpenMetrics checked line by line; the gap's arithmetic and the advice tied to its figures.
  * MD_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "memdissect/report.h"
+#include "render.h"
+#include "render_fixture.h"
 #include "tests.h"
-
-#define KiB 1024ULL
-#define MiB (1024ULL * 1024)
-#define GiB (1024ULL * 1024 * 1024)
-
-static void add_region(struct md_report *r, uint64_t start, uint64_t end, const char *perms,
-		       uint64_t offset, const char *path, enum md_map_kind kind, const char *kind_name,
-		       const char *allocator, const uint64_t classes[MD_CLASS_COUNT])
-{
-	r->regions = realloc(r->regions, (r->n_regions + 1) * sizeof(*r->regions));
-	ck_assert_ptr_nonnull(r->regions);
-	struct md_report_region *reg = &r->regions[r->n_regions++];
-	memset(reg, 0, sizeof(*reg));
-	reg->start = start;
-	reg->end = end;
-	reg->offset = offset;
-	snprintf(reg->perms, sizeof(reg->perms), "%s", perms);
-	reg->path = path ? strdup(path) : NULL;
-	reg->kind = kind;
-	reg->kind_name = kind_name;
-	reg->allocator = allocator;
-	for (int c = 0; c < MD_CLASS_COUNT; c++) {
-		reg->classes[c] = classes[c];
-		reg->rss_bytes += classes[c];
-		r->classes[c] += classes[c];
-	}
-	/* shared pages are split with the two other processes mapping them */
-	reg->pss_bytes = reg->rss_bytes - classes[MD_CLASS_SHARED] * 2 / 3 - classes[MD_CLASS_FILE] / 2;
-	r->memory.rss_bytes += reg->rss_bytes;
-	r->memory.pss_bytes += reg->pss_bytes;
-	r->memory.vm_size_bytes += end - start;
-}
-
-/* Classes in the order live, free, metadata, stack, file, shared, anon_other. */
-#define CL(live, fr, meta, stack, file, shared, other) \
-	((const uint64_t[MD_CLASS_COUNT]){ live, fr, meta, stack, file, shared, other })
-
-static void add_finding(struct md_report *r, const char *severity, uint64_t address, int group,
-			const char *message)
-{
-	r->findings = realloc(r->findings, (r->n_findings + 1) * sizeof(*r->findings));
-	ck_assert_ptr_nonnull(r->findings);
-	r->findings[r->n_findings++] = (struct md_report_finding){
-		.allocator = "glibc", .severity = severity, .address = address, .group = group,
-		.message = strdup(message),
-	};
-}
-
-static void set_mallinfo(struct md_node *parent, uint64_t arena, uint64_t ordblks, uint64_t smblks,
-			 uint64_t hblks, uint64_t hblkhd, uint64_t fsmblks, uint64_t uordblks,
-			 uint64_t fordblks, uint64_t keepcost)
-{
-	struct md_node *mi = md_node_object();
-	ck_assert_ptr_null(md_node_set(parent, "mallinfo", mi));
-	ck_assert_ptr_null(md_node_set_u64(mi, "arena", arena));
-	ck_assert_ptr_null(md_node_set_u64(mi, "ordblks", ordblks));
-	ck_assert_ptr_null(md_node_set_u64(mi, "smblks", smblks));
-	ck_assert_ptr_null(md_node_set_u64(mi, "hblks", hblks));
-	ck_assert_ptr_null(md_node_set_u64(mi, "hblkhd", hblkhd));
-	ck_assert_ptr_null(md_node_set_u64(mi, "usmblks", 0));
-	ck_assert_ptr_null(md_node_set_u64(mi, "fsmblks", fsmblks));
-	ck_assert_ptr_null(md_node_set_u64(mi, "uordblks", uordblks));
-	ck_assert_ptr_null(md_node_set_u64(mi, "fordblks", fordblks));
-	ck_assert_ptr_null(md_node_set_u64(mi, "keepcost", keepcost));
-}
-
-/* An arena object shaped like the glibc plugin's (plugins/glibc/report.c). */
-static struct md_node *arena_node(int index, uint64_t address, const char *kind, const char *state,
-				  const uint64_t *heaps, size_t n_heaps, uint64_t live, uint64_t fr,
-				  uint64_t cached, uint64_t meta, uint64_t releasable, uint64_t findings)
-{
-	struct md_node *a = md_node_object();
-	ck_assert_ptr_null(md_node_set_u64(a, "index", (uint64_t)index));
-	ck_assert_ptr_null(md_node_set_hex(a, "address", address));
-	ck_assert_ptr_null(md_node_set_string(a, "kind", kind));
-	ck_assert_ptr_null(md_node_set_string(a, "state", state));
-	ck_assert_ptr_null(md_node_set_u64(a, "attached_threads", index == 0 ? 1 : 2));
-	ck_assert_ptr_null(md_node_set_u64(a, "system_mem", live + fr + cached + meta));
-	struct md_node *hs = md_node_array();
-	ck_assert_ptr_null(md_node_set(a, "heaps", hs));
-	for (size_t i = 0; i < n_heaps; i++) {
-		struct md_node *h = md_node_object();
-		ck_assert_ptr_null(md_node_append(hs, h));
-		ck_assert_ptr_null(md_node_set_hex(h, "address", heaps[i]));
-		ck_assert_ptr_null(md_node_set_u64(h, "size", 64 * MiB));
-	}
-	ck_assert_ptr_null(md_node_set_u64(a, "trim_release_bytes", releasable));
-	ck_assert_ptr_null(md_node_set_u64(a, "live_bytes", live));
-	ck_assert_ptr_null(md_node_set_u64(a, "free_bytes", fr));
-	ck_assert_ptr_null(md_node_set_u64(a, "cached_bytes", cached));
-	ck_assert_ptr_null(md_node_set_u64(a, "metadata_bytes", meta));
-	ck_assert_ptr_null(md_node_set_u64(a, "findings", findings));
-	return a;
-}
-
-/* The allocator object, shaped like the glibc plugin's. */
-static struct md_node *glibc_node(void)
-{
-	struct md_node *g = md_node_object();
-	ck_assert_ptr_null(md_node_set_string(g, "name", "glibc"));
-	ck_assert_ptr_null(md_node_set_string(g, "version", "2.36"));
-	ck_assert_ptr_null(md_node_set_string(g, "symbols", "dwarf"));
-	ck_assert_ptr_null(md_node_set_string(g, "symbols_detail", "DWARF of /usr/lib/debug/.build-id/8a/"
-					      "f5e1b2c3d4e5f60718293a4b5c6d7e8f901234.debug"));
-	struct md_node *layout = md_node_object();
-	ck_assert_ptr_null(md_node_set(g, "layout", layout));
-	ck_assert_ptr_null(md_node_set_string(layout, "source", "dwarf"));
-	ck_assert_ptr_null(md_node_set_bool(g, "consistent", true));
-	set_mallinfo(g, 787 * MiB, 18211, 944, 1, 256 * MiB + 4 * KiB, 61 * KiB, 591 * MiB,
-		     196 * MiB, 96 * MiB + 132 * KiB);
-	ck_assert_ptr_null(md_node_set_u64(g, "trim_release_bytes", 101 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(g, "trim_release_pages", 101 * 256));
-	ck_assert_ptr_null(md_node_set_u64(g, "live_bytes", 583 * MiB + 256 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(g, "free_bytes", 151 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(g, "cached_bytes", 17 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(g, "metadata_bytes", 1128 * KiB));
-	ck_assert_ptr_null(md_node_set_u64(g, "pinned_free_bytes", 37 * MiB));
-	struct md_node *pages = md_node_object();
-	ck_assert_ptr_null(md_node_set(g, "pages", pages));
-	ck_assert_ptr_null(md_node_set_u64(pages, "metadata", 284)); /* pages, not bytes */
-	struct md_node *arenas = md_node_array();
-	ck_assert_ptr_null(md_node_set(g, "arenas", arenas));
-	const uint64_t heaps1[] = { 0x7f1c04000000ULL, 0x7f1c08000000ULL };
-	ck_assert_ptr_null(md_node_append(arenas, arena_node(0, 0x7f1c5a1d9c80ULL, "main", "ok",
-							     NULL, 0, 520 * MiB, 104 * MiB,
-							     14 * MiB, 900 * KiB, 96 * MiB, 1)));
-	ck_assert_ptr_null(md_node_append(arenas, arena_node(1, 0x7f1c04000020ULL, "thread",
-							     "corrupt", heaps1, 2, 63 * MiB,
-							     47 * MiB, 3 * MiB, 228 * KiB,
-							     5 * MiB, 1)));
-	ck_assert_ptr_null(md_node_set_u64(g, "findings", 3));
-	return g;
-}
-
-/* The fixed fake report every test here renders. */
-static void build_report(struct md_report *r)
-{
-	md_report_init(r);
-	r->target.pid = 48213;
-	snprintf(r->target.comm, sizeof(r->target.comm), "order-svc");
-	r->target.exe = strdup("/srv/order-svc/bin/order-svc");
-	r->target.source = "live";
-	r->target.pause_ms = 3.412;
-	r->target.total_ms = 41.87;
-	r->target.threads = 4;
-	r->target.attach_retries = 1;
-
-	const char *exe = "/srv/order-svc/bin/order-svc";
-	const char *libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-	const char *ld = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
-	add_region(r, 0x55d4c3a00000, 0x55d4c3a2c000, "r--p", 0, exe, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 120 * KiB, 0, 0));
-	add_region(r, 0x55d4c3a2c000, 0x55d4c3c91000, "r-xp", 0x2c000, exe, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 1844 * KiB, 0, 0));
-	add_region(r, 0x55d4c3c91000, 0x55d4c3d40000, "r--p", 0x291000, exe, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 400 * KiB, 0, 0));
-	add_region(r, 0x55d4c3d40000, 0x55d4c3d52000, "rw-p", 0x340000, exe, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 24 * KiB, 0, 48 * KiB));
-	add_region(r, 0x55d4c5b1e000, 0x55d4f1b1e000, "rw-p", 0, "[heap]", MD_MAP_HEAP, "heap", "glibc",
-		   CL(520 * MiB, 118 * MiB, 900 * KiB, 0, 0, 0, 0));
-	add_region(r, 0x7f1c04000000, 0x7f1c08000000, "rw-p", 0, NULL, MD_MAP_ANON, "anon", "glibc",
-		   CL(41 * MiB, 19 * MiB, 132 * KiB, 0, 0, 0, 0));
-	add_region(r, 0x7f1c08000000, 0x7f1c0b600000, "rw-p", 0, NULL, MD_MAP_ANON, "anon", "glibc",
-		   CL(22 * MiB, 31 * MiB, 96 * KiB, 0, 0, 0, 0));
-	add_region(r, 0x7f1c0b600000, 0x7f1c0c000000, "---p", 0, NULL, MD_MAP_ANON, "anon", NULL,
-		   CL(0, 0, 0, 0, 0, 0, 0));
-	add_region(r, 0x7f1c2a000000, 0x7f1c3a001000, "rw-p", 0, NULL, MD_MAP_ANON, "anon", "glibc",
-		   CL(256 * MiB + 4 * KiB, 0, 0, 0, 0, 0, 0));
-	add_region(r, 0x7f1c3c000000, 0x7f1c3e000000, "rw-p", 0, NULL, MD_MAP_ANON, "anon", NULL,
-		   CL(0, 0, 0, 0, 0, 0, 18 * MiB + 512 * KiB));
-	for (int i = 0; i < 3; i++) {
-		uint64_t base = 0x7f1c40000000ULL + (uint64_t)i * 0x801000;
-		add_region(r, base, base + 0x1000, "---p", 0, NULL, MD_MAP_ANON, "anon", NULL,
-			   CL(0, 0, 0, 0, 0, 0, 0));
-		add_region(r, base + 0x1000, base + 0x801000, "rw-p", 0, NULL, MD_MAP_STACK, "stack",
-			   NULL, CL(0, 0, 0, (uint64_t)(148 - 40 * i) * KiB, 0, 0, 0));
-	}
-	add_region(r, 0x7f1c5a000000, 0x7f1c5a028000, "r--p", 0, libc, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 160 * KiB, 0, 0));
-	add_region(r, 0x7f1c5a028000, 0x7f1c5a17d000, "r-xp", 0x28000, libc, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 1388 * KiB, 0, 0));
-	add_region(r, 0x7f1c5a17d000, 0x7f1c5a1d5000, "r--p", 0x17d000, libc, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 288 * KiB, 0, 0));
-	add_region(r, 0x7f1c5a1d5000, 0x7f1c5a1d9000, "r--p", 0x1d4000, libc, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 0, 0, 16 * KiB));
-	add_region(r, 0x7f1c5a1d9000, 0x7f1c5a1db000, "rw-p", 0x1d8000, libc, MD_MAP_FILE, "file", "glibc",
-		   CL(0, 0, 8 * KiB, 0, 0, 0, 0));
-	add_region(r, 0x7f1c60000000, 0x7f1c61000000, "rw-s", 0, "/dev/shm/order-svc.ring",
-		   MD_MAP_SHARED, "shared", NULL, CL(0, 0, 0, 0, 0, 12 * MiB, 0));
-	add_region(r, 0x7f1c61200000, 0x7f1c61228000, "r-xp", 0x1000, ld, MD_MAP_FILE, "file", NULL,
-		   CL(0, 0, 0, 0, 160 * KiB, 0, 0));
-	add_region(r, 0x7ffd3c8e5000, 0x7ffd3c906000, "rw-p", 0, "[stack]", MD_MAP_STACK, "stack", NULL,
-		   CL(0, 0, 0, 132 * KiB, 0, 0, 0));
-	add_region(r, 0x7ffd3c9f0000, 0x7ffd3c9f4000, "r--p", 0, "[vvar]", MD_MAP_SPECIAL, "special",
-		   NULL, CL(0, 0, 0, 0, 0, 0, 0));
-	add_region(r, 0x7ffd3c9f4000, 0x7ffd3c9f6000, "r-xp", 0, "[vdso]", MD_MAP_SPECIAL, "special",
-		   NULL, CL(0, 0, 0, 0, 0, 0, 8 * KiB));
-
-	r->memory.uss_bytes = r->memory.rss_bytes - r->classes[MD_CLASS_SHARED] -
-			      r->classes[MD_CLASS_FILE] * 3 / 4;
-	r->memory.swap_bytes = 0;
-	r->memory.vm_size_bytes += 1 * GiB; /* reserved, never mapped in this sketch */
-	r->memory.file_bytes = r->classes[MD_CLASS_FILE];
-	r->memory.shmem_bytes = r->classes[MD_CLASS_SHARED];
-	r->memory.anon_bytes = r->memory.rss_bytes - r->memory.file_bytes - r->memory.shmem_bytes;
-	r->memory.status_vm_rss_bytes = r->memory.rss_bytes - 64 * KiB;
-	r->reconciled_pages = 3;
-
-	r->system.valid = true;
-	r->system.mem_total_bytes = 16003548 * KiB;
-	r->system.mem_available_bytes = 6082316 * KiB;
-	r->system.mem_free_bytes = 1204228 * KiB;
-	r->system.cached_bytes = 4718592 * KiB;
-	r->system.swap_total_bytes = 2 * GiB;
-	r->system.swap_free_bytes = 2 * GiB - 12 * MiB;
-
-	r->cgroup.valid = true;
-	r->cgroup.path = strdup("/system.slice/order-svc.service");
-	r->cgroup.version = 2;
-	r->cgroup.limit_bytes = 2 * GiB;
-	r->cgroup.usage_bytes = 1948 * MiB;
-
-	ck_assert_ptr_null(md_node_append(r->allocators, glibc_node()));
-
-	add_finding(r, "info", 0x7f1c2a000000, -1,
-		    "mmapped chunk of 256 MiB (over the 128 KiB mmap threshold): returned to the "
-		    "kernel as soon as it is freed");
-	add_finding(r, "corrupt", 0x7f1c080a3f10, 1,
-		    "chunk at 0x7f1c080a3f10 has size 0x3fffe0 past the heap end 0x7f1c0b600000; the "
-		    "walk resumed at the top chunk");
-	add_finding(r, "warning", 0x55d4c5b2a0f0, 0,
-		    "fastbin 3 list cut after 100000 steps (cycle or corruption)");
-	ck_assert_ptr_null(md_report_add_note(r, "glibc: tcache of thread %d not read: its TLS page "
-					      "is swapped out", 48217));
-	ck_assert_ptr_null(md_report_add_note(r, "3 pages moved to the class smaps implies"));
-}
-
-static char *render_text(const struct md_report *r, bool color, int width)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	ck_assert_ptr_nonnull(f);
-	struct md_render_options opts = { .color = color, .width = width, .top = 15 };
-	struct md_error *err = md_render_text(r, &opts, f);
-	ck_assert_msg(err == NULL, "md_render_text: %s", err ? err->message : "");
-	fclose(f);
-	return buf;
-}
-
-static char *render_json(const struct md_report *r, size_t *len_ret)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	ck_assert_ptr_nonnull(f);
-	struct md_error *err = md_render_json(r, f);
-	ck_assert_msg(err == NULL, "md_render_json: %s", err ? err->message : "");
-	fclose(f);
-	*len_ret = len;
-	return buf;
-}
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	size_t cap = 0, len = 0;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 65536;
-			buf = realloc(buf, cap);
-			ck_assert_ptr_nonnull(buf);
-		}
-		size_t n = fread(buf + len, 1, 4096, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
-/* Compare with (or, under MD_UPDATE_GOLDEN=1, rewrite) tests/data/golden/<name>. */
-static void check_golden(const char *name, const char *actual)
-{
-	const char *data = getenv("MD_TESTDATA");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/golden/%s", data && *data ? data : "tests/data", name);
-	const char *update = getenv("MD_UPDATE_GOLDEN");
-	if (update && strcmp(update, "1") == 0) {
-		FILE *f = fopen(path, "w");
-		ck_assert_msg(f != NULL, "cannot write %s", path);
-		fputs(actual, f);
-		ck_assert_int_eq(fclose(f), 0);
-		return;
-	}
-	char *expected = read_file(path);
-	ck_assert_msg(expected != NULL, "golden file %s missing (MD_UPDATE_GOLDEN=1 writes it)", path);
-	if (strcmp(expected, actual) != 0) {
-		/* point at the first line that differs */
-		int line = 1;
-		const char *e = expected, *a = actual;
-		while (*e && *e == *a) {
-			if (*e == '\n')
-				line++;
-			e++;
-			a++;
-		}
-		const char *el = strchr(e, '\n'), *al = strchr(a, '\n');
-		ck_abort_msg("%s differs at line %d:\nexpected: %.*s\nactual:   %.*s\n"
-			     "(review, then MD_UPDATE_GOLDEN=1 to accept)", path, line,
-			     (int)(el ? el - e : (long)strlen(e)), e, (int)(al ? al - a : (long)strlen(a)), a);
-	}
-	free(expected);
-}
 
 START_TEST(test_text_golden)
 {
 	struct md_report r;
-	build_report(&r);
-	char *text = render_text(&r, false, 100);
-	check_golden("report.txt", text);
-	/* the layout holds the width: no line is wider than asked */
-	int line = 1;
-	for (const char *p = text; *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) : strlen(p);
-		ck_assert_msg(l <= 100, "line %d is %zu columns wide: %.*s", line, l, (int)l, p);
-		p += l + (nl ? 1 : 0);
-		line++;
-	}
+	md_fx_build_report(&r);
+	/* the default report: summary map, 100 columns, no colour */
+	char *text = md_fx_render_text(&r, false, 100);
+	md_fx_check_golden("report.txt", text);
+	md_fx_check_width(text, 100);
+	free(text);
+	/* --map: the full map at one scale */
+	struct md_render_options opts = { .width = 100, .top = 15, .map = true };
+	text = md_fx_render_text_opts(&r, &opts);
+	md_fx_check_golden("report_map.txt", text);
+	md_fx_check_width(text, 100);
+	free(text);
+	/* the narrowest terminal the layout holds */
+	text = md_fx_render_text(&r, false, 60);
+	md_fx_check_golden("report_narrow.txt", text);
+	md_fx_check_width(text, 60);
+	free(text);
+	/* colour on a wide terminal: the ESC sequences are part of the golden file */
+	text = md_fx_render_text(&r, true, 132);
+	md_fx_check_golden("report_color.txt", text);
+	md_fx_check_width(text, 132);
 	free(text);
 	md_report_deinit(&r);
+}
+END_TEST
+
+START_TEST(test_mask)
+{
+	char *m = md_fx_mask("memdissect: pid 48213 (x) at 0x7f1c080a3f10, 55d4c5b1e000-55d4f1b1e000 "
+			     "stopped for 3.412 ms, analysis took 1.20 s; 12345678 deadbeef 0x10");
+	ck_assert_str_eq(m, "memdissect: pid PID (x) at 0xXXXXXXXXXXXX, XXXXXXXXXXXX-XXXXXXXXXXXX stopped for TIME, "
+			    "analysis took TIME; 12345678 deadbeef 0x10");
+	free(m);
 }
 END_TEST
 
 START_TEST(test_text_content)
 {
 	struct md_report r;
-	build_report(&r);
-	char *text = render_text(&r, false, 100);
+	md_fx_build_report(&r);
+	char *text = md_fx_render_text(&r, false, 100);
 	/* the first section answers the question, with the exact figures of the table */
 	ck_assert_ptr_nonnull(strstr(text, "Where did the memory go?\n  RSS 1.02 GiB = live heap 839 MiB"));
 	ck_assert_ptr_nonnull(strstr(text, "retained free 168 MiB"));
+	ck_assert_ptr_nonnull(strstr(text, "The program's live heap is 795 MiB"));
 	ck_assert_ptr_nonnull(strstr(text, "container limit is the constraint, not the RSS"));
 	ck_assert_ptr_nonnull(strstr(text, "malloc_trim(0) would release 101 MiB now"));
 	ck_assert_ptr_nonnull(strstr(text, "[heap] (glibc)"));
@@ -369,12 +73,38 @@ START_TEST(test_text_content)
 	ck_assert(corrupt < warn && warn < info);
 	/* the zero-RSS guard pages are not among the top mappings */
 	ck_assert_ptr_null(strstr(text, "---p"));
+
+	/* the order: answer, gap by region, map, evidence, what to do last */
+	const char *answer = strstr(text, "Where did the memory go?");
+	const char *gap = strstr(text, "The gap between the heap and RSS");
+	const char *map = strstr(text, "Drainability map");
+	const char *memory = strstr(text, "\nMemory\n");
+	const char *todo = strstr(text, "What to do");
+	ck_assert(answer && gap && map && memory && todo);
+	ck_assert(answer < gap && gap < map && map < memory && memory < todo);
+	/* the ranking: the main arena holds the largest gap, each line names its range */
+	const char *by_region = strstr(text, "by region, largest gap first");
+	ck_assert_ptr_nonnull(by_region);
+	const char *main_row = strstr(by_region, "glibc main arena      55d4c5b1e000-55d4f171e000");
+	const char *heap1_row = strstr(by_region, "glibc arena 1 heap 1");
+	const char *heap0_row = strstr(by_region, "glibc arena 1 heap 0");
+	ck_assert(main_row && heap1_row && heap0_row);
+	ck_assert(main_row < heap1_row && heap1_row < heap0_row); /* 148 MiB, 34 MiB, 23 MiB */
+	ck_assert_ptr_nonnull(strstr(text, "releasable now         101 MiB"));
+	/* advice tied to figures: the trim figure and the container */
+	ck_assert_ptr_nonnull(strstr(todo, "1. Trim: malloc_trim(0) would return 101 MiB to the kernel now (9.7% of"));
+	ck_assert_ptr_nonnull(strstr(todo, "Raise the container limit"));
+	ck_assert_ptr_null(strstr(todo, "Cap the arenas")); /* two arenas: nothing to cap */
+	/* histograms of live and free chunks per arena */
+	ck_assert_ptr_nonnull(strstr(text, "size classes of arena 0: 4209120 live chunks"));
+	ck_assert_ptr_nonnull(strstr(text, "size classes of arena 1"));
+	ck_assert_ptr_nonnull(strstr(text, "1040-65536"));
 	free(text);
 
 	/* no color unless asked; with color, ESC sequences */
-	ck_assert_ptr_null(strchr((text = render_text(&r, false, 100)), '\033'));
+	ck_assert_ptr_null(strchr((text = md_fx_render_text(&r, false, 100)), '\033'));
 	free(text);
-	text = render_text(&r, true, 100);
+	text = md_fx_render_text(&r, true, 100);
 	ck_assert_ptr_nonnull(strstr(text, "\033[32m"));
 	ck_assert_ptr_nonnull(strstr(text, "\033[0m"));
 	free(text);
@@ -385,18 +115,18 @@ END_TEST
 START_TEST(test_text_widths_and_limits)
 {
 	struct md_report r;
-	build_report(&r);
+	md_fx_build_report(&r);
 	/* more findings than shown */
 	for (int i = 0; i < 25; i++)
-		add_finding(&r, "info", 0x1000 * (uint64_t)i, -1, "filler");
-	char *text = render_text(&r, false, 100);
+		md_fx_add_finding(&r, "info", 0x1000 * (uint64_t)i, -1, "filler");
+	char *text = md_fx_render_text(&r, false, 100);
 	ck_assert_ptr_nonnull(strstr(text, "... and 8 more"));
 	free(text);
 	/* narrow and wide terminals still render everything */
-	text = render_text(&r, false, 60);
+	text = md_fx_render_text(&r, false, 60);
 	ck_assert_ptr_nonnull(strstr(text, "Notes"));
 	free(text);
-	text = render_text(&r, true, 240);
+	text = md_fx_render_text(&r, true, 240);
 	ck_assert_ptr_nonnull(strstr(text, "/usr/lib/x86_64-linux-gnu/libc.so.6"));
 	free(text);
 	md_report_deinit(&r);
@@ -410,7 +140,7 @@ START_TEST(test_text_empty_report)
 	/* plugins append to the allocator array without creating it */
 	ck_assert_int_eq(md_node_type(r.allocators), MD_NODE_ARRAY);
 	ck_assert_uint_eq(md_node_count(r.allocators), 0);
-	char *text = render_text(&r, false, 0);
+	char *text = md_fx_render_text(&r, false, 0);
 	ck_assert_ptr_nonnull(strstr(text, "RSS 0 B = nothing resident"));
 	free(text);
 	md_report_deinit(&r);
@@ -443,7 +173,7 @@ START_TEST(test_text_allocator_defensive)
 	ck_assert_ptr_null(md_node_append(arenas, a0));
 	ck_assert_ptr_null(md_node_set_u64(a0, "index", 0));
 	ck_assert_ptr_null(md_node_append(r.allocators, md_node_u64(1)));
-	char *text = render_text(&r, false, 100);
+	char *text = md_fx_render_text(&r, false, 100);
 	ck_assert_ptr_nonnull(strstr(text, "Allocator ? 5"));
 	ck_assert_ptr_nonnull(strstr(text, "Allocator jemalloc"));
 	ck_assert_ptr_nonnull(strstr(text, "allocated 3.00 MiB"));
@@ -456,12 +186,12 @@ END_TEST
 START_TEST(test_json_document)
 {
 	struct md_report r;
-	build_report(&r);
+	md_fx_build_report(&r);
 	size_t len;
-	char *json = render_json(&r, &len);
+	char *json = md_fx_render_json(&r, &len);
 	ck_assert_uint_gt(len, 0);
 	ck_assert_int_eq(json[len - 1], '\n');
-	check_golden("report.json", json);
+	md_fx_check_golden("report.json", json);
 
 	struct md_node *doc = NULL;
 	struct md_error *err = md_node_parse_json(json, len, &doc);
@@ -548,7 +278,7 @@ START_TEST(test_json_nulls)
 	md_node_destroy(r.allocators); /* as after an out-of-memory init */
 	r.allocators = NULL;
 	size_t len;
-	char *json = render_json(&r, &len);
+	char *json = md_fx_render_json(&r, &len);
 	struct md_node *doc = NULL;
 	ck_assert_ptr_null(md_node_parse_json(json, len, &doc));
 	ck_assert_int_eq(md_node_type(md_node_get(doc, "system")), MD_NODE_NULL);
@@ -564,7 +294,7 @@ START_TEST(test_json_nulls)
 	r.cgroup.version = 1;
 	r.cgroup.limit_bytes = UINT64_MAX;
 	r.cgroup.usage_bytes = 5 * MiB;
-	json = render_json(&r, &len);
+	json = md_fx_render_json(&r, &len);
 	ck_assert_ptr_null(md_node_parse_json(json, len, &doc));
 	ck_assert_int_eq(md_node_type(md_node_path(doc, "cgroup.limit_bytes")), MD_NODE_NULL);
 	ck_assert(md_node_get_bool(md_node_path(doc, "cgroup.unlimited")));
@@ -609,12 +339,494 @@ START_TEST(test_class_names)
 }
 END_TEST
 
+
+/* ---- the gap and the advice ---- */
+
+START_TEST(test_gap_arithmetic)
+{
+	struct md_report r;
+	md_fx_build_report(&r);
+	struct md_gap g;
+	ck_assert_ptr_null(md_gap_compute(&r, &g));
+	ck_assert(g.live_from_allocators);
+	ck_assert_uint_eq(g.live_heap_bytes, 795 * MiB);
+	ck_assert_uint_eq(g.gap_bytes, r.memory.rss_bytes - 795 * MiB);
+	/* the terms add up to the gap */
+	int64_t sum = (int64_t)(g.releasable_bytes + g.kept_free_bytes + g.pinned_free_bytes + g.metadata_bytes +
+				g.outside_bytes) + g.live_slack_bytes;
+	ck_assert_int_eq(sum, (int64_t)g.gap_bytes);
+	ck_assert_uint_eq(g.releasable_bytes, 101 * MiB);
+	ck_assert_uint_eq(g.releasable_bytes + g.kept_free_bytes, r.classes[MD_CLASS_FREE]);
+	ck_assert_uint_eq(g.pinned_free_bytes, 15360000 + 16080000 + 6000 * 400 + 4496 * 399 + 5632 * 558);
+	/* rows: one per region, ranked by gap */
+	ck_assert_uint_eq(g.n_rows, 4);
+	ck_assert_str_eq(g.rows[g.rank[0]].label, "glibc main arena");
+	ck_assert_str_eq(g.rows[g.rank[1]].label, "glibc arena 1 heap 1");
+	ck_assert_str_eq(g.rows[g.rank[3]].label, "glibc mmapped chunk");
+	ck_assert_uint_eq(g.rows[g.rank[3]].gap_bytes, 0);
+	const struct md_gap_row *main_row = &g.rows[0];
+	ck_assert_uint_eq(main_row->total_pages, 179200);
+	ck_assert_uint_eq(main_row->releasable_bytes, 96 * MiB);
+	ck_assert_uint_eq(main_row->kept_free_bytes, (30208 - 24576) * MD_PAGE_SIZE);
+	ck_assert_uint_eq(main_row->gap_bytes, main_row->releasable_bytes + main_row->kept_free_bytes +
+						       main_row->pinned_free_bytes + main_row->metadata_bytes);
+	md_gap_deinit(&g);
+
+	/* regions of one label are one row: two more mmapped chunks */
+	const struct md_fx_run runs[] = { { MD_CELL_LIVE, 300, 0, 0 }, { MD_CELL_NONRESIDENT, 12, 0, 0 } };
+	md_fx_add_alloc_region(&r, 0x7f1c3a001000, "glibc", "glibc mmapped chunk", 2, runs, 2);
+	md_fx_add_alloc_region(&r, 0x7f1c3b000000, "glibc", "glibc mmapped chunk", 2, runs, 1);
+	ck_assert_ptr_null(md_gap_compute(&r, &g));
+	ck_assert_uint_eq(g.n_rows, 4);
+	const struct md_gap_row *mm = &g.rows[3];
+	ck_assert_str_eq(mm->label, "glibc mmapped chunks (3)");
+	ck_assert_uint_eq(mm->n_members, 3);
+	ck_assert_uint_eq(mm->total_pages, 65537 + 312 + 300);
+	ck_assert_uint_eq(mm->start, 0x7f1c2a000000);
+	ck_assert_uint_eq(mm->end, 0x7f1c3b000000 + 300 * MD_PAGE_SIZE);
+	md_gap_deinit(&g);
+	md_report_deinit(&r);
+}
+END_TEST
+
+/* A small report for the advice: one glibc heap with the figures given. */
+static void advice_report(struct md_report *r, uint64_t live_pages, uint64_t free_pages, uint64_t releasable_pages,
+			  uint32_t pinned_per_live_page, uint64_t live_bytes, int thread_arenas)
+{
+	md_report_init(r);
+	r->target.pid = 7;
+	struct md_node *g = md_node_object();
+	ck_assert_ptr_null(md_node_append(r->allocators, g));
+	ck_assert_ptr_null(md_node_set_string(g, "name", "glibc"));
+	ck_assert_ptr_null(md_node_set_u64(g, "live_bytes", live_bytes));
+	struct md_node *params = md_node_object();
+	ck_assert_ptr_null(md_node_set(g, "params", params));
+	ck_assert_ptr_null(md_node_set_u64(params, "trim_threshold", 128 * KiB));
+	ck_assert_ptr_null(md_node_set_u64(params, "arena_max", 0));
+	struct md_node *arenas = md_node_array();
+	ck_assert_ptr_null(md_node_set(g, "arenas", arenas));
+	for (int i = 0; i <= thread_arenas; i++) {
+		struct md_node *a = md_node_object();
+		ck_assert_ptr_null(md_node_append(arenas, a));
+		ck_assert_ptr_null(md_node_set_u64(a, "index", (uint64_t)i));
+		ck_assert_ptr_null(md_node_set_string(a, "kind", i ? "thread" : "main"));
+	}
+	/* the main arena gets the given figures, each thread arena a copy of them */
+	for (int i = 0; i <= thread_arenas; i++) {
+		const struct md_fx_run runs[] = {
+			{ MD_CELL_LIVE, live_pages, 0, pinned_per_live_page },
+			{ MD_CELL_FREE, free_pages, releasable_pages, 0 },
+			{ MD_CELL_METADATA, 1, 0, 0 },
+		};
+		char label[64];
+		snprintf(label, sizeof(label), i ? "glibc arena %d heap 0" : "glibc main arena", i);
+		md_fx_add_alloc_region(r, 0x10000000ULL * (uint64_t)(i + 1), "glibc", label, i, runs, 3);
+		r->classes[MD_CLASS_LIVE] += live_pages * MD_PAGE_SIZE;
+		r->classes[MD_CLASS_FREE] += free_pages * MD_PAGE_SIZE;
+		r->classes[MD_CLASS_METADATA] += MD_PAGE_SIZE;
+	}
+	r->classes[MD_CLASS_FILE] = 2 * MiB;
+	for (int c = 0; c < MD_CLASS_COUNT; c++)
+		r->memory.rss_bytes += r->classes[c];
+}
+
+static char *topics(const struct md_report *r)
+{
+	struct md_gap g;
+	ck_assert_ptr_null(md_gap_compute(r, &g));
+	struct md_advice *a = NULL;
+	size_t n = 0;
+	ck_assert_ptr_null(md_advice_build(r, &g, &a, &n));
+	char *list = calloc(1, 512);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_ptr_nonnull(a[i].text);
+		ck_assert_uint_gt(strlen(a[i].text), 20);
+		strcat(list, i ? " " : "");
+		strcat(list, a[i].topic);
+	}
+	md_advice_free(a, n);
+	md_gap_deinit(&g);
+	return list;
+}
+
+START_TEST(test_advice_figures)
+{
+	struct md_report r;
+	char *t;
+	/* 40 MiB live, 1 MiB free: nothing to do */
+	advice_report(&r, 10240, 256, 256, 0, 40 * MiB - 64 * KiB, 0);
+	ck_assert_str_eq((t = topics(&r)), "nothing");
+	free(t);
+	md_report_deinit(&r);
+
+	/* 40 MiB live, 24 MiB free and releasable: trim */
+	advice_report(&r, 10240, 6144, 6144, 0, 40 * MiB - 64 * KiB, 0);
+	ck_assert_str_eq((t = topics(&r)), "trim");
+	free(t);
+	/* the trim threshold raised by glibc's dynamic threshold */
+	ck_assert_ptr_null(md_node_set_u64(md_node_path(r.allocators, "0.params"), "trim_threshold", 32 * MiB));
+	ck_assert_str_eq((t = topics(&r)), "trim trim-threshold");
+	free(t);
+	md_report_deinit(&r);
+
+	/* half of every live page is free bytes: fragmentation, and with it more kept than used */
+	advice_report(&r, 10240, 128, 0, 2048, 20 * MiB, 0);
+	ck_assert_str_eq((t = topics(&r)), "fragmentation structural-leak");
+	free(t);
+	md_report_deinit(&r);
+
+	/* four arenas, each with 6 MiB free that trim would release: trim and cap the arenas */
+	advice_report(&r, 5120, 1536, 1536, 0, 80 * MiB - 256 * KiB, 3);
+	ck_assert_str_eq((t = topics(&r)), "trim arenas");
+	free(t);
+
+	/* a cgroup at 95% of its limit with this process a small part of it */
+	r.cgroup.valid = true;
+	r.cgroup.limit_bytes = 1 * GiB;
+	r.cgroup.usage_bytes = 1 * GiB - 40 * MiB;
+	ck_assert_str_eq((t = topics(&r)), "trim arenas container");
+	free(t);
+	/* the machine short of memory; a partial analysis comes first */
+	r.system.valid = true;
+	r.system.mem_total_bytes = 16 * GiB;
+	r.system.mem_available_bytes = 1 * GiB;
+	r.partial = true;
+	ck_assert_str_eq((t = topics(&r)), "partial trim arenas container system");
+	free(t);
+	md_report_deinit(&r);
+
+	/* jemalloc: a purge, with the decay times when the plugin gives them */
+	md_report_init(&r);
+	struct md_node *j = md_node_object();
+	ck_assert_ptr_null(md_node_append(r.allocators, j));
+	ck_assert_ptr_null(md_node_set_string(j, "name", "jemalloc"));
+	ck_assert_ptr_null(md_node_set_u64(j, "live_bytes", 30 * MiB));
+	ck_assert_ptr_null(md_node_set_u64(j, "purge_release_bytes", 12 * MiB));
+	ck_assert_ptr_null(md_node_set_u64(j, "pdirty", 3072));
+	ck_assert_ptr_null(md_node_set_i64(j, "dirty_decay_ms", 10000));
+	r.classes[MD_CLASS_LIVE] = 31 * MiB;
+	r.classes[MD_CLASS_FREE] = 12 * MiB;
+	r.memory.rss_bytes = 43 * MiB;
+	ck_assert_str_eq((t = topics(&r)), "purge");
+	free(t);
+	struct md_gap g;
+	struct md_advice *a;
+	size_t n;
+	ck_assert_ptr_null(md_gap_compute(&r, &g));
+	ck_assert_ptr_null(md_advice_build(&r, &g, &a, &n));
+	ck_assert_ptr_nonnull(strstr(a[0].text, "would return 12.0 MiB now (27.9% of RSS), 12.0 MiB of it in dirty pages"));
+	ck_assert_ptr_nonnull(strstr(a[0].text, "(now dirty_decay_ms 10000)"));
+	md_advice_free(a, n);
+	md_gap_deinit(&g);
+	md_report_deinit(&r);
+}
+END_TEST
+
+START_TEST(test_histogram_shapes)
+{
+	struct md_node *o = md_node_object();
+	struct md_hist_row *rows;
+	size_t n;
+	ck_assert_ptr_null(md_histogram_rows(o, &rows, &n));
+	ck_assert_uint_eq(n, 0);
+	/* jemalloc's bins: one size per class */
+	struct md_node *bins = md_node_array();
+	ck_assert_ptr_null(md_node_set(o, "bins", bins));
+	struct md_node *b = md_node_object();
+	ck_assert_ptr_null(md_node_append(bins, b));
+	ck_assert_ptr_null(md_node_set_u64(b, "size", 48));
+	ck_assert_ptr_null(md_node_set_u64(b, "curregs", 100));
+	ck_assert_ptr_null(md_node_set_u64(b, "free_regions", 28));
+	ck_assert_ptr_null(md_node_set_u64(b, "free_bytes", 28 * 48));
+	ck_assert_ptr_null(md_node_append(bins, md_node_string("junk")));
+	ck_assert_ptr_null(md_histogram_rows(o, &rows, &n));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(rows[0].size_from, 48);
+	ck_assert_uint_eq(rows[0].live_bytes, 4800);
+	ck_assert_uint_eq(rows[0].free_count, 28);
+	free(rows);
+	/* glibc's histogram wins when both are there; a range upside down is skipped */
+	struct md_node *h = md_node_array();
+	ck_assert_ptr_null(md_node_set(o, "histogram", h));
+	struct md_node *e = md_node_object();
+	ck_assert_ptr_null(md_node_append(h, e));
+	ck_assert_ptr_null(md_node_set_u64(e, "size_from", 100));
+	ck_assert_ptr_null(md_node_set_u64(e, "size_to", 50));
+	ck_assert_ptr_null(md_histogram_rows(o, &rows, &n));
+	ck_assert_uint_eq(n, 0);
+	md_node_destroy(o);
+}
+END_TEST
+
+START_TEST(test_json_alloc_regions)
+{
+	struct md_report r;
+	md_fx_build_report(&r);
+	size_t len;
+	char *json = md_fx_render_json(&r, &len);
+	struct md_node *doc = NULL;
+	ck_assert_ptr_null(md_node_parse_json(json, len, &doc));
+	const struct md_node *ars = md_node_get(doc, "alloc_regions");
+	ck_assert_uint_eq(md_node_count(ars), 4);
+	ck_assert_str_eq(md_node_get_string(md_node_path(ars, "0.label")), "glibc main arena");
+	ck_assert_str_eq(md_node_get_string(md_node_path(ars, "0.start")), "0x55d4c5b1e000");
+	ck_assert_uint_eq(md_node_get_u64(md_node_path(ars, "0.pages.live")), 133120);
+	ck_assert_uint_eq(md_node_get_u64(md_node_path(ars, "0.releasable_bytes")), 96 * MiB);
+	ck_assert_uint_eq(md_node_get_u64(md_node_path(ars, "0.pages_per_cell")), 350);
+	for (size_t i = 0; i < md_node_count(ars); i++) {
+		const struct md_node *ar = md_node_at(ars, i);
+		const struct md_node *cells = md_node_get(ar, "cells");
+		ck_assert_uint_eq(md_node_count(cells), r.alloc_regions[i].n_cells);
+		uint64_t pages[MD_CELL_PART_COUNT] = { 0 }, pinned = 0;
+		for (size_t k = 0; k < md_node_count(cells); k++) {
+			const struct md_node *c = md_node_at(cells, k);
+			ck_assert_uint_eq(md_node_count(c), MD_CELL_PART_COUNT + 2);
+			for (int p = 0; p < MD_CELL_PART_COUNT; p++)
+				pages[p] += md_node_get_u64(md_node_at(c, (size_t)p));
+			pinned += md_node_get_u64(md_node_at(c, MD_CELL_PART_COUNT + 1));
+		}
+		static const char *const parts[] = { "live", "free", "metadata", "nonresident", "other" };
+		for (int p = 0; p < MD_CELL_PART_COUNT; p++)
+			ck_assert_uint_eq(pages[p], md_node_get_u64(md_node_get(md_node_get(ar, "pages"), parts[p])));
+		ck_assert_uint_eq(pinned, md_node_get_u64(md_node_get(ar, "pinned_free_bytes")));
+	}
+	md_node_destroy(doc);
+	free(json);
+	md_report_deinit(&r);
+}
+END_TEST
+
+/* ---- OpenMetrics ---- */
+
+static bool metric_name_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+		      (i && c >= '0' && c <= '9')))
+			return false;
+	}
+	return n > 0;
+}
+
+START_TEST(test_openmetrics)
+{
+	struct md_report r;
+	md_fx_build_report(&r);
+	r.target.comm[0] = 0;
+	snprintf(r.target.comm, sizeof(r.target.comm), "we\"ird\\svc");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_ptr_null(md_render_openmetrics(&r, f));
+	fclose(f);
+	ck_assert(len > 7 && strcmp(buf + len - 6, "# EOF\n") == 0);
+	ck_assert_ptr_null(strstr(buf, "# EOF\n#")); /* nothing after EOF */
+	/* every family has TYPE before its samples and appears once; samples are name{labels} value */
+	char families[64][80];
+	size_t n_fam = 0;
+	uint64_t class_sum = 0, rss = 0, gap = 0;
+	int64_t parts = 0;
+	for (char *line = buf; *line;) {
+		char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		*nl = 0;
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			char *name = line + 7, *sp = strchr(name, ' ');
+			ck_assert_ptr_nonnull(sp);
+			ck_assert_str_eq(sp + 1, "gauge");
+			ck_assert(metric_name_ok(name, (size_t)(sp - name)));
+			for (size_t i = 0; i < n_fam; i++)
+				ck_assert_msg(strncmp(families[i], name, (size_t)(sp - name)) != 0 ||
+						      families[i][sp - name] != 0, "family %s twice", name);
+			ck_assert_uint_lt(n_fam, 64);
+			snprintf(families[n_fam++], sizeof(families[0]), "%.*s", (int)(sp - name), name);
+		} else if (line[0] == '#') {
+			ck_assert(strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# UNIT ", 7) == 0 ||
+				  strcmp(line, "# EOF") == 0);
+		} else {
+			char *brace = strchr(line, '{');
+			ck_assert_ptr_nonnull(brace);
+			ck_assert(n_fam > 0);
+			ck_assert_msg(strncmp(line, families[n_fam - 1], strlen(families[n_fam - 1])) == 0,
+				      "sample %s outside its family %s", line, families[n_fam - 1]);
+			ck_assert(metric_name_ok(line, (size_t)(brace - line)));
+			/* labels: key="value" pairs with escapes, then '} ' and a number */
+			char *p = brace + 1;
+			for (;;) {
+				char *eq = strchr(p, '=');
+				ck_assert_ptr_nonnull(eq);
+				ck_assert(metric_name_ok(p, (size_t)(eq - p)));
+				ck_assert_int_eq(eq[1], '"');
+				p = eq + 2;
+				while (*p && *p != '"')
+					p += *p == '\\' ? 2 : 1;
+				ck_assert_int_eq(*p, '"');
+				p++;
+				if (*p == ',') {
+					p++;
+					continue;
+				}
+				ck_assert_int_eq(*p, '}');
+				break;
+			}
+			ck_assert_int_eq(p[1], ' ');
+			char *end;
+			double v = strtod(p + 2, &end);
+			ck_assert_msg(*end == 0 && end != p + 2, "bad value in %s", line);
+			if (strncmp(line, "memdissect_class_bytes{", 23) == 0)
+				class_sum += (uint64_t)v;
+			if (strncmp(line, "memdissect_rss_bytes{", 21) == 0)
+				rss = (uint64_t)v;
+			if (strncmp(line, "memdissect_gap_bytes{", 21) == 0)
+				gap = (uint64_t)v;
+			if (strncmp(line, "memdissect_gap_part_bytes{", 26) == 0)
+				parts += (int64_t)strtoll(p + 2, NULL, 10);
+		}
+		line = nl + 1;
+	}
+	ck_assert_uint_eq(rss, r.memory.rss_bytes);
+	ck_assert_uint_eq(class_sum, rss);
+	ck_assert_int_eq(parts, (int64_t)gap);
+	*buf = 0;
+	free(buf);
+	/* the label escaping, seen from the raw text */
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	ck_assert_ptr_null(md_render_openmetrics(&r, f));
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(buf, "comm=\"we\\\"ird\\\\svc\""));
+	ck_assert_ptr_nonnull(strstr(buf, "memdissect_arena_releasable_bytes{pid=\"48213\",comm=\"we\\\"ird\\\\svc\","
+					  "allocator=\"glibc\",arena=\"0\"} 100663296\n"));
+	free(buf);
+	md_report_deinit(&r);
+}
+END_TEST
+
+/* ---- diff ---- */
+
+static struct md_node *fixture_doc(uint64_t extra_live)
+{
+	struct md_report r;
+	md_fx_build_report(&r);
+	if (extra_live) {
+		/* the heap mapping grows: more live pages, a new anonymous mapping */
+		r.regions[4].classes[MD_CLASS_LIVE] += extra_live;
+		r.regions[4].rss_bytes += extra_live;
+		r.classes[MD_CLASS_LIVE] += extra_live;
+		r.memory.rss_bytes += extra_live;
+		r.alloc_regions[0].pages[MD_CELL_LIVE] += extra_live / MD_PAGE_SIZE;
+		r.alloc_regions[0].pages[MD_CELL_NONRESIDENT] -= extra_live / MD_PAGE_SIZE;
+		ck_assert_ptr_null(md_node_set_u64(md_node_at(r.allocators, 0), "live_bytes", 795 * MiB + extra_live));
+	}
+	struct md_node *doc;
+	ck_assert_ptr_null(md_report_to_node(&r, &doc));
+	md_report_deinit(&r);
+	return doc;
+}
+
+START_TEST(test_diff)
+{
+	struct md_node *a = fixture_doc(0), *b = fixture_doc(10 * MiB);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct md_diff_options opts = { .width = 100, .top = 10 };
+	ck_assert_ptr_null(md_diff_documents(a, b, &opts, f));
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(buf, "RSS +10.0 MiB, live heap +10.0 MiB, gap 0 B"));
+	ck_assert_ptr_nonnull(strstr(buf, "  live heap                     839 MiB    849 MiB    +10.0 MiB\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "Allocator glibc"));
+	ck_assert_ptr_nonnull(strstr(buf, "Allocator glibc\n  live                          795 MiB    805 MiB    +10.0 MiB\n"));
+	ck_assert_ptr_nonnull(strstr(buf, "Allocator regions that changed the most (1 of 4 changed)"));
+	ck_assert_ptr_nonnull(strstr(buf, "Mappings that changed the most (1 of 26 changed)"));
+	ck_assert_ptr_nonnull(strstr(buf, "    +10.0 MiB        55d4c5b1e000    639 MiB -> 649 MiB    [heap] (glibc)\n"
+					  "               live +10.0 MiB\n"));
+	md_fx_check_width(buf, 100);
+	free(buf);
+	/* the same document: nothing changed */
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	ck_assert_ptr_null(md_diff_documents(a, a, &opts, f));
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(buf, "no byte figure changed"));
+	ck_assert_ptr_nonnull(strstr(buf, "(0 of 26 changed)\n  none"));
+	free(buf);
+	/* --json: deltas read back */
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	opts.json = true;
+	ck_assert_ptr_null(md_diff_documents(a, b, &opts, f));
+	fclose(f);
+	struct md_node *d;
+	ck_assert_ptr_null(md_node_parse_json(buf, len, &d));
+	ck_assert_int_eq(md_node_get_i64(md_node_path(d, "delta.rss_bytes")), 10 * (int64_t)MiB);
+	ck_assert_int_eq(md_node_get_i64(md_node_path(d, "delta.classes.live")), 10 * (int64_t)MiB);
+	ck_assert_int_eq(md_node_get_i64(md_node_path(d, "delta.gap_bytes")), 0);
+	md_node_destroy(d);
+	free(buf);
+	md_node_destroy(a);
+	md_node_destroy(b);
+}
+END_TEST
+
+START_TEST(test_diff_files)
+{
+	/* through the command: two files, then bad input */
+	char dir[] = "/tmp/md-diff-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char pa[256], pb[256], pc[256];
+	snprintf(pa, sizeof(pa), "%s/a.json", dir);
+	snprintf(pb, sizeof(pb), "%s/b.json", dir);
+	snprintf(pc, sizeof(pc), "%s/c.json", dir);
+	struct md_node *a = fixture_doc(0), *b = fixture_doc(4 * MiB);
+	FILE *f = fopen(pa, "w");
+	ck_assert_ptr_null(md_node_write_json(a, f, 2));
+	fclose(f);
+	f = fopen(pb, "w");
+	ck_assert_ptr_null(md_node_write_json(b, f, 0));
+	fclose(f);
+	f = fopen(pc, "w");
+	fputs("{\"hello\": 1}", f);
+	fclose(f);
+	char *out = NULL, *err = NULL;
+	const char *args[] = { "diff", "--no-color", pa, pb, NULL };
+	ck_assert_int_eq(md_test_run(args, &out, &err, 30000), 0);
+	ck_assert_ptr_nonnull(strstr(out, "RSS +4.00 MiB"));
+	free(out);
+	free(err);
+	const char *bad[] = { "diff", pa, pc, NULL };
+	ck_assert_int_eq(md_test_run(bad, &out, &err, 30000), 7);
+	ck_assert_ptr_nonnull(strstr(err, "not a memdissect report"));
+	free(out);
+	free(err);
+	const char *missing[] = { "diff", pa, NULL };
+	ck_assert_int_eq(md_test_run(missing, &out, &err, 30000), 2);
+	free(out);
+	free(err);
+	unlink(pa);
+	unlink(pb);
+	unlink(pc);
+	rmdir(dir);
+	md_node_destroy(a);
+	md_node_destroy(b);
+}
+END_TEST
+
 Suite *render_suite(void)
 {
 	Suite *s = suite_create("render");
 	TCase *tc = tcase_create("render");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_text_golden);
+	tcase_add_test(tc, test_mask);
+	tcase_add_test(tc, test_gap_arithmetic);
+	tcase_add_test(tc, test_advice_figures);
+	tcase_add_test(tc, test_histogram_shapes);
+	tcase_add_test(tc, test_json_alloc_regions);
+	tcase_add_test(tc, test_openmetrics);
+	tcase_add_test(tc, test_diff);
+	tcase_add_test(tc, test_diff_files);
 	tcase_add_test(tc, test_text_content);
 	tcase_add_test(tc, test_text_widths_and_limits);
 	tcase_add_test(tc, test_text_empty_report);

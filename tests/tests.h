@@ -21,6 +21,10 @@ Suite *glibc_suite(void) __attribute__((weak));
 Suite *glibc_heuristic_suite(void) __attribute__((weak));
 Suite *jemalloc_suite(void) __attribute__((weak));
 Suite *core_suite(void) __attribute__((weak));
+Suite *hardening_suite(void) __attribute__((weak));
+Suite *map_suite(void) __attribute__((weak));
+Suite *watch_suite(void) __attribute__((weak));
+Suite *html_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name) and of memdissect ($MEMDISSECT). */

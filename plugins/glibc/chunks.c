@@ -311,6 +311,8 @@ void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 		const uint8_t *np;
 		if (__builtin_expect(next >= w->win_start && next + GL_HDR_VIEW <= fast_to, 1)) {
 			np = w->buf + (next - w->win_start);
+			/* The chain of headers is a chain of dependent loads: fetch the window ahead. */
+			__builtin_prefetch(np + 1024);
 		} else {
 			/* Window refill, or the last header of the heap (fd/bk beyond the heap read as 0). */
 			if (next + 16 > h->end) {

@@ -71,7 +71,8 @@ static struct md_error *gl_open(struct md_target *t, const struct md_plugin_opti
 	struct glibc_layout builtin;
 	bool have_builtin = glibc_layout_builtin(major, minor, &builtin);
 	bool have_dwarf = false;
-	if (!nodebug) {
+	s->layout_known = have_builtin && !nodebug && glibc_layout_dwarf_verified(mod->build_id, major, minor);
+	if (!nodebug && !s->layout_known) {
 		err = glibc_layout_from_dwarf(t, mod, major, minor, &s->layout);
 		have_dwarf = !err;
 		md_error_destroy(err);

@@ -31,6 +31,7 @@ enum gl_arena_state { GL_ARENA_OK, GL_ARENA_INCONSISTENT, GL_ARENA_CORRUPT, GL_A
 enum gl_hist_kind { GL_HIST_LIVE, GL_HIST_FREE, GL_HIST_CACHED, GL_HIST_KINDS };
 struct gl_hist {
 	uint64_t count[GL_HIST_KINDS], bytes[GL_HIST_KINDS];
+	uint64_t max_size; /* last class only: its largest chunk, reported as its upper bound */
 };
 
 static inline unsigned gl_hist_class(uint64_t chunk_size)
@@ -43,9 +44,12 @@ static inline unsigned gl_hist_class(uint64_t chunk_size)
 
 static inline void gl_hist_add(struct gl_hist *h, enum gl_hist_kind kind, uint64_t chunk_size)
 {
-	struct gl_hist *c = &h[gl_hist_class(chunk_size)];
+	unsigned k = gl_hist_class(chunk_size);
+	struct gl_hist *c = &h[k];
 	c->count[kind]++;
 	c->bytes[kind] += chunk_size;
+	if (k == GL_HIST_CLASSES - 1 && chunk_size > c->max_size)
+		c->max_size = chunk_size;
 }
 
 struct gl_mallinfo {
@@ -72,6 +76,7 @@ struct gl_arena {
 	/* From the malloc_state. */
 	uint32_t mutex, flags, attached_threads;
 	uint64_t top, top_size, last_remainder, system_mem, max_system_mem, next, next_free;
+	uint64_t top_span; /* bytes of top inside its heap (top_size unless corrupt) */
 	uint64_t fastbins[GLIBC_NFASTBINS];
 	uint64_t bins[2 * GLIBC_NBINS - 2];
 
@@ -174,6 +179,8 @@ struct glibc_state {
 	bool walked;
 	unsigned findings_total;
 	double phase_ms[GL_PHASE_COUNT];
+	double read_ms;      /* of which inside md_target_read, streaming the heaps */
+	uint64_t read_bytes; /* bytes streamed */
 	char *walk_note; /* malloc'd: why the walk stopped early */
 };
 

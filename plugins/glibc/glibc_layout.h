@@ -90,6 +90,10 @@ static inline uint64_t glibc_tcache_struct_chunk_size(const struct glibc_layout 
  * false when the version is outside 2.26–2.40. */
 bool glibc_layout_builtin(int major, int minor, struct glibc_layout *layout_ret);
 
+/* True when the DWARF of the libc with this build-id is known to match the built-in table for
+ * 2.minor (checked by the test suite): the table may then be used without reading DWARF. */
+bool glibc_layout_dwarf_verified(const char *build_id, int major, int minor);
+
 /* The same offsets from the module's DWARF (md_target_member). Version-only facts (safe-linking,
  * key kind) come from the version. MD_ERR_NOT_FOUND without DWARF or when a needed member is
  * missing (the message names it). */

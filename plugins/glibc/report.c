@@ -81,9 +81,55 @@ static struct md_node *pages_node(struct builder *b, const struct md_group_stats
 	return o;
 }
 
+/* The size-class histogram: one row per non-empty class, chunk sizes [size_from, size_to]
+ * (inclusive, as src/histogram.c reads them); the last class has no upper bound, its size_to is
+ * the largest size seen. Bytes are chunk sizes (header included). */
+static struct md_node *histogram_node(struct builder *b, const struct gl_hist *hist)
+{
+	struct md_node *arr = md_node_array();
+	if (!arr) {
+		if (!b->err)
+			b->err = &md_error_nomem;
+		return NULL;
+	}
+	for (unsigned k = 0; k < GL_HIST_CLASSES; k++) {
+		const struct gl_hist *h = &hist[k];
+		if (!h->count[GL_HIST_LIVE] && !h->count[GL_HIST_FREE] && !h->count[GL_HIST_CACHED])
+			continue;
+		struct md_node *o = md_node_object();
+		if (!o) {
+			if (!b->err)
+				b->err = &md_error_nomem;
+			break;
+		}
+		uint64_t from = 16ULL << k;
+		uint64_t to = k + 1 < GL_HIST_CLASSES ? (32ULL << k) - 1 : (h->max_size > from ? h->max_size : from);
+		put_u64(b, o, "size_from", from);
+		put_u64(b, o, "size_to", to);
+		put_u64(b, o, "live_count", h->count[GL_HIST_LIVE]);
+		put_u64(b, o, "live_bytes", h->bytes[GL_HIST_LIVE]);
+		put_u64(b, o, "free_count", h->count[GL_HIST_FREE]);
+		put_u64(b, o, "free_bytes", h->bytes[GL_HIST_FREE]);
+		put_u64(b, o, "cached_count", h->count[GL_HIST_CACHED]);
+		put_u64(b, o, "cached_bytes", h->bytes[GL_HIST_CACHED]);
+		append(b, arr, o);
+	}
+	return arr;
+}
+
 static const char *state_name(enum gl_arena_state st)
 {
-	return st == GL_ARENA_OK ? "ok" : st == GL_ARENA_INCONSISTENT ? "inconsistent" : "corrupt";
+	switch (st) {
+	case GL_ARENA_OK:
+		return "ok";
+	case GL_ARENA_INCONSISTENT:
+		return "inconsistent";
+	case GL_ARENA_UNUSED:
+		return "unused";
+	case GL_ARENA_CORRUPT:
+		break;
+	}
+	return "corrupt";
 }
 
 static struct md_node *arena_node(struct builder *b, const struct glibc_state *s, const struct gl_arena *a,
@@ -124,7 +170,7 @@ static struct md_node *arena_node(struct builder *b, const struct glibc_state *s
 	put_u64(b, o, "trim_release_bytes", st.releasable_bytes);
 	put_u64(b, o, "trim_release_range_bytes", a->releasable_range_bytes);
 	put_u64(b, o, "live_bytes", a->live_bytes);
-	put_u64(b, o, "free_bytes", a->top_size + a->bin_bytes);
+	put_u64(b, o, "free_bytes", a->top_span + a->bin_bytes);
 	put_u64(b, o, "cached_bytes", a->tcache_bytes + a->fastwalk_bytes);
 	put_u64(b, o, "metadata_bytes", a->metadata_bytes);
 	put_u64(b, o, "overhead_bytes", a->overhead_bytes);
@@ -139,6 +185,7 @@ static struct md_node *arena_node(struct builder *b, const struct glibc_state *s
 	put_u64(b, o, "tcache_bytes", a->tcache_bytes);
 	put_bool(b, o, "bins_checked", a->bins_chased);
 	put(b, o, "pages", pages_node(b, &st));
+	put(b, o, "histogram", histogram_node(b, a->hist));
 	put_u64(b, o, "findings", a->findings);
 	(void)s;
 	return o;
@@ -157,6 +204,10 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 			put_bool(&b, layout, "builtin_matches_dwarf", s->layout_mismatches == 0);
 			if (s->layout_mismatches)
 				put_str(&b, layout, "differences", s->layout_diff);
+		} else if (s->layout_known) {
+			/* Not read this time: this build's DWARF is known to match (layout.c). */
+			put_bool(&b, layout, "builtin_matches_dwarf", true);
+			put_str(&b, layout, "dwarf_verified_build_id", s->roots.module ? s->roots.module->build_id : NULL);
 		} else {
 			put(&b, layout, "builtin_matches_dwarf", md_node_null());
 		}
@@ -190,13 +241,24 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 			total.keepcost = a->mi.keepcost;
 		}
 		live += a->live_bytes;
-		free_b += a->top_size + a->bin_bytes;
+		free_b += a->top_span + a->bin_bytes;
 		cached += a->tcache_bytes + a->fastwalk_bytes;
 		meta += a->metadata_bytes;
 		over += a->overhead_bytes;
 		unknown += a->unknown_bytes;
 		range_bytes += a->releasable_range_bytes;
 	}
+	struct gl_hist hist[GL_HIST_CLASSES];
+	memcpy(hist, s->mmapped_hist, sizeof(hist));
+	for (size_t i = 0; i < s->n_arenas; i++)
+		for (unsigned k = 0; k < GL_HIST_CLASSES; k++) {
+			const struct gl_hist *h = &s->arenas[i].hist[k];
+			for (int kind = 0; kind < GL_HIST_KINDS; kind++) {
+				hist[k].count[kind] += h->count[kind];
+				hist[k].bytes[kind] += h->bytes[kind];
+			}
+			hist[k].max_size = h->max_size > hist[k].max_size ? h->max_size : hist[k].max_size;
+		}
 	struct md_group_stats all;
 	md_sink_group_stats(sink, -1, &all);
 	put(&b, node, "mallinfo", mallinfo_node(&b, &total));
@@ -223,6 +285,7 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 	put_u64(&b, node, "pinned_free_bytes", all.pinned_free_bytes);
 	put_u64(&b, node, "unknown_bytes", unknown);
 	put(&b, node, "pages", pages_node(&b, &all));
+	put(&b, node, "histogram", histogram_node(&b, hist));
 
 	struct md_node *params = md_node_object();
 	if (params) {
@@ -280,6 +343,9 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 	struct md_node *times = md_node_object();
 	for (int i = 0; times && i < GL_PHASE_COUNT; i++)
 		put(&b, times, phases[i], md_node_double((double)(int64_t)(s->phase_ms[i] * 1000.0) / 1000.0));
+	if (times)
+		put(&b, times, "heap_reads", md_node_double((double)(int64_t)(s->read_ms * 1000.0) / 1000.0));
 	put(&b, node, "walk_ms", times);
+	put_u64(&b, node, "heap_read_bytes", s->read_bytes);
 	return b.err;
 }

@@ -10,10 +10,17 @@
  *     tcache     tcache- and fastbin-heavy (every small size freed many times)
  *     trimmed    like kth with large holes, then malloc_trim(0) before the snapshot
  *     empty      nothing allocated on purpose
+ *     fill       20000 x malloc(2000) filled with 1s, every third freed (a reported false
+ *                positive); then tcache and fastbin chunks written up to the end of their usable
+ *                size (the next chunk's prev_size) right before binned chunks, and an 8 MiB
+ *                mmapped chunk
  *     churn      2 threads malloc/free without pause (the heap is never quiescent for long)
  *     churn1     the main thread alone mallocs/frees without pause (glibc takes no lock then);
  *                it polls stdin between rounds, so only "quit" is understood
- * Output: "mallinfo.<field> N" lines, "threads N", then "ready". Commands:
+ * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
+ * "hist.<k>.live_bytes N" for the chunks the program holds, by chunk-size class k (sizes
+ * [2^(k+4), 2^(k+5)), the last class >= 1 MiB; mmapped chunks included); "threads N"; "ready".
+ * Commands:
  *   trim   -> "trim_drop_pages N" (smaps_rollup Rss before - after malloc_trim(0), in pages),
  *             "trim_drop_anon_pages N" (RssAnon), then "after.mallinfo.<field> N", then "trimmed"
  *   info   -> the mallinfo lines again, then "info done"
@@ -74,6 +81,30 @@ static void print_mallinfo(const char *prefix)
 	md_say("%smallinfo.uordblks %zu\n", prefix, mi.uordblks);
 	md_say("%smallinfo.fordblks %zu\n", prefix, mi.fordblks);
 	md_say("%smallinfo.keepcost %zu\n", prefix, mi.keepcost);
+}
+
+/* What the program holds, by chunk-size class, as the plugin's histogram counts live chunks:
+ * chunk size = usable size + the header glibc does not lend to the payload (8, or 16 when
+ * mmapped). Nothing else allocates in this program, so these are all the live chunks. */
+#define HIST_CLASSES 17
+static void print_histogram(void)
+{
+	unsigned long long count[HIST_CLASSES] = { 0 }, bytes[HIST_CLASSES] = { 0 };
+	for (size_t i = 0; i < n_ptrs; i++) {
+		if (!ptrs[i])
+			continue;
+		size_t word = ((size_t *)ptrs[i])[-1];
+		size_t size = malloc_usable_size(ptrs[i]) + ((word & 2) ? 16 : 8);
+		unsigned k = 0;
+		while (k + 1 < HIST_CLASSES && size >= (32ULL << k))
+			k++;
+		count[k]++;
+		bytes[k] += size;
+	}
+	for (unsigned k = 0; k < HIST_CLASSES; k++) {
+		md_say("hist.%u.live_count %llu\n", k, count[k]);
+		md_say("hist.%u.live_bytes %llu\n", k, bytes[k]);
+	}
 }
 
 static void build_sizes(void)
@@ -145,6 +176,47 @@ static void build_tcache(void)
 	for (size_t i = 0; i + 1 < n_ptrs; i += 2)
 		drop(i);
 	for (size_t i = 1; i + 1 < n_ptrs; i += 6)
+		drop(i);
+}
+
+/* A reported false positive: "free chunk ... has footer 0x101010101010101". The footer of a
+ * binned chunk is the next chunk's prev_size; after an in-use, tcache or fastbin chunk that word
+ * is payload, and programs may fill it. */
+static void *take_filled(size_t n)
+{
+	void *p = malloc(n);
+	if (!p) {
+		md_say("malloc failed\n");
+		_exit(3);
+	}
+	memset(p, 1, malloc_usable_size(p));
+	if (n_ptrs < MAX_PTRS)
+		ptrs[n_ptrs++] = p;
+	return p;
+}
+
+static void build_fill(void)
+{
+	for (size_t i = 0; i < 20000; i++) {
+		void *p = take(2000);
+		memset(p, 1, 2000);
+	}
+	/* Pairs from top: a small chunk filled to its last usable byte, then a chunk for the bins. */
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 700; i++) {
+		take_filled(24 + (i % 7) * 16);
+		take_filled(0x4f0);
+	}
+	take(100); /* guard against top */
+	for (size_t i = 0; i < 20000; i += 3)
+		drop(i);
+	for (size_t i = first + 1; i < first + 1400; i += 2)
+		drop(i);
+	/* Large requests sort the unsorted chunks into their (large) bins and consolidate
+	 * fastbins: both happen before the small chunks go to tcache (7 a size) and fastbins. */
+	take(3000);
+	memset(take(8 << 20), 2, 8 << 20);
+	for (size_t i = first; i < first + 1400; i += 2)
 		drop(i);
 }
 
@@ -298,6 +370,8 @@ int main(int argc, char **argv)
 		build_tcache();
 	else if (strcmp(mode, "trimmed") == 0)
 		build_trimmed();
+	else if (strcmp(mode, "fill") == 0)
+		build_fill();
 	else if (strcmp(mode, "churn") == 0)
 		build_churn();
 	else if (strcmp(mode, "churn1") == 0) {
@@ -309,6 +383,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	print_mallinfo("");
+	if (!threads && strcmp(mode, "churn") != 0)
+		print_histogram();
 	md_say("threads %zu\n", threads);
 	md_say("ready\n");
 

@@ -2,10 +2,10 @@
  * `memdissect watch`. Usage: grower MODE [TICK_MS [TICK_BYTES [CAP_BYTES]]]; every TICK_MS
  * (default 100) it moves about TICK_BYTES (default 512 KiB), until CAP_BYTES (default 64 MiB):
  *   stable  a 4 MiB heap whose chunks are freed and allocated again: nothing grows
- *   heap    keeps TICK_BYTES more of 4 KiB chunks: the live heap grows, the gap stays
- *   gap     a structural leak: pairs of (big chunk, 24-byte pin), then the big chunks are freed;
- *           each tick's big chunks are 64 bytes larger than the last, so no later request fits
- *           the holes: RSS grows, the live heap grows by the pins only
+ *   heap    keeps TICK_BYTES more of 32 KiB chunks: the live heap grows, the gap stays
+ *   gap     a structural leak: chunks shrunk to 24-byte pins, leaving holes between the pins;
+ *           each tick's chunks are 64 bytes larger than the last, so no later request fits the
+ *           holes: RSS grows, the live heap grows by the pins only
  *   both    half of each
  *   drain   starts with 32 MiB freed but kept (fenced by a live chunk), then each tick allocates
  *           TICK_BYTES into it: the live heap grows, RSS stays, the gap shrinks
@@ -21,6 +21,7 @@
 #define MiB (1024UL * 1024)
 #define PIN_SIZE 24
 #define SMALL 4096
+#define GROW_CHUNK (32 * KiB) /* larger than any hole of the gap mode: never fills one */
 #define STABLE_CHUNKS 1024
 #define CHURN 128
 #define DRAIN_POOL (32 * MiB)
@@ -41,14 +42,19 @@ static void *touch(size_t n)
 	return p;
 }
 
-/* Live 4 KiB chunks, never freed: the live heap grows with RSS. */
+/* Live 32 KiB chunks, never freed: the live heap grows with RSS. */
 static void grow_heap(unsigned long bytes)
 {
-	for (unsigned long done = 0; done < bytes; done += SMALL)
-		(void)touch(SMALL);
+	for (unsigned long done = 0; done < bytes; done += GROW_CHUNK)
+		(void)touch(GROW_CHUNK);
 }
 
-/* Holes no later request fits, each fenced by a live pin. */
+/* Holes no later request fits, each fenced by a live pin: chunks are allocated end to end, then
+ * each is shrunk in place to a 24-byte pin (realloc splits off the rest as a free chunk between
+ * its pin and the next chunk's pin). Pins never come out of the holes, as separate small
+ * mallocs would. */
+static void *volatile pin_sink;
+
 static void grow_gap(unsigned long bytes)
 {
 	unsigned long n = bytes / big_size;
@@ -57,12 +63,10 @@ static void grow_gap(unsigned long bytes)
 	void **bigs = malloc(n * sizeof(*bigs));
 	if (!bigs)
 		exit(1);
-	for (unsigned long i = 0; i < n; i++) {
-		bigs[i] = touch(big_size);
-		(void)touch(PIN_SIZE);
-	}
 	for (unsigned long i = 0; i < n; i++)
-		free(bigs[i]);
+		bigs[i] = touch(big_size);
+	for (unsigned long i = 0; i < n; i++)
+		pin_sink = realloc(bigs[i], PIN_SIZE);
 	free(bigs);
 	big_size += 64;
 }
