@@ -87,7 +87,18 @@ struct module_state {
 	int64_t tls_offset;
 };
 
+/* Symbolization is asked for the same return addresses over and over (every thread of a
+ * process blocks in the same few places); dwfl_module_addrinfo is a slow scan. */
+#define PC_CACHE_SIZE 4096
+struct pc_cache_entry {
+	uint64_t pc;
+	uint64_t offset;
+	const char *name; /* NULL with valid: no symbol */
+	bool valid;
+};
+
 struct md_symbols {
+	struct pc_cache_entry *pc_cache;
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks; /* libdwfl keeps a pointer to it */
 	char *debuginfo_path;
@@ -653,6 +664,7 @@ void md_symbols_destroy(struct md_symbols *symbols)
 {
 	if (!symbols)
 		return;
+	free(symbols->pc_cache);
 	for (size_t i = 0; i < symbols->n_modules; i++)
 		module_state_deinit(&symbols->states[i]);
 	/* A module dropped while building may still own strings in the next slot. */
@@ -870,12 +882,26 @@ const char *md_symbols_symbolize(struct md_symbols *symbols, uint64_t pc, uint64
 {
 	if (!symbols)
 		return NULL;
+	if (!symbols->pc_cache)
+		symbols->pc_cache = calloc(PC_CACHE_SIZE, sizeof(*symbols->pc_cache));
+	struct pc_cache_entry *ce = NULL;
+	if (symbols->pc_cache) {
+		ce = &symbols->pc_cache[(pc ^ (pc >> 12)) % PC_CACHE_SIZE];
+		if (ce->valid && ce->pc == pc) {
+			if (ce->name && offset_ret)
+				*offset_ret = ce->offset;
+			return ce->name;
+		}
+	}
 	Dwfl_Module *mod = dwfl_addrmodule(symbols->dwfl, pc);
-	if (!mod)
-		return NULL;
+	const char *name = NULL;
 	GElf_Off offset = 0;
-	GElf_Sym sym;
-	const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
+	if (mod) {
+		GElf_Sym sym;
+		name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
+	}
+	if (ce)
+		*ce = (struct pc_cache_entry){ .pc = pc, .offset = offset, .name = name, .valid = true };
 	if (name && offset_ret)
 		*offset_ret = offset;
 	return name;

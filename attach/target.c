@@ -8,6 +8,7 @@
 
 #include "procfs.h"
 #include "target_impl.h"
+#include "unwind.h"
 
 enum md_target_source md_target_source(const struct md_target *t)
 {
@@ -407,6 +408,7 @@ void md_target_destroy(struct md_target *t)
 		return;
 	if (t->ops && t->ops->destroy_impl)
 		t->ops->destroy_impl(t);
+	md_unwind_reset();
 	md_mappings_free(t->mappings, t->n_mappings);
 	free(t->threads);
 	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++)

@@ -7,6 +7,16 @@
 
 /* The target being unwound, for access_mem (libunwind passes only the UPT handle). */
 static struct md_target *unwinding_target;
+static unw_addr_space_t cached_as;
+static unw_accessors_t acc;
+
+void md_unwind_reset(void)
+{
+	if (cached_as)
+		unw_destroy_addr_space(cached_as);
+	cached_as = NULL;
+	unwinding_target = NULL;
+}
 
 static int access_mem_via_target(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write, void *arg)
 {
@@ -29,19 +39,24 @@ struct md_error *md_unwind_ptrace(struct md_target *t, pid_t tid, uint64_t *pcs,
 		*n_ret = 0;
 		return NULL;
 	}
-	unw_accessors_t acc = _UPT_accessors;
-	if (t) {
+	/* One address space per target, with libunwind's global cache: the unwind tables of libc
+	 * are looked up once, not once per thread (thousands of threads). */
+	if (!cached_as || unwinding_target != t) {
+		if (cached_as)
+			unw_destroy_addr_space(cached_as);
+		acc = _UPT_accessors;
+		if (t)
+			acc.access_mem = access_mem_via_target;
 		unwinding_target = t;
-		acc.access_mem = access_mem_via_target;
+		cached_as = unw_create_addr_space(&acc, 0);
+		if (!cached_as)
+			return &md_error_nomem;
+		unw_set_caching_policy(cached_as, UNW_CACHE_GLOBAL);
 	}
-	unw_addr_space_t as = unw_create_addr_space(&acc, 0);
-	if (!as)
-		return &md_error_nomem;
+	unw_addr_space_t as = cached_as;
 	void *upt = _UPT_create(tid);
-	if (!upt) {
-		unw_destroy_addr_space(as);
+	if (!upt)
 		return &md_error_nomem;
-	}
 	struct md_error *err = NULL;
 	unw_cursor_t cursor;
 	int r = unw_init_remote(&cursor, as, upt);
@@ -72,6 +87,6 @@ struct md_error *md_unwind_ptrace(struct md_target *t, pid_t tid, uint64_t *pcs,
 	*n_ret = n;
 out:
 	_UPT_destroy(upt);
-	unw_destroy_addr_space(as);
 	return err;
 }
+

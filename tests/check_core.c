@@ -395,7 +395,7 @@ END_TEST
 /* ---- snapshots ---- */
 
 /* Deep equality of two report parts, with what legitimately differs between two captures of an
- * idle process left out: timings ("*_ms"), PSS and USS (they move whenever another process maps
+ * idle process left out: timings ("*_ms") and read counters ("*_read_bytes"), PSS and USS (they move whenever another process maps
  * or unmaps the same library), and, for file pages, which of "file" and "shared" they are in
  * (a page cache page is exclusive only while no other process maps it). Paths compare after
  * realpath (ld.so says /lib/..., /proc/PID/maps /usr/lib/...). */
@@ -473,7 +473,9 @@ static bool node_equal(struct md_node *a, struct md_node *b, const char *where, 
 		}
 		for (size_t i = 0; i < md_node_count(a); i++) {
 			const char *k = md_node_key_at(a, i);
-			if (ends_with(k, "_ms") || strcmp(k, "pss_bytes") == 0 || strcmp(k, "uss_bytes") == 0)
+			/* Timings, and how much a walk read: they describe the run, not the target. */
+			if (ends_with(k, "_ms") || ends_with(k, "_read_bytes") || strcmp(k, "pss_bytes") == 0 ||
+			    strcmp(k, "uss_bytes") == 0)
 				continue;
 			snprintf(sub, sizeof(sub), "%s.%s", where, k);
 			if (file_pages && strcmp(k, "classes") == 0) {
