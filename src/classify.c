@@ -454,7 +454,7 @@ static void finish_regions(struct md_classifier *c, struct md_alloc_region *ars)
 				size_t idx = (size_t)((p - m->start) >> MD_PAGE_SHIFT);
 				uint8_t bits = page_bits_of(m, p);
 				struct md_map_cell *cell = region_cell(ar, p);
-				if (!MD_PAGE_COUNTED(bits) && !(bits & MD_PAGE_UNKNOWN)) {
+				if (!MD_PAGE_COUNTED(bits)) { /* unknown residency counts as not resident, as in the classes */
 					res->nonresident_pages++;
 					if (cell)
 						cell->pages[MD_CELL_NONRESIDENT]++;

@@ -395,10 +395,10 @@ END_TEST
 /* ---- snapshots ---- */
 
 /* Deep equality of two report parts, with what legitimately differs between two captures of an
- * idle process left out: timings ("*_ms") and read counters ("*_read_bytes"), PSS and USS (they move whenever another process maps
- * or unmaps the same library), and, for file pages, which of "file" and "shared" they are in
- * (a page cache page is exclusive only while no other process maps it). Paths compare after
- * realpath (ld.so says /lib/..., /proc/PID/maps /usr/lib/...). */
+ * idle process left out: timings ("*_ms") and read counters ("*_read_bytes"), PSS and USS (they
+ * move whenever another process maps or unmaps the same library), and, for file pages, which of
+ * "file" and "shared" they are in (a page cache page is exclusive only while no other process
+ * maps it). Paths compare after realpath (ld.so says /lib/..., /proc/PID/maps /usr/lib/...). */
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
