@@ -461,8 +461,13 @@ static struct md_error *gather(struct md_target *t, struct md_live_capture *cap)
 		uint64_t sum = 0;
 		for (size_t i = 0; i < t->n_mappings; i++)
 			sum += t->mappings[i].smaps.rss;
+		cap->rollup_rss_as_read = cap->rollup.rss;
 		if (sum == cap->rollup.rss)
 			break;
+		/* The kernel reclaimed or faulted pages between the two reads (memory pressure,
+		 * a file page dropped): the per-mapping figures are what the classes are made of,
+		 * so they define the total; the report notes the difference. */
+		cap->rollup.rss = sum;
 	}
 	return NULL;
 }

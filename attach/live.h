@@ -25,6 +25,9 @@ struct md_live_capture {
 	/* Without page frame numbers (not CAP_SYS_ADMIN) the zero-page PTEs that smaps leaves out
 	 * cannot be told from copy-on-write shared pages: how many were chosen by position. */
 	uint64_t guessed_zero_pages;
+	/* smaps_rollup's Rss as read; differs from rollup.rss (= the sum over smaps) when pages
+	 * were reclaimed between the reads even though the target was stopped. */
+	uint64_t rollup_rss_as_read;
 };
 
 /* Before the pause: check the process (exists, not a zombie, not traced), read its maps and

@@ -75,6 +75,11 @@ static void fill_memory(struct md_report *r, const struct md_live_capture *cap, 
 	r->target.exe = cap->exe ? strdup(cap->exe) : NULL;
 	r->target.threads = threads;
 	r->reconciled_pages = cap->reconciled_pages;
+	if (cap->rollup_rss_as_read && cap->rollup_rss_as_read != cap->rollup.rss)
+		md_report_add_note(r,
+				   "smaps_rollup said RSS %llu bytes but the mappings of smaps add up to %llu: the kernel reclaimed or mapped pages "
+				   "during the capture (memory pressure?); the mappings' sum is used",
+				   (unsigned long long)cap->rollup_rss_as_read, (unsigned long long)cap->rollup.rss);
 	if (cap->guessed_zero_pages)
 		md_report_add_note(r,
 				   "pagemap gave no page frame numbers (needs CAP_SYS_ADMIN): %llu resident-looking pages are the shared zero page "

@@ -817,6 +817,38 @@ static struct md_node *region_of_kind(const struct md_node *root, const char *ki
 	return NULL;
 }
 
+static uint64_t region_class(const struct md_node *region, const char *cls)
+{
+	return md_node_get_u64(md_node_get(md_node_get(region, "classes"), cls));
+}
+
+/* Scratch directories in /tmp are named after the runner process (where unchecked fixtures
+ * run), so that the fixture's teardown removes what a failed test left behind. */
+static pid_t scratch_owner;
+
+static void scratch_setup(void)
+{
+	scratch_owner = getpid();
+}
+
+static void scratch_teardown(void)
+{
+	char prefix[48];
+	snprintf(prefix, sizeof(prefix), "md-hard-%d-", (int)scratch_owner);
+	DIR *d = opendir("/tmp");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || strchr(de->d_name, '\''))
+			continue;
+		char cmd[PATH_MAX];
+		snprintf(cmd, sizeof(cmd), "rm -rf '/tmp/%s'", de->d_name);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove /tmp/%s\n", de->d_name);
+	}
+	if (d)
+		closedir(d);
+}
+
 /* ==== faults ================================================================================ */
 
 /* When things happen in an attach, measured from the fork of memdissect over a few runs: its
@@ -1977,6 +2009,97 @@ START_TEST(test_cow_sharing_unchanged)
 }
 END_TEST
 
+/* What memdissect measures must not be changed by memdissect itself. A file page mapped by the
+ * target alone is exclusive in its pagemap and belongs to class "file"; if memdissect maps the
+ * same file (libelf reading the target's executable), the page is mapped twice during the
+ * capture and would come out as "shared". The target runs from a fresh copy of its executable,
+ * which no other process maps. */
+START_TEST(test_own_file_pages_not_shared)
+{
+	SKIP_WITHOUT_PTRACE();
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/tmp/md-hard-%d-XXXXXX", (int)scratch_owner);
+	ck_assert(mkdtemp(dir) != NULL);
+	char from[PATH_MAX], exe[PATH_MAX];
+	ck_assert(md_test_target_path("hard_sigload", from, sizeof(from)));
+	snprintf(exe, sizeof(exe), "%s/hard_sigload", dir);
+	ck_assert_msg(copy_file(from, exe, 0755), "cannot copy %s", from);
+	/* md_test_proc_start runs $MD_TARGETS/name: point it at the copy for this one start. */
+	char *saved = getenv("MD_TARGETS") ? strdup(getenv("MD_TARGETS")) : NULL;
+	setenv("MD_TARGETS", dir, 1);
+	struct md_test_proc p;
+	static const char *const args[] = {"1", NULL};
+	start_target(&p, "hard_sigload", args);
+	if (saved) {
+		setenv("MD_TARGETS", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("MD_TARGETS");
+	}
+	/* The premise: its executable's resident file pages are exclusively its own. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)p.pid);
+	char *maps = slurp(path);
+	ck_assert(maps != NULL);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)p.pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert(fd >= 0);
+	uint64_t file_pages = 0, exclusive = 0;
+	for (char *line = maps; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		unsigned long long s, e;
+		if (strstr(line, exe) && sscanf(line, "%llx-%llx", &s, &e) == 2) {
+			for (uint64_t page = s / 4096; page < e / 4096; page++) {
+				uint64_t v;
+				ck_assert(pread(fd, &v, 8, (off_t)(page * 8)) == 8);
+				if ((v >> 63) && ((v >> 61) & 1)) {
+					file_pages++;
+					exclusive += (v >> 56) & 1;
+				}
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	close(fd);
+	free(maps);
+	ck_assert_msg(file_pages > 0 && exclusive == file_pages,
+		      "premise: %llu resident file pages of %s, %llu of them exclusive", (unsigned long long)file_pages, exe,
+		      (unsigned long long)exclusive);
+
+	static const char *const json[] = {"--json", NULL};
+	struct bg r;
+	int status = attach_run(p.pid, json, NULL, &r, slow(30000));
+	ck_assert_msg(status == 0, "attach: exit %d, stderr: %s", status, tail_of(r.err));
+	struct md_node *root = parse_report(r.out, "own file pages");
+	check_sums(root, "own file pages");
+	uint64_t as_file = 0, as_shared = 0;
+	struct md_node *regions = md_node_get(root, "regions");
+	for (size_t i = 0; i < md_node_count(regions); i++) {
+		struct md_node *reg = md_node_at(regions, i);
+		const char *rp = md_node_get_string(md_node_get(reg, "path"));
+		if (!rp || strcmp(rp, exe) != 0)
+			continue;
+		as_file += region_class(reg, "file");
+		as_shared += region_class(reg, "shared");
+	}
+	md_node_destroy(root);
+	bg_free(&r);
+	figure("observer: %llu resident file pages of an executable only the target maps (all exclusive in its pagemap): "
+	       "the report classes %llu bytes as file, %llu bytes as shared",
+	       (unsigned long long)file_pages, (unsigned long long)as_file, (unsigned long long)as_shared);
+	ck_assert_msg(as_shared == 0,
+		      "%llu bytes of %s are reported shared though only the target maps them (memdissect's own mapping of "
+		      "the file during the capture?)",
+		      (unsigned long long)as_shared, exe);
+	assert_target_runs(&p, "after the attach");
+	md_test_proc_stop(&p);
+	unlink(exe);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- no write primitive in the source or the binaries -------------------------------------- */
 
 /* The source root: $MD_SRCDIR, else the parent of $MD_TESTDATA's parent (tests/data), else ".". */
@@ -2222,36 +2345,9 @@ struct nobody_dir {
 	char plugin_env[160];
 };
 
-/* The runner process (the fixture runs there): names the directories, so that its teardown
- * finds those a failed test left behind. */
-static pid_t nobody_dirs_owner;
-
-static void nobody_dirs_setup(void)
-{
-	nobody_dirs_owner = getpid();
-}
-
-static void nobody_dirs_teardown(void)
-{
-	char prefix[48];
-	snprintf(prefix, sizeof(prefix), "md-hard-%d-", (int)nobody_dirs_owner);
-	DIR *d = opendir("/tmp");
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || strchr(de->d_name, '\''))
-			continue;
-		char cmd[PATH_MAX];
-		snprintf(cmd, sizeof(cmd), "rm -rf '/tmp/%s'", de->d_name);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove /tmp/%s\n", de->d_name);
-	}
-	if (d)
-		closedir(d);
-}
-
 static void nobody_dir_create(struct nobody_dir *nd, const char *const *targets)
 {
-	snprintf(nd->dir, sizeof(nd->dir), "/tmp/md-hard-%d-XXXXXX", (int)nobody_dirs_owner);
+	snprintf(nd->dir, sizeof(nd->dir), "/tmp/md-hard-%d-XXXXXX", (int)scratch_owner);
 	ck_assert(mkdtemp(nd->dir) != NULL);
 	ck_assert(chmod(nd->dir, 0755) == 0);
 	snprintf(nd->memdissect, sizeof(nd->memdissect), "%s/memdissect", nd->dir);
@@ -2389,11 +2485,6 @@ static struct md_node *attach_json_as(pid_t pid, bool as_nobody, const struct no
 	struct md_node *root = parse_report(r.out, what);
 	bg_free(&r);
 	return root;
-}
-
-static uint64_t region_class(const struct md_node *region, const char *cls)
-{
-	return md_node_get_u64(md_node_get(md_node_get(region, "classes"), cls));
 }
 
 /* Not root already: nothing to switch to (every other test then runs unprivileged anyway). */
@@ -2571,6 +2662,11 @@ Suite *hardening_suite(void)
 	add_case(s, "valgrind_clean", test_valgrind_clean, 120);
 	add_case(s, "memory_unchanged", test_memory_unchanged, 60);
 	add_case(s, "cow_sharing_unchanged", test_cow_sharing_unchanged, 60);
+	tc = tcase_create("own_file_pages_not_shared");
+	tcase_set_timeout(tc, md_test_sanitized() ? 180 : 60);
+	tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
+	tcase_add_test(tc, test_own_file_pages_not_shared);
+	suite_add_tcase(s, tc);
 	add_case(s, "no_write_primitive", test_no_write_primitive, 60);
 	const struct {
 		const char *name;
@@ -2584,7 +2680,7 @@ Suite *hardening_suite(void)
 		tc = tcase_create(unprivileged[i].name);
 		tcase_set_timeout(tc, md_test_sanitized() ? 180 : 60);
 		/* Unchecked: runs in the runner, so a failed test's copies in /tmp go away too. */
-		tcase_add_unchecked_fixture(tc, nobody_dirs_setup, nobody_dirs_teardown);
+		tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
 		tcase_add_test(tc, unprivileged[i].test);
 		suite_add_tcase(s, tc);
 	}
