@@ -218,10 +218,14 @@ static int proc_find_elf(Dwfl_Module *mod, void **userdata, const char *module_n
 		int fd = -1;
 		if (ends_with(module_name, " (deleted)"))
 			fd = open_map_file(s->pid, base, file_name);
-		else if (s->root_prefix)
-			fd = open_prefixed(s->root_prefix, module_name, file_name);
-		if (fd >= 0)
+		else
+			fd = open_prefixed(s->root_prefix ? s->root_prefix : "", module_name, file_name);
+		if (fd >= 0) {
+			/* Read, never mmap, the target's own files: a page we map too would count
+			 * as shared in the target's smaps during the pause. */
+			*elfp = elf_begin(fd, ELF_C_READ, NULL);
 			return fd;
+		}
 	}
 	return dwfl_linux_proc_find_elf(mod, userdata, module_name, base, file_name, elfp);
 }

@@ -5,7 +5,7 @@
 # under cgroup memory pressure, 1,000 consecutive attaches, 15 runs under valgrind.
 # Usage: scripts/stress.sh [BUILD]   (BUILD: the build directory, default "build")
 # Figures go to stderr and to $BUILD/stress-figures.txt; the exit status is the suite's.
-# Long (about 15 minutes on 2 cores): MD_SEED=n replays the random moments of a run;
+# About 2 minutes on 2 cores. MD_SEED=n replays the random moments of a run;
 # CK_RUN_CASE=name runs one test.
 set -u
 BUILD=${1:-build}

@@ -463,8 +463,9 @@ struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opt
 {
 	struct md_error *err = analyze_live(pid, opts, a);
 	/* Whatever failed, if the process is gone the answer is that it exited meanwhile. */
+	bool vanished = err && err->code == MD_ERR_OS && (err->errnum == ESRCH || err->errnum == ENOENT);
 	if (err && err->code != MD_ERR_EXITED && err->code != MD_ERR_ZOMBIE && err->code != MD_ERR_NO_PROCESS &&
-	    err->code != MD_ERR_INTERRUPTED && err->code != MD_ERR_USAGE && md_live_process_gone(pid)) {
+	    err->code != MD_ERR_INTERRUPTED && err->code != MD_ERR_USAGE && (vanished || md_live_process_gone(pid))) {
 		md_error_destroy(err);
 		err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
 	}

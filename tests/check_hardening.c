@@ -1446,8 +1446,22 @@ static void cgroup_remove(const char *dir)
 	fprintf(stderr, "could not remove the test cgroup %s: %s\n", dir, strerror(errno));
 }
 
+/* The file the pressure target maps and its helper streams: on a disk, whose page cache can be
+ * reclaimed (on tmpfs, without swap, it could not); named after the runner like the cgroup. */
+static void pressure_data_path(char *buf, size_t len)
+{
+	const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	struct statfs sfs;
+	if (statfs(tmp, &sfs) == 0 && (unsigned long)sfs.f_type == TMPFS_MAGIC_NUMBER)
+		tmp = ".";
+	snprintf(buf, len, "%s/md-pressure-%d.dat", tmp, (int)cgroup_owner);
+}
+
 static void cgroup_teardown(void)
 {
+	char data[PATH_MAX];
+	pressure_data_path(data, sizeof(data));
+	unlink(data);
 	/* After a failed test: the test process that made it is gone; the name is known. */
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "/sys/fs/cgroup/memory/md-hardening-%d", (int)cgroup_owner);
@@ -1519,14 +1533,8 @@ START_TEST(test_memory_pressure_cgroup)
 		fprintf(stderr, "test_memory_pressure_cgroup: skipped: %s\n", why);
 		return;
 	}
-	/* The file the target maps and its helper streams: on a disk, whose page cache can be
-	 * reclaimed (on tmpfs, without swap, it could not). */
-	const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	struct statfs sfs;
-	if (statfs(tmp, &sfs) == 0 && (unsigned long)sfs.f_type == TMPFS_MAGIC_NUMBER)
-		tmp = ".";
 	char data[PATH_MAX];
-	snprintf(data, sizeof(data), "%s/md-pressure-%d.dat", tmp, (int)getpid());
+	pressure_data_path(data, sizeof(data));
 	int fd = open(data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	ck_assert_msg(fd >= 0 && ftruncate(fd, 96 << 20) == 0, "cannot create %s: %s", data, strerror(errno));
 	close(fd);

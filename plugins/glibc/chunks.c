@@ -57,10 +57,12 @@ static bool push_seg(struct walker *w, uint64_t start, uint64_t end, bool to_top
 static void close_run(struct walker *w, struct gl_arena *a, struct run *run)
 {
 	if (run->end > run->start) {
-		if (run->has_cand)
-			push_seg(w, run->start, run->end, false);
-		else
+		/* Splitting at candidates only shortens a run: one too short to release a page
+		 * whole need not wait for them. */
+		if (!run->has_cand)
 			release_run(w, a, run->start, run->end);
+		else if (run->end - run->start > 4095 + 0x30)
+			push_seg(w, run->start, run->end, false);
 	}
 	run->start = run->end = 0;
 	run->has_cand = false;
@@ -512,6 +514,20 @@ static size_t cand_find(const struct walker *w, uint64_t p, size_t hint)
 	return SIZE_MAX;
 }
 
+/* First candidate at or after address p, searching from index from (candidates are sorted). */
+static size_t cand_find_ge(const struct walker *w, uint64_t p, size_t from)
+{
+	size_t lo = from, hi = w->n_cands;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cand_addr(w, mid) < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Why a chunk a fastbin links to is not one of the walk's candidates, for the finding. */
 static void explain_fastbin_break(struct walker *w, struct gl_arena *a, int i, uint64_t p, uint64_t from)
 {
@@ -597,12 +613,17 @@ void gl_resolve_fastbins(struct walker *w, struct gl_arena *a)
 	gl_flush_span(w);
 	/* Deferred runs: split at candidates that stayed in use. */
 	size_t ci = 0;
+	uint64_t prev_end = 0;
 	for (size_t k = 0; k < w->n_segs; k++) {
 		const struct fb_seg *sg = &w->segs[k];
 		uint64_t start = sg->start;
-		/* Segments come in address order too: the cursor only moves forward. */
-		while (ci < w->n_cands && cand_addr(w, ci) < sg->start)
-			ci++;
+		/* Segments come in address order like the candidates, so the cursor only moves
+		 * forward; should heaps overlap (hostile heap_info), it starts over. */
+		if (sg->start < prev_end)
+			ci = 0;
+		prev_end = sg->end;
+		if (ci < w->n_cands && cand_addr(w, ci) < sg->start)
+			ci = cand_find_ge(w, sg->start, ci);
 		for (; ci < w->n_cands && cand_addr(w, ci) < sg->end; ci++) {
 			const struct fb_cand *c = &w->cands[ci];
 			if (c->nfd & FB_MEMBER)

@@ -144,7 +144,7 @@ static struct md_error *hfile_open(const char *path, struct hfile *h)
 	h->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (h->fd < 0)
 		return md_error_os(errno, "opening %s", path);
-	h->elf = elf_begin(h->fd, ELF_C_READ_MMAP, NULL);
+	h->elf = elf_begin(h->fd, ELF_C_READ /* never map the target's files: see attach/symbols.c */, NULL);
 	GElf_Ehdr eh;
 	if (!h->elf || elf_kind(h->elf) != ELF_K_ELF || !gelf_getehdr(h->elf, &eh) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {

@@ -1130,6 +1130,13 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 		PHASE(HEAPS);
 		gl_resolve_fastbins(&w, a);
 		PHASE(FASTBINS);
+		if (a->n_heaps == 0) {
+			/* Its heaps could not be found (a finding said why): nothing to check bins
+			 * against, and a fake or wiped arena would give one finding per bin. */
+			arena_mallinfo(s, a);
+			PHASE(BINS);
+			continue;
+		}
 		/* Bin headers take part in the fd/bk edge sums too. */
 		for (unsigned b = 1; b < GLIBC_NBINS; b++) {
 			uint64_t hdr = a->address + glibc_bin_header_offset(&s->layout, b);

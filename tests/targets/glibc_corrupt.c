@@ -122,18 +122,17 @@ static void *bystander_main(void *arg)
 	return NULL;
 }
 
-/* > 64 MiB in 48 KiB chunks: a second heap; the last chunk is carved from the newest heap. */
+/* > 64 MiB in 48 KiB chunks: a second heap; the last chunk was carved from the newest heap. */
 static void *big_main(void *arg)
 {
 	(void)arg;
 	static addr_t chunks[1500];
 	for (size_t i = 0; i < 1500; i++)
 		chunks[i] = take(48 * 1024);
-	for (size_t i = 0; i < 1500; i += 5)
+	for (size_t i = 0; i < 1499; i += 5)
 		release(chunks[i]);
-	addr_t last = take(100);
-	big_arena = arena_of_chunk(last);
-	big_newest_heap = last & ~(HEAP_MAX - 1);
+	big_arena = arena_of_chunk(chunks[1499]);
+	big_newest_heap = chunks[1499] & ~(HEAP_MAX - 1);
 	if (big_arena == big_newest_heap + HEAP_INFO_SIZE)
 		die("the big arena has a single heap");
 	pthread_barrier_wait(&built);
