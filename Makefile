@@ -69,6 +69,12 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $(w
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iplugins/$* -shared -o $@ $(filter %.c,$^) $(LDFLAGS_ALL) $(PKG_LIBS)
 
+# Plugins used only by the tests (wrong ABI, no entry point, a toy example).
+TESTPLUGIN_SOS := $(patsubst tests/plugins/%.c,$(BUILD)/testplugins/%.so,$(wildcard tests/plugins/*.c))
+$(BUILD)/testplugins/%.so: tests/plugins/%.c $(wildcard include/memdissect/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS_ALL)
+
 # Test targets: plain programs, no sanitizer (they are the inspected processes, not the tool).
 $(BUILD)/targets/%: tests/targets/%.c tests/targets/target_common.h
 	@mkdir -p $(dir $@)
@@ -94,7 +100,7 @@ deps:
 	@./scripts/deps.sh
 
 # Run the suite from this build tree. Check prints its summary line.
-test: all $(BUILD)/tests/check_all $(TARGET_BINS)
+test: all $(BUILD)/tests/check_all $(TARGET_BINS) $(TESTPLUGIN_SOS)
 	MEMDISSECT=$(abspath $(BUILD))/memdissect MD_TARGETS=$(abspath $(BUILD))/targets \
 	MD_TESTDATA=$(CURDIR)/tests/data MEMDISSECT_PLUGIN_PATH=$(abspath $(BUILD))/plugins \
 	$(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 MD_SANITIZED=1) \
