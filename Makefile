@@ -86,6 +86,7 @@ $(BUILD)/targets/glibc_truth_static: tests/targets/glibc_truth.c tests/targets/t
 $(BUILD)/targets/glibc_truth_static_stripped: $(BUILD)/targets/glibc_truth_static
 	strip -o $@ $<
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
+TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 

@@ -119,11 +119,11 @@ static void walk_top(struct walker *w, struct gl_arena *a, struct gl_heap *h, ui
 }
 
 /* The top chunk after the walk stopped early: its size word read on its own. */
-static void walk_top_reread(struct walker *w, struct gl_arena *a, struct gl_heap *h, struct run *run)
+static void walk_top_reread(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t read_limit,
+			    struct run *run)
 {
-	uint64_t tw = 0;
-	struct md_error *err = md_target_read_u64(w->t, a->top + 8, &tw);
-	md_error_destroy(err);
+	const uint8_t *tp = gl_heap_get(w, a->top, 16, read_limit);
+	uint64_t tw = tp ? gl_rd64(tp + 8) : 0;
 	walk_top(w, a, h, tw ? tw : (a->top_size | GLIBC_PREV_INUSE), run);
 }
 
@@ -241,21 +241,19 @@ static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 		   (unsigned long long)p, (unsigned long long)word, bad, (unsigned long long)h->start,
 		   (unsigned long long)h->end);
 	skip_unknown(w, a, p, limit, run);
-	if (h->has_top) {
-		const uint8_t *tp = gl_win_get(w, a->top, 16, read_limit);
-		walk_top(w, a, h, tp ? gl_rd64(tp + 8) : (a->top_size | GLIBC_PREV_INUSE), run);
-	}
+	if (h->has_top)
+		walk_top_reread(w, a, h, read_limit, run);
 }
 
-void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
+/* The walk proper. While a stream runs it must not call md_target_*: all target memory comes
+ * through gl_heap_get, at increasing addresses. */
+static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t read_limit)
 {
 	struct glibc_state *s = w->s;
 	const struct glibc_layout *l = &s->layout;
 	const int g = a->index;
 	const uint64_t limit = h->has_top ? a->top : h->end; /* ordinary chunks end by here */
 	const uint64_t stop_at = h->has_top ? a->top : UINT64_MAX;
-	const struct md_mapping *m = md_target_find_mapping(w->t, h->first);
-	const uint64_t read_limit = m ? (m->end < h->end ? m->end : h->end) : h->end;
 	const uint64_t want_nonmain = a->is_main ? 0 : GLIBC_NON_MAIN_ARENA;
 	struct run run = { 0, 0, false };
 	/* Fastbin sizes that have a list at all: only those chunks can be candidates. */
@@ -280,13 +278,13 @@ void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 	uint8_t view[GL_HDR_VIEW];
 	{
 		size_t n = p + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : 16;
-		const uint8_t *hp = gl_win_get(w, p, n, read_limit);
+		const uint8_t *hp = gl_heap_get(w, p, n, read_limit);
 		if (!hp) {
 			gl_finding(w, a, MD_FINDING_WARNING, p, "first chunk 0x%llx is not readable (swapped out?)",
 				   (unsigned long long)p);
 			skip_unknown(w, a, p, limit, &run);
 			if (h->has_top)
-				walk_top_reread(w, a, h, &run);
+				walk_top_reread(w, a, h, read_limit, &run);
 			return;
 		}
 		memset(view, 0, sizeof(view));
@@ -323,26 +321,25 @@ void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 				np = NULL;
 			} else {
 				size_t n = next + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : (size_t)(h->end - next);
-				const uint8_t *q = gl_win_get(w, next, n, read_limit);
+				const uint8_t *q = gl_heap_get(w, next, n, read_limit);
 				fast_to = fast_end(w, h->end, read_limit);
-				if (!q)
+				if (!q) {
 					gl_finding(w, a, MD_FINDING_WARNING, next,
 						   "chunk header at 0x%llx is not readable (swapped out?)",
 						   (unsigned long long)next);
-				else if (n == GL_HDR_VIEW)
+					np = NULL;
+				} else if (n == GL_HDR_VIEW) {
 					np = q;
-				else {
+				} else {
 					memset(view, 0, sizeof(view));
 					memcpy(view, q, n);
 					np = view;
 				}
-				if (!q)
-					np = NULL;
 			}
 			if (!np) {
 				skip_unknown(w, a, p, limit, &run);
 				if (h->has_top)
-					walk_top_reread(w, a, h, &run);
+					walk_top_reread(w, a, h, read_limit, &run);
 				break;
 			}
 			/* An old top too small to be freed stays a chunk (no NON_MAIN_ARENA) before the
@@ -454,6 +451,24 @@ void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 	/* The rw tail a shrunk heap keeps mapped: allocator memory, normally not resident. */
 	if (h->mprotect_end > h->end)
 		gl_emit(w, MD_SPAN_FREE, h->end, h->mprotect_end, g);
+}
+
+/* Heaps of at least this many windows are read ahead on a helper thread (stream.c). */
+#define STREAM_MIN_WINDOWS 2
+
+void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
+{
+	const struct md_mapping *m = md_target_find_mapping(w->t, h->first);
+	const uint64_t read_limit = m ? (m->end < h->end ? m->end : h->end) : h->end;
+	/* Only anonymous memory is streamed: a file page would be read through the target's
+	 * file cache, which the walking thread may not share (a hostile sbrk_base may point
+	 * anywhere). */
+	bool anon = m && (m->kind == MD_MAP_ANON || m->kind == MD_MAP_HEAP);
+	if (anon && read_limit > h->first && !w->no_stream &&
+	    MD_PAGE_UP(read_limit) - MD_PAGE_DOWN(h->first) >= STREAM_MIN_WINDOWS * (uint64_t)GL_WIN_SIZE)
+		gl_stream_start(w, h->first, read_limit);
+	walk_chunks(w, a, h, read_limit);
+	gl_stream_finish(w);
 }
 
 /* ---------- fastbins, resolved against the walk's candidates ---------- */

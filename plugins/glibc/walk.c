@@ -84,12 +84,14 @@ void gl_flush_span(struct walker *w)
 void gl_win_reset(struct walker *w)
 {
 	w->win_start = w->win_end = 0;
+	w->buf = w->own_buf;
 }
 
 /* Fill the window with [start, end), page by page when a block read fails, marking pages that
  * cannot be read (swapped out: MD_ERR_NOT_RESIDENT is a finding for the caller, not fatal). */
 static void win_fill(struct walker *w, uint64_t start, uint64_t end)
 {
+	w->buf = w->own_buf;
 	w->win_start = start;
 	w->win_end = end;
 	w->win_any_bad = false;
@@ -117,7 +119,7 @@ const uint8_t *gl_win_get(struct walker *w, uint64_t addr, size_t n, uint64_t li
 {
 	if (addr + n < addr || addr + n > limit)
 		return NULL;
-	if (addr < w->win_start || addr + n > w->win_end) {
+	if (w->buf != w->own_buf || addr < w->win_start || addr + n > w->win_end) {
 		uint64_t start = MD_PAGE_DOWN(addr);
 		uint64_t end = MD_PAGE_UP(limit);
 		if (end - start > GL_WIN_SIZE)
@@ -1055,9 +1057,13 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 	w.sink = sink;
 	w.pend_kind = -1;
 	w.inconsistent = inconsistent;
-	w.buf = aligned_alloc(MD_PAGE_SIZE, GL_WIN_SIZE);
-	if (!w.buf)
+	w.own_buf = aligned_alloc(MD_PAGE_SIZE, GL_WIN_SIZE);
+	if (!w.own_buf)
 		return &md_error_nomem;
+	w.buf = w.own_buf;
+	/* A knob for tests and measurements: both ways must give the same report. */
+	const char *stream_env = getenv("MEMDISSECT_GLIBC_STREAM");
+	w.no_stream = stream_env && strcmp(stream_env, "0") == 0;
 	memset(s->phase_ms, 0, sizeof(s->phase_ms));
 	s->read_ms = 0;
 	s->read_bytes = 0;
@@ -1168,7 +1174,7 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 	gl_flush_span(&w);
 	s->walked = true;
 out:
-	free(w.buf);
+	free(w.own_buf);
 	free(w.ranges);
 	free(w.cands);
 	free(w.segs);

@@ -45,12 +45,18 @@ struct walker {
 	int pend_group;
 	uint64_t pend_start, pend_end;
 
-	/* Streaming window over target memory (page aligned: an unaligned destination makes
-	 * the kernel's copy in process_vm_readv 2.5x slower on this machine). */
+	/* The window the walk reads: [win_start, win_end) of target memory at buf, either the
+	 * walker's own buffer or, while a heap is streamed (stream.c), the reader's current one.
+	 * Page aligned: an unaligned destination makes the kernel's copy in process_vm_readv
+	 * 2.5x slower on this machine. */
 	uint8_t *buf;
 	uint64_t win_start, win_end;
-	uint8_t win_bad[GL_WIN_PAGES + 1]; /* page not readable (swapped out, unmapped) */
 	bool win_any_bad;
+	uint8_t *own_buf;
+	uint8_t win_bad[GL_WIN_PAGES + 1]; /* own window: page not readable (swapped out, unmapped) */
+	struct gl_stream *stream;          /* read-ahead of the heap being walked, or NULL */
+	bool no_stream;                    /* MEMDISSECT_GLIBC_STREAM=0: read heaps in turn */
+	uint8_t view[GL_HDR_VIEW];         /* a header across two stream windows */
 
 	struct heap_range *ranges;
 	size_t n_ranges;
@@ -79,6 +85,19 @@ void gl_win_reset(struct walker *w);
 /* [addr, addr+n) of target memory through the window, n <= GL_HDR_VIEW; limit is where reading
  * must stop (end of the heap or mapping). NULL when unreadable. Valid until the next call. */
 const uint8_t *gl_win_get(struct walker *w, uint64_t addr, size_t n, uint64_t limit);
+/* stream.c: read [from, to) ahead on a helper thread (false: not possible, read it yourself);
+ * until gl_stream_finish the walking thread must not call md_target_* (see stream.c). */
+bool gl_stream_start(struct walker *w, uint64_t from, uint64_t to);
+void gl_stream_finish(struct walker *w);
+const uint8_t *gl_stream_get(struct walker *w, uint64_t addr, size_t n, uint64_t limit);
+
+/* Target memory for the chunk walk: the stream when one runs, else the walker's window.
+ * Addresses must not decrease from one call to the next while a stream runs. */
+static inline const uint8_t *gl_heap_get(struct walker *w, uint64_t addr, size_t n, uint64_t limit)
+{
+	return w->stream ? gl_stream_get(w, addr, n, limit) : gl_win_get(w, addr, n, limit);
+}
+
 /* The heap range holding [addr, addr+len), or NULL. */
 const struct heap_range *gl_range_of(const struct walker *w, uint64_t addr, uint64_t len);
 size_t gl_cached_lower_bound(const struct glibc_state *s, uint64_t addr);
