@@ -83,7 +83,7 @@ static struct md_error *elf_file_open(const char *path, struct elf_file *f)
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0)
 		return md_error_os(errno, "opening %s", path);
-	f->elf = elf_begin(f->fd, ELF_C_READ /* never map the target's files: see attach/symbols.c */, NULL);
+	f->elf = elf_begin(f->fd, ELF_C_READ_MMAP, NULL);
 	if (!f->elf || elf_kind(f->elf) != ELF_K_ELF) {
 		elf_file_close(f);
 		return md_error_create(MD_ERR_BAD_FILE, "%s: not an ELF file", path);
