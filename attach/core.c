@@ -647,7 +647,8 @@ static struct md_error *read_phdrs(struct core *c, struct parsed *ps)
 		}
 	}
 	c->n_segs = n_loads;
-	qsort(c->segs, c->n_segs, sizeof(*c->segs), compare_segs);
+	if (c->n_segs > 0)
+		qsort(c->segs, c->n_segs, sizeof(*c->segs), compare_segs);
 	for (size_t i = 1; i < c->n_segs; i++)
 		if (c->segs[i].vaddr < c->segs[i - 1].vaddr + c->segs[i - 1].memsz)
 			return bad("segments at 0x%" PRIx64 " and 0x%" PRIx64 " overlap", c->segs[i - 1].vaddr,

@@ -88,7 +88,8 @@ struct md_error *md_image_create(const struct md_image_mapping *maps, size_t n_m
 	struct md_error *err = NULL;
 	for (size_t i = 0; i < n_maps; i++)
 		order[i] = &maps[i];
-	qsort(order, n_maps, sizeof(*order), cmp_image_mapping);
+	if (n_maps > 0)
+		qsort(order, n_maps, sizeof(*order), cmp_image_mapping);
 	t->mappings = calloc(n_maps + 1, sizeof(*t->mappings));
 	im->bytes = calloc(n_maps + 1, sizeof(*im->bytes));
 	t->threads = calloc(n_threads + 1, sizeof(*t->threads));

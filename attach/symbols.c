@@ -513,7 +513,8 @@ static void find_main_core(struct md_symbols *s, Elf *core)
 
 static struct md_error *build_modules(struct md_symbols *s)
 {
-	qsort(s->dwmods, s->n_dwmods, sizeof(*s->dwmods), compare_modules);
+	if (s->n_dwmods > 0)
+		qsort(s->dwmods, s->n_dwmods, sizeof(*s->dwmods), compare_modules);
 	s->modules = calloc(s->n_dwmods ? s->n_dwmods : 1, sizeof(*s->modules));
 	s->states = calloc(s->n_dwmods ? s->n_dwmods : 1, sizeof(*s->states));
 	if (!s->modules || !s->states)

@@ -215,7 +215,7 @@ static struct md_error *cache_block(struct md_target *t, uint64_t base, const ui
 			victim = b;
 	}
 	if (!victim->data) {
-		victim->data = malloc(MD_READ_CACHE_BLOCK);
+		victim->data = aligned_alloc(MD_PAGE_SIZE, MD_READ_CACHE_BLOCK); /* unaligned copies are 2.5x slower */
 		if (!victim->data)
 			return &md_error_nomem;
 	}

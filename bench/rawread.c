@@ -1,4 +1,6 @@
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 /* The raw cost to beat: one process_vm_readv pass over every resident page of the target's
  * private writable anonymous mappings (its heaps), pagemap-guided, 1 MiB batches. Prints
  * "bytes N seconds S". */

@@ -302,7 +302,8 @@ static struct md_error *pair_up(const struct md_node *aa, const struct md_node *
 			ch[n++] = (struct change){ .b = md_node_at(bb, k),
 						   .delta = (int64_t)resident_of(md_node_at(bb, k), alloc_region) };
 	free(used);
-	qsort(ch, n, sizeof(*ch), change_cmp);
+	if (n > 0)
+		qsort(ch, n, sizeof(*ch), change_cmp);
 	*changes_ret = ch;
 	*n_ret = n;
 	return NULL;

@@ -528,11 +528,6 @@ static const char *const unused_targets[] = { "sleeper", "jemalloc_truth" };
 START_TEST(test_unused_main_arena)
 {
 	const char *name = unused_targets[_i];
-	/* Under ASan, the jemalloc plugin's ELF reading leaks 269 bytes (libelf elf_strptr from
-	 * plugins/jemalloc/jem_locate.c), which makes memdissect exit 1: check_jemalloc reports
-	 * it; this test is about glibc, so leak detection is off for this one attach. */
-	if (md_test_sanitized() && strcmp(name, "jemalloc_truth") == 0)
-		setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0", 1);
 	struct md_test_proc p;
 	ck_assert_msg(md_test_proc_start(&p, name, NULL), "cannot start %s", name);
 	struct md_node *report = attach_ok(p.pid, name);

@@ -268,7 +268,8 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 		arena_hi = a->heaps[k].end > arena_hi ? a->heaps[k].end : arena_hi;
 	}
 
-	gl_win_reset(w);
+	if (!w->stream)
+		gl_win_reset(w);
 	gl_emit(w, MD_SPAN_METADATA, h->start, h->first + 8, g);
 	a->metadata_bytes += h->first + 8 - h->start;
 	w->cursor = gl_cached_lower_bound(s, h->first);
@@ -460,11 +461,8 @@ void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 {
 	const struct md_mapping *m = md_target_find_mapping(w->t, h->first);
 	const uint64_t read_limit = m ? (m->end < h->end ? m->end : h->end) : h->end;
-	/* Only anonymous memory is streamed: a file page would be read through the target's
-	 * file cache, which the walking thread may not share (a hostile sbrk_base may point
-	 * anywhere). */
-	bool anon = m && (m->kind == MD_MAP_ANON || m->kind == MD_MAP_HEAP);
-	if (anon && read_limit > h->first && !w->no_stream &&
+	/* A stream that cannot start (no memory, no thread) leaves the walk to read in turn. */
+	if (read_limit > h->first && !w->no_stream &&
 	    MD_PAGE_UP(read_limit) - MD_PAGE_DOWN(h->first) >= STREAM_MIN_WINDOWS * (uint64_t)GL_WIN_SIZE)
 		gl_stream_start(w, h->first, read_limit);
 	walk_chunks(w, a, h, read_limit);

@@ -19,6 +19,7 @@ void jem_layout_default(struct jem_layout *l)
 		.arena_ecache = {10728, 30168, 49608},
 		.ecache_npages = 112 + 9640,
 		.ecache_guarded_npages = 9768 + 9640,
+		.ecache_lru = 112 + 9632,
 		.arena_grow_mtx = 69080,
 		.arena_decay_mtx = {69320, 71104},
 		.arena_edata_cache_mtx = 78768,
@@ -51,6 +52,7 @@ void jem_layout_default(struct jem_layout *l)
 		.edata_addr = 8,
 		.edata_size = 16,
 		.edata_bitmap = 64,
+		.edata_lru_link = 64,
 		.rtree_init_lock = 8,
 		.rtree_root = 120,
 		.tcache_slow_link = 0,
@@ -129,6 +131,7 @@ struct md_error *jem_layout_from_dwarf(struct md_target *t, const struct md_modu
 	TAKE(arena_ecache[2], {"arena_s", "pa_shard"}, {"pa_shard_s", "pac"}, {"pac_s", "ecache_retained"});
 	TAKE(ecache_npages, {"ecache_s", "eset"}, {"eset_s", "npages"});
 	TAKE(ecache_guarded_npages, {"ecache_s", "guarded_eset"}, {"eset_s", "npages"});
+	TAKE(ecache_lru, {"ecache_s", "eset"}, {"eset_s", "lru"});
 	TAKE(arena_grow_mtx, {"arena_s", "pa_shard"}, {"pa_shard_s", "pac"}, {"pac_s", "grow_mtx"});
 	TAKE(arena_decay_mtx[0], {"arena_s", "pa_shard"}, {"pa_shard_s", "pac"}, {"pac_s", "decay_dirty"});
 	TAKE(arena_decay_mtx[1], {"arena_s", "pa_shard"}, {"pa_shard_s", "pac"}, {"pac_s", "decay_muzzy"});

@@ -49,6 +49,7 @@ struct jem_layout {
 	uint64_t arena_ecache[3];        /* pac.ecache_dirty / _muzzy / _retained (mutex first) */
 	uint64_t ecache_npages;          /* ecache.eset.npages */
 	uint64_t ecache_guarded_npages;  /* ecache.guarded_eset.npages */
+	uint64_t ecache_lru;             /* ecache.eset.lru: head of a ring of edata_t */
 	uint64_t arena_grow_mtx;
 	uint64_t arena_decay_mtx[2];     /* pac.decay_dirty.mtx, pac.decay_muzzy.mtx */
 	uint64_t arena_edata_cache_mtx;
@@ -67,6 +68,7 @@ struct jem_layout {
 	uint64_t base_block_size, base_block_next, base_block_edata;
 	/* edata_t */
 	uint64_t edata_bits, edata_addr, edata_size, edata_bitmap;
+	uint64_t edata_lru_link;         /* ql_link_inactive: next at +0 (shares the union with the bitmap) */
 	/* rtree_t */
 	uint64_t rtree_init_lock, rtree_root;
 	/* tcache_slow_t / tcache_t / cache_bin_t */

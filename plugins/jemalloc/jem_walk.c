@@ -10,6 +10,7 @@
 #define MAX_FINDINGS 1000          /* findings of this plugin */
 #define MAX_RING_STEPS (1u << 16)  /* tcache / descriptor rings per arena */
 #define MAX_BASE_BLOCKS (1u << 20) /* base blocks per arena */
+#define MAX_LRU_STEPS (1u << 20)   /* extents on one ecache lru ring */
 #define MAX_EXTENTS (1u << 26)     /* distinct edata found through the rtree */
 #define MAX_CACHED_PER_BIN 32768   /* cache_bin ncached is a u16 count of pointers */
 #define MAX_BIN_SHARDS 64          /* BIN_SHARDS_MAX */
@@ -574,6 +575,21 @@ static bool on_descriptor(struct walker *wk, struct jem_arena *a, uint64_t desc)
 				"arena %u: cache bin %u claims %u cached of %u slots", a->index, i, ncached, cap);
 			continue;
 		}
+		/* cache_bin_init lays the enabled bins' stacks end to end in one block: bin i's empty
+		 * position is bin i+1's full position. A bin whose stack runs past it claims slots
+		 * (and "cached" pointers) that belong to its neighbour. */
+		if (i + 1 < JEM_TCACHE_NBINS_MAX) {
+			const uint8_t *nb = b + l->cache_bin_size;
+			uint16_t nfull = get_u16(nb, l->cache_bin_low_bits_full);
+			uint16_t nempty = get_u16(nb, l->cache_bin_low_bits_empty);
+			if (get_u64(nb, l->cache_bin_stack_head) && nempty != nfull && nfull != empty) {
+				finding(wk, MD_FINDING_CORRUPT, bins_addr + i * l->cache_bin_size, (int)a->index,
+					"arena %u: cache bin %u claims %u cached of %u slots, its stack overlaps bin %u's "
+					"(empty 0x%04x, next full 0x%04x)",
+					a->index, i, ncached, cap, i + 1, empty, nfull);
+				continue;
+			}
+		}
 		uint64_t *items = malloc(ncached * sizeof(*items));
 		if (!items)
 			return false;
@@ -631,6 +647,7 @@ static bool read_base_blocks(struct walker *wk, struct jem_arena *a)
 	struct u64map seen = {0};
 	unsigned n = 0;
 	bool ok = true;
+	uint64_t holder = a->base + l->base_blocks; /* where the current link was read */
 	while (block) {
 		bool existed;
 		uint8_t hdr[24];
@@ -650,8 +667,11 @@ static bool read_base_blocks(struct walker *wk, struct jem_arena *a)
 			break;
 		}
 		if (existed) {
-			finding(wk, MD_FINDING_CORRUPT, block, (int)a->index, "arena %u: base block list loops at 0x%" PRIx64,
-				a->index, block);
+			/* Name the block whose next link closes the loop: that is the damaged word. */
+			finding(wk, MD_FINDING_CORRUPT, holder, (int)a->index,
+				"arena %u: base block list loops at 0x%" PRIx64 " (next of block 0x%" PRIx64
+				" points back to an earlier block)",
+				a->index, block, holder);
 			break;
 		}
 		if (++n > MAX_BASE_BLOCKS) {
@@ -670,7 +690,65 @@ static bool read_base_blocks(struct walker *wk, struct jem_arena *a)
 		e->is_base_block = true;
 		a->w_base_blocks++;
 		a->w_base_bytes += size;
+		holder = block;
 		block = next;
+	}
+	map_free(&seen);
+	return ok;
+}
+
+/* ---- Ecache lru rings -------------------------------------------------------------------- */
+
+/* Each ecache's eset keeps its extents on a ring through edata ql_link_inactive. jemalloc walks
+ * it to decay and to evict, so a ring that never returns to its head hangs the target's next
+ * purge: follow it, bounded, and name the edata whose next link is bad. */
+static bool walk_lru(struct walker *wk, struct jem_arena *a, unsigned which)
+{
+	static const char *const names[] = {"dirty", "muzzy", "retained"};
+	const struct jem_layout *l = wk->l;
+	uint64_t head;
+	if (!read_ok(wk, a->address + l->arena_ecache[which] + l->ecache_lru, &head, sizeof(head)) || !head)
+		return true;
+	if (!mapped_rw(wk->t, head, JEM_EDATA_SIZE)) {
+		finding(wk, MD_FINDING_CORRUPT, a->address + l->arena_ecache[which] + l->ecache_lru, (int)a->index,
+			"arena %u: %s ecache lru head points to unmapped edata 0x%" PRIx64, a->index, names[which], head);
+		return true;
+	}
+	struct u64map seen = {0};
+	uint64_t e = head;
+	unsigned steps = 0;
+	bool ok = true;
+	for (;;) {
+		bool existed;
+		if (!map_put(&seen, e, 1, &existed)) {
+			ok = false;
+			break;
+		}
+		if (++steps > MAX_LRU_STEPS) {
+			finding(wk, MD_FINDING_WARNING, e, (int)a->index, "arena %u: %s ecache lru longer than %u: stopped",
+				a->index, names[which], MAX_LRU_STEPS);
+			wk->w->truncated = true;
+			break;
+		}
+		uint64_t next;
+		if (!read_ok(wk, e + l->edata_lru_link, &next, sizeof(next)))
+			break;
+		if (next == head)
+			break;
+		if (!next || (next & (JEM_EDATA_SIZE - 1)) || !mapped_rw(wk->t, next, JEM_EDATA_SIZE)) {
+			finding(wk, MD_FINDING_CORRUPT, e, (int)a->index,
+				"arena %u: %s ecache lru: edata 0x%" PRIx64 " links to 0x%" PRIx64 ", not an edata",
+				a->index, names[which], e, next);
+			break;
+		}
+		if (map_get(&seen, next)) {
+			finding(wk, MD_FINDING_CORRUPT, e, (int)a->index,
+				"arena %u: %s ecache lru loops: edata 0x%" PRIx64 " links back to 0x%" PRIx64
+				" without reaching the head 0x%" PRIx64,
+				a->index, names[which], e, next, head);
+			break;
+		}
+		e = next;
 	}
 	map_free(&seen);
 	return ok;
@@ -1131,6 +1209,9 @@ struct md_error *jem_walk_run(struct md_target *t, const struct jem_roots *roots
 	for (size_t i = 0; ok && i < w->n_arenas; i++)
 		if (!w->arenas[i].corrupt)
 			ok = read_base_blocks(wk, &w->arenas[i]);
+	for (size_t i = 0; ok && i < w->n_arenas; i++)
+		for (unsigned k = 0; ok && k < 3 && !w->arenas[i].corrupt; k++)
+			ok = walk_lru(wk, &w->arenas[i], k);
 	if (ok)
 		ok = collect_extents(wk) && emit_all(wk);
 	if (ok)

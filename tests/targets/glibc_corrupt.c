@@ -193,7 +193,7 @@ static addr_t tcache_struct(addr_t entry_head, unsigned bin)
 
 /* ---- per-mode state, prepared before "ready" ---- */
 
-static addr_t keep[64];
+static addr_t keep[64], bulk[2000];
 static addr_t m_a, m_b, m_c, m_e[4], m_f[10], m_top_guard, m_mmapped[2], m_protnone, m_fake, m_mp;
 
 static void prepare(const char *mode)
@@ -398,9 +398,13 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "cyclic-bin";
 	(void)md_proc_field;
 	heap_start = (addr_t)sbrk(0);
-	/* Some ordinary heap first, so that the walk has something to do around the damage. */
+	/* Some ordinary heap first, so that the walk has something to do around the damage: over
+	 * 512 KiB, so that the main heap is read ahead on the walker's helper thread (the
+	 * bystander's small heap is read in turn: both ways meet the damage). */
 	for (int i = 0; i < 32; i++)
 		keep[i] = take(40 + 24 * i);
+	for (int i = 0; i < 2000; i++)
+		bulk[i] = take(300 + (i % 7) * 40);
 	if (pipe(block_pipe) != 0)
 		die("pipe");
 	bool big = strcmp(mode, "heap-prev-cycle") == 0;

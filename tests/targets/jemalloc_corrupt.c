@@ -10,7 +10,7 @@
  *   bin_lying        a cache bin's stack_head/low_bits claim thousands of cached pointers
  *   bitmap_overfull  a slab bitmap has every bit free, more than nregs, nfree says so too
  *   edata_size       a large extent's edata claims 2^46 bytes
- *   arena_slot       an arenas[] slot points to garbage (a page of 0x41)
+ *   arena_slot       the manual arena's arenas[] slot points to garbage (a page of 0x41)
  *   base_cycle       arena 0's base block list loops back onto an older block */
 #include <dlfcn.h>
 #include <stdbool.h>
@@ -70,9 +70,10 @@ static uintptr_t edata_of(uintptr_t a0, uintptr_t p)
 	return (uintptr_t)(((intptr_t)(w << 16)) >> 16) & ~(uintptr_t)127;
 }
 
-/* je_arenas lives in libjemalloc's writable data: the word holding arena 0's address followed by
- * arena 1's (both known through mallctl). */
-static uintptr_t *find_arenas_array(uintptr_t a0, uintptr_t a1)
+/* je_arenas lives in libjemalloc's writable data: the word holding arena 0's address with the
+ * manual arena's at slot ind (both known through mallctl; auto arenas past 0 are created lazily,
+ * so their slots may still be NULL). */
+static uintptr_t *find_arenas_array(uintptr_t a0, unsigned ind, uintptr_t a1)
 {
 	static char maps[65536];
 	int fd = open("/proc/self/maps", O_RDONLY);
@@ -88,8 +89,8 @@ static uintptr_t *find_arenas_array(uintptr_t a0, uintptr_t a1)
 		char perm[5];
 		if (sscanf(l, "%lx-%lx %4s", &lo, &hi, perm) != 3 || perm[0] != 'r' || perm[1] != 'w')
 			continue;
-		for (uintptr_t *w = (uintptr_t *)lo; (uintptr_t)(w + 1) < hi; w++)
-			if (w[0] == a0 && w[1] == a1 && (uintptr_t)w != (uintptr_t)&small[0])
+		for (uintptr_t *w = (uintptr_t *)lo; (uintptr_t)(w + ind) < hi; w++)
+			if (w[0] == a0 && w[ind] == a1 && (uintptr_t)w != (uintptr_t)&small[0])
 				return w;
 	}
 	die("je_arenas not found");
@@ -167,7 +168,9 @@ int main(int argc, char **argv)
 								  : (uintptr_t)small[4] + 128;
 		to &= ~(uintptr_t)127;
 		*e = (*e & ~((1ULL << 48) - 1)) | to | (*e & 1); /* keep slab bit and szind */
-		bad = live & ~(uintptr_t)4095;
+		/* Unreadable edata: the finding names the page whose entry is bad; readable garbage:
+		 * it names the "edata" that does not cover the page. */
+		bad = strcmp(mode, "rtree_anywhere") == 0 ? to : live & ~(uintptr_t)4095;
 	} else if (strcmp(mode, "lru_cycle") == 0) {
 		/* The freed large extents are dirty: their lru ring runs through edata+64. Make the
 		 * second element point to itself, so a walk from the head never returns. */
@@ -204,9 +207,14 @@ int main(int argc, char **argv)
 		*(uint64_t *)(ed + 16) = 1ULL << 46;
 		bad = ed;
 	} else if (strcmp(mode, "arena_slot") == 0) {
-		uintptr_t *slots = find_arenas_array(a0, arena_address(1));
-		slots[1] = (uintptr_t)garbage;
-		bad = (uintptr_t)&slots[1];
+		/* ctl knows the manual arena only after an epoch refresh. */
+		uint64_t epoch = 1;
+		size_t esz = sizeof(epoch);
+		if (mallctl("epoch", &epoch, &esz, &epoch, esz) != 0)
+			die("epoch");
+		uintptr_t *slots = find_arenas_array(a0, manual, arena_address(manual));
+		slots[manual] = (uintptr_t)garbage;
+		bad = (uintptr_t)&slots[manual];
 	} else if (strcmp(mode, "base_cycle") == 0) {
 		uintptr_t base = *(uintptr_t *)(a0 + ARENA_BASE);
 		uintptr_t block = *(uintptr_t *)(base + BASE_BLOCKS);
