@@ -325,6 +325,85 @@ START_TEST(test_corrupt_metadata)
 }
 END_TEST
 
+/* Hostile heaps (issue 8): jemalloc_corrupt damages one structure per mode and prints the address
+ * the finding must name. Each mode: a corrupt jemalloc finding at exactly that address stating
+ * the broken rule, within 5 s, the rest of the report intact, and the target still alive and
+ * answering on stdin (it exits 0 on "quit"). */
+static const struct {
+	const char *mode, *rule;
+} hostile_modes[] = {
+	{"rtree_unmapped", "points to unreadable edata"},
+	{"rtree_protnone", "points to unreadable edata"},
+	{"rtree_anywhere", "does not cover it"},
+	{"lru_cycle", "dirty ecache lru loops"},
+	{"bin_lying", "its stack overlaps bin"},
+	{"bitmap_overfull", "free regions, nfree says 1023"},
+	{"edata_size", "+0x400000000000) is not mapped"},
+	{"arena_slot", "is not an arena"},
+	{"base_cycle", "base block list loops"},
+};
+
+static bool finding_at(struct md_node *report, uint64_t addr, const char *rule)
+{
+	struct md_node *f = md_node_get(report, "findings");
+	for (size_t i = 0; i < md_node_count(f); i++) {
+		struct md_node *x = md_node_at(f, i);
+		const char *a = md_node_get_string(md_node_get(x, "allocator"));
+		const char *sev = md_node_get_string(md_node_get(x, "severity"));
+		const char *msg = md_node_get_string(md_node_get(x, "message"));
+		if (a && strcmp(a, "jemalloc") == 0 && sev && strcmp(sev, "corrupt") == 0 && msg && strstr(msg, rule) &&
+		    md_node_get_u64(md_node_get(x, "address")) == addr)
+			return true;
+	}
+	return false;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(test_hostile_heaps)
+{
+	const char *mode = hostile_modes[_i].mode;
+	struct md_test_proc p;
+	const char *args[] = {mode, NULL};
+	ck_assert_msg(md_test_proc_start(&p, "jemalloc_corrupt", args), "%s: target did not get ready", mode);
+	unsigned long long bad = 0;
+	ck_assert_msg(truth_hex(&p, "bad_addr", &bad) && bad != 0, "%s: no bad_addr", mode);
+	int status = -1;
+	double t0 = now_s();
+	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+	double took = now_s() - t0;
+	ck_assert_msg(report != NULL, "%s: attach failed (status %d)", mode, status);
+	ck_assert_msg(took < 5.0, "%s: attach took %.2f s", mode, took);
+	ck_assert_msg(allocator(report, "jemalloc") != NULL, "%s: jemalloc not reported", mode);
+	if (!finding_at(report, bad, hostile_modes[_i].rule)) {
+		corrupt_findings(report, "jemalloc"); /* shows what was found */
+		ck_abort_msg("%s: no corrupt finding at 0x%llx saying \"%s\"", mode, bad, hostile_modes[_i].rule);
+	}
+	check_classes_sum(report);
+	md_node_destroy(report);
+	/* Unharmed: not left stopped, and it still reads its stdin. */
+	char st = md_test_proc_state(p.pid);
+	ck_assert_msg(st != 't' && st != 'T' && st != 'Z' && st != 0, "%s: target state %c after attach", mode, st);
+	ck_assert_int_eq(write(p.in_fd, "quit\n", 5), 5);
+	int wst = -1;
+	pid_t w = 0;
+	for (int i = 0; i < 500 && w == 0; i++) {
+		w = waitpid(p.pid, &wst, WNOHANG);
+		if (w == 0)
+			usleep(10000);
+	}
+	ck_assert_msg(w == p.pid, "%s: target did not answer \"quit\"", mode);
+	p.pid = -1; /* reaped */
+	ck_assert_msg(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "%s: target ended with status 0x%x", mode, wst);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* A thread parked inside jemalloc (an extent hook that never returns, with ctl and arena mutexes
  * held): every re-stop finds it there, so the walk is marked inconsistent rather than trusted. */
 START_TEST(test_thread_inside_jemalloc)
@@ -520,6 +599,10 @@ Suite *jemalloc_suite(void)
 	tcase_add_test(tc, test_corrupt_metadata);
 	tcase_add_test(tc, test_thread_inside_jemalloc);
 	suite_add_tcase(s, tc);
+	TCase *hc = tcase_create("hostile");
+	tcase_set_timeout(hc, 60);
+	tcase_add_loop_test(hc, test_hostile_heaps, 0, (int)(sizeof(hostile_modes) / sizeof(hostile_modes[0])));
+	suite_add_tcase(s, hc);
 	TCase *rc = tcase_create("redis");
 	tcase_set_timeout(rc, 180);
 	tcase_add_test(rc, test_redis);

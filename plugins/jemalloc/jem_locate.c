@@ -442,26 +442,28 @@ struct md_error *jem_roots_validate(struct md_target *t, const struct jem_roots 
 	return NULL;
 }
 
-/* Does the word after a candidate slot look like the rest of je_arenas (NULL or arena i)? */
-static bool looks_like_arenas_array(struct md_target *t, const struct jem_layout *l, uint64_t slot,
-				    uint64_t bss_end, uint64_t emap)
+/* How many of the words after a candidate slot are not what the rest of je_arenas holds (NULL or
+ * arena i)? -1 when they cannot be read. */
+static int arenas_array_misfits(struct md_target *t, const struct jem_layout *l, uint64_t slot, uint64_t bss_end,
+				uint64_t emap)
 {
+	int misfits = 0;
 	/* Check a handful of following slots: each is NULL or an arena of that index. */
 	for (uint32_t i = 1; i < 16 && slot + 8 * i + 8 <= bss_end; i++) {
 		uint64_t v;
 		struct md_error *err = md_target_read_u64(t, slot + 8 * i, &v);
 		if (err) {
 			md_error_destroy(err);
-			return false;
+			return -1;
 		}
 		if (!v)
 			continue;
 		uint64_t e;
 		uint32_t ind;
 		if (!arena_triangle(t, l, v, emap, emap + 8, &e, &ind) || ind != i)
-			return false;
+			misfits++;
 	}
-	return true;
+	return misfits;
 }
 
 /* §4.2 step 6: every word of .bss that points to a valid arena 0 whose emap lies in .bss. */
@@ -469,8 +471,8 @@ static struct md_error *structural_scan(struct md_target *t, const struct jem_la
 					uint64_t bss_lo, uint64_t bss_hi, uint64_t *arenas_ret,
 					uint64_t *emap_ret, unsigned *n_candidates_ret)
 {
-	uint64_t found_slot = 0, found_emap = 0;
-	unsigned candidates = 0, chosen = 0;
+	uint64_t found_slot = 0, found_emap = 0, damaged_slot = 0, damaged_emap = 0;
+	unsigned candidates = 0, chosen = 0, damaged = 0;
 	uint64_t page[JEM_PAGE / 8];
 	for (uint64_t p = bss_lo & ~(JEM_PAGE - 1); p < bss_hi; p += JEM_PAGE) {
 		uint8_t bits = md_target_page_bits(t, p);
@@ -490,16 +492,31 @@ static struct md_error *structural_scan(struct md_target *t, const struct jem_la
 			if (!arena_triangle(t, l, v, bss_lo, bss_hi, &emap, &ind) || ind != 0)
 				continue;
 			candidates++;
-			if (looks_like_arenas_array(t, l, slot, bss_hi, emap)) {
+			int misfits = arenas_array_misfits(t, l, slot, bss_hi, emap);
+			if (misfits == 0) {
 				chosen++;
 				if (!found_slot) {
 					found_slot = slot;
 					found_emap = emap;
 				}
+			} else if (misfits == 1) {
+				/* One damaged slot in the real array must not hide jemalloc: the walker
+				 * reports that slot. Used only when no clean candidate exists, and only
+				 * when it is the only such candidate. */
+				damaged++;
+				if (!damaged_slot) {
+					damaged_slot = slot;
+					damaged_emap = emap;
+				}
 			}
 		}
 	}
 	*n_candidates_ret = candidates;
+	if (chosen == 0 && damaged == 1) {
+		chosen = 1;
+		found_slot = damaged_slot;
+		found_emap = damaged_emap;
+	}
 	if (chosen == 0)
 		return md_error_create(MD_ERR_NOT_FOUND,
 				       "structural scan of .bss [0x%" PRIx64 ", 0x%" PRIx64 "): %u arena-0 pointers, none followed by an arena array",
