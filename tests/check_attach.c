@@ -47,38 +47,7 @@ static void sleep_ms(int ms)
 
 /* ---- ptrace availability ------------------------------------------------------------------- */
 
-/* Whether this environment lets us ptrace at all (a container without CAP_SYS_PTRACE under a
- * seccomp policy, Yama 3): the only reason these tests may skip. NULL when possible. */
-static const char *ptrace_impossible(void)
-{
-	static char why[160];
-	pid_t child = fork();
-	if (child < 0)
-		return "fork failed";
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		for (;;)
-			pause();
-	}
-	const char *result = NULL;
-	if (ptrace(PTRACE_SEIZE, child, 0, 0) != 0) {
-		snprintf(why, sizeof(why), "PTRACE_SEIZE of our own child: %s", strerror(errno));
-		result = why;
-	}
-	kill(child, SIGKILL);
-	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
-		;
-	return result;
-}
 
-#define SKIP_WITHOUT_PTRACE()                                                                      \
-	do {                                                                                       \
-		const char *why_ = ptrace_impossible();                                            \
-		if (why_) {                                                                        \
-			fprintf(stderr, "%s: skipped: ptrace is impossible here (%s)\n", __func__, why_); \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
 
 /* ---- memdissect as a background process ---------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,4 +498,28 @@ char md_test_proc_state(pid_t pid)
 	char state = close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
 	free(text);
 	return state;
+}
+
+/* Whether this environment lets us ptrace at all (a container without CAP_SYS_PTRACE under a
+ * seccomp policy, Yama 3): the only reason these tests may skip. NULL when possible. */
+const char *md_test_ptrace_impossible(void)
+{
+	static char why[160];
+	pid_t child = fork();
+	if (child < 0)
+		return "fork failed";
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		for (;;)
+			pause();
+	}
+	const char *result = NULL;
+	if (ptrace(PTRACE_SEIZE, child, 0, 0) != 0) {
+		snprintf(why, sizeof(why), "PTRACE_SEIZE of our own child: %s", strerror(errno));
+		result = why;
+	}
+	kill(child, SIGKILL);
+	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	return result;
 }

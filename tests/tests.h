@@ -61,4 +61,16 @@ unsigned long long md_test_status_bytes(pid_t pid, const char *field);
 /* Process state letter from /proc/PID/stat ('S', 't', 'T', ...), or 0. */
 char md_test_proc_state(pid_t pid);
 
+/* Why ptrace is impossible in this environment (a container without CAP_SYS_PTRACE, Yama 3), or
+ * NULL: the only reason a test may skip, and it says so. */
+const char *md_test_ptrace_impossible(void);
+#define SKIP_WITHOUT_PTRACE()                                                                      \
+	do {                                                                                       \
+		const char *why_ = md_test_ptrace_impossible();                                    \
+		if (why_) {                                                                        \
+			fprintf(stderr, "%s: skipped: ptrace is impossible here (%s)\n", __func__, why_); \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
+
 #endif

@@ -839,7 +839,8 @@ static bool collect_extents(struct walker *wk)
 		if (edatas.keys[h])
 			order[n_order++] = (struct pair){edatas.keys[h], edatas.vals[h]};
 	map_free(&edatas);
-	qsort(order, n_order, sizeof(*order), cmp_u64_first);
+	if (n_order > 0)
+		qsort(order, n_order, sizeof(*order), cmp_u64_first);
 	for (size_t h = 0; h < n_order; h++) {
 		uint64_t ed = order[h].edata, page = order[h].page;
 		uint8_t buf[JEM_EDATA_SIZE];
@@ -1077,7 +1078,8 @@ static void classify(struct walker *wk, struct emitter *em, struct extent *e)
 
 static bool emit_all(struct walker *wk)
 {
-	qsort(wk->items, wk->n_items, sizeof(*wk->items), cmp_items);
+	if (wk->n_items > 0)
+		qsort(wk->items, wk->n_items, sizeof(*wk->items), cmp_items);
 	/* Items must not overlap: a later one that does is reported and left out. */
 	uint64_t reach = 0;
 	const struct extent *prev = NULL;
