@@ -235,6 +235,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	struct md_report *r = &a->report;
 	r->target.pid = pid;
 	r->target.source = "live";
+	r->target.residency = "pagemap";
 
 	struct md_live_options lopts = { .debuginfo_disabled = opts->debuginfo_disabled };
 	struct md_target *t = NULL;
@@ -308,6 +309,12 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 static void core_notes(struct md_report *r, const struct md_core_info *info)
 {
 	char b1[16];
+	static const char *const names[] = {
+		[MD_CORE_RESIDENCY_PAGEMAP] = "pagemap",
+		[MD_CORE_RESIDENCY_HOLES] = "holes",
+		[MD_CORE_RESIDENCY_UNKNOWN] = "unknown",
+	};
+	r->target.residency = (unsigned)info->residency < 3 ? names[info->residency] : "unknown";
 	switch (info->residency) {
 	case MD_CORE_RESIDENCY_PAGEMAP:
 		md_report_add_note(r, "core: memdissect snapshot of process %d: residency and smaps figures as captured during its %.1f ms pause%s",

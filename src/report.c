@@ -200,6 +200,7 @@ static struct md_error *add_target(struct md_node *root, const struct md_report 
 	CHECK(md_node_set_string(t, "comm", r->target.comm));
 	CHECK(md_node_set(t, "exe", string_or_null(r->target.exe)));
 	CHECK(md_node_set_string(t, "source", r->target.source ? r->target.source : "live"));
+	CHECK(md_node_set_string(t, "residency", r->target.residency ? r->target.residency : "pagemap"));
 	CHECK(md_node_set_double(t, "pause_ms", round_ms(r->target.pause_ms)));
 	CHECK(md_node_set_double(t, "total_ms", round_ms(r->target.total_ms)));
 	CHECK(md_node_set_u64(t, "threads", r->target.threads));

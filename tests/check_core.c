@@ -282,6 +282,8 @@ START_TEST(test_kernel_core_glibc)
 	check_glibc_truth(report, &p, mode);
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.source")), "core");
 	ck_assert_msg(has_note(report, "residency from the core's holes"), "%s: no residency note", mode);
+	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.residency")), "holes");
+	ck_assert_str_eq(md_node_get_string(md_node_path(live, "target.residency")), "pagemap");
 	/* Holes are pages that were not present: the allocator's resident pages match the live
 	 * pagemap (docs/cores.md: the kernel skips exactly the non-present and zero pages). */
 	static const char *const heap[] = { "classes.live", "classes.free", "classes.metadata" };
@@ -305,6 +307,7 @@ START_TEST(test_kernel_core_glibc)
 		report = core_json(flat, NULL, NULL);
 		check_glibc_truth(report, &p, "core without holes");
 		ck_assert_msg(has_note(report, "residency unknown"), "a core without holes is not called residency unknown");
+	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.residency")), "unknown");
 		md_node_destroy(report);
 		unlink(flat);
 		/* What RLIMIT_CORE or a full disk leave: whole headers and notes, data cut short. */

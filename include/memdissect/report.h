@@ -79,6 +79,9 @@ struct md_report {
 		char comm[64];
 		char *exe;
 		const char *source;     /* "live" or "core" */
+		/* How page residency was known: "pagemap" (live, or a memdissect snapshot), "holes"
+		 * (a kernel core's sparse file), "unknown" (a core without holes). */
+		const char *residency;
 		double pause_ms;        /* how long the target was stopped (0 for cores) */
 		double total_ms;        /* wall time of the whole analysis */
 		size_t threads;
