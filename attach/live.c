@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
@@ -328,6 +329,49 @@ static void probe_zero_pfn(void)
 	munmap(p, MD_PAGE_SIZE);
 }
 
+/* PAGEMAP_SCAN (Linux 6.7+, uapi/linux/fs.h; Debian 12's headers predate it): it tells which PTEs
+ * map the shared zero page without needing page frame numbers, so an unprivileged attach need
+ * not guess. */
+#define MD_PAGE_IS_PFNZERO (1ULL << 5)
+struct md_page_region {
+	uint64_t start, end, categories;
+};
+struct md_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define MD_PAGEMAP_SCAN _IOWR('f', 16, struct md_pm_scan_arg)
+
+/* Mark the zero-page PTEs of m; false when the kernel cannot tell (no PAGEMAP_SCAN). */
+static bool scan_zero_pages(int fd, const struct md_mapping *m, uint8_t *pages)
+{
+	struct md_page_region vec[256];
+	uint64_t start = m->start;
+	for (unsigned rounds = 0; start < m->end && rounds < 1000000; rounds++) {
+		struct md_pm_scan_arg arg = {
+			.size = sizeof(arg),
+			.start = start,
+			.end = m->end,
+			.vec = (uint64_t)(uintptr_t)vec,
+			.vec_len = sizeof(vec) / sizeof(vec[0]),
+			.category_mask = MD_PAGE_IS_PFNZERO,
+			.return_mask = MD_PAGE_IS_PFNZERO,
+		};
+		int n = ioctl(fd, MD_PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return false;
+		for (int i = 0; i < n && i < (int)(sizeof(vec) / sizeof(vec[0])); i++) {
+			for (uint64_t a = vec[i].start; a < vec[i].end && a < m->end; a += MD_PAGE_SIZE)
+				if (a >= m->start)
+					pages[(a - m->start) >> MD_PAGE_SHIFT] |= MD_PAGE_ZERO;
+		}
+		if (arg.walk_end <= start)
+			break;
+		start = arg.walk_end;
+	}
+	return true;
+}
+
 /* Per-page bits of one mapping from pagemap, then reconciled with the mapping's smaps Rss. */
 static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *reconciled, uint64_t *guessed)
 {
@@ -379,6 +423,11 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 		}
 		i += n;
 	}
+	if (!zero_pfn && nonexcl_anon && scan_zero_pages(fd, m, pages)) {
+		counted = 0;
+		for (size_t i = 0; i < npages; i++)
+			counted += MD_PAGE_COUNTED(pages[i]);
+	}
 	if (m->smaps.valid) {
 		size_t rss_pages = (size_t)(m->smaps.rss / MD_PAGE_SIZE);
 		/* smaps does not count pages without a struct page (zero page, PFN maps). Without
@@ -405,7 +454,6 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 			*reconciled += rss_pages - counted;
 		}
 	}
-	(void)nonexcl_anon;
 	m->pages = pages;
 	return NULL;
 }
