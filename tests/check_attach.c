@@ -51,186 +51,6 @@ static void sleep_ms(int ms)
 
 /* ---- memdissect as a background process ---------------------------------------------------- */
 
-struct md_run {
-	pid_t pid;
-	int out_fd, err_fd; /* -1 once at EOF */
-	char *out, *err;
-	size_t out_len, err_len;
-	bool signaled;      /* it died of a signal (rather than exiting) */
-};
-
-static void run_append(char **text, size_t *len, const char *add, size_t n)
-{
-	char *bigger = realloc(*text, *len + n + 1);
-	ck_assert_msg(bigger != NULL, "out of memory");
-	memcpy(bigger + *len, add, n);
-	*len += n;
-	bigger[*len] = 0;
-	*text = bigger;
-}
-
-/* Starts memdissect with args; as_nobody: drop every group and become uid/gid 65534 first.
- * exe: the binary to run (NULL: $MEMDISSECT). */
-static void run_start(struct md_run *r, const char *const *args, bool as_nobody, const char *exe)
-{
-	memset(r, 0, sizeof(*r));
-	const char *path = exe ? exe : md_test_memdissect();
-	ck_assert_msg(access(path, X_OK) == 0, "memdissect not found at %s (set $MEMDISSECT)", path);
-	char *argv[64];
-	size_t n = 0;
-	argv[n++] = (char *)path;
-	for (size_t i = 0; args[i] && n < 63; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	int o[2], e[2];
-	ck_assert(pipe2(o, O_CLOEXEC) == 0 && pipe2(e, O_CLOEXEC) == 0);
-	signal(SIGPIPE, SIG_IGN);
-	r->out = calloc(1, 1);
-	r->err = calloc(1, 1);
-	ck_assert(r->out && r->err);
-	pid_t pid = fork();
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		if (as_nobody &&
-		    (setgroups(0, NULL) != 0 || setgid(NOBODY_ID) != 0 || setuid(NOBODY_ID) != 0 ||
-		     getuid() != NOBODY_ID)) {
-			dprintf(2, "cannot become nobody: %s\n", strerror(errno));
-			_exit(126);
-		}
-		/* After setuid: changing credentials clears the parent-death signal. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		signal(SIGPIPE, SIG_DFL);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(o[1], 1);
-		dup2(e[1], 2);
-		execv(path, argv);
-		dprintf(2, "exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	close(o[1]);
-	close(e[1]);
-	r->pid = pid;
-	r->out_fd = o[0];
-	r->err_fd = e[0];
-}
-
-/* One round of reading whatever is available, waiting at most timeout_ms for something. */
-static void run_pump(struct md_run *r, int timeout_ms)
-{
-	struct pollfd pfd[2] = {{.fd = r->out_fd, .events = POLLIN}, {.fd = r->err_fd, .events = POLLIN}};
-	if (r->out_fd < 0 && r->err_fd < 0) {
-		sleep_ms(timeout_ms < 5 ? timeout_ms : 5);
-		return;
-	}
-	int k = poll(pfd, 2, timeout_ms < 0 ? 0 : timeout_ms);
-	if (k <= 0)
-		return;
-	for (int i = 0; i < 2; i++) {
-		if (pfd[i].fd < 0 || !pfd[i].revents)
-			continue;
-		char buf[65536];
-		ssize_t got = read(pfd[i].fd, buf, sizeof(buf));
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got <= 0) {
-			close(pfd[i].fd);
-			if (i == 0)
-				r->out_fd = -1;
-			else
-				r->err_fd = -1;
-			continue;
-		}
-		if (i == 0)
-			run_append(&r->out, &r->out_len, buf, (size_t)got);
-		else
-			run_append(&r->err, &r->err_len, buf, (size_t)got);
-	}
-}
-
-/* Whether text holds a line that contains needle. */
-static bool has_line_with(const char *text, const char *needle)
-{
-	for (const char *line = text; line && *line;) {
-		const char *nl = strchr(line, '\n');
-		if (!nl)
-			return false; /* an unfinished line: wait for its end */
-		const char *hit = strstr(line, needle);
-		if (hit && hit < nl)
-			return true;
-		line = nl + 1;
-	}
-	return false;
-}
-
-/* Waits until memdissect printed a line containing needle on stderr; false on EOF or timeout. */
-static bool run_wait_stderr(struct md_run *r, const char *needle, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	while (!has_line_with(r->err, needle)) {
-		long long left = deadline - now_ms();
-		if (left <= 0 || r->err_fd < 0)
-			return false;
-		run_pump(r, (int)(left > 100 ? 100 : left));
-	}
-	return true;
-}
-
-/* Reads until both pipes end and the process exits. Returns the exit code, 128+signal when it
- * died of a signal, or -1 when it had to be killed at the deadline. */
-static int run_finish(struct md_run *r, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	int status = 0;
-	for (;;) {
-		pid_t w = waitpid(r->pid, &status, WNOHANG);
-		if (w == r->pid && r->out_fd < 0 && r->err_fd < 0)
-			break;
-		if (w == r->pid) {
-			/* Exited: drain what is left (a grandchild could hold the pipes: bounded). */
-			long long drain_end = now_ms() + 1000;
-			while ((r->out_fd >= 0 || r->err_fd >= 0) && now_ms() < drain_end)
-				run_pump(r, 50);
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (now_ms() >= deadline) {
-			fprintf(stderr, "memdissect (pid %d) still running after %d ms: killed\nstderr: %s\n",
-				(int)r->pid, timeout_ms, r->err);
-			kill(r->pid, SIGKILL);
-			while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			r->pid = -1;
-			return -1;
-		}
-		run_pump(r, 20);
-	}
-	r->pid = -1;
-	if (WIFSIGNALED(status)) {
-		r->signaled = true;
-		return 128 + WTERMSIG(status);
-	}
-	return WEXITSTATUS(status);
-}
-
-static void run_free(struct md_run *r)
-{
-	if (r->pid > 0) {
-		kill(r->pid, SIGKILL);
-		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	if (r->out_fd >= 0)
-		close(r->out_fd);
-	if (r->err_fd >= 0)
-		close(r->err_fd);
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-	r->out_fd = r->err_fd = -1;
-}
 
 /* ---- the target's side --------------------------------------------------------------------- */
 
@@ -779,19 +599,19 @@ START_TEST(test_64_threads)
 	char pid_text[24];
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *md_args[] = {"attach", "--json", "--hold-pause=1000", pid_text, NULL};
-	struct md_run r;
-	run_start(&r, md_args, false, NULL);
-	ck_assert_msg(run_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
+	struct md_test_bg r;
+	md_test_bg_start(&r, md_args, NULL);
+	ck_assert_msg(md_test_bg_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
 	struct task_census c = wait_all_stopped(p.pid, 500);
 	ck_assert_msg(c.tasks == 65 && c.traced == 65, "while paused: %d of %d threads stopped", c.traced, c.tasks);
-	int status = run_finish(&r, slow(30000));
+	int status = md_test_bg_finish(&r, slow(30000));
 	ck_assert_msg(status == 0, "exit %d, stderr: %s", status, r.err);
 	struct md_node *root = parse_report(r.out, "64 threads, held");
 	check_report(root, p.pid, 65);
 	double pause_ms = md_node_get_double(md_node_path(root, "target.pause_ms"));
 	ck_assert_msg(pause_ms >= 900, "pause_ms %g does not include the 1000 ms hold", pause_ms);
 	md_node_destroy(root);
-	run_free(&r);
+	md_test_bg_free(&r);
 	c = census(p.pid);
 	ck_assert_msg(c.tasks == 65 && c.traced == 0, "after the attach: %d of %d threads still stopped", c.traced,
 		      c.tasks);
@@ -849,15 +669,15 @@ START_TEST(test_thread_storm)
 	char pid_text[24];
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *md_args[] = {"attach", "--json", "--hold-pause=300", pid_text, NULL};
-	struct md_run r;
-	run_start(&r, md_args, false, NULL);
-	ck_assert_msg(run_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
+	struct md_test_bg r;
+	md_test_bg_start(&r, md_args, NULL);
+	ck_assert_msg(md_test_bg_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
 	struct task_census c = census(p.pid);
 	ck_assert_msg(c.running == 0, "while paused: %d of %d threads of the storm are running (%d stopped)", c.running,
 		      c.tasks, c.traced);
-	int status = run_finish(&r, slow(30000));
+	int status = md_test_bg_finish(&r, slow(30000));
 	ck_assert_msg(status == 0 || status == 10, "held attach to thread_storm: exit %d, stderr: %s", status, r.err);
-	run_free(&r);
+	md_test_bg_free(&r);
 
 	assert_target_runs(&p, "thread_storm after the held attach");
 	unsigned long long created_after = storm_count(&p);
@@ -894,13 +714,13 @@ START_TEST(test_target_exits_during_attach)
 	char pid_text[24];
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *md_args[] = {"attach", "--json", "--hold-pause=1500", pid_text, NULL};
-	struct md_run r;
-	run_start(&r, md_args, false, NULL);
-	ck_assert_msg(run_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
+	struct md_test_bg r;
+	md_test_bg_start(&r, md_args, NULL);
+	ck_assert_msg(md_test_bg_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
 	kill(p.pid, SIGKILL);
-	int status = run_finish(&r, slow(30000));
+	int status = md_test_bg_finish(&r, slow(30000));
 	assert_exit_answer(status, r.out, r.err, p.pid, false, "target killed during the held pause");
-	run_free(&r);
+	md_test_bg_free(&r);
 	md_test_proc_stop(&p);
 
 	/* Exiting by itself at staggered moments around the attach, with threads. How long an
@@ -1033,9 +853,9 @@ START_TEST(test_permission_denied)
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)target);
 	for (int json = 0; json < 2; json++) {
 		const char *md_args[] = {"attach", json ? "--json" : pid_text, json ? pid_text : NULL, NULL};
-		struct md_run r;
-		run_start(&r, md_args, as_nobody, exe);
-		int status = run_finish(&r, slow(30000));
+		struct md_test_bg r;
+		md_test_bg_start(&r, md_args, &(const struct md_test_bg_options){ .exe = exe, .as_nobody = as_nobody });
+		int status = md_test_bg_finish(&r, slow(30000));
 		ck_assert_msg(status == 4, "memdissect attach %s as uid %d against a root process: want exit 4, got %d; "
 			      "stderr: %s", pid_text, as_nobody ? NOBODY_ID : (int)getuid(), status, r.err);
 		assert_one_error_line(r.err, "permission denied");
@@ -1043,7 +863,7 @@ START_TEST(test_permission_denied)
 		 * different users; the target is not traced). */
 		ck_assert_msg(strstr(r.err, "CAP_SYS_PTRACE") || strstr(r.err, "root"),
 			      "the refusal does not say why (not root / no CAP_SYS_PTRACE): %s", r.err);
-		run_free(&r);
+		md_test_bg_free(&r);
 	}
 	if (as_nobody) {
 		char copy[PATH_MAX];
@@ -1237,9 +1057,9 @@ START_TEST(test_sigkill_during_hold)
 	char pid_text[24];
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *md_args[] = {"attach", "--json", "--hold-pause=20000", pid_text, NULL};
-	struct md_run r;
-	run_start(&r, md_args, false, NULL);
-	ck_assert_msg(run_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
+	struct md_test_bg r;
+	md_test_bg_start(&r, md_args, NULL);
+	ck_assert_msg(md_test_bg_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
 	struct task_census c = wait_all_stopped(p.pid, 1000);
 	ck_assert_msg(c.tasks == 9 && c.traced == 9, "while paused: %d of %d threads stopped", c.traced, c.tasks);
 	kill(r.pid, SIGKILL);
@@ -1251,7 +1071,7 @@ START_TEST(test_sigkill_during_hold)
 	ck_assert_msg(c.traced == 0, "2 s after memdissect was killed, %d of %d threads are still stopped", c.traced,
 		      c.tasks);
 	fprintf(stderr, "threads running again %lld ms after SIGKILL of memdissect\n", now_ms() - killed_at);
-	run_free(&r);
+	md_test_bg_free(&r);
 	assert_target_runs(&p, "after SIGKILL of memdissect");
 	md_test_proc_stop(&p);
 }
@@ -1268,21 +1088,21 @@ START_TEST(test_interrupt_during_hold)
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		const char *md_args[] = {"attach", i == 1 ? "--json" : "--no-color", "--hold-pause=20000", pid_text, NULL};
-		struct md_run r;
-		run_start(&r, md_args, false, NULL);
-		ck_assert_msg(run_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
+		struct md_test_bg r;
+		md_test_bg_start(&r, md_args, NULL);
+		ck_assert_msg(md_test_bg_wait_stderr(&r, "paused", slow(20000)), "no \"paused\" on stderr: %s", r.err);
 		struct task_census c = wait_all_stopped(p.pid, 1000);
 		ck_assert_msg(c.tasks == 5 && c.traced == 5, "while paused: %d of %d threads stopped", c.traced, c.tasks);
 		kill(r.pid, sigs[i]);
 		long long sent = now_ms();
 		/* Well before the 20 s hold ends: the signal must cut it short. */
-		int status = run_finish(&r, slow(5000));
+		int status = md_test_bg_finish(&r, slow(5000));
 		ck_assert_msg(status == 130 && !r.signaled, "%s during the held pause: want exit 130, got %s %d; stderr: %s",
 			      strsignal(sigs[i]), r.signaled ? "death by signal" : "exit", r.signaled ? status - 128 : status,
 			      r.err);
 		assert_one_error_line(r.err, strsignal(sigs[i]));
 		fprintf(stderr, "%s: memdissect exited 130 after %lld ms\n", strsignal(sigs[i]), now_ms() - sent);
-		run_free(&r);
+		md_test_bg_free(&r);
 		assert_target_runs(&p, strsignal(sigs[i]));
 	}
 	md_test_proc_stop(&p);
@@ -1325,8 +1145,8 @@ START_TEST(test_signals_not_lost)
 		bool held = i % 2 == 1;
 		const char *plain_args[] = {"attach", "--json", pid_text, NULL};
 		const char *held_args[] = {"attach", "--json", "--hold-pause=30", pid_text, NULL};
-		struct md_run r;
-		run_start(&r, held ? held_args : plain_args, false, NULL);
+		struct md_test_bg r;
+		md_test_bg_start(&r, held ? held_args : plain_args, NULL);
 		/* A stream of SIGRTMIN (queued: every one must arrive) for as long as memdissect runs,
 		 * so that signals land before the seize, between seize and stop, at stopped threads,
 		 * during the detach and after. One SIGUSR1 per round at a varying moment: standard
@@ -1344,21 +1164,21 @@ START_TEST(test_signals_not_lost)
 				usr1_sent = true;
 			}
 			/* Held rounds: a burst while memdissect says every thread is stopped. */
-			if (burst_left && has_line_with(r.err, "paused")) {
+			if (burst_left && md_test_has_line_with(r.err, "paused")) {
 				for (; burst_left > 0; burst_left--, rtmin++)
 					ck_assert(kill(p.pid, SIGRTMIN) == 0);
 			}
-			run_pump(&r, 0);
+			md_test_bg_pump(&r, 0);
 			usleep(250);
 		}
 		if (!usr1_sent) {
 			ck_assert(kill(p.pid, SIGUSR1) == 0);
 			usr1++;
 		}
-		int status = run_finish(&r, slow(30000));
+		int status = md_test_bg_finish(&r, slow(30000));
 		ck_assert_msg(status == 0, "attach %d to sigcount: exit %d, stderr: %s", i, status, r.err);
 		ck_assert_msg(!held || burst_left == 0, "attach %d: no \"paused\" on stderr: %s", i, r.err);
-		run_free(&r);
+		md_test_bg_free(&r);
 		char when[64];
 		snprintf(when, sizeof(when), "after attach %d (%s)", i, held ? "held" : "plain");
 		/* Before the next SIGUSR1 this one must have been delivered: they would merge. */

@@ -116,44 +116,6 @@ static struct md_node *core_json(const char *core, const char *extra1, const cha
 	return r;
 }
 
-static struct md_node *allocator(struct md_node *report, const char *name)
-{
-	struct md_node *arr = md_node_get(report, "allocators");
-	for (size_t i = 0; i < md_node_count(arr); i++) {
-		const char *n = md_node_get_string(md_node_get(md_node_at(arr, i), "name"));
-		if (n && strcmp(n, name) == 0)
-			return md_node_at(arr, i);
-	}
-	return NULL;
-}
-
-static uint64_t u64_at(struct md_node *n, const char *path)
-{
-	struct md_node *v = md_node_path(n, path);
-	ck_assert_msg(v != NULL, "JSON has no %s", path);
-	return md_node_get_u64(v);
-}
-
-static unsigned long long truth(const struct md_test_proc *p, const char *key)
-{
-	unsigned long long v = 0;
-	ck_assert_msg(md_test_truth_u64(p, key, &v), "target printed no %s", key);
-	return v;
-}
-
-static void check_classes_sum(struct md_node *report)
-{
-	static const char *const classes[] = { "live", "free", "metadata", "stack", "file", "shared", "anon_other" };
-	uint64_t sum = 0;
-	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
-		char path[64];
-		snprintf(path, sizeof(path), "classes.%s", classes[i]);
-		sum += u64_at(report, path);
-	}
-	ck_assert_msg(sum == u64_at(report, "memory.rss_bytes"), "classes sum to %llu, rss_bytes is %llu",
-		      (unsigned long long)sum, (unsigned long long)u64_at(report, "memory.rss_bytes"));
-}
-
 static bool has_note(struct md_node *report, const char *needle)
 {
 	struct md_node *notes = md_node_get(report, "notes");
@@ -167,39 +129,39 @@ static bool has_note(struct md_node *report, const char *needle)
 
 static void check_glibc_truth(struct md_node *report, const struct md_test_proc *p, const char *what)
 {
-	struct md_node *g = allocator(report, "glibc");
+	struct md_node *g = md_test_allocator(report, "glibc");
 	ck_assert_msg(g != NULL, "%s: no glibc allocator in the report", what);
 	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
 		char key[64], path[64];
 		snprintf(key, sizeof(key), "mallinfo.%s", mallinfo_fields[i]);
 		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
-		uint64_t got = u64_at(g, path);
-		ck_assert_msg(got == truth(p, key), "%s: mallinfo.%s is %llu, glibc says %llu", what, mallinfo_fields[i],
-			      (unsigned long long)got, truth(p, key));
+		uint64_t got = md_test_json_u64(g, path);
+		ck_assert_msg(got == md_test_truth(p, key), "%s: mallinfo.%s is %llu, glibc says %llu", what, mallinfo_fields[i],
+			      (unsigned long long)got, md_test_truth(p, key));
 	}
-	ck_assert_msg(u64_at(g, "findings") == 0, "%s: findings on a healthy heap", what);
+	ck_assert_msg(md_test_json_u64(g, "findings") == 0, "%s: findings on a healthy heap", what);
 	ck_assert_msg(md_node_get_bool(md_node_get(g, "consistent")), "%s: not consistent", what);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 }
 
 static void check_jemalloc_truth(struct md_node *report, const struct md_test_proc *p, const char *what)
 {
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_msg(je != NULL, "%s: no jemalloc allocator in the report", what);
 	static const char *const keys[] = { "allocated", "active", "metadata", "resident", "mapped", "retained" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		char key[64];
 		snprintf(key, sizeof(key), "stats.%s", keys[i]);
-		uint64_t got = u64_at(je, key);
-		ck_assert_msg(got == truth(p, key), "%s: %s is %llu, mallctl says %llu", what, key,
-			      (unsigned long long)got, truth(p, key));
+		uint64_t got = md_test_json_u64(je, key);
+		ck_assert_msg(got == md_test_truth(p, key), "%s: %s is %llu, mallctl says %llu", what, key,
+			      (unsigned long long)got, md_test_truth(p, key));
 	}
 	static const char *const pages[] = { "pactive", "pdirty", "pmuzzy", "tcache_bytes" };
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
-		ck_assert_msg(u64_at(je, pages[i]) == truth(p, pages[i]), "%s: %s is %llu, mallctl says %llu", what,
-			      pages[i], (unsigned long long)u64_at(je, pages[i]), truth(p, pages[i]));
+		ck_assert_msg(md_test_json_u64(je, pages[i]) == md_test_truth(p, pages[i]), "%s: %s is %llu, mallctl says %llu", what,
+			      pages[i], (unsigned long long)md_test_json_u64(je, pages[i]), md_test_truth(p, pages[i]));
 	ck_assert_msg(md_node_get_bool(md_node_get(je, "consistent")), "%s: jemalloc not consistent", what);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 }
 
 static void expect_bad(const char *file, const char *needle);
@@ -288,7 +250,7 @@ START_TEST(test_kernel_core_glibc)
 	 * pagemap (docs/cores.md: the kernel skips exactly the non-present and zero pages). */
 	static const char *const heap[] = { "classes.live", "classes.free", "classes.metadata" };
 	for (size_t i = 0; i < 3; i++) {
-		uint64_t a = u64_at(live, heap[i]), b = u64_at(report, heap[i]);
+		uint64_t a = md_test_json_u64(live, heap[i]), b = md_test_json_u64(report, heap[i]);
 		uint64_t diff = a > b ? a - b : b - a;
 		fprintf(stderr, "kernel core %s: %s live %llu core %llu\n", mode, heap[i], (unsigned long long)a,
 			(unsigned long long)b);
@@ -584,8 +546,8 @@ START_TEST(test_snapshot_equals_live)
 					      sizeof(diff));
 		ck_assert_msg(eq, "%s: snapshot and live differ: %s", sc->target, diff);
 	}
-	ck_assert_uint_eq(u64_at(core, "target.pid"), (uint64_t)p.pid);
-	ck_assert_uint_eq(u64_at(core, "target.threads"), u64_at(live, "target.threads"));
+	ck_assert_uint_eq(md_test_json_u64(core, "target.pid"), (uint64_t)p.pid);
+	ck_assert_uint_eq(md_test_json_u64(core, "target.threads"), md_test_json_u64(live, "target.threads"));
 
 	/* Other tools open it: gdb shows a backtrace, eu-stack unwinds every thread. */
 	char exe[PATH_MAX], cmd[3 * PATH_MAX];

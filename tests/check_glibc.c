@@ -24,45 +24,6 @@ static const char *const mallinfo_fields[] = {
 	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
 };
 
-static struct md_node *find_allocator(struct md_node *report, const char *name)
-{
-	struct md_node *arr = md_node_get(report, "allocators");
-	for (size_t i = 0; i < md_node_count(arr); i++) {
-		struct md_node *a = md_node_at(arr, i);
-		const char *n = md_node_get_string(md_node_get(a, "name"));
-		if (n && strcmp(n, name) == 0)
-			return a;
-	}
-	return NULL;
-}
-
-static uint64_t json_u64(struct md_node *n, const char *path)
-{
-	struct md_node *v = md_node_path(n, path);
-	ck_assert_msg(v != NULL, "JSON has no %s", path);
-	return md_node_get_u64(v);
-}
-
-static unsigned long long truth(const struct md_test_proc *p, const char *key)
-{
-	unsigned long long v = 0;
-	ck_assert_msg(md_test_truth_u64(p, key, &v), "target printed no %s", key);
-	return v;
-}
-
-static void check_classes_sum(struct md_node *report)
-{
-	static const char *const classes[] = { "live", "free", "metadata", "stack", "file", "shared", "anon_other" };
-	uint64_t sum = 0;
-	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
-		char path[64];
-		snprintf(path, sizeof(path), "classes.%s", classes[i]);
-		sum += json_u64(report, path);
-	}
-	ck_assert_msg(sum == json_u64(report, "memory.rss_bytes"), "classes sum to %llu, rss_bytes is %llu",
-		      (unsigned long long)sum, (unsigned long long)json_u64(report, "memory.rss_bytes"));
-}
-
 /* mallinfo of the report against "<prefix>mallinfo.<field> N" lines. */
 static void check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, const char *prefix,
 			   const char *mode)
@@ -71,8 +32,8 @@ static void check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, 
 		char key[96], path[96];
 		snprintf(key, sizeof(key), "%smallinfo.%s", prefix, mallinfo_fields[i]);
 		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
-		unsigned long long want = truth(p, key);
-		uint64_t got = json_u64(glibc, path);
+		unsigned long long want = md_test_truth(p, key);
+		uint64_t got = md_test_json_u64(glibc, path);
 		ck_assert_msg(got == want, "%s: mallinfo.%s is %llu, glibc says %llu", mode, mallinfo_fields[i],
 			      (unsigned long long)got, want);
 	}
@@ -81,8 +42,8 @@ static void check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, 
 /* No finding, every arena "ok" (the main arena "unused" when the program never allocated). */
 static void check_healthy(struct md_node *glibc, const char *mode, bool main_unused)
 {
-	ck_assert_msg(json_u64(glibc, "findings") == 0, "%s: %llu findings on a healthy heap", mode,
-		      (unsigned long long)json_u64(glibc, "findings"));
+	ck_assert_msg(md_test_json_u64(glibc, "findings") == 0, "%s: %llu findings on a healthy heap", mode,
+		      (unsigned long long)md_test_json_u64(glibc, "findings"));
 	struct md_node *arenas = md_node_get(glibc, "arenas");
 	ck_assert_msg(md_node_count(arenas) >= 1, "%s: no arenas", mode);
 	for (size_t i = 0; i < md_node_count(arenas); i++) {
@@ -135,12 +96,12 @@ static void check_histogram(struct md_node *glibc, const struct md_test_proc *p,
 		struct md_node *a = md_node_at(arenas, i);
 		struct md_node *hist = md_node_get(a, "histogram");
 		check_hist_rows(hist, mode);
-		ck_assert_uint_eq(hist_sum(hist, "live_count"), json_u64(a, "in_use_chunks"));
-		ck_assert_uint_eq(hist_sum(hist, "live_bytes"), json_u64(a, "live_bytes") + json_u64(a, "overhead_bytes"));
-		ck_assert_uint_eq(hist_sum(hist, "free_count"), json_u64(a, "binned_chunks"));
-		ck_assert_uint_eq(hist_sum(hist, "free_bytes"), json_u64(a, "binned_bytes"));
-		ck_assert_uint_eq(hist_sum(hist, "cached_count"), json_u64(a, "tcache_chunks") + json_u64(a, "fastbin_chunks"));
-		ck_assert_uint_eq(hist_sum(hist, "cached_bytes"), json_u64(a, "tcache_bytes") + json_u64(a, "fastbin_bytes"));
+		ck_assert_uint_eq(hist_sum(hist, "live_count"), md_test_json_u64(a, "in_use_chunks"));
+		ck_assert_uint_eq(hist_sum(hist, "live_bytes"), md_test_json_u64(a, "live_bytes") + md_test_json_u64(a, "overhead_bytes"));
+		ck_assert_uint_eq(hist_sum(hist, "free_count"), md_test_json_u64(a, "binned_chunks"));
+		ck_assert_uint_eq(hist_sum(hist, "free_bytes"), md_test_json_u64(a, "binned_bytes"));
+		ck_assert_uint_eq(hist_sum(hist, "cached_count"), md_test_json_u64(a, "tcache_chunks") + md_test_json_u64(a, "fastbin_chunks"));
+		ck_assert_uint_eq(hist_sum(hist, "cached_bytes"), md_test_json_u64(a, "tcache_bytes") + md_test_json_u64(a, "fastbin_bytes"));
 	}
 	struct md_node *all = md_node_get(glibc, "histogram");
 	check_hist_rows(all, mode);
@@ -150,9 +111,9 @@ static void check_histogram(struct md_node *glibc, const struct md_test_proc *p,
 	for (unsigned k = 0; k < 17; k++) {
 		char key[64];
 		snprintf(key, sizeof(key), "hist.%u.live_count", k);
-		unsigned long long want_n = truth(p, key);
+		unsigned long long want_n = md_test_truth(p, key);
 		snprintf(key, sizeof(key), "hist.%u.live_bytes", k);
-		unsigned long long want_b = truth(p, key);
+		unsigned long long want_b = md_test_truth(p, key);
 		uint64_t got_n = 0, got_b = 0;
 		for (size_t i = 0; i < md_node_count(all); i++) {
 			struct md_node *r = md_node_at(all, i);
@@ -230,10 +191,10 @@ START_TEST(test_mallinfo_and_trim)
 	const char *args[] = { mode, NULL };
 	ck_assert_msg(md_test_proc_start(&p, "glibc_truth", args), "cannot start glibc_truth %s", mode);
 	struct md_node *report = attach_ok(p.pid, mode);
-	struct md_node *glibc = find_allocator(report, "glibc");
+	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", mode);
 	check_mallinfo(glibc, &p, "", mode);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	check_healthy(glibc, mode, strcmp(mode, "empty") == 0);
 	check_histogram(glibc, &p, mode);
 
@@ -256,14 +217,14 @@ START_TEST(test_mallinfo_and_trim)
 		ck_assert_msg(valid == 9, "%zu valid tcaches, expected 9", valid);
 	}
 	if (strcmp(mode, "mmap") == 0 || strcmp(mode, "sizes") == 0) {
-		ck_assert_uint_eq(json_u64(glibc, "mmapped_chunks.count"), truth(&p, "mallinfo.hblks"));
-		ck_assert_uint_eq(json_u64(glibc, "mmapped_chunks.bytes"), truth(&p, "mallinfo.hblkhd"));
+		ck_assert_uint_eq(md_test_json_u64(glibc, "mmapped_chunks.count"), md_test_truth(&p, "mallinfo.hblks"));
+		ck_assert_uint_eq(md_test_json_u64(glibc, "mmapped_chunks.bytes"), md_test_truth(&p, "mallinfo.hblkhd"));
 	}
 	if (strcmp(mode, "tcache") == 0) {
-		ck_assert_uint_gt(json_u64(glibc, "arenas.0.tcache_chunks"), 50);
-		ck_assert_uint_gt(json_u64(glibc, "arenas.0.fastbin_chunks"), 500);
+		ck_assert_uint_gt(md_test_json_u64(glibc, "arenas.0.tcache_chunks"), 50);
+		ck_assert_uint_gt(md_test_json_u64(glibc, "arenas.0.fastbin_chunks"), 500);
 	}
-	uint64_t predicted = json_u64(glibc, "trim_release_bytes") / 4096;
+	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
 	md_node_destroy(report);
 
 	trim_and_compare(&p, predicted, mode);
@@ -279,21 +240,21 @@ START_TEST(test_after_trim)
 	const char *args[] = { mode, NULL };
 	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
 	struct md_node *report = attach_ok(p.pid, mode);
-	struct md_node *glibc = find_allocator(report, "glibc");
+	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
-	uint64_t predicted = json_u64(glibc, "trim_release_bytes") / 4096;
+	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
 	md_node_destroy(report);
 	trim_and_compare(&p, predicted, mode);
 
 	report = attach_ok(p.pid, mode);
-	glibc = find_allocator(report, "glibc");
+	glibc = md_test_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
 	check_mallinfo(glibc, &p, "after.", mode);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	check_healthy(glibc, mode, false);
 	check_histogram(glibc, &p, mode);
 	/* Nothing is left for a second trim to release but what top keeps below one page. */
-	ck_assert_uint_eq(json_u64(glibc, "trim_release_bytes"), 0);
+	ck_assert_uint_eq(md_test_json_u64(glibc, "trim_release_bytes"), 0);
 	md_node_destroy(report);
 	md_test_proc_stop(&p);
 }
@@ -344,7 +305,7 @@ static struct md_node *arena_at(struct md_node *glibc, uint64_t address)
 static void check_arena_unchanged(struct md_node *before, struct md_node *after, const char *mode, const char *role)
 {
 	for (size_t k = 0; k < sizeof(arena_figures) / sizeof(arena_figures[0]); k++) {
-		uint64_t b = json_u64(before, arena_figures[k]), a = json_u64(after, arena_figures[k]);
+		uint64_t b = md_test_json_u64(before, arena_figures[k]), a = md_test_json_u64(after, arena_figures[k]);
 		ck_assert_msg(a == b, "%s: untouched %s arena: %s was %llu, now %llu", mode, role, arena_figures[k],
 			      (unsigned long long)b, (unsigned long long)a);
 	}
@@ -365,16 +326,16 @@ START_TEST(test_corrupt)
 	struct md_test_proc p;
 	const char *args[] = { mode, NULL };
 	ck_assert_msg(md_test_proc_start(&p, "glibc_corrupt", args), "cannot start glibc_corrupt %s", mode);
-	unsigned long long bystander = truth(&p, "arena.bystander"), big = 0;
+	unsigned long long bystander = md_test_truth(&p, "arena.bystander"), big = 0;
 	md_test_truth_u64(&p, "arena.big", &big);
 
 	/* Healthy first: exact, and no finding. */
 	struct md_node *clean = attach_ok(p.pid, mode);
-	struct md_node *clean_glibc = find_allocator(clean, "glibc");
+	struct md_node *clean_glibc = md_test_allocator(clean, "glibc");
 	ck_assert_msg(clean_glibc != NULL, "%s: no glibc allocator", mode);
 	check_mallinfo(clean_glibc, &p, "", mode);
 	check_healthy(clean_glibc, mode, false);
-	check_classes_sum(clean);
+	md_test_check_classes_sum(clean);
 
 	/* The damage: "bad 0x..." addresses a finding may name, "touched <arena>" lines. */
 	ck_assert_int_eq(write(p.in_fd, "corrupt\n", 8), 8);
@@ -404,11 +365,11 @@ START_TEST(test_corrupt)
 	ck_assert_msg(report != NULL, "%s: no report (status %d)", mode, status);
 	ck_assert_msg(status == 0 || status == 10, "%s: memdissect exited with %d", mode, status);
 	ck_assert_msg(took < (md_test_sanitized() ? 15.0 : 5.0), "%s: took %.1f s", mode, took);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 
-	struct md_node *glibc = find_allocator(report, "glibc");
+	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator", mode);
-	ck_assert_msg(json_u64(glibc, "findings") > 0, "%s: no findings", mode);
+	ck_assert_msg(md_test_json_u64(glibc, "findings") > 0, "%s: no findings", mode);
 	bool corrupt_arena = false;
 	struct md_node *arenas = md_node_get(glibc, "arenas");
 	for (size_t i = 0; i < md_node_count(arenas); i++) {
@@ -501,7 +462,7 @@ START_TEST(test_layout_matches_dwarf)
 	md_target_destroy(t);
 
 	struct md_node *report = attach_ok(p.pid, "kth");
-	struct md_node *glibc = find_allocator(report, "glibc");
+	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
 	const char *src = md_node_get_string(md_node_path(glibc, "layout.source"));
 	struct md_node *match = md_node_path(glibc, "layout.builtin_matches_dwarf");
@@ -531,16 +492,16 @@ START_TEST(test_unused_main_arena)
 	struct md_test_proc p;
 	ck_assert_msg(md_test_proc_start(&p, name, NULL), "cannot start %s", name);
 	struct md_node *report = attach_ok(p.pid, name);
-	struct md_node *glibc = find_allocator(report, "glibc");
+	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", name);
 	check_healthy(glibc, name, true);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	ck_assert_uint_eq(md_node_count(md_node_get(glibc, "arenas")), 1);
 	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
 		char path[64];
 		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
-		ck_assert_msg(json_u64(glibc, path) == (strcmp(mallinfo_fields[i], "ordblks") == 0 ? 1 : 0), "%s: %s is %llu",
-			      name, path, (unsigned long long)json_u64(glibc, path));
+		ck_assert_msg(md_test_json_u64(glibc, path) == (strcmp(mallinfo_fields[i], "ordblks") == 0 ? 1 : 0), "%s: %s is %llu",
+			      name, path, (unsigned long long)md_test_json_u64(glibc, path));
 	}
 	ck_assert_uint_eq(md_node_count(md_node_path(glibc, "arenas.0.heaps")), 0);
 	struct md_node *findings = md_node_get(report, "findings");
@@ -599,9 +560,9 @@ START_TEST(test_churn)
 		int status = -1;
 		struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
 		ck_assert_msg(report != NULL && (status == 0 || status == 10), "%s: status %d", mode, status);
-		struct md_node *glibc = find_allocator(report, "glibc");
+		struct md_node *glibc = md_test_allocator(report, "glibc");
 		ck_assert(glibc != NULL);
-		check_classes_sum(report);
+		md_test_check_classes_sum(report);
 		bool consistent = md_node_get_bool(md_node_get(glibc, "consistent"));
 		struct md_node *arenas = md_node_get(glibc, "arenas");
 		for (size_t i = 0; i < md_node_count(arenas); i++) {

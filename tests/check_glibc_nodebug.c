@@ -73,24 +73,6 @@ static struct md_node *parse(const char *out, const char *what)
 	return root;
 }
 
-static struct md_node *glibc_of(struct md_node *report)
-{
-	struct md_node *arr = md_node_get(report, "allocators");
-	for (size_t i = 0; i < md_node_count(arr); i++) {
-		const char *n = md_node_get_string(md_node_get(md_node_at(arr, i), "name"));
-		if (n && strcmp(n, "glibc") == 0)
-			return md_node_at(arr, i);
-	}
-	return NULL;
-}
-
-static uint64_t num(struct md_node *n, const char *path)
-{
-	struct md_node *v = md_node_path(n, path);
-	ck_assert_msg(v != NULL, "JSON has no %s", path);
-	return md_node_get_u64(v);
-}
-
 /* Whether a private mount namespace can hide /usr/lib/debug here (root, unshare present). */
 static bool can_hide_debug(void)
 {
@@ -136,7 +118,7 @@ static struct md_node *attach(pid_t pid, bool hidden, const char *what)
 static void compare_reports(struct md_test_proc *p, struct md_node *with, struct md_node *without, const char *what,
 			    const char *symbols_with)
 {
-	struct md_node *gw = glibc_of(with), *gn = glibc_of(without);
+	struct md_node *gw = md_test_allocator(with, "glibc"), *gn = md_test_allocator(without, "glibc");
 	ck_assert_msg(gw && gn, "%s: glibc allocator missing (with debug info: %s, without: %s)", what, gw ? "yes" : "no",
 		      gn ? "yes" : "no");
 	const char *sw = md_node_get_string(md_node_get(gw, "symbols"));
@@ -150,19 +132,19 @@ static void compare_reports(struct md_test_proc *p, struct md_node *with, struct
 		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
 		unsigned long long truth = 0;
 		ck_assert_msg(md_test_truth_u64(p, key, &truth), "%s: target printed no %s", what, key);
-		ck_assert_msg(num(gw, path) == truth, "%s: with debug info %s = %llu, glibc says %llu", what, path,
-			      (unsigned long long)num(gw, path), truth);
-		ck_assert_msg(num(gn, path) == truth, "%s: without debug info %s = %llu, glibc says %llu", what, path,
-			      (unsigned long long)num(gn, path), truth);
+		ck_assert_msg(md_test_json_u64(gw, path) == truth, "%s: with debug info %s = %llu, glibc says %llu", what, path,
+			      (unsigned long long)md_test_json_u64(gw, path), truth);
+		ck_assert_msg(md_test_json_u64(gn, path) == truth, "%s: without debug info %s = %llu, glibc says %llu", what, path,
+			      (unsigned long long)md_test_json_u64(gn, path), truth);
 	}
-	ck_assert_msg(num(gw, "trim_release_bytes") == num(gn, "trim_release_bytes"),
+	ck_assert_msg(md_test_json_u64(gw, "trim_release_bytes") == md_test_json_u64(gn, "trim_release_bytes"),
 		      "%s: trim_release_bytes %llu with debug info, %llu without", what,
-		      (unsigned long long)num(gw, "trim_release_bytes"), (unsigned long long)num(gn, "trim_release_bytes"));
+		      (unsigned long long)md_test_json_u64(gw, "trim_release_bytes"), (unsigned long long)md_test_json_u64(gn, "trim_release_bytes"));
 	static const char *const classes[] = { "classes.live", "classes.free", "classes.metadata" };
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_msg(num(with, classes[i]) == num(without, classes[i]), "%s: %s %llu with debug info, %llu without",
-			      what, classes[i], (unsigned long long)num(with, classes[i]),
-			      (unsigned long long)num(without, classes[i]));
+		ck_assert_msg(md_test_json_u64(with, classes[i]) == md_test_json_u64(without, classes[i]), "%s: %s %llu with debug info, %llu without",
+			      what, classes[i], (unsigned long long)md_test_json_u64(with, classes[i]),
+			      (unsigned long long)md_test_json_u64(without, classes[i]));
 	ck_assert_uint_eq(md_node_count(md_node_get(gw, "arenas")), md_node_count(md_node_get(gn, "arenas")));
 }
 
@@ -207,7 +189,7 @@ START_TEST(test_static_stripped)
 	ck_assert_msg(md_test_proc_start(&p, "glibc_truth_static_stripped", args), "cannot start %s", what);
 	struct md_node *report = attach(p.pid, false, what);
 	struct md_node *without = attach(p.pid, true, what);
-	struct md_node *g = glibc_of(report);
+	struct md_node *g = md_test_allocator(report, "glibc");
 	ck_assert_msg(g != NULL, "%s: no glibc allocator found in a stripped static executable", what);
 	const char *s = md_node_get_string(md_node_get(g, "symbols"));
 	ck_assert_msg(s && strcmp(s, "heuristic") == 0, "%s: symbols %s", what, s ? s : "?");

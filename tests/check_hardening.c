@@ -253,200 +253,9 @@ static int count_fds(pid_t pid)
 
 /* ---- memdissect in the background ---------------------------------------------------------- */
 
-struct bg {
-	pid_t pid;
-	int out_fd, err_fd; /* -1 once at EOF */
-	char *out, *err;
-	size_t out_len, err_len;
-	long long started_ms;
-	bool signaled;
-};
-
-struct bg_options {
-	const char *exe;           /* NULL: $MEMDISSECT */
-	const char *const *env;    /* "NAME=value" to set, NULL-terminated, or NULL */
-	bool as_nobody;            /* drop every group and become uid/gid 65534 first */
-};
-
-static void bg_append(char **text, size_t *len, const char *add, size_t n)
-{
-	char *bigger = realloc(*text, *len + n + 1);
-	ck_assert_msg(bigger != NULL, "out of memory");
-	memcpy(bigger + *len, add, n);
-	*len += n;
-	bigger[*len] = 0;
-	*text = bigger;
-}
-
-static bool become_nobody(void)
-{
-	return setgroups(0, NULL) == 0 && setgid(NOBODY_ID) == 0 && setuid(NOBODY_ID) == 0 && getuid() == NOBODY_ID &&
-	       geteuid() == NOBODY_ID;
-}
-
-/* Starts argv[0] = exe (or $MEMDISSECT) with args. */
-static void bg_start(struct bg *r, const char *const *args, const struct bg_options *o)
-{
-	memset(r, 0, sizeof(*r));
-	r->out_fd = r->err_fd = -1;
-	const char *path = o && o->exe ? o->exe : md_test_memdissect();
-	ck_assert_msg(access(path, X_OK) == 0, "memdissect not found at %s (set $MEMDISSECT)", path);
-	char *argv[64];
-	size_t n = 0;
-	argv[n++] = (char *)path;
-	for (size_t i = 0; args[i] && n < 63; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	int o_pipe[2], e_pipe[2];
-	ck_assert(pipe2(o_pipe, O_CLOEXEC) == 0 && pipe2(e_pipe, O_CLOEXEC) == 0);
-	signal(SIGPIPE, SIG_IGN);
-	r->out = calloc(1, 1);
-	r->err = calloc(1, 1);
-	ck_assert(r->out && r->err);
-	r->started_ms = now_ms();
-	pid_t pid = fork();
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		if (o && o->as_nobody && !become_nobody()) {
-			dprintf(2, "cannot become nobody: %s\n", strerror(errno));
-			_exit(126);
-		}
-		/* After setuid: changing credentials clears the parent-death signal. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		signal(SIGPIPE, SIG_DFL);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		for (size_t i = 0; o && o->env && o->env[i]; i++)
-			putenv((char *)o->env[i]);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(o_pipe[1], 1);
-		dup2(e_pipe[1], 2);
-		execv(path, argv);
-		dprintf(2, "exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	close(o_pipe[1]);
-	close(e_pipe[1]);
-	r->pid = pid;
-	r->out_fd = o_pipe[0];
-	r->err_fd = e_pipe[0];
-}
-
-/* One round of reading whatever is available, waiting at most timeout_ms for something. */
-static void bg_pump(struct bg *r, int timeout_ms)
-{
-	struct pollfd pfd[2] = {{.fd = r->out_fd, .events = POLLIN}, {.fd = r->err_fd, .events = POLLIN}};
-	if (r->out_fd < 0 && r->err_fd < 0) {
-		sleep_ms(timeout_ms < 5 ? timeout_ms : 5);
-		return;
-	}
-	if (poll(pfd, 2, timeout_ms < 0 ? 0 : timeout_ms) <= 0)
-		return;
-	for (int i = 0; i < 2; i++) {
-		if (pfd[i].fd < 0 || !pfd[i].revents)
-			continue;
-		char buf[65536];
-		ssize_t got = read(pfd[i].fd, buf, sizeof(buf));
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got <= 0) {
-			close(pfd[i].fd);
-			if (i == 0)
-				r->out_fd = -1;
-			else
-				r->err_fd = -1;
-			continue;
-		}
-		if (i == 0)
-			bg_append(&r->out, &r->out_len, buf, (size_t)got);
-		else
-			bg_append(&r->err, &r->err_len, buf, (size_t)got);
-	}
-}
-
-static bool has_line_with(const char *text, const char *needle)
-{
-	for (const char *line = text; line && *line;) {
-		const char *nl = strchr(line, '\n');
-		if (!nl)
-			return false;
-		const char *hit = strstr(line, needle);
-		if (hit && hit < nl)
-			return true;
-		line = nl + 1;
-	}
-	return false;
-}
-
-static bool bg_wait_stderr(struct bg *r, const char *needle, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	while (!has_line_with(r->err, needle)) {
-		long long left = deadline - now_ms();
-		if (left <= 0 || r->err_fd < 0)
-			return false;
-		bg_pump(r, (int)(left > 100 ? 100 : left));
-	}
-	return true;
-}
-
-/* Reads until both pipes end and the process exits. The exit code, 128+signal when it died of
- * a signal, or -1 when it had to be killed at the deadline (a hang). */
-static int bg_finish(struct bg *r, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	int status = 0;
-	for (;;) {
-		pid_t w = waitpid(r->pid, &status, WNOHANG);
-		if (w == r->pid) {
-			long long drain_end = now_ms() + 1000;
-			while ((r->out_fd >= 0 || r->err_fd >= 0) && now_ms() < drain_end)
-				bg_pump(r, 50);
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (now_ms() >= deadline) {
-			fprintf(stderr, "memdissect (pid %d) still running after %d ms: killed\nstderr: %s\n", (int)r->pid,
-				timeout_ms, r->err);
-			kill(r->pid, SIGKILL);
-			while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			r->pid = -1;
-			return -1;
-		}
-		bg_pump(r, 20);
-	}
-	r->pid = -1;
-	if (WIFSIGNALED(status)) {
-		r->signaled = true;
-		return 128 + WTERMSIG(status);
-	}
-	return WEXITSTATUS(status);
-}
-
-static void bg_free(struct bg *r)
-{
-	if (r->pid > 0) {
-		kill(r->pid, SIGKILL);
-		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	if (r->out_fd >= 0)
-		close(r->out_fd);
-	if (r->err_fd >= 0)
-		close(r->err_fd);
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-	r->out_fd = r->err_fd = -1;
-}
 
 /* memdissect attach [extra...] PID, run to the end. */
-static int attach_run(pid_t pid, const char *const *extra, const struct bg_options *o, struct bg *r, int timeout_ms)
+static int attach_run(pid_t pid, const char *const *extra, const struct md_test_bg_options *o, struct md_test_bg *r, int timeout_ms)
 {
 	const char *args[32];
 	size_t n = 0;
@@ -457,8 +266,8 @@ static int attach_run(pid_t pid, const char *const *extra, const struct bg_optio
 		args[n++] = extra[i];
 	args[n++] = pid_text;
 	args[n] = NULL;
-	bg_start(r, args, o);
-	return bg_finish(r, timeout_ms);
+	md_test_bg_start(r, args, o);
+	return md_test_bg_finish(r, timeout_ms);
 }
 
 /* At most the last 1500 bytes of text: Check refuses failure messages over 4 KiB (the test then
@@ -550,7 +359,7 @@ static double phase_ms(const char *err, const char *name)
 }
 
 static const char *const timing_env[] = {"MEMDISSECT_DEBUG_TIMING=1", NULL};
-static const struct bg_options timing_opts = {.env = timing_env};
+static const struct md_test_bg_options timing_opts = {.env = timing_env};
 
 /* ---- the target's side --------------------------------------------------------------------- */
 
@@ -837,12 +646,12 @@ static struct attach_timing calibrate_attach(pid_t pid, int rounds)
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
 	const char *args[] = {"attach", "--json", pid_text, NULL};
 	for (int i = 0; i < rounds; i++) {
-		struct bg r;
-		bg_start(&r, args, &timing_opts);
+		struct md_test_bg r;
+		md_test_bg_start(&r, args, &timing_opts);
 		size_t seen = 0;
 		long long deadline = now_ms() + slow(60000);
 		while (r.err_fd >= 0 && now_ms() < deadline) {
-			bg_pump(&r, 1);
+			md_test_bg_pump(&r, 1);
 			size_t phase = phase_reached(r.err);
 			if (phase == seen)
 				continue;
@@ -853,7 +662,7 @@ static struct attach_timing calibrate_attach(pid_t pid, int rounds)
 				at.pause_to_ms = at_ms;
 			seen = phase;
 		}
-		int status = bg_finish(&r, slow(60000));
+		int status = md_test_bg_finish(&r, slow(60000));
 		long long took = now_ms() - r.started_ms;
 		ck_assert_msg(status == 0 || status == 10, "calibration attach to %d: exit %d, stderr: %s", (int)pid, status,
 			      tail_of(r.err));
@@ -862,7 +671,7 @@ static struct attach_timing calibrate_attach(pid_t pid, int rounds)
 		md_node_destroy(root);
 		if (took > at.total_ms)
 			at.total_ms = took;
-		bg_free(&r);
+		md_test_bg_free(&r);
 	}
 	if (at.pause_from_ms == LLONG_MAX || at.pause_to_ms <= at.pause_from_ms) {
 		at.pause_from_ms = 0;
@@ -874,17 +683,17 @@ static struct attach_timing calibrate_attach(pid_t pid, int rounds)
 /* Waits for a fault's moment. Even rounds: a random time over the whole attach. Odd rounds: the
  * end of a random phase (from the timing lines), then up to 20 ms more, so that every phase of the
  * pause gets its share however short it is. Returns the delay from the fork. */
-static long wait_fault_moment(struct bg *r, const struct attach_timing *at, int i)
+static long wait_fault_moment(struct md_test_bg *r, const struct attach_timing *at, int i)
 {
 	if (i % 2 == 0) {
 		long long wake = r->started_ms + rng_below(at->total_ms * 11 / 10 + 1);
 		while (now_ms() < wake)
-			bg_pump(r, (int)(wake - now_ms()));
+			md_test_bg_pump(r, (int)(wake - now_ms()));
 	} else {
 		size_t aimed = 1 + (size_t)rng_below(8);
 		long long deadline = now_ms() + slow(60000);
 		while (phase_reached(r->err) < aimed && r->err_fd >= 0 && now_ms() < deadline)
-			bg_pump(r, 1);
+			md_test_bg_pump(r, 1);
 		/* Short phases (stopping, capturing, detaching) last a few ms: half the time aim
 		 * within 3 ms of the line, at microsecond resolution. */
 		sleep_us(rng_below(2) ? rng_below(3000) : rng_below(20000));
@@ -911,8 +720,8 @@ START_TEST(test_kill_memdissect_anywhere)
 	failures[0] = 0;
 	long long worst_release = 0, total_release = 0;
 	for (int i = 0; i < n; i++) {
-		struct bg r;
-		bg_start(&r, args, &timing_opts);
+		struct md_test_bg r;
+		md_test_bg_start(&r, args, &timing_opts);
 		long delay = wait_fault_moment(&r, &at, i);
 		struct census before = census(p.pid);
 		int status;
@@ -926,7 +735,7 @@ START_TEST(test_kill_memdissect_anywhere)
 		r.pid = -1;
 		long long drain_end = now_ms() + 1000;
 		while ((r.out_fd >= 0 || r.err_fd >= 0) && now_ms() < drain_end)
-			bg_pump(&r, 20);
+			md_test_bg_pump(&r, 20);
 		if (exited) {
 			finished_before++;
 			/* Not what this test is about, but not to be lost: reported at the end. */
@@ -954,7 +763,7 @@ START_TEST(test_kill_memdissect_anywhere)
 		char when[96];
 		snprintf(when, sizeof(when), "after SIGKILL %d of memdissect (%ld ms in)", i, delay);
 		assert_target_runs(&p, when);
-		bg_free(&r);
+		md_test_bg_free(&r);
 	}
 	char hist[1024];
 	size_t len = 0;
@@ -995,13 +804,13 @@ START_TEST(test_target_killed_anywhere)
 		char pid_text[24];
 		snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 		const char *args[] = {"attach", "--json", pid_text, NULL};
-		struct bg r;
-		bg_start(&r, args, &timing_opts);
+		struct md_test_bg r;
+		md_test_bg_start(&r, args, &timing_opts);
 		long delay = wait_fault_moment(&r, &at, i);
 		size_t phase = phase_reached(r.err);
 		kill(p.pid, SIGKILL); /* not reaped yet: memdissect may meet the zombie */
 		long long killed_at = now_ms();
-		int status = bg_finish(&r, slow(30000));
+		int status = md_test_bg_finish(&r, slow(30000));
 		long long took = now_ms() - killed_at;
 		if (took > worst_exit)
 			worst_exit = took;
@@ -1016,7 +825,7 @@ START_TEST(test_target_killed_anywhere)
 				failures_len = sizeof(failures) - 1;
 			failed++;
 			in_phase[phase]++;
-			bg_free(&r);
+			md_test_bg_free(&r);
 			md_test_proc_stop(&p);
 			continue;
 		}
@@ -1029,7 +838,7 @@ START_TEST(test_target_killed_anywhere)
 		}
 		answers[status == 0 ? 0 : status == 5 ? 1 : 2]++;
 		in_phase[phase]++;
-		bg_free(&r);
+		md_test_bg_free(&r);
 		md_test_proc_stop(&p);
 	}
 	char hist[1024];
@@ -1062,7 +871,7 @@ START_TEST(test_busy_target)
 	for (int i = 0; i < n; i++) {
 		struct md_test_proc p;
 		ck_assert(md_test_proc_start(&p, "hard_churn", churn_args));
-		struct bg r;
+		struct md_test_bg r;
 		int status = attach_run(p.pid, json, NULL, &r, slow(30000));
 		ck_assert_msg(status >= 0, "attach %d to a busy target hangs", i);
 		if (status == 0 || status == 10) {
@@ -1078,7 +887,7 @@ START_TEST(test_busy_target)
 				failures_len = sizeof(failures) - 1;
 			outcomes[2]++;
 		}
-		bg_free(&r);
+		md_test_bg_free(&r);
 		md_test_proc_stop(&p);
 	}
 	figure("busy_target: %d attaches to freshly started hard_churn (4 threads allocating): %d complete, %d partial, "
@@ -1106,19 +915,19 @@ START_TEST(test_many_threads)
 	char pid_text[24];
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *held[] = {"attach", "--json", "--hold-pause=1000", pid_text, NULL};
-	struct bg r;
-	bg_start(&r, held, NULL);
-	ck_assert_msg(bg_wait_stderr(&r, "paused", slow(60000)), "no \"paused\" on stderr: %s", r.err);
+	struct md_test_bg r;
+	md_test_bg_start(&r, held, NULL);
+	ck_assert_msg(md_test_bg_wait_stderr(&r, "paused", slow(60000)), "no \"paused\" on stderr: %s", r.err);
 	struct census c = wait_all_stopped(p.pid, 1000);
 	ck_assert_msg(c.tasks == n + 1 && c.stopped == n + 1, "while paused: %d of %d threads stopped", c.stopped,
 		      c.tasks);
-	int status = bg_finish(&r, slow(60000));
+	int status = md_test_bg_finish(&r, slow(60000));
 	ck_assert_msg(status == 0, "held attach to %d threads: exit %d, stderr: %s", n + 1, status, tail_of(r.err));
 	struct md_node *root = parse_report(r.out, "many threads, held");
 	ck_assert_uint_eq(jnum(root, "target.threads"), (uint64_t)(n + 1));
 	check_sums(root, "many threads, held");
 	md_node_destroy(root);
-	bg_free(&r);
+	md_test_bg_free(&r);
 	assert_target_runs(&p, "after the held attach");
 
 	/* Plain attaches: how long does the pause last, and where does it go? */
@@ -1136,7 +945,7 @@ START_TEST(test_many_threads)
 		stop[i] = phase_ms(r.err, "stop threads");
 		detach[i] = phase_ms(r.err, "detach");
 		md_node_destroy(root);
-		bg_free(&r);
+		md_test_bg_free(&r);
 		c = census(p.pid);
 		ck_assert_msg(c.tasks == n + 1, "the target has %d threads after the attach, not %d", c.tasks, n + 1);
 		assert_target_runs(&p, "after a plain attach");
@@ -1182,19 +991,19 @@ START_TEST(test_thread_storm_series)
 	uint64_t min_threads = UINT64_MAX, max_threads = 0;
 	double worst_pause = 0;
 	for (int i = 0; i < n; i++) {
-		struct bg r;
-		bg_start(&r, args, NULL);
+		struct md_test_bg r;
+		md_test_bg_start(&r, args, NULL);
 		int status;
 		if (i % 3 == 2) {
 			/* Every third one dies at a random moment. */
 			sleep_ms((int)rng_below(400));
 			kill(r.pid, SIGKILL);
-			status = bg_finish(&r, slow(30000));
+			status = md_test_bg_finish(&r, slow(30000));
 			killed++;
 			if (status == 0 || status == 10) /* it was faster than the kill */
 				killed--;
 		} else {
-			status = bg_finish(&r, slow(30000));
+			status = md_test_bg_finish(&r, slow(30000));
 			ck_assert_msg(status == 0 || status == 10, "attach %d to the storm: exit %d, stderr: %s", i, status,
 				      tail_of(r.err));
 		}
@@ -1215,7 +1024,7 @@ START_TEST(test_thread_storm_series)
 			status == 0 ? complete++ : partial++;
 			md_node_destroy(root);
 		}
-		bg_free(&r);
+		md_test_bg_free(&r);
 		assert_target_runs(&p, "thread storm after an attach");
 	}
 	unsigned long long created_after = storm_created(&p);
@@ -1332,7 +1141,7 @@ static void traced_by_strace(bool one_thread)
 	pid_t s = start_strace(strace, p.pid, tid);
 	for (int json = 0; json < 2; json++) {
 		static const char *const json_opt[] = {"--json", NULL};
-		struct bg r;
+		struct md_test_bg r;
 		int status = attach_run(p.pid, json ? json_opt : NULL, NULL, &r, slow(30000));
 		char what[128];
 		snprintf(what, sizeof(what), "attach to %d while strace (pid %d) traces %s %d", (int)p.pid, (int)s,
@@ -1345,18 +1154,18 @@ static void traced_by_strace(bool one_thread)
 		ck_assert_msg(c.stopped == 0, "%s: %d of %d threads left stopped", what, c.stopped, c.tasks);
 		ck_assert_msg(mentions_number(r.err, s) && strstr(r.err, "strace"),
 			      "%s: the refusal does not name strace and its pid %d: %s", what, (int)s, tail_of(r.err));
-		bg_free(&r);
+		md_test_bg_free(&r);
 	}
 	stop_strace(s, p.pid, tid);
 	ck_assert_msg(tracer_of(p.pid, tid) == 0, "strace did not let go of %d", (int)tid);
 	static const char *const json_opt[] = {"--json", NULL};
-	struct bg r;
+	struct md_test_bg r;
 	int status = attach_run(p.pid, json_opt, NULL, &r, slow(30000));
 	ck_assert_msg(status == 0, "attach after strace left: exit %d, stderr: %s", status, tail_of(r.err));
 	struct md_node *root = parse_report(r.out, "after strace");
 	check_sums(root, "after strace");
 	md_node_destroy(root);
-	bg_free(&r);
+	md_test_bg_free(&r);
 	assert_target_runs(&p, "after strace and memdissect");
 	md_test_proc_stop(&p);
 	figure("strace: %s: memdissect refuses with exit 4 naming strace and its pid; no thread left stopped; attaches "
@@ -1538,7 +1347,7 @@ START_TEST(test_memory_pressure_cgroup)
 	broken[0] = 0;
 	for (int i = 0; i < n; i++) {
 		uint64_t hits_before = cgroup_limit_hits();
-		struct bg r;
+		struct md_test_bg r;
 		int status = attach_run(p.pid, json, NULL, &r, slow(60000));
 		uint64_t hits_after = cgroup_limit_hits();
 		hits_during += hits_after - hits_before;
@@ -1563,7 +1372,7 @@ START_TEST(test_memory_pressure_cgroup)
 			worst_pause = pause;
 		complete++;
 		md_node_destroy(root);
-		bg_free(&r);
+		md_test_bg_free(&r);
 		assert_target_runs(&p, what);
 	}
 	line = ask(&p, "count", "passes ");
@@ -1812,7 +1621,7 @@ START_TEST(test_valgrind_clean)
 	static const char *const churn_args[] = {"2", NULL};
 	start_target(&idle, "hard_sigload", sigload_args);
 	start_target(&churn, "hard_churn", churn_args);
-	const struct bg_options vg = {.exe = valgrind};
+	const struct md_test_bg_options vg = {.exe = valgrind};
 	int runs = 0;
 	for (int i = 0; i < rounds; i++) {
 		/* An idle target, one inside malloc (re-stops), and a refusal (exit 4). */
@@ -1825,9 +1634,9 @@ START_TEST(test_valgrind_clean)
 			const char *args[] = {"--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
 					      "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
 					      "--track-fds=no", "-q", md_test_memdissect(), "attach", "--json", pid_text, NULL};
-			struct bg r;
-			bg_start(&r, args, &vg);
-			int status = bg_finish(&r, 120000);
+			struct md_test_bg r;
+			md_test_bg_start(&r, args, &vg);
+			int status = md_test_bg_finish(&r, 120000);
 			int want = kind == 2 ? 4 : 0;
 			ck_assert_msg(status == want || (kind == 1 && status == 10),
 				      "valgrind memdissect attach %d: want exit %d, got %d (99: valgrind found errors); stderr:\n%s",
@@ -1835,7 +1644,7 @@ START_TEST(test_valgrind_clean)
 			ck_assert_msg(!strstr(r.err, "definitely lost") && !strstr(r.err, "Invalid read") &&
 					      !strstr(r.err, "uninitialised"),
 				      "valgrind reports on memdissect attach %d:\n%s", (int)target, tail_of(r.err));
-			bg_free(&r);
+			md_test_bg_free(&r);
 			runs++;
 			if (kind == 2) {
 				ck_assert(ptrace(PTRACE_INTERRUPT, idle.pid, 0, 0) == 0);
@@ -1887,10 +1696,10 @@ START_TEST(test_memory_unchanged)
 		{"--json", NULL}, {"--no-color", NULL}, {"--json", "--hold-pause=200", NULL}, {"--map", NULL}};
 	int attaches = 0;
 	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
-		struct bg r;
+		struct md_test_bg r;
 		int status = attach_run(p.pid, variants[v], NULL, &r, slow(30000));
 		ck_assert_msg(status == 0, "attach %s to hard_memsum: exit %d, stderr: %s", variants[v][0], status, tail_of(r.err));
-		bg_free(&r);
+		md_test_bg_free(&r);
 		attaches++;
 		struct memsum after = memsum(&p);
 		ck_assert_msg(strcmp(after.rw, first.rw) == 0,
@@ -1966,10 +1775,10 @@ START_TEST(test_cow_sharing_unchanged)
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)p.pid);
 	uint64_t private0 = file_field(path, "Private_Dirty") + file_field(path, "Private_Clean");
 	static const char *const json[] = {"--json", NULL};
-	struct bg r;
+	struct md_test_bg r;
 	int status = attach_run(p.pid, json, NULL, &r, slow(30000));
 	ck_assert_msg(status == 0, "attach to hard_privs: exit %d, stderr: %s", status, tail_of(r.err));
-	bg_free(&r);
+	md_test_bg_free(&r);
 	assert_target_runs(&p, "after the attach");
 	uint64_t present1, excl1;
 	exclusive_census(p.pid, &present1, &excl1);
@@ -2047,7 +1856,7 @@ START_TEST(test_own_file_pages_not_shared)
 		      (unsigned long long)exclusive);
 
 	static const char *const json[] = {"--json", NULL};
-	struct bg r;
+	struct md_test_bg r;
 	int status = attach_run(p.pid, json, NULL, &r, slow(30000));
 	ck_assert_msg(status == 0, "attach: exit %d, stderr: %s", status, tail_of(r.err));
 	struct md_node *root = parse_report(r.out, "own file pages");
@@ -2063,7 +1872,7 @@ START_TEST(test_own_file_pages_not_shared)
 		as_shared += region_class(reg, "shared");
 	}
 	md_node_destroy(root);
-	bg_free(&r);
+	md_test_bg_free(&r);
 	figure("observer: %llu resident file pages of an executable only the target maps (all exclusive in its pagemap): "
 	       "the report classes %llu bytes as file, %llu bytes as shared",
 	       (unsigned long long)file_pages, (unsigned long long)as_file, (unsigned long long)as_shared);
@@ -2375,7 +2184,7 @@ static void start_target_as_nobody(struct md_test_proc *p, const char *path, con
 	pid_t pid = fork();
 	ck_assert(pid >= 0);
 	if (pid == 0) {
-		if (!become_nobody())
+		if (!md_test_become_nobody())
 			_exit(126);
 		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		signal(SIGPIPE, SIG_DFL);
@@ -2414,7 +2223,7 @@ static void pagemap_as_nobody(pid_t pid, uint64_t *present_ret, uint64_t *with_p
 	ck_assert(child >= 0);
 	if (child == 0) {
 		uint64_t counts[2] = {0, 0};
-		if (become_nobody()) {
+		if (md_test_become_nobody()) {
 			char path[64];
 			snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 			char *maps = slurp(path);
@@ -2454,14 +2263,14 @@ static struct md_node *attach_json_as(pid_t pid, bool as_nobody, const struct no
 				      const char *what)
 {
 	const char *env[] = {nd->plugin_env, NULL};
-	struct bg_options o = {.exe = nd->memdissect, .env = env, .as_nobody = as_nobody};
+	struct md_test_bg_options o = {.exe = nd->memdissect, .env = env, .as_nobody = as_nobody};
 	static const char *const json[] = {"--json", NULL};
-	struct bg r;
+	struct md_test_bg r;
 	int status = attach_run(pid, json, &o, &r, slow(30000));
 	ck_assert_msg(status == want_status, "%s: memdissect attach --json %d as %s: want exit %d, got %d; stderr: %s", what,
 		      (int)pid, as_nobody ? "nobody" : "root", want_status, status, tail_of(r.err));
 	struct md_node *root = parse_report(r.out, what);
-	bg_free(&r);
+	md_test_bg_free(&r);
 	return root;
 }
 

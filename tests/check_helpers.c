@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <grp.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -522,4 +523,231 @@ const char *md_test_ptrace_impossible(void)
 	while (waitpid(child, NULL, __WALL) < 0 && errno == EINTR)
 		;
 	return result;
+}
+
+struct md_node *md_test_allocator(struct md_node *report, const char *name)
+{
+	struct md_node *arr = md_node_get(report, "allocators");
+	for (size_t i = 0; i < md_node_count(arr); i++) {
+		struct md_node *a = md_node_at(arr, i);
+		const char *n = md_node_get_string(md_node_get(a, "name"));
+		if (n && strcmp(n, name) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+uint64_t md_test_json_u64(struct md_node *n, const char *path)
+{
+	struct md_node *v = md_node_path(n, path);
+	ck_assert_msg(v != NULL, "JSON has no %s", path);
+	return md_node_get_u64(v);
+}
+
+unsigned long long md_test_truth(const struct md_test_proc *p, const char *key)
+{
+	unsigned long long v = 0;
+	ck_assert_msg(md_test_truth_u64(p, key, &v), "target printed no %s", key);
+	return v;
+}
+
+void md_test_check_classes_sum(struct md_node *report)
+{
+	static const char *const classes[] = { "live", "free", "metadata", "stack", "file", "shared", "anon_other" };
+	uint64_t sum = 0;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "classes.%s", classes[i]);
+		sum += md_test_json_u64(report, path);
+	}
+	uint64_t rss = md_test_json_u64(report, "memory.rss_bytes");
+	ck_assert_msg(sum == rss, "classes sum to %llu, rss_bytes is %llu", (unsigned long long)sum,
+		      (unsigned long long)rss);
+}
+
+/* ---- memdissect in the background, its output collected ---- */
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+
+static void append_text(char **text, size_t *len, const char *add, size_t n)
+{
+	char *bigger = realloc(*text, *len + n + 1);
+	ck_assert_msg(bigger != NULL, "out of memory");
+	memcpy(bigger + *len, add, n);
+	*len += n;
+	bigger[*len] = 0;
+	*text = bigger;
+}
+
+bool md_test_become_nobody(void)
+{
+	return setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0 && getuid() == 65534 &&
+	       geteuid() == 65534;
+}
+
+/* Starts argv[0] = exe (or $MEMDISSECT) with args. */
+void md_test_bg_start(struct md_test_bg *r, const char *const *args, const struct md_test_bg_options *o)
+{
+	memset(r, 0, sizeof(*r));
+	r->out_fd = r->err_fd = -1;
+	const char *path = o && o->exe ? o->exe : md_test_memdissect();
+	ck_assert_msg(access(path, X_OK) == 0, "memdissect not found at %s (set $MEMDISSECT)", path);
+	char *argv[64];
+	size_t n = 0;
+	argv[n++] = (char *)path;
+	for (size_t i = 0; args[i] && n < 63; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	int o_pipe[2], e_pipe[2];
+	ck_assert(pipe2(o_pipe, O_CLOEXEC) == 0 && pipe2(e_pipe, O_CLOEXEC) == 0);
+	signal(SIGPIPE, SIG_IGN);
+	r->out = calloc(1, 1);
+	r->err = calloc(1, 1);
+	ck_assert(r->out && r->err);
+	r->started_ms = now_ms();
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		if (o && o->as_nobody && !md_test_become_nobody()) {
+			dprintf(2, "cannot become nobody: %s\n", strerror(errno));
+			_exit(126);
+		}
+		/* After setuid: changing credentials clears the parent-death signal. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		signal(SIGPIPE, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (size_t i = 0; o && o->env && o->env[i]; i++)
+			putenv((char *)o->env[i]);
+		int devnull = open("/dev/null", O_RDONLY);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		dup2(o_pipe[1], 1);
+		dup2(e_pipe[1], 2);
+		execv(path, argv);
+		dprintf(2, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(o_pipe[1]);
+	close(e_pipe[1]);
+	r->pid = pid;
+	r->out_fd = o_pipe[0];
+	r->err_fd = e_pipe[0];
+}
+
+/* One round of reading whatever is available, waiting at most timeout_ms for something. */
+void md_test_bg_pump(struct md_test_bg *r, int timeout_ms)
+{
+	struct pollfd pfd[2] = {{.fd = r->out_fd, .events = POLLIN}, {.fd = r->err_fd, .events = POLLIN}};
+	if (r->out_fd < 0 && r->err_fd < 0) {
+		sleep_ms(timeout_ms < 5 ? timeout_ms : 5);
+		return;
+	}
+	if (poll(pfd, 2, timeout_ms < 0 ? 0 : timeout_ms) <= 0)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (pfd[i].fd < 0 || !pfd[i].revents)
+			continue;
+		char buf[65536];
+		ssize_t got = read(pfd[i].fd, buf, sizeof(buf));
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0) {
+			close(pfd[i].fd);
+			if (i == 0)
+				r->out_fd = -1;
+			else
+				r->err_fd = -1;
+			continue;
+		}
+		if (i == 0)
+			append_text(&r->out, &r->out_len, buf, (size_t)got);
+		else
+			append_text(&r->err, &r->err_len, buf, (size_t)got);
+	}
+}
+
+bool md_test_has_line_with(const char *text, const char *needle)
+{
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		if (!nl)
+			return false;
+		const char *hit = strstr(line, needle);
+		if (hit && hit < nl)
+			return true;
+		line = nl + 1;
+	}
+	return false;
+}
+
+bool md_test_bg_wait_stderr(struct md_test_bg *r, const char *needle, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	while (!md_test_has_line_with(r->err, needle)) {
+		long long left = deadline - now_ms();
+		if (left <= 0 || r->err_fd < 0)
+			return false;
+		md_test_bg_pump(r, (int)(left > 100 ? 100 : left));
+	}
+	return true;
+}
+
+/* Reads until both pipes end and the process exits. The exit code, 128+signal when it died of
+ * a signal, or -1 when it had to be killed at the deadline (a hang). */
+int md_test_bg_finish(struct md_test_bg *r, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int status = 0;
+	for (;;) {
+		pid_t w = waitpid(r->pid, &status, WNOHANG);
+		if (w == r->pid) {
+			long long drain_end = now_ms() + 1000;
+			while ((r->out_fd >= 0 || r->err_fd >= 0) && now_ms() < drain_end)
+				md_test_bg_pump(r, 50);
+			break;
+		}
+		if (w < 0 && errno != EINTR)
+			return -1;
+		if (now_ms() >= deadline) {
+			fprintf(stderr, "memdissect (pid %d) still running after %d ms: killed\nstderr: %s\n", (int)r->pid,
+				timeout_ms, r->err);
+			kill(r->pid, SIGKILL);
+			while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			r->pid = -1;
+			return -1;
+		}
+		md_test_bg_pump(r, 20);
+	}
+	r->pid = -1;
+	if (WIFSIGNALED(status)) {
+		r->signaled = true;
+		return 128 + WTERMSIG(status);
+	}
+	return WEXITSTATUS(status);
+}
+
+void md_test_bg_free(struct md_test_bg *r)
+{
+	if (r->pid > 0) {
+		kill(r->pid, SIGKILL);
+		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (r->out_fd >= 0)
+		close(r->out_fd);
+	if (r->err_fd >= 0)
+		close(r->err_fd);
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+	r->out_fd = r->err_fd = -1;
 }

@@ -22,32 +22,6 @@
 
 /* ---- Helpers ----------------------------------------------------------------------------- */
 
-static struct md_node *allocator(struct md_node *report, const char *name)
-{
-	struct md_node *arr = md_node_get(report, "allocators");
-	for (size_t i = 0; i < md_node_count(arr); i++) {
-		struct md_node *a = md_node_at(arr, i);
-		const char *n = md_node_get_string(md_node_get(a, "name"));
-		if (n && strcmp(n, name) == 0)
-			return a;
-	}
-	return NULL;
-}
-
-static uint64_t getu(struct md_node *n, const char *path)
-{
-	struct md_node *v = md_node_path(n, path);
-	ck_assert_msg(v != NULL, "JSON has no %s", path);
-	return md_node_get_u64(v);
-}
-
-static unsigned long long truth(const struct md_test_proc *p, const char *key)
-{
-	unsigned long long v = 0;
-	ck_assert_msg(md_test_truth_u64(p, key, &v), "target printed no %s", key);
-	return v;
-}
-
 /* "arena.<i>.address 0x..." lines are hex: parsed here. */
 static bool truth_hex(const struct md_test_proc *p, const char *key, unsigned long long *v)
 {
@@ -76,17 +50,6 @@ static struct md_node *arena_by_index(struct md_node *je, unsigned idx)
 	return NULL;
 }
 
-/* Every class adds up to the RSS, as the report promises. */
-static void check_classes_sum(struct md_node *report)
-{
-	struct md_node *classes = md_node_get(report, "classes");
-	ck_assert_ptr_nonnull(classes);
-	uint64_t sum = 0;
-	for (size_t i = 0; i < md_node_count(classes); i++)
-		sum += md_node_get_u64(md_node_at(classes, i));
-	ck_assert_uint_eq(sum, getu(report, "memory.rss_bytes"));
-}
-
 static unsigned corrupt_findings(struct md_node *report, const char *alloc)
 {
 	unsigned n = 0;
@@ -111,15 +74,15 @@ static void check_against_truth(const struct md_test_proc *p, struct md_node *je
 		char tk[64], jk[64];
 		snprintf(tk, sizeof(tk), "stats.%s", keys[i]);
 		snprintf(jk, sizeof(jk), "stats.%s", keys[i]);
-		ck_assert_msg(getu(je, jk) == truth(p, tk), "%s: memdissect %" PRIu64 ", mallctl %llu", keys[i],
-			      getu(je, jk), truth(p, tk));
+		ck_assert_msg(md_test_json_u64(je, jk) == md_test_truth(p, tk), "%s: memdissect %" PRIu64 ", mallctl %llu", keys[i],
+			      md_test_json_u64(je, jk), md_test_truth(p, tk));
 	}
-	ck_assert_uint_eq(getu(je, "tcache_bytes"), truth(p, "tcache_bytes"));
-	ck_assert_uint_eq(getu(je, "pdirty"), truth(p, "pdirty"));
-	ck_assert_uint_eq(getu(je, "pmuzzy"), truth(p, "pmuzzy"));
-	ck_assert_uint_eq(getu(je, "pactive"), truth(p, "pactive"));
-	ck_assert_uint_eq(getu(je, "live_bytes"), truth(p, "stats.allocated") - truth(p, "tcache_bytes"));
-	unsigned narenas = (unsigned)truth(p, "narenas"), seen = 0;
+	ck_assert_uint_eq(md_test_json_u64(je, "tcache_bytes"), md_test_truth(p, "tcache_bytes"));
+	ck_assert_uint_eq(md_test_json_u64(je, "pdirty"), md_test_truth(p, "pdirty"));
+	ck_assert_uint_eq(md_test_json_u64(je, "pmuzzy"), md_test_truth(p, "pmuzzy"));
+	ck_assert_uint_eq(md_test_json_u64(je, "pactive"), md_test_truth(p, "pactive"));
+	ck_assert_uint_eq(md_test_json_u64(je, "live_bytes"), md_test_truth(p, "stats.allocated") - md_test_truth(p, "tcache_bytes"));
+	unsigned narenas = (unsigned)md_test_truth(p, "narenas"), seen = 0;
 	for (unsigned i = 0; i < narenas; i++) {
 		char key[64];
 		unsigned long long addr;
@@ -133,22 +96,22 @@ static void check_against_truth(const struct md_test_proc *p, struct md_node *je
 		static const char *const ak[] = {"pactive", "pdirty", "pmuzzy", "tcache_bytes", "allocated"};
 		for (size_t k = 0; k < sizeof(ak) / sizeof(ak[0]); k++) {
 			snprintf(key, sizeof(key), "arena.%u.%s", i, ak[k]);
-			ck_assert_msg(getu(a, ak[k]) == truth(p, key), "arena %u %s: %" PRIu64 " vs %llu", i, ak[k],
-				      getu(a, ak[k]), truth(p, key));
+			ck_assert_msg(md_test_json_u64(a, ak[k]) == md_test_truth(p, key), "arena %u %s: %" PRIu64 " vs %llu", i, ak[k],
+				      md_test_json_u64(a, ak[k]), md_test_truth(p, key));
 		}
 		ck_assert_str_eq(md_node_get_string(md_node_get(a, "state")), "consistent");
 	}
-	ck_assert_uint_eq(seen, truth(p, "arenas.initialized"));
+	ck_assert_uint_eq(seen, md_test_truth(p, "arenas.initialized"));
 	ck_assert_uint_eq(md_node_count(md_node_get(je, "arenas")), seen);
 	/* The walk agrees with the counters (no mismatch finding) and every cached pointer resolved. */
 	ck_assert(md_node_get_bool(md_node_get(je, "consistent")));
-	ck_assert_uint_eq(getu(je, "tcaches.unresolved"), 0);
-	ck_assert_uint_gt(getu(je, "tcaches.cached_regions"), 0);
-	ck_assert_uint_eq(getu(je, "walk.cached_bytes"), getu(je, "tcache_bytes"));
+	ck_assert_uint_eq(md_test_json_u64(je, "tcaches.unresolved"), 0);
+	ck_assert_uint_gt(md_test_json_u64(je, "tcaches.cached_regions"), 0);
+	ck_assert_uint_eq(md_test_json_u64(je, "walk.cached_bytes"), md_test_json_u64(je, "tcache_bytes"));
 	/* Every allocated byte is live, cached or a tcache stack (metadata). */
-	ck_assert_uint_eq(getu(je, "walk.live_bytes") + getu(je, "walk.cached_bytes") +
-				  getu(je, "walk.tcache_stack_bytes"),
-			  getu(je, "stats.allocated"));
+	ck_assert_uint_eq(md_test_json_u64(je, "walk.live_bytes") + md_test_json_u64(je, "walk.cached_bytes") +
+				  md_test_json_u64(je, "walk.tcache_stack_bytes"),
+			  md_test_json_u64(je, "stats.allocated"));
 }
 
 /* Attach, compare, then ask the target to purge and compare the RssAnon drop. */
@@ -160,16 +123,16 @@ static void run_truth_case(const char *target, const char *const *args, const ch
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
 	ck_assert_msg(report != NULL, "attach failed (status %d)", status);
 	ck_assert_int_eq(status, 0);
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_msg(je != NULL, "no jemalloc allocator in the report");
 	ck_assert_str_eq(md_node_get_string(md_node_get(je, "symbols")), symbols);
 	ck_assert(strncmp(md_node_get_string(md_node_get(je, "version")), "5.3.0-", 6) == 0);
 	check_against_truth(&p, je);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	ck_assert_uint_eq(corrupt_findings(report, "jemalloc"), 0);
 
 	/* arena.<all>.purge gives back exactly the resident pages of dirty and muzzy extents. */
-	uint64_t predicted = getu(je, "purge_release_bytes") / 4096;
+	uint64_t predicted = md_test_json_u64(je, "purge_release_bytes") / 4096;
 	ck_assert_uint_gt(predicted, 0);
 	ck_assert_int_eq(write(p.in_fd, "purge\n", 6), 6);
 	char *line = md_test_proc_wait_line(&p, "purge_drop_pages", 20000);
@@ -199,7 +162,7 @@ START_TEST(test_shared_library_no_debuginfo)
 	int status = -1;
 	struct md_node *report = md_test_attach_json(p.pid, extra, &status);
 	ck_assert_ptr_nonnull(report);
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_ptr_nonnull(je);
 	check_against_truth(&p, je);
 	md_node_destroy(report);
@@ -245,7 +208,7 @@ START_TEST(test_static_stripped)
 	int status = -1;
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
 	ck_assert_ptr_nonnull(report);
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_msg(je != NULL, "jemalloc not found in a stripped static executable");
 	ck_assert_str_eq(md_node_get_string(md_node_get(je, "symbols")), "heuristic");
 	check_against_truth(&p, je);
@@ -266,15 +229,15 @@ START_TEST(test_mixed_glibc)
 	int status = -1;
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
 	ck_assert_ptr_nonnull(report);
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_ptr_nonnull(je);
 	check_against_truth(&p, je);
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	char glibc_so[4096];
 	const char *dir = getenv("MEMDISSECT_PLUGIN_PATH");
 	snprintf(glibc_so, sizeof(glibc_so), "%s/glibc.so", dir ? dir : ".");
 	if (access(glibc_so, R_OK) == 0)
-		ck_assert_msg(allocator(report, "glibc") != NULL, "glibc heap not reported next to jemalloc");
+		ck_assert_msg(md_test_allocator(report, "glibc") != NULL, "glibc heap not reported next to jemalloc");
 	/* No mapping is claimed by two allocators' regions at once: each region names one. */
 	struct md_node *regions = md_node_get(report, "regions");
 	ck_assert_uint_gt(md_node_count(regions), 0);
@@ -311,15 +274,15 @@ START_TEST(test_corrupt_metadata)
 	int status = -1;
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
 	ck_assert_msg(report != NULL, "attach failed on corrupt metadata (status %d)", status);
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_ptr_nonnull(je);
-	ck_assert_uint_gt(getu(je, "stats.allocated"), 0);
+	ck_assert_uint_gt(md_test_json_u64(je, "stats.allocated"), 0);
 	ck_assert(!md_node_get_bool(md_node_get(je, "consistent")));
 	ck_assert(has_finding(report, "corrupt", "which is no allocated region"));
 	ck_assert(has_finding(report, "corrupt", "points to unreadable edata"));
 	ck_assert(has_finding(report, "corrupt", "base block list loops"));
 	ck_assert(has_finding(report, "corrupt", "descriptor ring points to unmapped"));
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	md_node_destroy(report);
 	md_test_proc_stop(&p);
 }
@@ -379,12 +342,12 @@ START_TEST(test_hostile_heaps)
 	double took = now_s() - t0;
 	ck_assert_msg(report != NULL, "%s: attach failed (status %d)", mode, status);
 	ck_assert_msg(took < 5.0, "%s: attach took %.2f s", mode, took);
-	ck_assert_msg(allocator(report, "jemalloc") != NULL, "%s: jemalloc not reported", mode);
+	ck_assert_msg(md_test_allocator(report, "jemalloc") != NULL, "%s: jemalloc not reported", mode);
 	if (!finding_at(report, bad, hostile_modes[_i].rule)) {
 		corrupt_findings(report, "jemalloc"); /* shows what was found */
 		ck_abort_msg("%s: no corrupt finding at 0x%llx saying \"%s\"", mode, bad, hostile_modes[_i].rule);
 	}
-	check_classes_sum(report);
+	md_test_check_classes_sum(report);
 	md_node_destroy(report);
 	/* Unharmed: not left stopped, and it still reads its stdin. */
 	char st = md_test_proc_state(p.pid);
@@ -417,15 +380,15 @@ START_TEST(test_thread_inside_jemalloc)
 	int status = -1;
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
 	ck_assert_msg(report != NULL, "attach failed (status %d)", status);
-	struct md_node *je = allocator(report, "jemalloc");
+	struct md_node *je = md_test_allocator(report, "jemalloc");
 	ck_assert_ptr_nonnull(je);
 	ck_assert(!md_node_get_bool(md_node_get(je, "consistent")));
 	struct md_node *arenas = md_node_get(je, "arenas");
 	ck_assert_uint_gt(md_node_count(arenas), 0);
 	for (size_t i = 0; i < md_node_count(arenas); i++)
 		ck_assert_str_eq(md_node_get_string(md_node_get(md_node_at(arenas, i), "state")), "inconsistent");
-	ck_assert_uint_gt(getu(report, "target.attach_retries"), 0);
-	check_classes_sum(report);
+	ck_assert_uint_gt(md_test_json_u64(report, "target.attach_retries"), 0);
+	md_test_check_classes_sum(report);
 	md_node_destroy(report);
 	md_test_proc_stop(&p);
 }
@@ -562,16 +525,16 @@ START_TEST(test_redis)
 		int status = -1;
 		struct md_node *report = md_test_attach_json(pid, NULL, &status);
 		ck_assert_msg(report != NULL, "attach to redis failed (status %d)", status);
-		struct md_node *je = allocator(report, "jemalloc");
+		struct md_node *je = md_test_allocator(report, "jemalloc");
 		ck_assert_msg(je != NULL, "redis-server: jemalloc not found");
 		ck_assert_str_eq(md_node_get_string(md_node_get(je, "symbols")), "heuristic");
-		m_alloc = getu(je, "stats.allocated");
-		m_active = getu(je, "stats.active");
-		m_res = getu(je, "stats.resident");
-		check_classes_sum(report);
+		m_alloc = md_test_json_u64(je, "stats.allocated");
+		m_active = md_test_json_u64(je, "stats.active");
+		m_res = md_test_json_u64(je, "stats.resident");
+		md_test_check_classes_sum(report);
 		ck_assert_uint_eq(corrupt_findings(report, "jemalloc"), 0);
 		/* Where the fragmentation sits: free regions inside slabs, per arena. */
-		ck_assert_uint_gt(getu(je, "walk.free_region_bytes"), 0);
+		ck_assert_uint_gt(md_test_json_u64(je, "walk.free_region_bytes"), 0);
 		matched = m_alloc == allocated && m_active == active && m_res == resident;
 		md_node_destroy(report);
 	}

@@ -56,10 +56,44 @@ int md_test_run(const char *const *args, char **out, char **err, int timeout_ms)
 /* Run "memdissect attach --json PID [extra...]" and parse the JSON; NULL on failure. */
 struct md_node *md_test_attach_json(pid_t pid, const char *const *extra, int *status_ret);
 
+/* Reading reports (each asserts what it needs): the allocator object named name, or NULL; a
+ * number at a dotted path (must exist); a "key value" truth line (must exist); and the report's
+ * promise that all seven classes add up to memory.rss_bytes. */
+struct md_node *md_test_allocator(struct md_node *report, const char *name);
+uint64_t md_test_json_u64(struct md_node *n, const char *path);
+unsigned long long md_test_truth(const struct md_test_proc *p, const char *key);
+void md_test_check_classes_sum(struct md_node *report);
+
 /* /proc/PID/status field in kB*1024, or UINT64_MAX. */
 unsigned long long md_test_status_bytes(pid_t pid, const char *field);
 /* Process state letter from /proc/PID/stat ('S', 't', 'T', ...), or 0. */
 char md_test_proc_state(pid_t pid);
+
+/* memdissect (or opts->exe) running in the background with stdout/stderr collected. */
+struct md_test_bg {
+	pid_t pid;
+	int out_fd, err_fd; /* -1 once at EOF */
+	char *out, *err;
+	size_t out_len, err_len;
+	long long started_ms;
+	bool signaled;
+};
+
+struct md_test_bg_options {
+	const char *exe;           /* NULL: $MEMDISSECT */
+	const char *const *env;    /* "NAME=value" to set, NULL-terminated, or NULL */
+	bool as_nobody;            /* drop every group and become uid/gid 65534 first */
+};
+void md_test_bg_start(struct md_test_bg *r, const char *const *args, const struct md_test_bg_options *o);
+/* One round of reading what is available, waiting at most timeout_ms. */
+void md_test_bg_pump(struct md_test_bg *r, int timeout_ms);
+/* Wait for a stderr line containing needle; false on EOF or timeout. */
+bool md_test_bg_wait_stderr(struct md_test_bg *r, const char *needle, int timeout_ms);
+/* Read until the pipes end and it exits: the exit code, 128+signal, or -1 when killed at the deadline. */
+int md_test_bg_finish(struct md_test_bg *r, int timeout_ms);
+void md_test_bg_free(struct md_test_bg *r); /* kills it if still running */
+bool md_test_has_line_with(const char *text, const char *needle); /* a complete line containing needle */
+bool md_test_become_nobody(void); /* drop groups, become uid/gid 65534 (in a child) */
 
 /* Why ptrace is impossible in this environment (a container without CAP_SYS_PTRACE, Yama 3), or
  * NULL: the only reason a test may skip, and it says so. */
