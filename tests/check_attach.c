@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procfs.h"
 #include "tests.h"
 
 #define NOBODY_ID 65534
@@ -146,36 +147,16 @@ static void start_target(struct md_test_proc *p, const char *name, const char *c
 	free(pong);
 }
 
-/* A small /proc file, whole. */
+/* A whole file (a /proc file too) as a string, NULL when unreadable: attach/procfs.c's reader. */
 static char *slurp(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
 		return NULL;
-	size_t len = 0, cap = 8192;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf)
-			break;
-		if (len + 1 >= cap) {
-			char *bigger = realloc(buf, cap *= 2);
-			if (!bigger) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = bigger;
-		}
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			buf[len] = 0;
-			break;
-		}
-		len += (size_t)n;
 	}
-	close(fd);
 	return buf;
 }
 
