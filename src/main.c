@@ -167,6 +167,70 @@ static struct md_error *write_html(const struct md_report *r, const char *path)
 enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY };
 
 /* attach PID and core FILE share their options and report; argv[0] says which. */
+/* Options every subcommand spells the same way (each accepts those in its getopt table). */
+struct common_options {
+	int color; /* -1: when stdout is a tty and NO_COLOR is unset */
+	bool debuginfo_disabled;
+	const char *plugin;
+	unsigned hold_pause_ms;
+};
+
+/* Handle c if it is a common option, help, or an error: -1 when handled and parsing goes on,
+ * else the exit code to return now. */
+static int common_option(int c, char **argv, struct common_options *co)
+{
+	unsigned long v;
+	switch (c) {
+	case OPT_COLOR:
+		co->color = 1;
+		return -1;
+	case OPT_NO_COLOR:
+		co->color = 0;
+		return -1;
+	case OPT_DEBUGINFO:
+		if (strcmp(optarg, "off") == 0)
+			co->debuginfo_disabled = true;
+		else if (strcmp(optarg, "auto") != 0)
+			return fail(md_error_create(MD_ERR_USAGE, "--debuginfo takes auto or off, not '%s'", optarg));
+		return -1;
+	case OPT_PLUGIN:
+		co->plugin = optarg;
+		return -1;
+	case OPT_HOLD:
+		if (!parse_uint(optarg, 3600000, &v))
+			return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds, not '%s'", optarg));
+		co->hold_pause_ms = (unsigned)v;
+		return -1;
+	case 'h':
+		usage(stdout);
+		return EXIT_OK;
+	case ':':
+		return fail(md_error_create(MD_ERR_USAGE, "option %s needs a value (see memdissect --help)", argv[optind - 1]));
+	default:
+		return fail(md_error_create(MD_ERR_USAGE, "unknown option %s (see memdissect --help)", argv[optind - 1]));
+	}
+}
+
+static bool want_color(int color)
+{
+	return color < 0 ? isatty(STDOUT_FILENO) && !getenv("NO_COLOR") : color != 0;
+}
+
+/* The single process id operand of cmd; -1 after printing the error (then return *code_ret). */
+static int pid_operand(const char *cmd, int argc, char **argv, int *code_ret)
+{
+	unsigned long pid;
+	if (optind >= argc)
+		*code_ret = fail(md_error_create(MD_ERR_USAGE, "%s needs a process id (see memdissect --help)", cmd));
+	else if (optind < argc - 1)
+		*code_ret = fail(md_error_create(MD_ERR_USAGE, "%s takes one process id, not '%s'", cmd, argv[optind + 1]));
+	else if (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0)
+		*code_ret = fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
+	else
+		return (int)pid;
+	return -1;
+}
+
 static int cmd_attach(int argc, char **argv)
 {
 	bool core = strcmp(argv[0], "core") == 0;
@@ -188,7 +252,7 @@ static int cmd_attach(int argc, char **argv)
 	};
 	bool json = false, openmetrics = false, format_given = false;
 	const char *html = NULL;
-	int color = -1;
+	struct common_options co = { .color = -1 };
 	struct md_analyze_options aopts = { 0 };
 	struct md_render_options ropts = { .top = 15 };
 	optind = 1;
@@ -200,30 +264,10 @@ static int cmd_attach(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
-		case OPT_COLOR:
-			color = 1;
-			break;
-		case OPT_NO_COLOR:
-			color = 0;
-			break;
-		case OPT_DEBUGINFO:
-			if (strcmp(optarg, "off") == 0)
-				aopts.debuginfo_disabled = true;
-			else if (strcmp(optarg, "auto") != 0)
-				return fail(md_error_create(MD_ERR_USAGE, "--debuginfo takes auto or off, not '%s'", optarg));
-			break;
 		case OPT_TOP:
 			if (!parse_uint(optarg, 100000, &v))
 				return fail(md_error_create(MD_ERR_USAGE, "--top takes a number, not '%s'", optarg));
 			ropts.top = (int)v;
-			break;
-		case OPT_HOLD:
-			if (!parse_uint(optarg, 3600000, &v))
-				return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds, not '%s'", optarg));
-			aopts.hold_pause_ms = (unsigned)v;
-			break;
-		case OPT_PLUGIN:
-			aopts.only_plugin = optarg;
 			break;
 		case OPT_MAP:
 			ropts.map = true;
@@ -248,15 +292,12 @@ static int cmd_attach(int argc, char **argv)
 			else
 				aopts.sysroot = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return fail(md_error_create(MD_ERR_USAGE, "option %s needs a value (see memdissect --help)",
-						    argv[optind - 1]));
-		default:
-			return fail(md_error_create(MD_ERR_USAGE, "unknown option %s (see memdissect --help)",
-						    argv[optind - 1]));
+		default: {
+			int code = common_option(c, argv, &co);
+			if (code >= 0)
+				return code;
+			break;
+		}
 		}
 	}
 	if (optind >= argc)
@@ -269,9 +310,10 @@ static int cmd_attach(int argc, char **argv)
 	if (!core && (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0))
 		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
 
-	if (color < 0)
-		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-	ropts.color = color;
+	aopts.debuginfo_disabled = co.debuginfo_disabled;
+	aopts.only_plugin = co.plugin;
+	aopts.hold_pause_ms = co.hold_pause_ms;
+	ropts.color = want_color(co.color);
 	ropts.width = terminal_width();
 
 	struct md_analysis a;
@@ -315,7 +357,7 @@ static int cmd_watch(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct md_watch_options wopts = { .interval_s = 0 };
-	int color = -1;
+	struct common_options co = { .color = -1 };
 	optind = 1;
 	opterr = 0;
 	int c;
@@ -337,46 +379,25 @@ static int cmd_watch(int argc, char **argv)
 		case OPT_JSON:
 			wopts.json = true;
 			break;
-		case OPT_COLOR:
-			color = 1;
+		default: {
+			int code = common_option(c, argv, &co);
+			if (code >= 0)
+				return code;
 			break;
-		case OPT_NO_COLOR:
-			color = 0;
-			break;
-		case OPT_DEBUGINFO:
-			if (strcmp(optarg, "off") == 0)
-				wopts.debuginfo_disabled = true;
-			else if (strcmp(optarg, "auto") != 0)
-				return fail(md_error_create(MD_ERR_USAGE, "--debuginfo takes auto or off, not '%s'", optarg));
-			break;
-		case OPT_PLUGIN:
-			wopts.only_plugin = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return fail(md_error_create(MD_ERR_USAGE, "option %s needs a value (see memdissect --help)",
-						    argv[optind - 1]));
-		default:
-			return fail(md_error_create(MD_ERR_USAGE, "unknown option %s (see memdissect --help)",
-						    argv[optind - 1]));
+		}
 		}
 	}
-	if (optind >= argc)
-		return fail(md_error_create(MD_ERR_USAGE, "watch needs a process id (see memdissect --help)"));
-	if (optind < argc - 1)
-		return fail(md_error_create(MD_ERR_USAGE, "watch takes one process id, not '%s'", argv[optind + 1]));
-	unsigned long pid;
-	if (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0)
-		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
+	int code;
+	int pid = pid_operand("watch", argc, argv, &code);
+	if (pid < 0)
+		return code;
 	if (!(wopts.interval_s > 0))
 		return fail(md_error_create(MD_ERR_USAGE, "watch needs --interval S (seconds between attaches)"));
-	if (color < 0)
-		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-	wopts.color = color;
+	wopts.debuginfo_disabled = co.debuginfo_disabled;
+	wopts.only_plugin = co.plugin;
+	wopts.color = want_color(co.color);
 	wopts.width = terminal_width();
-	struct md_error *err = md_watch_run((int)pid, &wopts, stdout);
+	struct md_error *err = md_watch_run(pid, &wopts, stdout);
 	return err ? fail(err) : EXIT_OK;
 }
 
@@ -391,7 +412,7 @@ static int cmd_diff(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct md_diff_options dopts = { .top = 10 };
-	int color = -1;
+	struct common_options co = { .color = -1 };
 	optind = 1;
 	opterr = 0;
 	int c;
@@ -401,33 +422,22 @@ static int cmd_diff(int argc, char **argv)
 		case OPT_JSON:
 			dopts.json = true;
 			break;
-		case OPT_COLOR:
-			color = 1;
-			break;
-		case OPT_NO_COLOR:
-			color = 0;
-			break;
 		case OPT_TOP:
 			if (!parse_uint(optarg, 100000, &v))
 				return fail(md_error_create(MD_ERR_USAGE, "--top takes a number, not '%s'", optarg));
 			dopts.top = (int)v;
 			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return fail(md_error_create(MD_ERR_USAGE, "option %s needs a value (see memdissect --help)",
-						    argv[optind - 1]));
-		default:
-			return fail(md_error_create(MD_ERR_USAGE, "unknown option %s (see memdissect --help)",
-						    argv[optind - 1]));
+		default: {
+			int code = common_option(c, argv, &co);
+			if (code >= 0)
+				return code;
+			break;
+		}
 		}
 	}
 	if (argc - optind != 2)
 		return fail(md_error_create(MD_ERR_USAGE, "diff takes two JSON reports (memdissect attach --json), A and B"));
-	if (color < 0)
-		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-	dopts.color = color;
+	dopts.color = want_color(co.color);
 	dopts.width = terminal_width();
 	struct md_error *err = md_diff_files(argv[optind], argv[optind + 1], &dopts, stdout);
 	return err ? fail(err) : EXIT_OK;
@@ -445,30 +455,16 @@ static int cmd_snapshot(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct md_analyze_options aopts = { 0 };
+	struct common_options co = { .color = -1 };
 	const char *out = NULL;
 	optind = 1;
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
-		unsigned long v;
 		switch (c) {
 		case 'o':
 		case OPT_OUTPUT:
 			out = optarg;
-			break;
-		case OPT_DEBUGINFO:
-			if (strcmp(optarg, "off") == 0)
-				aopts.debuginfo_disabled = true;
-			else if (strcmp(optarg, "auto") != 0)
-				return fail(md_error_create(MD_ERR_USAGE, "--debuginfo takes auto or off, not '%s'", optarg));
-			break;
-		case OPT_PLUGIN:
-			aopts.only_plugin = optarg;
-			break;
-		case OPT_HOLD:
-			if (!parse_uint(optarg, 3600000, &v))
-				return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds, not '%s'", optarg));
-			aopts.hold_pause_ms = (unsigned)v;
 			break;
 		case OPT_COPY:
 			if (strcmp(optarg, "memory") == 0)
@@ -478,24 +474,21 @@ static int cmd_snapshot(int argc, char **argv)
 			else if (strcmp(optarg, "auto") != 0)
 				return fail(md_error_create(MD_ERR_USAGE, "--copy takes auto, memory or stream, not '%s'", optarg));
 			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case ':':
-			return fail(md_error_create(MD_ERR_USAGE, "option %s needs a value (see memdissect --help)",
-						    argv[optind - 1]));
-		default:
-			return fail(md_error_create(MD_ERR_USAGE, "unknown option %s (see memdissect --help)",
-						    argv[optind - 1]));
+		default: {
+			int code = common_option(c, argv, &co);
+			if (code >= 0)
+				return code;
+			break;
+		}
 		}
 	}
-	if (optind >= argc)
-		return fail(md_error_create(MD_ERR_USAGE, "snapshot needs a process id (see memdissect --help)"));
-	if (optind < argc - 1)
-		return fail(md_error_create(MD_ERR_USAGE, "snapshot takes one process id, not '%s'", argv[optind + 1]));
-	unsigned long pid;
-	if (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0)
-		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
+	int code;
+	int pid = pid_operand("snapshot", argc, argv, &code);
+	if (pid < 0)
+		return code;
+	aopts.debuginfo_disabled = co.debuginfo_disabled;
+	aopts.only_plugin = co.plugin;
+	aopts.hold_pause_ms = co.hold_pause_ms;
 	if (!out)
 		return fail(md_error_create(MD_ERR_USAGE, "snapshot needs -o FILE"));
 	struct md_snapshot_result res;
@@ -503,7 +496,7 @@ static int cmd_snapshot(int argc, char **argv)
 	if (err)
 		return fail(err);
 	char b1[16], b2[16];
-	printf("snapshot of process %lu written to %s: %s of resident memory (%zu mappings, %zu threads), file %s\n"
+	printf("snapshot of process %d written to %s: %s of resident memory (%zu mappings, %zu threads), file %s\n"
 	       "pause %.1f ms (capture %.1f ms, %s %.1f ms), written in %.1f ms%s%s\n",
 	       pid, out, md_format_bytes(res.resident_bytes, b1, sizeof(b1)), res.mappings, res.threads,
 	       md_format_bytes(res.file_bytes, b2, sizeof(b2)), res.pause_ms, res.capture_ms,
