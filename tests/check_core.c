@@ -169,26 +169,25 @@ static int run_quiet(const char *cmd);
 
 /* ---- kernel cores ---- */
 
-/* Where the kernel puts a core: a plain name in the process's cwd, or nothing we can use. */
-static bool core_pattern_usable(void)
+/* Why the kernel cannot put a core in the process's cwd under a plain name, or NULL. */
+static const char *core_pattern_unusable(void)
 {
+	static char why[320];
 	char buf[256] = "";
 	FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
 	if (!f)
-		return false;
+		return "/proc/sys/kernel/core_pattern is not readable";
 	bool ok = fgets(buf, sizeof(buf), f) != NULL;
 	fclose(f);
 	if (!ok)
-		return false;
-	if (buf[0] == '|') {
-		fprintf(stderr, "check_core: core_pattern is a pipe (%s): kernel core tests skipped\n", buf);
-		return false;
+		return "/proc/sys/kernel/core_pattern is empty";
+	buf[strcspn(buf, "\n")] = 0;
+	if (buf[0] == '|' || strchr(buf, '/')) {
+		snprintf(why, sizeof(why), "core_pattern %s (%s): the kernel writes no core here", buf,
+			 buf[0] == '|' ? "a pipe" : "another directory");
+		return why;
 	}
-	if (strchr(buf, '/')) {
-		fprintf(stderr, "check_core: core_pattern writes elsewhere (%s): kernel core tests skipped\n", buf);
-		return false;
-	}
-	return true;
+	return NULL;
 }
 
 /* Make the target dump core into dir: coredump_filter 0x33 (the default) and RLIMIT_CORE
@@ -228,8 +227,9 @@ static const char *const glibc_modes[] = { "kth", "mmap", "threads", "tcache" };
 START_TEST(test_kernel_core_glibc)
 {
 	setup();
-	if (!core_pattern_usable())
-		return;
+	const char *unusable = core_pattern_unusable();
+	if (unusable)
+		MD_SKIP("%s", unusable);
 	const char *mode = glibc_modes[_i];
 	char *dir = make_dir();
 	struct md_test_proc p;
@@ -287,8 +287,9 @@ END_TEST
 START_TEST(test_kernel_core_jemalloc)
 {
 	setup();
-	if (!core_pattern_usable())
-		return;
+	const char *unusable = core_pattern_unusable();
+	if (unusable)
+		MD_SKIP("%s", unusable);
 	char *dir = make_dir();
 	struct md_test_proc p;
 	start_in(&p, dir, "jemalloc_truth", NULL);
@@ -333,8 +334,7 @@ START_TEST(test_gcore)
 {
 	setup();
 	if (!have_program("gdb")) {
-		fprintf(stderr, "check_core: gdb not installed: gcore test skipped\n");
-		return;
+		MD_SKIP("gdb is not installed (scripts/deps.sh installs it)");
 	}
 	const char *name = gcore_targets[_i];
 	bool glibc = _i == 0;

@@ -1115,8 +1115,7 @@ static void traced_by_strace(bool one_thread)
 	char buf[PATH_MAX];
 	const char *strace = find_in_path("strace", buf, sizeof(buf));
 	if (!strace) {
-		fprintf(stderr, "traced_by_strace: skipped: strace is not installed (apt-get install strace)\n");
-		return;
+		MD_SKIP("strace is not installed (scripts/deps.sh installs it)");
 	}
 	struct md_test_proc p;
 	static const char *const threads_args[] = {"4", NULL};
@@ -1293,8 +1292,7 @@ START_TEST(test_memory_pressure_cgroup)
 	const uint64_t limit = 64ULL << 20;
 	const char *why = cgroup_create(limit);
 	if (why) {
-		fprintf(stderr, "test_memory_pressure_cgroup: skipped: %s\n", why);
-		return;
+		MD_SKIP("%s", why);
 	}
 	char data[PATH_MAX];
 	pressure_data_path(data, sizeof(data));
@@ -1590,14 +1588,12 @@ START_TEST(test_valgrind_clean)
 {
 	SKIP_WITHOUT_PTRACE();
 	if (md_test_sanitized()) {
-		fprintf(stderr, "test_valgrind_clean: skipped in the ASan build (LeakSanitizer checks every run of it)\n");
-		return;
+		MD_SKIP_OPTIONAL("the ASan build (LeakSanitizer checks every run of it instead)");
 	}
 	char buf[PATH_MAX];
 	const char *valgrind = find_in_path("valgrind", buf, sizeof(buf));
 	if (!valgrind) {
-		fprintf(stderr, "test_valgrind_clean: skipped: valgrind is not installed (apt-get install valgrind)\n");
-		return;
+		MD_SKIP("valgrind is not installed (scripts/deps.sh installs it)");
 	}
 	int rounds = count_for(1, 1, 5);
 	struct md_test_proc idle, churn;
@@ -2263,8 +2259,7 @@ static bool skip_unless_root(const char *test)
 {
 	if (geteuid() == 0)
 		return false;
-	fprintf(stderr, "%s: skipped: not root, cannot become uid %d (the other tests run unprivileged)\n", test,
-		NOBODY_ID);
+	md_test_skip(true, test, "not root, cannot become uid %d (the other tests run unprivileged)", NOBODY_ID);
 	return true;
 }
 

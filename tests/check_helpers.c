@@ -2,6 +2,7 @@
  * talk to them through pipes, read /proc about them. Every wait has a deadline, so a target or
  * a memdissect that hangs fails the test instead of stalling the suite. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -503,6 +504,31 @@ char md_test_proc_state(pid_t pid)
 
 /* Whether this environment lets us ptrace at all (a container without CAP_SYS_PTRACE under a
  * seccomp policy, Yama 3): the only reason these tests may skip. NULL when possible. */
+void md_test_skip(bool required, const char *test, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	const char *ci = getenv("CI");
+	bool fail = required && ci && strcmp(ci, "true") == 0;
+	fprintf(stderr, "%s: skipped%s: %s\n", test, fail ? " (CI=true: a required test may not skip)" : "", why);
+	const char *log = getenv("MD_SKIP_LOG");
+	if (log) {
+		int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			char line[640];
+			int n = snprintf(line, sizeof(line), "%s%s: %s\n", required ? "" : "(optional) ", test, why);
+			if (n > 0 && write(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+				n = 0;
+			close(fd);
+		}
+	}
+	if (fail)
+		ck_abort_msg("%s: skipped under CI=true: %s", test, why);
+}
+
 const char *md_test_ptrace_impossible(void)
 {
 	static char why[160];

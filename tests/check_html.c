@@ -138,8 +138,8 @@ static void check_in_browser(const char *html_path, const char *must[], const ch
 {
 	const char *browser = chromium();
 	if (!browser) {
-		fprintf(stderr, "SKIP html: chromium is not installed (scripts/deps.sh installs the Debian "
-				"package chromium); the browser test did not run\n");
+		md_test_skip(true, "html browser check", "chromium is not installed (scripts/deps.sh installs the Debian "
+								 "package chromium)");
 		return;
 	}
 	char *dom = run_chromium(browser, html_path, NULL);

@@ -96,15 +96,29 @@ bool md_test_has_line_with(const char *text, const char *needle); /* a complete 
 bool md_test_become_nobody(void); /* drop groups, become uid/gid 65534 (in a child) */
 
 /* Why ptrace is impossible in this environment (a container without CAP_SYS_PTRACE, Yama 3), or
- * NULL: the only reason a test may skip, and it says so. */
+ * NULL. */
 const char *md_test_ptrace_impossible(void);
+
+/* A skip is not a pass. md_test_skip records it (the runner prints the count beside Check's
+ * summary) and prints "TEST: skipped: WHY". With CI=true a required test that skips fails
+ * instead; an optional one (a tool the run does not need) is only counted. Use it as
+ * "if (cond) { md_test_skip(...); return; }" or through the macros below. */
+void md_test_skip(bool required, const char *test, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define MD_SKIP(...)                                                                               \
+	do {                                                                                       \
+		md_test_skip(true, __func__, __VA_ARGS__);                                         \
+		return;                                                                            \
+	} while (0)
+#define MD_SKIP_OPTIONAL(...)                                                                      \
+	do {                                                                                       \
+		md_test_skip(false, __func__, __VA_ARGS__);                                        \
+		return;                                                                            \
+	} while (0)
 #define SKIP_WITHOUT_PTRACE()                                                                      \
 	do {                                                                                       \
 		const char *why_ = md_test_ptrace_impossible();                                    \
-		if (why_) {                                                                        \
-			fprintf(stderr, "%s: skipped: ptrace is impossible here (%s)\n", __func__, why_); \
-			return;                                                                    \
-		}                                                                                  \
+		if (why_)                                                                          \
+			MD_SKIP("ptrace is impossible here (%s)", why_);                           \
 	} while (0)
 
 #endif
