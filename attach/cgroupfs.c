@@ -657,3 +657,65 @@ out:
 		*pm_ret = pm;
 	return err;
 }
+
+/* ---- naming a cgroup on the command line ---- */
+
+static bool is_memory_cgroup(const char *dir)
+{
+	return has_file(dir, "memory.current") || has_file(dir, "memory.usage_in_bytes");
+}
+
+/* The cgroup's name below the mount it lives in: dir with the mount point cut off. */
+static char *path_below_mount(const char *dir, const char *cgroup_root)
+{
+	const char *const mounts[] = { "/memory", "/unified", "" };
+	size_t rl = strlen(cgroup_root);
+	if (strncmp(dir, cgroup_root, rl) == 0) {
+		for (size_t i = 0; i < 3; i++) {
+			size_t ml = strlen(mounts[i]);
+			const char *rest = dir + rl;
+			if (strncmp(rest, mounts[i], ml) == 0 && (rest[ml] == '/' || rest[ml] == '\0'))
+				return strdup(rest[ml] ? rest + ml : "/");
+		}
+	}
+	return strdup(dir);
+}
+
+struct md_error *md_cgroup_resolve(const char *arg, const char *cgroup_root, char **dir_ret, char **path_ret)
+{
+	char *dir = NULL;
+	if (is_memory_cgroup(arg)) {
+		dir = strdup(arg);
+	} else if (arg[0] == '/' && !strstr(arg, "/..")) {
+		const char *const bases[] = { "", "/unified", "/memory" };
+		for (size_t i = 0; !dir && i < 3; i++) {
+			char *d;
+			if (asprintf(&d, "%s%s%s", cgroup_root, bases[i], strcmp(arg, "/") ? arg : "") < 0)
+				return &md_error_nomem;
+			if (is_memory_cgroup(d))
+				dir = d;
+			else
+				free(d);
+		}
+		if (!dir)
+			return md_error_create(MD_ERR_NOT_FOUND, "no memory cgroup %s (neither a directory with "
+					       "memory.current or memory.usage_in_bytes, nor a group under %s)",
+					       arg, cgroup_root);
+	} else {
+		return md_error_create(MD_ERR_NOT_FOUND, "%s is not a memory cgroup directory (no memory.current, "
+				       "no memory.usage_in_bytes)", arg);
+	}
+	if (!dir)
+		return &md_error_nomem;
+	/* No trailing slashes: the path shown is the cgroup's name. */
+	for (size_t l = strlen(dir); l > 1 && dir[l - 1] == '/'; l--)
+		dir[l - 1] = '\0';
+	char *path = path_below_mount(dir, cgroup_root);
+	if (!path) {
+		free(dir);
+		return &md_error_nomem;
+	}
+	*dir_ret = dir;
+	*path_ret = path;
+	return NULL;
+}

@@ -72,6 +72,11 @@ void md_cgroup_deinit(struct md_cgroup *cg);
  * dir_ret and path_ret are malloc'd. */
 struct md_error *md_cgroup_dir_of_pid(pid_t pid, const char *cgroup_root, char **dir_ret, char **path_ret);
 
+/* A cgroup named on the command line: a memory cgroup directory, or a cgroup path ("/docker/x")
+ * looked up under cgroup_root, <root>/unified and <root>/memory. path_ret: the name below the
+ * mount. NOT_FOUND when neither leads to memory files. */
+struct md_error *md_cgroup_resolve(const char *arg, const char *cgroup_root, char **dir_ret, char **path_ret);
+
 /* Every memory cgroup below cgroup_root (v2 root with memory files, or <root>/memory), depth
  * first, at most max_groups and max_depth levels. dirs_ret holds malloc'd directory paths. */
 struct md_error *md_cgroup_list(const char *cgroup_root, size_t max_groups, int max_depth, char ***dirs_ret,

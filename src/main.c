@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "analyze.h"
+#include "cgroup_report.h"
 #include "live.h"
 #include "memdissect/report.h"
 #include "plugins.h"
@@ -71,6 +72,8 @@ static void usage(FILE *out)
 		"       memdissect diff [options] A.json B.json\n"
 		"       memdissect core [options] COREFILE [--exe PATH] [--sysroot DIR]\n"
 		"       memdissect snapshot [--debuginfo=MODE] PID -o FILE\n"
+		"       memdissect cgroup [options] PATH | --pid PID [--attach]\n"
+		"       memdissect system [options]\n"
 		"       memdissect plugins\n"
 		"       memdissect --help | --version\n"
 		"\n"
@@ -95,6 +98,9 @@ static void usage(FILE *out)
 		"       --exe and --sysroot say where the executable and libraries are (docs/cores.md)\n"
 		"snapshot: stop PID briefly and write a sparse ELF core FILE (gdb and eu-stack open it)\n"
 		"       that `memdissect core FILE` turns into the report of that moment\n"
+		"cgroup: a memory cgroup's usage part by part, its processes, the OOM picture (docs/cgroup.md);\n"
+		"       --attach adds each member's allocator classes (one attach at a time)\n"
+		"system: /proc/meminfo explained, the top processes by PSS and USS, every memory cgroup\n"
 		"\n"
 		"exit codes: 0 ok, 1 internal error, 2 usage, 3 no such process, 4 permission denied,\n"
 		"            5 zombie, 6 target exited during the attach, 7 bad input file,\n"
@@ -165,6 +171,8 @@ static struct md_error *write_html(const struct md_report *r, const char *path)
 
 /* Options of core and snapshot (values apart from the enum above, which others extend). */
 enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY };
+/* Options of cgroup and system. */
+enum { OPT_PID = 768, OPT_ATTACH };
 
 /* attach PID and core FILE share their options and report; argv[0] says which. */
 /* Options every subcommand spells the same way (each accepts those in its getopt table). */
@@ -510,6 +518,113 @@ static int cmd_snapshot(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* Write a cgroup or system document as JSON, text or an HTML file. */
+static int above_output(struct md_node *doc, bool json, const char *html, bool system, bool color)
+{
+	struct md_error *err = NULL;
+	if (html) {
+		FILE *f = fopen(html, "w");
+		if (!f)
+			err = md_error_os(errno, "cannot write %s", html);
+		else {
+			err = md_above_render_html(doc, system, f);
+			if (fclose(f) != 0 && !err)
+				err = md_error_os(errno, "writing %s", html);
+		}
+	} else if (json) {
+		err = md_node_write_json(doc, stdout, 2);
+		if (!err && (fputc('\n', stdout) == EOF || fflush(stdout) != 0))
+			err = md_error_os(errno, "writing the report");
+	} else {
+		err = system ? md_system_render_text(doc, color, stdout) : md_cgroup_render_text(doc, color, stdout);
+	}
+	md_node_destroy(doc);
+	return err ? fail(err) : EXIT_OK;
+}
+
+/* memdissect cgroup PATH | --pid PID and memdissect system. */
+static int cmd_above(int argc, char **argv)
+{
+	bool system = strcmp(argv[0], "system") == 0;
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "html", required_argument, NULL, OPT_HTML },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "attach", no_argument, NULL, OPT_ATTACH },
+		{ "top", required_argument, NULL, OPT_TOP },
+		{ "color", no_argument, NULL, OPT_COLOR },
+		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
+		{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
+		{ "plugin", required_argument, NULL, OPT_PLUGIN },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	const char *html = NULL;
+	unsigned long pid = 0, top = 10;
+	struct md_cgroup_report_options copts = { 0 };
+	struct common_options co = { .color = -1 };
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if ((c == OPT_PID || c == OPT_ATTACH) && system)
+			return fail(md_error_create(MD_ERR_USAGE, "%s is for memdissect cgroup", argv[optind - 1]));
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_HTML:
+			html = optarg;
+			break;
+		case OPT_PID:
+			if (!parse_uint(optarg, INT_MAX, &pid) || pid == 0)
+				return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", optarg));
+			break;
+		case OPT_ATTACH:
+			copts.attach = true;
+			break;
+		case OPT_TOP:
+			if (!parse_uint(optarg, 100000, &top))
+				return fail(md_error_create(MD_ERR_USAGE, "--top takes a number, not '%s'", optarg));
+			break;
+		default: {
+			int code = common_option(c, argv, &co);
+			if (code >= 0)
+				return code;
+			break;
+		}
+		}
+	}
+	struct md_node *doc = NULL;
+	struct md_error *err;
+	if (system) {
+		if (optind < argc)
+			return fail(md_error_create(MD_ERR_USAGE, "system takes no operand, not '%s'", argv[optind]));
+		struct md_system_report_options sopts = { "/sys/fs/cgroup", top };
+		err = md_system_report_build(&sopts, &doc);
+	} else {
+		if ((optind < argc) == (pid != 0))
+			return fail(md_error_create(MD_ERR_USAGE, "cgroup takes a cgroup PATH or --pid PID (one of them)"));
+		if (optind < argc - 1)
+			return fail(md_error_create(MD_ERR_USAGE, "cgroup takes one PATH, not '%s'", argv[optind + 1]));
+		char *dir = NULL, *path = NULL;
+		err = pid ? md_cgroup_dir_of_pid((pid_t)pid, "/sys/fs/cgroup", &dir, &path)
+			  : md_cgroup_resolve(argv[optind], "/sys/fs/cgroup", &dir, &path);
+		copts.aopts.debuginfo_disabled = co.debuginfo_disabled;
+		copts.aopts.only_plugin = co.plugin;
+		if (!err)
+			err = md_cgroup_report_build(dir, path, &copts, &doc);
+		free(dir);
+		free(path);
+	}
+	if (err && err->code == MD_ERR_NOT_FOUND) /* a PATH that is no memory cgroup: bad input */
+		err->code = MD_ERR_BAD_FILE;
+	if (err)
+		return fail(err);
+	return above_output(doc, json, html, system, want_color(co.color));
+}
+
 int main(int argc, char **argv)
 {
 	md_live_install_signal_handlers();
@@ -539,6 +654,8 @@ int main(int argc, char **argv)
 		return cmd_watch(argc - 1, argv + 1);
 	if (strcmp(cmd, "diff") == 0)
 		return cmd_diff(argc - 1, argv + 1);
+	if (strcmp(cmd, "cgroup") == 0 || strcmp(cmd, "system") == 0)
+		return cmd_above(argc - 1, argv + 1);
 	fprintf(stderr, "memdissect: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;
