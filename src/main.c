@@ -14,6 +14,7 @@
 #include "memdissect/report.h"
 #include "plugins.h"
 #include "render.h"
+#include "wss.h"
 
 #define MEMDISSECT_VERSION "0.1.0"
 
@@ -90,6 +91,8 @@ static void usage(FILE *out)
 		"  --map               the full drainability map (default: a summary)\n"
 		"  --html FILE         write a self-contained HTML report to FILE\n"
 		"  --format FMT        text (default), json, or openmetrics (node-exporter textfile)\n"
+		"  --wss S             after the attach, the working set over S seconds: clears the target's\n"
+		"                      page referenced bits (its page-aging state, not its memory; docs/cgroup.md)\n"
 		"\n"
 		"watch: attach every S seconds (N times, or until Ctrl-C); a table of live heap, free,\n"
 		"       RSS and gap, and a verdict from the fitted slopes (--json: a JSON line per sample)\n"
@@ -172,7 +175,7 @@ static struct md_error *write_html(const struct md_report *r, const char *path)
 /* Options of core and snapshot (values apart from the enum above, which others extend). */
 enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY };
 /* Options of cgroup and system. */
-enum { OPT_PID = 768, OPT_ATTACH };
+enum { OPT_PID = 768, OPT_ATTACH, OPT_WSS };
 
 /* attach PID and core FILE share their options and report; argv[0] says which. */
 /* Options every subcommand spells the same way (each accepts those in its getopt table). */
@@ -255,9 +258,11 @@ static int cmd_attach(int argc, char **argv)
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "exe", required_argument, NULL, OPT_EXE },
 		{ "sysroot", required_argument, NULL, OPT_SYSROOT },
+		{ "wss", required_argument, NULL, OPT_WSS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	double wss_s = 0;
 	bool json = false, openmetrics = false, format_given = false;
 	const char *html = NULL;
 	struct common_options co = { .color = -1 };
@@ -300,6 +305,16 @@ static int cmd_attach(int argc, char **argv)
 			else
 				aopts.sysroot = optarg;
 			break;
+		case OPT_WSS: {
+			char *end;
+			errno = 0;
+			wss_s = strtod(optarg, &end);
+			if (core)
+				return fail(md_error_create(MD_ERR_USAGE, "--wss needs a live process (memdissect attach)"));
+			if (errno || end == optarg || *end || !(wss_s > 0) || wss_s > 3600)
+				return fail(md_error_create(MD_ERR_USAGE, "--wss takes seconds (0 < S <= 3600), not '%s'", optarg));
+			break;
+		}
 		default: {
 			int code = common_option(c, argv, &co);
 			if (code >= 0)
@@ -327,6 +342,9 @@ static int cmd_attach(int argc, char **argv)
 	struct md_analysis a;
 	struct md_error *err = core ? md_analyze_core(argv[optind], &aopts, &a)
 				    : md_analyze_live((pid_t)pid, &aopts, &a);
+	/* The working-set window starts once the target runs again (src/wss.c). */
+	if (!err && wss_s > 0)
+		err = md_wss_measure((pid_t)pid, wss_s, &a.report);
 	if (err) {
 		md_analysis_deinit(&a);
 		return fail(err);
@@ -338,6 +356,8 @@ static int cmd_attach(int argc, char **argv)
 		err = json ? md_render_json(&a.report, stdout)
 		      : openmetrics ? md_render_openmetrics(&a.report, stdout)
 				    : md_render_text(&a.report, &ropts, stdout);
+	if (!err && !json && !openmetrics && (!html || format_given))
+		md_wss_render_text(&a.report, ropts.color, stdout);
 	bool partial = a.report.partial;
 	if (!err && fflush(stdout) != 0)
 		err = md_error_os(errno, "writing the report");

@@ -262,7 +262,7 @@ out:
 	return err;
 }
 
-static struct md_error *add_region(struct md_node *regions, const struct md_report_region *reg)
+static struct md_error *add_region(struct md_node *regions, const struct md_report_region *reg, bool wss)
 {
 	struct md_error *err;
 	struct md_node *o = md_node_object();
@@ -279,6 +279,8 @@ static struct md_error *add_region(struct md_node *regions, const struct md_repo
 	CHECK(md_node_set_u64(o, "pss_bytes", reg->pss_bytes));
 	CHECK(md_node_set_u64(o, "swap_bytes", reg->swap_bytes));
 	CHECK(set_classes(o, reg->classes));
+	if (wss)
+		CHECK(md_node_set_u64(o, "wss_bytes", reg->wss_bytes));
 out:
 	return err;
 }
@@ -347,6 +349,8 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	CHECK(md_node_set_u64(root, "reconciled_pages", r->reconciled_pages));
 	CHECK(add_system(root, r));
 	CHECK(add_cgroup(root, r));
+	if (r->wss.valid)
+		CHECK(md_wss_add_node(root, r));
 
 	struct md_node *allocators = NULL;
 	if (md_node_type(r->allocators) == MD_NODE_ARRAY)
@@ -373,7 +377,7 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	struct md_node *regions = md_node_array();
 	CHECK(md_node_set(root, "regions", regions));
 	for (size_t i = 0; i < r->n_regions; i++)
-		CHECK(add_region(regions, &r->regions[i]));
+		CHECK(add_region(regions, &r->regions[i], r->wss.valid));
 out:
 	if (err) {
 		md_node_destroy(root);

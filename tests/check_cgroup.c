@@ -580,6 +580,109 @@ START_TEST(test_system_report)
 }
 END_TEST
 
+/* ---- the working set ---- */
+
+static const struct md_node *region_at(const struct md_node *doc, uint64_t start)
+{
+	const struct md_node *regions = md_node_get(doc, "regions");
+	for (size_t i = 0; i < md_node_count(regions); i++)
+		if (md_node_get_u64(md_node_get(md_node_at(regions, i), "start")) == start)
+			return md_node_at(regions, i);
+	return NULL;
+}
+
+static struct md_node *attach_wss(pid_t pid, const char *window)
+{
+	const char *extra[] = { "--wss", window, NULL };
+	int status;
+	struct md_node *doc = md_test_attach_json(pid, extra, &status);
+	ck_assert_msg(doc && status == 0, "attach --wss: exit %d", status);
+	ck_assert_str_eq(md_node_get_string(md_node_path(doc, "wss.method")), "smaps_referenced");
+	ck_assert_str_eq(md_node_get_string(md_node_path(doc, "wss.attribution")), "per_mapping");
+	/* The joined classes never exceed the classes themselves. */
+	const struct md_node *cl = md_node_path(doc, "wss.classes");
+	for (size_t i = 0; i < md_node_count(cl); i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "classes.%s", md_node_key_at(cl, i));
+		ck_assert_uint_le(md_node_get_u64(md_node_at(cl, i)), md_test_json_u64(doc, key));
+	}
+	return doc;
+}
+
+START_TEST(test_wss_known_pages)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "cgroup_member", NULL));
+	const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	ck_assert(write(p.in_fd, "region 4096\n", 12) == 12);
+	char *line = md_test_proc_wait_line(&p, "region_start", 20000);
+	ck_assert(line);
+	uint64_t start = strtoull(line + strlen("region_start "), NULL, 16);
+	free(line);
+	command(&p, "heap 8\n", "heap_bytes");
+
+	/* Idle: the target waits in read(2) and touches none of the region. */
+	struct md_node *doc = attach_wss(p.pid, "1");
+	const struct md_node *reg = region_at(doc, start);
+	ck_assert_msg(reg, "region 0x%llx not in the report", (unsigned long long)start);
+	ck_assert_uint_eq(md_test_json_u64((struct md_node *)reg, "rss_bytes"), 4096 * page);
+	ck_assert_uint_eq(md_test_json_u64((struct md_node *)reg, "wss_bytes"), 0);
+	ck_assert(md_node_get_double(md_node_path(doc, "wss.window_s")) == 1.0);
+	md_node_destroy(doc);
+
+	/* 1024 of the 4096 pages written every 20 ms through the window. */
+	command(&p, "touch 1024 8000\n", "touching");
+	doc = attach_wss(p.pid, "1.5");
+	reg = region_at(doc, start);
+	ck_assert(reg);
+	uint64_t wss = md_test_json_u64((struct md_node *)reg, "wss_bytes");
+	fprintf(stderr, "wss: region of 4096 pages, 1024 touched: %llu bytes referenced (%llu pages); total %llu\n",
+		(unsigned long long)wss, (unsigned long long)(wss / page),
+		(unsigned long long)md_test_json_u64(doc, "wss.bytes"));
+	ck_assert_uint_eq(wss, 1024 * page);
+	ck_assert_uint_ge(md_test_json_u64(doc, "wss.bytes"), 1024 * page);
+	/* The region is all other anonymous memory: its share lands there. */
+	ck_assert_uint_ge(md_test_json_u64(doc, "wss.classes.anon_other"), 1024 * page);
+	md_node_destroy(doc);
+	free(md_test_proc_wait_line(&p, "touched", 20000));
+
+	/* The 8 MiB heap block (its own mmapped chunk: live pages) written through the window. */
+	command(&p, "touchheap 8000\n", "touching");
+	doc = attach_wss(p.pid, "1.5");
+	uint64_t live_wss = md_test_json_u64(doc, "wss.classes.live");
+	fprintf(stderr, "wss: 8 MiB live block touched: live heap %llu of %llu referenced\n",
+		(unsigned long long)live_wss, (unsigned long long)md_test_json_u64(doc, "classes.live"));
+	ck_assert_uint_ge(live_wss, 8 * MIB);
+	ck_assert_uint_le(live_wss, 8 * MIB + 2 * page);
+	md_node_destroy(doc);
+	free(md_test_proc_wait_line(&p, "touched", 20000));
+
+	/* The text report ends with the section. */
+	char pid_text[32];
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
+	const char *args[] = { "attach", "--wss", "0.2", pid_text, NULL };
+	char *out = NULL, *err = NULL;
+	int rc = md_test_run(args, &out, &err, 60000);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+	ck_assert_msg(strstr(out, "Working set over 0.2 s"), "%s", out);
+	free(out);
+	free(err);
+	md_test_proc_stop(&p);
+
+	/* Usage: a core has no working set; nonsense windows are refused. */
+	const char *bad[][4] = { { "core", "--wss", "1", "/nonexistent" }, { "attach", "--wss", "0", "1" },
+				 { "attach", "--wss", "x", "1" }, { "attach", "--wss", "5000", "1" } };
+	for (size_t i = 0; i < 4; i++) {
+		const char *a[] = { bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL };
+		rc = md_test_run(a, &out, &err, 20000);
+		ck_assert_msg(rc == 2 && strstr(err, "--wss"), "%s %s: exit %d %s", bad[i][0], bad[i][2], rc, err);
+		free(out);
+		free(err);
+	}
+}
+END_TEST
+
 Suite *cgroup_suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -596,6 +699,7 @@ Suite *cgroup_suite(void)
 	tcase_add_test(tc, test_cgroup_v2_live);
 	tcase_add_test(tc, test_cgroup_usage_errors);
 	tcase_add_test(tc, test_system_report);
+	tcase_add_test(tc, test_wss_known_pages);
 	suite_add_tcase(s, tc);
 	return s;
 }

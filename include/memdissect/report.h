@@ -33,6 +33,7 @@ struct md_report_region {
 	const char *allocator;  /* allocator claiming pages here, or NULL */
 	uint64_t rss_bytes, pss_bytes, swap_bytes;
 	uint64_t classes[MD_CLASS_COUNT]; /* bytes; sum == rss_bytes */
+	uint64_t wss_bytes;     /* working set (attach --wss): referenced bytes in the window */
 };
 
 /* One allocator region (arena heap, sbrk heap, mmapped chunks, extent span) as the classifier
@@ -115,6 +116,17 @@ struct md_report {
 		uint64_t limit_bytes; /* UINT64_MAX when unlimited */
 	} cgroup;
 
+	/* The working set (attach --wss, src/wss.c): what the target referenced during a window
+	 * after the attach. classes[] joins it with the page classes (attribution says how). */
+	struct {
+		bool valid;
+		const char *method;      /* "smaps_referenced" */
+		const char *attribution; /* "per_mapping": each mapping's share split by its classes */
+		double window_s;
+		uint64_t bytes;          /* every mapping, also those made after the attach */
+		uint64_t classes[MD_CLASS_COUNT];
+	} wss;
+
 	/* JSON array of allocator objects filled by the plugins ({"name": "glibc", ...}). */
 	struct md_node *allocators;
 	struct md_report_finding *findings;
@@ -141,6 +153,8 @@ struct md_error *md_render_text(const struct md_report *r, const struct md_rende
 /* The JSON document of docs/json.md; built as a node so tests and diff can read it back. */
 struct md_error *md_report_to_node(const struct md_report *r, struct md_node **node_ret);
 struct md_error *md_render_json(const struct md_report *r, FILE *out);
+/* The "wss" object of the JSON, set on root when r->wss.valid (src/wss.c). */
+struct md_error *md_wss_add_node(struct md_node *root, const struct md_report *r);
 
 /* Human units: "1.50 GiB", "210 MiB", "12.0 KiB", "512 B". buf of at least 16 bytes. */
 const char *md_format_bytes(uint64_t bytes, char *buf, size_t len);

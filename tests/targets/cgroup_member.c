@@ -8,6 +8,7 @@
  *                                                         -> "region_start 0x..." "region_pages N"
  *   touch PAGES MS    write the first PAGES pages of the region every 20 ms for MS milliseconds
  *                                                         -> "touching", then "touched N rounds"
+ *   touchheap MS      the same for every page of the last heap block -> "touching", "touched N rounds"
  *   quit */
 #include <sys/mman.h>
 
@@ -44,7 +45,8 @@ int main(void)
 	md_say("ready\n");
 	char cmd[512], path[400];
 	unsigned long a, b;
-	char *region = NULL;
+	char *region = NULL, *heap = NULL;
+	size_t heap_size = 0;
 	unsigned long region_pages = 0;
 	long page = sysconf(_SC_PAGESIZE);
 	while (md_read_command(cmd, sizeof(cmd))) {
@@ -58,6 +60,8 @@ int main(void)
 				continue;
 			}
 			memset(p, 0x5a, n);
+			heap = p;
+			heap_size = n;
 			md_say("heap_bytes %zu\n", n);
 		} else if (sscanf(cmd, "file %399s %lu", path, &a) == 2) {
 			fill_file(path, a, "file_bytes");
@@ -84,6 +88,15 @@ int main(void)
 			for (unsigned long t = 0; t < b; t += 20, rounds++) {
 				for (unsigned long i = 0; i < a; i++)
 					((volatile char *)region)[i * (size_t)page]++;
+				usleep(20000);
+			}
+			md_say("touched %lu rounds\n", rounds);
+		} else if (sscanf(cmd, "touchheap %lu", &b) == 1 && heap) {
+			md_say("touching\n");
+			unsigned long rounds = 0;
+			for (unsigned long t = 0; t < b; t += 20, rounds++) {
+				for (size_t off = 0; off < heap_size; off += (size_t)page)
+					((volatile char *)heap)[off]++;
 				usleep(20000);
 			}
 			md_say("touched %lu rounds\n", rounds);
