@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 FUZZ_DIR=${FUZZ_DIR:-$ROOT/build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-300}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"core procfs json glibc_walk jemalloc_walk"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"core procfs cgroup json glibc_walk jemalloc_walk"}
 CLANG=${CLANG:-clang}
 # clang and its libFuzzer runtime (Debian: clang, libclang-rt-dev), installed when missing.
 have_fuzzer() {
@@ -103,6 +103,10 @@ for t in $FUZZ_TARGETS; do
 	procfs)
 		build procfs fuzz/fuzz_procfs.c attach/procfs.c src/error.c
 		extra=tests/data/procfs
+		maxlen=65536 ;;
+	cgroup)
+		build cgroup fuzz/fuzz_cgroup.c attach/cgroupfs.c attach/procfs.c src/error.c
+		extra=tests/data/cgroup
 		maxlen=65536 ;;
 	json)
 		build json fuzz/fuzz_json.c src/node.c src/error.c -lm
