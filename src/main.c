@@ -69,7 +69,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: memdissect attach [options] PID\n"
-		"       memdissect watch [options] PID --interval S [--count N]\n"
+		"       memdissect watch [options] PID --interval S [--count N] [--wss W]\n"
 		"       memdissect diff [options] A.json B.json\n"
 		"       memdissect core [options] COREFILE [--exe PATH] [--sysroot DIR]\n"
 		"       memdissect snapshot [--debuginfo=MODE] PID -o FILE\n"
@@ -95,7 +95,8 @@ static void usage(FILE *out)
 		"                      page referenced bits (its page-aging state, not its memory; docs/cgroup.md)\n"
 		"\n"
 		"watch: attach every S seconds (N times, or until Ctrl-C); a table of live heap, free,\n"
-		"       RSS and gap, and a verdict from the fitted slopes (--json: a JSON line per sample)\n"
+		"       RSS and gap, and a verdict from the fitted slopes (--json: a JSON line per sample);\n"
+		"       --wss W adds the working set of a W-second window after each attach\n"
 		"diff:  what changed between two `attach --json` reports, per class, allocator and region\n"
 		"core:  the same report from an ELF core (kernel core, gdb gcore or memdissect snapshot);\n"
 		"       --exe and --sysroot say where the executable and libraries are (docs/cores.md)\n"
@@ -376,6 +377,7 @@ static int cmd_watch(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "wss", required_argument, NULL, OPT_WSS },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "color", no_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
@@ -407,6 +409,12 @@ static int cmd_watch(int argc, char **argv)
 		case OPT_JSON:
 			wopts.json = true;
 			break;
+		case OPT_WSS:
+			errno = 0;
+			wopts.wss_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(wopts.wss_s > 0) || wopts.wss_s > 3600)
+				return fail(md_error_create(MD_ERR_USAGE, "--wss takes seconds (0 < S <= 3600), not '%s'", optarg));
+			break;
 		default: {
 			int code = common_option(c, argv, &co);
 			if (code >= 0)
@@ -421,6 +429,9 @@ static int cmd_watch(int argc, char **argv)
 		return code;
 	if (!(wopts.interval_s > 0))
 		return fail(md_error_create(MD_ERR_USAGE, "watch needs --interval S (seconds between attaches)"));
+	if (wopts.wss_s >= wopts.interval_s)
+		return fail(md_error_create(MD_ERR_USAGE, "--wss %g must be shorter than --interval %g (the window runs "
+					    "inside each interval)", wopts.wss_s, wopts.interval_s));
 	wopts.debuginfo_disabled = co.debuginfo_disabled;
 	wopts.only_plugin = co.plugin;
 	wopts.color = want_color(co.color);

@@ -146,6 +146,7 @@ struct md_watch_sample {
 	uint64_t gap_bytes;        /* rss - live heap */
 	uint64_t classes[MD_CLASS_COUNT];
 	double pause_ms;
+	uint64_t wss_bytes;        /* watch --wss: the working set of the window after the attach */
 };
 void md_watch_sample_from_report(const struct md_report *r, double t_s, struct md_watch_sample *s);
 
@@ -189,6 +190,7 @@ struct md_watch_options {
 	int width;
 	bool debuginfo_disabled;
 	const char *only_plugin;
+	double wss_s;           /* > 0: measure the working set over this window after each attach */
 };
 /* Runs the watch on stdout. Returns an error for the exit code (NULL: ok). */
 struct md_error *md_watch_run(int pid, const struct md_watch_options *opts, FILE *out);

@@ -17,6 +17,7 @@
 #include "analyze.h"
 #include "live.h"
 #include "render.h"
+#include "wss.h"
 
 #define MiB (1024.0 * 1024.0)
 #define MIN_SAMPLES 3
@@ -287,12 +288,14 @@ static void text_header(FILE *out, int pid, const char *comm, const struct md_wa
 	fputc('\n', out);
 	fprintf(out, "  %8s %7s %9s %7s %7s %7s %10s", "time", "RSS", "live heap", "free", "pinned", "gap",
 		"releasable");
+	if (o->wss_s > 0)
+		fprintf(out, " %7s", "wss");
 	if (wide)
 		fprintf(out, " %8s", "pause");
 	fputc('\n', out);
 }
 
-static void text_row(FILE *out, const struct md_watch_sample *s, bool wide)
+static void text_row(FILE *out, const struct md_watch_sample *s, bool wide, bool wss)
 {
 	char t[32], a[16], b[16], c[16], d[16], e[16], f[16];
 	time_text(s->t_s, t, sizeof(t));
@@ -300,6 +303,8 @@ static void text_row(FILE *out, const struct md_watch_sample *s, bool wide)
 		compact(s->live_heap_bytes, b, sizeof(b)), compact(s->free_bytes, c, sizeof(c)),
 		compact(s->pinned_free_bytes, d, sizeof(d)), compact(s->gap_bytes, e, sizeof(e)),
 		compact(s->releasable_bytes, f, sizeof(f)));
+	if (wss)
+		fprintf(out, " %7s", compact(s->wss_bytes, a, sizeof(a)));
 	if (wide)
 		fprintf(out, " %6.1fms", s->pause_ms);
 	fputc('\n', out);
@@ -324,7 +329,7 @@ static struct md_error *json_line(FILE *out, struct md_node *o)
 			err = (call); \
 	} while (0)
 
-static struct md_error *json_sample(FILE *out, int pid, size_t index, const struct md_watch_sample *s)
+static struct md_error *json_sample(FILE *out, int pid, size_t index, const struct md_watch_sample *s, bool wss)
 {
 	struct md_error *err = NULL;
 	struct md_node *o = md_node_object();
@@ -342,6 +347,8 @@ static struct md_error *json_sample(FILE *out, int pid, size_t index, const stru
 	PUT(md_node_set_u64(o, "releasable_bytes", s->releasable_bytes));
 	PUT(md_node_set_u64(o, "gap_bytes", s->gap_bytes));
 	PUT(md_node_set_double(o, "pause_ms", round(s->pause_ms * 1000.0) / 1000.0));
+	if (wss)
+		PUT(md_node_set_u64(o, "wss_bytes", s->wss_bytes));
 	struct md_node *c = md_node_object();
 	PUT(md_node_set(o, "classes", c));
 	for (int k = 0; k < MD_CLASS_COUNT; k++)
@@ -442,6 +449,9 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			next = start; /* an analysis longer than the interval: the next starts at once */
 		struct md_analysis a;
 		err = md_analyze_live((pid_t)pid, &aopts, &a);
+		/* The window runs after the attach, inside the interval (main checks wss < interval). */
+		if (!err && o->wss_s > 0)
+			err = md_wss_measure((pid_t)pid, o->wss_s, &a.report);
 		if (err) {
 			md_analysis_deinit(&a);
 			if (n && (err->code == MD_ERR_INTERRUPTED)) {
@@ -471,10 +481,11 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			text_header(out, pid, comm, o, wide);
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
+		samples[n].wss_bytes = a.report.wss.bytes;
 		md_analysis_deinit(&a);
-		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n]) : NULL;
+		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n], o->wss_s > 0) : NULL;
 		if (!o->json)
-			text_row(out, &samples[n], wide);
+			text_row(out, &samples[n], wide, o->wss_s > 0);
 		n++;
 		if (werr) {
 			err = werr;

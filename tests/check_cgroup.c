@@ -683,6 +683,46 @@ START_TEST(test_wss_known_pages)
 }
 END_TEST
 
+START_TEST(test_watch_wss)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "cgroup_member", NULL));
+	const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	ck_assert(write(p.in_fd, "region 2048\n", 12) == 12);
+	free(md_test_proc_wait_line(&p, "region_pages", 20000));
+	command(&p, "touch 512 10000\n", "touching");
+	char pid_text[32];
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
+	const char *args[] = { "watch", pid_text, "--interval", "1", "--count", "2", "--wss", "0.4", "--json", NULL };
+	char *out = NULL, *err = NULL;
+	int rc = md_test_run(args, &out, &err, 60000);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, err);
+	/* Each sample line has the window's working set: at least the 512 pages being written. */
+	size_t samples = 0;
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		struct md_node *o;
+		ck_assert(!md_node_parse_json(line, strlen(line), &o));
+		if (strcmp(md_node_get_string(md_node_get(o, "type")), "sample") == 0) {
+			uint64_t wss = md_test_json_u64(o, "wss_bytes");
+			ck_assert_uint_ge(wss, 512 * page);
+			ck_assert_uint_le(wss, md_test_json_u64(o, "rss_bytes") + 512 * page);
+			samples++;
+		}
+		md_node_destroy(o);
+	}
+	ck_assert_uint_eq(samples, 2);
+	free(out);
+	free(err);
+	md_test_proc_stop(&p);
+	const char *bad[] = { "watch", pid_text, "--interval", "1", "--wss", "1", NULL };
+	rc = md_test_run(bad, &out, &err, 20000);
+	ck_assert_msg(rc == 2 && strstr(err, "must be shorter than --interval"), "exit %d: %s", rc, err);
+	free(out);
+	free(err);
+}
+END_TEST
+
 Suite *cgroup_suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -700,6 +740,7 @@ Suite *cgroup_suite(void)
 	tcase_add_test(tc, test_cgroup_usage_errors);
 	tcase_add_test(tc, test_system_report);
 	tcase_add_test(tc, test_wss_known_pages);
+	tcase_add_test(tc, test_watch_wss);
 	suite_add_tcase(s, tc);
 	return s;
 }
