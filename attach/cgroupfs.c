@@ -15,53 +15,17 @@
 
 /* ---- lines and numbers ---- */
 
-struct lines {
-	const char *p, *end;
-	unsigned lineno;
-};
-
-static bool next_line(struct lines *it, const char **ls, const char **le)
-{
-	if (it->p >= it->end)
-		return false;
-	const char *nl = memchr(it->p, '\n', (size_t)(it->end - it->p));
-	*ls = it->p;
-	*le = nl ? nl : it->end;
-	it->p = nl ? nl + 1 : it->end;
-	it->lineno++;
-	return true;
-}
-
 static void skip_blanks(const char **p, const char *end)
 {
 	while (*p < end && (**p == ' ' || **p == '\t'))
 		(*p)++;
 }
 
-/* A decimal u64 without overflow. */
-static bool scan_u64(const char **p, const char *end, uint64_t *v)
-{
-	const char *s = *p;
-	uint64_t x = 0;
-	while (s < end && *s >= '0' && *s <= '9') {
-		unsigned d = (unsigned)(*s - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return false;
-		x = x * 10 + d;
-		s++;
-	}
-	if (s == *p)
-		return false;
-	*p = s;
-	*v = x;
-	return true;
-}
-
 /* "12.34" as a double, by hand (no locale, no NUL needed). */
 static bool scan_fixed(const char **p, const char *end, double *v)
 {
 	uint64_t ip;
-	if (!scan_u64(p, end, &ip))
+	if (!md_scan_dec(p, end, &ip))
 		return false;
 	double x = (double)ip;
 	if (*p < end && **p == '.') {
@@ -80,9 +44,23 @@ static bool scan_fixed(const char **p, const char *end, double *v)
 	return true;
 }
 
-static struct md_error *bad(const char *what, unsigned lineno, const char *why)
+/* Room for one more of n items of size bytes (doubling from first). */
+static bool grow(void **items, size_t *cap, size_t n, size_t size, size_t first)
 {
-	return md_error_create(MD_ERR_BAD_DATA, "%s line %u: %s", what, lineno, why);
+	if (n < *cap)
+		return true;
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *p = realloc(*items, ncap * size);
+	if (!p)
+		return false;
+	*items = p;
+	*cap = ncap;
+	return true;
+}
+
+static struct md_error *bad(const char *what, size_t lineno, const char *why)
+{
+	return md_error_create(MD_ERR_BAD_DATA, "%s line %zu: %s", what, lineno, why);
 }
 
 /* ---- flat keyed files ---- */
@@ -92,9 +70,10 @@ struct md_error *md_parse_keyed(const char *text, size_t len, bool meminfo_style
 	const char *what = meminfo_style ? "meminfo" : "keyed file";
 	struct md_kv_list l = { 0 };
 	size_t cap = 0;
-	struct lines it = { text, text + len, 0 };
+	struct md_line_iter it;
+	md_line_iter_init(&it, text, len);
 	const char *ls, *le;
-	while (next_line(&it, &ls, &le)) {
+	while (md_line_next(&it, &ls, &le)) {
 		if (ls == le)
 			continue;
 		const char *k = ls, *p = ls;
@@ -117,7 +96,7 @@ struct md_error *md_parse_keyed(const char *text, size_t len, bool meminfo_style
 		uint64_t v = 0;
 		if (!err) {
 			skip_blanks(&p, le);
-			if (!scan_u64(&p, le, &v))
+			if (!md_scan_dec(&p, le, &v))
 				err = bad(what, it.lineno, "not a number");
 		}
 		if (!err) {
@@ -133,16 +112,8 @@ struct md_error *md_parse_keyed(const char *text, size_t len, bool meminfo_style
 		}
 		if (!err && l.n >= MD_KV_MAX)
 			err = bad(what, it.lineno, "too many lines");
-		if (!err && l.n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct md_kv *items = realloc(l.items, ncap * sizeof(*items));
-			if (!items)
-				err = &md_error_nomem;
-			else {
-				l.items = items;
-				cap = ncap;
-			}
-		}
+		if (!err && !grow((void **)&l.items, &cap, l.n, sizeof(*l.items), 64))
+			err = &md_error_nomem;
 		if (err) {
 			md_kv_list_deinit(&l);
 			return err;
@@ -193,9 +164,10 @@ static bool scan_field(const char **p, const char *end, const char *name)
 struct md_error *md_parse_pressure(const char *text, size_t len, struct md_psi *psi_ret)
 {
 	struct md_psi psi = { 0 };
-	struct lines it = { text, text + len, 0 };
+	struct md_line_iter it;
+	md_line_iter_init(&it, text, len);
 	const char *ls, *le;
-	while (next_line(&it, &ls, &le)) {
+	while (md_line_next(&it, &ls, &le)) {
 		if (ls == le)
 			continue;
 		const char *p = ls;
@@ -211,7 +183,7 @@ struct md_error *md_parse_pressure(const char *text, size_t len, struct md_psi *
 		bool ok = scan_field(&p, le, "avg10=") && scan_fixed(&p, le, &line->avg10) &&
 			  scan_field(&p, le, " avg60=") && scan_fixed(&p, le, &line->avg60) &&
 			  scan_field(&p, le, " avg300=") && scan_fixed(&p, le, &line->avg300) &&
-			  scan_field(&p, le, " total=") && scan_u64(&p, le, &line->total_us);
+			  scan_field(&p, le, " total=") && md_scan_dec(&p, le, &line->total_us);
 		skip_blanks(&p, le);
 		if (!ok || p != le)
 			return bad("pressure", it.lineno, "not 'avg10=N avg60=N avg300=N total=N'");
@@ -231,28 +203,21 @@ struct md_error *md_parse_pid_list(const char *text, size_t len, pid_t **pids_re
 {
 	pid_t *pids = NULL;
 	size_t n = 0, cap = 0;
-	struct lines it = { text, text + len, 0 };
+	struct md_line_iter it;
+	md_line_iter_init(&it, text, len);
 	const char *ls, *le;
-	while (next_line(&it, &ls, &le)) {
+	while (md_line_next(&it, &ls, &le)) {
 		if (ls == le)
 			continue;
 		const char *p = ls;
 		uint64_t v = 0;
 		struct md_error *err = NULL;
-		if (!scan_u64(&p, le, &v) || p != le || v == 0 || v > INT_MAX)
+		if (!md_scan_dec(&p, le, &v) || p != le || v == 0 || v > INT_MAX)
 			err = bad("cgroup.procs", it.lineno, "not a process id");
 		else if (n >= MD_PIDS_MAX)
 			err = bad("cgroup.procs", it.lineno, "too many processes");
-		else if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			pid_t *np = realloc(pids, ncap * sizeof(*np));
-			if (!np)
-				err = &md_error_nomem;
-			else {
-				pids = np;
-				cap = ncap;
-			}
-		}
+		else if (!grow((void **)&pids, &cap, n, sizeof(*pids), 16))
+			err = &md_error_nomem;
 		if (err) {
 			free(pids);
 			return err;
@@ -290,7 +255,7 @@ static struct md_error *read_number(const char *dir, const char *file, uint64_t 
 	uint64_t v = 0;
 	if ((size_t)(end - p) == 3 && memcmp(p, "max", 3) == 0)
 		v = UINT64_MAX;
-	else if (!scan_u64(&p, end, &v) || p != end)
+	else if (!md_scan_dec(&p, end, &v) || p != end)
 		err = md_error_create(MD_ERR_BAD_DATA, "%s/%s: not a number", dir, file);
 	free(buf);
 	if (!err)
@@ -513,14 +478,8 @@ static struct md_error *walk_add(struct walk *w, const char *dir)
 		w->truncated = true;
 		return NULL;
 	}
-	if (w->n == w->cap) {
-		size_t ncap = w->cap ? w->cap * 2 : 32;
-		char **nd = realloc(w->dirs, ncap * sizeof(*nd));
-		if (!nd)
-			return &md_error_nomem;
-		w->dirs = nd;
-		w->cap = ncap;
-	}
+	if (!grow((void **)&w->dirs, &w->cap, w->n, sizeof(*w->dirs), 32))
+		return &md_error_nomem;
 	if (!(w->dirs[w->n] = strdup(dir)))
 		return &md_error_nomem;
 	w->n++;

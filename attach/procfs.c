@@ -78,12 +78,8 @@ struct md_error *md_read_file(const char *path, char **buf_ret, size_t *len_ret)
 
 /* ---- small bounded scanners: [p, end) is always the rest of one line ---- */
 
-struct line_iter {
-	const char *p, *end;
-	size_t lineno;
-};
 
-static void line_iter_init(struct line_iter *it, const char *text, size_t len)
+void md_line_iter_init(struct md_line_iter *it, const char *text, size_t len)
 {
 	it->p = text;
 	it->end = text + len;
@@ -91,7 +87,7 @@ static void line_iter_init(struct line_iter *it, const char *text, size_t len)
 }
 
 /* The next line without its '\n'; a last line without '\n' counts. */
-static bool line_next(struct line_iter *it, const char **ls, const char **le)
+bool md_line_next(struct md_line_iter *it, const char **ls, const char **le)
 {
 	if (it->p >= it->end)
 		return false;
@@ -145,7 +141,7 @@ static bool scan_hex(const char **pp, const char *end, uint64_t *v)
 	return true;
 }
 
-static bool scan_dec(const char **pp, const char *end, uint64_t *v)
+bool md_scan_dec(const char **pp, const char *end, uint64_t *v)
 {
 	const char *p = *pp;
 	uint64_t x = 0;
@@ -173,7 +169,7 @@ static bool scan_kb_value(const char *p, const char *end, uint64_t *bytes)
 {
 	uint64_t kb;
 	p = skip_blanks(p, end);
-	if (!scan_dec(&p, end, &kb))
+	if (!md_scan_dec(&p, end, &kb))
 		return false;
 	p = skip_blanks(p, end);
 	if (end - p < 2 || p[0] != 'k' || p[1] != 'B')
@@ -188,7 +184,7 @@ static bool scan_kb_value(const char *p, const char *end, uint64_t *bytes)
 static bool scan_dec_value(const char *p, const char *end, uint64_t *v)
 {
 	p = skip_blanks(p, end);
-	return scan_dec(&p, end, v) && rest_is_blank(p, end);
+	return md_scan_dec(&p, end, v) && rest_is_blank(p, end);
 }
 
 /* "Key:value" → key span and value start; false when the first token does not end in ':'. */
@@ -266,7 +262,7 @@ static const char *parse_map_header(const char *p, const char *end, struct map_h
 	if (p >= end || !is_blank(*p))
 		return "bad device";
 	p = skip_blanks(p, end);
-	if (!scan_dec(&p, end, &h->inode))
+	if (!md_scan_dec(&p, end, &h->inode))
 		return "bad inode";
 	if (p < end && !is_blank(*p))
 		return "bad inode";
@@ -436,11 +432,11 @@ struct md_error *md_parse_maps(const char *text, size_t len, struct md_mapping *
 	size_t n = 0, cap = 0;
 	bool sorted = true;
 	struct md_error *err = NULL;
-	struct line_iter it;
+	struct md_line_iter it;
 	const char *ls, *le;
 
-	line_iter_init(&it, text, len);
-	while (line_next(&it, &ls, &le)) {
+	md_line_iter_init(&it, text, len);
+	while (md_line_next(&it, &ls, &le)) {
 		if (memchr(ls, '\0', (size_t)(le - ls))) {
 			err = bad_line("maps", it.lineno, "NUL byte");
 			goto fail;
@@ -545,12 +541,12 @@ struct md_error *md_parse_smaps_rollup(const char *text, size_t len, struct md_s
 {
 	struct md_smaps s;
 	memset(&s, 0, sizeof(s));
-	struct line_iter it;
+	struct md_line_iter it;
 	const char *ls, *le;
 	bool any = false;
 
-	line_iter_init(&it, text, len);
-	while (line_next(&it, &ls, &le)) {
+	md_line_iter_init(&it, text, len);
+	while (md_line_next(&it, &ls, &le)) {
 		if (memchr(ls, '\0', (size_t)(le - ls)))
 			return bad_line("smaps_rollup", it.lineno, "NUL byte");
 		const char *ke, *value;
@@ -631,7 +627,7 @@ static bool scan_ids(const char *p, const char *end, uint32_t ids[4])
 	for (int i = 0; i < 4; i++) {
 		uint64_t x;
 		p = skip_blanks(p, end);
-		if (!scan_dec(&p, end, &x) || x > UINT32_MAX)
+		if (!md_scan_dec(&p, end, &x) || x > UINT32_MAX)
 			return false;
 		ids[i] = (uint32_t)x;
 	}
@@ -642,13 +638,13 @@ struct md_error *md_parse_status(const char *text, size_t len, struct md_proc_st
 {
 	struct md_proc_status st;
 	memset(&st, 0, sizeof(st));
-	struct line_iter it;
+	struct md_line_iter it;
 	const char *ls, *le;
 	unsigned rss_split = 0;
 	bool have_name = false, have_pid = false;
 
-	line_iter_init(&it, text, len);
-	while (line_next(&it, &ls, &le)) {
+	md_line_iter_init(&it, text, len);
+	while (md_line_next(&it, &ls, &le)) {
 		const char *ke, *v;
 		if (!split_key(ls, le, &ke, &v))
 			return bad_line("status", it.lineno, "not a \"Key: value\" line");
@@ -721,12 +717,12 @@ struct md_error *md_parse_meminfo(const char *text, size_t len, struct md_meminf
 #undef MI
 	struct md_meminfo mi;
 	memset(&mi, 0, sizeof(mi));
-	struct line_iter it;
+	struct md_line_iter it;
 	const char *ls, *le;
 	bool have_total = false;
 
-	line_iter_init(&it, text, len);
-	while (line_next(&it, &ls, &le)) {
+	md_line_iter_init(&it, text, len);
+	while (md_line_next(&it, &ls, &le)) {
 		const char *ke, *v;
 		if (!split_key(ls, le, &ke, &v))
 			return bad_line("meminfo", it.lineno, "not a \"Key: value\" line");
@@ -777,17 +773,17 @@ struct md_error *md_parse_proc_cgroup(const char *text, size_t len, char **v2_pa
 				      char **v1_memory_path_ret)
 {
 	const char *v2 = NULL, *v2_end = NULL, *v1 = NULL, *v1_end = NULL;
-	struct line_iter it;
+	struct md_line_iter it;
 	const char *ls, *le;
 
 	/* "hierarchy-ID:controller-list:cgroup-path"; the path is the rest and may hold ':'. */
-	line_iter_init(&it, text, len);
-	while (line_next(&it, &ls, &le)) {
+	md_line_iter_init(&it, text, len);
+	while (md_line_next(&it, &ls, &le)) {
 		if (memchr(ls, '\0', (size_t)(le - ls)))
 			return bad_line("cgroup", it.lineno, "NUL byte");
 		const char *p = ls;
 		uint64_t id;
-		if (!scan_dec(&p, le, &id) || p >= le || *p != ':')
+		if (!md_scan_dec(&p, le, &id) || p >= le || *p != ':')
 			return bad_line("cgroup", it.lineno, "bad hierarchy id");
 		const char *ctl = ++p;
 		const char *colon = memchr(ctl, ':', (size_t)(le - ctl));
@@ -851,7 +847,7 @@ static bool read_cgroup_number(const char *dir, const char *file, uint64_t *v)
 		*v = UINT64_MAX;
 		ok = true;
 	} else {
-		ok = scan_dec(&p, end, v) && p == end;
+		ok = md_scan_dec(&p, end, v) && p == end;
 	}
 	free(buf);
 	return ok;

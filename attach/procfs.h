@@ -10,6 +10,17 @@
 #include "memdissect/error.h"
 #include "memdissect/target.h"
 
+/* Bounded scanners shared by the /proc and cgroup parsers: lines of [text, text + len) without
+ * their '\n' (a last line without '\n' counts), and a decimal u64 (at least one digit; false on
+ * overflow), advancing *pp. */
+struct md_line_iter {
+	const char *p, *end;
+	size_t lineno;
+};
+void md_line_iter_init(struct md_line_iter *it, const char *text, size_t len);
+bool md_line_next(struct md_line_iter *it, const char **ls, const char **le);
+bool md_scan_dec(const char **pp, const char *end, uint64_t *v);
+
 /* Read a whole file (including /proc files whose st_size is 0). The buffer is NUL-terminated
  * (not counted in len) and must be freed by the caller. */
 struct md_error *md_read_file(const char *path, char **buf_ret, size_t *len_ret);

@@ -14,15 +14,6 @@
 #define MAX_GROUPS 4096
 #define MAX_DEPTH 32
 
-#define CHECK(expr)                                                                                \
-	do {                                                                                       \
-		struct md_error *e_ = (expr);                                                      \
-		if (e_) {                                                                          \
-			err = e_;                                                                  \
-			goto out;                                                                  \
-		}                                                                                  \
-	} while (0)
-
 const char *md_text_safe(const char *s, char *buf, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -179,24 +170,24 @@ static struct md_error *cgroup_object(const struct md_cgroup *cg, struct md_node
 	struct md_node *o = md_node_object(), *sub = NULL;
 	if (!o)
 		return &md_error_nomem;
-	CHECK(md_node_set_string(o, "path", cg->path));
-	CHECK(md_node_set_string(o, "dir", cg->dir));
-	CHECK(md_node_set_u64(o, "version", (uint64_t)cg->version));
-	CHECK(md_node_set_u64(o, "usage_bytes", cg->usage_bytes));
-	CHECK(md_node_set(o, "limit_bytes", limit_node(cg->limit_bytes)));
-	CHECK(md_node_set(o, "high_bytes", limit_node(cg->high_bytes)));
-	CHECK(md_node_set_u64(o, "swap_bytes", cg->swap_bytes));
-	CHECK(kv_object(&cg->stat, &sub));
-	CHECK(md_node_set(o, "stat", sub));
-	CHECK(kv_object(&cg->events, &sub));
-	CHECK(md_node_set(o, "events", sub));
+	MD_TRY(md_node_set_string(o, "path", cg->path));
+	MD_TRY(md_node_set_string(o, "dir", cg->dir));
+	MD_TRY(md_node_set_u64(o, "version", (uint64_t)cg->version));
+	MD_TRY(md_node_set_u64(o, "usage_bytes", cg->usage_bytes));
+	MD_TRY(md_node_set(o, "limit_bytes", limit_node(cg->limit_bytes)));
+	MD_TRY(md_node_set(o, "high_bytes", limit_node(cg->high_bytes)));
+	MD_TRY(md_node_set_u64(o, "swap_bytes", cg->swap_bytes));
+	MD_TRY(kv_object(&cg->stat, &sub));
+	MD_TRY(md_node_set(o, "stat", sub));
+	MD_TRY(kv_object(&cg->events, &sub));
+	MD_TRY(md_node_set(o, "events", sub));
 	if (cg->has_pressure) {
 		sub = md_node_object();
-		CHECK(md_node_set(o, "pressure", sub));
-		CHECK(md_node_set(sub, "some", psi_line_node(&cg->pressure.some)));
-		CHECK(md_node_set(sub, "full", psi_line_node(&cg->pressure.full)));
+		MD_TRY(md_node_set(o, "pressure", sub));
+		MD_TRY(md_node_set(sub, "some", psi_line_node(&cg->pressure.some)));
+		MD_TRY(md_node_set(sub, "full", psi_line_node(&cg->pressure.full)));
 	} else {
-		CHECK(md_node_set(o, "pressure", md_node_null()));
+		MD_TRY(md_node_set(o, "pressure", md_node_null()));
 	}
 	*obj_ret = o;
 	return NULL;
@@ -334,9 +325,9 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 		err = &md_error_nomem;
 		goto out;
 	}
-	CHECK(cgroup_object(&cg, &sub));
-	CHECK(md_node_set(doc, "cgroup", sub));
-	CHECK(collect_members(dir, &pids, &n_pids, &truncated));
+	MD_TRY(cgroup_object(&cg, &sub));
+	MD_TRY(md_node_set(doc, "cgroup", sub));
+	MD_TRY(collect_members(dir, &pids, &n_pids, &truncated));
 	if (n_pids > 1)
 		qsort(pids, n_pids, sizeof(*pids), cmp_pid);
 	notes = md_node_array();
@@ -398,14 +389,14 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 	size_t n_parts;
 	md_cgroup_parts(&cg, sum_anon, parts, &n_parts);
 	struct md_node *parts_node = md_node_array();
-	CHECK(md_node_set(doc, "parts", parts_node));
+	MD_TRY(md_node_set(doc, "parts", parts_node));
 	uint64_t reclaimable = 0, unreclaimable = 0, cache = 0, clean_cache = 0;
 	for (size_t i = 0; i < n_parts; i++) {
 		struct md_node *pn = md_node_object();
-		CHECK(md_node_append(parts_node, pn));
-		CHECK(md_node_set_string(pn, "name", parts[i].name));
-		CHECK(md_node_set_i64(pn, "bytes", parts[i].bytes));
-		CHECK(md_node_set_bool(pn, "reclaimable", parts[i].reclaimable));
+		MD_TRY(md_node_append(parts_node, pn));
+		MD_TRY(md_node_set_string(pn, "name", parts[i].name));
+		MD_TRY(md_node_set_i64(pn, "bytes", parts[i].bytes));
+		MD_TRY(md_node_set_bool(pn, "reclaimable", parts[i].reclaimable));
 		if (strcmp(parts[i].name, "remainder") == 0)
 			continue;
 		if (parts[i].reclaimable)
@@ -418,18 +409,18 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 			clean_cache = (uint64_t)parts[i].bytes;
 	}
 	struct md_node *summary = md_node_object();
-	CHECK(md_node_set(doc, "summary", summary));
-	CHECK(verdict(&cg, clean_cache, reclaimable, summary));
-	CHECK(md_node_set_u64(summary, "reclaimable_bytes", reclaimable));
-	CHECK(md_node_set_u64(summary, "unreclaimable_bytes", unreclaimable));
-	CHECK(md_node_set_u64(summary, "page_cache_bytes", cache));
-	CHECK(md_node_set_i64(summary, "remainder_bytes", parts[n_parts - 1].bytes));
-	CHECK(md_node_set_u64(summary, "members", md_node_count(md_node_get(doc, "processes"))));
-	CHECK(md_node_set_u64(summary, "members_rss_bytes", sum_rss));
-	CHECK(md_node_set_u64(summary, "members_pss_bytes", sum_pss));
-	CHECK(md_node_set_u64(summary, "members_uss_bytes", sum_uss));
-	CHECK(md_node_set_u64(summary, "members_anon_bytes", sum_anon));
-	CHECK(md_node_set(doc, "notes", held_notes));
+	MD_TRY(md_node_set(doc, "summary", summary));
+	MD_TRY(verdict(&cg, clean_cache, reclaimable, summary));
+	MD_TRY(md_node_set_u64(summary, "reclaimable_bytes", reclaimable));
+	MD_TRY(md_node_set_u64(summary, "unreclaimable_bytes", unreclaimable));
+	MD_TRY(md_node_set_u64(summary, "page_cache_bytes", cache));
+	MD_TRY(md_node_set_i64(summary, "remainder_bytes", parts[n_parts - 1].bytes));
+	MD_TRY(md_node_set_u64(summary, "members", md_node_count(md_node_get(doc, "processes"))));
+	MD_TRY(md_node_set_u64(summary, "members_rss_bytes", sum_rss));
+	MD_TRY(md_node_set_u64(summary, "members_pss_bytes", sum_pss));
+	MD_TRY(md_node_set_u64(summary, "members_uss_bytes", sum_uss));
+	MD_TRY(md_node_set_u64(summary, "members_anon_bytes", sum_anon));
+	MD_TRY(md_node_set(doc, "notes", held_notes));
 	*doc_ret = doc;
 	doc = NULL;
 out:

@@ -12,6 +12,16 @@
 #include "cgroupfs.h"
 #include "memdissect/node.h"
 
+/* In the builders: on error keep it in err and jump to out. */
+#define MD_TRY(expr)                                                                               \
+	do {                                                                                       \
+		struct md_error *e_ = (expr);                                                      \
+		if (e_) {                                                                          \
+			err = e_;                                                                  \
+			goto out;                                                                  \
+		}                                                                                  \
+	} while (0)
+
 /* One part of a cgroup's usage. bytes is signed only for the remainder (usage minus the parts),
  * which batched charging can make negative. */
 struct md_cgroup_part {

@@ -18,15 +18,6 @@
 #define MAX_GROUPS 4096
 #define MAX_DEPTH 32
 
-#define CHECK(expr)                                                                                \
-	do {                                                                                       \
-		struct md_error *e_ = (expr);                                                      \
-		if (e_) {                                                                          \
-			err = e_;                                                                  \
-			goto out;                                                                  \
-		}                                                                                  \
-	} while (0)
-
 static uint64_t sub_clamp(uint64_t a, uint64_t b)
 {
 	return a > b ? a - b : 0;
@@ -55,27 +46,27 @@ struct md_error *md_system_meminfo_node(const char *text, size_t len, struct md_
 		err = md_error_create(MD_ERR_BAD_DATA, "/proc/meminfo: no MemTotal");
 		goto out;
 	}
-	CHECK(md_node_set_u64(o, "total_bytes", total));
-	CHECK(md_node_set_u64(o, "free_bytes", mfree));
-	CHECK(md_node_set(o, "available_bytes", have_avail ? md_node_u64(avail) : md_node_null()));
-	CHECK(md_node_set_u64(o, "used_bytes", have_avail ? sub_clamp(total, avail)
+	MD_TRY(md_node_set_u64(o, "total_bytes", total));
+	MD_TRY(md_node_set_u64(o, "free_bytes", mfree));
+	MD_TRY(md_node_set(o, "available_bytes", have_avail ? md_node_u64(avail) : md_node_null()));
+	MD_TRY(md_node_set_u64(o, "used_bytes", have_avail ? sub_clamp(total, avail)
 							   : sub_clamp(total, mfree + buff_cache)));
-	CHECK(md_node_set_u64(o, "buff_cache_bytes", buff_cache));
-	CHECK(md_node_set_u64(o, "shmem_bytes", md_kv_get(&mi, "Shmem", 0, NULL)));
-	CHECK(md_node_set_u64(o, "slab_bytes", srec + sun));
-	CHECK(md_node_set_u64(o, "slab_reclaimable_bytes", srec));
-	CHECK(md_node_set_u64(o, "anon_bytes", md_kv_get(&mi, "AnonPages", 0, NULL)));
-	CHECK(md_node_set_u64(o, "dirty_bytes", md_kv_get(&mi, "Dirty", 0, NULL)));
-	CHECK(md_node_set_u64(o, "swap_total_bytes", md_kv_get(&mi, "SwapTotal", 0, NULL)));
-	CHECK(md_node_set_u64(o, "swap_free_bytes", md_kv_get(&mi, "SwapFree", 0, NULL)));
+	MD_TRY(md_node_set_u64(o, "buff_cache_bytes", buff_cache));
+	MD_TRY(md_node_set_u64(o, "shmem_bytes", md_kv_get(&mi, "Shmem", 0, NULL)));
+	MD_TRY(md_node_set_u64(o, "slab_bytes", srec + sun));
+	MD_TRY(md_node_set_u64(o, "slab_reclaimable_bytes", srec));
+	MD_TRY(md_node_set_u64(o, "anon_bytes", md_kv_get(&mi, "AnonPages", 0, NULL)));
+	MD_TRY(md_node_set_u64(o, "dirty_bytes", md_kv_get(&mi, "Dirty", 0, NULL)));
+	MD_TRY(md_node_set_u64(o, "swap_total_bytes", md_kv_get(&mi, "SwapTotal", 0, NULL)));
+	MD_TRY(md_node_set_u64(o, "swap_free_bytes", md_kv_get(&mi, "SwapFree", 0, NULL)));
 	/* What "available" leaves out of "free + cache": page cache the kernel could not drop
 	 * (shmem/tmpfs is in Cached but cannot be reclaimed without swap). */
-	CHECK(md_node_set_u64(o, "cache_not_available_bytes",
+	MD_TRY(md_node_set_u64(o, "cache_not_available_bytes",
 			      have_avail ? sub_clamp(mfree + buff_cache, avail) : 0));
 	all = md_node_object();
-	CHECK(md_node_set(o, "meminfo", all));
+	MD_TRY(md_node_set(o, "meminfo", all));
 	for (size_t i = 0; i < mi.n; i++)
-		CHECK(md_node_set_u64(all, mi.items[i].key, mi.items[i].value));
+		MD_TRY(md_node_set_u64(all, mi.items[i].key, mi.items[i].value));
 	*obj_ret = o;
 	o = NULL;
 out:
@@ -223,26 +214,26 @@ struct md_error *md_system_report_build(const struct md_system_report_options *o
 		md_node_destroy(doc);
 		return err;
 	}
-	CHECK(md_node_set(doc, "system", sys));
-	CHECK(all_processes(&procs, &n));
+	MD_TRY(md_node_set(doc, "system", sys));
+	MD_TRY(all_processes(&procs, &n));
 	uint64_t total_pss = 0, total_uss = 0;
 	for (size_t i = 0; i < n; i++) {
 		total_pss += procs[i].pss_bytes;
 		total_uss += procs[i].uss_bytes;
 	}
-	CHECK(md_node_set_u64(sys, "process_count", n));
-	CHECK(md_node_set_u64(sys, "processes_pss_bytes", total_pss));
-	CHECK(md_node_set_u64(sys, "processes_uss_bytes", total_uss));
+	MD_TRY(md_node_set_u64(sys, "process_count", n));
+	MD_TRY(md_node_set_u64(sys, "processes_pss_bytes", total_pss));
+	MD_TRY(md_node_set_u64(sys, "processes_uss_bytes", total_uss));
 	/* The processes listed: the top by USS, then those of the top by PSS not yet in, in PSS
 	 * order; each says where it ranks. */
 	size_t top = o->top ? o->top : 10;
 	struct md_node *arr = md_node_array();
-	CHECK(md_node_set(doc, "processes", arr));
+	MD_TRY(md_node_set(doc, "processes", arr));
 	if (n > 1)
 		qsort(procs, n, sizeof(*procs), by_pss);
 	for (size_t i = 0; i < n && i < top; i++) {
-		CHECK(process_node(&procs[i], arr));
-		CHECK(md_node_set_u64(md_node_at(arr, md_node_count(arr) - 1), "pss_rank", i + 1));
+		MD_TRY(process_node(&procs[i], arr));
+		MD_TRY(md_node_set_u64(md_node_at(arr, md_node_count(arr) - 1), "pss_rank", i + 1));
 	}
 	if (n > 1)
 		qsort(procs, n, sizeof(*procs), by_uss);
@@ -252,20 +243,20 @@ struct md_error *md_system_report_build(const struct md_system_report_options *o
 			if (md_node_get_i64(md_node_get(md_node_at(arr, j), "pid")) == procs[i].pid)
 				found = md_node_at(arr, j);
 		if (!found) {
-			CHECK(process_node(&procs[i], arr));
+			MD_TRY(process_node(&procs[i], arr));
 			found = md_node_at(arr, md_node_count(arr) - 1);
-			CHECK(md_node_set(found, "pss_rank", md_node_null()));
+			MD_TRY(md_node_set(found, "pss_rank", md_node_null()));
 		}
-		CHECK(md_node_set_u64(found, "uss_rank", i + 1));
+		MD_TRY(md_node_set_u64(found, "uss_rank", i + 1));
 	}
 	for (size_t j = 0; j < md_node_count(arr); j++)
 		if (!md_node_get(md_node_at(arr, j), "uss_rank"))
-			CHECK(md_node_set(md_node_at(arr, j), "uss_rank", md_node_null()));
+			MD_TRY(md_node_set(md_node_at(arr, j), "uss_rank", md_node_null()));
 	struct md_node *cgs = md_node_array();
-	CHECK(md_node_set(doc, "cgroups", cgs));
+	MD_TRY(md_node_set(doc, "cgroups", cgs));
 	bool truncated = false;
-	CHECK(cgroups_node(o->cgroup_root, cgs, &truncated));
-	CHECK(md_node_set_bool(sys, "cgroups_truncated", truncated));
+	MD_TRY(cgroups_node(o->cgroup_root, cgs, &truncated));
+	MD_TRY(md_node_set_bool(sys, "cgroups_truncated", truncated));
 	*doc_ret = doc;
 	doc = NULL;
 out:
