@@ -599,6 +599,7 @@ struct md_error *md_proc_memory_read(pid_t pid, struct md_proc_memory *pm_ret)
 	if (err)
 		goto out;
 	struct md_smaps sm = { 0 };
+	pm.has_mm = len > 0;
 	if (len > 0)
 		err = md_parse_smaps_rollup(buf, len, &sm);
 	free(buf);

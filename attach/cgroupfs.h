@@ -92,6 +92,7 @@ struct md_proc_memory {
 	pid_t pid;
 	char comm[64];   /* as the process set it: escape before printing */
 	uint64_t rss_bytes, pss_bytes, uss_bytes, anon_bytes, swap_bytes;
+	bool has_mm;     /* false for kernel threads (no address space, empty smaps_rollup) */
 };
 struct md_error *md_proc_memory_read(pid_t pid, struct md_proc_memory *pm_ret);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cgroup_report.h"
 #include "live.h"
@@ -117,7 +118,9 @@ void md_cgroup_parts(const struct md_cgroup *cg, uint64_t members_anon, struct m
 				 false);
 		add_part(parts, &n, "sockets", stat_of(cg, "sock"), false);
 		add_part(parts, &n, "zswap", stat_of(cg, "zswap"), false);
-	} else if (cg->has_kmem) {
+	} else if (cg->has_kmem && strcmp(cg->path, "/") != 0) {
+		/* The v1 root's usage_in_bytes is its anon + cache + swap figures without kmem
+		 * (mem_cgroup_usage() of the v1 memory controller); every other group's counter has it. */
 		add_part(parts, &n, "kernel (kmem)", cg->kmem_bytes, false);
 	}
 	int64_t sum = 0;
@@ -349,6 +352,8 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 			md_error_destroy(e);
 			continue;
 		}
+		if (!pm.has_mm) /* a kernel thread: no memory of its own */
+			continue;
 		struct md_node *p = md_node_object();
 		if ((err = md_node_append(held_procs, p)) || (err = md_node_set_i64(p, "pid", pm.pid)) ||
 		    (err = md_node_set_string(p, "comm", pm.comm)) || (err = md_node_set_u64(p, "rss_bytes", pm.rss_bytes)) ||
@@ -362,8 +367,12 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 		sum_uss += pm.uss_bytes;
 		sum_anon += pm.anon_bytes;
 		/* One process at a time: each is stopped only for its own attach. */
-		if (o && o->attach)
+		if (o && o->attach && pm.pid == getpid())
+			err = md_node_set_string(p, "attach_error", "memdissect itself");
+		if (!err && o && o->attach && pm.pid != getpid())
 			err = attach_classes(pm.pid, &o->aopts, p);
+		else if (!err && o && o->attach)
+			err = md_node_set(p, "classes", md_node_null());
 		else
 			err = md_node_set(p, "classes", md_node_null());
 		if (err || md_live_interrupted)

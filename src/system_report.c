@@ -115,7 +115,7 @@ static struct md_error *all_processes(struct md_proc_memory **list_ret, size_t *
 			md_error_destroy(e);
 			continue;
 		}
-		if (pm.rss_bytes == 0)
+		if (!pm.has_mm || pm.rss_bytes == 0)
 			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 256;

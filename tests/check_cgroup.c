@@ -327,6 +327,23 @@ START_TEST(test_v2_dir_saved)
 		      "%s", text);
 	free(text);
 	md_node_destroy(doc);
+
+	/* A container's name is theirs: escaped in text, and in HTML also as markup. */
+	err = md_cgroup_report_build(dir, "/evil\033[2J<script>\n", NULL, &doc);
+	ck_assert_msg(!err, "%s", err ? err->message : "");
+	f = open_memstream(&text, &tlen);
+	ck_assert(!md_cgroup_render_text(doc, false, f));
+	fclose(f);
+	ck_assert_msg(!strchr(text, '\033') && strstr(text, "/evil\\x1b[2J<script>\\x0a"), "%s", text);
+	free(text);
+	f = open_memstream(&text, &tlen);
+	ck_assert(!md_above_render_html(doc, false, f));
+	fclose(f);
+	ck_assert_msg(!strchr(text, '\033') && !strstr(text, "<script>") && strstr(text, "&lt;script&gt;") &&
+			      strstr(text, "</html>"),
+		      "%s", text);
+	free(text);
+	md_node_destroy(doc);
 	remove_dir(dir);
 }
 END_TEST
