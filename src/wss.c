@@ -133,7 +133,8 @@ void md_wss_render_text(const struct md_report *r, bool color, FILE *out)
 	char b1[16], b2[16], p[16], path[256];
 	uint64_t rss = r->memory.rss_bytes;
 	fprintf(out, "\n%sWorking set over %.1f s%s: %s referenced of %s RSS (%s); smaps Referenced per mapping,\n"
-		     "joined with the classes per mapping (a heap mapping's share is split by its live/free pages)\n",
+		     "joined with the classes per mapping (a heap mapping's share is split by its live/free pages);\n"
+		     "the target's referenced bits were cleared for it (its page-aging state: docs/cgroup.md)\n",
 		bold, r->wss.window_s, rst, md_format_bytes(r->wss.bytes, b1, 16), md_format_bytes(rss, b2, 16),
 		pct(r->wss.bytes, rss, p, sizeof(p)));
 	static const char *const label[MD_CLASS_COUNT] = { "live heap", "retained free", "allocator metadata", "stacks",

@@ -465,15 +465,31 @@ static const char *cgroup_live(int version)
 	free(out);
 	free(err_text);
 
-	/* Text: the verdict first, the parts, the member; --pid finds the same group. */
+	/* Text: the verdict first, the parts, the member (its comm, hostile now, escaped); --pid
+	 * finds the same group. */
+	command(&p, "name cg\\e[2Jx\n", "named");
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *targs[] = { "cgroup", "--pid", pid_text, NULL };
 	rc = md_test_run(targs, &out, &err_text, 60000);
 	ck_assert_msg(rc == 0, "exit %d: %s", rc, err_text);
 	ck_assert_msg(strstr(out, "no memory limit;") || strstr(out, "from the limit"), "%s", out);
-	ck_assert_msg(strstr(out, "Where the usage goes") && strstr(out, "cgroup_member") &&
+	ck_assert_msg(strstr(out, "Where the usage goes") && strstr(out, "cg\\x1b[2Jx") && !strchr(out, '\033') &&
 			      strstr(out, "shmem and tmpfs") && strstr(out, dir + strlen("/sys/fs/cgroup/memory")),
 		      "%s", out);
+	free(out);
+	free(err_text);
+	/* --html writes a page, stdout stays empty. */
+	char html[64];
+	snprintf(html, sizeof(html), "/tmp/md-cgroup-%d.html", (int)getpid());
+	const char *hargs[] = { "cgroup", "--html", html, dir, NULL };
+	rc = md_test_run(hargs, &out, &err_text, 60000);
+	ck_assert_msg(rc == 0 && out[0] == '\0', "exit %d: %s", rc, err_text);
+	size_t hlen;
+	char *page;
+	ck_assert(!md_read_file(html, &page, &hlen));
+	ck_assert_msg(strstr(page, "<!DOCTYPE html>") && strstr(page, "cg\\x1b[2Jx") && !strchr(page, '\033'), "%s", page);
+	free(page);
+	unlink(html);
 	free(out);
 	free(err_text);
 

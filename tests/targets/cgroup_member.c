@@ -9,8 +9,10 @@
  *   touch PAGES MS    write the first PAGES pages of the region every 20 ms for MS milliseconds
  *                                                         -> "touching", then "touched N rounds"
  *   touchheap MS      the same for every page of the last heap block -> "touching", "touched N rounds"
+ *   name NAME         prctl(PR_SET_NAME): the comm a report shows (hostile names)  -> "named"
  *   quit */
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "target_common.h"
 
@@ -91,6 +93,21 @@ int main(void)
 				usleep(20000);
 			}
 			md_say("touched %lu rounds\n", rounds);
+		} else if (strncmp(cmd, "name ", 5) == 0) {
+			/* "\\e" in the command stands for ESC, so a test can send a terminal escape */
+			char name[16];
+			size_t o = 0;
+			for (const char *c = cmd + 5; *c && o < sizeof(name) - 1; c++) {
+				if (c[0] == '\\' && c[1] == 'e') {
+					name[o++] = '\033';
+					c++;
+				} else {
+					name[o++] = *c;
+				}
+			}
+			name[o] = '\0';
+			prctl(PR_SET_NAME, name, 0, 0, 0);
+			md_say("named\n");
 		} else if (sscanf(cmd, "touchheap %lu", &b) == 1 && heap) {
 			md_say("touching\n");
 			unsigned long rounds = 0;
