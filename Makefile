@@ -90,6 +90,36 @@ TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 
+# The glibc version suite (tests/check_glibc_versions.c): glibc_versions_truth linked against every
+# fixture glibc in $(GLIBC_FIXTURES)/<version> (libc.so.6 with .symtab, libc.so.6.stripped), built
+# from the upstream tags. A program compiled here must be linked with that build's start files
+# (link/) and loader; truth_stripped finds the stripped copy first, under the name libc.so.6.
+# Nothing is built when the folder is absent (the suite then skips, and fails under CI=true).
+MD_GLIBC_FIXTURES ?= $(CURDIR)/../shared/fixtures/glibc
+GLIBC_FIXTURES := $(abspath $(MD_GLIBC_FIXTURES))
+GLIBCVER_VERSIONS := $(patsubst $(GLIBC_FIXTURES)/%/libc.so.6,%,$(wildcard $(GLIBC_FIXTURES)/2.*/libc.so.6))
+GLIBCVER := $(BUILD)/targets/glibcver
+GLIBCVER_BINS := $(foreach v,$(GLIBCVER_VERSIONS),$(GLIBCVER)/$(v)/truth $(GLIBCVER)/$(v)/truth_stripped \
+	$(GLIBCVER)/$(v)/stripped/libc.so.6)
+$(GLIBCVER)/truth.o: tests/targets/glibc_versions_truth.c tests/targets/target_common.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fno-stack-protector -c -o $@ $<
+# $(1): output, $(2): the version, $(3): the run path (directories searched for libc.so.6 first).
+glibcver_link = $(CC) -no-pie -nostdlib -o $(1) $(GLIBC_FIXTURES)/$(2)/link/crt1.o $(GLIBC_FIXTURES)/$(2)/link/crti.o \
+	$$($(CC) -print-file-name=crtbegin.o) $(GLIBCVER)/truth.o -Wl,-rpath-link=$(GLIBC_FIXTURES)/$(2) \
+	$(GLIBC_FIXTURES)/$(2)/libc.so.6 $(wildcard $(GLIBC_FIXTURES)/$(2)/libpthread.so.0 $(GLIBC_FIXTURES)/$(2)/link/libpthread_nonshared.a) \
+	$(GLIBC_FIXTURES)/$(2)/link/libc_nonshared.a $(GLIBC_FIXTURES)/$(2)/ld-linux-x86-64.so.2 -lgcc \
+	$$($(CC) -print-file-name=crtend.o) $(GLIBC_FIXTURES)/$(2)/link/crtn.o \
+	-Wl,--dynamic-linker=$(GLIBC_FIXTURES)/$(2)/ld-linux-x86-64.so.2 -Wl,-rpath=$(3)
+$(GLIBCVER)/%/truth: $(GLIBCVER)/truth.o
+	@mkdir -p $(dir $@)
+	$(call glibcver_link,$@,$*,$(GLIBC_FIXTURES)/$*)
+$(GLIBCVER)/%/stripped/libc.so.6: $(GLIBC_FIXTURES)/%/libc.so.6.stripped
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
+$(GLIBCVER)/%/truth_stripped: $(GLIBCVER)/truth.o $(GLIBCVER)/%/stripped/libc.so.6
+	$(call glibcver_link,$@,$*,$(abspath $(GLIBCVER))/$*/stripped:$(GLIBC_FIXTURES)/$*)
+
 $(BUILD)/tests/check_all: $(TEST_OBJS) $(CORE_OBJS)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $^ $(CHECK_LIBS) $(LIBS_ALL)
 
@@ -101,8 +131,9 @@ deps:
 	@./scripts/deps.sh
 
 # Run the suite from this build tree. Check prints its summary line.
-test: all $(BUILD)/tests/check_all $(TARGET_BINS) $(TESTPLUGIN_SOS)
+test: all $(BUILD)/tests/check_all $(TARGET_BINS) $(TESTPLUGIN_SOS) $(GLIBCVER_BINS)
 	MEMDISSECT=$(abspath $(BUILD))/memdissect MD_TARGETS=$(abspath $(BUILD))/targets \
+	MD_GLIBC_FIXTURES=$(GLIBC_FIXTURES) \
 	MD_TESTDATA=$(CURDIR)/tests/data MEMDISSECT_PLUGIN_PATH=$(abspath $(BUILD))/plugins \
 	$(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 MD_SANITIZED=1) \
 	$(BUILD)/tests/check_all
@@ -137,3 +168,6 @@ clean:
 
 # The heuristic locator's test compiles the locator itself in (with renamed entry points).
 $(BUILD)/tests/check_glibc_heuristic.o: plugins/glibc/locate_heuristic.c plugins/glibc/glibc_locate.h
+# Tests that read the claimed version range (GLIBC_MAX_MINOR) or compile the layout table in.
+$(BUILD)/tests/check_glibc.o: plugins/glibc/layout.c plugins/glibc/glibc_layout.h
+$(BUILD)/tests/check_glibc_nodebug.o: plugins/glibc/glibc_layout.h

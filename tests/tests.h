@@ -20,6 +20,7 @@ Suite *plugin_suite(void) __attribute__((weak));
 Suite *glibc_suite(void) __attribute__((weak));
 Suite *glibc_heuristic_suite(void) __attribute__((weak));
 Suite *glibc_nodebug_suite(void) __attribute__((weak));
+Suite *glibc_versions_suite(void) __attribute__((weak));
 Suite *jemalloc_suite(void) __attribute__((weak));
 Suite *core_suite(void) __attribute__((weak));
 Suite *hardening_suite(void) __attribute__((weak));

@@ -1,4 +1,4 @@
-/* Locating glibc's malloc state without debug info (x86-64, glibc 2.26-2.40).
+/* Locating glibc's malloc state without debug info (x86-64, glibc 2.26-2.41).
  *
  * Production machines rarely carry libc6-dbg, so everything here comes from the ELF file itself
  * (libc.so.6, or a statically linked executable) plus target memory. Facts and the patterns
@@ -40,7 +40,7 @@
 #include "glibc_locate.h"
 
 #define HEUR_MIN_MINOR 26
-#define HEUR_MAX_MINOR 40
+#define HEUR_MAX_MINOR 41
 
 #define HEUR_MAX_CANDS 8   /* candidates kept per object */
 #define HEUR_MAX_CALLS 8   /* direct call targets kept per function */
@@ -390,6 +390,7 @@ static const struct {
 	{ "GLIBC_ABI_DT_RELR", 36 },
 	{ "glibc.pthread.stack_hugetlb", 38 },
 	{ "glibc.mem.decorate_maps", 39 },
+	{ "free(): chunks in smallbin corrupted", 41 },
 };
 
 /* A whole NUL-terminated string (not a substring) of .rodata or .data.rel.ro (2.33+ keeps the
@@ -1159,7 +1160,7 @@ static size_t text_lea_sites(const struct hfile *h, uint64_t target, uint64_t *s
 }
 
 /* free(): mp_ through the threshold update, the tcache TLS access, and through its callees
- * _int_free: tcache_key (2.34+) and global_max_fast. */
+ * _int_free: tcache_key (2.34+; in free itself from 2.41) and global_max_fast. */
 static bool analyze_free(struct hctx *c, struct heur_file_result *r, uint64_t start, uint64_t size,
 			 const char *name)
 {
@@ -1170,7 +1171,10 @@ static bool analyze_free(struct hctx *c, struct heur_file_result *r, uint64_t st
 	cands_add(&r->mp, ffs.mp_threshold, SRC_DISASM);
 	if (ffs.have_tls)
 		tls_add(&r->tls, &ffs.tls, name);
-	/* _int_free is a direct callee, recognised by its tcache_key compare (2.34+) or by a
+	/* 2.41 moved the tcache put (and its tcache_key compare) from _int_free into free itself. */
+	if (ffs.key && !r->tcache_key)
+		r->tcache_key = ffs.key;
+	/* _int_free is a direct callee, recognised by its tcache_key compare (2.34-2.40) or by a
 	 * compare with a .bss static outside mp_ (get_max_fast ()). */
 	for (size_t i = 0; i < ffs.n_calls; i++) {
 		struct fn_scan cfs;
@@ -1794,13 +1798,18 @@ struct md_error *glibc_locate_heuristic(struct md_target *t, const struct md_mod
 	else
 		snprintf(tcache_desc, sizeof(tcache_desc), "tcache fs:-0x%" PRIx64 " (%s%s)", (uint64_t)-tls->tpoff,
 			 tls_how, n_regs ? "" : ", unchecked");
+	char key_desc[700];
+	if (key_addr || !key_needed)
+		snprintf(key_desc, sizeof(key_desc), "%s", key_addr ? "found" : "n/a");
+	else
+		snprintf(key_desc, sizeof(key_desc), "unknown (%s)", r->key_log.len ? r->key_log.buf : "no cached entry to compare with");
 	char how[2048];
 	snprintf(how, sizeof(how),
 		 "heuristic: %s (%s); main_arena %s%s%s; mp_ %s%s%s; %s; tcache_key %s; global_max_fast %s", vers,
 		 r->have_version ? r->version.how : "layout from images", sources_name(arena_src),
 		 arena_unvalidated ? " NOT VALIDATED: " : "", arena_unvalidated ? arena_first_why : "",
 		 sources_name(mp_src), mp_unvalidated ? " NOT VALIDATED: " : "", mp_unvalidated ? mp_first_why : "",
-		 tcache_desc, key_addr ? "found" : key_needed ? "unknown" : "n/a", gmf ? "found" : "unknown");
+		 tcache_desc, key_desc, gmf ? "found" : "unknown");
 	snprintf(roots_ret->how, sizeof(roots_ret->how), "%.*s", (int)sizeof(roots_ret->how) - 1, how);
 out:
 	free(r);

@@ -1,0 +1,198 @@
+/* Issue 11: the claim "glibc 2.26-2.41, with or without debug info" held by a test. For every
+ * fixture glibc built from an upstream tag ($MD_GLIBC_FIXTURES/<version>, by default
+ * ../shared/fixtures/glibc beside the checkout), tests/targets/glibc_versions_truth.c, linked
+ * against it by the Makefile, builds a heap with several arenas, tcache entries, fastbin and
+ * binned chunks and mmapped chunks, and prints its own mallinfo. memdissect attaches once with
+ * the symbol table (libc.so.6: "symbols" "symtab") and once with the stripped copy and
+ * --debuginfo=off ("heuristic"): every mallinfo field must be exact, no finding, every arena
+ * "ok", and the predicted malloc_trim(0) release must equal the drop the target measures. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+/* The fixture versions (the distributions that ship them: ../shared/fixtures/glibc/README.md). */
+static const char *const versions[] = {
+	"2.26", "2.27", "2.28", "2.29", "2.30", "2.31", "2.32", "2.33", "2.34", "2.35", "2.39", "2.40", "2.41",
+};
+#define N_VERSIONS ((int)(sizeof(versions) / sizeof(versions[0])))
+
+static const char *const mallinfo_fields[] = {
+	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+};
+
+static const char *fixtures_dir(void)
+{
+	const char *dir = getenv("MD_GLIBC_FIXTURES");
+	return dir && *dir ? dir : "../shared/fixtures/glibc";
+}
+
+/* The word after "key " on a line of the target's truth text, copied into buf. */
+static const char *truth_word(const struct md_test_proc *p, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+	for (const char *l = p->truth; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, key, kl) != 0 || l[kl] != ' ')
+			continue;
+		size_t n = strcspn(l + kl + 1, "\n");
+		snprintf(buf, len, "%.*s", (int)n, l + kl + 1);
+		return buf;
+	}
+	return NULL;
+}
+
+/* The file behind the target's libc.so.6 mapping (realpath), from /proc/PID/maps. */
+static bool mapped_libc(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char line[PATH_MAX + 128];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *name = strchr(line, '/');
+		if (!name)
+			continue;
+		name[strcspn(name, "\n")] = 0;
+		size_t n = strlen(name);
+		if (n >= 10 && strcmp(name + n - 10, "/libc.so.6") == 0)
+			found = realpath(name, buf) != NULL && strlen(buf) < len;
+	}
+	fclose(f);
+	return found;
+}
+
+static long long line_number(const char *line, const char *key)
+{
+	size_t kl = strlen(key);
+	ck_assert_msg(line && strncmp(line, key, kl) == 0 && line[kl] == ' ', "expected \"%s N\", got \"%s\"", key,
+		      line ? line : "(nothing)");
+	return strtoll(line + kl + 1, NULL, 10);
+}
+
+static void check_version(const char *version, bool stripped)
+{
+	SKIP_WITHOUT_PTRACE();
+	const char *dir = fixtures_dir();
+	struct stat st;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		MD_SKIP("no glibc fixtures at %s (set MD_GLIBC_FIXTURES)", dir);
+	char libc[PATH_MAX], want_libc[PATH_MAX], got_libc[PATH_MAX];
+	snprintf(libc, sizeof(libc), "%s/%s/libc.so.6", dir, version);
+	if (access(libc, R_OK) != 0)
+		MD_SKIP("no fixture glibc %s at %s", version, libc);
+
+	char what[64], program[64], path[PATH_MAX];
+	snprintf(what, sizeof(what), "glibc %s %s", version, stripped ? "stripped" : "symtab");
+	snprintf(program, sizeof(program), "glibcver/%s/%s", version, stripped ? "truth_stripped" : "truth");
+	ck_assert(md_test_target_path(program, path, sizeof(path)));
+	ck_assert_msg(access(path, X_OK) == 0, "%s: %s was not built (the Makefile builds it for each fixture in %s)",
+		      what, path, dir);
+	if (stripped) {
+		char copy[PATH_MAX];
+		snprintf(copy, sizeof(copy), "glibcver/%s/stripped/libc.so.6", version);
+		ck_assert(md_test_target_path(copy, path, sizeof(path)));
+		snprintf(libc, sizeof(libc), "%s", path);
+	}
+	ck_assert_msg(realpath(libc, want_libc), "%s: %s: %s", what, libc, strerror(errno));
+
+	struct md_test_proc p;
+	ck_assert_msg(md_test_proc_start(&p, program, NULL), "%s: cannot start %s", what, program);
+	char word[64];
+	ck_assert_msg(truth_word(&p, "libc_version", word, sizeof(word)) && strcmp(word, version) == 0,
+		      "%s: the program runs on glibc %s", what, truth_word(&p, "libc_version", word, sizeof(word)) ? word : "?");
+	ck_assert_msg(mapped_libc(p.pid, got_libc, sizeof(got_libc)) && strcmp(got_libc, want_libc) == 0,
+		      "%s: the program mapped %s, not %s", what, got_libc, want_libc);
+
+	const char *symtab_args[] = { NULL }, *stripped_args[] = { "--debuginfo=off", NULL };
+	int status = -1;
+	struct md_node *report = md_test_attach_json(p.pid, stripped ? stripped_args : symtab_args, &status);
+	ck_assert_msg(report && status == 0, "%s: memdissect attach exited %d", what, status);
+	struct md_node *g = md_test_allocator(report, "glibc");
+	ck_assert_msg(g != NULL, "%s: no glibc allocator in the report", what);
+	const char *v = md_node_get_string(md_node_get(g, "version"));
+	ck_assert_msg(v && strcmp(v, version) == 0, "%s: report says version %s", what, v ? v : "?");
+	const char *symbols = md_node_get_string(md_node_get(g, "symbols"));
+	const char *detail = md_node_get_string(md_node_get(g, "symbols_detail"));
+	ck_assert_msg(symbols && strcmp(symbols, stripped ? "heuristic" : "symtab") == 0, "%s: symbols %s (%s)", what,
+		      symbols ? symbols : "?", detail ? detail : "");
+	if (stripped) {
+		/* 2.34+ keys tcache entries with a random tcache_key, which the walker checks. */
+		const char *key = strcmp(version, "2.34") >= 0 ? "tcache_key found" : "tcache_key n/a";
+		ck_assert_msg(detail && strstr(detail, key), "%s: expected \"%s\" in %s", what, key, detail ? detail : "");
+	}
+
+	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "mallinfo.%s", mallinfo_fields[i]);
+		unsigned long long truth = md_test_truth(&p, key);
+		uint64_t got = md_test_json_u64(g, key);
+		ck_assert_msg(got == truth, "%s: %s = %llu, glibc says %llu", what, key, (unsigned long long)got, truth);
+	}
+	ck_assert_msg(md_test_json_u64(g, "findings") == 0, "%s: %llu findings", what,
+		      (unsigned long long)md_test_json_u64(g, "findings"));
+
+	/* The heap has what the program built, in every arena: otherwise the exact figures above
+	 * would prove less than they seem. */
+	struct md_node *arenas = md_node_get(g, "arenas");
+	ck_assert_uint_eq(md_node_count(arenas), md_test_truth(&p, "arenas"));
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		struct md_node *a = md_node_at(arenas, i);
+		const char *state = md_node_get_string(md_node_get(a, "state"));
+		ck_assert_msg(state && strcmp(state, "ok") == 0, "%s: arena %zu is %s", what, i, state ? state : "?");
+		static const char *const kinds[] = { "in_use_chunks", "binned_chunks", "fastbin_chunks", "tcache_chunks",
+						     "trim_release_bytes" };
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			ck_assert_msg(md_test_json_u64(a, kinds[k]) > 0, "%s: arena %zu has no %s", what, i, kinds[k]);
+	}
+	ck_assert_uint_eq(md_test_json_u64(g, "mmapped_chunks.count"), md_test_truth(&p, "mmapped_chunks"));
+	md_test_check_classes_sum(report);
+
+	/* malloc_trim(0) in the target: the pages it gives back are anonymous; file pages the
+	 * call itself may fault in do not blur the comparison. */
+	uint64_t predicted = md_test_json_u64(g, "trim_release_pages");
+	ck_assert_int_eq(write(p.in_fd, "trim\n", 5), 5);
+	char *line = md_test_proc_wait_line(&p, "trim_drop_pages", 30000);
+	long long dropped = line_number(line, "trim_drop_pages");
+	free(line);
+	line = md_test_proc_wait_line(&p, "trim_drop_anon_pages", 30000);
+	long long dropped_anon = line_number(line, "trim_drop_anon_pages");
+	free(line);
+	fprintf(stderr, "%s: trim predicted %llu pages, the target's RSS dropped by %lld (anonymous %lld)\n", what,
+		(unsigned long long)predicted, dropped, dropped_anon);
+	ck_assert_msg(predicted > 0 && (long long)predicted == dropped_anon,
+		      "%s: malloc_trim(0) predicted %llu pages, the anonymous RSS dropped by %lld (all RSS %lld)", what,
+		      (unsigned long long)predicted, dropped_anon, dropped);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+
+START_TEST(test_symtab)
+{
+	check_version(versions[_i], false);
+}
+END_TEST
+
+START_TEST(test_stripped)
+{
+	check_version(versions[_i], true);
+}
+END_TEST
+
+Suite *glibc_versions_suite(void)
+{
+	Suite *s = suite_create("glibc_versions");
+	TCase *tc = tcase_create("versions");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_symtab, 0, N_VERSIONS);
+	tcase_add_loop_test(tc, test_stripped, 0, N_VERSIONS);
+	suite_add_tcase(s, tc);
+	return s;
+}
