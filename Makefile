@@ -28,7 +28,11 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 ABI_MAJOR := $(shell sed -n 's/^\#define MD_PLUGIN_ABI_VERSION \([0-9]*\).*/\1/p' include/memdissect/plugin.h)
-PLUGIN_INSTALL_DIR := $(PREFIX)/lib/memdissect/$(ABI_MAJOR)/plugins
+# Libraries and plugins go to $(PREFIX)/$(LIBSUBDIR): lib, or lib/<multiarch> (debian/rules).
+LIBSUBDIR ?= lib
+PLUGIN_SUBDIR := $(LIBSUBDIR)/memdissect/$(ABI_MAJOR)/plugins
+PLUGIN_INSTALL_DIR := $(PREFIX)/$(PLUGIN_SUBDIR)
+VERSION := $(shell sed -n 's/^\#define MEMDISSECT_VERSION "\(.*\)"/\1/p' src/main.c)
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Werror
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Iattach -Isrc \
@@ -78,7 +82,7 @@ $(BUILD)/memdissect: $(MAIN_OBJ) $(CORE_OBJS) $(BUILD)/abi.list
 
 # The plugin directory compiled in: the exact PREFIX of this build; the executable also looks
 # in ../lib/memdissect/<ABI>/plugins next to itself, so an install under another PREFIX works.
-$(BUILD)/src/plugins.o: CFLAGS_ALL += -DMD_PLUGIN_DIR='"$(PLUGIN_INSTALL_DIR)"'
+$(BUILD)/src/plugins.o: CFLAGS_ALL += -DMD_PLUGIN_DIR='"$(PLUGIN_INSTALL_DIR)"' -DMD_PLUGIN_SUBDIR='"$(PLUGIN_SUBDIR)"'
 
 $(BUILD)/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
@@ -152,12 +156,23 @@ stress: all $(BUILD)/tests/check_all $(TARGET_BINS)
 # against them out of the tree).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGIN_INSTALL_DIR) \
-		$(DESTDIR)$(PREFIX)/include/memdissect $(DESTDIR)$(PREFIX)/lib/pkgconfig
+		$(DESTDIR)$(PREFIX)/include/memdissect $(DESTDIR)$(PREFIX)/$(LIBSUBDIR)/pkgconfig
 	install -m 755 $(BUILD)/memdissect $(DESTDIR)$(PREFIX)/bin/memdissect
 	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
 	install -m 644 $(ABI_HEADERS) $(DESTDIR)$(PREFIX)/include/memdissect/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@ABI@|$(ABI_MAJOR)|g' memdissect-plugin.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/memdissect-plugin.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@ABI@|$(ABI_MAJOR)|g' -e 's|@PLUGIN_SUBDIR@|$(PLUGIN_SUBDIR)|g' \
+		-e 's|@VERSION@|$(VERSION)|g' memdissect-plugin.pc.in > $(DESTDIR)$(PREFIX)/$(LIBSUBDIR)/pkgconfig/memdissect-plugin.pc
+
+# The Debian packages memdissect and memdissect-dev (debian/), built from a copy of the tree in
+# $(BUILD)/deb, then checked with lintian; the .deb files end up in $(BUILD)/deb.
+.PHONY: deb
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/memdissect-$(VERSION)
+	if [ -d .git ] || [ -f .git ]; then git ls-files -co --exclude-standard -z; \
+	else find . -path ./build -prune -o -path ./build-asan -prune -o -type f -print0; fi | \
+		tar --null -T - -cf - | tar -xf - -C $(BUILD)/deb/memdissect-$(VERSION)
+	cd $(BUILD)/deb/memdissect-$(VERSION) && DEB_BUILD_OPTIONS="parallel=2 nocheck" dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(BUILD)/deb/memdissect_$(VERSION)_*.changes
 
 clean:
 	rm -rf build build-asan memdissect

@@ -11,8 +11,11 @@
 
 #define MD_STR_(x) #x
 #define MD_STR(x) MD_STR_(x)
+#ifndef MD_PLUGIN_SUBDIR
+#define MD_PLUGIN_SUBDIR "lib/memdissect/" MD_STR(MD_PLUGIN_ABI_VERSION) "/plugins"
+#endif
 #ifndef MD_PLUGIN_DIR
-#define MD_PLUGIN_DIR "/usr/local/lib/memdissect/" MD_STR(MD_PLUGIN_ABI_VERSION) "/plugins"
+#define MD_PLUGIN_DIR "/usr/local/" MD_PLUGIN_SUBDIR
 #endif
 
 /* As root, code from a directory named in the environment runs with root's powers: load it only
@@ -177,7 +180,7 @@ void md_plugins_load(struct md_plugin_set *set)
 			/* The build tree (build/plugins), then an install under any PREFIX. */
 			snprintf(dir, sizeof(dir), "%s/plugins", exe);
 			load_dir(set, dir, false);
-			snprintf(dir, sizeof(dir), "%s/../lib/memdissect/%d/plugins", exe, MD_PLUGIN_ABI_VERSION);
+			snprintf(dir, sizeof(dir), "%s/../%s", exe, MD_PLUGIN_SUBDIR);
 			char canon[PATH_MAX];
 			if (realpath(dir, canon))
 				load_dir(set, canon, false);

@@ -1,6 +1,6 @@
 /* An example allocator plugin, built out of the memdissect tree against the installed SDK:
  *
- *     cc -shared $(pkg-config --cflags memdissect-plugin) -o bumppool.so bumppool.c
+ *     cc -shared -fPIC $(pkg-config --cflags memdissect-plugin) -o bumppool.so bumppool.c
  *
  * It teaches memdissect a bump-pointer pool an application keeps in a global
  *     struct bump_pool { uint64_t magic; char *base; size_t used, capacity; } bump_pool;
