@@ -58,7 +58,7 @@ START_TEST(test_deb_install_attach_remove)
 		MD_SKIP_OPTIONAL("the packages are built and installed once, in the normal pass");
 	if (geteuid() != 0)
 		MD_SKIP("installing a package needs root");
-	if (shell("command -v dpkg-buildpackage && command -v lintian && command -v dh >/dev/null") != 0)
+	if (shell("{ command -v dpkg-buildpackage && command -v lintian && command -v dh; } >/dev/null") != 0)
 		MD_SKIP("dpkg-dev, debhelper or lintian missing (scripts/deps.sh installs them)");
 	const char *data = getenv("MD_TESTDATA");
 	char tree[4096], log[] = "/tmp/md-deb-XXXXXX";
