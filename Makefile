@@ -126,6 +126,11 @@ GLIBCVER_VERSIONS := $(patsubst $(GLIBC_FIXTURES)/%/libc.so.6,%,$(wildcard $(GLI
 GLIBCVER := $(BUILD)/targets/glibcver
 GLIBCVER_BINS := $(foreach v,$(GLIBCVER_VERSIONS),$(GLIBCVER)/$(v)/truth $(GLIBCVER)/$(v)/truth_stripped \
 	$(GLIBCVER)/$(v)/stripped/libc.so.6)
+# The programs name the fixture folder (loader, run path): relinked when it moves.
+.PHONY: glibcver-always
+$(GLIBCVER)/fixtures.path: glibcver-always
+	@mkdir -p $(dir $@)
+	@echo '$(GLIBC_FIXTURES)' | cmp -s - $@ || echo '$(GLIBC_FIXTURES)' > $@
 $(GLIBCVER)/truth.o: tests/targets/glibc_versions_truth.c tests/targets/target_common.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fno-stack-protector -c -o $@ $<
@@ -136,13 +141,13 @@ glibcver_link = $(CC) -no-pie -nostdlib -o $(1) $(GLIBC_FIXTURES)/$(2)/link/crt1
 	$(GLIBC_FIXTURES)/$(2)/link/libc_nonshared.a $(GLIBC_FIXTURES)/$(2)/ld-linux-x86-64.so.2 -lgcc \
 	$$($(CC) -print-file-name=crtend.o) $(GLIBC_FIXTURES)/$(2)/link/crtn.o \
 	-Wl,--dynamic-linker=$(GLIBC_FIXTURES)/$(2)/ld-linux-x86-64.so.2 -Wl,-rpath=$(3)
-$(GLIBCVER)/%/truth: $(GLIBCVER)/truth.o
+$(GLIBCVER)/%/truth: $(GLIBCVER)/truth.o $(GLIBCVER)/fixtures.path $(GLIBC_FIXTURES)/%/libc.so.6
 	@mkdir -p $(dir $@)
 	$(call glibcver_link,$@,$*,$(GLIBC_FIXTURES)/$*)
 $(GLIBCVER)/%/stripped/libc.so.6: $(GLIBC_FIXTURES)/%/libc.so.6.stripped
 	@mkdir -p $(dir $@)
 	install -m 755 $< $@
-$(GLIBCVER)/%/truth_stripped: $(GLIBCVER)/truth.o $(GLIBCVER)/%/stripped/libc.so.6
+$(GLIBCVER)/%/truth_stripped: $(GLIBCVER)/truth.o $(GLIBCVER)/fixtures.path $(GLIBCVER)/%/stripped/libc.so.6
 	$(call glibcver_link,$@,$*,$(abspath $(GLIBCVER))/$*/stripped:$(GLIBC_FIXTURES)/$*)
 
 $(BUILD)/tests/check_all: $(TEST_OBJS) $(CORE_OBJS)
