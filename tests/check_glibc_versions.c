@@ -6,6 +6,16 @@
  * the symbol table (libc.so.6: "symbols" "symtab") and once with the stripped copy and
  * --debuginfo=off ("heuristic"): every mallinfo field must be exact, no finding, every arena
  * "ok", and the predicted malloc_trim(0) release must equal the drop the target measures. */
+/* The locator's file analysis (version sources, release markers) is compiled in with its public
+ * names renamed, as in check_glibc_heuristic.c. */
+#define glibc_locate_heuristic versions_locate_heuristic
+#define glibc_detect_version versions_detect_version
+#define glibc_locate_symbols versions_locate_symbols
+#include "../plugins/glibc/locate_heuristic.c"
+#undef glibc_locate_heuristic
+#undef glibc_detect_version
+#undef glibc_locate_symbols
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -176,6 +186,41 @@ static void check_version(const char *version, bool stripped)
 	md_test_proc_stop(&p);
 }
 
+/* The file-level version sources on each fixture: __nptl_version (2.34+) or the banner give the
+ * exact version; and each release marker (the strings that date a static executable, which
+ * carries both libc's and the loader's strings) is in the build iff the build is at least the
+ * marker's release. */
+START_TEST(test_release_markers)
+{
+	const char *version = versions[_i];
+	const char *dir = fixtures_dir();
+	char libc[PATH_MAX], ld[PATH_MAX];
+	snprintf(libc, sizeof(libc), "%s/%s/libc.so.6.stripped", dir, version);
+	snprintf(ld, sizeof(ld), "%s/%s/ld-linux-x86-64.so.2", dir, version);
+	if (access(libc, R_OK) != 0 || access(ld, R_OK) != 0)
+		MD_SKIP("no fixture glibc %s in %s (set MD_GLIBC_FIXTURES)", version, dir);
+	int minor = atoi(version + 2);
+	struct hfile hl, hd;
+	struct md_error *err = hfile_open(libc, &hl);
+	ck_assert_msg(!err, "%s: %s", libc, err ? err->message : "");
+	err = hfile_open(ld, &hd);
+	ck_assert_msg(!err, "%s: %s", ld, err ? err->message : "");
+	struct hversion v;
+	ck_assert_msg(hfile_version(&hl, &v), "glibc %s: no version in %s", version, libc);
+	ck_assert_msg(v.major == 2 && v.minor == minor && !v.lower_bound, "glibc %s: the file says %s%d.%d (%s)", version,
+		      v.lower_bound ? ">=" : "", v.major, v.minor, v.how);
+	ck_assert_str_eq(v.how, minor >= 34 ? "__nptl_version" : "banner");
+	for (size_t i = 0; i < sizeof(version_markers) / sizeof(version_markers[0]); i++) {
+		const char *text = version_markers[i].text;
+		bool present = hfile_contains_string(&hl, text) || hfile_contains_string(&hd, text);
+		ck_assert_msg(present == (minor >= version_markers[i].minor), "glibc %s: marker \"%s\" (2.%d) is %s", version,
+			      text, version_markers[i].minor, present ? "present" : "absent");
+	}
+	hfile_deinit(&hl);
+	hfile_deinit(&hd);
+}
+END_TEST
+
 START_TEST(test_symtab)
 {
 	check_version(versions[_i], false);
@@ -195,6 +240,9 @@ Suite *glibc_versions_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_symtab, 0, N_VERSIONS);
 	tcase_add_loop_test(tc, test_stripped, 0, N_VERSIONS);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("files");
+	tcase_add_loop_test(tc, test_release_markers, 0, N_VERSIONS);
 	suite_add_tcase(s, tc);
 	return s;
 }

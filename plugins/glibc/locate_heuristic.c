@@ -383,7 +383,7 @@ static const struct {
 	{ "glibc.malloc.mxfast", 31 },
 	{ "malloc(): unaligned tcache chunk detected", 32 },
 	{ "glibc.mem.tagging", 33 },
-	{ "glibc.rtld.nns", 33 },
+	{ "glibc.rtld.nns", 32 },
 	{ "glibc.pthread.stack_cache_size", 34 },
 	{ "glibc.malloc.hugetlb", 35 },
 	{ "glibc.pthread.rseq", 35 },
