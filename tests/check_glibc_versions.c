@@ -221,6 +221,67 @@ START_TEST(test_release_markers)
 }
 END_TEST
 
+/* What the heuristic locator reads from each stripped fixture libc, against the .symtab of the
+ * same build (libc.so.6: same build-id): main_arena and mp_ from disassembly and the .data
+ * images, the tcache TLS slot, tcache_key (2.34+) and global_max_fast (until 2.36: from 2.37 it
+ * is a byte, which the disassembly does not look for, and 0x80 is assumed). */
+START_TEST(test_heuristic_file)
+{
+	const char *version = versions[_i];
+	const char *dir = fixtures_dir();
+	char stripped[PATH_MAX], symtab[PATH_MAX];
+	snprintf(stripped, sizeof(stripped), "%s/%s/libc.so.6.stripped", dir, version);
+	snprintf(symtab, sizeof(symtab), "%s/%s/libc.so.6", dir, version);
+	if (access(stripped, R_OK) != 0 || access(symtab, R_OK) != 0)
+		MD_SKIP("no fixture glibc %s in %s (set MD_GLIBC_FIXTURES)", version, dir);
+	int minor = atoi(version + 2);
+	enum { T_ARENA, T_MP, T_TCACHE, T_KEY, T_GMF, T_N };
+	struct hsym truth[T_N] = {
+		{ .name = "main_arena", .data = true },	 { .name = "mp_", .data = true },
+		{ .name = "tcache", .data = true },	 { .name = "tcache_key", .data = true },
+		{ .name = "global_max_fast", .data = true },
+	};
+	struct hfile h;
+	struct md_error *err = hfile_open(symtab, &h);
+	ck_assert_msg(!err, "%s: %s", symtab, err ? err->message : "");
+	hfile_lookup(&h, truth, T_N);
+	hfile_deinit(&h);
+	ck_assert_msg(truth[T_ARENA].found && truth[T_MP].found && truth[T_TCACHE].found && truth[T_GMF].found &&
+			      truth[T_KEY].found == (minor >= 34),
+		      "glibc %s: %s lacks main_arena, mp_, tcache, global_max_fast or tcache_key", version, symtab);
+
+	err = hfile_open(stripped, &h);
+	ck_assert_msg(!err, "%s: %s", stripped, err ? err->message : "");
+	ck_assert_msg(!h.symtab.present, "%s still has a .symtab", stripped);
+	struct heur_file_result *r = calloc(1, sizeof(*r));
+	ck_assert(r != NULL);
+	analyze_file(&h, r);
+	hfile_deinit(&h);
+	ck_assert_msg(r->have_version && r->version.minor == minor, "glibc %s: the locator read version 2.%d", version,
+		      r->version.minor);
+	ck_assert_msg(r->arena.n && r->arena.c[0].vaddr == truth[T_ARENA].value &&
+			      r->arena.c[0].sources == (SRC_DISASM | SRC_IMAGE),
+		      "glibc %s: main_arena 0x%llx (sources %u), the .symtab says 0x%llx (%s)", version,
+		      (unsigned long long)(r->arena.n ? r->arena.c[0].vaddr : 0), r->arena.n ? r->arena.c[0].sources : 0,
+		      (unsigned long long)truth[T_ARENA].value, r->arena_log.buf);
+	ck_assert_msg(r->mp.n && r->mp.c[0].vaddr == truth[T_MP].value && r->mp.c[0].sources == (SRC_DISASM | SRC_IMAGE),
+		      "glibc %s: mp_ 0x%llx (sources %u), the .symtab says 0x%llx (%s)", version,
+		      (unsigned long long)(r->mp.n ? r->mp.c[0].vaddr : 0), r->mp.n ? r->mp.c[0].sources : 0,
+		      (unsigned long long)truth[T_MP].value, r->mp_log.buf);
+	ck_assert_msg(r->tls.n && r->tls.c[0].kind == TLS_GOT_SLOT && r->tls.c[0].addend == truth[T_TCACHE].value,
+		      "glibc %s: tcache TLS offset 0x%llx, the .symtab says 0x%llx (%s)", version,
+		      (unsigned long long)(r->tls.n ? r->tls.c[0].addend : 0), (unsigned long long)truth[T_TCACHE].value,
+		      r->tls_log.buf);
+	uint64_t want_key = minor >= 34 ? truth[T_KEY].value : 0;
+	ck_assert_msg(r->tcache_key == want_key, "glibc %s: tcache_key 0x%llx, expected 0x%llx (%s)", version,
+		      (unsigned long long)r->tcache_key, (unsigned long long)want_key, r->key_log.buf);
+	uint64_t want_gmf = minor < 37 ? truth[T_GMF].value : 0;
+	ck_assert_msg(r->global_max_fast == want_gmf, "glibc %s: global_max_fast 0x%llx, expected 0x%llx", version,
+		      (unsigned long long)r->global_max_fast, (unsigned long long)want_gmf);
+	free(r);
+}
+END_TEST
+
 START_TEST(test_symtab)
 {
 	check_version(versions[_i], false);
@@ -243,6 +304,7 @@ Suite *glibc_versions_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("files");
 	tcase_add_loop_test(tc, test_release_markers, 0, N_VERSIONS);
+	tcase_add_loop_test(tc, test_heuristic_file, 0, N_VERSIONS);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -283,6 +283,7 @@ static bool hfile_is_rw_data(const struct hfile *h, uint64_t vaddr)
 
 struct hsym {
 	const char *name;
+	bool data; /* an STT_OBJECT or STT_TLS symbol (the tests' truth); else STT_FUNC */
 	uint64_t value, size;
 	bool found;
 };
@@ -306,13 +307,14 @@ static void hfile_lookup(const struct hfile *h, struct hsym *want, size_t n_want
 		for (size_t i = 1; i < n; i++) {
 			Elf64_Sym sym;
 			memcpy(&sym, s->data + i * sizeof(sym), sizeof(sym));
+			unsigned type = ELF64_ST_TYPE(sym.st_info);
 			if (sym.st_shndx == SHN_UNDEF || sym.st_name >= str.size ||
-			    ELF64_ST_TYPE(sym.st_info) != STT_FUNC)
+			    (type != STT_FUNC && type != STT_OBJECT && type != STT_TLS))
 				continue;
 			const char *name = (const char *)str.data + sym.st_name;
 			size_t maxlen = str.size - sym.st_name;
 			for (size_t w = 0; w < n_want; w++) {
-				if (want[w].found || strnlen(name, maxlen) == maxlen ||
+				if (want[w].found || (type == STT_FUNC) == want[w].data || strnlen(name, maxlen) == maxlen ||
 				    strcmp(name, want[w].name) != 0)
 					continue;
 				want[w].value = sym.st_value;
@@ -738,6 +740,7 @@ static bool is_rip_mem(const cs_x86_op *op)
 static void scan_function(struct hctx *c, uint64_t start, uint64_t size, struct fn_scan *fs)
 {
 	memset(fs, 0, sizeof(*fs));
+	const uint64_t fn_end = size ? start + size : 0; /* 0: the function's extent is unknown */
 	if (!size || size > HEUR_FN_WINDOW)
 		size = HEUR_FN_WINDOW;
 	const uint8_t *code = NULL;
@@ -816,7 +819,7 @@ static void scan_function(struct hctx *c, uint64_t start, uint64_t size, struct 
 		    (uint64_t)x->operands[1].imm == DEFAULT_MMAP_THRESHOLD_MAX) {
 			threshold_at = n;
 			n_stores = 0;
-		} else if (threshold_at && n - threshold_at <= 12 && !fs->mp_threshold && in->id == X86_INS_MOV &&
+		} else if (threshold_at && n - threshold_at <= 24 && !fs->mp_threshold && in->id == X86_INS_MOV &&
 			   x->op_count == 2 && is_rip_mem(&x->operands[0]) && x->operands[0].size == 8 &&
 			   x->operands[1].type == X86_OP_REG) {
 			stores[n_stores++] = rip_target(in, &x->operands[0]);
@@ -833,7 +836,11 @@ static void scan_function(struct hctx *c, uint64_t start, uint64_t size, struct 
 		    !fs->first_data_lea && hsec_contains(&c->h->data, rip_target(in, &x->operands[1]), 8))
 			fs->first_data_lea = rip_target(in, &x->operands[1]);
 
-		if (in->id == X86_INS_CALL && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+		/* Direct calls, and jumps out of a function of known extent: tail calls (free jumps
+		 * to _int_free up to 2.32). */
+		bool tail_jump = in->id == X86_INS_JMP && fn_end && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+				 ((uint64_t)x->operands[0].imm < start || (uint64_t)x->operands[0].imm >= fn_end);
+		if ((in->id == X86_INS_CALL || tail_jump) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
 		    fs->n_calls < HEUR_MAX_CALLS) {
 			uint64_t target = (uint64_t)x->operands[0].imm;
 			bool seen = false;
