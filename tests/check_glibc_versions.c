@@ -186,6 +186,19 @@ static void check_version(const char *version, bool stripped)
 	md_test_proc_stop(&p);
 }
 
+/* $MD_GLIBC_FIXTURES/<version>/<name> into path (PATH_MAX bytes); false when it is not there. */
+static bool fixture_file(const char *version, const char *name, char *path)
+{
+	snprintf(path, PATH_MAX, "%s/%s/%s", fixtures_dir(), version, name);
+	return access(path, R_OK) == 0;
+}
+
+static void open_file(const char *path, struct hfile *h)
+{
+	struct md_error *err = hfile_open(path, h);
+	ck_assert_msg(!err, "%s: %s", path, err ? err->message : "");
+}
+
 /* The file-level version sources on each fixture: __nptl_version (2.34+) or the banner give the
  * exact version; and each release marker (the strings that date a static executable, which
  * carries both libc's and the loader's strings) is in the build iff the build is at least the
@@ -193,18 +206,13 @@ static void check_version(const char *version, bool stripped)
 START_TEST(test_release_markers)
 {
 	const char *version = versions[_i];
-	const char *dir = fixtures_dir();
 	char libc[PATH_MAX], ld[PATH_MAX];
-	snprintf(libc, sizeof(libc), "%s/%s/libc.so.6.stripped", dir, version);
-	snprintf(ld, sizeof(ld), "%s/%s/ld-linux-x86-64.so.2", dir, version);
-	if (access(libc, R_OK) != 0 || access(ld, R_OK) != 0)
-		MD_SKIP("no fixture glibc %s in %s (set MD_GLIBC_FIXTURES)", version, dir);
+	if (!fixture_file(version, "libc.so.6.stripped", libc) || !fixture_file(version, "ld-linux-x86-64.so.2", ld))
+		MD_SKIP("no fixture glibc %s in %s (set MD_GLIBC_FIXTURES)", version, fixtures_dir());
 	int minor = atoi(version + 2);
 	struct hfile hl, hd;
-	struct md_error *err = hfile_open(libc, &hl);
-	ck_assert_msg(!err, "%s: %s", libc, err ? err->message : "");
-	err = hfile_open(ld, &hd);
-	ck_assert_msg(!err, "%s: %s", ld, err ? err->message : "");
+	open_file(libc, &hl);
+	open_file(ld, &hd);
 	struct hversion v;
 	ck_assert_msg(hfile_version(&hl, &v), "glibc %s: no version in %s", version, libc);
 	ck_assert_msg(v.major == 2 && v.minor == minor && !v.lower_bound, "glibc %s: the file says %s%d.%d (%s)", version,
@@ -228,12 +236,9 @@ END_TEST
 START_TEST(test_heuristic_file)
 {
 	const char *version = versions[_i];
-	const char *dir = fixtures_dir();
 	char stripped[PATH_MAX], symtab[PATH_MAX];
-	snprintf(stripped, sizeof(stripped), "%s/%s/libc.so.6.stripped", dir, version);
-	snprintf(symtab, sizeof(symtab), "%s/%s/libc.so.6", dir, version);
-	if (access(stripped, R_OK) != 0 || access(symtab, R_OK) != 0)
-		MD_SKIP("no fixture glibc %s in %s (set MD_GLIBC_FIXTURES)", version, dir);
+	if (!fixture_file(version, "libc.so.6.stripped", stripped) || !fixture_file(version, "libc.so.6", symtab))
+		MD_SKIP("no fixture glibc %s in %s (set MD_GLIBC_FIXTURES)", version, fixtures_dir());
 	int minor = atoi(version + 2);
 	enum { T_ARENA, T_MP, T_TCACHE, T_KEY, T_GMF, T_N };
 	struct hsym truth[T_N] = {
@@ -242,16 +247,14 @@ START_TEST(test_heuristic_file)
 		{ .name = "global_max_fast", .data = true },
 	};
 	struct hfile h;
-	struct md_error *err = hfile_open(symtab, &h);
-	ck_assert_msg(!err, "%s: %s", symtab, err ? err->message : "");
+	open_file(symtab, &h);
 	hfile_lookup(&h, truth, T_N);
 	hfile_deinit(&h);
 	ck_assert_msg(truth[T_ARENA].found && truth[T_MP].found && truth[T_TCACHE].found && truth[T_GMF].found &&
 			      truth[T_KEY].found == (minor >= 34),
 		      "glibc %s: %s lacks main_arena, mp_, tcache, global_max_fast or tcache_key", version, symtab);
 
-	err = hfile_open(stripped, &h);
-	ck_assert_msg(!err, "%s: %s", stripped, err ? err->message : "");
+	open_file(stripped, &h);
 	ck_assert_msg(!h.symtab.present, "%s still has a .symtab", stripped);
 	struct heur_file_result *r = calloc(1, sizeof(*r));
 	ck_assert(r != NULL);
