@@ -5,9 +5,12 @@
  * binned chunks and mmapped chunks, and prints its own mallinfo. memdissect attaches once with
  * the symbol table (libc.so.6: "symbols" "symtab") and once with the stripped copy and
  * --debuginfo=off ("heuristic"): every mallinfo field must be exact, no finding, every arena
- * "ok", and the predicted malloc_trim(0) release must equal the drop the target measures. */
-/* The locator's file analysis (version sources, release markers) is compiled in with its public
- * names renamed, as in check_glibc_heuristic.c. */
+ * "ok", and the predicted malloc_trim(0) release must equal the drop the target measures.
+ * Without a process ("files"): the heuristic locator's analysis of each stripped libc against the
+ * .symtab of the same build, the version it reads and the release markers it dates static
+ * executables by.
+ *
+ * The locator is compiled in with its public names renamed, as in check_glibc_heuristic.c. */
 #define glibc_locate_heuristic versions_locate_heuristic
 #define glibc_detect_version versions_detect_version
 #define glibc_locate_symbols versions_locate_symbols
