@@ -41,14 +41,16 @@ int main(void)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 
-	int skipped = 0;
+	/* A required skip under CI=true already failed: it is listed, but counted as failed. */
+	int skipped = 0, listed = 0;
 	FILE *f = fopen(skip_log, "r");
 	char line[1024];
 	while (f && fgets(line, sizeof(line), f)) {
-		if (!skipped)
+		if (!listed++)
 			printf("Skipped tests:\n");
 		printf("  %s", line);
-		skipped++;
+		if (strncmp(line, "(failed: CI=true) ", 18) != 0)
+			skipped++;
 	}
 	if (f)
 		fclose(f);
