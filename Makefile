@@ -21,14 +21,22 @@ OPT := -O2
 endif
 
 PKGS := libdw libelf capstone libunwind-ptrace
+# Quiet here (`make check` installs the packages before it builds); a build with a package
+# missing stops at the pkgcheck step with pkg-config's own message.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+ABI_MAJOR := $(shell sed -n 's/^\#define MD_PLUGIN_ABI_VERSION \([0-9]*\).*/\1/p' include/memdissect/plugin.h)
+# Libraries and plugins go to $(PREFIX)/$(LIBSUBDIR): lib, or lib/<multiarch> (debian/rules).
+LIBSUBDIR ?= lib
+PLUGIN_SUBDIR := $(LIBSUBDIR)/memdissect/$(ABI_MAJOR)/plugins
+PLUGIN_INSTALL_DIR := $(PREFIX)/$(PLUGIN_SUBDIR)
+VERSION := $(shell sed -n 's/^\#define MEMDISSECT_VERSION "\(.*\)"/\1/p' src/main.c)
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Werror
-CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -Iinclude -Iattach -Isrc $(PKG_CFLAGS) \
-	-DMD_PLUGIN_DIR='"$(PREFIX)/lib/memdissect/plugins"' $(CFLAGS)
+CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP -Iinclude -Iattach -Isrc \
+	$(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 LIBS_ALL := $(PKG_LIBS) -ldl -lpthread -lm
 
@@ -45,9 +53,13 @@ TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(TARGET_SRCS:tests/targets/%.c=$(BUILD)/targets/%) \
 	$(BUILD)/targets/glibc_truth_static $(BUILD)/targets/glibc_truth_static_stripped
 
-.PHONY: all deps check check-normal check-asan test demo bench install clean fuzz
+.PHONY: all deps check check-normal check-asan test demo bench install clean fuzz pkgcheck
 
 all: memdissect-bin plugins
+
+# Every object depends on it (order-only): a missing library says so in pkg-config's words.
+pkgcheck:
+	@pkg-config --print-errors --exists $(PKGS)
 
 memdissect-bin: $(BUILD)/memdissect
 ifeq ($(SANITIZE),0)
@@ -56,10 +68,23 @@ endif
 
 plugins: $(PLUGIN_SOS)
 
-$(BUILD)/memdissect: $(MAIN_OBJ) $(CORE_OBJS)
-	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $^ $(LIBS_ALL)
+# The executable exports only the plugin ABI: the functions declared in the ABI headers (a
+# dynamic list made from them), nothing else of the core.
+ABI_HEADERS := include/memdissect/error.h include/memdissect/node.h include/memdissect/target.h \
+	include/memdissect/plugin.h
+$(BUILD)/abi.list: $(ABI_HEADERS)
+	@mkdir -p $(dir $@)
+	{ echo '{'; sed -n 's/.*\b\(md_[a-z0-9_]*\) *(.*/\1;/p; s/^extern .*\b\(md_[a-z0-9_]*\);.*/\1;/p' $^ | \
+		grep -v '^md_plugin_entry;' | sort -u; echo '};'; } > $@
 
-$(BUILD)/%.o: %.c $(wildcard include/memdissect/*.h attach/*.h src/*.h)
+$(BUILD)/memdissect: $(MAIN_OBJ) $(CORE_OBJS) $(BUILD)/abi.list
+	$(CC) $(LDFLAGS_ALL) -Wl,--dynamic-list=$(BUILD)/abi.list -o $@ $(MAIN_OBJ) $(CORE_OBJS) $(LIBS_ALL)
+
+# The plugin directory compiled in: the exact PREFIX of this build; the executable also looks
+# in ../lib/memdissect/<ABI>/plugins next to itself, so an install under another PREFIX works.
+$(BUILD)/src/plugins.o: CFLAGS_ALL += -DMD_PLUGIN_DIR='"$(PLUGIN_INSTALL_DIR)"' -DMD_PLUGIN_SUBDIR='"$(PLUGIN_SUBDIR)"'
+
+$(BUILD)/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
@@ -67,13 +92,13 @@ $(BUILD)/%.o: %.c $(wildcard include/memdissect/*.h attach/*.h src/*.h)
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $(wildcard include/memdissect/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Iplugins/$* -shared -o $@ $(filter %.c,$^) $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_ALL)) -Iplugins/$* -shared -o $@ $(filter %.c,$^) $(LDFLAGS_ALL) $(PKG_LIBS)
 
 # Plugins used only by the tests (wrong ABI, no entry point, a toy example).
 TESTPLUGIN_SOS := $(patsubst tests/plugins/%.c,$(BUILD)/testplugins/%.so,$(wildcard tests/plugins/*.c))
 $(BUILD)/testplugins/%.so: tests/plugins/%.c $(wildcard include/memdissect/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -shared -o $@ $< $(LDFLAGS_ALL)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_ALL)) -shared -o $@ $< $(LDFLAGS_ALL)
 
 # Test targets: plain programs, no sanitizer (they are the inspected processes, not the tool).
 $(BUILD)/targets/%: tests/targets/%.c tests/targets/target_common.h
@@ -90,10 +115,45 @@ TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 
+# The glibc version suite (tests/check_glibc_versions.c): glibc_versions_truth linked against every
+# fixture glibc in $(GLIBC_FIXTURES)/<version> (libc.so.6 with .symtab, libc.so.6.stripped), built
+# from the upstream tags. A program compiled here must be linked with that build's start files
+# (link/) and loader; truth_stripped finds the stripped copy first, under the name libc.so.6.
+# Nothing is built when the folder is absent (the suite then skips, and fails under CI=true).
+MD_GLIBC_FIXTURES ?= $(CURDIR)/../shared/fixtures/glibc
+GLIBC_FIXTURES := $(abspath $(MD_GLIBC_FIXTURES))
+GLIBCVER_VERSIONS := $(patsubst $(GLIBC_FIXTURES)/%/libc.so.6,%,$(wildcard $(GLIBC_FIXTURES)/2.*/libc.so.6))
+GLIBCVER := $(BUILD)/targets/glibcver
+GLIBCVER_BINS := $(foreach v,$(GLIBCVER_VERSIONS),$(GLIBCVER)/$(v)/truth $(GLIBCVER)/$(v)/truth_stripped \
+	$(GLIBCVER)/$(v)/stripped/libc.so.6)
+# The programs name the fixture folder (loader, run path): relinked when it moves.
+.PHONY: glibcver-always
+$(GLIBCVER)/fixtures.path: glibcver-always
+	@mkdir -p $(dir $@)
+	@echo '$(GLIBC_FIXTURES)' | cmp -s - $@ || echo '$(GLIBC_FIXTURES)' > $@
+$(GLIBCVER)/truth.o: tests/targets/glibc_versions_truth.c tests/targets/target_common.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -fno-stack-protector -c -o $@ $<
+# $(1): output, $(2): the version, $(3): the run path (directories searched for libc.so.6 first).
+glibcver_link = $(CC) -no-pie -nostdlib -o $(1) $(GLIBC_FIXTURES)/$(2)/link/crt1.o $(GLIBC_FIXTURES)/$(2)/link/crti.o \
+	$$($(CC) -print-file-name=crtbegin.o) $(GLIBCVER)/truth.o -Wl,-rpath-link=$(GLIBC_FIXTURES)/$(2) \
+	$(GLIBC_FIXTURES)/$(2)/libc.so.6 $(wildcard $(GLIBC_FIXTURES)/$(2)/libpthread.so.0 $(GLIBC_FIXTURES)/$(2)/link/libpthread_nonshared.a) \
+	$(GLIBC_FIXTURES)/$(2)/link/libc_nonshared.a $(GLIBC_FIXTURES)/$(2)/ld-linux-x86-64.so.2 -lgcc \
+	$$($(CC) -print-file-name=crtend.o) $(GLIBC_FIXTURES)/$(2)/link/crtn.o \
+	-Wl,--dynamic-linker=$(GLIBC_FIXTURES)/$(2)/ld-linux-x86-64.so.2 -Wl,-rpath=$(3)
+$(GLIBCVER)/%/truth: $(GLIBCVER)/truth.o $(GLIBCVER)/fixtures.path $(GLIBC_FIXTURES)/%/libc.so.6
+	@mkdir -p $(dir $@)
+	$(call glibcver_link,$@,$*,$(GLIBC_FIXTURES)/$*)
+$(GLIBCVER)/%/stripped/libc.so.6: $(GLIBC_FIXTURES)/%/libc.so.6.stripped
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
+$(GLIBCVER)/%/truth_stripped: $(GLIBCVER)/truth.o $(GLIBCVER)/fixtures.path $(GLIBCVER)/%/stripped/libc.so.6
+	$(call glibcver_link,$@,$*,$(abspath $(GLIBCVER))/$*/stripped:$(GLIBC_FIXTURES)/$*)
+
 $(BUILD)/tests/check_all: $(TEST_OBJS) $(CORE_OBJS)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $^ $(CHECK_LIBS) $(LIBS_ALL)
 
-$(BUILD)/tests/%.o: tests/%.c tests/tests.h $(wildcard include/memdissect/*.h attach/*.h src/*.h)
+$(BUILD)/tests/%.o: tests/%.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
@@ -101,8 +161,9 @@ deps:
 	@./scripts/deps.sh
 
 # Run the suite from this build tree. Check prints its summary line.
-test: all $(BUILD)/tests/check_all $(TARGET_BINS) $(TESTPLUGIN_SOS)
+test: all $(BUILD)/tests/check_all $(TARGET_BINS) $(TESTPLUGIN_SOS) $(GLIBCVER_BINS)
 	MEMDISSECT=$(abspath $(BUILD))/memdissect MD_TARGETS=$(abspath $(BUILD))/targets \
+	MD_GLIBC_FIXTURES=$(GLIBC_FIXTURES) \
 	MD_TESTDATA=$(CURDIR)/tests/data MEMDISSECT_PLUGIN_PATH=$(abspath $(BUILD))/plugins \
 	$(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 MD_SANITIZED=1) \
 	$(BUILD)/tests/check_all
@@ -127,13 +188,30 @@ fuzz: deps
 stress: all $(BUILD)/tests/check_all $(TARGET_BINS)
 	./scripts/stress.sh $(BUILD)
 
+# The plugin SDK goes with it: the ABI headers and memdissect-plugin.pc (examples/plugin builds
+# against them out of the tree).
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/memdissect/plugins
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGIN_INSTALL_DIR) \
+		$(DESTDIR)$(PREFIX)/include/memdissect $(DESTDIR)$(PREFIX)/$(LIBSUBDIR)/pkgconfig
 	install -m 755 $(BUILD)/memdissect $(DESTDIR)$(PREFIX)/bin/memdissect
-	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PREFIX)/lib/memdissect/plugins/
+	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
+	install -m 644 $(ABI_HEADERS) $(DESTDIR)$(PREFIX)/include/memdissect/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@ABI@|$(ABI_MAJOR)|g' -e 's|@PLUGIN_SUBDIR@|$(PLUGIN_SUBDIR)|g' \
+		-e 's|@VERSION@|$(VERSION)|g' memdissect-plugin.pc.in > $(DESTDIR)$(PREFIX)/$(LIBSUBDIR)/pkgconfig/memdissect-plugin.pc
+
+# The Debian packages memdissect and memdissect-dev (debian/), built from a copy of the tree in
+# $(BUILD)/deb, then checked with lintian; the .deb files end up in $(BUILD)/deb.
+.PHONY: deb
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/memdissect-$(VERSION)
+	if [ -d .git ] || [ -f .git ]; then git ls-files -co --exclude-standard -z; \
+	else find . -path ./build -prune -o -path ./build-asan -prune -o -type f -print0; fi | \
+		tar --null -T - -cf - | tar -xf - -C $(BUILD)/deb/memdissect-$(VERSION)
+	cd $(BUILD)/deb/memdissect-$(VERSION) && DEB_BUILD_OPTIONS="parallel=2 nocheck" dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(BUILD)/deb/memdissect_$(VERSION)_*.changes
 
 clean:
 	rm -rf build build-asan memdissect
 
-# The heuristic locator's test compiles the locator itself in (with renamed entry points).
-$(BUILD)/tests/check_glibc_heuristic.o: plugins/glibc/locate_heuristic.c plugins/glibc/glibc_locate.h
+# Header dependencies, from -MMD.
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -85,6 +85,7 @@ struct module_state {
 
 	bool tls_known;
 	int64_t tls_offset;
+	bool debug_from_debuginfod; /* the separate debug file came from a debuginfod server */
 };
 
 /* Symbolization is asked for the same return addresses over and over (every thread of a
@@ -99,6 +100,7 @@ struct pc_cache_entry {
 
 struct md_symbols {
 	struct pc_cache_entry *pc_cache;
+	bool network_blocked; /* in the pause: debug files from disk only, never from debuginfod */
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks; /* libdwfl keeps a pointer to it */
 	char *debuginfo_path;
@@ -152,6 +154,62 @@ static int find_no_debuginfo(Dwfl_Module *mod, void **userdata, const char *modn
 	(void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
 	(void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
 	return -1;
+}
+
+/* Debug files: the standard search (build-id and debuglink paths, then debuginfod servers named in
+ * $DEBUGINFOD_URLS, whose client keeps its own on-disk cache). While the target is stopped no
+ * download may start: the pause would wait for the network. libdebuginfod reads the variable at
+ * each query, so it is cleared around the call then. */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+			  char **debuginfo_file_name)
+{
+	struct md_symbols *s = userdata ? *userdata : NULL;
+	char *urls = NULL;
+	if (s && s->network_blocked && getenv("DEBUGINFOD_URLS")) {
+		urls = strdup(getenv("DEBUGINFOD_URLS"));
+		unsetenv("DEBUGINFOD_URLS");
+	}
+	int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file, debuglink_crc,
+					      debuginfo_file_name);
+	if (urls) {
+		setenv("DEBUGINFOD_URLS", urls, 1);
+		free(urls);
+	}
+	/* libdwfl leaves the name unset for a file from debuginfod: name it after the client's
+	 * cache file (libdwfl owns and frees the name), and remember where it came from. */
+	if (fd >= 0 && !*debuginfo_file_name) {
+		char link[64], path[PATH_MAX];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, path, sizeof(path) - 1);
+		if (n > 0) {
+			path[n] = 0;
+			*debuginfo_file_name = strdup(path);
+		}
+		for (size_t i = 0; s && s->states && i < s->n_modules; i++)
+			if (s->states[i].dwmod == mod)
+				s->states[i].debug_from_debuginfod = true;
+	}
+	return fd;
+}
+
+void md_symbols_block_network(struct md_symbols *symbols, bool blocked)
+{
+	if (symbols)
+		symbols->network_blocked = blocked;
+}
+
+const char *md_symbols_module_debug_file(const struct md_symbols *symbols, const struct md_module *mod,
+					 bool *from_debuginfod_ret)
+{
+	ssize_t i = module_index(symbols, mod);
+	if (i < 0)
+		return NULL;
+	const char *debugfile = NULL;
+	dwfl_module_info(symbols->states[i].dwmod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
+	if (from_debuginfod_ret)
+		*from_debuginfod_ret = debugfile && symbols->states[i].debug_from_debuginfod;
+	return debugfile;
 }
 
 /* The file of a deleted mapping is still reachable through /proc/PID/map_files/START-END;
@@ -564,7 +622,7 @@ struct md_error *md_symbols_create_pid(pid_t pid, const struct md_symbols_option
 		goto fail;
 	}
 	s->callbacks.find_elf = proc_find_elf;
-	s->callbacks.find_debuginfo = s->debuginfo_disabled ? find_no_debuginfo : dwfl_standard_find_debuginfo;
+	s->callbacks.find_debuginfo = s->debuginfo_disabled ? find_no_debuginfo : find_debuginfo;
 	s->dwfl = dwfl_begin(&s->callbacks);
 	if (!s->dwfl) {
 		err = dwfl_error(MD_ERR_NOMEM, "dwfl_begin");
@@ -623,7 +681,7 @@ struct md_error *md_symbols_create_core(void *core_elf, const struct md_symbols_
 		s->callbacks.debuginfo_path = &s->debuginfo_path;
 	}
 	s->callbacks.find_elf = core_find_elf;
-	s->callbacks.find_debuginfo = s->debuginfo_disabled ? find_no_debuginfo : dwfl_standard_find_debuginfo;
+	s->callbacks.find_debuginfo = s->debuginfo_disabled ? find_no_debuginfo : find_debuginfo;
 	s->callbacks.section_address = dwfl_offline_section_address;
 	s->dwfl = dwfl_begin(&s->callbacks);
 	if (!s->dwfl) {

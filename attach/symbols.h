@@ -30,6 +30,12 @@ const struct md_module *md_symbols_modules(const struct md_symbols *symbols, siz
 const struct md_module *md_symbols_find_module(const struct md_symbols *symbols, const char *module_name);
 const struct md_module *md_symbols_module_at(const struct md_symbols *symbols, uint64_t addr);
 const char *md_symbols_module_file(const struct md_symbols *symbols, const struct md_module *mod);
+/* The separate debug file libdwfl found for mod (a /usr/lib/debug path, or the debuginfod
+ * client's cache), or NULL when none was looked for or found. */
+const char *md_symbols_module_debug_file(const struct md_symbols *symbols, const struct md_module *mod,
+					 bool *from_debuginfod_ret);
+/* While blocked (the target is stopped), debug files come from disk only. */
+void md_symbols_block_network(struct md_symbols *symbols, bool blocked);
 
 struct md_error *md_symbols_lookup(struct md_symbols *symbols, const struct md_module *mod,
 				   const char *name, struct md_symbol *sym_ret);

@@ -321,6 +321,14 @@ const char *md_target_module_file(const struct md_target *t, const struct md_mod
 	return t->symbols ? md_symbols_module_file(t->symbols, mod) : NULL;
 }
 
+const char *md_target_module_debug_file(const struct md_target *t, const struct md_module *mod,
+					bool *from_debuginfod_ret)
+{
+	if (from_debuginfod_ret)
+		*from_debuginfod_ret = false;
+	return t->symbols ? md_symbols_module_debug_file(t->symbols, mod, from_debuginfod_ret) : NULL;
+}
+
 bool md_target_debuginfo_disabled(const struct md_target *t)
 {
 	return t->debuginfo_disabled;

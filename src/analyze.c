@@ -255,7 +255,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	}
 
 	phase("open plugins");
-	/* The pause. */
+	/* The pause: from here until the detach no debug file is downloaded. */
+	md_symbols_block_network(t->symbols, true);
 	struct md_live_capture cap = { 0 };
 	err = md_live_stop(t);
 	phase("stop threads");
@@ -284,6 +285,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 		hold_pause(opts->hold_pause_ms);
 	r->target.pause_ms = md_live_pause_seconds(t) * 1e3;
 	md_live_detach(t);
+	md_symbols_block_network(t->symbols, false);
 	r->target.pause_ms = md_live_pause_seconds(t) * 1e3;
 	if (!err && md_live_interrupted)
 		err = md_error_create(MD_ERR_INTERRUPTED, "interrupted: target detached");

@@ -86,6 +86,8 @@ static void usage(FILE *out)
 		"  --json              JSON report (docs/json.md)\n"
 		"  --color, --no-color colour in the text report (default: when stdout is a tty)\n"
 		"  --debuginfo=MODE    auto (default): use debug info when found; off: never\n"
+		"  --offline           never ask a debuginfod server (default: ask the servers in\n"
+		"                      $DEBUGINFOD_URLS before the pause, 10 s timeout)\n"
 		"  --top N             mappings listed in the text report (default 15)\n"
 		"  --plugin NAME       use only this allocator plugin\n"
 		"  --map               the full drainability map (default: a summary)\n"
@@ -157,7 +159,7 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *v)
 	return true;
 }
 
-enum { OPT_JSON = 256, OPT_COLOR, OPT_NO_COLOR, OPT_DEBUGINFO, OPT_TOP, OPT_HOLD, OPT_PLUGIN, OPT_MAP,
+enum { OPT_JSON = 256, OPT_COLOR, OPT_NO_COLOR, OPT_DEBUGINFO, OPT_OFFLINE, OPT_TOP, OPT_HOLD, OPT_PLUGIN, OPT_MAP,
        OPT_HTML, OPT_FORMAT, OPT_INTERVAL, OPT_COUNT };
 
 static struct md_error *write_html(const struct md_report *r, const char *path)
@@ -208,6 +210,10 @@ static int common_option(int c, char **argv, struct common_options *co)
 	case OPT_PLUGIN:
 		co->plugin = optarg;
 		return -1;
+	case OPT_OFFLINE:
+		/* Debug files only from disk: libdebuginfod asks no server without the variable. */
+		unsetenv("DEBUGINFOD_URLS");
+		return -1;
 	case OPT_HOLD:
 		if (!parse_uint(optarg, 3600000, &v))
 			return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds, not '%s'", optarg));
@@ -253,6 +259,7 @@ static int cmd_attach(int argc, char **argv)
 		{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "hold-pause", required_argument, NULL, OPT_HOLD },
+		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "plugin", required_argument, NULL, OPT_PLUGIN },
 		{ "map", no_argument, NULL, OPT_MAP },
 		{ "html", required_argument, NULL, OPT_HTML },
@@ -382,6 +389,7 @@ static int cmd_watch(int argc, char **argv)
 		{ "color", no_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 		{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
+		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "plugin", required_argument, NULL, OPT_PLUGIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -489,6 +497,7 @@ static int cmd_snapshot(int argc, char **argv)
 		{ "debuginfo", required_argument, NULL, OPT_DEBUGINFO },
 		{ "plugin", required_argument, NULL, OPT_PLUGIN },
 		{ "hold-pause", required_argument, NULL, OPT_HOLD },
+		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "copy", required_argument, NULL, OPT_COPY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -659,6 +668,10 @@ static int cmd_above(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	md_live_install_signal_handlers();
+	/* A debuginfod server that does not answer must not hold the attach for libdebuginfod's
+	 * default 90 s per file; the user's own setting wins. */
+	if (getenv("DEBUGINFOD_URLS") && !getenv("DEBUGINFOD_TIMEOUT"))
+		setenv("DEBUGINFOD_TIMEOUT", "10", 1);
 	if (argc < 2) {
 		fprintf(stderr, "memdissect: no command given\n");
 		usage(stderr);

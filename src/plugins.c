@@ -4,13 +4,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "plugins.h"
 
-#ifndef MD_PLUGIN_DIR
-#define MD_PLUGIN_DIR "/usr/local/lib/memdissect/plugins"
+#define MD_STR_(x) #x
+#define MD_STR(x) MD_STR_(x)
+#ifndef MD_PLUGIN_SUBDIR
+#define MD_PLUGIN_SUBDIR "lib/memdissect/" MD_STR(MD_PLUGIN_ABI_VERSION) "/plugins"
 #endif
+#ifndef MD_PLUGIN_DIR
+#define MD_PLUGIN_DIR "/usr/local/" MD_PLUGIN_SUBDIR
+#endif
+
+/* As root, code from a directory named in the environment runs with root's powers: load it only
+ * when root owns the file and its directory and neither is writable by group or others. */
+static const char *untrusted(const char *path, char *buf, size_t len)
+{
+	if (geteuid() != 0)
+		return NULL;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	const char *what[2] = { path, slash ? dir : "." };
+	for (int i = 0; i < 2; i++) {
+		struct stat st;
+		if (stat(what[i], &st) != 0) {
+			snprintf(buf, len, "refused as root: cannot stat %s", what[i]);
+			return buf;
+		}
+		const char *name = i ? "its directory" : "the file";
+		if (st.st_uid != 0) {
+			snprintf(buf, len, "refused as root: %s is owned by uid %u, not root ($MEMDISSECT_PLUGIN_PATH)", name,
+				 (unsigned)st.st_uid);
+			return buf;
+		}
+		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+			snprintf(buf, len, "refused as root: %s is writable by group or others ($MEMDISSECT_PLUGIN_PATH)",
+				 name);
+			return buf;
+		}
+	}
+	return NULL;
+}
 
 static void add_item(struct md_plugin_set *set, struct md_loaded_plugin item)
 {
@@ -34,7 +73,7 @@ static bool have_name(const struct md_plugin_set *set, const char *name)
 	return false;
 }
 
-static void load_one(struct md_plugin_set *set, const char *path)
+static void load_one(struct md_plugin_set *set, const char *path, bool from_env)
 {
 	for (size_t i = 0; i < set->n; i++)
 		if (strcmp(set->items[i].path, path) == 0)
@@ -42,6 +81,12 @@ static void load_one(struct md_plugin_set *set, const char *path)
 	struct md_loaded_plugin item = { .path = strdup(path) };
 	if (!item.path)
 		return;
+	char why[PATH_MAX + 160];
+	if (from_env && untrusted(path, why, sizeof(why))) {
+		item.problem = strdup(why);
+		add_item(set, item);
+		return;
+	}
 	item.handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!item.handle) {
 		const char *e = dlerror();
@@ -81,7 +126,7 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void load_dir(struct md_plugin_set *set, const char *dir)
+static void load_dir(struct md_plugin_set *set, const char *dir, bool from_env)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -106,7 +151,7 @@ static void load_dir(struct md_plugin_set *set, const char *dir)
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		load_one(set, path);
+		load_one(set, path, from_env);
 		free(names[i]);
 	}
 	free(names);
@@ -121,7 +166,7 @@ void md_plugins_load(struct md_plugin_set *set)
 		char *copy = strdup(env);
 		for (char *save = NULL, *tok = copy ? strtok_r(copy, ":", &save) : NULL; tok;
 		     tok = strtok_r(NULL, ":", &save))
-			load_dir(set, tok);
+			load_dir(set, tok, true);
 		free(copy);
 	}
 	char exe[PATH_MAX];
@@ -131,12 +176,17 @@ void md_plugins_load(struct md_plugin_set *set)
 		char *slash = strrchr(exe, '/');
 		if (slash) {
 			*slash = 0;
-			char dir[PATH_MAX + 16];
+			char dir[PATH_MAX + 64];
+			/* The build tree (build/plugins), then an install under any PREFIX. */
 			snprintf(dir, sizeof(dir), "%s/plugins", exe);
-			load_dir(set, dir);
+			load_dir(set, dir, false);
+			snprintf(dir, sizeof(dir), "%s/../%s", exe, MD_PLUGIN_SUBDIR);
+			char canon[PATH_MAX];
+			if (realpath(dir, canon))
+				load_dir(set, canon, false);
 		}
 	}
-	load_dir(set, MD_PLUGIN_DIR);
+	load_dir(set, MD_PLUGIN_DIR, false);
 }
 
 void md_plugins_unload(struct md_plugin_set *set)

@@ -349,8 +349,9 @@ START_TEST(test_version_from_file)
 	ck_assert_str_eq(v.how, own_libc_minor() >= 34 ? "__nptl_version" : "banner");
 	hfile_deinit(&h);
 
-	/* A libc claiming 2.41 is refused, and the message names the version. The first source
-	 * (__nptl_version, or the banner before 2.34) is patched in a copy. */
+	/* A libc claiming the first version past the claim is refused, and the message names the
+	 * version and the supported range. The first source (__nptl_version, or the banner before
+	 * 2.34) is patched in a copy. */
 	ck_assert(!hfile_open(libc, &h));
 	uint64_t addr = 0;
 	size_t patch_off;
@@ -369,7 +370,10 @@ START_TEST(test_version_from_file)
 	ck_assert(buf != NULL);
 	memcpy(buf, h.raw, size);
 	hfile_deinit(&h);
-	memcpy(buf + patch_off, "2.41", 4);
+	char future[8], range[16];
+	snprintf(future, sizeof(future), "2.%02d", HEUR_MAX_MINOR + 1);
+	snprintf(range, sizeof(range), "2.%d-2.%d", HEUR_MIN_MINOR, HEUR_MAX_MINOR);
+	memcpy(buf + patch_off, future, 4);
 	char copy[] = "/tmp/md-heur-libc-XXXXXX";
 	int fd = mkstemp(copy);
 	ck_assert(fd >= 0);
@@ -381,11 +385,12 @@ START_TEST(test_version_from_file)
 	ck_assert(!err);
 	ck_assert(hfile_version(&h, &v));
 	hfile_deinit(&h);
-	ck_assert_int_eq(v.minor, 41);
+	ck_assert_int_eq(v.minor, HEUR_MAX_MINOR + 1);
 	struct md_module fake = { .name = copy };
 	err = version_check(&fake, &v);
 	ck_assert(err && err->code == MD_ERR_UNSUPPORTED);
-	ck_assert_msg(strstr(err->message, "2.41") && strstr(err->message, "not supported"), "%s", err->message);
+	ck_assert_msg(strstr(err->message, future) && strstr(err->message, "not supported") && strstr(err->message, range),
+		      "%s", err->message);
 	md_error_destroy(err);
 }
 END_TEST

@@ -519,7 +519,8 @@ void md_test_skip(bool required, const char *test, const char *fmt, ...)
 		int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		if (fd >= 0) {
 			char line[640];
-			int n = snprintf(line, sizeof(line), "%s%s: %s\n", required ? "" : "(optional) ", test, why);
+			int n = snprintf(line, sizeof(line), "%s%s: %s\n",
+					 fail ? "(failed: CI=true) " : required ? "" : "(optional) ", test, why);
 			if (n > 0 && write(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
 				n = 0;
 			close(fd);

@@ -14,7 +14,8 @@ int main(void)
 	Suite *(*suites[])(void) = {
 		node_suite, procfs_suite, symbols_suite, classify_suite, render_suite, plugin_suite,
 		attach_suite, glibc_suite, glibc_heuristic_suite, glibc_nodebug_suite, jemalloc_suite, core_suite, hardening_suite,
-		map_suite, watch_suite, html_suite, image_suite, cgroup_suite,
+		map_suite, watch_suite, html_suite, image_suite, package_suite, debuginfod_suite,
+		glibc_versions_suite, cgroup_suite,
 	};
 	char skip_log[] = "/tmp/md-skips-XXXXXX";
 	int fd = mkstemp(skip_log);
@@ -40,14 +41,16 @@ int main(void)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 
-	int skipped = 0;
+	/* A required skip under CI=true already failed: it is listed, but counted as failed. */
+	int skipped = 0, listed = 0;
 	FILE *f = fopen(skip_log, "r");
 	char line[1024];
 	while (f && fgets(line, sizeof(line), f)) {
-		if (!skipped)
+		if (!listed++)
 			printf("Skipped tests:\n");
 		printf("  %s", line);
-		skipped++;
+		if (strncmp(line, "(failed: CI=true) ", 18) != 0)
+			skipped++;
 	}
 	if (f)
 		fclose(f);

@@ -20,6 +20,7 @@ Suite *plugin_suite(void) __attribute__((weak));
 Suite *glibc_suite(void) __attribute__((weak));
 Suite *glibc_heuristic_suite(void) __attribute__((weak));
 Suite *glibc_nodebug_suite(void) __attribute__((weak));
+Suite *glibc_versions_suite(void) __attribute__((weak));
 Suite *jemalloc_suite(void) __attribute__((weak));
 Suite *core_suite(void) __attribute__((weak));
 Suite *hardening_suite(void) __attribute__((weak));
@@ -27,6 +28,8 @@ Suite *map_suite(void) __attribute__((weak));
 Suite *watch_suite(void) __attribute__((weak));
 Suite *html_suite(void) __attribute__((weak));
 Suite *image_suite(void) __attribute__((weak));
+Suite *package_suite(void) __attribute__((weak));
+Suite *debuginfod_suite(void) __attribute__((weak));
 Suite *cgroup_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */

@@ -164,6 +164,11 @@ struct md_error *md_target_backtrace(struct md_target *t, const struct md_thread
 				     uint64_t *pcs, size_t max, size_t *n_ret);
 /* The module's ELF file on disk, to be opened by the caller (libelf, capstone). */
 const char *md_target_module_file(const struct md_target *t, const struct md_module *mod);
+/* The separate debug file found for mod (under /usr/lib/debug, or a debuginfod client's cache
+ * when $DEBUGINFOD_URLS named a server: then *from_debuginfod_ret is true), or NULL. Ask after
+ * a lookup that needed it. from_debuginfod_ret may be NULL. */
+const char *md_target_module_debug_file(const struct md_target *t, const struct md_module *mod,
+					bool *from_debuginfod_ret);
 /* True when the user forbade debug info (--debuginfo=off): plugins must then use heuristics. */
 bool md_target_debuginfo_disabled(const struct md_target *t);
 

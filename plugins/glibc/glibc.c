@@ -127,7 +127,7 @@ static void gl_close(void *state)
 static const struct md_plugin glibc_plugin = {
 	.abi_version = MD_PLUGIN_ABI_VERSION,
 	.name = "glibc",
-	.description = "glibc ptmalloc2 (2.26-2.40): arenas, heaps, bins, fastbins, tcache, mmapped chunks",
+	.description = "glibc ptmalloc2 (2.26-2.41): arenas, heaps, bins, fastbins, tcache, mmapped chunks",
 	.open = gl_open,
 	.quiescent = gl_quiescent_entry,
 	.walk = gl_walk_entry,

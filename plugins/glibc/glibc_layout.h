@@ -1,4 +1,4 @@
-/* Offsets of glibc malloc's structures (x86-64), per version 2.26–2.40, either from the
+/* Offsets of glibc malloc's structures (x86-64), per version 2.26–2.41, either from the
  * built-in table or from DWARF. Only target.h is used, so tests can compile layout.c alone. */
 #ifndef MD_GLIBC_LAYOUT_H
 #define MD_GLIBC_LAYOUT_H
@@ -14,7 +14,7 @@
 #define GLIBC_OFF_NONE UINT32_MAX
 
 #define GLIBC_MIN_MINOR 26
-#define GLIBC_MAX_MINOR 40
+#define GLIBC_MAX_MINOR 41
 
 #define GLIBC_SIZE_SZ 8ULL
 #define GLIBC_MINSIZE 0x20ULL
@@ -87,7 +87,7 @@ static inline uint64_t glibc_tcache_struct_chunk_size(const struct glibc_layout 
 }
 
 /* The built-in table for 2.minor (x86-64, distro configuration: tcache and tunables on).
- * false when the version is outside 2.26–2.40. */
+ * false when the version is outside 2.26–2.41. */
 bool glibc_layout_builtin(int major, int minor, struct glibc_layout *layout_ret);
 
 /* True when the DWARF of the libc with this build-id is known to match the built-in table for

@@ -1,6 +1,8 @@
 /* glibc malloc layouts: a built-in table per version and the same read from DWARF.
  * The table follows docs/glibc.md §1 (compiled from each release tag's struct text with the
- * distro configuration, checked against DWARF on 2.36). */
+ * distro configuration, checked against DWARF on 2.36). 2.35 was the last release to change
+ * these structures' layout: 2.41's struct text is 2.38-2.40's (docs/glibc.md, Versions), and the
+ * fixture glibcs of tests/check_glibc_versions.c hold every version to the table. */
 #include <stdio.h>
 #include <string.h>
 

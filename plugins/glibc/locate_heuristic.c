@@ -1,4 +1,4 @@
-/* Locating glibc's malloc state without debug info (x86-64, glibc 2.26-2.40).
+/* Locating glibc's malloc state without debug info (x86-64, glibc 2.26-2.41).
  *
  * Production machines rarely carry libc6-dbg, so everything here comes from the ELF file itself
  * (libc.so.6, or a statically linked executable) plus target memory. Facts and the patterns
@@ -40,7 +40,7 @@
 #include "glibc_locate.h"
 
 #define HEUR_MIN_MINOR 26
-#define HEUR_MAX_MINOR 40
+#define HEUR_MAX_MINOR 41
 
 #define HEUR_MAX_CANDS 8   /* candidates kept per object */
 #define HEUR_MAX_CALLS 8   /* direct call targets kept per function */
@@ -283,6 +283,7 @@ static bool hfile_is_rw_data(const struct hfile *h, uint64_t vaddr)
 
 struct hsym {
 	const char *name;
+	bool data; /* an STT_OBJECT or STT_TLS symbol (the tests' truth); else STT_FUNC */
 	uint64_t value, size;
 	bool found;
 };
@@ -306,13 +307,14 @@ static void hfile_lookup(const struct hfile *h, struct hsym *want, size_t n_want
 		for (size_t i = 1; i < n; i++) {
 			Elf64_Sym sym;
 			memcpy(&sym, s->data + i * sizeof(sym), sizeof(sym));
+			unsigned type = ELF64_ST_TYPE(sym.st_info);
 			if (sym.st_shndx == SHN_UNDEF || sym.st_name >= str.size ||
-			    ELF64_ST_TYPE(sym.st_info) != STT_FUNC)
+			    (type != STT_FUNC && type != STT_OBJECT && type != STT_TLS))
 				continue;
 			const char *name = (const char *)str.data + sym.st_name;
 			size_t maxlen = str.size - sym.st_name;
 			for (size_t w = 0; w < n_want; w++) {
-				if (want[w].found || strnlen(name, maxlen) == maxlen ||
+				if (want[w].found || (type == STT_FUNC) == want[w].data || strnlen(name, maxlen) == maxlen ||
 				    strcmp(name, want[w].name) != 0)
 					continue;
 				want[w].value = sym.st_value;
@@ -383,13 +385,14 @@ static const struct {
 	{ "glibc.malloc.mxfast", 31 },
 	{ "malloc(): unaligned tcache chunk detected", 32 },
 	{ "glibc.mem.tagging", 33 },
-	{ "glibc.rtld.nns", 33 },
+	{ "glibc.rtld.nns", 32 },
 	{ "glibc.pthread.stack_cache_size", 34 },
 	{ "glibc.malloc.hugetlb", 35 },
 	{ "glibc.pthread.rseq", 35 },
 	{ "GLIBC_ABI_DT_RELR", 36 },
 	{ "glibc.pthread.stack_hugetlb", 38 },
 	{ "glibc.mem.decorate_maps", 39 },
+	{ "free(): chunks in smallbin corrupted", 41 },
 };
 
 /* A whole NUL-terminated string (not a substring) of .rodata or .data.rel.ro (2.33+ keeps the
@@ -737,6 +740,7 @@ static bool is_rip_mem(const cs_x86_op *op)
 static void scan_function(struct hctx *c, uint64_t start, uint64_t size, struct fn_scan *fs)
 {
 	memset(fs, 0, sizeof(*fs));
+	const uint64_t fn_end = size ? start + size : 0; /* 0: the function's extent is unknown */
 	if (!size || size > HEUR_FN_WINDOW)
 		size = HEUR_FN_WINDOW;
 	const uint8_t *code = NULL;
@@ -815,7 +819,7 @@ static void scan_function(struct hctx *c, uint64_t start, uint64_t size, struct 
 		    (uint64_t)x->operands[1].imm == DEFAULT_MMAP_THRESHOLD_MAX) {
 			threshold_at = n;
 			n_stores = 0;
-		} else if (threshold_at && n - threshold_at <= 12 && !fs->mp_threshold && in->id == X86_INS_MOV &&
+		} else if (threshold_at && n - threshold_at <= 24 && !fs->mp_threshold && in->id == X86_INS_MOV &&
 			   x->op_count == 2 && is_rip_mem(&x->operands[0]) && x->operands[0].size == 8 &&
 			   x->operands[1].type == X86_OP_REG) {
 			stores[n_stores++] = rip_target(in, &x->operands[0]);
@@ -832,7 +836,11 @@ static void scan_function(struct hctx *c, uint64_t start, uint64_t size, struct 
 		    !fs->first_data_lea && hsec_contains(&c->h->data, rip_target(in, &x->operands[1]), 8))
 			fs->first_data_lea = rip_target(in, &x->operands[1]);
 
-		if (in->id == X86_INS_CALL && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+		/* Direct calls, and jumps out of a function of known extent: tail calls (free jumps
+		 * to _int_free up to 2.32). */
+		bool tail_jump = in->id == X86_INS_JMP && fn_end && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+				 ((uint64_t)x->operands[0].imm < start || (uint64_t)x->operands[0].imm >= fn_end);
+		if ((in->id == X86_INS_CALL || tail_jump) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
 		    fs->n_calls < HEUR_MAX_CALLS) {
 			uint64_t target = (uint64_t)x->operands[0].imm;
 			bool seen = false;
@@ -1159,7 +1167,7 @@ static size_t text_lea_sites(const struct hfile *h, uint64_t target, uint64_t *s
 }
 
 /* free(): mp_ through the threshold update, the tcache TLS access, and through its callees
- * _int_free: tcache_key (2.34+) and global_max_fast. */
+ * _int_free: tcache_key (2.34+; in free itself from 2.41) and global_max_fast. */
 static bool analyze_free(struct hctx *c, struct heur_file_result *r, uint64_t start, uint64_t size,
 			 const char *name)
 {
@@ -1170,7 +1178,10 @@ static bool analyze_free(struct hctx *c, struct heur_file_result *r, uint64_t st
 	cands_add(&r->mp, ffs.mp_threshold, SRC_DISASM);
 	if (ffs.have_tls)
 		tls_add(&r->tls, &ffs.tls, name);
-	/* _int_free is a direct callee, recognised by its tcache_key compare (2.34+) or by a
+	/* 2.41 moved the tcache put (and its tcache_key compare) from _int_free into free itself. */
+	if (ffs.key && !r->tcache_key)
+		r->tcache_key = ffs.key;
+	/* _int_free is a direct callee, recognised by its tcache_key compare (2.34-2.40) or by a
 	 * compare with a .bss static outside mp_ (get_max_fast ()). */
 	for (size_t i = 0; i < ffs.n_calls; i++) {
 		struct fn_scan cfs;
@@ -1794,13 +1805,18 @@ struct md_error *glibc_locate_heuristic(struct md_target *t, const struct md_mod
 	else
 		snprintf(tcache_desc, sizeof(tcache_desc), "tcache fs:-0x%" PRIx64 " (%s%s)", (uint64_t)-tls->tpoff,
 			 tls_how, n_regs ? "" : ", unchecked");
+	char key_desc[700];
+	if (key_addr || !key_needed)
+		snprintf(key_desc, sizeof(key_desc), "%s", key_addr ? "found" : "n/a");
+	else
+		snprintf(key_desc, sizeof(key_desc), "unknown (%s)", r->key_log.len ? r->key_log.buf : "no cached entry to compare with");
 	char how[2048];
 	snprintf(how, sizeof(how),
 		 "heuristic: %s (%s); main_arena %s%s%s; mp_ %s%s%s; %s; tcache_key %s; global_max_fast %s", vers,
 		 r->have_version ? r->version.how : "layout from images", sources_name(arena_src),
 		 arena_unvalidated ? " NOT VALIDATED: " : "", arena_unvalidated ? arena_first_why : "",
 		 sources_name(mp_src), mp_unvalidated ? " NOT VALIDATED: " : "", mp_unvalidated ? mp_first_why : "",
-		 tcache_desc, key_addr ? "found" : key_needed ? "unknown" : "n/a", gmf ? "found" : "unknown");
+		 tcache_desc, key_desc, gmf ? "found" : "unknown");
 	snprintf(roots_ret->how, sizeof(roots_ret->how), "%.*s", (int)sizeof(roots_ret->how) - 1, how);
 out:
 	free(r);

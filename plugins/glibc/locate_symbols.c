@@ -113,9 +113,14 @@ struct md_error *glibc_locate_symbols(struct md_target *t, const struct md_modul
 			r.version_major = r.version_minor = 0;
 		}
 	}
-	snprintf(r.how, sizeof(r.how), "%s of %s%s%s (main_arena 0x%llx, mp_ 0x%llx%s)",
+	bool from_debuginfod = false;
+	const char *debug_file =
+		arena.source >= MD_SYMSRC_SYMTAB ? md_target_module_debug_file(t, mod, &from_debuginfod) : NULL;
+	snprintf(r.how, sizeof(r.how), "%s of %s%s%s%s%s%s (main_arena 0x%llx, mp_ 0x%llx%s)",
 		 md_symbol_source_name(arena.source), mod->name ? mod->name : "the executable",
 		 mod->build_id ? ", build-id " : "", mod->build_id ? mod->build_id : "",
+		 debug_file ? ", debug file " : "", debug_file ? debug_file : "",
+		 from_debuginfod ? " (from debuginfod)" : "",
 		 (unsigned long long)r.main_arena, (unsigned long long)r.mp,
 		 r.have_tcache_tls_offset ? ", tcache TLS" : ", no tcache TLS symbol");
 	*roots_ret = r;
