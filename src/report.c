@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "memdissect/report.h"
+#include "wss.h"
 
 static const char *const class_names[MD_CLASS_COUNT] = {
 	[MD_CLASS_LIVE] = "live",

@@ -13,6 +13,8 @@
 /* Measure over window_s seconds (the target runs meanwhile) and fill r->wss and each region's
  * wss_bytes. INTERRUPTED on SIGINT/SIGTERM/SIGHUP, EXITED when the target went away. */
 struct md_error *md_wss_measure(pid_t pid, double window_s, struct md_report *r);
+/* The "wss" object of the JSON report, set on root (report.c calls it when r->wss.valid). */
+struct md_error *md_wss_add_node(struct md_node *root, const struct md_report *r);
 /* The working-set section of the text report (nothing when r->wss is not valid). */
 void md_wss_render_text(const struct md_report *r, bool color, FILE *out);
 

@@ -153,8 +153,6 @@ struct md_error *md_render_text(const struct md_report *r, const struct md_rende
 /* The JSON document of docs/json.md; built as a node so tests and diff can read it back. */
 struct md_error *md_report_to_node(const struct md_report *r, struct md_node **node_ret);
 struct md_error *md_render_json(const struct md_report *r, FILE *out);
-/* The "wss" object of the JSON, set on root when r->wss.valid (src/wss.c). */
-struct md_error *md_wss_add_node(struct md_node *root, const struct md_report *r);
 
 /* Human units: "1.50 GiB", "210 MiB", "12.0 KiB", "512 B". buf of at least 16 bytes. */
 const char *md_format_bytes(uint64_t bytes, char *buf, size_t len);
