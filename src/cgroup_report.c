@@ -323,82 +323,69 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 	pid_t *pids = NULL;
 	size_t n_pids = 0;
 	bool truncated = false;
-	struct md_node *doc = md_node_object(), *sub = NULL, *procs = NULL, *notes = NULL;
+	struct md_node *doc = md_node_object(), *sub = NULL;
 	if (!doc) {
 		err = &md_error_nomem;
 		goto out;
 	}
 	MD_TRY(cgroup_object(&cg, &sub));
 	MD_TRY(md_node_set(doc, "cgroup", sub));
+	/* The document owns each container from the start (key order: summary, parts, processes). */
+	struct md_node *summary = md_node_object(), *parts_node = md_node_array(), *procs = md_node_array(),
+		       *notes = md_node_array();
+	MD_TRY(md_node_set(doc, "summary", summary));
+	MD_TRY(md_node_set(doc, "parts", parts_node));
+	MD_TRY(md_node_set(doc, "processes", procs));
+	MD_TRY(md_node_set(doc, "notes", notes));
 	MD_TRY(collect_members(dir, &pids, &n_pids, &truncated));
 	if (n_pids > 1)
 		qsort(pids, n_pids, sizeof(*pids), cmp_pid);
-	notes = md_node_array();
-	procs = md_node_array();
 	uint64_t sum_rss = 0, sum_pss = 0, sum_uss = 0, sum_anon = 0;
-	if (!notes || !procs) {
-		md_node_destroy(procs);
-		md_node_destroy(notes);
-		err = &md_error_nomem;
-		goto out;
-	}
-	struct md_node *held_procs = procs, *held_notes = notes;
-	procs = notes = NULL;
 	for (size_t i = 0; i < n_pids; i++) {
 		struct md_proc_memory pm;
 		struct md_error *e = md_proc_memory_read(pids[i], &pm);
 		if (e) {
-			md_node_append(held_notes, md_node_stringf("process %d: %s", (int)pids[i], e->message));
+			md_node_append(notes, md_node_stringf("process %d: %s", (int)pids[i], e->message));
 			md_error_destroy(e);
 			continue;
 		}
 		if (!pm.has_mm) /* a kernel thread: no memory of its own */
 			continue;
 		struct md_node *p = md_node_object();
-		if ((err = md_node_append(held_procs, p)) || (err = md_node_set_i64(p, "pid", pm.pid)) ||
-		    (err = md_node_set_string(p, "comm", pm.comm)) || (err = md_node_set_u64(p, "rss_bytes", pm.rss_bytes)) ||
-		    (err = md_node_set_u64(p, "pss_bytes", pm.pss_bytes)) ||
-		    (err = md_node_set_u64(p, "uss_bytes", pm.uss_bytes)) ||
-		    (err = md_node_set_u64(p, "anon_bytes", pm.anon_bytes)) ||
-		    (err = md_node_set_u64(p, "swap_bytes", pm.swap_bytes)))
-			break;
+		MD_TRY(md_node_append(procs, p));
+		MD_TRY(md_node_set_i64(p, "pid", pm.pid));
+		MD_TRY(md_node_set_string(p, "comm", pm.comm));
+		MD_TRY(md_node_set_u64(p, "rss_bytes", pm.rss_bytes));
+		MD_TRY(md_node_set_u64(p, "pss_bytes", pm.pss_bytes));
+		MD_TRY(md_node_set_u64(p, "uss_bytes", pm.uss_bytes));
+		MD_TRY(md_node_set_u64(p, "anon_bytes", pm.anon_bytes));
+		MD_TRY(md_node_set_u64(p, "swap_bytes", pm.swap_bytes));
 		sum_rss += pm.rss_bytes;
 		sum_pss += pm.pss_bytes;
 		sum_uss += pm.uss_bytes;
 		sum_anon += pm.anon_bytes;
 		/* One process at a time: each is stopped only for its own attach. */
-		if (o && o->attach && pm.pid == getpid())
-			err = md_node_set_string(p, "attach_error", "memdissect itself");
-		if (!err && o && o->attach && pm.pid != getpid())
-			err = attach_classes(pm.pid, &o->aopts, p);
-		else if (!err && o && o->attach)
-			err = md_node_set(p, "classes", md_node_null());
-		else
-			err = md_node_set(p, "classes", md_node_null());
-		if (err || md_live_interrupted)
-			break;
-	}
-	struct md_error *e_set = md_node_set(doc, "processes", held_procs);
-	if (!err)
-		err = e_set;
-	else
-		md_error_destroy(e_set);
-	if (!err && md_live_interrupted)
-		err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
-	if (err) {
-		md_node_destroy(held_notes);
-		goto out;
+		if (o && o->attach && pm.pid == getpid()) {
+			MD_TRY(md_node_set(p, "classes", md_node_null()));
+			MD_TRY(md_node_set_string(p, "attach_error", "memdissect itself"));
+		} else if (o && o->attach) {
+			MD_TRY(attach_classes(pm.pid, &o->aopts, p));
+		} else {
+			MD_TRY(md_node_set(p, "classes", md_node_null()));
+		}
+		if (md_live_interrupted) {
+			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+			goto out;
+		}
 	}
 	if (truncated)
-		md_node_append(held_notes, md_node_stringf("more than %d groups or %d levels below this one, or "
-							   "more than %d processes: the list is cut there",
-							   MAX_GROUPS, MAX_DEPTH, MD_PIDS_MAX));
+		md_node_append(notes, md_node_stringf("more than %d groups or %d levels below this one, or "
+						      "more than %d processes: the list is cut there",
+						      MAX_GROUPS, MAX_DEPTH, MD_PIDS_MAX));
 
 	struct md_cgroup_part parts[MD_CGROUP_MAX_PARTS];
 	size_t n_parts;
 	md_cgroup_parts(&cg, sum_anon, parts, &n_parts);
-	struct md_node *parts_node = md_node_array();
-	MD_TRY(md_node_set(doc, "parts", parts_node));
 	uint64_t reclaimable = 0, unreclaimable = 0, cache = 0, clean_cache = 0;
 	for (size_t i = 0; i < n_parts; i++) {
 		struct md_node *pn = md_node_object();
@@ -417,19 +404,16 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 		if (strcmp(parts[i].name, "page cache (clean)") == 0)
 			clean_cache = (uint64_t)parts[i].bytes;
 	}
-	struct md_node *summary = md_node_object();
-	MD_TRY(md_node_set(doc, "summary", summary));
 	MD_TRY(verdict(&cg, clean_cache, reclaimable, summary));
 	MD_TRY(md_node_set_u64(summary, "reclaimable_bytes", reclaimable));
 	MD_TRY(md_node_set_u64(summary, "unreclaimable_bytes", unreclaimable));
 	MD_TRY(md_node_set_u64(summary, "page_cache_bytes", cache));
 	MD_TRY(md_node_set_i64(summary, "remainder_bytes", parts[n_parts - 1].bytes));
-	MD_TRY(md_node_set_u64(summary, "members", md_node_count(md_node_get(doc, "processes"))));
+	MD_TRY(md_node_set_u64(summary, "members", md_node_count(procs)));
 	MD_TRY(md_node_set_u64(summary, "members_rss_bytes", sum_rss));
 	MD_TRY(md_node_set_u64(summary, "members_pss_bytes", sum_pss));
 	MD_TRY(md_node_set_u64(summary, "members_uss_bytes", sum_uss));
 	MD_TRY(md_node_set_u64(summary, "members_anon_bytes", sum_anon));
-	MD_TRY(md_node_set(doc, "notes", held_notes));
 	*doc_ret = doc;
 	doc = NULL;
 out:
