@@ -511,6 +511,13 @@ void md_test_skip(bool required, const char *test, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	/* START_TEST(name) defines name_fn: show the test's own name. */
+	char name[128];
+	snprintf(name, sizeof(name), "%s", test);
+	size_t nl = strlen(name);
+	if (nl > 3 && strcmp(name + nl - 3, "_fn") == 0)
+		name[nl - 3] = 0;
+	test = name;
 	const char *ci = getenv("CI");
 	bool fail = required && ci && strcmp(ci, "true") == 0;
 	fprintf(stderr, "%s: skipped%s: %s\n", test, fail ? " (CI=true: a required test may not skip)" : "", why);
