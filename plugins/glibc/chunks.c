@@ -459,8 +459,8 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 
 void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 {
-	const struct md_mapping *m = md_target_find_mapping(w->t, h->first);
-	const uint64_t read_limit = m ? (m->end < h->end ? m->end : h->end) : h->end;
+	const uint64_t run_end = gl_mapped_run_end(w->t, h->first);
+	const uint64_t read_limit = run_end && run_end < h->end ? run_end : h->end;
 	/* A stream that cannot start (no memory, no thread) leaves the walk to read in turn. */
 	if (read_limit > h->first && !w->no_stream &&
 	    MD_PAGE_UP(read_limit) - MD_PAGE_DOWN(h->first) >= STREAM_MIN_WINDOWS * (uint64_t)GL_WIN_SIZE)

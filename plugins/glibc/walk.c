@@ -532,7 +532,57 @@ static bool arena_unused(const struct glibc_state *s, const struct gl_arena *a)
 	return true;
 }
 
-/* The main arena's sbrk heap: from mp_.sbrk_base to the end of the top chunk. */
+/* End of the run of adjacent readable mappings that holds addr (0 when addr is not mapped).
+ * One heap may span several VMAs: the kernel does not merge brk growth into a VMA inherited
+ * across fork, and mlock, mprotect or MADV_HUGEPAGE of part of a heap split it. */
+uint64_t gl_mapped_run_end(struct md_target *t, uint64_t addr)
+{
+	size_t n = 0;
+	const struct md_mapping *maps = md_target_mappings(t, &n);
+	const struct md_mapping *m = md_target_find_mapping(t, addr);
+	if (!m || !(m->perms & MD_PERM_READ))
+		return 0;
+	size_t i = (size_t)(m - maps);
+	uint64_t end = m->end;
+	while (i + 1 < n && maps[i + 1].start == end && (maps[i + 1].perms & MD_PERM_READ) &&
+	       (maps[i + 1].perms & MD_PERM_SHARED) == (m->perms & MD_PERM_SHARED) && maps[i + 1].kind == m->kind)
+		end = maps[++i].end;
+	return end;
+}
+
+/* A non-contiguous main arena (brk failed, glibc went on in mmapped segments): the sbrk
+ * segment up to its fencepost, and the top chunk on its own. */
+static struct md_error *main_segments(struct walker *w, struct gl_arena *a, uint64_t first, uint64_t run_end)
+{
+	struct glibc_state *s = w->s;
+	size_t cap = 0;
+	struct gl_heap h = { .start = s->sbrk_base, .first = first, .end = run_end, .mprotect_end = run_end };
+	uint64_t top_end = a->top + a->top_size;
+	if (a->top >= first && a->top < run_end) {
+		h.end = h.mprotect_end = top_end <= run_end && top_end > a->top ? top_end : run_end;
+		h.has_top = true;
+		return heap_add(a, &h, &cap) ? NULL : &md_error_nomem;
+	}
+	if (!heap_add(a, &h, &cap))
+		return &md_error_nomem;
+	uint64_t top_run = gl_mapped_run_end(w->t, a->top);
+	if (top_run && top_end > a->top && top_end <= top_run) {
+		struct gl_heap th = { .start = a->top, .first = a->top, .end = top_end, .mprotect_end = top_end,
+				      .has_top = true };
+		if (!heap_add(a, &th, &cap))
+			return &md_error_nomem;
+		gl_finding(w, a, MD_FINDING_INFO, a->top,
+			   "main arena is non-contiguous: chunks between the sbrk segment and top (0x%llx) are not walked",
+			   (unsigned long long)a->top);
+	} else {
+		gl_finding(w, a, MD_FINDING_CORRUPT, a->top, "top chunk 0x%llx size 0x%llx is outside every mapping",
+			   (unsigned long long)a->top, (unsigned long long)a->top_size);
+	}
+	return NULL;
+}
+
+/* The main arena's sbrk heap: [mp_.sbrk_base, sbrk_base + system_mem) when the arena is
+ * contiguous, over however many VMAs hold it; the top chunk ends it. */
 static struct md_error *main_heaps(struct walker *w, struct gl_arena *a)
 {
 	struct glibc_state *s = w->s;
@@ -553,47 +603,40 @@ static struct md_error *main_heaps(struct walker *w, struct gl_arena *a)
 		return NULL;
 	}
 	uint64_t first = ((s->sbrk_base + GLIBC_CHUNK_HDR + 15) & ~15ULL) - GLIBC_CHUNK_HDR;
-	const struct md_mapping *m = md_target_find_mapping(w->t, first);
-	if (!m) {
+	uint64_t run_end = gl_mapped_run_end(w->t, first);
+	if (!run_end) {
 		gl_finding(w, a, MD_FINDING_CORRUPT, s->sbrk_base, "mp_.sbrk_base 0x%llx is not mapped",
 			   (unsigned long long)s->sbrk_base);
 		return NULL;
 	}
+	if (a->flags & GLIBC_NONCONTIGUOUS_BIT)
+		return main_segments(w, a, first, run_end);
 	uint64_t top_end = a->top + a->top_size;
 	struct gl_heap h = { .start = s->sbrk_base, .first = first };
-	if (a->top >= first && a->top + GLIBC_CHUNK_HDR <= m->end) {
-		/* Contiguous: top lies in the sbrk mapping. A top size that runs past the mapping is
-		 * the top's own corruption (walk_top names it); the heap ends with the mapping. */
-		if (top_end > m->end || top_end <= a->top)
-			top_end = m->end;
+	if (a->top >= first && a->top + GLIBC_CHUNK_HDR <= run_end) {
+		/* Top lies in the sbrk heap. A top size that runs past the mapped run is the top's
+		 * own corruption (walk_top names it); the heap ends with the run. */
+		if (top_end > run_end || top_end <= a->top)
+			top_end = run_end;
 		h.end = h.mprotect_end = top_end;
 		h.has_top = true;
 		if (!heap_add(a, &h, &cap))
 			return &md_error_nomem;
-		if (!(a->flags & 2) && a->system_mem != top_end - s->sbrk_base)
+		if (a->system_mem != top_end - s->sbrk_base)
 			gl_finding(w, a, MD_FINDING_WARNING, a->top,
 				   "sbrk heap spans 0x%llx bytes up to the top end, system_mem says 0x%llx",
 				   (unsigned long long)(top_end - s->sbrk_base), (unsigned long long)a->system_mem);
 		return NULL;
 	}
-	/* Non-contiguous main arena (sbrk failed and mmap took over, or a foreign sbrk): walk the
-	 * sbrk segment up to its fencepost, and the top chunk on its own. */
-	h.end = h.mprotect_end = m->end;
+	/* A contiguous arena whose top is not in the sbrk heap: walk the heap as far as it is
+	 * mapped, name the top. */
+	h.end = h.mprotect_end = run_end;
 	if (!heap_add(a, &h, &cap))
 		return &md_error_nomem;
-	const struct md_mapping *tm = md_target_find_mapping(w->t, a->top);
-	if (tm && top_end > a->top && top_end <= tm->end && a->top >= m->end) {
-		struct gl_heap th = { .start = a->top, .first = a->top, .end = top_end, .mprotect_end = top_end,
-				      .has_top = true };
-		if (!heap_add(a, &th, &cap))
-			return &md_error_nomem;
-		gl_finding(w, a, MD_FINDING_INFO, a->top,
-			   "main arena is non-contiguous: chunks between the sbrk segment and top (0x%llx) are not walked",
-			   (unsigned long long)a->top);
-	} else {
-		gl_finding(w, a, MD_FINDING_CORRUPT, a->top, "top chunk 0x%llx size 0x%llx is outside every mapping",
-			   (unsigned long long)a->top, (unsigned long long)a->top_size);
-	}
+	gl_finding(w, a, MD_FINDING_CORRUPT, a->top,
+		   "top chunk 0x%llx (size 0x%llx) is outside the sbrk heap 0x%llx-0x%llx of a contiguous main arena",
+		   (unsigned long long)a->top, (unsigned long long)a->top_size, (unsigned long long)s->sbrk_base,
+		   (unsigned long long)run_end);
 	return NULL;
 }
 

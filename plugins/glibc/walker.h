@@ -17,6 +17,7 @@
 #define GL_HDR_VIEW 0x30u
 #define GL_CHASE_BUDGET (8ULL << 20) /* pointer-chasing steps per walk, all lists together */
 #define GL_MIN_LARGE_SIZE 0x400ULL   /* MIN_LARGE_SIZE: chunks this big go to large bins */
+#define GLIBC_NONCONTIGUOUS_BIT 2u   /* malloc_state.flags: the main arena left its sbrk heap */
 
 struct heap_range {
 	uint64_t start, end;  /* [heap start, walk end) */
@@ -98,6 +99,8 @@ static inline const uint8_t *gl_heap_get(struct walker *w, uint64_t addr, size_t
 	return w->stream ? gl_stream_get(w, addr, n, limit) : gl_win_get(w, addr, n, limit);
 }
 
+/* End of the run of adjacent readable mappings of one kind holding addr, 0 when unmapped. */
+uint64_t gl_mapped_run_end(struct md_target *t, uint64_t addr);
 /* The heap range holding [addr, addr+len), or NULL. */
 const struct heap_range *gl_range_of(const struct walker *w, uint64_t addr, uint64_t len);
 size_t gl_cached_lower_bound(const struct glibc_state *s, uint64_t addr);

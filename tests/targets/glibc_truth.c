@@ -17,6 +17,18 @@
  *     churn      2 threads malloc/free without pause (the heap is never quiescent for long)
  *     churn1     the main thread alone mallocs/frees without pause (glibc takes no lock then);
  *                it polls stdin between rounds, so only "quit" is understood
+ *   The heaps real systems make (each prints "heap_vmas N", the [heap] lines of its maps):
+ *     forkgrow   a kth heap, then fork; the child grows its heap (the kernel does not merge the
+ *                growth into the VMA inherited from the parent), prints "pid N" and the rest;
+ *                the parent only waits for it
+ *     split      a kth heap split into several VMAs: MADV_HUGEPAGE on two pages, mlock of one,
+ *                mprotect(PROT_READ) of a page inside a live chunk
+ *     holes      60000 kth chunks with two runs of 10000 freed (megabytes for malloc_trim)
+ *   (forkgrow, split and holes free such runs too, across the VMA boundaries.)
+ *     noncontig  a small heap, then a page mapped right at the brk: glibc grows the main arena
+ *                in mmapped segments (non-contiguous), with fenceposts between them
+ *     smash      like kth with fastbins, then one live chunk's size word overwritten
+ *                (prints "smashed ADDR"); mallinfo2 reads only the bins, so it stays exact
  * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
  * "hist.<k>.live_bytes N" for the chunks the program holds, by chunk-size class k (sizes
  * [2^(k+4), 2^(k+5)), the last class >= 1 MiB; mmapped chunks included); "threads N"; "ready".
@@ -28,6 +40,9 @@
  * Nothing here calls stdio: printing must not allocate (it would change the heap). */
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include "target_common.h"
 
@@ -347,6 +362,116 @@ static void run_churn1(void)
 	}
 }
 
+/* ---------- the heaps real systems make ---------- */
+
+/* Lines of /proc/self/maps naming [heap], read without stdio. */
+static unsigned heap_vmas(void)
+{
+	static char buf[1 << 16];
+	if (!md_slurp("/proc/self/maps", buf, sizeof(buf)))
+		return 0;
+	unsigned count = 0;
+	for (char *p = buf; (p = strstr(p, "[heap]")) != NULL; p += 6)
+		count++;
+	return count;
+}
+
+/* Free ptrs[from, to): a run of free pages inside the heap, for malloc_trim to release. */
+static void drop_run(size_t from, size_t to)
+{
+	for (size_t i = from; i < to && i < n_ptrs; i++)
+		drop(i);
+}
+
+static void build_holes(void)
+{
+	build_kth(3, 60000);
+	drop_run(10000, 20000);
+	drop_run(30000, 40000);
+}
+
+/* The child grows its heap after the fork; the parent waits (and dies with the test). */
+static void build_forkgrow(void)
+{
+	build_kth(3, 20000);
+	pid_t child = fork();
+	if (child < 0)
+		_exit(3);
+	if (child > 0) {
+		int status;
+		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (size_t i = 0; i < 30000; i++)
+		take(40 + (i * 136) % 3000);
+	for (size_t i = 20000; i < n_ptrs; i += 4)
+		drop(i);
+	drop_run(15000, 30000); /* parent's VMA into the child's own */
+	md_say("pid %d\n", (int)getpid());
+}
+
+/* The page after the one holding ptrs[i]. */
+static uintptr_t page_after(size_t i)
+{
+	return ((uintptr_t)ptrs[i] + 4096) & ~(uintptr_t)4095;
+}
+
+static void build_split(void)
+{
+	build_kth(3, 20000);
+	/* A live chunk holding whole pages, never written again: its middle page goes read-only. */
+	uintptr_t ro = ((uintptr_t)take(60000) + 8192) & ~(uintptr_t)4095;
+	/* 6 MiB from top (bigger than any kth hole): a run of it freed across a split. */
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 3000; i++)
+		take(2000);
+	if (madvise((void *)page_after(first + 1500), 2 * 4096, MADV_HUGEPAGE) != 0)
+		md_say("madvise failed %d\n", errno);
+	if (mlock((void *)page_after(first + 2500), 4096) != 0)
+		md_say("mlock failed %d\n", errno);
+	if (mprotect((void *)ro, 4096, PROT_READ) != 0)
+		md_say("mprotect failed %d\n", errno);
+	drop_run(first + 500, first + 2000);
+}
+
+/* brk cannot grow into a mapping (nor the page below one): glibc falls back to mmapped
+ * segments of at least 1 MiB, marks the main arena non-contiguous and fences each old top. */
+static void build_noncontig(void)
+{
+	build_kth(3, 2000);
+	uintptr_t brk_end = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
+	void *block = mmap((void *)brk_end, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (block != (void *)brk_end)
+		md_say("mmap at the brk failed %d\n", errno);
+	for (size_t i = 0; i < 30000; i++)
+		take(16 + (i * 104) % 1025);
+	for (size_t i = 2000; i < n_ptrs; i += 3)
+		drop(i);
+}
+
+/* Fastbins in several sizes (the tcache bins full first), then one live chunk before them
+ * gets a wild size word. */
+static void build_smash(void)
+{
+	build_kth(3, 20000);
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 2000; i++)
+		take(16 + (i % 7) * 16);
+	take(100); /* guard against top */
+	for (size_t i = first; i < first + 2000; i += 2)
+		drop(i);
+	/* The victim: a live chunk in the middle of the kth part. */
+	size_t v = 10001;
+	while (v < first && !ptrs[v])
+		v++;
+	size_t *word = (size_t *)ptrs[v] - 1;
+	md_say("smashed 0x%lx\n", (unsigned long)(word - 1));
+	*word = 0x4141414141414141ULL;
+	ptrs[v] = NULL; /* no longer a chunk the program can describe or free */
+}
+
 static uint64_t rss_bytes(void)
 {
 	return md_proc_field("/proc/self/smaps_rollup", "Rss");
@@ -374,6 +499,16 @@ int main(int argc, char **argv)
 		build_fill();
 	else if (strcmp(mode, "churn") == 0)
 		build_churn();
+	else if (strcmp(mode, "forkgrow") == 0)
+		build_forkgrow();
+	else if (strcmp(mode, "split") == 0)
+		build_split();
+	else if (strcmp(mode, "holes") == 0)
+		build_holes();
+	else if (strcmp(mode, "noncontig") == 0)
+		build_noncontig();
+	else if (strcmp(mode, "smash") == 0)
+		build_smash();
 	else if (strcmp(mode, "churn1") == 0) {
 		print_mallinfo("");
 		md_say("threads 0\n");
@@ -383,8 +518,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	print_mallinfo("");
-	if (!threads && strcmp(mode, "churn") != 0)
+	if (!threads && strcmp(mode, "churn") != 0 && strcmp(mode, "smash") != 0)
 		print_histogram();
+	md_say("heap_vmas %u\n", heap_vmas());
 	md_say("threads %zu\n", threads);
 	md_say("ready\n");
 

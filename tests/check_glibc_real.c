@@ -1,0 +1,117 @@
+/* The glibc walker on the heaps real systems make (issue 11): forked children whose heap grew
+ * after the fork, a [heap] split into several VMAs, a non-contiguous main arena, one smashed
+ * chunk, and real programs (a python3 multiprocessing worker, a PostgreSQL backend). Each
+ * ground-truth case must give glibc's own mallinfo2() exactly, predict the RSS drop of
+ * malloc_trim(0), sum its classes to the RSS and report no corruption that is not there. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+/* Findings of the report with this severity ("corrupt", "warning"); the first message of them. */
+static size_t count_findings(struct md_node *report, const char *severity, const char **first_ret)
+{
+	struct md_node *f = md_node_get(report, "findings");
+	size_t n = 0;
+	for (size_t i = 0; i < md_node_count(f); i++) {
+		struct md_node *o = md_node_at(f, i);
+		const char *sev = md_node_get_string(md_node_get(o, "severity"));
+		if (sev && strcmp(sev, severity) == 0) {
+			if (!n && first_ret)
+				*first_ret = md_node_get_string(md_node_get(o, "message"));
+			n++;
+		}
+	}
+	return n;
+}
+
+/* No corruption finding, no warning, every arena walked and "ok". */
+static void check_walked_healthy(struct md_node *report, struct md_node *glibc, const char *what)
+{
+	const char *msg = NULL;
+	size_t corrupt = count_findings(report, "corrupt", &msg);
+	ck_assert_msg(corrupt == 0, "%s: %zu corrupt findings, first: %s", what, corrupt, msg ? msg : "?");
+	size_t warn = count_findings(report, "warning", &msg);
+	ck_assert_msg(warn == 0, "%s: %zu warnings, first: %s", what, warn, msg ? msg : "?");
+	struct md_node *arenas = md_node_get(glibc, "arenas");
+	ck_assert_msg(md_node_count(arenas) >= 1, "%s: no arenas", what);
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		const char *st = md_node_get_string(md_node_get(md_node_at(arenas, i), "state"));
+		ck_assert_msg(st && strcmp(st, "ok") == 0, "%s: arena %zu is %s", what, i, st ? st : "?");
+		ck_assert_msg(md_test_json_u64(md_node_at(arenas, i), "unknown_bytes") == 0, "%s: arena %zu has unknown bytes",
+			      what, i);
+	}
+}
+
+/* A glibc_truth mode (with GLIBC_TUNABLES when tunables is set): mallinfo exact, healthy, classes
+ * sum to RSS, the trim prediction right; the [heap] must have at least min_heap_vmas VMAs, or
+ * the case was not reproduced. */
+static void check_truth_mode(const char *mode, const char *tunables, unsigned min_heap_vmas)
+{
+	char what[96];
+	snprintf(what, sizeof(what), "%s%s%s", mode, tunables ? " " : "", tunables ? tunables : "");
+	if (tunables)
+		setenv("GLIBC_TUNABLES", tunables, 1);
+	struct md_test_proc p;
+	const char *args[] = { mode, NULL };
+	bool started = md_test_proc_start(&p, "glibc_truth", args);
+	unsetenv("GLIBC_TUNABLES");
+	ck_assert_msg(started, "cannot start glibc_truth %s", what);
+	unsigned long long vmas = md_test_truth(&p, "heap_vmas"), pid = (unsigned long long)p.pid;
+	md_test_truth_u64(&p, "pid", &pid); /* forkgrow: the child */
+	fprintf(stderr, "glibc_real %s: [heap] in %llu VMAs\n", what, vmas);
+	if (vmas < min_heap_vmas) {
+		md_test_proc_stop(&p);
+		MD_SKIP("%s: the kernel kept [heap] in %llu VMA(s), the case needs %u", what, vmas, min_heap_vmas);
+	}
+	struct md_node *report = md_test_attach_ok((pid_t)pid, what);
+	struct md_node *glibc = md_test_allocator(report, "glibc");
+	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", what);
+	md_test_check_mallinfo(glibc, &p, "", what);
+	md_test_check_classes_sum(report);
+	check_walked_healthy(report, glibc, what);
+	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
+	md_node_destroy(report);
+	md_test_trim_and_compare(&p, predicted, what);
+	md_test_proc_stop(&p);
+}
+
+/* Case 1: PostgreSQL backends, Python multiprocessing workers, prefork servers. */
+START_TEST(test_forked_child)
+{
+	SKIP_WITHOUT_PTRACE();
+	check_truth_mode("forkgrow", NULL, 2);
+}
+END_TEST
+
+/* Case 2: mlock, mprotect and MADV_HUGEPAGE of part of the heap. */
+START_TEST(test_split_heap)
+{
+	SKIP_WITHOUT_PTRACE();
+	check_truth_mode("split", NULL, 3);
+}
+END_TEST
+
+/* Case 2: glibc itself madvises its heap with hugetlb=1 (THP "madvise"). */
+START_TEST(test_hugetlb1)
+{
+	SKIP_WITHOUT_PTRACE();
+	check_truth_mode("holes", "glibc.malloc.hugetlb=1", 2);
+}
+END_TEST
+
+Suite *glibc_real_suite(void)
+{
+	Suite *s = suite_create("glibc_real");
+	TCase *tc = tcase_create("heaps");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_forked_child);
+	tcase_add_test(tc, test_split_heap);
+	tcase_add_test(tc, test_hugetlb1);
+	suite_add_tcase(s, tc);
+	return s;
+}
