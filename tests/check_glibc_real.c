@@ -68,9 +68,17 @@ static void check_truth_mode(const char *mode, const char *tunables, unsigned mi
 		md_test_proc_stop(&p);
 		MD_SKIP("%s: the kernel kept [heap] in %llu VMA(s), the case needs %u", what, vmas, min_heap_vmas);
 	}
+	unsigned long long blocked = 0;
+	if (md_test_truth_u64(&p, "brk_blocked", &blocked))
+		ck_assert_msg(blocked == 1, "%s: the target could not map a page at its brk", what);
 	struct md_node *report = md_test_attach_ok((pid_t)pid, what);
 	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", what);
+	if (blocked) {
+		size_t segs = md_node_count(md_node_get(md_node_at(md_node_get(glibc, "arenas"), 0), "heaps"));
+		fprintf(stderr, "glibc_real %s: main arena in %zu segments\n", what, segs);
+		ck_assert_msg(segs >= 2, "%s: the main arena did not go non-contiguous", what);
+	}
 	md_test_check_mallinfo(glibc, &p, "", what);
 	md_test_check_classes_sum(report);
 	check_walked_healthy(report, glibc, what);
@@ -79,6 +87,14 @@ static void check_truth_mode(const char *mode, const char *tunables, unsigned mi
 	md_test_trim_and_compare(&p, predicted, what);
 	md_test_proc_stop(&p);
 }
+
+/* Case 3: brk blocked by a mapping at the heap end; glibc goes on in mmapped segments. */
+START_TEST(test_noncontiguous)
+{
+	SKIP_WITHOUT_PTRACE();
+	check_truth_mode("noncontig", NULL, 1);
+}
+END_TEST
 
 /* Case 1: PostgreSQL backends, Python multiprocessing workers, prefork servers. */
 START_TEST(test_forked_child)
@@ -112,6 +128,7 @@ Suite *glibc_real_suite(void)
 	tcase_add_test(tc, test_forked_child);
 	tcase_add_test(tc, test_split_heap);
 	tcase_add_test(tc, test_hugetlb1);
+	tcase_add_test(tc, test_noncontiguous);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -224,8 +224,10 @@ static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 {
 	const int g = a->index;
 	uint64_t S = word & ~GLIBC_SIZE_BITS;
-	/* The fencepost pair that closes an older heap: 0x11 then 0x1 in its last 0x20 bytes. */
-	if (!a->is_main && !h->has_top && ((S == 0x10 && p + 0x20 == h->end) || (S == 0 && p + 0x10 == h->end))) {
+	/* The fencepost pair that closes an older heap: 0x11 then 0x1 in its last 0x20 bytes (0x11
+	 * then 0x11, or 0x11 three times, for an old segment of a non-contiguous main arena). */
+	if (!h->has_top && ((S == 0x10 && (p + 0x20 == h->end || (a->is_main && p + 0x30 == h->end))) ||
+			    (S == 0 && p + 0x10 == h->end))) {
 		close_run(w, a, run);
 		gl_emit(w, MD_SPAN_METADATA, p + 8, h->end, g);
 		a->metadata_bytes += h->end - (p + 8);

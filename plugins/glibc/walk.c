@@ -550,34 +550,138 @@ uint64_t gl_mapped_run_end(struct md_target *t, uint64_t addr)
 	return end;
 }
 
-/* A non-contiguous main arena (brk failed, glibc went on in mmapped segments): the sbrk
- * segment up to its fencepost, and the top chunk on its own. */
+/* Where a chain of chunk headers from x ends, read through the walker's window: at the end of a
+ * fencepost pair (two 0x10 chunks, what sysmalloc leaves at an old top it fences off) on a
+ * page boundary, or at the end of the top chunk; 0 when a header is unreadable or implausible
+ * first. *to_top_ret says which. At most max_steps headers. The fencepost run is 0x20 or 0x30
+ * bytes (seen on 2.36: 0x10, 0x11, 0x11 before a page boundary). */
+static uint64_t chain_end(struct walker *w, const struct gl_arena *a, uint64_t x, uint64_t limit,
+			  uint64_t max_steps, bool *to_top_ret)
+{
+	uint64_t p = x;
+	for (uint64_t steps = 0; steps < max_steps; steps++) {
+		const uint8_t *hp = gl_win_get(w, p, 16, limit);
+		if (!hp)
+			return 0;
+		uint64_t word = gl_rd64(hp + 8), size = word & ~GLIBC_SIZE_BITS;
+		if (p == a->top) {
+			*to_top_ret = true;
+			return size >= GLIBC_MINSIZE && a->top_size == size && size <= limit - p &&
+					       !((p + size) & (MD_PAGE_SIZE - 1))
+				       ? p + size
+				       : 0;
+		}
+		if (word & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN_ARENA))
+			return 0;
+		if (size == 0x10) {
+			uint64_t e = p + 0x10;
+			for (int k = 0; k < 2 && (e & (MD_PAGE_SIZE - 1)); k++, e += 0x10) {
+				const uint8_t *fp = gl_win_get(w, e, 16, limit);
+				if (!fp || gl_rd64(fp + 8) != (0x10 | GLIBC_PREV_INUSE))
+					return 0;
+			}
+			*to_top_ret = false;
+			return e - p >= 0x20 && !(e & (MD_PAGE_SIZE - 1)) ? e : 0;
+		}
+		if (size < GLIBC_MINSIZE || (size & 15) || size > limit - p)
+			return 0;
+		p += size;
+	}
+	return 0;
+}
+
+static int seg_cmp(const void *x, const void *y)
+{
+	const struct gl_heap *a = x, *b = y;
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/* A non-contiguous main arena: brk failed and sysmalloc went on in mmapped segments (at least
+ * MMAP_AS_MORECORE_SIZE each), fencing off each old top. The segments are linked nowhere: the
+ * sbrk segment is [sbrk_base, end of [heap]); the others are found in private anonymous
+ * mappings as chains of headers from a page start (a mapping start, or right after a segment
+ * found, and only when those do not add up to system_mem, every resident page start) that end
+ * in a fencepost pair or exactly at the top chunk. */
+#define SEG_MAX 4096
 static struct md_error *main_segments(struct walker *w, struct gl_arena *a, uint64_t first, uint64_t run_end)
 {
 	struct glibc_state *s = w->s;
 	size_t cap = 0;
-	struct gl_heap h = { .start = s->sbrk_base, .first = first, .end = run_end, .mprotect_end = run_end };
-	uint64_t top_end = a->top + a->top_size;
-	if (a->top >= first && a->top < run_end) {
-		h.end = h.mprotect_end = top_end <= run_end && top_end > a->top ? top_end : run_end;
-		h.has_top = true;
-		return heap_add(a, &h, &cap) ? NULL : &md_error_nomem;
-	}
-	if (!heap_add(a, &h, &cap))
-		return &md_error_nomem;
-	uint64_t top_run = gl_mapped_run_end(w->t, a->top);
-	if (top_run && top_end > a->top && top_end <= top_run) {
-		struct gl_heap th = { .start = a->top, .first = a->top, .end = top_end, .mprotect_end = top_end,
-				      .has_top = true };
-		if (!heap_add(a, &th, &cap))
+	uint64_t found = 0;
+	bool have_top = false;
+	gl_win_reset(w);
+	/* The sbrk segment (or, when brk failed from the start, the first mmapped one). */
+	{
+		bool to_top = false;
+		uint64_t e = chain_end(w, a, first, run_end, (run_end - first) / 16, &to_top);
+		struct gl_heap h = { .start = s->sbrk_base, .first = first, .end = e ? e : run_end };
+		h.mprotect_end = h.end;
+		h.has_top = e && to_top;
+		if (!heap_add(a, &h, &cap))
 			return &md_error_nomem;
-		gl_finding(w, a, MD_FINDING_INFO, a->top,
-			   "main arena is non-contiguous: chunks between the sbrk segment and top (0x%llx) are not walked",
-			   (unsigned long long)a->top);
-	} else {
-		gl_finding(w, a, MD_FINDING_CORRUPT, a->top, "top chunk 0x%llx size 0x%llx is outside every mapping",
-			   (unsigned long long)a->top, (unsigned long long)a->top_size);
+		found += h.end - s->sbrk_base;
+		have_top = h.has_top;
+		if (!e)
+			gl_finding(w, a, MD_FINDING_CORRUPT, first,
+				   "non-contiguous main arena: the chunks of its first segment 0x%llx-0x%llx do not end in a fencepost or at top",
+				   (unsigned long long)first, (unsigned long long)run_end);
 	}
+	size_t n_maps = 0;
+	const struct md_mapping *maps = md_target_mappings(w->t, &n_maps);
+	for (int pass = 0; pass < 2 && found < a->system_mem; pass++) {
+		for (size_t mi = 0; mi < n_maps && found < a->system_mem && a->n_heaps < SEG_MAX; mi++) {
+			const struct md_mapping *m = &maps[mi];
+			if (m->kind != MD_MAP_ANON || (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) !=
+							     (MD_PERM_READ | MD_PERM_WRITE))
+				continue;
+			uint64_t x = m->start;
+			while (x < m->end && found < a->system_mem && a->n_heaps < SEG_MAX) {
+				bool known = false;
+				for (size_t k = 0; k < a->n_heaps && !known; k++)
+					if (x >= a->heaps[k].start && x < a->heaps[k].end) {
+						x = MD_PAGE_UP(a->heaps[k].end);
+						known = true;
+					}
+				if (known)
+					continue;
+				uint8_t bits = m->pages ? m->pages[(x - m->start) >> MD_PAGE_SHIFT] : MD_PAGE_PRESENT;
+				bool to_top = false;
+				uint64_t e = 0;
+				if ((bits & MD_PAGE_PRESENT) && !(bits & MD_PAGE_ZERO)) {
+					const uint8_t *hp = gl_win_get(w, x, 16, m->end);
+					uint64_t word = hp ? gl_rd64(hp + 8) : 0;
+					if (hp && gl_rd64(hp) == 0 && (word & GLIBC_PREV_INUSE) &&
+					    !(word & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN_ARENA)))
+						e = chain_end(w, a, x, m->end, (m->end - x) / 16, &to_top);
+				}
+				if (!e || (to_top && have_top)) {
+					/* First pass: only mapping starts and right after a segment. */
+					if (pass == 0)
+						break;
+					x += MD_PAGE_SIZE;
+					continue;
+				}
+				struct gl_heap h = { .start = x, .first = x, .end = e, .mprotect_end = e, .has_top = to_top };
+				if (!heap_add(a, &h, &cap))
+					return &md_error_nomem;
+				found += e - x;
+				have_top |= to_top;
+				x = e;
+			}
+		}
+	}
+	gl_win_reset(w);
+	/* Oldest first is not known for segments: address order. */
+	if (a->n_heaps > 1)
+		qsort(a->heaps, a->n_heaps, sizeof(*a->heaps), seg_cmp);
+	if (!have_top)
+		gl_finding(w, a, MD_FINDING_CORRUPT, a->top,
+			   "non-contiguous main arena: no segment ends at its top chunk 0x%llx (size 0x%llx)",
+			   (unsigned long long)a->top, (unsigned long long)a->top_size);
+	else if (found != a->system_mem)
+		gl_finding(w, a, MD_FINDING_WARNING, a->address,
+			   "non-contiguous main arena: %zu segments of 0x%llx bytes found, system_mem says 0x%llx",
+			   a->n_heaps, (unsigned long long)found, (unsigned long long)a->system_mem);
 	return NULL;
 }
 

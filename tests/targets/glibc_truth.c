@@ -443,12 +443,13 @@ static void build_noncontig(void)
 	build_kth(3, 2000);
 	uintptr_t brk_end = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
 	void *block = mmap((void *)brk_end, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (block != (void *)brk_end)
-		md_say("mmap at the brk failed %d\n", errno);
+	md_say("brk_blocked %d\n", block == (void *)brk_end);
 	for (size_t i = 0; i < 30000; i++)
 		take(16 + (i * 104) % 1025);
 	for (size_t i = 2000; i < n_ptrs; i += 3)
 		drop(i);
+	drop_run(10000, 16000); /* over several segments */
+	take(1500);             /* consolidates the fastbin chunks of the run */
 }
 
 /* Fastbins in several sizes (the tcache bins full first), then one live chunk before them
