@@ -96,6 +96,33 @@ START_TEST(test_noncontiguous)
 }
 END_TEST
 
+/* Case 7: one smashed size word gives one finding, and the walk resynchronises after it: the
+ * rest of the heap is classified (mallinfo stays exact, a few hundred bytes unknown). */
+START_TEST(test_one_damage_one_finding)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	const char *args[] = { "smash", NULL };
+	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
+	unsigned long long smashed = md_test_truth(&p, "smashed");
+	struct md_node *report = md_test_attach_ok(p.pid, "smash");
+	struct md_node *glibc = md_test_allocator(report, "glibc");
+	ck_assert(glibc != NULL);
+	md_test_check_mallinfo(glibc, &p, "", "smash");
+	md_test_check_classes_sum(report);
+	struct md_node *f = md_node_get(report, "findings");
+	ck_assert_msg(md_node_count(f) == 1, "smash: %zu findings, expected one", md_node_count(f));
+	struct md_node *only = md_node_at(f, 0);
+	ck_assert_str_eq(md_node_get_string(md_node_get(only, "severity")), "corrupt");
+	ck_assert_uint_eq(md_test_json_u64(only, "address"), smashed);
+	uint64_t unknown = md_test_json_u64(glibc, "arenas.0.unknown_bytes");
+	fprintf(stderr, "glibc_real smash: %llu bytes unknown\n", (unsigned long long)unknown);
+	ck_assert_msg(unknown > 0 && unknown < 4096, "smash: %llu bytes unknown", (unsigned long long)unknown);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* Case 1: PostgreSQL backends, Python multiprocessing workers, prefork servers. */
 START_TEST(test_forked_child)
 {
@@ -129,6 +156,7 @@ Suite *glibc_real_suite(void)
 	tcase_add_test(tc, test_split_heap);
 	tcase_add_test(tc, test_hugetlb1);
 	tcase_add_test(tc, test_noncontiguous);
+	tcase_add_test(tc, test_one_damage_one_finding);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -217,10 +217,10 @@ static uint64_t member_flags(struct walker *w, struct gl_arena *a, uint64_t p, u
 	return flags;
 }
 
-/* A size word the fast path refused: the fenceposts that end an older thread heap, or a
- * corruption (then the rest up to top is unknown). The walk of this heap ends here. */
-static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t p, uint64_t word,
-		       uint64_t limit, uint64_t read_limit, struct run *run)
+/* A size word the fast path refused: the fenceposts that end an older heap (true: the walk
+ * of this heap ends here), or a corruption (a finding; the caller resynchronises). */
+static bool chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t p, uint64_t word,
+		       struct run *run)
 {
 	const int g = a->index;
 	uint64_t S = word & ~GLIBC_SIZE_BITS;
@@ -233,7 +233,7 @@ static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 		a->metadata_bytes += h->end - (p + 8);
 		if (S)
 			h->chunks++;
-		return;
+		return true;
 	}
 	const char *bad = S < GLIBC_MINSIZE ? "below the minimum"
 			  : (S & 15)         ? "not a multiple of 16"
@@ -242,9 +242,104 @@ static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 	gl_finding(w, a, MD_FINDING_CORRUPT, p, "chunk at 0x%llx has size 0x%llx %s (heap 0x%llx-0x%llx)",
 		   (unsigned long long)p, (unsigned long long)word, bad, (unsigned long long)h->start,
 		   (unsigned long long)h->end);
-	skip_unknown(w, a, p, limit, run);
-	if (h->has_top)
-		walk_top_reread(w, a, h, read_limit, run);
+	return false;
+}
+
+/* ---------- resynchronisation after damage or unreadable pages ---------- */
+
+#define GL_RESYNC_MAX 64                  /* resumptions per heap; then the rest is unknown */
+#define GL_RESYNC_STEPS (4ULL << 20)      /* header reads per resumption */
+
+static void anchor_min(uint64_t *best, uint64_t v, uint64_t from, const struct gl_heap *h, uint64_t limit)
+{
+	if (!(v & 15) && v > from && v >= h->first && v <= limit && v < *best)
+		*best = v;
+}
+
+/* The nearest address after from that the allocator's own lists prove to be a chunk of this
+ * heap (a tcache entry, a fastbin or bin head, a fastbin link of a chunk walked already, the
+ * last remainder), or where the heap's chain must end (top, the fenceposts of an older heap). */
+static uint64_t next_anchor(const struct walker *w, const struct gl_arena *a, const struct gl_heap *h,
+			    uint64_t from, uint64_t limit)
+{
+	const struct glibc_state *s = w->s;
+	uint64_t best = h->has_top ? limit : (h->end >= h->first + 0x20 ? h->end - 0x20 : h->end);
+	size_t k = gl_cached_lower_bound(s, from + 1);
+	if (k < s->n_cached)
+		anchor_min(&best, s->cached[k] & ~GL_IN_FLAGS, from, h, limit);
+	for (int i = 0; i < GLIBC_NFASTBINS; i++)
+		anchor_min(&best, a->fastbins[i], from, h, limit);
+	for (unsigned i = 0; i < 2 * GLIBC_NBINS - 2; i++)
+		anchor_min(&best, a->bins[i], from, h, limit);
+	anchor_min(&best, a->last_remainder, from, h, limit);
+	for (size_t i = 0; i < w->n_cands; i++)
+		anchor_min(&best, w->cands[i].nfd & ~15ULL, from, h, limit);
+	return best;
+}
+
+/* Does the chain of headers from c land exactly on q? */
+static bool chain_reaches(struct walker *w, const struct gl_heap *h, uint64_t c, uint64_t q, uint64_t read_limit,
+			  uint64_t *budget)
+{
+	while (c < q) {
+		if (!*budget)
+			return false;
+		--*budget;
+		const uint8_t *hp = gl_win_get(w, c, 16, read_limit);
+		if (!hp)
+			return false;
+		uint64_t S = gl_rd64(hp + 8) & ~GLIBC_SIZE_BITS;
+		bool fencepost = S == 0x10 && !h->has_top && c + 0x30 >= h->end;
+		if ((S < GLIBC_MINSIZE && !fencepost) || (S & 15) || S > q - c)
+			return false;
+		c += S;
+	}
+	return c == q;
+}
+
+/* Where the walk can go on after it lost the chain at bad (a damaged size word, or a header it
+ * cannot read): the first address after bad whose header chain lands exactly on the next
+ * anchor, else the anchor itself; 0 when nothing after bad can be proven. Reads through the
+ * walker's own window (the stream, if any, is stopped first: this goes back and forth). */
+static uint64_t resync(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t bad, uint64_t limit,
+		       uint64_t read_limit)
+{
+	gl_stream_finish(w);
+	uint64_t budget = GL_RESYNC_STEPS;
+	for (uint64_t from = bad; from < limit;) {
+		uint64_t q = next_anchor(w, a, h, from, limit);
+		if (q > limit || q <= from)
+			return 0;
+		for (uint64_t c = (from + 16) & ~15ULL; c < q && budget; c += 16) {
+			if (!gl_win_get(w, c, 16, read_limit)) {
+				c = MD_PAGE_UP(c + 1) - 16; /* an unreadable page: its headers are unknown */
+				continue;
+			}
+			if (chain_reaches(w, h, c, q, read_limit, &budget))
+				return c;
+		}
+		/* The anchor itself, when its header can be read (or it is the end of the heap). */
+		if (q == limit && h->has_top)
+			return gl_win_get(w, q, 16, read_limit) ? q : 0;
+		if (gl_win_get(w, q, 16, read_limit))
+			return q;
+		from = q;
+	}
+	return 0;
+}
+
+/* Bytes [from, q) are unknown; the walk goes on at q with its header in view. */
+static bool resume(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t from, uint64_t q,
+		   uint64_t limit, uint64_t read_limit, struct run *run, uint8_t *view)
+{
+	size_t n = q + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : 16;
+	const uint8_t *hp = gl_heap_get(w, q, n, read_limit);
+	if (!hp || q > limit)
+		return false;
+	memset(view, 0, GL_HDR_VIEW);
+	memcpy(view, hp, n);
+	skip_unknown(w, a, from, q, run);
+	return true;
 }
 
 /* The walk proper. While a stream runs it must not call md_target_*: all target memory comes
@@ -298,6 +393,7 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 	uint64_t fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
 	uint64_t fast_to = fast_end(w, h->end, read_limit);
 	uint64_t chunks = 0;
+	unsigned resyncs = 0;
 
 	for (;;) {
 		if (p == stop_at) {
@@ -306,8 +402,20 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 		}
 		const uint64_t S = word & ~GLIBC_SIZE_BITS;
 		if (__builtin_expect(S < GLIBC_MINSIZE || (S & 15) || S > limit - p, 0)) {
-			chunk_stop(w, a, h, p, word, limit, read_limit, &run);
-			break;
+			if (chunk_stop(w, a, h, p, word, &run))
+				break;
+			uint64_t q = resyncs++ < GL_RESYNC_MAX ? resync(w, a, h, p, limit, read_limit) : 0;
+			if (!q || !resume(w, a, h, p, q, limit, read_limit, &run, view)) {
+				skip_unknown(w, a, p, limit, &run);
+				if (h->has_top)
+					walk_top_reread(w, a, h, read_limit, &run);
+				break;
+			}
+			p = q;
+			word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18);
+			fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
+			fast_to = fast_end(w, h->end, read_limit);
+			continue;
 		}
 		const uint64_t next = p + S;
 		chunks++;
@@ -327,9 +435,18 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 				const uint8_t *q = gl_heap_get(w, next, n, read_limit);
 				fast_to = fast_end(w, h->end, read_limit);
 				if (!q) {
-					gl_finding(w, a, MD_FINDING_WARNING, next,
-						   "chunk header at 0x%llx is not readable (swapped out?)",
+					/* Not resident: unknown, never evidence of damage. */
+					gl_finding(w, a, MD_FINDING_INFO, next,
+						   "chunk header at 0x%llx is not resident (swapped out): the walk resumes after it",
 						   (unsigned long long)next);
+					uint64_t r = resyncs++ < GL_RESYNC_MAX ? resync(w, a, h, next, limit, read_limit) : 0;
+					if (r && resume(w, a, h, p, r, limit, read_limit, &run, view)) {
+						p = r;
+						word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18);
+						fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
+						fast_to = fast_end(w, h->end, read_limit);
+						continue;
+					}
 					np = NULL;
 				} else if (n == GL_HDR_VIEW) {
 					np = q;
