@@ -82,6 +82,8 @@ static void check_truth_mode(const char *mode, const char *tunables, unsigned mi
 	md_test_check_mallinfo(glibc, &p, "", what);
 	md_test_check_classes_sum(report);
 	check_walked_healthy(report, glibc, what);
+	ck_assert_uint_eq(md_test_json_u64(glibc, "mmapped_chunks.count"), md_test_truth(&p, "mallinfo.hblks"));
+	ck_assert_uint_eq(md_test_json_u64(glibc, "mmapped_chunks.bytes"), md_test_truth(&p, "mallinfo.hblkhd"));
 	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
 	md_node_destroy(report);
 	md_test_trim_and_compare(&p, predicted, what);
@@ -123,6 +125,15 @@ START_TEST(test_one_damage_one_finding)
 }
 END_TEST
 
+/* The search for mmapped chunks probes page starts instead of reading whole mappings: chunks
+ * behind foreign memory in a merged VMA must still all be found. */
+START_TEST(test_mmapped_behind_foreign)
+{
+	SKIP_WITHOUT_PTRACE();
+	check_truth_mode("mmapmix", NULL, 1);
+}
+END_TEST
+
 /* Case 1: PostgreSQL backends, Python multiprocessing workers, prefork servers. */
 START_TEST(test_forked_child)
 {
@@ -157,6 +168,7 @@ Suite *glibc_real_suite(void)
 	tcase_add_test(tc, test_hugetlb1);
 	tcase_add_test(tc, test_noncontiguous);
 	tcase_add_test(tc, test_one_damage_one_finding);
+	tcase_add_test(tc, test_mmapped_behind_foreign);
 	suite_add_tcase(s, tc);
 	return s;
 }

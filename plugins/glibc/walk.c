@@ -1047,12 +1047,132 @@ static const struct heap_range *range_covering(const struct walker *w, uint64_t 
 	return NULL;
 }
 
-/* mmapped chunks are linked nowhere: scan private anonymous rw mappings at each resident page
- * start for a header "prev_size 0, size N*4096|IS_MMAPPED" that fits its mapping, and skip
- * the chunk. Stops once mp_'s count and bytes are both found. A header that has the mark but
- * a size past its mapping is remembered: if mp_'s totals are then not met, it is the broken
- * chunk (a finding names it); if they are met it was only data that looked like a header. */
+/* mmapped chunks are linked nowhere: they are found in private anonymous rw mappings as a
+ * header "prev_size 0, size N*4096|IS_MMAPPED" that fits its mapping, at a page start.
+ *
+ * Reading every such mapping whole would cost the pause a pass over all foreign anonymous
+ * memory (a CPython or JVM heap is many times the glibc heap), so the search goes in rounds of
+ * 16-byte probes (md_target_read_probe), each from scratch, the first that accounts for mp_'s
+ * count and bytes being the answer: (0) each mapping's first page and the page right after
+ * each chunk found (adjacent mmaps merge into one VMA back to back); (1) also every 64 KiB from
+ * either end of the mapping (foreign allocators map in such units: a chunk behind 2 MiB of
+ * them sits there); (2) every resident page start, read in bulk windows.
+ *
+ * A header that has the mark but a size past its mapping is remembered: if mp_'s totals are
+ * then not met, it is the broken chunk (a finding names it); if they are met it was only data
+ * that looked like a header. */
 #define MAX_MMAP_SUSPECTS 8
+#define MMAP_FOUND_MAX 65536 /* chunks a round collects */
+
+struct mmap_scan {
+	struct {
+		uint64_t at, word, room;
+	} suspects[MAX_MMAP_SUSPECTS];
+	size_t n_suspects;
+	uint64_t (*found)[2]; /* [start, size] of each chunk the round found */
+	size_t n_found;
+	uint64_t count, bytes;
+};
+
+static bool mmap_candidate_mapping(struct walker *w, const struct md_mapping *m)
+{
+	return m->kind == MD_MAP_ANON && !m->path &&
+	       (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) == (MD_PERM_READ | MD_PERM_WRITE) &&
+	       !md_target_module_at(w->t, m->start) && m->pages;
+}
+
+/* The chunk size at q when its header says "mmapped chunk that fits", else 0. */
+static uint64_t mmapped_header(struct walker *w, const struct md_mapping *m, uint64_t q, int round,
+			       struct mmap_scan *sc)
+{
+	uint8_t bits = m->pages[(q - m->start) >> MD_PAGE_SHIFT];
+	/* A chunk's first page holds its header: it was written, so present or swapped. */
+	if (!(bits & MD_PAGE_PRESENT) || (bits & MD_PAGE_ZERO))
+		return 0;
+	const uint8_t *hp;
+	uint8_t hdr[16];
+	if (round < 2) {
+		struct md_error *err = md_target_read_probe(w->t, q, hdr, sizeof(hdr));
+		if (err) {
+			md_error_destroy(err);
+			return 0;
+		}
+		hp = hdr;
+	} else if (!(hp = gl_win_get(w, q, 16, m->end))) {
+		return 0;
+	}
+	uint64_t prev_size = gl_rd64(hp), word = gl_rd64(hp + 8);
+	uint64_t size = word & ~(uint64_t)0xfff;
+	if (prev_size != 0 || (word & 0xfff) != GLIBC_IS_MMAPPED)
+		return 0;
+	if (size >= MD_PAGE_SIZE && size <= m->end - q)
+		return size;
+	if (sc->n_suspects < MAX_MMAP_SUSPECTS) {
+		sc->suspects[sc->n_suspects].at = q;
+		sc->suspects[sc->n_suspects].word = word;
+		sc->suspects[sc->n_suspects].room = m->end - q;
+		sc->n_suspects++;
+	}
+	return 0;
+}
+
+static void mmapped_emit(struct walker *w, uint64_t q, uint64_t size)
+{
+	struct glibc_state *s = w->s;
+	md_sink_region(w->sink, q, q + size, s->mmap_group, "glibc mmapped chunk");
+	gl_emit(w, MD_SPAN_LIVE, q, q + size, s->mmap_group);
+	s->mmapped_count++;
+	s->mmapped_bytes += size;
+	s->mmapped_live_bytes += size - GLIBC_CHUNK_HDR;
+	gl_hist_add(s->mmapped_hist, GL_HIST_LIVE, size);
+}
+
+#define MMAP_PROBE_GRID (64ULL << 10)
+
+/* The next address after q that round probes in m (0 when none). */
+static uint64_t next_probe(const struct md_mapping *m, uint64_t q, int round)
+{
+	if (round == 0)
+		return 0;
+	if (round == 2)
+		return q + MD_PAGE_SIZE;
+	uint64_t from_start = m->start + ((q - m->start) / MMAP_PROBE_GRID + 1) * MMAP_PROBE_GRID;
+	uint64_t from_end = m->end - ((m->end - q - 1) / MMAP_PROBE_GRID) * MMAP_PROBE_GRID;
+	if (from_end <= q)
+		from_end = q + MMAP_PROBE_GRID;
+	return from_start < from_end ? from_start : from_end;
+}
+
+/* One mapping, probed as round says; chunks found are collected in sc. */
+static void scan_mapping(struct walker *w, const struct md_mapping *m, int round, struct mmap_scan *sc)
+{
+	struct glibc_state *s = w->s;
+	uint64_t q = m->start;
+	if (round == 2)
+		gl_win_reset(w);
+	while (q && q < m->end && sc->n_found < MMAP_FOUND_MAX) {
+		if (sc->count == s->n_mmaps && sc->bytes == s->mmapped_mem)
+			return;
+		const struct heap_range *r = range_covering(w, q);
+		if (r) {
+			uint64_t e = r->reserve_end > r->end ? r->reserve_end : r->end;
+			q = MD_PAGE_UP(e);
+			continue;
+		}
+		uint64_t size = mmapped_header(w, m, q, round, sc);
+		if (size) {
+			sc->found[sc->n_found][0] = q;
+			sc->found[sc->n_found][1] = size;
+			sc->n_found++;
+			sc->count++;
+			sc->bytes += size;
+			q += size;
+			continue;
+		}
+		q = next_probe(m, q, round);
+	}
+}
+
 static void scan_mmapped(struct walker *w)
 {
 	struct glibc_state *s = w->s;
@@ -1060,69 +1180,32 @@ static void scan_mmapped(struct walker *w)
 		return;
 	size_t n_maps = 0;
 	const struct md_mapping *maps = md_target_mappings(w->t, &n_maps);
-	const int g = s->mmap_group;
-	struct {
-		uint64_t at, word, room;
-	} suspects[MAX_MMAP_SUSPECTS];
-	size_t n_suspects = 0;
-	for (size_t mi = 0; mi < n_maps; mi++) {
-		const struct md_mapping *m = &maps[mi];
-		if (s->mmapped_count == s->n_mmaps && s->mmapped_bytes == s->mmapped_mem)
+	struct mmap_scan sc;
+	memset(&sc, 0, sizeof(sc));
+	uint64_t (*found)[2] = malloc(MMAP_FOUND_MAX * sizeof(*found));
+	if (!found)
+		return;
+	for (int round = 0; round < 3; round++) {
+		memset(&sc, 0, sizeof(sc));
+		sc.found = found;
+		for (size_t mi = 0; mi < n_maps; mi++)
+			if (mmap_candidate_mapping(w, &maps[mi]))
+				scan_mapping(w, &maps[mi], round, &sc);
+		if (sc.count == s->n_mmaps && sc.bytes == s->mmapped_mem)
 			break;
-		if (m->kind != MD_MAP_ANON || m->path || (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) !=
-								    (MD_PERM_READ | MD_PERM_WRITE))
-			continue;
-		if (md_target_module_at(w->t, m->start) || !m->pages)
-			continue;
-		gl_win_reset(w);
-		uint64_t q = m->start;
-		while (q < m->end) {
-			const struct heap_range *r = range_covering(w, q);
-			if (r) {
-				uint64_t e = r->reserve_end > r->end ? r->reserve_end : r->end;
-				q = MD_PAGE_UP(e);
-				continue;
-			}
-			uint8_t bits = m->pages[(q - m->start) >> MD_PAGE_SHIFT];
-			/* A chunk's first page holds its header: it was written, so present or swapped. */
-			if (!(bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED)) || (bits & MD_PAGE_ZERO)) {
-				q += MD_PAGE_SIZE;
-				continue;
-			}
-			const uint8_t *hp = gl_win_get(w, q, 16, m->end);
-			if (hp) {
-				uint64_t prev_size = gl_rd64(hp), word = gl_rd64(hp + 8);
-				uint64_t size = word & ~(uint64_t)0xfff;
-				if (prev_size == 0 && (word & 0xfff) == GLIBC_IS_MMAPPED && size >= MD_PAGE_SIZE &&
-				    size <= m->end - q) {
-					md_sink_region(w->sink, q, q + size, g, "glibc mmapped chunk");
-					gl_emit(w, MD_SPAN_LIVE, q, q + size, g);
-					s->mmapped_count++;
-					s->mmapped_bytes += size;
-					s->mmapped_live_bytes += size - GLIBC_CHUNK_HDR;
-					gl_hist_add(s->mmapped_hist, GL_HIST_LIVE, size);
-					q += size;
-					continue;
-				}
-				if (prev_size == 0 && (word & 0xfff) == GLIBC_IS_MMAPPED && n_suspects < MAX_MMAP_SUSPECTS) {
-					suspects[n_suspects].at = q;
-					suspects[n_suspects].word = word;
-					suspects[n_suspects].room = m->end - q;
-					n_suspects++;
-				}
-			}
-			q += MD_PAGE_SIZE;
-		}
 	}
+	for (size_t i = 0; i < sc.n_found; i++)
+		mmapped_emit(w, sc.found[i][0], sc.found[i][1]);
 	gl_flush_span(w);
+	free(found);
 	if (s->mmapped_count == s->n_mmaps && s->mmapped_bytes == s->mmapped_mem)
 		return;
-	for (size_t i = 0; i < n_suspects; i++)
-		gl_finding(w, NULL, MD_FINDING_CORRUPT, suspects[i].at,
+	for (size_t i = 0; i < sc.n_suspects; i++)
+		gl_finding(w, NULL, MD_FINDING_CORRUPT, sc.suspects[i].at,
 			   "mmapped chunk 0x%llx has size word 0x%llx: %s (its mapping has 0x%llx bytes from there)",
-			   (unsigned long long)suspects[i].at, (unsigned long long)suspects[i].word,
-			   (suspects[i].word & ~0xfffULL) < MD_PAGE_SIZE ? "below a page" : "past the end of its mapping",
-			   (unsigned long long)suspects[i].room);
+			   (unsigned long long)sc.suspects[i].at, (unsigned long long)sc.suspects[i].word,
+			   (sc.suspects[i].word & ~0xfffULL) < MD_PAGE_SIZE ? "below a page" : "past the end of its mapping",
+			   (unsigned long long)sc.suspects[i].room);
 	gl_finding(w, NULL, MD_FINDING_WARNING, s->roots.mp,
 		   "mmapped chunks: found %llu (0x%llx bytes), mp_ counts %llu (0x%llx bytes)",
 		   (unsigned long long)s->mmapped_count, (unsigned long long)s->mmapped_bytes,

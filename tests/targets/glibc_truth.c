@@ -27,6 +27,8 @@
  *   (forkgrow, split and holes free such runs too, across the VMA boundaries.)
  *     noncontig  a small heap, then a page mapped right at the brk: glibc grows the main arena
  *                in mmapped segments (non-contiguous), with fenceposts between them
+ *     mmapmix    mmapped chunks between foreign anonymous mappings (odd page counts, 1 MiB) that
+ *                the kernel merges into the same VMAs: chunks at odd offsets inside a VMA
  *     smash      like kth with fastbins, then one live chunk's size word overwritten
  *                (prints "smashed ADDR"); mallinfo2 reads only the bins, so it stays exact
  * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
@@ -452,6 +454,19 @@ static void build_noncontig(void)
 	take(1500);             /* consolidates the fastbin chunks of the run */
 }
 
+static void build_mmapmix(void)
+{
+	build_kth(3, 2000);
+	for (size_t i = 0; i < 8; i++) {
+		size_t foreign = i % 3 == 2 ? (1u << 20) : (i * 5 + 3) * 4096;
+		char *f = mmap(NULL, foreign, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (f == MAP_FAILED)
+			_exit(3);
+		memset(f, 0x5a, foreign);
+		take(200000 + i * 4096);
+	}
+}
+
 /* Fastbins in several sizes (the tcache bins full first), then one live chunk before them
  * gets a wild size word. */
 static void build_smash(void)
@@ -508,6 +523,8 @@ int main(int argc, char **argv)
 		build_holes();
 	else if (strcmp(mode, "noncontig") == 0)
 		build_noncontig();
+	else if (strcmp(mode, "mmapmix") == 0)
+		build_mmapmix();
 	else if (strcmp(mode, "smash") == 0)
 		build_smash();
 	else if (strcmp(mode, "churn1") == 0) {
