@@ -4,10 +4,16 @@
  * ground-truth case must give glibc's own mallinfo2() exactly, predict the RSS drop of
  * malloc_trim(0), sum its classes to the RSS and report no corruption that is not there. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests.h"
@@ -158,6 +164,193 @@ START_TEST(test_hugetlb1)
 }
 END_TEST
 
+/* A real program attached as a user would: no corruption finding, the glibc main arena walked
+ * ("ok", chunks found), classes summing to the RSS. */
+static void check_real_program(pid_t pid, const char *what)
+{
+	struct md_node *report = md_test_attach_ok(pid, what);
+	struct md_node *glibc = md_test_allocator(report, "glibc");
+	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", what);
+	const char *msg = NULL;
+	size_t corrupt = count_findings(report, "corrupt", &msg);
+	ck_assert_msg(corrupt == 0, "%s: %zu corrupt findings, first: %s", what, corrupt, msg ? msg : "?");
+	struct md_node *main_arena = md_node_at(md_node_get(glibc, "arenas"), 0);
+	const char *st = md_node_get_string(md_node_get(main_arena, "state"));
+	ck_assert_msg(st && strcmp(st, "ok") == 0, "%s: main arena is %s", what, st ? st : "?");
+	uint64_t chunks = md_test_json_u64(main_arena, "in_use_chunks");
+	fprintf(stderr, "glibc_real %s: main arena %llu in-use chunks, %llu live bytes, %zu warnings, rss %llu\n", what,
+		(unsigned long long)chunks, (unsigned long long)md_test_json_u64(main_arena, "live_bytes"),
+		count_findings(report, "warning", NULL), (unsigned long long)md_test_json_u64(report, "memory.rss_bytes"));
+	ck_assert_msg(chunks > 1000, "%s: only %llu chunks walked", what, (unsigned long long)chunks);
+	md_test_check_classes_sum(report);
+	md_node_destroy(report);
+}
+
+/* A python3 multiprocessing worker (forked from the parent interpreter) whose heap grew after
+ * the fork. The parent prints the worker's pid once it has built its heap. */
+static const char python_worker[] =
+	"import multiprocessing as mp, sys, ctypes, time\n"
+	"def work(ev):\n"
+	"    ctypes.CDLL(None).prctl(1, 9)\n" /* PR_SET_PDEATHSIG, SIGKILL */
+	"    keep = [bytes(1500 + i % 700) for i in range(30000)]\n"
+	"    for i in range(0, len(keep), 3): keep[i] = None\n"
+	"    ev.set()\n"
+	"    time.sleep(3600)\n"
+	"if __name__ == '__main__':\n"
+	"    mp.set_start_method('fork')\n"
+	"    ev = mp.Event(); p = mp.Process(target=work, args=(ev,)); p.start()\n"
+	"    ev.wait(60)\n"
+	"    print('pid', p.pid); print('ready', flush=True)\n"
+	"    sys.stdin.read(); p.kill()\n";
+
+START_TEST(test_python_worker)
+{
+	SKIP_WITHOUT_PTRACE();
+	if (access("/usr/bin/python3", X_OK) != 0)
+		MD_SKIP("no /usr/bin/python3 (Debian package python3)");
+	struct md_test_proc p;
+	const char *args[] = { "-c", python_worker, NULL };
+	ck_assert_msg(md_test_proc_start(&p, "/usr/bin/python3", args), "python3 did not start its worker");
+	check_real_program((pid_t)md_test_truth(&p, "pid"), "python3 multiprocessing worker");
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* ---------- PostgreSQL ---------- */
+
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+
+/* Stops the server and removes its directory on every path, including a failed assertion or a
+ * timeout (Check then kills the test's process group): a child in its own session that waits
+ * for the test process to close the pipe, then SIGQUITs the postmaster (its pid comes down the
+ * pipe) and removes the directory. Returns the pipe's write end. */
+static int start_guard(const char *dir)
+{
+	int fds[2];
+	ck_assert(pipe(fds) == 0);
+	pid_t g = fork();
+	ck_assert(g >= 0);
+	if (g == 0) {
+		setsid();
+		close(fds[1]);
+		pid_t pm = 0, v;
+		ssize_t n;
+		while ((n = read(fds[0], &v, sizeof(v))) != 0) {
+			if (n == (ssize_t)sizeof(v))
+				pm = v;
+			else if (n < 0 && errno != EINTR)
+				break;
+		}
+		if (pm > 0 && kill(pm, SIGQUIT) == 0)
+			for (int i = 0; i < 100 && kill(pm, 0) == 0; i++)
+				usleep(100000);
+		if (pm > 0)
+			kill(pm, SIGKILL);
+		execl("/bin/rm", "rm", "-rf", dir, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	return fds[1];
+}
+
+/* argv run as nobody (PR_SET_PDEATHSIG after the uid change, which clears it), output to log. */
+static pid_t spawn_nobody(char *const *argv, const char *log)
+{
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int null = open("/dev/null", O_RDONLY);
+		if (fd < 0 || null < 0 || !md_test_become_nobody())
+			_exit(126);
+		prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void show_log(const char *log)
+{
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' >&2", log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no log at %s)\n", log);
+}
+
+/* initdb and the server as nobody in a temporary directory, listening only on a Unix socket
+ * there; psql (as a coprocess) keeps one connection, whose backend runs a big GROUP BY and a
+ * sort and then sits idle while memdissect attaches to it. */
+START_TEST(test_postgresql_backend)
+{
+	SKIP_WITHOUT_PTRACE();
+	if (access(PG_BIN "/initdb", X_OK) != 0 || access("/usr/bin/psql", X_OK) != 0)
+		MD_SKIP("PostgreSQL 15 is not installed (Debian package postgresql)");
+	char dir[] = "/tmp/md-pg-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	int guard = start_guard(dir);
+	ck_assert(chown(dir, 65534, 65534) == 0);
+	char data[PATH_MAX], log[PATH_MAX], sock[PATH_MAX], sockdir_opt[PATH_MAX + 32];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(log, sizeof(log), "%s/log", dir);
+	snprintf(sock, sizeof(sock), "%s/.s.PGSQL.5432", dir);
+	snprintf(sockdir_opt, sizeof(sockdir_opt), "unix_socket_directories=%s", dir);
+
+	char *initdb[] = { PG_BIN "/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "--locale=C",
+			   "-E", "UTF8", NULL };
+	int rc = wait_exit(spawn_nobody(initdb, log));
+	if (rc != 0)
+		show_log(log);
+	ck_assert_msg(rc == 0, "initdb exited with %d", rc);
+	char *server[] = { PG_BIN "/postgres", "-D", data, "-c", "listen_addresses=", "-c", sockdir_opt, "-c",
+			   "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=8", NULL };
+	pid_t pm = spawn_nobody(server, log);
+	ck_assert_int_eq(write(guard, &pm, sizeof(pm)), (ssize_t)sizeof(pm));
+	struct stat st;
+	for (int i = 0; i < 300 && stat(sock, &st) != 0; i++)
+		usleep(100000);
+	if (stat(sock, &st) != 0)
+		show_log(log);
+	ck_assert_msg(stat(sock, &st) == 0, "the server did not open %s", sock);
+
+	struct md_test_proc psql;
+	const char *args[] = { "-X", "-q", "-A", "-t", "-h", dir, "-U", "postgres", "-d", "postgres", "-c",
+			       "select 'pid ' || pg_backend_pid()", "-c", "\\echo ready", "-f", "-", NULL };
+	ck_assert_msg(md_test_proc_start(&psql, "/usr/bin/psql", args), "psql did not connect");
+	pid_t backend = (pid_t)md_test_truth(&psql, "pid");
+	static const char query[] =
+		"set work_mem = '64MB';\n"
+		"select 'groups ' || count(*) from (select g % 200000, count(*), max(md5(g::text)) "
+		"from generate_series(1, 1000000) g group by 1) s;\n"
+		"select 'sorted ' || count(*) from (select md5(g::text) from generate_series(1, 300000) g order by 1) s;\n";
+	ck_assert_int_eq(write(psql.in_fd, query, sizeof(query) - 1), (ssize_t)(sizeof(query) - 1));
+	free(md_test_proc_wait_line(&psql, "groups", 60000));
+	char *line = md_test_proc_wait_line(&psql, "sorted", 60000);
+	ck_assert_msg(line && strcmp(line, "sorted 300000") == 0, "the sort query gave %s", line ? line : "nothing");
+	free(line);
+
+	check_real_program(backend, "PostgreSQL backend");
+
+	md_test_proc_stop(&psql);
+	kill(pm, SIGINT); /* fast shutdown */
+	rc = wait_exit(pm);
+	ck_assert_msg(rc == 0, "the server exited with %d", rc);
+	close(guard); /* the guard removes the directory */
+}
+END_TEST
+
 Suite *glibc_real_suite(void)
 {
 	Suite *s = suite_create("glibc_real");
@@ -169,6 +362,11 @@ Suite *glibc_real_suite(void)
 	tcase_add_test(tc, test_noncontiguous);
 	tcase_add_test(tc, test_one_damage_one_finding);
 	tcase_add_test(tc, test_mmapped_behind_foreign);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("programs");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_python_worker);
+	tcase_add_test(tc, test_postgresql_backend);
 	suite_add_tcase(s, tc);
 	return s;
 }
