@@ -29,6 +29,10 @@
  *                in mmapped segments (non-contiguous), with fenceposts between them
  *     mmapmix    mmapped chunks between foreign anonymous mappings (odd page counts, 1 MiB) that
  *                the kernel merges into the same VMAs: chunks at odd offsets inside a VMA
+ *     hugezero   a kth heap and a 30 MiB chunk, the [heap] under MADV_HUGEPAGE, the chunk read but
+ *                never written (the huge zero page maps it: pagemap shows it present, smaps
+ *                does not count it); hugezerofork: the same in a forked child (its
+ *                pages are shared with the parent: pagemap says "not exclusive" for all of them)
  *     smash      like kth with fastbins, then one live chunk's size word overwritten
  *                (prints "smashed ADDR"); mallinfo2 reads only the bins, so it stays exact
  * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
@@ -392,10 +396,9 @@ static void build_holes(void)
 	drop_run(30000, 40000);
 }
 
-/* The child grows its heap after the fork; the parent waits (and dies with the test). */
-static void build_forkgrow(void)
+/* Fork; the parent waits for the child (and dies with the test), the child goes on. */
+static void fork_and_wait(void)
 {
-	build_kth(3, 20000);
 	pid_t child = fork();
 	if (child < 0)
 		_exit(3);
@@ -406,6 +409,13 @@ static void build_forkgrow(void)
 		_exit(0);
 	}
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* The child grows its heap after the fork. */
+static void build_forkgrow(void)
+{
+	build_kth(3, 20000);
+	fork_and_wait();
 	for (size_t i = 0; i < 30000; i++)
 		take(40 + (i * 136) % 3000);
 	for (size_t i = 20000; i < n_ptrs; i += 4)
@@ -467,6 +477,39 @@ static void build_mmapmix(void)
 	}
 }
 
+static void build_hugezero(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	build_kth(3, 20000);
+	size_t n = 30u << 20;
+	char *p = malloc(n);
+	if (!p)
+		_exit(3);
+	if (n_ptrs < MAX_PTRS)
+		ptrs[n_ptrs++] = p;
+	take(100); /* guard against top */
+	/* The whole [heap] VMA (one VMA still, as under THP "always"): reading the untouched
+	 * aligned 2 MiB ranges of the big chunk maps the huge zero page there. */
+	size_t i0 = 0;
+	while (i0 < n_ptrs && !ptrs[i0])
+		i0++;
+	uintptr_t lo = ((uintptr_t)ptrs[i0] - 16) & ~(uintptr_t)4095;
+	uintptr_t hi = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
+	if (madvise((void *)lo, hi - lo, MADV_HUGEPAGE) != 0)
+		md_say("madvise failed %d\n", errno);
+	volatile char sum = 0;
+	for (size_t i = 0; i < n; i += 4096)
+		sum += p[i];
+	md_say("hugezero_rss_anon %llu\n", md_proc_field("/proc/self/status", "RssAnon"));
+}
+
+static void build_hugezerofork(void)
+{
+	build_hugezero();
+	fork_and_wait();
+	md_say("pid %d\n", (int)getpid());
+}
+
 /* Fastbins in several sizes (the tcache bins full first), then one live chunk before them
  * gets a wild size word. */
 static void build_smash(void)
@@ -525,6 +568,10 @@ int main(int argc, char **argv)
 		build_noncontig();
 	else if (strcmp(mode, "mmapmix") == 0)
 		build_mmapmix();
+	else if (strcmp(mode, "hugezero") == 0)
+		build_hugezero();
+	else if (strcmp(mode, "hugezerofork") == 0)
+		build_hugezerofork();
 	else if (strcmp(mode, "smash") == 0)
 		build_smash();
 	else if (strcmp(mode, "churn1") == 0) {
