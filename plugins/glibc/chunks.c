@@ -83,6 +83,13 @@ static void skip_unknown(struct walker *w, struct gl_arena *a, uint64_t from, ui
 	if (to > from) {
 		gl_emit(w, MD_SPAN_LIVE, from + 8, to + 8, a->index);
 		a->unknown_bytes += to - from;
+		if (w->n_unknown < GL_MAX_UNKNOWN_RANGES) {
+			w->unknown[w->n_unknown][0] = from;
+			w->unknown[w->n_unknown][1] = to;
+			w->n_unknown++;
+		} else {
+			w->unknown_overflow = true;
+		}
 	}
 	while (w->cursor < w->s->n_cached && (w->s->cached[w->cursor] & ~GL_IN_FLAGS) < to)
 		w->cursor++;
@@ -342,6 +349,24 @@ static bool resume(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint
 	return true;
 }
 
+/* The chain was lost at bad (from: the first byte not classified): where the walk goes on with
+ * the header there in view, or 0 when it cannot (then the caller gives up on the rest). */
+static uint64_t lost_chain(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t from, uint64_t bad,
+			   uint64_t limit, uint64_t read_limit, struct run *run, uint8_t *view, unsigned *resyncs)
+{
+	uint64_t q = (*resyncs)++ < GL_RESYNC_MAX ? resync(w, a, h, bad, limit, read_limit) : 0;
+	return q && resume(w, a, h, from, q, limit, read_limit, run, view) ? q : 0;
+}
+
+/* The rest of the heap from p is unknown; the top chunk is still read on its own. */
+static void give_up(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t p, uint64_t limit,
+		    uint64_t read_limit, struct run *run)
+{
+	skip_unknown(w, a, p, limit, run);
+	if (h->has_top)
+		walk_top_reread(w, a, h, read_limit, run);
+}
+
 /* The walk proper. While a stream runs it must not call md_target_*: all target memory comes
  * through gl_heap_get, at increasing addresses. */
 static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t read_limit)
@@ -374,26 +399,34 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 
 	uint64_t p = h->first;
 	uint8_t view[GL_HDR_VIEW];
+	unsigned resyncs = 0;
 	{
 		size_t n = p + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : 16;
 		const uint8_t *hp = gl_heap_get(w, p, n, read_limit);
 		if (!hp) {
-			gl_finding(w, a, MD_FINDING_WARNING, p, "first chunk 0x%llx is not readable (swapped out?)",
+			a->nonresident_stops++;
+			gl_finding(w, a, MD_FINDING_INFO, p,
+				   "first chunk 0x%llx is not resident (swapped out): the walk resumes after it",
 				   (unsigned long long)p);
-			skip_unknown(w, a, p, limit, &run);
-			if (h->has_top)
-				walk_top_reread(w, a, h, read_limit, &run);
-			return;
+			uint64_t r = lost_chain(w, a, h, p, p, limit, read_limit, &run, view, &resyncs);
+			if (!r) {
+				give_up(w, a, h, p, limit, read_limit, &run);
+				return;
+			}
+			p = r;
+		} else {
+			memset(view, 0, sizeof(view));
+			memcpy(view, hp, n);
 		}
-		memset(view, 0, sizeof(view));
-		memcpy(view, hp, n);
 	}
 	/* The current chunk's size word and, when they are inside the heap, fd/bk/nextsize. */
-	uint64_t word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18);
-	uint64_t fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
+	uint64_t word, fd, bk, fdn, bkn;
+#define LOAD_VIEW()                                                                                \
+	(word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18),            \
+	 fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28))
+	LOAD_VIEW();
 	uint64_t fast_to = fast_end(w, h->end, read_limit);
 	uint64_t chunks = 0;
-	unsigned resyncs = 0;
 
 	for (;;) {
 		if (p == stop_at) {
@@ -404,16 +437,13 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 		if (__builtin_expect(S < GLIBC_MINSIZE || (S & 15) || S > limit - p, 0)) {
 			if (chunk_stop(w, a, h, p, word, &run))
 				break;
-			uint64_t q = resyncs++ < GL_RESYNC_MAX ? resync(w, a, h, p, limit, read_limit) : 0;
-			if (!q || !resume(w, a, h, p, q, limit, read_limit, &run, view)) {
-				skip_unknown(w, a, p, limit, &run);
-				if (h->has_top)
-					walk_top_reread(w, a, h, read_limit, &run);
+			uint64_t q = lost_chain(w, a, h, p, p, limit, read_limit, &run, view, &resyncs);
+			if (!q) {
+				give_up(w, a, h, p, limit, read_limit, &run);
 				break;
 			}
 			p = q;
-			word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18);
-			fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
+			LOAD_VIEW();
 			fast_to = fast_end(w, h->end, read_limit);
 			continue;
 		}
@@ -436,14 +466,14 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 				fast_to = fast_end(w, h->end, read_limit);
 				if (!q) {
 					/* Not resident: unknown, never evidence of damage. */
+					a->nonresident_stops++;
 					gl_finding(w, a, MD_FINDING_INFO, next,
 						   "chunk header at 0x%llx is not resident (swapped out): the walk resumes after it",
 						   (unsigned long long)next);
-					uint64_t r = resyncs++ < GL_RESYNC_MAX ? resync(w, a, h, next, limit, read_limit) : 0;
-					if (r && resume(w, a, h, p, r, limit, read_limit, &run, view)) {
+					uint64_t r = lost_chain(w, a, h, p, next, limit, read_limit, &run, view, &resyncs);
+					if (r) {
 						p = r;
-						word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18);
-						fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
+						LOAD_VIEW();
 						fast_to = fast_end(w, h->end, read_limit);
 						continue;
 					}
@@ -457,9 +487,7 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 				}
 			}
 			if (!np) {
-				skip_unknown(w, a, p, limit, &run);
-				if (h->has_top)
-					walk_top_reread(w, a, h, read_limit, &run);
+				give_up(w, a, h, p, limit, read_limit, &run);
 				break;
 			}
 			/* An old top too small to be freed stays a chunk (no NON_MAIN_ARENA) before the
@@ -558,6 +586,7 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 		fdn = next_fdn;
 		bkn = next_bkn;
 	}
+#undef LOAD_VIEW
 	h->chunks += chunks;
 	close_run(w, a, &run);
 	/* Entries left inside this heap were not at any chunk start. */
@@ -660,6 +689,15 @@ static size_t cand_find_ge(const struct walker *w, uint64_t p, size_t from)
 	return lo;
 }
 
+/* Is p inside bytes the walk skipped (or might have: the list of them overflowed)? */
+static bool in_unknown(const struct walker *w, uint64_t p)
+{
+	for (size_t i = 0; i < w->n_unknown; i++)
+		if (p >= w->unknown[i][0] && p < w->unknown[i][1])
+			return true;
+	return w->unknown_overflow;
+}
+
 /* Why a chunk a fastbin links to is not one of the walk's candidates, for the finding. */
 static void explain_fastbin_break(struct walker *w, struct gl_arena *a, int i, uint64_t p, uint64_t from)
 {
@@ -674,8 +712,16 @@ static void explain_fastbin_break(struct walker *w, struct gl_arena *a, int i, u
 	uint8_t hdr[16]; /* size word, fd */
 	struct md_error *err = md_target_read(w->t, p + 8, hdr, sizeof(hdr));
 	if (err) {
-		md_error_destroy(err);
-		gl_finding(w, a, MD_FINDING_CORRUPT, p, "fastbin %d: chunk 0x%llx unreadable", i, (unsigned long long)p);
+		char what[64];
+		snprintf(what, sizeof(what), "fastbin %d: chunk 0x%llx", i, (unsigned long long)p);
+		gl_unreadable(w, a, p, err, what);
+		return;
+	}
+	if (a->nonresident_stops && in_unknown(w, p)) {
+		/* Its header was read now, but the walk skipped it: behind pages it could not read. */
+		gl_finding(w, a, MD_FINDING_INFO, p,
+			   "fastbin %d: chunk 0x%llx lies in bytes the walk could not classify (swapped-out pages before it)",
+			   i, (unsigned long long)p);
 		return;
 	}
 	uint64_t size = gl_rd64(hdr) & ~GLIBC_SIZE_BITS, nfd = gl_reveal(l, p + 0x10, gl_rd64(hdr + 8));

@@ -70,6 +70,19 @@ void gl_finding(struct walker *w, struct gl_arena *a, enum md_finding_severity s
 	md_sink_finding(w->sink, sev, addr, group, "%s", msg);
 }
 
+void gl_unreadable(struct walker *w, struct gl_arena *a, uint64_t addr, struct md_error *err, const char *what)
+{
+	bool swapped = err && err->code == MD_ERR_NOT_RESIDENT;
+	if (swapped) {
+		if (a)
+			a->nonresident_stops++;
+		gl_finding(w, a, MD_FINDING_INFO, addr, "%s is swapped out: not read, the rest of it is unknown", what);
+	} else {
+		gl_finding(w, a, MD_FINDING_CORRUPT, addr, "%s is unreadable (%s)", what, err ? err->message : "?");
+	}
+	md_error_destroy(err);
+}
+
 /* ---------- spans ---------- */
 
 void gl_flush_span(struct walker *w)
@@ -935,6 +948,12 @@ static struct md_error *collect_tcaches(struct walker *w)
 			err = md_error_create(MD_ERR_BAD_DATA, "size 0x%llx", (unsigned long long)size_word);
 		if (!err)
 			err = md_target_read(w->t, c->address, tc, l->tc_size);
+		if (err && err->code == MD_ERR_NOT_RESIDENT && owner) {
+			char what[96];
+			snprintf(what, sizeof(what), "thread %d: tcache 0x%llx", th->tid, (unsigned long long)c->address);
+			gl_unreadable(w, owner, c->address, err, what);
+			continue;
+		}
 		if (err || !owner) {
 			gl_finding(w, owner, MD_FINDING_CORRUPT, c->address,
 				"thread %d: tcache 0x%llx is not a tcache_perthread_struct chunk (%s)", th->tid,
@@ -972,9 +991,10 @@ static struct md_error *collect_tcaches(struct walker *w)
 				uint8_t ent[24]; /* size word, next, key */
 				err = md_target_read(w->t, e - 8, ent, sizeof(ent));
 				if (err) {
-					md_error_destroy(err);
-					gl_finding(w, ea, MD_FINDING_CORRUPT, e, "thread %d tcache bin %u: entry 0x%llx unreadable",
-						th->tid, i, (unsigned long long)e);
+					char what[96];
+					snprintf(what, sizeof(what), "thread %d tcache bin %u: entry 0x%llx", th->tid, i,
+						 (unsigned long long)e);
+					gl_unreadable(w, ea, e, err, what);
 					broken = true;
 					break;
 				}
@@ -1384,13 +1404,16 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 		bool links_ok = a->edge_fd == a->edge_bk;
 		if (!links_ok || (a->system_mem <= GL_DEEP_BIN_CHECK_BYTES && a->bin_count <= GL_DEEP_BIN_CHECK_MAX))
 			gl_chase_bins(&w, a);
-		if (!links_ok && a->findings_emitted == 0)
+		/* Over pages that are not resident the walk cannot see every free chunk: sums that
+		 * differ then prove nothing. */
+		bool partial = a->nonresident_stops > 0;
+		if (!links_ok && a->findings_emitted == 0 && !partial)
 			gl_finding(&w, a, MD_FINDING_CORRUPT, a->address,
 				   "bin lists do not match the free chunks of the heap (a fd/bk link is broken)");
 		if (a->nedge_fd != a->nedge_bk && !a->nextsize_chased)
 			gl_chase_nextsize(&w, a);
 		if (a->bins_chased && (a->list_bin_count != a->bin_count || a->list_bin_bytes != a->bin_bytes))
-			gl_finding(&w, a, MD_FINDING_CORRUPT, a->address,
+			gl_finding(&w, a, partial ? MD_FINDING_INFO : MD_FINDING_CORRUPT, a->address,
 				   "bins hold %llu chunks (0x%llx bytes), the heap has %llu free chunks (0x%llx bytes)",
 				   (unsigned long long)a->list_bin_count, (unsigned long long)a->list_bin_bytes,
 				   (unsigned long long)a->bin_count, (unsigned long long)a->bin_bytes);

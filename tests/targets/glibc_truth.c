@@ -33,6 +33,10 @@
  *                never written (the huge zero page maps it: pagemap shows it present, smaps
  *                does not count it); hugezerofork: the same in a forked child (its
  *                pages are shared with the parent: pagemap says "not exclusive" for all of them)
+ *     swap       a kth heap, 8 MB of live 2000-byte chunks of which 6 MB are paged out
+ *                (MADV_PAGEOUT: to swap, when there is swap): the bins and fastbins stay resident,
+ *                so mallinfo2 and malloc_trim need no swapped page; prints "pageout_bytes N"
+ *                and "swapped_bytes N" (VmSwap)
  *     smash      like kth with fastbins, then one live chunk's size word overwritten
  *                (prints "smashed ADDR"); mallinfo2 reads only the bins, so it stays exact
  * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
@@ -510,6 +514,27 @@ static void build_hugezerofork(void)
 	md_say("pid %d\n", (int)getpid());
 }
 
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+static void build_swap(void)
+{
+	build_kth(3, 20000);
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 4000; i++)
+		take(2000); /* bigger than any kth hole: contiguous, from top */
+	for (size_t i = 0; i < 20000; i++)
+		take(16 + (i * 104) % 1025);
+	drop_run(first + 9000, first + 19000);
+	take(1500); /* a large-bin request consolidates the fastbin chunks of the run */
+	uintptr_t lo = page_after(first + 500), hi = page_after(first + 3500) - 4096;
+	if (madvise((void *)lo, hi - lo, MADV_PAGEOUT) != 0)
+		md_say("madvise failed %d\n", errno);
+	md_say("pageout_bytes %llu\n", (unsigned long long)(hi - lo));
+	md_say("swapped_bytes %llu\n", md_proc_field("/proc/self/status", "VmSwap"));
+}
+
 /* Fastbins in several sizes (the tcache bins full first), then one live chunk before them
  * gets a wild size word. */
 static void build_smash(void)
@@ -572,6 +597,8 @@ int main(int argc, char **argv)
 		build_hugezero();
 	else if (strcmp(mode, "hugezerofork") == 0)
 		build_hugezerofork();
+	else if (strcmp(mode, "swap") == 0)
+		build_swap();
 	else if (strcmp(mode, "smash") == 0)
 		build_smash();
 	else if (strcmp(mode, "churn1") == 0) {
@@ -583,7 +610,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	print_mallinfo("");
-	if (!threads && strcmp(mode, "churn") != 0 && strcmp(mode, "smash") != 0)
+	/* The histogram reads every chunk header the program holds: not for a smashed heap, nor
+	 * for one partly swapped out (it would swap it back in). */
+	if (!threads && strcmp(mode, "churn") != 0 && strcmp(mode, "smash") != 0 && strcmp(mode, "swap") != 0)
 		print_histogram();
 	md_say("heap_vmas %u\n", heap_vmas());
 	md_say("threads %zu\n", threads);
