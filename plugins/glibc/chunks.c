@@ -256,6 +256,7 @@ static bool chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 
 #define GL_RESYNC_MAX 64                  /* resumptions per heap; then the rest is unknown */
 #define GL_RESYNC_STEPS (4ULL << 20)      /* header reads per resumption */
+#define GL_RESYNC_READ (256ULL << 20)     /* bytes read per resumption (window refills) */
 
 static void anchor_min(uint64_t *best, uint64_t v, uint64_t from, const struct gl_heap *h, uint64_t limit)
 {
@@ -313,11 +314,14 @@ static uint64_t resync(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 {
 	gl_stream_finish(w);
 	uint64_t budget = GL_RESYNC_STEPS;
+	const uint64_t read_start = w->s->read_bytes; /* candidates going back and forth refill the window */
 	for (uint64_t from = bad; from < limit;) {
 		uint64_t q = next_anchor(w, a, h, from, limit);
 		if (q > limit || q <= from)
 			return 0;
 		for (uint64_t c = (from + 16) & ~15ULL; c < q && budget; c += 16) {
+			if (w->s->read_bytes - read_start > GL_RESYNC_READ)
+				budget = 0;
 			if (!gl_win_get(w, c, 16, read_limit)) {
 				c = MD_PAGE_UP(c + 1) - 16; /* an unreadable page: its headers are unknown */
 				continue;
