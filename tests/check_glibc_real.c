@@ -265,12 +265,14 @@ START_TEST(test_swapped_pages)
 END_TEST
 
 /* A real program attached as a user would: no corruption finding, the glibc main arena walked
- * ("ok", chunks found), classes summing to the RSS. */
-static void check_real_program(pid_t pid, const char *what)
+ * ("ok", chunks found), classes summing to the RSS; mallinfo equal to truth's when given. */
+static void check_real_program(pid_t pid, const char *what, const struct md_test_proc *truth)
 {
 	struct md_node *report = md_test_attach_ok(pid, what);
 	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", what);
+	if (truth)
+		md_test_check_mallinfo(glibc, truth, "", what);
 	const char *msg = NULL;
 	size_t corrupt = count_findings(report, "corrupt", &msg);
 	ck_assert_msg(corrupt == 0, "%s: %zu corrupt findings, first: %s", what, corrupt, msg ? msg : "?");
@@ -287,13 +289,23 @@ static void check_real_program(pid_t pid, const char *what)
 }
 
 /* A python3 multiprocessing worker (forked from the parent interpreter) whose heap grew after
- * the fork. The parent prints the worker's pid once it has built its heap. */
+ * the fork; it prints glibc's mallinfo2() through ctypes (formatting and os.write allocate only
+ * small objects, which pymalloc serves from its own arenas), then the parent prints its pid. */
 static const char python_worker[] =
-	"import multiprocessing as mp, sys, ctypes, time\n"
+	"import multiprocessing as mp, sys, ctypes, time, os\n"
+	"class MI(ctypes.Structure):\n"
+	"    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd',\n"
+	"                'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
 	"def work(ev):\n"
-	"    ctypes.CDLL(None).prctl(1, 9)\n" /* PR_SET_PDEATHSIG, SIGKILL */
+	"    libc = ctypes.CDLL(None)\n"
+	"    libc.prctl(1, 9)\n" /* PR_SET_PDEATHSIG, SIGKILL */
+	"    libc.mallinfo2.restype = MI\n"
+	"    names = [f[0] for f in MI._fields_]\n"
 	"    keep = [bytes(1500 + i % 700) for i in range(30000)]\n"
 	"    for i in range(0, len(keep), 3): keep[i] = None\n"
+	"    mi = libc.mallinfo2()\n"
+	"    vals = [getattr(mi, n) for n in names]\n"
+	"    os.write(1, ''.join('mallinfo.%s %d\\n' % (n, v) for n, v in zip(names, vals)).encode())\n"
 	"    ev.set()\n"
 	"    time.sleep(3600)\n"
 	"if __name__ == '__main__':\n"
@@ -311,7 +323,7 @@ START_TEST(test_python_worker)
 	struct md_test_proc p;
 	const char *args[] = { "-c", python_worker, NULL };
 	ck_assert_msg(md_test_proc_start(&p, "/usr/bin/python3", args), "python3 did not start its worker");
-	check_real_program((pid_t)md_test_truth(&p, "pid"), "python3 multiprocessing worker");
+	check_real_program((pid_t)md_test_truth(&p, "pid"), "python3 multiprocessing worker", &p);
 	md_test_proc_stop(&p);
 }
 END_TEST
@@ -411,7 +423,7 @@ START_TEST(test_postgresql_backend)
 	ck_assert_msg(line && strcmp(line, "sorted 300000") == 0, "the sort query gave %s", line ? line : "nothing");
 	free(line);
 
-	check_real_program(backend, "PostgreSQL backend");
+	check_real_program(backend, "PostgreSQL backend", NULL);
 
 	md_test_proc_stop(&psql);
 	kill(pm, SIGINT); /* fast shutdown */
