@@ -257,6 +257,7 @@ static bool chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 #define GL_RESYNC_MAX 64                  /* resumptions per heap; then the rest is unknown */
 #define GL_RESYNC_STEPS (4ULL << 20)      /* header reads per resumption */
 #define GL_RESYNC_READ (256ULL << 20)     /* bytes read per resumption (window refills) */
+#define GL_RESYNC_ANCHORS 4096            /* anchors tried per resumption (each costs a scan of them all) */
 
 static void anchor_min(uint64_t *best, uint64_t v, uint64_t from, const struct gl_heap *h, uint64_t limit)
 {
@@ -315,7 +316,8 @@ static uint64_t resync(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 	gl_stream_finish(w);
 	uint64_t budget = GL_RESYNC_STEPS;
 	const uint64_t read_start = w->s->read_bytes; /* candidates going back and forth refill the window */
-	for (uint64_t from = bad; from < limit;) {
+	unsigned anchors = 0;
+	for (uint64_t from = bad; from < limit && anchors++ < GL_RESYNC_ANCHORS;) {
 		uint64_t q = next_anchor(w, a, h, from, limit);
 		if (q > limit || q <= from)
 			return 0;

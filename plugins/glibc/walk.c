@@ -649,24 +649,25 @@ static struct md_error *main_segments(struct walker *w, struct gl_arena *a, uint
 				continue;
 			uint64_t x = m->start;
 			while (x < m->end && found < a->system_mem && a->n_heaps < SEG_MAX) {
-				bool known = false;
-				for (size_t k = 0; k < a->n_heaps && !known; k++)
+				uint8_t bits = m->pages ? m->pages[(x - m->start) >> MD_PAGE_SHIFT] : MD_PAGE_PRESENT;
+				bool to_top = false, plausible = false, known = false;
+				uint64_t e = 0;
+				if ((bits & MD_PAGE_PRESENT) && !(bits & MD_PAGE_ZERO)) {
+					const uint8_t *hp = gl_win_get(w, x, 16, m->end);
+					uint64_t word = hp ? gl_rd64(hp + 8) : 0;
+					plausible = hp && gl_rd64(hp) == 0 && (word & GLIBC_PREV_INUSE) &&
+						    !(word & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN_ARENA));
+				}
+				/* Chunks inside a segment found already look like starts too: skip it. */
+				for (size_t k = 0; plausible && k < a->n_heaps && !known; k++)
 					if (x >= a->heaps[k].start && x < a->heaps[k].end) {
 						x = MD_PAGE_UP(a->heaps[k].end);
 						known = true;
 					}
 				if (known)
 					continue;
-				uint8_t bits = m->pages ? m->pages[(x - m->start) >> MD_PAGE_SHIFT] : MD_PAGE_PRESENT;
-				bool to_top = false;
-				uint64_t e = 0;
-				if ((bits & MD_PAGE_PRESENT) && !(bits & MD_PAGE_ZERO)) {
-					const uint8_t *hp = gl_win_get(w, x, 16, m->end);
-					uint64_t word = hp ? gl_rd64(hp + 8) : 0;
-					if (hp && gl_rd64(hp) == 0 && (word & GLIBC_PREV_INUSE) &&
-					    !(word & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN_ARENA)))
-						e = chain_end(w, a, x, m->end, (m->end - x) / 16, &to_top);
-				}
+				if (plausible)
+					e = chain_end(w, a, x, m->end, (m->end - x) / 16, &to_top);
 				if (!e || (to_top && have_top)) {
 					/* First pass: only mapping starts and right after a segment. */
 					if (pass == 0)
