@@ -652,7 +652,7 @@ static struct md_error *main_segments(struct walker *w, struct gl_arena *a, uint
 				uint8_t bits = m->pages ? m->pages[(x - m->start) >> MD_PAGE_SHIFT] : MD_PAGE_PRESENT;
 				bool to_top = false, plausible = false, known = false;
 				uint64_t e = 0;
-				if ((bits & MD_PAGE_PRESENT) && !(bits & MD_PAGE_ZERO)) {
+				if ((bits & (MD_PAGE_PRESENT | MD_PAGE_UNKNOWN)) && !(bits & MD_PAGE_ZERO)) {
 					const uint8_t *hp = gl_win_get(w, x, 16, m->end);
 					uint64_t word = hp ? gl_rd64(hp + 8) : 0;
 					plausible = hp && gl_rd64(hp) == 0 && (word & GLIBC_PREV_INUSE) &&
@@ -1097,9 +1097,11 @@ struct mmap_scan {
 
 static bool mmap_candidate_mapping(struct walker *w, const struct md_mapping *m)
 {
-	return m->kind == MD_MAP_ANON && !m->path &&
+	/* MAP_HUGETLB|MAP_ANONYMOUS memory (glibc.malloc.hugetlb=2) is a deleted "/anon_hugepage". */
+	bool hugetlb = m->path && m->deleted && strcmp(m->path, "/anon_hugepage") == 0;
+	return m->kind == MD_MAP_ANON && (!m->path || hugetlb) &&
 	       (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) == (MD_PERM_READ | MD_PERM_WRITE) &&
-	       !md_target_module_at(w->t, m->start) && m->pages;
+	       (hugetlb || !md_target_module_at(w->t, m->start)) && m->pages;
 }
 
 /* The chunk size at q when its header says "mmapped chunk that fits", else 0. */
@@ -1108,7 +1110,7 @@ static uint64_t mmapped_header(struct walker *w, const struct md_mapping *m, uin
 {
 	uint8_t bits = m->pages[(q - m->start) >> MD_PAGE_SHIFT];
 	/* A chunk's first page holds its header: it was written, so present or swapped. */
-	if (!(bits & MD_PAGE_PRESENT) || (bits & MD_PAGE_ZERO))
+	if (!(bits & (MD_PAGE_PRESENT | MD_PAGE_UNKNOWN)) || (bits & MD_PAGE_ZERO))
 		return 0;
 	const uint8_t *hp;
 	uint8_t hdr[16];
