@@ -33,7 +33,8 @@
  *                never written (the huge zero page maps it: pagemap shows it present, smaps
  *                does not count it); hugezerofork: the same in a forked child (its
  *                pages are shared with the parent: pagemap says "not exclusive" for all of them)
- *     swap       a kth heap, 8 MB of live 2000-byte chunks of which 6 MB are paged out
+ *     swap       a kth heap, 8 MB of live 2000-byte chunks of which 6 MB are paged out, and the
+ *                heap's first page (tcache struct, first chunk)
  *                (MADV_PAGEOUT: to swap, when there is swap): the bins and fastbins stay resident,
  *                so mallinfo2 and malloc_trim need no swapped page; prints "pageout_bytes N"
  *                and "swapped_bytes N" (VmSwap)
@@ -529,9 +530,11 @@ static void build_swap(void)
 	drop_run(first + 9000, first + 19000);
 	take(1500); /* a large-bin request consolidates the fastbin chunks of the run */
 	uintptr_t lo = page_after(first + 500), hi = page_after(first + 3500) - 4096;
-	if (madvise((void *)lo, hi - lo, MADV_PAGEOUT) != 0)
+	/* And the heap's first page: the tcache struct, the first chunk. */
+	uintptr_t heap0 = ((uintptr_t)sbrk(0) - mallinfo2().arena) & ~(uintptr_t)4095;
+	if (madvise((void *)lo, hi - lo, MADV_PAGEOUT) != 0 || madvise((void *)heap0, 4096, MADV_PAGEOUT) != 0)
 		md_say("madvise failed %d\n", errno);
-	md_say("pageout_bytes %llu\n", (unsigned long long)(hi - lo));
+	md_say("pageout_bytes %llu\n", (unsigned long long)(hi - lo + 4096));
 	md_say("swapped_bytes %llu\n", md_proc_field("/proc/self/status", "VmSwap"));
 }
 
