@@ -287,6 +287,16 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
 	return NULL;
 }
 
+struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	if (len == 0 || MD_PAGE_DOWN(addr) != MD_PAGE_DOWN(addr + len - 1))
+		return md_target_read(t, addr, buf, len);
+	const struct md_mapping *m = md_target_find_mapping(t, addr);
+	if (page_source(m, MD_PAGE_DOWN(addr)) != PAGE_PRESENT)
+		return md_target_read(t, addr, buf, len);
+	return t->ops->read_present(t, addr, buf, len);
+}
+
 struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret)
 {
 	uint64_t v;

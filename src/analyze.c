@@ -66,6 +66,7 @@ static void fill_memory(struct md_report *r, const struct md_live_capture *cap, 
 	r->memory.pss_bytes = cap->rollup.pss;
 	r->memory.uss_bytes = cap->rollup.private_clean + cap->rollup.private_dirty;
 	r->memory.swap_bytes = cap->rollup.swap;
+	r->memory.hugetlb_bytes = cap->rollup.private_hugetlb + cap->rollup.shared_hugetlb;
 	r->memory.vm_size_bytes = cap->status.vm_size;
 	r->memory.anon_bytes = cap->status.rss_anon;
 	r->memory.file_bytes = cap->status.rss_file;

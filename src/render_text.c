@@ -579,6 +579,13 @@ static void render_memory(const struct text *t, const struct md_report *r)
 		      human(vmrss > rss ? vmrss - rss : rss - vmrss, b, sizeof(b)),
 		      vmrss > rss ? "higher" : "lower");
 	}
+	if (r->memory.hugetlb_bytes) {
+		char b[32];
+		fputs("  ", t->out);
+		wrapf(t, 2, 4, "Also %s of hugetlbfs pages (MAP_HUGETLB, glibc.malloc.hugetlb=2): resident, but "
+		      "outside RSS and its classes.",
+		      human(r->memory.hugetlb_bytes, b, sizeof(b)));
+	}
 }
 
 static void render_classes(const struct text *t, const struct md_report *r)

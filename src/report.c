@@ -224,6 +224,7 @@ static struct md_error *add_memory(struct md_node *root, const struct md_report 
 	CHECK(md_node_set_u64(m, "file_bytes", r->memory.file_bytes));
 	CHECK(md_node_set_u64(m, "shmem_bytes", r->memory.shmem_bytes));
 	CHECK(md_node_set_u64(m, "status_vm_rss_bytes", r->memory.status_vm_rss_bytes));
+	CHECK(md_node_set_u64(m, "hugetlb_bytes", r->memory.hugetlb_bytes));
 out:
 	return err;
 }

@@ -24,21 +24,6 @@ static const char *const mallinfo_fields[] = {
 	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
 };
 
-/* mallinfo of the report against "<prefix>mallinfo.<field> N" lines. */
-static void check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, const char *prefix,
-			   const char *mode)
-{
-	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
-		char key[96], path[96];
-		snprintf(key, sizeof(key), "%smallinfo.%s", prefix, mallinfo_fields[i]);
-		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
-		unsigned long long want = md_test_truth(p, key);
-		uint64_t got = md_test_json_u64(glibc, path);
-		ck_assert_msg(got == want, "%s: mallinfo.%s is %llu, glibc says %llu", mode, mallinfo_fields[i],
-			      (unsigned long long)got, want);
-	}
-}
-
 /* No finding, every arena "ok" (the main arena "unused" when the program never allocated). */
 static void check_healthy(struct md_node *glibc, const char *mode, bool main_unused)
 {
@@ -128,60 +113,6 @@ static void check_histogram(struct md_node *glibc, const struct md_test_proc *p,
 	}
 }
 
-static struct md_node *attach_ok(pid_t pid, const char *mode)
-{
-	int status = -1;
-	struct md_node *report = md_test_attach_json(pid, NULL, &status);
-	ck_assert_msg(report != NULL, "%s: no JSON report (status %d)", mode, status);
-	ck_assert_msg(status == 0, "%s: memdissect exited with %d", mode, status);
-	return report;
-}
-
-/* "key N" from a line such as "trim_drop_pages 12". */
-static long long line_value(const char *line, const char *key)
-{
-	size_t kl = strlen(key);
-	ck_assert_msg(line && strncmp(line, key, kl) == 0, "expected a %s line, got %s", key, line ? line : "nothing");
-	return strtoll(line + kl, NULL, 10);
-}
-
-/* After "trim", the target prints the drop and a fresh mallinfo2; collect them as truth text. */
-static void trim_and_compare(struct md_test_proc *p, uint64_t predicted, const char *mode)
-{
-	ck_assert_int_eq(write(p->in_fd, "trim\n", 5), 5);
-	char *line = md_test_proc_wait_line(p, "trim_drop_pages", 30000);
-	long long dropped = line_value(line, "trim_drop_pages");
-	free(line);
-	long long diff = (long long)predicted - dropped;
-	if (diff < 0)
-		diff = -diff;
-	fprintf(stderr, "glibc %s: trim predicted %llu pages, measured %lld\n", mode, (unsigned long long)predicted,
-		dropped);
-	ck_assert_msg(diff * 100 <= dropped, "%s: malloc_trim predicted %llu pages, the RSS dropped by %lld", mode,
-		      (unsigned long long)predicted, dropped);
-
-	/* The "after." mallinfo lines become the truth for a second attach. */
-	free(p->truth);
-	p->truth = calloc(1, 1);
-	size_t len = 0;
-	for (;;) {
-		line = md_test_proc_wait_line(p, "", 30000);
-		ck_assert_msg(line != NULL, "%s: target stopped talking after trim", mode);
-		bool done = strcmp(line, "trimmed") == 0;
-		size_t ll = strlen(line);
-		char *bigger = realloc(p->truth, len + ll + 2);
-		ck_assert(bigger != NULL);
-		p->truth = bigger;
-		memcpy(p->truth + len, line, ll);
-		len += ll;
-		p->truth[len++] = '\n';
-		p->truth[len] = 0;
-		free(line);
-		if (done)
-			break;
-	}
-}
-
 static const char *const truth_modes[] = { "empty", "sizes", "kth", "random", "threads", "mmap", "tcache", "trimmed", "fill" };
 
 START_TEST(test_mallinfo_and_trim)
@@ -190,10 +121,10 @@ START_TEST(test_mallinfo_and_trim)
 	struct md_test_proc p;
 	const char *args[] = { mode, NULL };
 	ck_assert_msg(md_test_proc_start(&p, "glibc_truth", args), "cannot start glibc_truth %s", mode);
-	struct md_node *report = attach_ok(p.pid, mode);
+	struct md_node *report = md_test_attach_ok(p.pid, mode);
 	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", mode);
-	check_mallinfo(glibc, &p, "", mode);
+	md_test_check_mallinfo(glibc, &p, "", mode);
 	md_test_check_classes_sum(report);
 	check_healthy(glibc, mode, strcmp(mode, "empty") == 0);
 	check_histogram(glibc, &p, mode);
@@ -227,7 +158,7 @@ START_TEST(test_mallinfo_and_trim)
 	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
 	md_node_destroy(report);
 
-	trim_and_compare(&p, predicted, mode);
+	md_test_trim_and_compare(&p, predicted, mode);
 	md_test_proc_stop(&p);
 }
 END_TEST
@@ -239,17 +170,17 @@ START_TEST(test_after_trim)
 	struct md_test_proc p;
 	const char *args[] = { mode, NULL };
 	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
-	struct md_node *report = attach_ok(p.pid, mode);
+	struct md_node *report = md_test_attach_ok(p.pid, mode);
 	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
 	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
 	md_node_destroy(report);
-	trim_and_compare(&p, predicted, mode);
+	md_test_trim_and_compare(&p, predicted, mode);
 
-	report = attach_ok(p.pid, mode);
+	report = md_test_attach_ok(p.pid, mode);
 	glibc = md_test_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
-	check_mallinfo(glibc, &p, "after.", mode);
+	md_test_check_mallinfo(glibc, &p, "after.", mode);
 	md_test_check_classes_sum(report);
 	check_healthy(glibc, mode, false);
 	check_histogram(glibc, &p, mode);
@@ -330,10 +261,10 @@ START_TEST(test_corrupt)
 	md_test_truth_u64(&p, "arena.big", &big);
 
 	/* Healthy first: exact, and no finding. */
-	struct md_node *clean = attach_ok(p.pid, mode);
+	struct md_node *clean = md_test_attach_ok(p.pid, mode);
 	struct md_node *clean_glibc = md_test_allocator(clean, "glibc");
 	ck_assert_msg(clean_glibc != NULL, "%s: no glibc allocator", mode);
-	check_mallinfo(clean_glibc, &p, "", mode);
+	md_test_check_mallinfo(clean_glibc, &p, "", mode);
 	check_healthy(clean_glibc, mode, false);
 	md_test_check_classes_sum(clean);
 
@@ -461,7 +392,7 @@ START_TEST(test_layout_matches_dwarf)
 	snprintf(build_id, sizeof(build_id), "%s", mod->build_id ? mod->build_id : "");
 	md_target_destroy(t);
 
-	struct md_node *report = attach_ok(p.pid, "kth");
+	struct md_node *report = md_test_attach_ok(p.pid, "kth");
 	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert(glibc != NULL);
 	const char *src = md_node_get_string(md_node_path(glibc, "layout.source"));
@@ -491,7 +422,7 @@ START_TEST(test_unused_main_arena)
 	const char *name = unused_targets[_i];
 	struct md_test_proc p;
 	ck_assert_msg(md_test_proc_start(&p, name, NULL), "cannot start %s", name);
-	struct md_node *report = attach_ok(p.pid, name);
+	struct md_node *report = md_test_attach_ok(p.pid, name);
 	struct md_node *glibc = md_test_allocator(report, "glibc");
 	ck_assert_msg(glibc != NULL, "%s: no glibc allocator in the report", name);
 	check_healthy(glibc, name, true);

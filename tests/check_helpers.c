@@ -23,12 +23,13 @@
 /* How long a target may take to print "ready". */
 #define READY_TIMEOUT_MS 20000
 
+/* An absolute name is a program outside the test targets (python3, a server). */
 const char *md_test_target_path(const char *name, char *buf, size_t len)
 {
 	const char *dir = getenv("MD_TARGETS");
 	if (!dir || !*dir)
 		dir = "build/targets";
-	int n = snprintf(buf, len, "%s/%s", dir, name);
+	int n = name[0] == '/' ? snprintf(buf, len, "%s", name) : snprintf(buf, len, "%s/%s", dir, name);
 	if (n < 0 || (size_t)n >= len)
 		return NULL;
 	return buf;
@@ -785,3 +786,79 @@ void md_test_bg_free(struct md_test_bg *r)
 	memset(r, 0, sizeof(*r));
 	r->out_fd = r->err_fd = -1;
 }
+
+struct md_node *md_test_attach_ok(pid_t pid, const char *what)
+{
+	int status = -1;
+	struct md_node *report = md_test_attach_json(pid, NULL, &status);
+	ck_assert_msg(report != NULL, "%s: no JSON report (status %d)", what, status);
+	ck_assert_msg(status == 0, "%s: memdissect exited with %d", what, status);
+	return report;
+}
+
+/* ---- glibc ground truth (tests/targets/glibc_truth.c) ---- */
+
+static const char *const mallinfo_fields[] = {
+	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+};
+
+/* mallinfo of the report against "<prefix>mallinfo.<field> N" lines. */
+void md_test_check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, const char *prefix,
+			   const char *mode)
+{
+	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
+		char key[96], path[96];
+		snprintf(key, sizeof(key), "%smallinfo.%s", prefix, mallinfo_fields[i]);
+		snprintf(path, sizeof(path), "mallinfo.%s", mallinfo_fields[i]);
+		unsigned long long want = md_test_truth(p, key);
+		uint64_t got = md_test_json_u64(glibc, path);
+		ck_assert_msg(got == want, "%s: mallinfo.%s is %llu, glibc says %llu", mode, mallinfo_fields[i],
+			      (unsigned long long)got, want);
+	}
+}
+
+/* "key N" from a line such as "trim_drop_pages 12". */
+static long long line_value(const char *line, const char *key)
+{
+	size_t kl = strlen(key);
+	ck_assert_msg(line && strncmp(line, key, kl) == 0, "expected a %s line, got %s", key, line ? line : "nothing");
+	return strtoll(line + kl, NULL, 10);
+}
+
+/* After "trim", the target prints the drop and a fresh mallinfo2; collect them as truth text. */
+void md_test_trim_and_compare(struct md_test_proc *p, uint64_t predicted, const char *mode)
+{
+	ck_assert_int_eq(write(p->in_fd, "trim\n", 5), 5);
+	char *line = md_test_proc_wait_line(p, "trim_drop_pages", 30000);
+	long long dropped = line_value(line, "trim_drop_pages");
+	free(line);
+	long long diff = (long long)predicted - dropped;
+	if (diff < 0)
+		diff = -diff;
+	fprintf(stderr, "glibc %s: trim predicted %llu pages, measured %lld\n", mode, (unsigned long long)predicted,
+		dropped);
+	ck_assert_msg(diff * 100 <= dropped, "%s: malloc_trim predicted %llu pages, the RSS dropped by %lld", mode,
+		      (unsigned long long)predicted, dropped);
+
+	/* The "after." mallinfo lines become the truth for a second attach. */
+	free(p->truth);
+	p->truth = calloc(1, 1);
+	size_t len = 0;
+	for (;;) {
+		line = md_test_proc_wait_line(p, "", 30000);
+		ck_assert_msg(line != NULL, "%s: target stopped talking after trim", mode);
+		bool done = strcmp(line, "trimmed") == 0;
+		size_t ll = strlen(line);
+		char *bigger = realloc(p->truth, len + ll + 2);
+		ck_assert(bigger != NULL);
+		p->truth = bigger;
+		memcpy(p->truth + len, line, ll);
+		len += ll;
+		p->truth[len++] = '\n';
+		p->truth[len] = 0;
+		free(line);
+		if (done)
+			break;
+	}
+}
+

@@ -245,6 +245,7 @@ void md_fx_build_report(struct md_report *r)
 	r->memory.shmem_bytes = r->classes[MD_CLASS_SHARED];
 	r->memory.anon_bytes = r->memory.rss_bytes - r->memory.file_bytes - r->memory.shmem_bytes;
 	r->memory.status_vm_rss_bytes = r->memory.rss_bytes - 64 * KiB;
+	r->memory.hugetlb_bytes = 20 * MiB;
 	r->reconciled_pages = 3;
 
 	r->system.valid = true;

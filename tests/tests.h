@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "memdissect/node.h"
@@ -18,6 +19,7 @@ Suite *attach_suite(void) __attribute__((weak));
 Suite *render_suite(void) __attribute__((weak));
 Suite *plugin_suite(void) __attribute__((weak));
 Suite *glibc_suite(void) __attribute__((weak));
+Suite *glibc_real_suite(void) __attribute__((weak));
 Suite *glibc_heuristic_suite(void) __attribute__((weak));
 Suite *glibc_nodebug_suite(void) __attribute__((weak));
 Suite *glibc_versions_suite(void) __attribute__((weak));
@@ -33,7 +35,8 @@ Suite *debuginfod_suite(void) __attribute__((weak));
 Suite *cgroup_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
-/* Path of a built test program ($MD_TARGETS/name) and of memdissect ($MEMDISSECT). */
+/* Path of a built test program ($MD_TARGETS/name, or name itself when absolute) and of memdissect
+ * ($MEMDISSECT). */
 const char *md_test_target_path(const char *name, char *buf, size_t len);
 const char *md_test_memdissect(void);
 bool md_test_sanitized(void); /* running the ASan+UBSan build */
@@ -59,6 +62,8 @@ void md_test_proc_stop(struct md_test_proc *p); /* SIGKILL + reap, frees */
 int md_test_run(const char *const *args, char **out, char **err, int timeout_ms);
 /* Run "memdissect attach --json PID [extra...]" and parse the JSON; NULL on failure. */
 struct md_node *md_test_attach_json(pid_t pid, const char *const *extra, int *status_ret);
+/* The same, asserting a report and exit status 0. */
+struct md_node *md_test_attach_ok(pid_t pid, const char *what);
 
 /* Reading reports (each asserts what it needs): the allocator object named name, or NULL; a
  * number at a dotted path (must exist); a "key value" truth line (must exist); and the report's
@@ -67,6 +72,13 @@ struct md_node *md_test_allocator(struct md_node *report, const char *name);
 uint64_t md_test_json_u64(struct md_node *n, const char *path);
 unsigned long long md_test_truth(const struct md_test_proc *p, const char *key);
 void md_test_check_classes_sum(struct md_node *report);
+
+/* glibc ground truth: the report's "mallinfo" equals the target's "<prefix>mallinfo.<field> N"
+ * lines; md_test_trim_and_compare sends "trim", compares the RSS drop the target measures with
+ * the predicted pages (within 1%), and makes the "after." mallinfo lines the new truth. */
+void md_test_check_mallinfo(struct md_node *glibc, const struct md_test_proc *p, const char *prefix,
+			    const char *mode);
+void md_test_trim_and_compare(struct md_test_proc *p, uint64_t predicted, const char *mode);
 
 /* /proc/PID/status field in kB*1024, or UINT64_MAX. */
 unsigned long long md_test_status_bytes(pid_t pid, const char *field);

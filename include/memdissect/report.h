@@ -92,6 +92,7 @@ struct md_report {
 		uint64_t rss_bytes, pss_bytes, uss_bytes, swap_bytes, vm_size_bytes;
 		uint64_t anon_bytes, file_bytes, shmem_bytes; /* status RssAnon/RssFile/RssShmem */
 		uint64_t status_vm_rss_bytes;                  /* VmRSS as /proc/PID/status said */
+		uint64_t hugetlb_bytes; /* smaps_rollup Private_Hugetlb + Shared_Hugetlb: not in Rss */
 	} memory;
 	uint64_t classes[MD_CLASS_COUNT];
 	/* Pages whose per-page evidence disagreed with smaps and were moved to match it. */

@@ -133,6 +133,10 @@ const struct md_thread *md_target_threads(const struct md_target *t, size_t *n_r
  * a swapped page is never read (MD_ERR_NOT_RESIDENT). Reads are cached while the target is
  * stopped; the cache is dropped whenever the target may have run. */
 struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, size_t len);
+/* The same for a few bytes inside one page, without filling a read-cache block: for probes
+ * scattered over memory that is otherwise not read (a header at many page starts), where a
+ * cached read would copy 256 KiB around each one. */
+struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *buf, size_t len);
 /* Convenience: read one 64-bit little-endian word. */
 struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret);
 

@@ -57,9 +57,9 @@ static bool chase_nextsize_ring(struct walker *w, struct gl_arena *a, unsigned i
 		uint8_t c[0x28]; /* size, fd, bk, fd_nextsize, bk_nextsize */
 		struct md_error *err = md_target_read(w->t, p + 8, c, sizeof(c));
 		if (err) {
-			md_error_destroy(err);
-			gl_finding(w, a, MD_FINDING_CORRUPT, p, "large bin %u: chunk 0x%llx unreadable", i,
-				   (unsigned long long)p);
+			char what[64];
+			snprintf(what, sizeof(what), "large bin %u: chunk 0x%llx", i, (unsigned long long)p);
+			gl_unreadable(w, a, p, err, what);
 			return false;
 		}
 		uint64_t size = gl_rd64(c) & ~GLIBC_SIZE_BITS, fdn = gl_rd64(c + 0x18), bkn = gl_rd64(c + 0x20);
@@ -146,8 +146,9 @@ void gl_chase_bins(struct walker *w, struct gl_arena *a)
 			uint8_t c[24]; /* size, fd, bk */
 			struct md_error *err = md_target_read(w->t, p + 8, c, sizeof(c));
 			if (err) {
-				md_error_destroy(err);
-				gl_finding(w, a, MD_FINDING_CORRUPT, p, "bin %u: chunk 0x%llx unreadable", i, (unsigned long long)p);
+				char what[64];
+				snprintf(what, sizeof(what), "bin %u: chunk 0x%llx", i, (unsigned long long)p);
+				gl_unreadable(w, a, p, err, what);
 				broken = true;
 				break;
 			}

@@ -83,6 +83,13 @@ static void skip_unknown(struct walker *w, struct gl_arena *a, uint64_t from, ui
 	if (to > from) {
 		gl_emit(w, MD_SPAN_LIVE, from + 8, to + 8, a->index);
 		a->unknown_bytes += to - from;
+		if (w->n_unknown < GL_MAX_UNKNOWN_RANGES) {
+			w->unknown[w->n_unknown][0] = from;
+			w->unknown[w->n_unknown][1] = to;
+			w->n_unknown++;
+		} else {
+			w->unknown_overflow = true;
+		}
 	}
 	while (w->cursor < w->s->n_cached && (w->s->cached[w->cursor] & ~GL_IN_FLAGS) < to)
 		w->cursor++;
@@ -217,21 +224,23 @@ static uint64_t member_flags(struct walker *w, struct gl_arena *a, uint64_t p, u
 	return flags;
 }
 
-/* A size word the fast path refused: the fenceposts that end an older thread heap, or a
- * corruption (then the rest up to top is unknown). The walk of this heap ends here. */
-static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t p, uint64_t word,
-		       uint64_t limit, uint64_t read_limit, struct run *run)
+/* A size word the fast path refused: the fenceposts that end an older heap (true: the walk
+ * of this heap ends here), or a corruption (a finding; the caller resynchronises). */
+static bool chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t p, uint64_t word,
+		       struct run *run)
 {
 	const int g = a->index;
 	uint64_t S = word & ~GLIBC_SIZE_BITS;
-	/* The fencepost pair that closes an older heap: 0x11 then 0x1 in its last 0x20 bytes. */
-	if (!a->is_main && !h->has_top && ((S == 0x10 && p + 0x20 == h->end) || (S == 0 && p + 0x10 == h->end))) {
+	/* The fencepost pair that closes an older heap: 0x11 then 0x1 in its last 0x20 bytes (0x11
+	 * then 0x11, or 0x11 three times, for an old segment of a non-contiguous main arena). */
+	if (!h->has_top && ((S == 0x10 && (p + 0x20 == h->end || (a->is_main && p + 0x30 == h->end))) ||
+			    (S == 0 && p + 0x10 == h->end))) {
 		close_run(w, a, run);
 		gl_emit(w, MD_SPAN_METADATA, p + 8, h->end, g);
 		a->metadata_bytes += h->end - (p + 8);
 		if (S)
 			h->chunks++;
-		return;
+		return true;
 	}
 	const char *bad = S < GLIBC_MINSIZE ? "below the minimum"
 			  : (S & 15)         ? "not a multiple of 16"
@@ -240,6 +249,125 @@ static void chunk_stop(struct walker *w, struct gl_arena *a, struct gl_heap *h, 
 	gl_finding(w, a, MD_FINDING_CORRUPT, p, "chunk at 0x%llx has size 0x%llx %s (heap 0x%llx-0x%llx)",
 		   (unsigned long long)p, (unsigned long long)word, bad, (unsigned long long)h->start,
 		   (unsigned long long)h->end);
+	return false;
+}
+
+/* ---------- resynchronisation after damage or unreadable pages ---------- */
+
+#define GL_RESYNC_MAX 64                  /* resumptions per heap; then the rest is unknown */
+#define GL_RESYNC_STEPS (4ULL << 20)      /* header reads per resumption */
+#define GL_RESYNC_READ (256ULL << 20)     /* bytes read per resumption (window refills) */
+#define GL_RESYNC_ANCHORS 4096            /* anchors tried per resumption (each costs a scan of them all) */
+
+static void anchor_min(uint64_t *best, uint64_t v, uint64_t from, const struct gl_heap *h, uint64_t limit)
+{
+	if (!(v & 15) && v > from && v >= h->first && v <= limit && v < *best)
+		*best = v;
+}
+
+/* The nearest address after from that the allocator's own lists prove to be a chunk of this
+ * heap (a tcache entry, a fastbin or bin head, a fastbin link of a chunk walked already, the
+ * last remainder), or where the heap's chain must end (top, the fenceposts of an older heap). */
+static uint64_t next_anchor(const struct walker *w, const struct gl_arena *a, const struct gl_heap *h,
+			    uint64_t from, uint64_t limit)
+{
+	const struct glibc_state *s = w->s;
+	uint64_t best = h->has_top ? limit : (h->end >= h->first + 0x20 ? h->end - 0x20 : h->end);
+	size_t k = gl_cached_lower_bound(s, from + 1);
+	if (k < s->n_cached)
+		anchor_min(&best, s->cached[k] & ~GL_IN_FLAGS, from, h, limit);
+	for (int i = 0; i < GLIBC_NFASTBINS; i++)
+		anchor_min(&best, a->fastbins[i], from, h, limit);
+	for (unsigned i = 0; i < 2 * GLIBC_NBINS - 2; i++)
+		anchor_min(&best, a->bins[i], from, h, limit);
+	anchor_min(&best, a->last_remainder, from, h, limit);
+	for (size_t i = 0; i < w->n_cands; i++)
+		anchor_min(&best, w->cands[i].nfd & ~15ULL, from, h, limit);
+	return best;
+}
+
+/* Does the chain of headers from c land exactly on q? */
+static bool chain_reaches(struct walker *w, const struct gl_heap *h, uint64_t c, uint64_t q, uint64_t read_limit,
+			  uint64_t *budget)
+{
+	while (c < q) {
+		if (!*budget)
+			return false;
+		--*budget;
+		const uint8_t *hp = gl_win_get(w, c, 16, read_limit);
+		if (!hp)
+			return false;
+		uint64_t S = gl_rd64(hp + 8) & ~GLIBC_SIZE_BITS;
+		bool fencepost = S == 0x10 && !h->has_top && c + 0x30 >= h->end;
+		if ((S < GLIBC_MINSIZE && !fencepost) || (S & 15) || S > q - c)
+			return false;
+		c += S;
+	}
+	return c == q;
+}
+
+/* Where the walk can go on after it lost the chain at bad (a damaged size word, or a header it
+ * cannot read): the first address after bad whose header chain lands exactly on the next
+ * anchor, else the anchor itself; 0 when nothing after bad can be proven. Reads through the
+ * walker's own window (the stream, if any, is stopped first: this goes back and forth). */
+static uint64_t resync(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t bad, uint64_t limit,
+		       uint64_t read_limit)
+{
+	gl_stream_finish(w);
+	uint64_t budget = GL_RESYNC_STEPS;
+	const uint64_t read_start = w->s->read_bytes; /* candidates going back and forth refill the window */
+	unsigned anchors = 0;
+	for (uint64_t from = bad; from < limit && anchors++ < GL_RESYNC_ANCHORS;) {
+		uint64_t q = next_anchor(w, a, h, from, limit);
+		if (q > limit || q <= from)
+			return 0;
+		for (uint64_t c = (from + 16) & ~15ULL; c < q && budget; c += 16) {
+			if (w->s->read_bytes - read_start > GL_RESYNC_READ)
+				budget = 0;
+			if (!gl_win_get(w, c, 16, read_limit)) {
+				c = MD_PAGE_UP(c + 1) - 16; /* an unreadable page: its headers are unknown */
+				continue;
+			}
+			if (chain_reaches(w, h, c, q, read_limit, &budget))
+				return c;
+		}
+		/* The anchor itself, when its header can be read (or it is the end of the heap). */
+		if (q == limit && h->has_top)
+			return gl_win_get(w, q, 16, read_limit) ? q : 0;
+		if (gl_win_get(w, q, 16, read_limit))
+			return q;
+		from = q;
+	}
+	return 0;
+}
+
+/* Bytes [from, q) are unknown; the walk goes on at q with its header in view. */
+static bool resume(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t from, uint64_t q,
+		   uint64_t limit, uint64_t read_limit, struct run *run, uint8_t *view)
+{
+	size_t n = q + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : 16;
+	const uint8_t *hp = gl_heap_get(w, q, n, read_limit);
+	if (!hp || q > limit)
+		return false;
+	memset(view, 0, GL_HDR_VIEW);
+	memcpy(view, hp, n);
+	skip_unknown(w, a, from, q, run);
+	return true;
+}
+
+/* The chain was lost at bad (from: the first byte not classified): where the walk goes on with
+ * the header there in view, or 0 when it cannot (then the caller gives up on the rest). */
+static uint64_t lost_chain(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t from, uint64_t bad,
+			   uint64_t limit, uint64_t read_limit, struct run *run, uint8_t *view, unsigned *resyncs)
+{
+	uint64_t q = (*resyncs)++ < GL_RESYNC_MAX ? resync(w, a, h, bad, limit, read_limit) : 0;
+	return q && resume(w, a, h, from, q, limit, read_limit, run, view) ? q : 0;
+}
+
+/* The rest of the heap from p is unknown; the top chunk is still read on its own. */
+static void give_up(struct walker *w, struct gl_arena *a, struct gl_heap *h, uint64_t p, uint64_t limit,
+		    uint64_t read_limit, struct run *run)
+{
 	skip_unknown(w, a, p, limit, run);
 	if (h->has_top)
 		walk_top_reread(w, a, h, read_limit, run);
@@ -277,23 +405,32 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 
 	uint64_t p = h->first;
 	uint8_t view[GL_HDR_VIEW];
+	unsigned resyncs = 0;
 	{
 		size_t n = p + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : 16;
 		const uint8_t *hp = gl_heap_get(w, p, n, read_limit);
 		if (!hp) {
-			gl_finding(w, a, MD_FINDING_WARNING, p, "first chunk 0x%llx is not readable (swapped out?)",
+			a->nonresident_stops++;
+			gl_finding(w, a, MD_FINDING_INFO, p,
+				   "first chunk 0x%llx is not resident (swapped out): the walk resumes after it",
 				   (unsigned long long)p);
-			skip_unknown(w, a, p, limit, &run);
-			if (h->has_top)
-				walk_top_reread(w, a, h, read_limit, &run);
-			return;
+			uint64_t r = lost_chain(w, a, h, p, p, limit, read_limit, &run, view, &resyncs);
+			if (!r) {
+				give_up(w, a, h, p, limit, read_limit, &run);
+				return;
+			}
+			p = r;
+		} else {
+			memset(view, 0, sizeof(view));
+			memcpy(view, hp, n);
 		}
-		memset(view, 0, sizeof(view));
-		memcpy(view, hp, n);
 	}
 	/* The current chunk's size word and, when they are inside the heap, fd/bk/nextsize. */
-	uint64_t word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18);
-	uint64_t fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28);
+	uint64_t word, fd, bk, fdn, bkn;
+#define LOAD_VIEW()                                                                                \
+	(word = gl_rd64(view + 8), fd = gl_rd64(view + 0x10), bk = gl_rd64(view + 0x18),            \
+	 fdn = gl_rd64(view + 0x20), bkn = gl_rd64(view + 0x28))
+	LOAD_VIEW();
 	uint64_t fast_to = fast_end(w, h->end, read_limit);
 	uint64_t chunks = 0;
 
@@ -304,8 +441,17 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 		}
 		const uint64_t S = word & ~GLIBC_SIZE_BITS;
 		if (__builtin_expect(S < GLIBC_MINSIZE || (S & 15) || S > limit - p, 0)) {
-			chunk_stop(w, a, h, p, word, limit, read_limit, &run);
-			break;
+			if (chunk_stop(w, a, h, p, word, &run))
+				break;
+			uint64_t q = lost_chain(w, a, h, p, p, limit, read_limit, &run, view, &resyncs);
+			if (!q) {
+				give_up(w, a, h, p, limit, read_limit, &run);
+				break;
+			}
+			p = q;
+			LOAD_VIEW();
+			fast_to = fast_end(w, h->end, read_limit);
+			continue;
 		}
 		const uint64_t next = p + S;
 		chunks++;
@@ -325,9 +471,18 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 				const uint8_t *q = gl_heap_get(w, next, n, read_limit);
 				fast_to = fast_end(w, h->end, read_limit);
 				if (!q) {
-					gl_finding(w, a, MD_FINDING_WARNING, next,
-						   "chunk header at 0x%llx is not readable (swapped out?)",
+					/* Not resident: unknown, never evidence of damage. */
+					a->nonresident_stops++;
+					gl_finding(w, a, MD_FINDING_INFO, next,
+						   "chunk header at 0x%llx is not resident (swapped out): the walk resumes after it",
 						   (unsigned long long)next);
+					uint64_t r = lost_chain(w, a, h, p, next, limit, read_limit, &run, view, &resyncs);
+					if (r) {
+						p = r;
+						LOAD_VIEW();
+						fast_to = fast_end(w, h->end, read_limit);
+						continue;
+					}
 					np = NULL;
 				} else if (n == GL_HDR_VIEW) {
 					np = q;
@@ -338,9 +493,7 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 				}
 			}
 			if (!np) {
-				skip_unknown(w, a, p, limit, &run);
-				if (h->has_top)
-					walk_top_reread(w, a, h, read_limit, &run);
+				give_up(w, a, h, p, limit, read_limit, &run);
 				break;
 			}
 			/* An old top too small to be freed stays a chunk (no NON_MAIN_ARENA) before the
@@ -439,6 +592,7 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 		fdn = next_fdn;
 		bkn = next_bkn;
 	}
+#undef LOAD_VIEW
 	h->chunks += chunks;
 	close_run(w, a, &run);
 	/* Entries left inside this heap were not at any chunk start. */
@@ -459,8 +613,8 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 
 void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 {
-	const struct md_mapping *m = md_target_find_mapping(w->t, h->first);
-	const uint64_t read_limit = m ? (m->end < h->end ? m->end : h->end) : h->end;
+	const uint64_t run_end = gl_mapped_run_end(w->t, h->first);
+	const uint64_t read_limit = run_end && run_end < h->end ? run_end : h->end;
 	/* A stream that cannot start (no memory, no thread) leaves the walk to read in turn. */
 	if (read_limit > h->first && !w->no_stream &&
 	    MD_PAGE_UP(read_limit) - MD_PAGE_DOWN(h->first) >= STREAM_MIN_WINDOWS * (uint64_t)GL_WIN_SIZE)
@@ -541,6 +695,15 @@ static size_t cand_find_ge(const struct walker *w, uint64_t p, size_t from)
 	return lo;
 }
 
+/* Is p inside bytes the walk skipped (or might have: the list of them overflowed)? */
+static bool in_unknown(const struct walker *w, uint64_t p)
+{
+	for (size_t i = 0; i < w->n_unknown; i++)
+		if (p >= w->unknown[i][0] && p < w->unknown[i][1])
+			return true;
+	return w->unknown_overflow;
+}
+
 /* Why a chunk a fastbin links to is not one of the walk's candidates, for the finding. */
 static void explain_fastbin_break(struct walker *w, struct gl_arena *a, int i, uint64_t p, uint64_t from)
 {
@@ -555,8 +718,16 @@ static void explain_fastbin_break(struct walker *w, struct gl_arena *a, int i, u
 	uint8_t hdr[16]; /* size word, fd */
 	struct md_error *err = md_target_read(w->t, p + 8, hdr, sizeof(hdr));
 	if (err) {
-		md_error_destroy(err);
-		gl_finding(w, a, MD_FINDING_CORRUPT, p, "fastbin %d: chunk 0x%llx unreadable", i, (unsigned long long)p);
+		char what[64];
+		snprintf(what, sizeof(what), "fastbin %d: chunk 0x%llx", i, (unsigned long long)p);
+		gl_unreadable(w, a, p, err, what);
+		return;
+	}
+	if (a->nonresident_stops && in_unknown(w, p)) {
+		/* Its header was read now, but the walk skipped it: behind pages it could not read. */
+		gl_finding(w, a, MD_FINDING_INFO, p,
+			   "fastbin %d: chunk 0x%llx lies in bytes the walk could not classify (swapped-out pages before it)",
+			   i, (unsigned long long)p);
 		return;
 	}
 	uint64_t size = gl_rd64(hdr) & ~GLIBC_SIZE_BITS, nfd = gl_reveal(l, p + 0x10, gl_rd64(hdr + 8));

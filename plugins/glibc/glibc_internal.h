@@ -93,7 +93,8 @@ struct gl_arena {
 	uint64_t fastwalk_count, fastwalk_bytes; /* fastbin chunks found here by the walk */
 	struct gl_hist hist[GL_HIST_CLASSES];    /* chunks by size class (top and metadata excluded) */
 	uint64_t metadata_bytes;              /* heap headers, arena struct, tcache structs, fenceposts */
-	uint64_t unknown_bytes;               /* skipped after corruption */
+	uint64_t unknown_bytes;               /* skipped after corruption or over pages not resident */
+	uint64_t nonresident_stops;           /* reads refused because the page is swapped out */
 	uint64_t releasable_range_bytes;      /* what malloc_trim(0) would madvise/sbrk, resident or not */
 	/* From the bin lists, when they were chased. */
 	bool bins_chased;

@@ -70,6 +70,19 @@ void gl_finding(struct walker *w, struct gl_arena *a, enum md_finding_severity s
 	md_sink_finding(w->sink, sev, addr, group, "%s", msg);
 }
 
+void gl_unreadable(struct walker *w, struct gl_arena *a, uint64_t addr, struct md_error *err, const char *what)
+{
+	bool swapped = err && err->code == MD_ERR_NOT_RESIDENT;
+	if (swapped) {
+		if (a)
+			a->nonresident_stops++;
+		gl_finding(w, a, MD_FINDING_INFO, addr, "%s is swapped out: not read, the rest of it is unknown", what);
+	} else {
+		gl_finding(w, a, MD_FINDING_CORRUPT, addr, "%s is unreadable (%s)", what, err ? err->message : "?");
+	}
+	md_error_destroy(err);
+}
+
 /* ---------- spans ---------- */
 
 void gl_flush_span(struct walker *w)
@@ -532,7 +545,162 @@ static bool arena_unused(const struct glibc_state *s, const struct gl_arena *a)
 	return true;
 }
 
-/* The main arena's sbrk heap: from mp_.sbrk_base to the end of the top chunk. */
+/* End of the run of adjacent readable mappings that holds addr (0 when addr is not mapped).
+ * One heap may span several VMAs: the kernel does not merge brk growth into a VMA inherited
+ * across fork, and mlock, mprotect or MADV_HUGEPAGE of part of a heap split it. */
+uint64_t gl_mapped_run_end(struct md_target *t, uint64_t addr)
+{
+	size_t n = 0;
+	const struct md_mapping *maps = md_target_mappings(t, &n);
+	const struct md_mapping *m = md_target_find_mapping(t, addr);
+	if (!m || !(m->perms & MD_PERM_READ))
+		return 0;
+	size_t i = (size_t)(m - maps);
+	uint64_t end = m->end;
+	while (i + 1 < n && maps[i + 1].start == end && (maps[i + 1].perms & MD_PERM_READ) &&
+	       (maps[i + 1].perms & MD_PERM_SHARED) == (m->perms & MD_PERM_SHARED) && maps[i + 1].kind == m->kind)
+		end = maps[++i].end;
+	return end;
+}
+
+/* Where a chain of chunk headers from x ends, read through the walker's window: at the end of a
+ * fencepost pair (two 0x10 chunks, what sysmalloc leaves at an old top it fences off) on a
+ * page boundary, or at the end of the top chunk; 0 when a header is unreadable or implausible
+ * first. *to_top_ret says which. At most max_steps headers. The fencepost run is 0x20 or 0x30
+ * bytes (seen on 2.36: 0x10, 0x11, 0x11 before a page boundary). */
+static uint64_t chain_end(struct walker *w, const struct gl_arena *a, uint64_t x, uint64_t limit,
+			  uint64_t max_steps, bool *to_top_ret)
+{
+	uint64_t p = x;
+	for (uint64_t steps = 0; steps < max_steps; steps++) {
+		const uint8_t *hp = gl_win_get(w, p, 16, limit);
+		if (!hp)
+			return 0;
+		uint64_t word = gl_rd64(hp + 8), size = word & ~GLIBC_SIZE_BITS;
+		if (p == a->top) {
+			*to_top_ret = true;
+			return size >= GLIBC_MINSIZE && a->top_size == size && size <= limit - p &&
+					       !((p + size) & (MD_PAGE_SIZE - 1))
+				       ? p + size
+				       : 0;
+		}
+		if (word & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN_ARENA))
+			return 0;
+		if (size == 0x10) {
+			uint64_t e = p + 0x10;
+			for (int k = 0; k < 2 && (e & (MD_PAGE_SIZE - 1)); k++, e += 0x10) {
+				const uint8_t *fp = gl_win_get(w, e, 16, limit);
+				if (!fp || gl_rd64(fp + 8) != (0x10 | GLIBC_PREV_INUSE))
+					return 0;
+			}
+			*to_top_ret = false;
+			return e - p >= 0x20 && !(e & (MD_PAGE_SIZE - 1)) ? e : 0;
+		}
+		if (size < GLIBC_MINSIZE || (size & 15) || size > limit - p)
+			return 0;
+		p += size;
+	}
+	return 0;
+}
+
+static int seg_cmp(const void *x, const void *y)
+{
+	const struct gl_heap *a = x, *b = y;
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/* A non-contiguous main arena: brk failed and sysmalloc went on in mmapped segments (at least
+ * MMAP_AS_MORECORE_SIZE each), fencing off each old top. The segments are linked nowhere: the
+ * sbrk segment is [sbrk_base, end of [heap]); the others are found in private anonymous
+ * mappings as chains of headers from a page start (a mapping start, or right after a segment
+ * found, and only when those do not add up to system_mem, every resident page start) that end
+ * in a fencepost pair or exactly at the top chunk. */
+#define SEG_MAX 4096
+static struct md_error *main_segments(struct walker *w, struct gl_arena *a, uint64_t first, uint64_t run_end)
+{
+	struct glibc_state *s = w->s;
+	size_t cap = 0;
+	uint64_t found = 0;
+	bool have_top = false;
+	gl_win_reset(w);
+	/* The sbrk segment (or, when brk failed from the start, the first mmapped one). */
+	{
+		bool to_top = false;
+		uint64_t e = chain_end(w, a, first, run_end, (run_end - first) / 16, &to_top);
+		struct gl_heap h = { .start = s->sbrk_base, .first = first, .end = e ? e : run_end };
+		h.mprotect_end = h.end;
+		h.has_top = e && to_top;
+		if (!heap_add(a, &h, &cap))
+			return &md_error_nomem;
+		found += h.end - s->sbrk_base;
+		have_top = h.has_top;
+		if (!e)
+			gl_finding(w, a, MD_FINDING_CORRUPT, first,
+				   "non-contiguous main arena: the chunks of its first segment 0x%llx-0x%llx do not end in a fencepost or at top",
+				   (unsigned long long)first, (unsigned long long)run_end);
+	}
+	size_t n_maps = 0;
+	const struct md_mapping *maps = md_target_mappings(w->t, &n_maps);
+	for (int pass = 0; pass < 2 && found < a->system_mem; pass++) {
+		for (size_t mi = 0; mi < n_maps && found < a->system_mem && a->n_heaps < SEG_MAX; mi++) {
+			const struct md_mapping *m = &maps[mi];
+			if (m->kind != MD_MAP_ANON || (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) !=
+							     (MD_PERM_READ | MD_PERM_WRITE))
+				continue;
+			uint64_t x = m->start;
+			while (x < m->end && found < a->system_mem && a->n_heaps < SEG_MAX) {
+				uint8_t bits = m->pages ? m->pages[(x - m->start) >> MD_PAGE_SHIFT] : MD_PAGE_PRESENT;
+				bool to_top = false, plausible = false, known = false;
+				uint64_t e = 0;
+				if ((bits & (MD_PAGE_PRESENT | MD_PAGE_UNKNOWN)) && !(bits & MD_PAGE_ZERO)) {
+					const uint8_t *hp = gl_win_get(w, x, 16, m->end);
+					uint64_t word = hp ? gl_rd64(hp + 8) : 0;
+					plausible = hp && gl_rd64(hp) == 0 && (word & GLIBC_PREV_INUSE) &&
+						    !(word & (GLIBC_IS_MMAPPED | GLIBC_NON_MAIN_ARENA));
+				}
+				/* Chunks inside a segment found already look like starts too: skip it. */
+				for (size_t k = 0; plausible && k < a->n_heaps && !known; k++)
+					if (x >= a->heaps[k].start && x < a->heaps[k].end) {
+						x = MD_PAGE_UP(a->heaps[k].end);
+						known = true;
+					}
+				if (known)
+					continue;
+				if (plausible)
+					e = chain_end(w, a, x, m->end, (m->end - x) / 16, &to_top);
+				if (!e || (to_top && have_top)) {
+					/* First pass: only mapping starts and right after a segment. */
+					if (pass == 0)
+						break;
+					x += MD_PAGE_SIZE;
+					continue;
+				}
+				struct gl_heap h = { .start = x, .first = x, .end = e, .mprotect_end = e, .has_top = to_top };
+				if (!heap_add(a, &h, &cap))
+					return &md_error_nomem;
+				found += e - x;
+				have_top |= to_top;
+				x = e;
+			}
+		}
+	}
+	gl_win_reset(w);
+	/* Oldest first is not known for segments: address order. */
+	if (a->n_heaps > 1)
+		qsort(a->heaps, a->n_heaps, sizeof(*a->heaps), seg_cmp);
+	if (!have_top)
+		gl_finding(w, a, MD_FINDING_CORRUPT, a->top,
+			   "non-contiguous main arena: no segment ends at its top chunk 0x%llx (size 0x%llx)",
+			   (unsigned long long)a->top, (unsigned long long)a->top_size);
+	else if (found != a->system_mem)
+		gl_finding(w, a, MD_FINDING_WARNING, a->address,
+			   "non-contiguous main arena: %zu segments of 0x%llx bytes found, system_mem says 0x%llx",
+			   a->n_heaps, (unsigned long long)found, (unsigned long long)a->system_mem);
+	return NULL;
+}
+
+/* The main arena's sbrk heap: [mp_.sbrk_base, sbrk_base + system_mem) when the arena is
+ * contiguous, over however many VMAs hold it; the top chunk ends it. */
 static struct md_error *main_heaps(struct walker *w, struct gl_arena *a)
 {
 	struct glibc_state *s = w->s;
@@ -553,47 +721,40 @@ static struct md_error *main_heaps(struct walker *w, struct gl_arena *a)
 		return NULL;
 	}
 	uint64_t first = ((s->sbrk_base + GLIBC_CHUNK_HDR + 15) & ~15ULL) - GLIBC_CHUNK_HDR;
-	const struct md_mapping *m = md_target_find_mapping(w->t, first);
-	if (!m) {
+	uint64_t run_end = gl_mapped_run_end(w->t, first);
+	if (!run_end) {
 		gl_finding(w, a, MD_FINDING_CORRUPT, s->sbrk_base, "mp_.sbrk_base 0x%llx is not mapped",
 			   (unsigned long long)s->sbrk_base);
 		return NULL;
 	}
+	if (a->flags & GLIBC_NONCONTIGUOUS_BIT)
+		return main_segments(w, a, first, run_end);
 	uint64_t top_end = a->top + a->top_size;
 	struct gl_heap h = { .start = s->sbrk_base, .first = first };
-	if (a->top >= first && a->top + GLIBC_CHUNK_HDR <= m->end) {
-		/* Contiguous: top lies in the sbrk mapping. A top size that runs past the mapping is
-		 * the top's own corruption (walk_top names it); the heap ends with the mapping. */
-		if (top_end > m->end || top_end <= a->top)
-			top_end = m->end;
+	if (a->top >= first && a->top + GLIBC_CHUNK_HDR <= run_end) {
+		/* Top lies in the sbrk heap. A top size that runs past the mapped run is the top's
+		 * own corruption (walk_top names it); the heap ends with the run. */
+		if (top_end > run_end || top_end <= a->top)
+			top_end = run_end;
 		h.end = h.mprotect_end = top_end;
 		h.has_top = true;
 		if (!heap_add(a, &h, &cap))
 			return &md_error_nomem;
-		if (!(a->flags & 2) && a->system_mem != top_end - s->sbrk_base)
+		if (a->system_mem != top_end - s->sbrk_base)
 			gl_finding(w, a, MD_FINDING_WARNING, a->top,
 				   "sbrk heap spans 0x%llx bytes up to the top end, system_mem says 0x%llx",
 				   (unsigned long long)(top_end - s->sbrk_base), (unsigned long long)a->system_mem);
 		return NULL;
 	}
-	/* Non-contiguous main arena (sbrk failed and mmap took over, or a foreign sbrk): walk the
-	 * sbrk segment up to its fencepost, and the top chunk on its own. */
-	h.end = h.mprotect_end = m->end;
+	/* A contiguous arena whose top is not in the sbrk heap: walk the heap as far as it is
+	 * mapped, name the top. */
+	h.end = h.mprotect_end = run_end;
 	if (!heap_add(a, &h, &cap))
 		return &md_error_nomem;
-	const struct md_mapping *tm = md_target_find_mapping(w->t, a->top);
-	if (tm && top_end > a->top && top_end <= tm->end && a->top >= m->end) {
-		struct gl_heap th = { .start = a->top, .first = a->top, .end = top_end, .mprotect_end = top_end,
-				      .has_top = true };
-		if (!heap_add(a, &th, &cap))
-			return &md_error_nomem;
-		gl_finding(w, a, MD_FINDING_INFO, a->top,
-			   "main arena is non-contiguous: chunks between the sbrk segment and top (0x%llx) are not walked",
-			   (unsigned long long)a->top);
-	} else {
-		gl_finding(w, a, MD_FINDING_CORRUPT, a->top, "top chunk 0x%llx size 0x%llx is outside every mapping",
-			   (unsigned long long)a->top, (unsigned long long)a->top_size);
-	}
+	gl_finding(w, a, MD_FINDING_CORRUPT, a->top,
+		   "top chunk 0x%llx (size 0x%llx) is outside the sbrk heap 0x%llx-0x%llx of a contiguous main arena",
+		   (unsigned long long)a->top, (unsigned long long)a->top_size, (unsigned long long)s->sbrk_base,
+		   (unsigned long long)run_end);
 	return NULL;
 }
 
@@ -788,6 +949,12 @@ static struct md_error *collect_tcaches(struct walker *w)
 			err = md_error_create(MD_ERR_BAD_DATA, "size 0x%llx", (unsigned long long)size_word);
 		if (!err)
 			err = md_target_read(w->t, c->address, tc, l->tc_size);
+		if (err && err->code == MD_ERR_NOT_RESIDENT && owner) {
+			char what[96];
+			snprintf(what, sizeof(what), "thread %d: tcache 0x%llx", th->tid, (unsigned long long)c->address);
+			gl_unreadable(w, owner, c->address, err, what);
+			continue;
+		}
 		if (err || !owner) {
 			gl_finding(w, owner, MD_FINDING_CORRUPT, c->address,
 				"thread %d: tcache 0x%llx is not a tcache_perthread_struct chunk (%s)", th->tid,
@@ -825,9 +992,10 @@ static struct md_error *collect_tcaches(struct walker *w)
 				uint8_t ent[24]; /* size word, next, key */
 				err = md_target_read(w->t, e - 8, ent, sizeof(ent));
 				if (err) {
-					md_error_destroy(err);
-					gl_finding(w, ea, MD_FINDING_CORRUPT, e, "thread %d tcache bin %u: entry 0x%llx unreadable",
-						th->tid, i, (unsigned long long)e);
+					char what[96];
+					snprintf(what, sizeof(what), "thread %d tcache bin %u: entry 0x%llx", th->tid, i,
+						 (unsigned long long)e);
+					gl_unreadable(w, ea, e, err, what);
 					broken = true;
 					break;
 				}
@@ -900,12 +1068,134 @@ static const struct heap_range *range_covering(const struct walker *w, uint64_t 
 	return NULL;
 }
 
-/* mmapped chunks are linked nowhere: scan private anonymous rw mappings at each resident page
- * start for a header "prev_size 0, size N*4096|IS_MMAPPED" that fits its mapping, and skip
- * the chunk. Stops once mp_'s count and bytes are both found. A header that has the mark but
- * a size past its mapping is remembered: if mp_'s totals are then not met, it is the broken
- * chunk (a finding names it); if they are met it was only data that looked like a header. */
+/* mmapped chunks are linked nowhere: they are found in private anonymous rw mappings as a
+ * header "prev_size 0, size N*4096|IS_MMAPPED" that fits its mapping, at a page start.
+ *
+ * Reading every such mapping whole would cost the pause a pass over all foreign anonymous
+ * memory (a CPython or JVM heap is many times the glibc heap), so the search goes in rounds of
+ * 16-byte probes (md_target_read_probe), each from scratch, the first that accounts for mp_'s
+ * count and bytes being the answer: (0) each mapping's first page and the page right after
+ * each chunk found (adjacent mmaps merge into one VMA back to back); (1) also every 64 KiB from
+ * either end of the mapping (foreign allocators map in such units: a chunk behind 2 MiB of
+ * them sits there); (2) every resident page start, read in bulk windows.
+ *
+ * A header that has the mark but a size past its mapping is remembered: if mp_'s totals are
+ * then not met, it is the broken chunk (a finding names it); if they are met it was only data
+ * that looked like a header. */
 #define MAX_MMAP_SUSPECTS 8
+#define MMAP_FOUND_MAX 65536 /* chunks a round collects */
+
+struct mmap_scan {
+	struct {
+		uint64_t at, word, room;
+	} suspects[MAX_MMAP_SUSPECTS];
+	size_t n_suspects;
+	uint64_t (*found)[2]; /* [start, size] of each chunk the round found */
+	size_t n_found;
+	uint64_t count, bytes;
+};
+
+static bool mmap_candidate_mapping(struct walker *w, const struct md_mapping *m)
+{
+	/* MAP_HUGETLB|MAP_ANONYMOUS memory (glibc.malloc.hugetlb=2) is a deleted "/anon_hugepage". */
+	bool hugetlb = m->path && m->deleted && strcmp(m->path, "/anon_hugepage") == 0;
+	return m->kind == MD_MAP_ANON && (!m->path || hugetlb) &&
+	       (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) == (MD_PERM_READ | MD_PERM_WRITE) &&
+	       (hugetlb || !md_target_module_at(w->t, m->start)) && m->pages;
+}
+
+/* The chunk size at q when its header says "mmapped chunk that fits", else 0. */
+static uint64_t mmapped_header(struct walker *w, const struct md_mapping *m, uint64_t q, int round,
+			       struct mmap_scan *sc)
+{
+	uint8_t bits = m->pages[(q - m->start) >> MD_PAGE_SHIFT];
+	/* A chunk's first page holds its header: it was written, so present or swapped. */
+	if (!(bits & (MD_PAGE_PRESENT | MD_PAGE_UNKNOWN)) || (bits & MD_PAGE_ZERO))
+		return 0;
+	const uint8_t *hp;
+	uint8_t hdr[16];
+	if (round < 2) {
+		struct md_error *err = md_target_read_probe(w->t, q, hdr, sizeof(hdr));
+		if (err) {
+			md_error_destroy(err);
+			return 0;
+		}
+		hp = hdr;
+	} else if (!(hp = gl_win_get(w, q, 16, m->end))) {
+		return 0;
+	}
+	uint64_t prev_size = gl_rd64(hp), word = gl_rd64(hp + 8);
+	uint64_t size = word & ~(uint64_t)0xfff;
+	if (prev_size != 0 || (word & 0xfff) != GLIBC_IS_MMAPPED)
+		return 0;
+	if (size >= MD_PAGE_SIZE && size <= m->end - q)
+		return size;
+	if (sc->n_suspects < MAX_MMAP_SUSPECTS) {
+		sc->suspects[sc->n_suspects].at = q;
+		sc->suspects[sc->n_suspects].word = word;
+		sc->suspects[sc->n_suspects].room = m->end - q;
+		sc->n_suspects++;
+	}
+	return 0;
+}
+
+static void mmapped_emit(struct walker *w, uint64_t q, uint64_t size)
+{
+	struct glibc_state *s = w->s;
+	md_sink_region(w->sink, q, q + size, s->mmap_group, "glibc mmapped chunk");
+	gl_emit(w, MD_SPAN_LIVE, q, q + size, s->mmap_group);
+	s->mmapped_count++;
+	s->mmapped_bytes += size;
+	s->mmapped_live_bytes += size - GLIBC_CHUNK_HDR;
+	gl_hist_add(s->mmapped_hist, GL_HIST_LIVE, size);
+}
+
+#define MMAP_PROBE_GRID (64ULL << 10)
+
+/* The next address after q that round probes in m (0 when none). */
+static uint64_t next_probe(const struct md_mapping *m, uint64_t q, int round)
+{
+	if (round == 0)
+		return 0;
+	if (round == 2)
+		return q + MD_PAGE_SIZE;
+	uint64_t from_start = m->start + ((q - m->start) / MMAP_PROBE_GRID + 1) * MMAP_PROBE_GRID;
+	uint64_t from_end = m->end - ((m->end - q - 1) / MMAP_PROBE_GRID) * MMAP_PROBE_GRID;
+	if (from_end <= q)
+		from_end = q + MMAP_PROBE_GRID;
+	return from_start < from_end ? from_start : from_end;
+}
+
+/* One mapping, probed as round says; chunks found are collected in sc. */
+static void scan_mapping(struct walker *w, const struct md_mapping *m, int round, struct mmap_scan *sc)
+{
+	struct glibc_state *s = w->s;
+	uint64_t q = m->start;
+	if (round == 2)
+		gl_win_reset(w);
+	while (q && q < m->end && sc->n_found < MMAP_FOUND_MAX) {
+		if (sc->count == s->n_mmaps && sc->bytes == s->mmapped_mem)
+			return;
+		const struct heap_range *r = range_covering(w, q);
+		if (r) {
+			uint64_t e = r->reserve_end > r->end ? r->reserve_end : r->end;
+			q = MD_PAGE_UP(e);
+			continue;
+		}
+		uint64_t size = mmapped_header(w, m, q, round, sc);
+		if (size) {
+			sc->found[sc->n_found][0] = q;
+			sc->found[sc->n_found][1] = size;
+			sc->n_found++;
+			sc->count++;
+			sc->bytes += size;
+			q += size;
+			continue;
+		}
+		q = next_probe(m, q, round);
+	}
+}
+
 static void scan_mmapped(struct walker *w)
 {
 	struct glibc_state *s = w->s;
@@ -913,69 +1203,32 @@ static void scan_mmapped(struct walker *w)
 		return;
 	size_t n_maps = 0;
 	const struct md_mapping *maps = md_target_mappings(w->t, &n_maps);
-	const int g = s->mmap_group;
-	struct {
-		uint64_t at, word, room;
-	} suspects[MAX_MMAP_SUSPECTS];
-	size_t n_suspects = 0;
-	for (size_t mi = 0; mi < n_maps; mi++) {
-		const struct md_mapping *m = &maps[mi];
-		if (s->mmapped_count == s->n_mmaps && s->mmapped_bytes == s->mmapped_mem)
+	struct mmap_scan sc;
+	memset(&sc, 0, sizeof(sc));
+	uint64_t (*found)[2] = malloc(MMAP_FOUND_MAX * sizeof(*found));
+	if (!found)
+		return;
+	for (int round = 0; round < 3; round++) {
+		memset(&sc, 0, sizeof(sc));
+		sc.found = found;
+		for (size_t mi = 0; mi < n_maps; mi++)
+			if (mmap_candidate_mapping(w, &maps[mi]))
+				scan_mapping(w, &maps[mi], round, &sc);
+		if (sc.count == s->n_mmaps && sc.bytes == s->mmapped_mem)
 			break;
-		if (m->kind != MD_MAP_ANON || m->path || (m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_SHARED)) !=
-								    (MD_PERM_READ | MD_PERM_WRITE))
-			continue;
-		if (md_target_module_at(w->t, m->start) || !m->pages)
-			continue;
-		gl_win_reset(w);
-		uint64_t q = m->start;
-		while (q < m->end) {
-			const struct heap_range *r = range_covering(w, q);
-			if (r) {
-				uint64_t e = r->reserve_end > r->end ? r->reserve_end : r->end;
-				q = MD_PAGE_UP(e);
-				continue;
-			}
-			uint8_t bits = m->pages[(q - m->start) >> MD_PAGE_SHIFT];
-			/* A chunk's first page holds its header: it was written, so present or swapped. */
-			if (!(bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED)) || (bits & MD_PAGE_ZERO)) {
-				q += MD_PAGE_SIZE;
-				continue;
-			}
-			const uint8_t *hp = gl_win_get(w, q, 16, m->end);
-			if (hp) {
-				uint64_t prev_size = gl_rd64(hp), word = gl_rd64(hp + 8);
-				uint64_t size = word & ~(uint64_t)0xfff;
-				if (prev_size == 0 && (word & 0xfff) == GLIBC_IS_MMAPPED && size >= MD_PAGE_SIZE &&
-				    size <= m->end - q) {
-					md_sink_region(w->sink, q, q + size, g, "glibc mmapped chunk");
-					gl_emit(w, MD_SPAN_LIVE, q, q + size, g);
-					s->mmapped_count++;
-					s->mmapped_bytes += size;
-					s->mmapped_live_bytes += size - GLIBC_CHUNK_HDR;
-					gl_hist_add(s->mmapped_hist, GL_HIST_LIVE, size);
-					q += size;
-					continue;
-				}
-				if (prev_size == 0 && (word & 0xfff) == GLIBC_IS_MMAPPED && n_suspects < MAX_MMAP_SUSPECTS) {
-					suspects[n_suspects].at = q;
-					suspects[n_suspects].word = word;
-					suspects[n_suspects].room = m->end - q;
-					n_suspects++;
-				}
-			}
-			q += MD_PAGE_SIZE;
-		}
 	}
+	for (size_t i = 0; i < sc.n_found; i++)
+		mmapped_emit(w, sc.found[i][0], sc.found[i][1]);
 	gl_flush_span(w);
+	free(found);
 	if (s->mmapped_count == s->n_mmaps && s->mmapped_bytes == s->mmapped_mem)
 		return;
-	for (size_t i = 0; i < n_suspects; i++)
-		gl_finding(w, NULL, MD_FINDING_CORRUPT, suspects[i].at,
+	for (size_t i = 0; i < sc.n_suspects; i++)
+		gl_finding(w, NULL, MD_FINDING_CORRUPT, sc.suspects[i].at,
 			   "mmapped chunk 0x%llx has size word 0x%llx: %s (its mapping has 0x%llx bytes from there)",
-			   (unsigned long long)suspects[i].at, (unsigned long long)suspects[i].word,
-			   (suspects[i].word & ~0xfffULL) < MD_PAGE_SIZE ? "below a page" : "past the end of its mapping",
-			   (unsigned long long)suspects[i].room);
+			   (unsigned long long)sc.suspects[i].at, (unsigned long long)sc.suspects[i].word,
+			   (sc.suspects[i].word & ~0xfffULL) < MD_PAGE_SIZE ? "below a page" : "past the end of its mapping",
+			   (unsigned long long)sc.suspects[i].room);
 	gl_finding(w, NULL, MD_FINDING_WARNING, s->roots.mp,
 		   "mmapped chunks: found %llu (0x%llx bytes), mp_ counts %llu (0x%llx bytes)",
 		   (unsigned long long)s->mmapped_count, (unsigned long long)s->mmapped_bytes,
@@ -1154,13 +1407,16 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 		bool links_ok = a->edge_fd == a->edge_bk;
 		if (!links_ok || (a->system_mem <= GL_DEEP_BIN_CHECK_BYTES && a->bin_count <= GL_DEEP_BIN_CHECK_MAX))
 			gl_chase_bins(&w, a);
-		if (!links_ok && a->findings_emitted == 0)
+		/* Over pages that are not resident the walk cannot see every free chunk: sums that
+		 * differ then prove nothing. */
+		bool partial = a->nonresident_stops > 0;
+		if (!links_ok && a->findings_emitted == 0 && !partial)
 			gl_finding(&w, a, MD_FINDING_CORRUPT, a->address,
 				   "bin lists do not match the free chunks of the heap (a fd/bk link is broken)");
 		if (a->nedge_fd != a->nedge_bk && !a->nextsize_chased)
 			gl_chase_nextsize(&w, a);
 		if (a->bins_chased && (a->list_bin_count != a->bin_count || a->list_bin_bytes != a->bin_bytes))
-			gl_finding(&w, a, MD_FINDING_CORRUPT, a->address,
+			gl_finding(&w, a, partial ? MD_FINDING_INFO : MD_FINDING_CORRUPT, a->address,
 				   "bins hold %llu chunks (0x%llx bytes), the heap has %llu free chunks (0x%llx bytes)",
 				   (unsigned long long)a->list_bin_count, (unsigned long long)a->list_bin_bytes,
 				   (unsigned long long)a->bin_count, (unsigned long long)a->bin_bytes);

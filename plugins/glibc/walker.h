@@ -16,7 +16,9 @@
 /* Bytes of a chunk header the walk looks at: prev_size, size, fd, bk, fd_nextsize, bk_nextsize. */
 #define GL_HDR_VIEW 0x30u
 #define GL_CHASE_BUDGET (8ULL << 20) /* pointer-chasing steps per walk, all lists together */
+#define GL_MAX_UNKNOWN_RANGES 256
 #define GL_MIN_LARGE_SIZE 0x400ULL   /* MIN_LARGE_SIZE: chunks this big go to large bins */
+#define GLIBC_NONCONTIGUOUS_BIT 2u   /* malloc_state.flags: the main arena left its sbrk heap */
 
 struct heap_range {
 	uint64_t start, end;  /* [heap start, walk end) */
@@ -71,6 +73,10 @@ struct walker {
 	bool cand_overflow;
 	bool have_top;
 	uint64_t top_size, top_merge;
+	/* Ranges the chunk walk skipped (unknown bytes), to explain lists that lead into them. */
+	uint64_t unknown[GL_MAX_UNKNOWN_RANGES][2];
+	size_t n_unknown;
+	bool unknown_overflow;
 	uint64_t chase_steps;
 	double chase_deadline; /* ms, monotonic; 0 until the first chase */
 	bool inconsistent;
@@ -81,6 +87,10 @@ double gl_now_ms(void);
 void gl_finding(struct walker *w, struct gl_arena *a, enum md_finding_severity sev, uint64_t addr,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void gl_flush_span(struct walker *w);
+/* A read of the allocator's structure failed: a swapped-out page is unknown, never damage (an
+ * info finding, counted in a->nonresident_stops); anything else is a corrupt finding. what is
+ * the finding's text ("bin 3: chunk 0x..."); err is consumed. */
+void gl_unreadable(struct walker *w, struct gl_arena *a, uint64_t addr, struct md_error *err, const char *what);
 void gl_win_reset(struct walker *w);
 /* [addr, addr+n) of target memory through the window, n <= GL_HDR_VIEW; limit is where reading
  * must stop (end of the heap or mapping). NULL when unreadable. Valid until the next call. */
@@ -98,6 +108,8 @@ static inline const uint8_t *gl_heap_get(struct walker *w, uint64_t addr, size_t
 	return w->stream ? gl_stream_get(w, addr, n, limit) : gl_win_get(w, addr, n, limit);
 }
 
+/* End of the run of adjacent readable mappings of one kind holding addr, 0 when unmapped. */
+uint64_t gl_mapped_run_end(struct md_target *t, uint64_t addr);
 /* The heap range holding [addr, addr+len), or NULL. */
 const struct heap_range *gl_range_of(const struct walker *w, uint64_t addr, uint64_t len);
 size_t gl_cached_lower_bound(const struct glibc_state *s, uint64_t addr);

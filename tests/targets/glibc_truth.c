@@ -17,6 +17,29 @@
  *     churn      2 threads malloc/free without pause (the heap is never quiescent for long)
  *     churn1     the main thread alone mallocs/frees without pause (glibc takes no lock then);
  *                it polls stdin between rounds, so only "quit" is understood
+ *   The heaps real systems make (each prints "heap_vmas N", the [heap] lines of its maps):
+ *     forkgrow   a kth heap, then fork; the child grows its heap (the kernel does not merge the
+ *                growth into the VMA inherited from the parent), prints "pid N" and the rest;
+ *                the parent only waits for it
+ *     split      a kth heap split into several VMAs: MADV_HUGEPAGE on two pages, mlock of one,
+ *                mprotect(PROT_READ) of a page inside a live chunk
+ *     holes      60000 kth chunks with two runs of 10000 freed (megabytes for malloc_trim)
+ *   (forkgrow, split and holes free such runs too, across the VMA boundaries.)
+ *     noncontig  a small heap, then a page mapped right at the brk: glibc grows the main arena
+ *                in mmapped segments (non-contiguous), with fenceposts between them
+ *     mmapmix    mmapped chunks between foreign anonymous mappings (odd page counts, 1 MiB) that
+ *                the kernel merges into the same VMAs: chunks at odd offsets inside a VMA
+ *     hugezero   a kth heap and a 30 MiB chunk, the [heap] under MADV_HUGEPAGE, the chunk read but
+ *                never written (the huge zero page maps it: pagemap shows it present, smaps
+ *                does not count it); hugezerofork: the same in a forked child (its
+ *                pages are shared with the parent: pagemap says "not exclusive" for all of them)
+ *     swap       a kth heap, 8 MB of live 2000-byte chunks of which 6 MB are paged out, and the
+ *                heap's first page (tcache struct, first chunk)
+ *                (MADV_PAGEOUT: to swap, when there is swap): the bins and fastbins stay resident,
+ *                so mallinfo2 and malloc_trim need no swapped page; prints "pageout_bytes N"
+ *                and "swapped_bytes N" (VmSwap)
+ *     smash      like kth with fastbins, then one live chunk's size word overwritten
+ *                (prints "smashed ADDR"); mallinfo2 reads only the bins, so it stays exact
  * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
  * "hist.<k>.live_bytes N" for the chunks the program holds, by chunk-size class k (sizes
  * [2^(k+4), 2^(k+5)), the last class >= 1 MiB; mmapped chunks included); "threads N"; "ready".
@@ -28,6 +51,9 @@
  * Nothing here calls stdio: printing must not allocate (it would change the heap). */
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include "target_common.h"
 
@@ -347,6 +373,192 @@ static void run_churn1(void)
 	}
 }
 
+/* ---------- the heaps real systems make ---------- */
+
+/* Lines of /proc/self/maps naming [heap], read without stdio. */
+static unsigned heap_vmas(void)
+{
+	static char buf[1 << 16];
+	if (!md_slurp("/proc/self/maps", buf, sizeof(buf)))
+		return 0;
+	unsigned count = 0;
+	for (char *p = buf; (p = strstr(p, "[heap]")) != NULL; p += 6)
+		count++;
+	return count;
+}
+
+/* Free ptrs[from, to): a run of free pages inside the heap, for malloc_trim to release. */
+static void drop_run(size_t from, size_t to)
+{
+	for (size_t i = from; i < to && i < n_ptrs; i++)
+		drop(i);
+}
+
+static void build_holes(void)
+{
+	build_kth(3, 60000);
+	drop_run(10000, 20000);
+	drop_run(30000, 40000);
+}
+
+/* Fork; the parent waits for the child (and dies with the test), the child goes on. */
+static void fork_and_wait(void)
+{
+	pid_t child = fork();
+	if (child < 0)
+		_exit(3);
+	if (child > 0) {
+		int status;
+		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* The child grows its heap after the fork. */
+static void build_forkgrow(void)
+{
+	build_kth(3, 20000);
+	fork_and_wait();
+	for (size_t i = 0; i < 30000; i++)
+		take(40 + (i * 136) % 3000);
+	for (size_t i = 20000; i < n_ptrs; i += 4)
+		drop(i);
+	drop_run(15000, 30000); /* parent's VMA into the child's own */
+	md_say("pid %d\n", (int)getpid());
+}
+
+/* The page after the one holding ptrs[i]. */
+static uintptr_t page_after(size_t i)
+{
+	return ((uintptr_t)ptrs[i] + 4096) & ~(uintptr_t)4095;
+}
+
+static void build_split(void)
+{
+	build_kth(3, 20000);
+	/* A live chunk holding whole pages, never written again: its middle page goes read-only. */
+	uintptr_t ro = ((uintptr_t)take(60000) + 8192) & ~(uintptr_t)4095;
+	/* 6 MiB from top (bigger than any kth hole): a run of it freed across a split. */
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 3000; i++)
+		take(2000);
+	if (madvise((void *)page_after(first + 1500), 2 * 4096, MADV_HUGEPAGE) != 0)
+		md_say("madvise failed %d\n", errno);
+	if (mlock((void *)page_after(first + 2500), 4096) != 0)
+		md_say("mlock failed %d\n", errno);
+	if (mprotect((void *)ro, 4096, PROT_READ) != 0)
+		md_say("mprotect failed %d\n", errno);
+	drop_run(first + 500, first + 2000);
+}
+
+/* brk cannot grow into a mapping (nor the page below one): glibc falls back to mmapped
+ * segments of at least 1 MiB, marks the main arena non-contiguous and fences each old top. */
+static void build_noncontig(void)
+{
+	build_kth(3, 2000);
+	uintptr_t brk_end = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
+	void *block = mmap((void *)brk_end, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	md_say("brk_blocked %d\n", block == (void *)brk_end);
+	for (size_t i = 0; i < 30000; i++)
+		take(16 + (i * 104) % 1025);
+	for (size_t i = 2000; i < n_ptrs; i += 3)
+		drop(i);
+	drop_run(10000, 16000); /* over several segments */
+	take(1500);             /* consolidates the fastbin chunks of the run */
+}
+
+static void build_mmapmix(void)
+{
+	build_kth(3, 2000);
+	for (size_t i = 0; i < 8; i++) {
+		size_t foreign = i % 3 == 2 ? (1u << 20) : (i * 5 + 3) * 4096;
+		char *f = mmap(NULL, foreign, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (f == MAP_FAILED)
+			_exit(3);
+		memset(f, 0x5a, foreign);
+		take(200000 + i * 4096);
+	}
+}
+
+static void build_hugezero(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	build_kth(3, 20000);
+	size_t n = 30u << 20;
+	char *p = malloc(n);
+	if (!p)
+		_exit(3);
+	if (n_ptrs < MAX_PTRS)
+		ptrs[n_ptrs++] = p;
+	take(100); /* guard against top */
+	/* The whole [heap] VMA (one VMA still, as under THP "always"): reading the untouched
+	 * aligned 2 MiB ranges of the big chunk maps the huge zero page there. */
+	size_t i0 = 0;
+	while (i0 < n_ptrs && !ptrs[i0])
+		i0++;
+	uintptr_t lo = ((uintptr_t)ptrs[i0] - 16) & ~(uintptr_t)4095;
+	uintptr_t hi = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
+	if (madvise((void *)lo, hi - lo, MADV_HUGEPAGE) != 0)
+		md_say("madvise failed %d\n", errno);
+	volatile char sum = 0;
+	for (size_t i = 0; i < n; i += 4096)
+		sum += p[i];
+	md_say("hugezero_rss_anon %llu\n", md_proc_field("/proc/self/status", "RssAnon"));
+}
+
+static void build_hugezerofork(void)
+{
+	build_hugezero();
+	fork_and_wait();
+	md_say("pid %d\n", (int)getpid());
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+static void build_swap(void)
+{
+	build_kth(3, 20000);
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 4000; i++)
+		take(2000); /* bigger than any kth hole: contiguous, from top */
+	for (size_t i = 0; i < 20000; i++)
+		take(16 + (i * 104) % 1025);
+	drop_run(first + 9000, first + 19000);
+	take(1500); /* a large-bin request consolidates the fastbin chunks of the run */
+	uintptr_t lo = page_after(first + 500), hi = page_after(first + 3500) - 4096;
+	/* And the heap's first page: the tcache struct, the first chunk. */
+	uintptr_t heap0 = ((uintptr_t)sbrk(0) - mallinfo2().arena) & ~(uintptr_t)4095;
+	if (madvise((void *)lo, hi - lo, MADV_PAGEOUT) != 0 || madvise((void *)heap0, 4096, MADV_PAGEOUT) != 0)
+		md_say("madvise failed %d\n", errno);
+	md_say("pageout_bytes %llu\n", (unsigned long long)(hi - lo + 4096));
+	md_say("swapped_bytes %llu\n", md_proc_field("/proc/self/status", "VmSwap"));
+}
+
+/* Fastbins in several sizes (the tcache bins full first), then one live chunk before them
+ * gets a wild size word. */
+static void build_smash(void)
+{
+	build_kth(3, 20000);
+	size_t first = n_ptrs;
+	for (size_t i = 0; i < 2000; i++)
+		take(16 + (i % 7) * 16);
+	take(100); /* guard against top */
+	for (size_t i = first; i < first + 2000; i += 2)
+		drop(i);
+	/* The victim: a live chunk in the middle of the kth part. */
+	size_t v = 10001;
+	while (v < first && !ptrs[v])
+		v++;
+	size_t *word = (size_t *)ptrs[v] - 1;
+	md_say("smashed 0x%lx\n", (unsigned long)(word - 1));
+	*word = 0x4141414141414141ULL;
+	ptrs[v] = NULL; /* no longer a chunk the program can describe or free */
+}
+
 static uint64_t rss_bytes(void)
 {
 	return md_proc_field("/proc/self/smaps_rollup", "Rss");
@@ -374,6 +586,24 @@ int main(int argc, char **argv)
 		build_fill();
 	else if (strcmp(mode, "churn") == 0)
 		build_churn();
+	else if (strcmp(mode, "forkgrow") == 0)
+		build_forkgrow();
+	else if (strcmp(mode, "split") == 0)
+		build_split();
+	else if (strcmp(mode, "holes") == 0)
+		build_holes();
+	else if (strcmp(mode, "noncontig") == 0)
+		build_noncontig();
+	else if (strcmp(mode, "mmapmix") == 0)
+		build_mmapmix();
+	else if (strcmp(mode, "hugezero") == 0)
+		build_hugezero();
+	else if (strcmp(mode, "hugezerofork") == 0)
+		build_hugezerofork();
+	else if (strcmp(mode, "swap") == 0)
+		build_swap();
+	else if (strcmp(mode, "smash") == 0)
+		build_smash();
 	else if (strcmp(mode, "churn1") == 0) {
 		print_mallinfo("");
 		md_say("threads 0\n");
@@ -383,8 +613,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	print_mallinfo("");
-	if (!threads && strcmp(mode, "churn") != 0)
+	/* The histogram reads every chunk header the program holds: not for a smashed heap, nor
+	 * for one partly swapped out (it would swap it back in). */
+	if (!threads && strcmp(mode, "churn") != 0 && strcmp(mode, "smash") != 0 && strcmp(mode, "swap") != 0)
 		print_histogram();
+	md_say("heap_vmas %u\n", heap_vmas());
 	md_say("threads %zu\n", threads);
 	md_say("ready\n");
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,18 +38,26 @@ __attribute__((format(printf, 1, 2), unused)) static void md_say(const char *fmt
 	}
 }
 
+/* A whole (small) file into buf, NUL-terminated, without stdio; false when it cannot be opened. */
+__attribute__((unused)) static bool md_slurp(const char *file, char *buf, size_t len)
+{
+	int fd = open(file, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ssize_t n = 0, r;
+	while ((r = read(fd, buf + n, len - 1 - (size_t)n)) > 0)
+		n += r;
+	close(fd);
+	buf[n < 0 ? 0 : n] = 0;
+	return true;
+}
+
 /* A field of /proc/self/status or smaps_rollup in bytes, read without stdio. */
 __attribute__((unused)) static unsigned long long md_proc_field(const char *file, const char *field)
 {
 	static char buf[16384];
-	int fd = open(file, O_RDONLY);
-	if (fd < 0)
+	if (!md_slurp(file, buf, sizeof(buf)))
 		return 0;
-	ssize_t n = 0, r;
-	while ((r = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
-		n += r;
-	close(fd);
-	buf[n < 0 ? 0 : n] = 0;
 	size_t fl = strlen(field);
 	for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
 		if (strncmp(p, field, fl) == 0 && p[fl] == ':')
