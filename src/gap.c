@@ -36,7 +36,8 @@ static bool same_row(const struct md_alloc_region *a, const struct md_alloc_regi
 
 static void row_label(struct md_gap_row *row, const struct md_alloc_region *first, size_t n)
 {
-	const char *label = first->label && first->label[0] ? first->label : "allocator region";
+	/* plugins may build labels from target strings: the row's label is display-safe */
+	const char *label = first->label && first->label[0] ? md_esc(first->label) : "allocator region";
 	if (n <= 1) {
 		snprintf(row->label, sizeof(row->label), "%s", label);
 		return;

@@ -17,21 +17,19 @@ struct om {
 	char base[256]; /* pid="..",comm=".." */
 };
 
-/* Label value escaping of the exposition formats: backslash, double quote, newline. */
-static void escape(char *buf, size_t len, const char *s)
+/* Label value escaping of the exposition formats (backslash, double quote, newline) over the
+ * escaping of target-controlled text of every human format: a comm holding ESC ] 0 ; x BEL becomes
+ * the label value text "\x1b]0;x\x07", never the raw bytes. */
+static void escape(char *buf, size_t len, const char *raw)
 {
+	char shown[1024];
+	md_escape_text_keep_backslash(raw, shown, sizeof(shown));
 	size_t k = 0;
-	for (; s && *s && k + 3 < len; s++) {
+	for (const char *s = shown; *s && k + 3 < len; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c == '\\' || c == '"') {
+		if (c == '\\' || c == '"')
 			buf[k++] = '\\';
-			buf[k++] = (char)c;
-		} else if (c == '\n') {
-			buf[k++] = '\\';
-			buf[k++] = 'n';
-		} else if (c >= 0x20 && c != 0x7f) {
-			buf[k++] = (char)c;
-		}
+		buf[k++] = (char)c;
 	}
 	buf[k] = 0;
 }

@@ -13,6 +13,21 @@
 
 #include "memdissect/report.h"
 
+/* ---- target-controlled text (escape.c) ---- */
+
+/* Strings the target controls (comm, thread and file names, symbols, plugin strings read from its
+ * memory) go through these before any human format prints them: control bytes, C1 controls and
+ * bytes that are not UTF-8 as "\xNN" ("\n", "\t", "\r"), the backslash doubled. */
+bool md_needs_escape(const char *s);
+/* Writes at most len - 1 bytes and a NUL (never half an escape); returns the full length. */
+size_t md_escape_text(const char *s, char *buf, size_t len);
+/* The same with the backslash left alone, for formats that escape it themselves (OpenMetrics). */
+size_t md_escape_text_keep_backslash(const char *s, char *buf, size_t len);
+char *md_escape_dup(const char *s); /* malloc'd; NULL when out of memory */
+/* s itself when it needs nothing, else an escaped copy in one of 8 rotating buffers (so up to
+ * 8 fit in one printf); "" for NULL. */
+const char *md_esc(const char *s);
+
 /* ---- the gap (gap.c) ---- */
 
 /* One row of the gap ranking and of the map: an allocator region, or every region of one

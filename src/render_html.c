@@ -42,11 +42,11 @@ static size_t utf8_len(const unsigned char *p)
 	return n;
 }
 
-/* Text or attribute value: markup characters as entities, bytes that are not UTF-8 (paths from
- * the target) as U+FFFD, control characters dropped. */
+/* Text or attribute value: target-controlled bytes escaped as in every human format (control
+ * bytes and bytes that are not UTF-8 as "\xNN"), then markup characters as entities. */
 static void esc(FILE *out, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const unsigned char *p = (const unsigned char *)md_esc(s);
 	while (*p) {
 		switch (*p) {
 		case '&': fputs("&amp;", out); p++; continue;

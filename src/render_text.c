@@ -156,8 +156,10 @@ static const char *word_end(const char *p)
 
 /* Print text wrapped at the width: the first line after `first` columns already used, the
  * following lines indented by `indent`. Words are split on spaces only. */
-static void wrap(const struct text *t, const char *text, int first, int indent)
+static void wrap(const struct text *t, const char *raw, int first, int indent)
 {
+	/* the sentences embed target-controlled names: escaped here once for every caller */
+	const char *text = md_esc(raw);
 	int pos = first;
 	const char *p = text;
 	bool line_start = true;
@@ -310,14 +312,15 @@ static void render_header(const struct text *t, const struct md_report *r)
 	char comm[sizeof(r->target.comm) + 1];
 	snprintf(comm, sizeof(comm), "%.*s", (int)sizeof(r->target.comm), r->target.comm);
 	int used = fprintf(t->out, "%smemdissect: pid %" PRId32 " (%s)%s", col(t, ANSI_BOLD), r->target.pid,
-			   comm[0] ? comm : "?", reset(t));
+			   comm[0] ? md_esc(comm) : "?", reset(t));
 	if (t->color)
 		used -= (int)(strlen(ANSI_BOLD) + strlen(ANSI_RESET));
 	/* the executable on the same line when it fits, else on its own */
-	if (r->target.exe && used + 2 + (int)strlen(r->target.exe) <= t->width)
-		fprintf(t->out, "  %s", r->target.exe);
-	else if (r->target.exe)
-		fprintf(t->out, "\n  %s", r->target.exe);
+	const char *exe = r->target.exe ? md_esc(r->target.exe) : NULL;
+	if (exe && used + 2 + (int)strlen(exe) <= t->width)
+		fprintf(t->out, "  %s", exe);
+	else if (exe)
+		fprintf(t->out, "\n  %s", exe);
 	fputc('\n', t->out);
 
 	bool core = r->target.source && strcmp(r->target.source, "core") == 0;
@@ -645,15 +648,15 @@ static void print_region_name(FILE *out, const struct md_report_region *reg, int
 	const char *alloc_open = reg->allocator ? " (" : "";
 	const char *alloc = reg->allocator ? reg->allocator : "";
 	const char *alloc_close = reg->allocator ? ")" : "";
-	snprintf(full, sizeof(full), "%s%s%s%s", reg->path ? reg->path : kind, alloc_open, alloc,
-		 alloc_close);
+	const char *path = reg->path ? md_esc(reg->path) : NULL;
+	snprintf(full, sizeof(full), "%s%s%s%s", path ? path : kind, alloc_open, alloc, alloc_close);
 	if (avail < 8)
 		avail = 8;
 	if ((int)strlen(full) <= avail) {
 		fputs(full, out);
 		return;
 	}
-	const char *base = reg->path ? strrchr(reg->path, '/') : NULL;
+	const char *base = path ? strrchr(path, '/') : NULL;
 	if (base && base[1]) {
 		snprintf(shorter, sizeof(shorter), "%s%s%s%s", base + 1, alloc_open, alloc, alloc_close);
 		if ((int)strlen(shorter) <= avail) {
@@ -899,7 +902,7 @@ static void value_text(const char *key, const struct md_node *n, const char *con
 		snprintf(buf, len, "%.4g", md_node_get_double(n));
 		break;
 	case MD_NODE_STRING:
-		snprintf(buf, len, "%s", md_node_get_string(n));
+		snprintf(buf, len, "%s", md_esc(md_node_get_string(n)));
 		break;
 	case MD_NODE_ARRAY:
 		snprintf(buf, len, "%zu", md_node_count(n));
@@ -1207,10 +1210,10 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 	char vbuf[64] = "";
 	if (version && is_scalar(version) && md_node_type(version) != MD_NODE_NULL)
 		value_text(NULL, version, NULL, vbuf, sizeof(vbuf));
-	snprintf(title, sizeof(title), "Allocator %s%s%s", name ? name : "?", vbuf[0] ? " " : "", vbuf);
+	snprintf(title, sizeof(title), "Allocator %s%s%s", name ? md_esc(name) : "?", vbuf[0] ? " " : "", vbuf);
 	if (symbols) {
 		size_t l = strlen(title);
-		snprintf(title + l, sizeof(title) - l, " (symbols: %s)", symbols);
+		snprintf(title + l, sizeof(title) - l, " (symbols: %s)", md_esc(symbols));
 	}
 	heading(t, title);
 
@@ -1353,6 +1356,8 @@ struct md_error *md_render_text(const struct md_report *r, const struct md_rende
 	};
 	if (t.width < 60)
 		t.width = 60; /* narrower than that, the tables would not hold a row */
+	if (t.width > MD_MAX_WIDTH)
+		t.width = MD_MAX_WIDTH; /* and wider, column arithmetic would overflow */
 	int top = opts && opts->top > 0 ? opts->top : DEFAULT_TOP;
 
 	struct md_gap gap;

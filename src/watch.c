@@ -279,7 +279,7 @@ static void time_text(double t, char *buf, size_t len)
 
 static void text_header(FILE *out, int pid, const char *comm, const struct md_watch_options *o, bool wide)
 {
-	fprintf(out, "memdissect watch: pid %d (%s), every %.3g s", pid, comm, o->interval_s);
+	fprintf(out, "memdissect watch: pid %d (%s), every %.3g s", pid, md_esc(comm), o->interval_s);
 	if (o->count)
 		fprintf(out, ", %lu samples", o->count);
 	else
@@ -429,6 +429,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	double t0 = now_s(), next = t0;
 	struct md_error *err = NULL;
 	const char *ended = NULL;
+	bool write_failed = false;
 	for (unsigned long i = 0; !o->count || i < o->count; i++) {
 		if (i)
 			sleep_until(next);
@@ -472,16 +473,22 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
 		md_analysis_deinit(&a);
+		errno = 0;
 		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n]) : NULL;
 		if (!o->json)
 			text_row(out, &samples[n], wide);
 		n++;
+		/* the reader went away (watch PID | head -3) or the disk is full: stop attaching,
+		 * with the errno of this write, not a stale one */
+		if (!werr && (fflush(out) == EOF || ferror(out)))
+			werr = md_error_os(errno ? errno : EIO, "writing the watch");
+		write_failed = werr != NULL;
 		if (werr) {
 			err = werr;
 			break;
 		}
 	}
-	if (n) {
+	if (n && !write_failed) {
 		struct md_verdict_result v;
 		md_verdict_compute(samples, n, &v);
 		struct md_error *verr = NULL;
@@ -495,7 +502,8 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			md_error_destroy(verr);
 	}
 	free(samples);
-	if (!err && fflush(out) == EOF)
+	errno = 0;
+	if (!err && (fflush(out) == EOF || ferror(out)))
 		err = md_error_os(errno ? errno : EIO, "writing the watch");
 	return err;
 }

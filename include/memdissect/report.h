@@ -131,6 +131,7 @@ struct md_error *md_report_add_note(struct md_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Renderers. */
+#define MD_MAX_WIDTH 1000 /* wider terminals (COLUMNS=2147483647) are drawn 1000 columns wide */
 struct md_render_options {
 	bool color;     /* ANSI colour (only when the output is a tty, unless forced) */
 	int width;      /* terminal width; 0 = 100 */
