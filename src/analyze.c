@@ -10,6 +10,7 @@
 #include "live.h"
 #include "procfs.h"
 #include "target_impl.h"
+#include "unanalysed.h"
 
 struct active_plugin {
 	const struct md_plugin *plugin;
@@ -297,6 +298,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	}
 	if (!err)
 		err = report_plugins(ap, n_ap, r);
+	if (!err)
+		err = md_find_unanalysed(t, r);
 	phase("classify, report");
 	close_plugins(ap, n_ap);
 	md_live_capture_deinit(&cap);
@@ -401,6 +404,8 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 		core_notes(r, &info);
 		err = report_plugins(ap, n_ap, r);
 	}
+	if (!err)
+		err = md_find_unanalysed(t, r);
 	close_plugins(ap, n_ap);
 	md_target_destroy(t);
 	md_core_info_deinit(&info);

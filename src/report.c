@@ -55,6 +55,12 @@ void md_report_deinit(struct md_report *r)
 	for (size_t i = 0; i < r->n_notes; i++)
 		free(r->notes[i]);
 	free(r->notes);
+	for (size_t i = 0; i < r->n_unanalysed; i++) {
+		free(r->unanalysed[i].name);
+		free(r->unanalysed[i].module);
+		free(r->unanalysed[i].evidence);
+	}
+	free(r->unanalysed);
 	/* a second deinit stays harmless */
 	memset(r, 0, sizeof(*r));
 	r->schema_version = 1;
@@ -354,6 +360,16 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	else
 		allocators = md_node_array();
 	CHECK(md_node_set(root, "allocators", allocators));
+
+	struct md_node *unanalysed = md_node_array();
+	CHECK(md_node_set(root, "unanalysed_allocators", unanalysed));
+	for (size_t i = 0; i < r->n_unanalysed; i++) {
+		struct md_node *u = md_node_object();
+		CHECK(md_node_append(unanalysed, u));
+		CHECK(md_node_set_string(u, "name", r->unanalysed[i].name));
+		CHECK(md_node_set_string(u, "module", r->unanalysed[i].module));
+		CHECK(md_node_set_string(u, "evidence", r->unanalysed[i].evidence));
+	}
 
 	struct md_node *findings = md_node_array();
 	CHECK(md_node_set(root, "findings", findings));

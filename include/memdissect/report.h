@@ -72,6 +72,14 @@ struct md_report_finding {
 	char *message;
 };
 
+/* An allocator or runtime found in the target (by its modules and symbols) that no plugin walks:
+ * its memory is in anon_other, and the report says so instead of "nothing to do". */
+struct md_unanalysed_allocator {
+	char *name;     /* "tcmalloc", "mimalloc", "musl", "pymalloc", "go", "hotspot", "v8", "unknown" */
+	char *module;   /* the module that holds it (path as mapped) */
+	char *evidence; /* "module libtcmalloc_minimal.so.4 exports tc_malloc" */
+};
+
 struct md_report {
 	int schema_version; /* 1 */
 	struct {
@@ -122,6 +130,9 @@ struct md_report {
 	/* Lines that say what could not be done ("glibc: main_arena not found: ..."). */
 	char **notes;
 	size_t n_notes;
+	/* Allocators and runtimes present that no plugin walked (each also makes the report partial). */
+	struct md_unanalysed_allocator *unanalysed;
+	size_t n_unanalysed;
 	bool partial; /* some allocator was present but could not be analysed */
 };
 
