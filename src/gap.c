@@ -175,6 +175,17 @@ struct md_error *md_gap_compute(const struct md_report *r, struct md_gap *gap_re
 	g.live_from_allocators = found;
 	g.live_heap_bytes = found ? live : live_pages_b - g.pinned_free_bytes;
 	g.live_slack_bytes = (int64_t)(live_pages_b - g.pinned_free_bytes) - (int64_t)g.live_heap_bytes;
+	/* The classifier measured the live bytes on pages not in RSS; what the allocator counts
+	 * beyond what the resident live pages can hold is on such pages too. */
+	uint64_t resident_cap = live_pages_b - g.pinned_free_bytes;
+	uint64_t untouched = r->untouched_live_bytes < g.live_heap_bytes ? r->untouched_live_bytes : g.live_heap_bytes;
+	uint64_t resident_live = g.live_heap_bytes - untouched;
+	if (resident_live > resident_cap) {
+		untouched += resident_live - resident_cap;
+		resident_live = resident_cap;
+	}
+	g.untouched_live_bytes = untouched;
+	g.headers_bytes = resident_cap - resident_live;
 	g.gap_bytes = g.rss_bytes > g.live_heap_bytes ? g.rss_bytes - g.live_heap_bytes : 0;
 	*gap_ret = g;
 	return NULL;

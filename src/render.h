@@ -63,6 +63,10 @@ struct md_gap {
 	uint64_t metadata_bytes;     /* allocator metadata pages */
 	int64_t live_slack_bytes;    /* live pages - pinned - live heap: headers, padding, rounding;
 				      * negative when live bytes sit on pages never touched */
+	/* live_slack_bytes apart, so that no line of the ledger is negative:
+	 * live_slack_bytes == headers_bytes - untouched_live_bytes. */
+	uint64_t headers_bytes;        /* chunk headers, padding, unused ends of live pages */
+	uint64_t untouched_live_bytes; /* live bytes on pages never touched: in the heap, not in RSS */
 	uint64_t outside_bytes;      /* stack + file + shared + other anonymous */
 	uint64_t allocator_resident_bytes; /* live + free + metadata pages */
 	bool have_regions;           /* per-region figures exist (report->alloc_regions) */

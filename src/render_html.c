@@ -210,9 +210,18 @@ static void header(const struct html *h)
 	if (!core)
 		fprintf(out, ", stopped for %.1f ms", r->target.pause_ms);
 	fprintf(out, ", RSS %s</p>\n", hb(r->memory.rss_bytes, b, sizeof(b)));
-	if (r->partial)
+	if (r->n_unanalysed) {
+		fputs("<p class=\"warn\">Partial report: ", out);
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			fputs(i ? ", " : "", out);
+			esc(out, r->unanalysed[i].name);
+		}
+		fputs(" present but not analysed (no plugin walks it); that memory shows as other anonymous "
+		      "(see the notes).</p>\n", out);
+	} else if (r->partial) {
 		fputs("<p class=\"warn\">Partial report: an allocator is present but could not be analysed; its "
 		      "memory shows as other anonymous (see the notes).</p>\n", out);
+	}
 }
 
 /* A horizontal stacked bar of the classes, as SVG, with a legend. */
@@ -278,7 +287,7 @@ static void answer(const struct html *h)
 			{ g->pinned_free_bytes, "is free memory pinned by fragmentation" },
 			{ g->kept_free_bytes, "is free memory kept out of trim's reach" },
 			{ g->metadata_bytes, "is allocator metadata" },
-			{ g->live_slack_bytes > 0 ? (uint64_t)g->live_slack_bytes : 0, "is chunk headers and rounding" },
+			{ g->headers_bytes, "is chunk headers and rounding" },
 			{ g->outside_bytes, "is outside the allocators" },
 		};
 		bool f = true;
@@ -323,12 +332,16 @@ static void gap_section(const struct html *h)
 	ledger_row(out, "gap-kept", "kept free", "g-kept", g->kept_free_bytes, whole,
 		   "free pages trim or purge would not release (thread caches, fastbins)");
 	ledger_row(out, "gap-metadata", "metadata", "g-meta", g->metadata_bytes, whole, "allocator bookkeeping");
-	if (g->live_slack_bytes > 0)
-		ledger_row(out, "gap-slack", "headers, rounding", "c-other", (uint64_t)g->live_slack_bytes, whole,
+	if (g->headers_bytes)
+		ledger_row(out, "gap-slack", "headers, rounding", "c-other", g->headers_bytes, whole,
 			   "chunk headers, padding and the unused ends of live pages");
 	ledger_row(out, "gap-outside", "outside allocators", "c-file", g->outside_bytes, whole,
 		   "stacks, code and file, shared and other anonymous memory");
 	fputs("</table>\n", out);
+	if (g->untouched_live_bytes)
+		fprintf(out, "<p class=\"muted\" id=\"gap-untouched\">The live heap also counts <b>%s</b> allocated on pages "
+			"never touched (not resident, so not in RSS): the rows above add up to the gap plus that.</p>\n",
+			hb(g->untouched_live_bytes, b, sizeof(b)));
 	if (!g->n_rows) {
 		fputs("<p class=\"muted\">Per-region figures are not in this report.</p>\n</section>\n", out);
 		return;
@@ -711,6 +724,9 @@ static void evidence(const struct html *h)
 			esc(out, f->message);
 			fputs("</li>\n", out);
 		}
+		if (r->n_findings > MAX_FINDINGS)
+			fprintf(out, "<li>&hellip; and %zu more (all of them are in the JSON report)</li>\n",
+				r->n_findings - MAX_FINDINGS);
 		fputs("</ul>\n</section>\n", out);
 	}
 	if (r->n_notes) {

@@ -335,10 +335,20 @@ static void render_header(const struct text *t, const struct md_report *r)
 	snprintf(line, sizeof(line), "%s, %zu thread%s%s%s, analysis took %s", core ? "core file" : "live process",
 		 r->target.threads, r->target.threads == 1 ? "" : "s", stop, retries, total);
 	wrap(t, line, 0, 2);
-	if (r->partial)
+	if (r->n_unanalysed) {
+		char names[256] = "";
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			size_t l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s", i ? ", " : "", r->unanalysed[i].name);
+		}
+		warning(t, ANSI_ALERT,
+			"partial report: %s present but not analysed (no plugin walks it); that memory "
+			"shows as other anonymous (see the notes)", names);
+	} else if (r->partial) {
 		warning(t, ANSI_ALERT,
 			"partial report: an allocator is present but could not be analysed; its memory "
 			"shows as other anonymous (see the notes)");
+	}
 }
 
 /* How the allocators present give memory back: "malloc_trim(0)", "a purge", or both. */
@@ -419,9 +429,7 @@ static void render_summary(const struct text *t, const struct md_report *r, cons
 	     "is free memory pinned by fragmentation (on pages that also hold live data)");
 	term(terms, sizeof(terms), &none, g->kept_free_bytes, "is free memory kept out of trim's reach");
 	term(terms, sizeof(terms), &none, g->metadata_bytes, "is allocator metadata");
-	if (g->live_slack_bytes > 0)
-		term(terms, sizeof(terms), &none, (uint64_t)g->live_slack_bytes,
-		     "is chunk headers and rounding on live pages");
+	term(terms, sizeof(terms), &none, g->headers_bytes, "is chunk headers and rounding on live pages");
 	term(terms, sizeof(terms), &none, g->outside_bytes, "is outside the allocators");
 	snprintf(line, sizeof(line), "The program's live heap is %s%s; the other %s of RSS is the gap%s%s.",
 		 human(g->live_heap_bytes, b, sizeof(b)),
@@ -466,15 +474,18 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 			    "retained extents)");
 	ledger_line(t, "metadata", g->metadata_bytes, false, class_color[MD_CLASS_METADATA],
 		    "allocator bookkeeping pages");
-	if (g->live_slack_bytes)
-		ledger_line(t, g->live_slack_bytes > 0 ? "headers, rounding" : "untouched live",
-			    (uint64_t)(g->live_slack_bytes > 0 ? g->live_slack_bytes : -g->live_slack_bytes),
-			    g->live_slack_bytes < 0, "",
-			    g->live_slack_bytes > 0
-				    ? "chunk headers, padding and the unused ends of live pages"
-				    : "live bytes on pages never touched (not resident, so not in RSS)");
+	if (g->headers_bytes)
+		ledger_line(t, "headers, rounding", g->headers_bytes, false, "",
+			    "chunk headers, padding and the unused ends of live pages");
 	ledger_line(t, "outside allocators", g->outside_bytes, false, "",
 		    "stacks, code and file, shared and other anonymous memory");
+	if (g->untouched_live_bytes) {
+		/* in the live heap but not in RSS: said apart, never netted against the headers */
+		char u[32];
+		wrapf(t, 2, 4, "The live heap also counts %s allocated on pages never touched (not resident, so "
+		      "not in RSS): the lines above add up to the gap plus that.",
+		      human(g->untouched_live_bytes, u, sizeof(u)));
+	}
 
 	if (!g->have_regions) {
 		fputs("  ", t->out);
@@ -1216,6 +1227,14 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 		snprintf(title + l, sizeof(title) - l, " (symbols: %s)", md_esc(symbols));
 	}
 	heading(t, title);
+
+	/* another allocator took malloc over: the all-zero figures would only mislead */
+	const struct md_node *in_use = md_node_get(a, "in_use");
+	if (md_node_type(in_use) == MD_NODE_BOOL && !md_node_get_bool(in_use)) {
+		const char *why = md_node_get_string(md_node_get(a, "in_use_note"));
+		warning(t, ANSI_WARN, "%s", why ? why : "this allocator is present but not in use");
+		return;
+	}
 
 	/* the two states every plugin reports that change how far its figures can be trusted */
 	const struct md_node *walked = md_node_get(a, "walked");

@@ -351,6 +351,7 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	CHECK(add_memory(root, r));
 	CHECK(set_classes(root, r->classes));
 	CHECK(md_node_set_u64(root, "reconciled_pages", r->reconciled_pages));
+	CHECK(md_node_set_u64(root, "untouched_live_bytes", r->untouched_live_bytes));
 	CHECK(add_system(root, r));
 	CHECK(add_cgroup(root, r));
 

@@ -119,6 +119,51 @@ static bool plugin_named(const struct md_report *r, const char *plugin)
 	return false;
 }
 
+/* Allocators that replace malloc itself (the others, CPython's obmalloc, Go, the JVM and V8, sit on
+ * top of the C library's malloc, which stays in use). */
+static bool interposes_malloc(const char *name)
+{
+	return strcmp(name, "tcmalloc") == 0 || strcmp(name, "mimalloc") == 0 || strcmp(name, "unknown") == 0;
+}
+
+/* glibc's object when another allocator took malloc over: an arena that was never allocated
+ * from is not "unused glibc memory" but the sign that glibc malloc is not the process's
+ * allocator. Said on the object ("in_use": false, "in_use_note") and in a note. */
+static struct md_error *glibc_not_in_use(struct md_report *r)
+{
+	const struct md_unanalysed_allocator *other = NULL;
+	for (size_t i = 0; i < r->n_unanalysed && !other; i++)
+		if (interposes_malloc(r->unanalysed[i].name))
+			other = &r->unanalysed[i];
+	if (!other)
+		return NULL;
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		struct md_node *a = md_node_at(r->allocators, i);
+		const char *name = md_node_get_string(md_node_get(a, "name"));
+		if (!name || strcmp(name, "glibc") != 0)
+			continue;
+		const struct md_node *arenas = md_node_get(a, "arenas");
+		bool all_unused = md_node_count(arenas) > 0;
+		for (size_t k = 0; k < md_node_count(arenas); k++) {
+			const char *st = md_node_get_string(md_node_get(md_node_at(arenas, k), "state"));
+			all_unused &= st && strcmp(st, "unused") == 0;
+		}
+		if (!all_unused)
+			continue;
+		char why[512];
+		snprintf(why, sizeof(why), "glibc malloc is not this process's allocator: malloc is %s's (%s); "
+			 "glibc's arena was never allocated from",
+			 other->name, base_name(other->module));
+		struct md_error *err = md_node_set_bool(a, "in_use", false);
+		if (!err)
+			err = md_node_set_string(a, "in_use_note", why);
+		if (!err)
+			err = md_report_add_note(r, "%s", why);
+		return err;
+	}
+	return NULL;
+}
+
 struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 {
 	size_t n = 0;
@@ -150,6 +195,8 @@ struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 	if (!err && exe && !have_libc && !r->n_unanalysed && !plugin_named(r, "glibc") && !plugin_named(r, "jemalloc"))
 		err = add(r, "unknown", exe->name ? exe->name : "?",
 			  "a static executable without the C library's malloc state (glibc's not found)");
+	if (!err)
+		err = glibc_not_in_use(r);
 	if (err)
 		return err;
 	for (size_t i = 0; i < r->n_unanalysed; i++) {

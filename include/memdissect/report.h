@@ -103,6 +103,9 @@ struct md_report {
 	uint64_t classes[MD_CLASS_COUNT];
 	/* Pages whose per-page evidence disagreed with smaps and were moved to match it. */
 	uint64_t reconciled_pages;
+	/* Bytes of live allocations on pages that are not resident (allocated, never touched):
+	 * part of the live heap, not of RSS. */
+	uint64_t untouched_live_bytes;
 
 	struct md_report_region *regions;
 	size_t n_regions;
