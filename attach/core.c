@@ -1617,8 +1617,13 @@ static int collect_frame(Dwfl_Frame *frame, void *arg)
 	struct thread_frames *tf = arg;
 	Dwarf_Addr pc;
 	bool activation;
-	if (!dwfl_frame_pc(frame, &pc, &activation) || pc == 0)
+	if (!dwfl_frame_pc(frame, &pc, &activation) || pc == 0) {
+		/* said here: libdwfl would only report "Callback returned failure" */
+		if (tf->n == 0)
+			snprintf(tf->error, sizeof(tf->error), "the thread's first frame has no program counter%s",
+				 pc == 0 ? " (pc 0)" : "");
 		return DWARF_CB_ABORT;
+	}
 	tf->pcs[tf->n++] = pc;
 	return tf->n >= CORE_MAX_FRAMES ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
@@ -1632,8 +1637,10 @@ static int unwind_thread(Dwfl_Thread *thread, void *arg)
 		struct thread_frames *tf = &c->frames[i];
 		if (tf->tid != tid || tf->n)
 			continue;
-		if (dwfl_thread_getframes(thread, collect_frame, tf) != 0 && tf->n == 0)
-			snprintf(tf->error, sizeof(tf->error), "%s", dwfl_errmsg(-1));
+		tf->error[0] = 0;
+		int rc = dwfl_thread_getframes(thread, collect_frame, tf);
+		if (tf->n == 0 && !tf->error[0])
+			snprintf(tf->error, sizeof(tf->error), "%s", rc != 0 ? dwfl_errmsg(-1) : "the unwinder found no frame");
 		break;
 	}
 	return DWARF_CB_OK;

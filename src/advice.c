@@ -152,14 +152,6 @@ static uint64_t releasable_of(const struct md_report *r, const struct md_gap *g,
 	return v;
 }
 
-/* How the allocators present give memory back. */
-static const char *release_verb(const struct md_report *r)
-{
-	bool glibc = allocator_named(r, "glibc") != NULL, jem = allocator_named(r, "jemalloc") != NULL;
-	return glibc && jem ? "malloc_trim(0) or a jemalloc purge" : jem ? "jemalloc purge" : glibc ? "malloc_trim(0)"
-											  : "release call";
-}
-
 static bool allocator_untrustworthy(const struct md_report *r, const char *name, char *why, size_t len);
 
 static void advise_glibc(struct builder *b, const struct md_report *r, const struct md_gap *g)
@@ -388,11 +380,11 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 		/* jemalloc already keeps size classes in slabs: that is no advice to its users */
 		bool slabs = allocator_named(r, "jemalloc") != NULL;
 		add(&b, "fragmentation",
-		    "Expect no %s to help with %s of free memory (%s of the allocators' "
+		    "Expect no help from %s with %s of free memory (%s of the allocators' "
 		    "resident pages): it is pinned by fragmentation, on pages that also hold live "
 		    "data%s. It comes back only when the live neighbours are freed: allocate long-lived "
 		    "and short-lived objects apart (pools, a separate arena)%s.",
-		    release_verb(r), hb(g->pinned_free_bytes, b1, sizeof(b1)),
+		    md_release_verb(r), hb(g->pinned_free_bytes, b1, sizeof(b1)),
 		    pct(g->pinned_free_bytes, heap_res, p1, sizeof(p1)), w,
 		    slabs ? "" : ", or use an allocator with size-class slabs (jemalloc, mimalloc)");
 	}

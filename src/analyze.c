@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyze.h"
@@ -228,6 +230,31 @@ static void hold_pause(unsigned ms)
 	}
 }
 
+/* maps writes " (deleted)" after the name of an unlinked file, and attach/procfs.c strips it; a file
+ * really named "x (deleted)" reads the same. The link count behind /proc/PID/map_files tells
+ * them apart: a file still linked gets its full name back. */
+static void resolve_deleted(struct md_target *t)
+{
+	static const char suffix[] = " (deleted)";
+	for (size_t i = 0; i < t->n_mappings; i++) {
+		struct md_mapping *m = &t->mappings[i];
+		if (!m->deleted || !m->path || m->path[0] != '/')
+			continue;
+		char link[96];
+		snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)t->pid, m->start, m->end);
+		struct stat st;
+		if (stat(link, &st) != 0 || st.st_nlink == 0)
+			continue;
+		size_t l = strlen(m->path);
+		char *full = realloc(m->path, l + sizeof(suffix));
+		if (!full)
+			continue;
+		memcpy(full + l, suffix, sizeof(suffix));
+		m->path = full;
+		m->deleted = false;
+	}
+}
+
 static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
 {
 	double t0 = now_ms();
@@ -291,6 +318,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 
 	phase("detach");
 	/* After the pause: classify, report. */
+	if (!err)
+		resolve_deleted(t);
 	if (!err) {
 		fill_memory(r, &cap, t->n_threads);
 		fill_system(r, pid);

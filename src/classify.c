@@ -564,6 +564,7 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 			if (!rr->path)
 				return &md_error_nomem;
 		}
+		rr->deleted = m->deleted;
 		rr->kind = m->kind;
 		rr->kind_name = kind_name(m->kind);
 		rr->allocator = acc->owner >= 0 ? c->sinks[acc->owner]->name : NULL;

@@ -26,6 +26,29 @@ uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *fou
 	return sum;
 }
 
+/* An allocator of the report that is in use (another allocator may have taken malloc over from
+ * glibc: its object then says "in_use": false). */
+static bool allocator_in_use(const struct md_report *r, const char *name)
+{
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *n = md_node_get_string(md_node_get(a, "name"));
+		const struct md_node *in_use = md_node_get(a, "in_use");
+		if (n && strcmp(n, name) == 0)
+			return !(md_node_type(in_use) == MD_NODE_BOOL && !md_node_get_bool(in_use));
+	}
+	return false;
+}
+
+const char *md_release_verb(const struct md_report *r)
+{
+	bool glibc = allocator_in_use(r, "glibc"), jem = allocator_in_use(r, "jemalloc");
+	return glibc && jem ? "malloc_trim(0) or a jemalloc purge"
+	       : jem        ? "a jemalloc purge"
+	       : glibc      ? "malloc_trim(0)"
+			    : "no call memdissect knows of";
+}
+
 /* Same allocator and same label: one row. */
 static bool same_row(const struct md_alloc_region *a, const struct md_alloc_region *b)
 {

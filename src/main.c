@@ -642,15 +642,17 @@ static int cmd_snapshot(int argc, char **argv)
 	if (err)
 		return fail(err);
 	char b1[16], b2[16];
-	printf("snapshot of process %d written to %s: %s of resident memory (%zu mappings, %zu threads), file %s\n"
+	printf("snapshot of process %d written to %s: %s of resident memory (%zu mapping%s, %zu thread%s), file %s\n"
 	       "pause %.1f ms (capture %.1f ms, %s %.1f ms), written in %.1f ms%s%s\n",
-	       pid, out, md_format_bytes(res.resident_bytes, b1, sizeof(b1)), res.mappings, res.threads,
+	       pid, md_esc(out), md_format_bytes(res.resident_bytes, b1, sizeof(b1)), res.mappings,
+	       res.mappings == 1 ? "" : "s", res.threads, res.threads == 1 ? "" : "s",
 	       md_format_bytes(res.file_bytes, b2, sizeof(b2)), res.pause_ms, res.capture_ms,
 	       res.streamed ? "streaming to the file" : "copy", res.copy_ms, res.write_ms,
-	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : res.why);
+	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : md_esc(res.why));
 	if (res.unreadable_pages)
-		printf("%llu resident pages could not be read and are not in the file\n",
-		       (unsigned long long)res.unreadable_pages);
+		printf("%llu resident page%s could not be read and %s not in the file\n",
+		       (unsigned long long)res.unreadable_pages, res.unreadable_pages == 1 ? "" : "s",
+		       res.unreadable_pages == 1 ? "is" : "are");
 	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return fail(md_error_os(errno ? errno : EIO, "writing the summary"));

@@ -79,6 +79,10 @@ struct md_gap {
 struct md_error *md_gap_compute(const struct md_report *r, struct md_gap *gap_ret);
 void md_gap_deinit(struct md_gap *gap);
 
+/* How the allocators in use give memory back: "malloc_trim(0)", "a jemalloc purge", both, or
+ * "no call memdissect knows of" (only allocators without a plugin). */
+const char *md_release_verb(const struct md_report *r);
+
 /* Sum of a numeric key over the allocator objects of the report (found: any had it). */
 uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *found_ret);
 

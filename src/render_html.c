@@ -325,8 +325,9 @@ static void gap_section(const struct html *h)
 		hb(g->gap_bytes, b2, sizeof(b2)), hb(g->rss_bytes, b3, sizeof(b3)));
 	fputs("<table class=\"ledger\">\n", out);
 	uint64_t whole = g->gap_bytes ? g->gap_bytes : 1;
-	ledger_row(out, "gap-releasable", "releasable now", "g-rel", g->releasable_bytes, whole,
-		   "free pages malloc_trim(0) / a purge would return to the kernel now");
+	char what[128];
+	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", md_release_verb(h->r));
+	ledger_row(out, "gap-releasable", "releasable now", "g-rel", g->releasable_bytes, whole, what);
 	ledger_row(out, "gap-pinned", "pinned free", "g-pinned", g->pinned_free_bytes, whole,
 		   "free bytes on pages that also hold live data: fragmentation");
 	ledger_row(out, "gap-kept", "kept free", "g-kept", g->kept_free_bytes, whole,
@@ -641,6 +642,8 @@ static void evidence(const struct html *h)
 				fprintf(out, "<td class=\"n\">%s</td>", reg->classes[c] ? hb(reg->classes[c], b, sizeof(b)) : "-");
 			fputs("<td>", out);
 			esc(out, reg->path ? reg->path : reg->kind_name ? reg->kind_name : "anon");
+			if (reg->deleted)
+				fputs(" <span class=\"muted\">[deleted]</span>", out);
 			if (reg->allocator) {
 				fputs(" (", out);
 				esc(out, reg->allocator);

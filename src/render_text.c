@@ -351,18 +351,6 @@ static void render_header(const struct text *t, const struct md_report *r)
 	}
 }
 
-/* How the allocators present give memory back: "malloc_trim(0)", "a purge", or both. */
-static const char *release_tool(const struct md_report *r)
-{
-	bool glibc = false, jem = false;
-	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
-		const char *n = md_node_get_string(md_node_get(md_node_at(r->allocators, i), "name"));
-		glibc |= n && strcmp(n, "glibc") == 0;
-		jem |= n && strcmp(n, "jemalloc") == 0;
-	}
-	return glibc && jem ? "malloc_trim(0) and a purge" : jem ? "a purge" : "malloc_trim(0)";
-}
-
 /* One term of a sentence: "3.04 MiB could be returned ...", skipped when zero. */
 static void term(char *line, size_t len, bool *first, uint64_t bytes, const char *what)
 {
@@ -423,7 +411,7 @@ static void render_summary(const struct text *t, const struct md_report *r, cons
 	char line[1024], terms[768] = "";
 	bool none = true;
 	char what[128];
-	snprintf(what, sizeof(what), "could be returned to the kernel now (%s)", release_tool(r));
+	snprintf(what, sizeof(what), "could be returned to the kernel now (%s)", md_release_verb(r));
 	term(terms, sizeof(terms), &none, g->releasable_bytes, what);
 	term(terms, sizeof(terms), &none, g->pinned_free_bytes,
 	     "is free memory pinned by fragmentation (on pages that also hold live data)");
@@ -463,7 +451,7 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 	fprintf(t->out, "  live heap %s + gap %s = RSS %s\n", human(g->live_heap_bytes, b1, sizeof(b1)),
 		human(g->gap_bytes, b2, sizeof(b2)), human(g->rss_bytes, b3, sizeof(b3)));
 	char what[160];
-	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", release_tool(r));
+	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", md_release_verb(r));
 	ledger_line(t, "releasable now", g->releasable_bytes, false, class_color[MD_CLASS_FREE], what);
 	ledger_line(t, "pinned free", g->pinned_free_bytes, false, "\033[35m",
 		    "free bytes on pages that also hold live data: fragmentation, no trim or purge "
@@ -660,6 +648,10 @@ static void print_region_name(FILE *out, const struct md_report_region *reg, int
 	const char *alloc = reg->allocator ? reg->allocator : "";
 	const char *alloc_close = reg->allocator ? ")" : "";
 	const char *path = reg->path ? md_esc(reg->path) : NULL;
+	/* a deleted file is marked apart from its name (which may itself end in " (deleted)") */
+	if (reg->deleted) {
+		alloc_open = reg->allocator ? " [deleted] (" : " [deleted]";
+	}
 	snprintf(full, sizeof(full), "%s%s%s%s", path ? path : kind, alloc_open, alloc, alloc_close);
 	if (avail < 8)
 		avail = 8;

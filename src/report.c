@@ -279,6 +279,7 @@ static struct md_error *add_region(struct md_node *regions, const struct md_repo
 	CHECK(md_node_set(o, "perms", md_node_stringf("%.4s", reg->perms)));
 	CHECK(md_node_set_u64(o, "offset", reg->offset));
 	CHECK(md_node_set(o, "path", string_or_null(reg->path)));
+	CHECK(md_node_set_bool(o, "deleted", reg->deleted));
 	CHECK(md_node_set_string(o, "kind", reg->kind_name ? reg->kind_name : map_kind_name(reg->kind)));
 	CHECK(md_node_set(o, "allocator", string_or_null(reg->allocator)));
 	CHECK(md_node_set_u64(o, "rss_bytes", reg->rss_bytes));

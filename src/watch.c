@@ -281,7 +281,7 @@ static void text_header(FILE *out, int pid, const char *comm, const struct md_wa
 {
 	fprintf(out, "memdissect watch: pid %d (%s), every %.3g s", pid, md_esc(comm), o->interval_s);
 	if (o->count)
-		fprintf(out, ", %lu samples", o->count);
+		fprintf(out, ", %lu sample%s", o->count, o->count == 1 ? "" : "s");
 	else
 		fputs(", until Ctrl-C", out);
 	fputc('\n', out);

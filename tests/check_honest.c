@@ -133,8 +133,9 @@ START_TEST(test_hostile_names_every_format)
 	assert_printable("text report", out);
 	assert_printable("text stderr", err);
 	ck_assert_ptr_nonnull(strstr(out, "(\\x1b]0;pwn\\x07")); /* the comm, escaped */
-	ck_assert_ptr_nonnull(strstr(out, "gone\\x1b[5mfile"));
-	ck_assert_ptr_nonnull(strstr(out, "md\\x1b[31mred\\n"));
+	ck_assert_ptr_nonnull(strstr(out, "gone\\x1b[5mfile [deleted]"));
+	/* the file really named "... (deleted)" is not deleted: its full name, no marker */
+	ck_assert_ptr_nonnull(strstr(out, "md\\x1b[31mred\\nline\\x07\\x9b (deleted)\n"));
 	free(out);
 	free(err);
 	const char *map[] = { "attach", "--no-color", "--map", pid, NULL };
@@ -182,6 +183,25 @@ START_TEST(test_hostile_names_every_format)
 	const char *j[] = { "attach", "--json", pid, NULL };
 	ck_assert_int_eq(run(j, &out, &err), 0);
 	ck_assert_ptr_nonnull(strstr(out, "\"comm\": \"\\u001b]0;pwn\\u0007"));
+	struct md_node *doc = NULL;
+	ck_assert_ptr_null(md_node_parse_json(out, strlen(out), &doc));
+	int seen = 0;
+	const struct md_node *regions = md_node_get(doc, "regions");
+	for (size_t i = 0; i < md_node_count(regions); i++) {
+		const struct md_node *reg = md_node_at(regions, i);
+		const char *path = md_node_get_string(md_node_get(reg, "path"));
+		bool deleted = md_node_get_bool(md_node_get(reg, "deleted"));
+		if (path && strstr(path, "/gone\033[5mfile")) {
+			ck_assert(deleted);
+			seen |= 1;
+		}
+		if (path && strstr(path, "/md\033[31mred\nline\007") && strstr(path, " (deleted)")) {
+			ck_assert(!deleted);
+			seen |= 2;
+		}
+	}
+	ck_assert_int_eq(seen, 3);
+	md_node_destroy(doc);
 	write_text(ja, out);
 	free(out);
 	free(err);

@@ -27,7 +27,8 @@ const char *md_class_name(enum md_class c); /* "live", "free", ..., "anon_other"
 struct md_report_region {
 	uint64_t start, end, offset;
 	char perms[5];          /* "rw-p" */
-	char *path;             /* NULL when anonymous */
+	char *path;             /* NULL when anonymous; a real " (deleted)" at the end is the file's name */
+	bool deleted;           /* the backing file was deleted (maps said " (deleted)", and it is) */
 	enum md_map_kind kind;
 	const char *kind_name;  /* "heap", "anon", "stack", "file", "shared", "special" */
 	const char *allocator;  /* allocator claiming pages here, or NULL */
