@@ -1211,13 +1211,7 @@ static struct md_error *residency_from_core(struct core *c, struct map_list *l, 
 /* Kinds the live target gets from the threads' stack pointers. */
 static void mark_stacks(struct md_target *t)
 {
-	for (size_t i = 0; i < t->n_threads; i++) {
-		if (!t->threads[i].regs_valid)
-			continue;
-		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, t->threads[i].regs[MD_REG_RSP]);
-		if (m && m->kind == MD_MAP_ANON)
-			m->kind = MD_MAP_STACK;
-	}
+	md_target_mark_thread_stacks(t);
 }
 
 /* The figures smaps_rollup and status would have shown, summed from the inferred pages. */

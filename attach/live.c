@@ -460,14 +460,7 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 
 static void mark_stacks(struct md_target *t)
 {
-	for (size_t i = 0; i < t->n_threads; i++) {
-		if (!t->threads[i].regs_valid)
-			continue;
-		uint64_t sp = t->threads[i].regs[MD_REG_RSP];
-		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, sp);
-		if (m && m->kind == MD_MAP_ANON)
-			m->kind = MD_MAP_STACK;
-	}
+	md_target_mark_thread_stacks(t);
 }
 
 /* Read smaps (mappings + figures), smaps_rollup and status; retry while the sum of the

@@ -7,6 +7,7 @@
  *   output paths checked before the pause, diff validating what it reads, a closed stdout. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -708,6 +709,46 @@ START_TEST(test_no_false_unanalysed)
 }
 END_TEST
 
+/* ---- stacks ---- */
+
+/* A thread whose stack lies inside a big anonymous arena (Go's goroutine stacks): the arena is
+ * not a stack; ordinary pthread stacks and the main stack still are. */
+START_TEST(test_sp_in_arena_is_not_a_stack)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "sp_in_heap", NULL));
+	uint64_t start = md_test_truth(&p, "arena_start"), end = md_test_truth(&p, "arena_end");
+	uint64_t touched = md_test_truth(&p, "touched_bytes");
+	int status;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(status, 0);
+	md_test_check_classes_sum(doc);
+	const struct md_node *regions = md_node_get(doc, "regions");
+	bool found = false;
+	uint64_t plain_stacks = 0;
+	for (size_t i = 0; i < md_node_count(regions); i++) {
+		struct md_node *reg = md_node_at(regions, i);
+		uint64_t rs = md_node_get_u64(md_node_get(reg, "start")), re = md_node_get_u64(md_node_get(reg, "end"));
+		if (rs <= start && re >= end) {
+			found = true;
+			ck_assert_str_ne(md_node_get_string(md_node_get(reg, "kind")), "stack");
+			ck_assert_uint_eq(md_test_json_u64(reg, "classes.stack"), 0);
+			ck_assert_uint_ge(md_test_json_u64(reg, "classes.anon_other"), touched);
+		} else {
+			plain_stacks += md_test_json_u64(reg, "classes.stack");
+		}
+	}
+	ck_assert_msg(found, "no region holds the arena [%" PRIx64 ", %" PRIx64 ")", start, end);
+	/* the main stack and the plain thread's stack, a page each at least */
+	ck_assert_uint_ge(plain_stacks, 2 * 4096);
+	ck_assert_uint_lt(md_test_json_u64(doc, "classes.stack"), touched);
+	md_node_destroy(doc);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 Suite *honest_suite(void)
 {
 	Suite *s = suite_create("honest");
@@ -722,6 +763,10 @@ Suite *honest_suite(void)
 	tcase_add_test(tc, test_diff_validates);
 	tcase_add_test(tc, test_closed_stdout);
 	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("stacks");
+	tcase_add_test(tc, test_sp_in_arena_is_not_a_stack);
+	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("unanalysed");
 	tcase_add_test(tc, test_no_false_unanalysed);
