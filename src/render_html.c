@@ -657,6 +657,19 @@ static void evidence(const struct html *h)
 
 	/* allocators: their size-class histograms as SVG bar charts */
 	fputs("<section id=\"allocators\">\n<h2>Allocators</h2>\n", out);
+	if (r->n_unanalysed) {
+		fputs("<p class=\"warn\">Not analysed (no plugin walks them; their memory is in other anonymous):</p>\n<ul id=\"unanalysed\">\n", out);
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			fputs("<li><b>", out);
+			esc(out, r->unanalysed[i].name);
+			fputs("</b> in <span class=\"mono\">", out);
+			esc(out, r->unanalysed[i].module);
+			fputs("</span>: ", out);
+			esc(out, r->unanalysed[i].evidence);
+			fputs("</li>\n", out);
+		}
+		fputs("</ul>\n", out);
+	}
 	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
 		const struct md_node *a = md_node_at(r->allocators, i);
 		const char *name = md_node_get_string(md_node_get(a, "name"));
@@ -664,6 +677,13 @@ static void evidence(const struct html *h)
 		fputs("<h3>", out);
 		escf(out, "%s %s", name ? name : "?", version ? version : "");
 		fputs("</h3>\n", out);
+		const struct md_node *in_use = md_node_get(a, "in_use");
+		if (md_node_type(in_use) == MD_NODE_BOOL && !md_node_get_bool(in_use)) {
+			fputs("<p class=\"warn\">", out);
+			esc(out, md_node_get_string(md_node_get(a, "in_use_note")));
+			fputs("</p>\n", out);
+			continue;
+		}
 		const struct md_node *arenas = md_node_get(a, "arenas");
 		const struct md_node *objs[1 + 64];
 		size_t n_objs = 0;

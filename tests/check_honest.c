@@ -588,6 +588,25 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	ck_assert(!md_node_get_bool(md_node_get(g, "in_use")));
 	ck_assert_ptr_nonnull(strstr(md_node_get_string(md_node_get(g, "in_use_note")), "not this process's allocator"));
 	md_node_destroy(doc);
+	/* the other formats name it too; the text report does not show glibc's zero figures */
+	char pid[32], metric[128];
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	snprintf(metric, sizeof(metric), "memdissect_unanalysed_allocator{pid=\"%s\"", pid);
+	char *out = NULL, *err = NULL;
+	const char *om[] = { "attach", "--format", "openmetrics", pid, NULL };
+	ck_assert_int_eq(run(om, &out, &err), 10);
+	ck_assert_ptr_nonnull(strstr(out, metric));
+	snprintf(metric, sizeof(metric), "name=\"%s\",module=\"", name);
+	ck_assert_ptr_nonnull(strstr(out, metric));
+	free(out);
+	free(err);
+	const char *text[] = { "attach", "--no-color", pid, NULL };
+	ck_assert_int_eq(run(text, &out, &err), 10);
+	ck_assert_ptr_nonnull(strstr(out, "glibc malloc is not this process's allocator"));
+	ck_assert_ptr_null(strstr(out, "malloc_trim(0) would release"));
+	ck_assert_ptr_null(strstr(out, "mallinfo2"));
+	free(out);
+	free(err);
 	md_test_proc_stop(&p);
 }
 
