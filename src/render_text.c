@@ -649,9 +649,11 @@ static void print_region_name(FILE *out, const struct md_report_region *reg, int
 	const char *alloc_close = reg->allocator ? ")" : "";
 	const char *path = reg->path ? md_esc(reg->path) : NULL;
 	/* a deleted file is marked apart from its name (which may itself end in " (deleted)") */
-	if (reg->deleted) {
+	if (reg->deleted)
 		alloc_open = reg->allocator ? " [deleted] (" : " [deleted]";
-	}
+	/* an unanalysed runtime's mapping: named by its owner (its pages stay other anonymous) */
+	if (!reg->allocator && reg->owner && !reg->path)
+		kind = reg->owner;
 	snprintf(full, sizeof(full), "%s%s%s%s", path ? path : kind, alloc_open, alloc, alloc_close);
 	if (avail < 8)
 		avail = 8;

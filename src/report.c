@@ -282,6 +282,7 @@ static struct md_error *add_region(struct md_node *regions, const struct md_repo
 	CHECK(md_node_set_bool(o, "deleted", reg->deleted));
 	CHECK(md_node_set_string(o, "kind", reg->kind_name ? reg->kind_name : map_kind_name(reg->kind)));
 	CHECK(md_node_set(o, "allocator", string_or_null(reg->allocator)));
+	CHECK(md_node_set(o, "owner", string_or_null(reg->owner)));
 	CHECK(md_node_set_u64(o, "rss_bytes", reg->rss_bytes));
 	CHECK(md_node_set_u64(o, "pss_bytes", reg->pss_bytes));
 	CHECK(md_node_set_u64(o, "swap_bytes", reg->swap_bytes));

@@ -164,6 +164,24 @@ static struct md_error *glibc_not_in_use(struct md_report *r)
 	return NULL;
 }
 
+/* Mappings whose owner the evidence makes clear. Go (linux/amd64) reserves its heap arenas from
+ * the first hint 0x00c0<<32 upwards (the next hints, 1<<40 | 0x00c0<<32 and on, only when that
+ * fails; the last ones would overlap the shared-library area), so a private anonymous mapping in
+ * [0x00c0<<32, 0x0100<<32) of a Go program is its heap; goroutine stacks live there too. Nothing else is claimed: pymalloc's 1 MiB arenas, the Java heap and V8's pages merge with
+ * their anonymous neighbours and cannot be told apart from the mappings alone. */
+static void attribute_regions(struct md_report *r)
+{
+	bool go = false;
+	for (size_t i = 0; i < r->n_unanalysed; i++)
+		go |= strcmp(r->unanalysed[i].name, "go") == 0;
+	for (size_t i = 0; go && i < r->n_regions; i++) {
+		struct md_report_region *reg = &r->regions[i];
+		if (!reg->path && reg->kind == MD_MAP_ANON && !reg->allocator && reg->start >= (0x00c0ULL << 32) &&
+		    reg->end <= (0x0100ULL << 32) && reg->perms[0] == 'r' && reg->perms[1] == 'w' && reg->perms[3] == 'p')
+			reg->owner = "go heap arena";
+	}
+}
+
 struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 {
 	size_t n = 0;
@@ -197,6 +215,8 @@ struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 			  "a static executable without the C library's malloc state (glibc's not found)");
 	if (!err)
 		err = glibc_not_in_use(r);
+	if (!err)
+		attribute_regions(r);
 	if (err)
 		return err;
 	for (size_t i = 0; i < r->n_unanalysed; i++) {

@@ -711,6 +711,58 @@ START_TEST(test_unanalysed_go)
 }
 END_TEST
 
+/* Go's layout without a Go toolchain (tests/targets/go_like.c): runtime.mallocgc defined, the heap
+ * arena at Go's first hint with a thread stack inside. Go is named, the arena is a named region
+ * ("go heap arena") of class anon_other, not stacks. */
+START_TEST(test_go_layout)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "go_like", NULL));
+	uint64_t start = md_test_truth(&p, "arena_start"), touched = md_test_truth(&p, "touched_bytes");
+	int status;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(status, 10);
+	const struct md_node *un = md_node_get(doc, "unanalysed_allocators");
+	bool go = false;
+	for (size_t i = 0; i < md_node_count(un); i++) {
+		const struct md_node *u = md_node_at(un, i);
+		if (strcmp(md_node_get_string(md_node_get(u, "name")) ?: "", "go") == 0) {
+			go = true;
+			ck_assert_ptr_nonnull(strstr(md_node_get_string(md_node_get(u, "evidence")), "runtime.mallocgc"));
+		}
+	}
+	ck_assert(go);
+	const struct md_node *regions = md_node_get(doc, "regions");
+	bool found = false;
+	for (size_t i = 0; i < md_node_count(regions); i++) {
+		struct md_node *reg = md_node_at(regions, i);
+		if (md_node_get_u64(md_node_get(reg, "start")) != start)
+			continue;
+		found = true;
+		ck_assert_str_eq(md_node_get_string(md_node_get(reg, "owner")), "go heap arena");
+		ck_assert_uint_eq(md_test_json_u64(reg, "classes.stack"), 0);
+		ck_assert_uint_ge(md_test_json_u64(reg, "classes.anon_other"), touched);
+	}
+	ck_assert(found);
+	md_node_destroy(doc);
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	char *out = NULL, *err = NULL;
+	const char *text[] = { "attach", "--no-color", pid, NULL };
+	ck_assert_int_eq(run(text, &out, &err), 10);
+	ck_assert_ptr_nonnull(strstr(out, "c000000000-c004000000     rw-p"));
+	ck_assert_ptr_nonnull(strstr(out, " go heap arena\n"));
+	/* nothing outside Go's first arena hint range is claimed */
+	const char *g1 = strstr(out, " go heap arena\n");
+	ck_assert_ptr_null(strstr(g1 + 1, " go heap arena\n"));
+	free(out);
+	free(err);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* A plain glibc program names nothing: no false alarm. */
 START_TEST(test_no_false_unanalysed)
 {
@@ -796,6 +848,7 @@ Suite *honest_suite(void)
 	tcase_add_test(tc, test_unanalysed_node);
 	tcase_add_test(tc, test_unanalysed_java);
 	tcase_add_test(tc, test_unanalysed_go);
+	tcase_add_test(tc, test_go_layout);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

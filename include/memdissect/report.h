@@ -32,6 +32,9 @@ struct md_report_region {
 	enum md_map_kind kind;
 	const char *kind_name;  /* "heap", "anon", "stack", "file", "shared", "special" */
 	const char *allocator;  /* allocator claiming pages here, or NULL */
+	/* An unanalysed allocator or runtime the mapping belongs to, where the evidence is clear
+	 * ("go heap arena"); its pages stay anon_other until a plugin walks them. */
+	const char *owner;
 	uint64_t rss_bytes, pss_bytes, swap_bytes;
 	uint64_t classes[MD_CLASS_COUNT]; /* bytes; sum == rss_bytes */
 };
