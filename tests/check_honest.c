@@ -371,6 +371,45 @@ START_TEST(test_exit_codes_of_paths)
 }
 END_TEST
 
+/* A full disk is the environment's error (9), for the snapshot and for --html: a 4 KiB tmpfs. */
+START_TEST(test_disk_full)
+{
+	SKIP_WITHOUT_PTRACE();
+	if (geteuid() != 0)
+		MD_SKIP_OPTIONAL("mounting a small tmpfs needs root");
+	char dir[] = "/tmp/md-full-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char cmd[PATH_MAX + 64];
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=4k tmpfs '%s' 2>/dev/null", dir);
+	if (system(cmd) != 0) {
+		rmdir(dir);
+		MD_SKIP_OPTIONAL("cannot mount a tmpfs here");
+	}
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "sleeper", NULL));
+	char pid[32], core[PATH_MAX], html[PATH_MAX];
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	snprintf(core, sizeof(core), "%s/s.core", dir);
+	snprintf(html, sizeof(html), "%s/r.html", dir);
+	char *out = NULL, *err = NULL;
+	const char *snap[] = { "snapshot", pid, "-o", core, NULL };
+	int snap_rc = run(snap, &out, &err);
+	char *snap_err = err;
+	free(out);
+	const char *h[] = { "attach", "--html", html, pid, NULL };
+	int html_rc = run(h, &out, &err);
+	char *html_err = err;
+	free(out);
+	md_test_proc_stop(&p);
+	snprintf(cmd, sizeof(cmd), "umount '%s' && rmdir '%s'", dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_msg(snap_rc == 9 && strstr(snap_err, "No space left on device"), "snapshot: exit %d, %s", snap_rc, snap_err);
+	ck_assert_msg(html_rc == 9 && strstr(html_err, "No space left on device"), "--html: exit %d, %s", html_rc, html_err);
+	free(snap_err);
+	free(html_err);
+}
+END_TEST
+
 /* A minimal valid report with one field replaced: diff names the field, exit 7. */
 #define DIFF_DOC                                                                                   \
 	"{\"schema_version\": 1, \"target\": {\"pid\": 42, \"comm\": \"x\", \"source\": \"live\"},"         \
@@ -832,6 +871,7 @@ Suite *honest_suite(void)
 	tcase_add_test(tc, test_cli_strict);
 	tcase_add_test(tc, test_exit_codes_of_paths);
 	tcase_add_test(tc, test_diff_validates);
+	tcase_add_test(tc, test_disk_full);
 	tcase_add_test(tc, test_closed_stdout);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
