@@ -535,8 +535,10 @@ static int cmd_watch(int argc, char **argv)
 	wopts.only_plugin = co.plugin;
 	wopts.color = want_color(co.color);
 	wopts.width = terminal_width();
+	bool partial = false;
+	wopts.partial_ret = &partial;
 	struct md_error *err = md_watch_run(pid, &wopts, stdout);
-	return err ? fail(err) : EXIT_OK;
+	return err ? fail(err) : partial ? EXIT_PARTIAL : EXIT_OK;
 }
 
 static int cmd_diff(int argc, char **argv)

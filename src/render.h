@@ -169,6 +169,8 @@ struct md_watch_sample {
 	uint64_t gap_bytes;        /* rss - live heap */
 	uint64_t classes[MD_CLASS_COUNT];
 	double pause_ms;
+	bool partial;
+	char unanalysed[96]; /* names of allocators present that no plugin walks: "pymalloc, go" */
 };
 void md_watch_sample_from_report(const struct md_report *r, double t_s, struct md_watch_sample *s);
 
@@ -205,6 +207,7 @@ void md_trend_fit(const double *t, const double *y, size_t n, uint64_t threshold
 const char *md_format_rate(double bytes_per_s, char *buf, size_t len);
 
 struct md_watch_options {
+	bool *partial_ret;      /* set when a sample's report was partial (exit 10) */
 	double interval_s;
 	unsigned long count;    /* 0: until interrupted */
 	bool json;

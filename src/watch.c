@@ -42,6 +42,11 @@ void md_watch_sample_from_report(const struct md_report *r, double t_s, struct m
 	s->metadata_bytes = r->classes[MD_CLASS_METADATA];
 	memcpy(s->classes, r->classes, sizeof(s->classes));
 	s->pause_ms = r->target.pause_ms;
+	s->partial = r->partial;
+	for (size_t i = 0; i < r->n_unanalysed; i++) {
+		size_t l = strlen(s->unanalysed);
+		snprintf(s->unanalysed + l, sizeof(s->unanalysed) - l, "%s%s", i ? ", " : "", r->unanalysed[i].name);
+	}
 	struct md_gap g;
 	struct md_error *err = md_gap_compute(r, &g);
 	if (err) {
@@ -219,10 +224,22 @@ void md_verdict_compute(const struct md_watch_sample *s, size_t n, struct md_ver
 			 rh, sg);
 	} else {
 		v->verdict = MD_VERDICT_STABLE;
-		snprintf(v->text, sizeof(v->text),
-			 "live heap %s and gap %s over %s; a stable gap is the allocators' normal "
-			 "overhead",
-			 sh, sg, span);
+		if (n && s[n - 1].unanalysed[0])
+			snprintf(v->text, sizeof(v->text),
+				 "live heap %s and gap %s over %s; stable, but not known to be overhead: the gap "
+				 "holds the memory of %s, which no plugin walks",
+				 sh, sg, span, s[n - 1].unanalysed);
+		else
+			snprintf(v->text, sizeof(v->text),
+				 "live heap %s and gap %s over %s; a stable gap is the allocators' normal "
+				 "overhead",
+				 sh, sg, span);
+	}
+	/* what memdissect cannot see is named, whatever the trend */
+	if (n && s[n - 1].unanalysed[0] && v->verdict != MD_VERDICT_STABLE) {
+		size_t l = strlen(v->text);
+		snprintf(v->text + l, sizeof(v->text) - l, " (%s present but not analysed: their memory is in the gap)",
+			 s[n - 1].unanalysed);
 	}
 	v->name = verdict_names[v->verdict];
 }
@@ -370,7 +387,7 @@ static struct md_node *trend_node(const struct md_trend *tr)
 }
 
 static struct md_error *json_verdict(FILE *out, int pid, size_t n, const struct md_verdict_result *v,
-				     const char *ended)
+				     const char *ended, const struct md_watch_sample *last)
 {
 	struct md_error *err = NULL;
 	struct md_node *o = md_node_object();
@@ -389,6 +406,9 @@ static struct md_error *json_verdict(FILE *out, int pid, size_t n, const struct 
 	PUT(md_node_set(o, "free", trend_node(&v->free)));
 	if (ended)
 		PUT(md_node_set_string(o, "ended", ended));
+	PUT(md_node_set_bool(o, "partial", last->partial));
+	if (last->unanalysed[0])
+		PUT(md_node_set_string(o, "unanalysed", last->unanalysed));
 	if (err) {
 		md_node_destroy(o);
 		return err;
@@ -472,6 +492,8 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			text_header(out, pid, comm, o, wide);
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
+		if (samples[n].partial && o->partial_ret)
+			*o->partial_ret = true;
 		md_analysis_deinit(&a);
 		errno = 0;
 		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n]) : NULL;
@@ -493,7 +515,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 		md_verdict_compute(samples, n, &v);
 		struct md_error *verr = NULL;
 		if (o->json)
-			verr = json_verdict(out, pid, n, &v, ended);
+			verr = json_verdict(out, pid, n, &v, ended, &samples[n - 1]);
 		else
 			text_verdict(out, o, n, &v);
 		if (!err)

@@ -602,6 +602,20 @@ START_TEST(test_unanalysed_python)
 		MD_SKIP("no /usr/bin/python3");
 	const char *args[] = { "/usr/bin/python3", "-c", python_code, NULL };
 	check_unanalysed(args, "pymalloc", "python3");
+
+	/* watch: partial (10), and a stable gap is not called overhead: it holds pymalloc's arenas */
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "launch", args));
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	char *out = NULL, *err = NULL;
+	const char *w[] = { "watch", pid, "--interval", "0.05", "--count", "3", "--no-color", NULL };
+	ck_assert_int_eq(run(w, &out, &err), 10);
+	ck_assert_ptr_null(strstr(out, "normal overhead"));
+	ck_assert_ptr_nonnull(strstr(out, "pymalloc"));
+	free(out);
+	free(err);
+	md_test_proc_stop(&p);
 }
 END_TEST
 
