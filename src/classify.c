@@ -549,6 +549,12 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 		return &md_error_nomem;
 	r->n_regions = c->n_maps;
 	memset(r->classes, 0, sizeof(r->classes));
+	r->memory.lazy_free_bytes = r->memory.allocator_lazy_free_bytes = 0;
+	for (size_t mi = 0; mi < c->n_maps; mi++) {
+		r->memory.lazy_free_bytes += c->maps[mi].smaps.lazy_free;
+		if (c->acc[mi].flags && c->acc[mi].owner >= 0)
+			r->memory.allocator_lazy_free_bytes += c->maps[mi].smaps.lazy_free;
+	}
 	for (size_t mi = 0; mi < c->n_maps; mi++) {
 		const struct md_mapping *m = &c->maps[mi];
 		const struct map_acc *acc = &c->acc[mi];

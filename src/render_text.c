@@ -467,6 +467,12 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 			    "chunk headers, padding and the unused ends of live pages");
 	ledger_line(t, "outside allocators", g->outside_bytes, false, "",
 		    "stacks, code and file, shared and other anonymous memory");
+	if (r->memory.allocator_lazy_free_bytes) {
+		char u[32];
+		wrapf(t, 2, 4, "%s of the allocators' pages are MADV_FREE'd (LazyFree): counted in RSS, "
+		      "but the kernel takes them back under memory pressure without any call.",
+		      human(r->memory.allocator_lazy_free_bytes, u, sizeof(u)));
+	}
 	if (g->untouched_live_bytes) {
 		/* in the live heap but not in RSS: said apart, never netted against the headers */
 		char u[32];
@@ -572,6 +578,13 @@ static void render_memory(const struct text *t, const struct md_report *r)
 	cell_bytes(&cells[6], "RssFile", r->memory.file_bytes);
 	cell_bytes(&cells[7], "RssShmem", r->memory.shmem_bytes);
 	grid(t, cells, 8, 2, 4); /* two rows: RSS PSS USS Swap / VmSize RssAnon RssFile RssShmem */
+	if (r->memory.lazy_free_bytes) {
+		char b[32];
+		fputs("  ", t->out);
+		wrapf(t, 2, 4, "LazyFree %s: pages freed with MADV_FREE, still resident and in RSS until the "
+		      "kernel needs the memory (it then takes them without writing them anywhere).",
+		      human(r->memory.lazy_free_bytes, b, sizeof(b)));
+	}
 	uint64_t vmrss = r->memory.status_vm_rss_bytes, rss = r->memory.rss_bytes;
 	if (vmrss && vmrss != rss) {
 		char b[32];

@@ -229,6 +229,8 @@ static struct md_error *add_memory(struct md_node *root, const struct md_report 
 	CHECK(md_node_set_u64(m, "file_bytes", r->memory.file_bytes));
 	CHECK(md_node_set_u64(m, "shmem_bytes", r->memory.shmem_bytes));
 	CHECK(md_node_set_u64(m, "status_vm_rss_bytes", r->memory.status_vm_rss_bytes));
+	CHECK(md_node_set_u64(m, "lazy_free_bytes", r->memory.lazy_free_bytes));
+	CHECK(md_node_set_u64(m, "allocator_lazy_free_bytes", r->memory.allocator_lazy_free_bytes));
 out:
 	return err;
 }

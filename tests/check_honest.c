@@ -84,6 +84,20 @@ static int run(const char *const *args, char **out, char **err)
 	return md_test_run(args, out, err, 60000);
 }
 
+/* The text report of pid (no colour), asserting the exit code; malloc'd. */
+static char *text_report(pid_t pid, int want_status)
+{
+	char pid_text[32];
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
+	char *out = NULL, *err = NULL;
+	const char *args[] = { "attach", "--no-color", pid_text, NULL };
+	int status = run(args, &out, &err);
+	ck_assert_msg(status == want_status, "attach %d: exit %d, want %d; stderr: %s", (int)pid, status, want_status,
+		      err ? err : "");
+	free(err);
+	return out;
+}
+
 /* ---- escaping, unit ---- */
 
 START_TEST(test_escape_text)
@@ -575,16 +589,11 @@ static void check_unanalysed(const char *const *launch_args, const char *name, c
 	ck_assert_msg(noted, "%s: no note", name);
 	md_node_destroy(doc);
 
-	char pid[32];
-	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
-	char *out = NULL, *err = NULL;
-	const char *text[] = { "attach", "--no-color", pid, NULL };
-	ck_assert_int_eq(run(text, &out, &err), 10);
+	char *out = text_report(p.pid, 10);
 	ck_assert_msg(!strstr(out, "Nothing to do"), "%s: %s", name, strstr(out, "Nothing to do"));
 	ck_assert_msg(strstr(out, "Unknown: "), "%s: the advice does not say what is unknown", name);
 	ck_assert_ptr_nonnull(strstr(out, "partial report: "));
 	free(out);
-	free(err);
 	md_test_proc_stop(&p);
 }
 
@@ -833,6 +842,35 @@ START_TEST(test_no_false_unanalysed)
 }
 END_TEST
 
+/* ---- MADV_FREE ---- */
+
+/* LazyFree pages are said as such, with the figure the target's own smaps_rollup gives. */
+START_TEST(test_lazy_free_shown)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "lazy_free", NULL));
+	unsigned long long truth = md_test_truth(&p, "lazy_free");
+	/* no swap and no memory pressure here: the kernel keeps the pages (a reclaim would only
+	 * lower the figure) */
+	ck_assert_msg(truth >= (5ULL << 20) && truth <= (6ULL << 20), "the target's LazyFree is %llu", truth);
+	int status;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	uint64_t seen = md_test_json_u64(doc, "memory.lazy_free_bytes");
+	/* the kernel moves MADV_FREE'd pages to its lazy-free list in per-CPU batches: the figure
+	 * may still grow to the 6 MiB given back, or shrink if reclaimed */
+	ck_assert_msg(seen <= (6ULL << 20) && seen + (1ULL << 20) >= truth, "lazy_free_bytes %" PRIu64 ", the target said %llu",
+		      seen, truth);
+	md_node_destroy(doc);
+	char *out = text_report(p.pid, 0);
+	const char *lf = strstr(out, "\n  LazyFree ");
+	ck_assert_msg(lf && strstr(lf, " MiB: pages freed with MADV_FREE"), "no LazyFree line in the report");
+	free(out);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* ---- stacks ---- */
 
 /* A thread whose stack lies inside a big anonymous arena (Go's goroutine stacks): the arena is
@@ -891,6 +929,7 @@ Suite *honest_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("stacks");
 	tcase_add_test(tc, test_sp_in_arena_is_not_a_stack);
+	tcase_add_test(tc, test_lazy_free_shown);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("unanalysed");

@@ -103,6 +103,9 @@ struct md_report {
 		uint64_t rss_bytes, pss_bytes, uss_bytes, swap_bytes, vm_size_bytes;
 		uint64_t anon_bytes, file_bytes, shmem_bytes; /* status RssAnon/RssFile/RssShmem */
 		uint64_t status_vm_rss_bytes;                  /* VmRSS as /proc/PID/status said */
+		/* smaps LazyFree: MADV_FREE'd pages still resident (the kernel reclaims them under
+		 * pressure, without a write-back), in all mappings and in allocator-claimed ones. */
+		uint64_t lazy_free_bytes, allocator_lazy_free_bytes;
 	} memory;
 	uint64_t classes[MD_CLASS_COUNT];
 	/* Pages whose per-page evidence disagreed with smaps and were moved to match it. */

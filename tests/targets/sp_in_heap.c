@@ -39,10 +39,6 @@ int main(void)
 	md_say("arena_end %llu\n", (unsigned long long)(uintptr_t)(arena + ARENA));
 	md_say("touched_bytes %lu\n", TOUCHED);
 	md_say("threads 3\n");
-	md_say("ready\n");
-	char cmd[64];
-	while (md_read_command(cmd, sizeof(cmd)))
-		if (strcmp(cmd, "quit") == 0)
-			break;
+	md_ready_until_quit();
 	return 0;
 }
