@@ -212,7 +212,9 @@ static void comm_of(pid_t pid, char *out, size_t len)
 		snprintf(out, len, "?");
 		return;
 	}
-	buf[strcspn(buf, "\n")] = 0;
+	/* only the kernel's final newline: a comm may hold newlines of its own */
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = 0;
 	snprintf(out, len, "%s", buf);
 	free(buf);
 }
@@ -862,7 +864,8 @@ static struct md_error *read_threads(struct md_target *t)
 			snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)lv->pid, (int)tk->tid);
 			struct md_error *err = md_read_file(path, &buf, &len);
 			if (!err) {
-				buf[strcspn(buf, "\n")] = 0;
+				if (len && buf[len - 1] == '\n')
+					buf[len - 1] = 0;
 				snprintf(th->comm, sizeof(th->comm), "%s", buf);
 				free(buf);
 			} else {

@@ -147,7 +147,7 @@ START_TEST(test_hostile_names_every_format)
 	unsetenv("COLUMNS");
 	assert_printable("text report", out);
 	assert_printable("text stderr", err);
-	ck_assert_ptr_nonnull(strstr(out, "(\\x1b]0;pwn\\x07")); /* the comm, escaped */
+	ck_assert_ptr_nonnull(strstr(out, "(\\x1b]0;pwn\\x07\\n\\x1b[2J)")); /* the whole comm, escaped */
 	ck_assert_ptr_nonnull(strstr(out, "gone\\x1b[5mfile [deleted]"));
 	/* the file really named "... (deleted)" is not deleted: its full name, no marker */
 	ck_assert_ptr_nonnull(strstr(out, "md\\x1b[31mred\\nline\\x07\\x9b (deleted)\n"));
@@ -179,7 +179,7 @@ START_TEST(test_hostile_names_every_format)
 	const char *om[] = { "attach", "--format", "openmetrics", pid, NULL };
 	ck_assert_int_eq(run(om, &out, &err), 0);
 	assert_printable("openmetrics", out);
-	ck_assert_ptr_nonnull(strstr(out, "comm=\"\\\\x1b]0;pwn\\\\x07\""));
+	ck_assert_ptr_nonnull(strstr(out, "comm=\"\\\\x1b]0;pwn\\\\x07\\\\n\\\\x1b[2J\""));
 	free(out);
 	free(err);
 
