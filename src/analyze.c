@@ -193,6 +193,27 @@ static struct md_error *report_plugins(struct active_plugin *ap, size_t n_ap, st
 	return err;
 }
 
+/* A plugin counts every finding ("findings" in its object) but records a bounded number of them:
+ * the rest are said to be missing, with the counts, as docs/json.md promises. */
+static void note_dropped_findings(struct md_report *r)
+{
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *name = md_node_get_string(md_node_get(a, "name"));
+		const struct md_node *total = md_node_get(a, "findings");
+		if (!name || md_node_type(total) != MD_NODE_U64)
+			continue;
+		uint64_t seen = md_node_get_u64(total), kept = 0;
+		for (size_t k = 0; k < r->n_findings; k++)
+			kept += r->findings[k].allocator && strcmp(r->findings[k].allocator, name) == 0;
+		if (seen > kept)
+			md_report_add_note(r, "%s: %llu findings were not recorded: the walk saw %llu and the report "
+					   "keeps %llu (a bounded number per arena)",
+					   name, (unsigned long long)(seen - kept), (unsigned long long)seen,
+					   (unsigned long long)kept);
+	}
+}
+
 static void close_plugins(struct active_plugin *ap, size_t n_ap)
 {
 	for (size_t i = 0; i < n_ap; i++)
@@ -328,6 +349,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	if (!err)
 		err = report_plugins(ap, n_ap, r);
 	if (!err)
+		note_dropped_findings(r);
+	if (!err)
 		err = md_find_unanalysed(t, r);
 	phase("classify, report");
 	close_plugins(ap, n_ap);
@@ -433,6 +456,8 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 		core_notes(r, &info);
 		err = report_plugins(ap, n_ap, r);
 	}
+	if (!err)
+		note_dropped_findings(r);
 	if (!err)
 		err = md_find_unanalysed(t, r);
 	close_plugins(ap, n_ap);
