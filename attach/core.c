@@ -1211,13 +1211,7 @@ static struct md_error *residency_from_core(struct core *c, struct map_list *l, 
 /* Kinds the live target gets from the threads' stack pointers. */
 static void mark_stacks(struct md_target *t)
 {
-	for (size_t i = 0; i < t->n_threads; i++) {
-		if (!t->threads[i].regs_valid)
-			continue;
-		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, t->threads[i].regs[MD_REG_RSP]);
-		if (m && m->kind == MD_MAP_ANON)
-			m->kind = MD_MAP_STACK;
-	}
+	md_target_mark_thread_stacks(t);
 }
 
 /* The figures smaps_rollup and status would have shown, summed from the inferred pages. */
@@ -1617,8 +1611,13 @@ static int collect_frame(Dwfl_Frame *frame, void *arg)
 	struct thread_frames *tf = arg;
 	Dwarf_Addr pc;
 	bool activation;
-	if (!dwfl_frame_pc(frame, &pc, &activation) || pc == 0)
+	if (!dwfl_frame_pc(frame, &pc, &activation) || pc == 0) {
+		/* said here: libdwfl would only report "Callback returned failure" */
+		if (tf->n == 0)
+			snprintf(tf->error, sizeof(tf->error), "the thread's first frame has no program counter%s",
+				 pc == 0 ? " (pc 0)" : "");
 		return DWARF_CB_ABORT;
+	}
 	tf->pcs[tf->n++] = pc;
 	return tf->n >= CORE_MAX_FRAMES ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
@@ -1632,8 +1631,10 @@ static int unwind_thread(Dwfl_Thread *thread, void *arg)
 		struct thread_frames *tf = &c->frames[i];
 		if (tf->tid != tid || tf->n)
 			continue;
-		if (dwfl_thread_getframes(thread, collect_frame, tf) != 0 && tf->n == 0)
-			snprintf(tf->error, sizeof(tf->error), "%s", dwfl_errmsg(-1));
+		tf->error[0] = 0;
+		int rc = dwfl_thread_getframes(thread, collect_frame, tf);
+		if (tf->n == 0 && !tf->error[0])
+			snprintf(tf->error, sizeof(tf->error), "%s", rc != 0 ? dwfl_errmsg(-1) : "the unwinder found no frame");
 		break;
 	}
 	return DWARF_CB_OK;

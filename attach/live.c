@@ -212,7 +212,9 @@ static void comm_of(pid_t pid, char *out, size_t len)
 		snprintf(out, len, "?");
 		return;
 	}
-	buf[strcspn(buf, "\n")] = 0;
+	/* only the kernel's final newline: a comm may hold newlines of its own */
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = 0;
 	snprintf(out, len, "%s", buf);
 	free(buf);
 }
@@ -460,14 +462,7 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 
 static void mark_stacks(struct md_target *t)
 {
-	for (size_t i = 0; i < t->n_threads; i++) {
-		if (!t->threads[i].regs_valid)
-			continue;
-		uint64_t sp = t->threads[i].regs[MD_REG_RSP];
-		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, sp);
-		if (m && m->kind == MD_MAP_ANON)
-			m->kind = MD_MAP_STACK;
-	}
+	md_target_mark_thread_stacks(t);
 }
 
 /* Read smaps (mappings + figures), smaps_rollup and status; retry while the sum of the
@@ -869,7 +864,8 @@ static struct md_error *read_threads(struct md_target *t)
 			snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)lv->pid, (int)tk->tid);
 			struct md_error *err = md_read_file(path, &buf, &len);
 			if (!err) {
-				buf[strcspn(buf, "\n")] = 0;
+				if (len && buf[len - 1] == '\n')
+					buf[len - 1] = 0;
 				snprintf(th->comm, sizeof(th->comm), "%s", buf);
 				free(buf);
 			} else {

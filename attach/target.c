@@ -42,6 +42,26 @@ const struct md_mapping *md_target_find_mapping(const struct md_target *t, uint6
 	return NULL;
 }
 
+/* A thread's stack pointer alone does not make a stack: Go keeps goroutine stacks (and, without
+ * cgo, its threads' g0 stacks) inside its heap arenas, and an SP there once made 500 MiB of a Go
+ * heap "stacks". A private anonymous mapping holding an SP is a thread stack when it sits right
+ * above its guard (a PROT_NONE mapping ending where it starts), as pthread stacks (glibc, musl,
+ * the JVM's) do; "[stack]" is the main thread's by name (attach/procfs.c). */
+void md_target_mark_thread_stacks(struct md_target *t)
+{
+	for (size_t i = 0; i < t->n_threads; i++) {
+		if (!t->threads[i].regs_valid)
+			continue;
+		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, t->threads[i].regs[MD_REG_RSP]);
+		if (!m || m->kind != MD_MAP_ANON || m == t->mappings)
+			continue;
+		const struct md_mapping *below = m - 1;
+		bool guard = below->end == m->start && !(below->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_EXEC));
+		if (guard)
+			m->kind = MD_MAP_STACK;
+	}
+}
+
 uint8_t md_target_page_bits(const struct md_target *t, uint64_t addr)
 {
 	const struct md_mapping *m = md_target_find_mapping(t, addr);

@@ -56,5 +56,8 @@ struct md_target {
 void md_target_cache_drop(struct md_target *t);
 /* Free mappings, threads, cache, symbols; then ops->destroy_impl. */
 void md_target_destroy(struct md_target *t);
+/* Mark the thread stacks among the private anonymous mappings (target.c: an SP in a mapping right
+ * above a guard mapping). */
+void md_target_mark_thread_stacks(struct md_target *t);
 
 #endif

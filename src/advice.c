@@ -152,6 +152,8 @@ static uint64_t releasable_of(const struct md_report *r, const struct md_gap *g,
 	return v;
 }
 
+static bool allocator_untrustworthy(const struct md_report *r, const char *name, char *why, size_t len);
+
 static void advise_glibc(struct builder *b, const struct md_report *r, const struct md_gap *g)
 {
 	bool present;
@@ -165,6 +167,18 @@ static void advise_glibc(struct builder *b, const struct md_report *r, const str
 
 	uint64_t trim_threshold = 0;
 	bool have_tt = node_u64(md_node_get(params, "trim_threshold"), &trim_threshold);
+	/* a figure from an arena that is corrupt or was mid-update is no ground for calling trim,
+	 * and malloc_trim walks every arena: on a corrupt one it can abort the process */
+	char why[128];
+	if (allocator_untrustworthy(r, "glibc", why, sizeof(why))) {
+		if (rel >= max_u64(1 * MiB, rss / 20))
+			add(b, "trim-unsafe",
+			    "Do not call malloc_trim(0) on this evidence: %s. The walk counted %s as "
+			    "releasable, but trim visits every arena and glibc aborts the process on a "
+			    "corrupt one; find the heap corruption first (the findings name the addresses).",
+			    why, hb(rel, b1, sizeof(b1)));
+		return;
+	}
 	if (rel >= max_u64(1 * MiB, rss / 20)) {
 		const struct md_gap_row *row = top_row(g, "glibc", fig_releasable);
 		where(w, sizeof(w), row, row ? row->releasable_bytes : 0);
@@ -251,7 +265,8 @@ static void advise_jemalloc(struct builder *b, const struct md_report *r, const 
 		return;
 	const struct md_node *a = allocator_named(r, "jemalloc");
 	char b1[32], b2[32], p1[16], w[256], decay[128] = "";
-	if (rel < max_u64(1 * MiB, rss / 20))
+	char why[128];
+	if (rel < max_u64(1 * MiB, rss / 20) || allocator_untrustworthy(r, "jemalloc", why, sizeof(why)))
 		return;
 	const struct md_gap_row *row = top_row(g, "jemalloc", fig_releasable);
 	where(w, sizeof(w), row, row ? row->releasable_bytes : 0);
@@ -276,6 +291,49 @@ static void advise_jemalloc(struct builder *b, const struct md_report *r, const 
 	    hb(rel, b1, sizeof(b1)), pct(rel, rss, p1, sizeof(p1)), dirty_txt, w, decay);
 }
 
+/* What each runtime offers to see into its own heap. */
+static const char *own_tool(const char *name)
+{
+	static const struct { const char *name, *tool; } tools[] = {
+		{ "tcmalloc", "tcmalloc: MallocExtension::GetStats() or TCMALLOC_* heap profiling" },
+		{ "mimalloc", "mimalloc: MIMALLOC_SHOW_STATS=1 or mi_stats_print()" },
+		{ "musl", "musl: no statistics interface; mallinfo is not provided" },
+		{ "pymalloc", "Python: sys._debugmallocstats() and tracemalloc" },
+		{ "go", "Go: runtime.ReadMemStats or GODEBUG=gctrace=1" },
+		{ "hotspot", "Java: jcmd PID GC.heap_info and -XX:NativeMemoryTracking=summary" },
+		{ "v8", "node: process.memoryUsage() and a heap snapshot (--inspect)" },
+	};
+	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
+		if (strcmp(tools[i].name, name) == 0)
+			return tools[i].tool;
+	return NULL;
+}
+
+/* An arena of the allocator is corrupt or was changing: its trim figure is not to be acted on.
+ * why_ret: "arena 1 is corrupt" (or "its structures were changing during the pause"). */
+static bool allocator_untrustworthy(const struct md_report *r, const char *name, char *why, size_t len)
+{
+	const struct md_node *a = allocator_named(r, name);
+	const struct md_node *arenas = md_node_get(a, "arenas");
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		const struct md_node *ar = md_node_at(arenas, i);
+		const char *st = md_node_get_string(md_node_get(ar, "state"));
+		if (st && (strcmp(st, "corrupt") == 0 || strcmp(st, "inconsistent") == 0)) {
+			uint64_t idx = i;
+			node_u64(md_node_get(ar, "index"), &idx);
+			snprintf(why, len, "arena %" PRIu64 " is %s", idx,
+				 strcmp(st, "corrupt") == 0 ? "corrupt (see the findings)" : "inconsistent (it was mid-update)");
+			return true;
+		}
+	}
+	const struct md_node *consistent = md_node_get(a, "consistent");
+	if (md_node_type(consistent) == MD_NODE_BOOL && !md_node_get_bool(consistent)) {
+		snprintf(why, len, "its structures were changing during the pause");
+		return true;
+	}
+	return false;
+}
+
 struct md_error *md_advice_build(const struct md_report *r, const struct md_gap *g,
 				 struct md_advice **list_ret, size_t *n_ret)
 {
@@ -283,12 +341,32 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 	char b1[32], b2[32], b3[32], p1[16], p2[16], w[256];
 	uint64_t rss = g->rss_bytes;
 
-	if (r->partial)
+	if (r->n_unanalysed) {
+		char names[256] = "", tools[768] = "";
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			size_t l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s", i ? (i + 1 == r->n_unanalysed ? " and " : ", ") : "",
+				 r->unanalysed[i].name);
+			const char *tool = own_tool(r->unanalysed[i].name);
+			if (tool && !strstr(tools, tool)) {
+				l = strlen(tools);
+				snprintf(tools + l, sizeof(tools) - l, "%s%s", tools[0] ? "; " : "", tool);
+			}
+		}
+		add(&b, "unknown",
+		    "Unknown: %s %s memory memdissect does not walk, so how much of the %s of other "
+		    "anonymous memory (%s of RSS) is live, free or overhead is not known, and nothing "
+		    "below speaks for it. Ask the %s itself%s%s.",
+		    names, r->n_unanalysed == 1 ? "holds" : "hold", hb(r->classes[MD_CLASS_ANON_OTHER], b1, sizeof(b1)),
+		    pct(r->classes[MD_CLASS_ANON_OTHER], rss, p1, sizeof(p1)),
+		    r->n_unanalysed == 1 ? "allocator or runtime" : "allocators and runtimes", tools[0] ? ": " : "", tools);
+	} else if (r->partial) {
 		add(&b, "partial",
 		    "Fix the partial analysis first: an allocator is present but was not analysed (see "
 		    "the notes); its memory counts as other anonymous (%s here), and the advice below "
 		    "cannot see into it.",
 		    hb(r->classes[MD_CLASS_ANON_OTHER], b1, sizeof(b1)));
+	}
 
 	advise_glibc(&b, r, g);
 	advise_jemalloc(&b, r, g);
@@ -299,25 +377,28 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 	if (g->pinned_free_bytes >= max_u64(1 * MiB, heap_res / 10)) {
 		const struct md_gap_row *row = top_row(g, NULL, fig_pinned);
 		where(w, sizeof(w), row, row ? row->pinned_free_bytes : 0);
+		/* jemalloc already keeps size classes in slabs: that is no advice to its users */
+		bool slabs = allocator_named(r, "jemalloc") != NULL;
 		add(&b, "fragmentation",
-		    "Expect no trim or purge to help with %s of free memory (%s of the allocators' "
+		    "Expect no help from %s with %s of free memory (%s of the allocators' "
 		    "resident pages): it is pinned by fragmentation, on pages that also hold live "
 		    "data%s. It comes back only when the live neighbours are freed: allocate long-lived "
-		    "and short-lived objects apart (pools, a separate arena), or use an allocator with "
-		    "size-class slabs.",
-		    hb(g->pinned_free_bytes, b1, sizeof(b1)), pct(g->pinned_free_bytes, heap_res, p1, sizeof(p1)),
-		    w);
+		    "and short-lived objects apart (pools, a separate arena)%s.",
+		    md_release_verb(r), hb(g->pinned_free_bytes, b1, sizeof(b1)),
+		    pct(g->pinned_free_bytes, heap_res, p1, sizeof(p1)), w,
+		    slabs ? "" : ", or use an allocator with size-class slabs (jemalloc, mimalloc)");
 	}
 
 	/* The allocators keep more than they hand out: one snapshot cannot tell a stable gap
-	 * from a growing one, so the advice is to watch, with the rule that decides. */
+	 * from a growing one (only watch's trend may say "structural leak"), so the advice is to
+	 * watch, with the rule that decides. */
 	uint64_t kept = g->releasable_bytes + g->kept_free_bytes + g->pinned_free_bytes + g->metadata_bytes;
 	if (kept >= max_u64(8 * MiB, g->live_heap_bytes) && kept >= rss / 4) {
-		add(&b, "structural-leak",
-		    "Suspect a structural leak: the allocators keep %s resident beyond the %s of live heap "
-		    "they hand out (%s of RSS). A gap that stays stable is overhead; a gap that grows while "
-		    "the live heap stays flat is a structural leak (freed memory the allocator cannot "
-		    "return). memdissect watch PID --interval 60 fits both slopes and says which.",
+		add(&b, "watch",
+		    "Watch the gap: the allocators keep %s resident beyond the %s of live heap they hand "
+		    "out (%s of RSS). One snapshot cannot tell overhead from a leak: a gap that stays "
+		    "stable is overhead, a gap that grows while the live heap stays flat is a structural "
+		    "leak. memdissect watch PID --interval 60 fits both slopes and says which.",
 		    hb(kept, b1, sizeof(b1)), hb(g->live_heap_bytes, b2, sizeof(b2)), pct(kept, rss, p1, sizeof(p1)));
 	}
 
@@ -358,7 +439,7 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 		    pct(r->system.mem_available_bytes, r->system.mem_total_bytes, p1, sizeof(p1)),
 		    hb(rss, b2, sizeof(b2)));
 
-	if (!b.err && b.n == 0) {
+	if (!b.err && b.n == 0 && !r->partial) {
 		uint64_t alloc_gap = g->releasable_bytes + g->kept_free_bytes + g->pinned_free_bytes + g->metadata_bytes;
 		if (heap_res)
 			add(&b, "nothing",

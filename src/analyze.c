@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyze.h"
@@ -10,6 +12,7 @@
 #include "live.h"
 #include "procfs.h"
 #include "target_impl.h"
+#include "unanalysed.h"
 
 struct active_plugin {
 	const struct md_plugin *plugin;
@@ -191,6 +194,27 @@ static struct md_error *report_plugins(struct active_plugin *ap, size_t n_ap, st
 	return err;
 }
 
+/* A plugin counts every finding ("findings" in its object) but records a bounded number of them:
+ * the rest are said to be missing, with the counts, as docs/json.md promises. */
+static void note_dropped_findings(struct md_report *r)
+{
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *name = md_node_get_string(md_node_get(a, "name"));
+		const struct md_node *total = md_node_get(a, "findings");
+		if (!name || md_node_type(total) != MD_NODE_U64)
+			continue;
+		uint64_t seen = md_node_get_u64(total), kept = 0;
+		for (size_t k = 0; k < r->n_findings; k++)
+			kept += r->findings[k].allocator && strcmp(r->findings[k].allocator, name) == 0;
+		if (seen > kept)
+			md_report_add_note(r, "%s: %llu findings were not recorded: the walk saw %llu and the report "
+					   "keeps %llu (a bounded number per arena)",
+					   name, (unsigned long long)(seen - kept), (unsigned long long)seen,
+					   (unsigned long long)kept);
+	}
+}
+
 static void close_plugins(struct active_plugin *ap, size_t n_ap)
 {
 	for (size_t i = 0; i < n_ap; i++)
@@ -225,6 +249,31 @@ static void hold_pause(unsigned ms)
 	while (!md_live_interrupted && now_ms() < end) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
+	}
+}
+
+/* maps writes " (deleted)" after the name of an unlinked file, and attach/procfs.c strips it; a file
+ * really named "x (deleted)" reads the same. The link count behind /proc/PID/map_files tells
+ * them apart: a file still linked gets its full name back. */
+static void resolve_deleted(struct md_target *t)
+{
+	static const char suffix[] = " (deleted)";
+	for (size_t i = 0; i < t->n_mappings; i++) {
+		struct md_mapping *m = &t->mappings[i];
+		if (!m->deleted || !m->path || m->path[0] != '/')
+			continue;
+		char link[96];
+		snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)t->pid, m->start, m->end);
+		struct stat st;
+		if (stat(link, &st) != 0 || st.st_nlink == 0)
+			continue;
+		size_t l = strlen(m->path);
+		char *full = realloc(m->path, l + sizeof(suffix));
+		if (!full)
+			continue;
+		memcpy(full + l, suffix, sizeof(suffix));
+		m->path = full;
+		m->deleted = false;
 	}
 }
 
@@ -293,6 +342,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 
 	phase("detach");
 	/* After the pause: classify, report. */
+	if (!err)
+		resolve_deleted(t);
 	if (!err) {
 		fill_memory(r, &cap, t->n_threads);
 		fill_system(r, pid);
@@ -300,6 +351,10 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	}
 	if (!err)
 		err = report_plugins(ap, n_ap, r);
+	if (!err)
+		note_dropped_findings(r);
+	if (!err)
+		err = md_find_unanalysed(t, r);
 	phase("classify, report");
 	close_plugins(ap, n_ap);
 	md_live_capture_deinit(&cap);
@@ -404,6 +459,10 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 		core_notes(r, &info);
 		err = report_plugins(ap, n_ap, r);
 	}
+	if (!err)
+		note_dropped_findings(r);
+	if (!err)
+		err = md_find_unanalysed(t, r);
 	close_plugins(ap, n_ap);
 	md_target_destroy(t);
 	md_core_info_deinit(&info);

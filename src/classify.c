@@ -45,6 +45,7 @@ struct md_classifier {
 	size_t n_findings, cap_findings;
 	uint64_t dropped_findings;
 	unsigned total_findings;
+	uint64_t untouched_live_bytes; /* live span bytes on pages not in RSS (never touched) */
 	bool finished;
 };
 
@@ -219,6 +220,11 @@ void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uin
 		for (uint64_t p = MD_PAGE_DOWN(a); p < seg_end; p += MD_PAGE_SIZE) {
 			size_t idx = (size_t)((p - m->start) >> MD_PAGE_SHIFT);
 			acc->flags[idx] |= flag;
+			if (kind == MD_SPAN_LIVE && !MD_PAGE_COUNTED(page_bits_of(m, p))) {
+				uint64_t lo = a > p ? a : p;
+				uint64_t hi = seg_end < p + MD_PAGE_SIZE ? seg_end : p + MD_PAGE_SIZE;
+				c->untouched_live_bytes += hi - lo;
+			}
 			if (flag == F_FREE) {
 				uint64_t lo = a > p ? a : p;
 				uint64_t hi = seg_end < p + MD_PAGE_SIZE ? seg_end : p + MD_PAGE_SIZE;
@@ -543,6 +549,12 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 		return &md_error_nomem;
 	r->n_regions = c->n_maps;
 	memset(r->classes, 0, sizeof(r->classes));
+	r->memory.lazy_free_bytes = r->memory.allocator_lazy_free_bytes = 0;
+	for (size_t mi = 0; mi < c->n_maps; mi++) {
+		r->memory.lazy_free_bytes += c->maps[mi].smaps.lazy_free;
+		if (c->acc[mi].flags && c->acc[mi].owner >= 0)
+			r->memory.allocator_lazy_free_bytes += c->maps[mi].smaps.lazy_free;
+	}
 	for (size_t mi = 0; mi < c->n_maps; mi++) {
 		const struct md_mapping *m = &c->maps[mi];
 		const struct map_acc *acc = &c->acc[mi];
@@ -558,6 +570,7 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 			if (!rr->path)
 				return &md_error_nomem;
 		}
+		rr->deleted = m->deleted;
 		rr->kind = m->kind;
 		rr->kind_name = kind_name(m->kind);
 		rr->allocator = acc->owner >= 0 ? c->sinks[acc->owner]->name : NULL;
@@ -590,8 +603,10 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 		c->findings = NULL; /* the report owns them now; allocator names live in the sinks */
 		c->n_findings = c->cap_findings = 0;
 	}
+	r->untouched_live_bytes = c->untouched_live_bytes;
 	if (c->dropped_findings)
-		md_report_add_note(r, "%llu more findings were not recorded",
-				   (unsigned long long)c->dropped_findings);
+		md_report_add_note(r, "%llu more findings were not recorded: the report keeps the first %zu of %llu",
+				   (unsigned long long)c->dropped_findings, r->n_findings,
+				   (unsigned long long)(c->dropped_findings + r->n_findings));
 	return NULL;
 }

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "render.h"
 
@@ -110,7 +111,7 @@ static void row(const struct out *o, const char *label, uint64_t a, uint64_t b)
 	const char *c = "";
 	if (o->color && a != b)
 		c = b > a ? "\033[31m" : "\033[32m"; /* more memory is the news to look at */
-	fprintf(o->f, "  %-26s %10s %10s  %s%11s%s\n", label, md_format_bytes(a, ha, sizeof(ha)),
+	fprintf(o->f, "  %-26s %10s %10s  %s%11s%s\n", md_esc(label), md_format_bytes(a, ha, sizeof(ha)),
 		md_format_bytes(b, hb, sizeof(hb)), c, signed_bytes(a, b, d, sizeof(d)), c[0] ? "\033[0m" : "");
 }
 
@@ -119,8 +120,8 @@ static const char *describe(const struct md_node *doc, char *buf, size_t len)
 	const struct md_node *t = md_node_get(doc, "target");
 	const char *comm = md_node_get_string(md_node_get(t, "comm"));
 	const char *source = md_node_get_string(md_node_get(t, "source"));
-	snprintf(buf, len, "pid %" PRId64 " (%s), %s", md_node_get_i64(md_node_get(t, "pid")), comm ? comm : "?",
-		 source ? source : "live");
+	snprintf(buf, len, "pid %" PRId64 " (%s), %s", md_node_get_i64(md_node_get(t, "pid")), comm ? md_esc(comm) : "?",
+		 source ? md_esc(source) : "live");
 	return buf;
 }
 
@@ -194,7 +195,7 @@ static void allocator_diff(const struct out *o, const struct md_node *da, const 
 				continue;
 			const struct md_node *a = find_allocator(da, name), *b = find_allocator(db, name);
 			char title[96];
-			snprintf(title, sizeof(title), "Allocator %s%s", name, !a ? " (only in B)" : !b ? " (only in A)" : "");
+			snprintf(title, sizeof(title), "Allocator %s%s", md_esc(name), !a ? " (only in B)" : !b ? " (only in A)" : "");
 			heading(o, title);
 			size_t printed = object_bytes(o, "", a, b);
 			/* arenas by index */
@@ -313,14 +314,14 @@ static void region_name(const struct md_node *n, bool alloc_region, char *buf, s
 {
 	if (alloc_region) {
 		const char *label = md_node_get_string(md_node_get(n, "label"));
-		snprintf(buf, len, "%s", label ? label : "allocator region");
+		snprintf(buf, len, "%s", label ? md_esc(label) : "allocator region");
 		return;
 	}
 	const char *path = md_node_get_string(md_node_get(n, "path"));
 	const char *kind = md_node_get_string(md_node_get(n, "kind"));
 	const char *alloc = md_node_get_string(md_node_get(n, "allocator"));
-	snprintf(buf, len, "%s%s%s%s", path ? path : kind ? kind : "anon", alloc ? " (" : "", alloc ? alloc : "",
-		 alloc ? ")" : "");
+	snprintf(buf, len, "%s%s%s%s", path ? md_esc(path) : kind ? md_esc(kind) : "anon", alloc ? " (" : "",
+		 alloc ? md_esc(alloc) : "", alloc ? ")" : "");
 }
 
 static struct md_error *regions_diff(const struct out *o, const struct md_node *da, const struct md_node *db,
@@ -462,6 +463,8 @@ struct md_error *md_diff_documents(const struct md_node *da, const struct md_nod
 	struct out o = { .f = out, .color = opts && opts->color, .width = opts && opts->width > 0 ? opts->width : 100 };
 	if (o.width < 60)
 		o.width = 60;
+	if (o.width > MD_MAX_WIDTH)
+		o.width = MD_MAX_WIDTH;
 	int top = opts && opts->top > 0 ? opts->top : 10;
 	char da_s[128], db_s[128], d1[40], d2[40];
 	fprintf(out, "%smemdissect diff%s: A %s -> B %s\n", o.color ? "\033[1m" : "", o.color ? "\033[0m" : "",
@@ -492,11 +495,177 @@ struct md_error *md_diff_documents(const struct md_node *da, const struct md_nod
 	return err;
 }
 
+/* ---- what diff reads, validated: a report from another tool version, a hand edit or a
+ * truncated copy must name its bad field, never turn into "RSS -20.2 MiB" ---- */
+
+/* Beyond any x86-64 address space (57-bit with 5-level paging): not a byte count of a process. */
+#define MAX_PLAUSIBLE_BYTES (1ULL << 57)
+
+static const char *type_word(const struct md_node *v)
+{
+	switch (md_node_type(v)) {
+	case MD_NODE_NULL: return "null";
+	case MD_NODE_BOOL: return "a boolean";
+	case MD_NODE_U64: return "an integer";
+	case MD_NODE_I64: return "a negative integer";
+	case MD_NODE_DOUBLE: return "a fraction or an integer too large";
+	case MD_NODE_STRING: return "a string";
+	case MD_NODE_ARRAY: return "an array";
+	case MD_NODE_OBJECT: return "an object";
+	}
+	return "?";
+}
+
+/* where: "memory.rss_bytes" or "regions[3].rss_bytes". A byte count: an integer in range. */
+static struct md_error *check_count(const char *path, const char *where, const struct md_node *v, bool required,
+				    uint64_t max)
+{
+	if (!v)
+		return required ? md_error_create(MD_ERR_BAD_FILE, "%s: %s is missing", path, where) : NULL;
+	if (md_node_type(v) != MD_NODE_U64)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: %s is %s, not a count", path, where, type_word(v));
+	if (md_node_get_u64(v) > max)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: %s is %" PRIu64 ", out of range (at most %" PRIu64 ")", path,
+				       where, md_node_get_u64(v), max);
+	return NULL;
+}
+
+/* An address: an integer or a "0x..." string, as docs/json.md writes them. */
+static struct md_error *check_address(const char *path, const char *where, const struct md_node *v)
+{
+	if (!v)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: %s is missing", path, where);
+	if (md_node_type(v) == MD_NODE_U64)
+		return NULL;
+	const char *str = md_node_get_string(v);
+	if (md_node_type(v) == MD_NODE_STRING && str && str[0] == '0' && (str[1] == 'x' || str[1] == 'X') && str[2] &&
+	    strlen(str) <= 18 && strspn(str + 2, "0123456789abcdefABCDEF") == strlen(str + 2))
+		return NULL;
+	return md_error_create(MD_ERR_BAD_FILE, "%s: %s is %s, not an address", path, where, type_word(v));
+}
+
+static struct md_error *check_string(const char *path, const char *where, const struct md_node *v, bool required)
+{
+	if (!v || md_node_type(v) == MD_NODE_NULL)
+		return required ? md_error_create(MD_ERR_BAD_FILE, "%s: %s is missing", path, where) : NULL;
+	if (md_node_type(v) != MD_NODE_STRING)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: %s is %s, not a string", path, where, type_word(v));
+	return NULL;
+}
+
+static struct md_error *check_array(const char *path, const char *key, const struct md_node *v)
+{
+	if (v && md_node_type(v) != MD_NODE_ARRAY)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: %s is %s, not an array", path, key, type_word(v));
+	for (size_t i = 0; i < md_node_count(v); i++)
+		if (md_node_type(md_node_at(v, i)) != MD_NODE_OBJECT)
+			return md_error_create(MD_ERR_BAD_FILE, "%s: %s[%zu] is %s, not an object", path, key, i,
+					       type_word(md_node_at(v, i)));
+	return NULL;
+}
+
+static struct md_error *validate(const char *path, const struct md_node *doc)
+{
+	char where[96];
+	struct md_error *err = NULL;
+	const struct md_node *target = md_node_get(doc, "target"), *memory = md_node_get(doc, "memory");
+	const struct md_node *classes = md_node_get(doc, "classes");
+	if (md_node_type(target) != MD_NODE_OBJECT)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: target is %s, not an object", path, target ? type_word(target) : "missing");
+	if ((err = check_count(path, "target.pid", md_node_get(target, "pid"), true, INT32_MAX)) ||
+	    (err = check_string(path, "target.comm", md_node_get(target, "comm"), false)) ||
+	    (err = check_string(path, "target.source", md_node_get(target, "source"), false)))
+		return err;
+	static const char *const memory_keys[] = { "rss_bytes", "pss_bytes", "uss_bytes", "swap_bytes" };
+	for (size_t k = 0; k < 4; k++) {
+		snprintf(where, sizeof(where), "memory.%s", memory_keys[k]);
+		if ((err = check_count(path, where, md_node_get(memory, memory_keys[k]), k == 0, MAX_PLAUSIBLE_BYTES)))
+			return err;
+	}
+	uint64_t rss = md_node_get_u64(md_node_get(memory, "rss_bytes"));
+	if (md_node_type(classes) != MD_NODE_OBJECT)
+		return md_error_create(MD_ERR_BAD_FILE, "%s: classes is %s, not an object", path,
+				       classes ? type_word(classes) : "missing");
+	for (int c = 0; c < MD_CLASS_COUNT; c++) {
+		snprintf(where, sizeof(where), "classes.%s", class_keys[c]);
+		/* a class is part of the RSS */
+		if ((err = check_count(path, where, md_node_get(classes, class_keys[c]), true, rss)))
+			return err;
+	}
+	const struct md_node *allocators = md_node_get(doc, "allocators");
+	if ((err = check_array(path, "allocators", allocators)))
+		return err;
+	for (size_t i = 0; i < md_node_count(allocators); i++) {
+		const struct md_node *a = md_node_at(allocators, i);
+		static const char *const keys[] = { "live_bytes", "trim_release_bytes", "purge_release_bytes", "pinned_free_bytes" };
+		snprintf(where, sizeof(where), "allocators[%zu].name", i);
+		if ((err = check_string(path, where, md_node_get(a, "name"), true)))
+			return err;
+		for (size_t k = 0; k < 4; k++) {
+			snprintf(where, sizeof(where), "allocators[%zu].%s", i, keys[k]);
+			if ((err = check_count(path, where, md_node_get(a, keys[k]), false, MAX_PLAUSIBLE_BYTES)))
+				return err;
+		}
+	}
+	const struct md_node *regions = md_node_get(doc, "regions");
+	if ((err = check_array(path, "regions", regions)))
+		return err;
+	for (size_t i = 0; i < md_node_count(regions); i++) {
+		const struct md_node *reg = md_node_at(regions, i);
+		snprintf(where, sizeof(where), "regions[%zu].start", i);
+		if ((err = check_address(path, where, md_node_get(reg, "start"))))
+			return err;
+		snprintf(where, sizeof(where), "regions[%zu].rss_bytes", i);
+		if ((err = check_count(path, where, md_node_get(reg, "rss_bytes"), true, rss)))
+			return err;
+		snprintf(where, sizeof(where), "regions[%zu].path", i);
+		if ((err = check_string(path, where, md_node_get(reg, "path"), false)))
+			return err;
+		const struct md_node *rc = md_node_get(reg, "classes");
+		for (int c = 0; rc && c < MD_CLASS_COUNT; c++) {
+			snprintf(where, sizeof(where), "regions[%zu].classes.%s", i, class_keys[c]);
+			if ((err = check_count(path, where, md_node_get(rc, class_keys[c]), false, rss)))
+				return err;
+		}
+	}
+	const struct md_node *ar = md_node_get(doc, "alloc_regions");
+	if ((err = check_array(path, "alloc_regions", ar)))
+		return err;
+	for (size_t i = 0; i < md_node_count(ar); i++) {
+		const struct md_node *reg = md_node_at(ar, i);
+		static const char *const keys[] = { "releasable_bytes", "pinned_free_bytes" };
+		static const char *const pages[] = { "live", "free", "metadata", "other" };
+		snprintf(where, sizeof(where), "alloc_regions[%zu].start", i);
+		if ((err = check_address(path, where, md_node_get(reg, "start"))))
+			return err;
+		snprintf(where, sizeof(where), "alloc_regions[%zu].label", i);
+		if ((err = check_string(path, where, md_node_get(reg, "label"), false)))
+			return err;
+		for (size_t k = 0; k < 2; k++) {
+			snprintf(where, sizeof(where), "alloc_regions[%zu].%s", i, keys[k]);
+			if ((err = check_count(path, where, md_node_get(reg, keys[k]), false, MAX_PLAUSIBLE_BYTES)))
+				return err;
+		}
+		for (size_t k = 0; k < 4; k++) {
+			snprintf(where, sizeof(where), "alloc_regions[%zu].pages.%s", i, pages[k]);
+			if ((err = check_count(path, where, md_node_get(md_node_get(reg, "pages"), pages[k]), false,
+					       MAX_PLAUSIBLE_BYTES / MD_PAGE_SIZE)))
+				return err;
+		}
+	}
+	return NULL;
+}
+
 static struct md_error *load(const char *path, struct md_node **doc_ret)
 {
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return md_error_create(MD_ERR_BAD_FILE, "cannot open %s: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return md_error_create(MD_ERR_BAD_FILE, "%s is a directory, not a report", path);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return md_error_os(errno, "cannot open %s", path);
+		return md_error_create(MD_ERR_BAD_FILE, "cannot open %s: %s", path, strerror(errno));
 	size_t cap = 65536, len = 0;
 	char *buf = malloc(cap);
 	struct md_error *err = NULL;
@@ -522,7 +691,7 @@ static struct md_error *load(const char *path, struct md_node **doc_ret)
 	if (!buf)
 		return &md_error_nomem;
 	if (!err && read_error)
-		err = md_error_os(EIO, "reading %s", path);
+		err = md_error_create(MD_ERR_BAD_FILE, "reading %s: %s", path, strerror(EIO));
 	if (!err && len == 0)
 		err = md_error_create(MD_ERR_BAD_FILE, "%s is empty", path);
 	struct md_node *doc = NULL;
@@ -539,9 +708,16 @@ static struct md_error *load(const char *path, struct md_node **doc_ret)
 	if (!err && (md_node_type(doc) != MD_NODE_OBJECT || !md_node_get(doc, "schema_version") ||
 		     md_node_type(md_node_get(doc, "memory")) != MD_NODE_OBJECT)) {
 		err = md_error_create(MD_ERR_BAD_FILE, "%s: not a memdissect report (memdissect attach --json)", path);
-	} else if (!err && md_node_get_i64(md_node_get(doc, "schema_version")) != 1) {
-		err = md_error_create(MD_ERR_UNSUPPORTED, "%s: schema_version %" PRId64 " (this memdissect reads 1)",
-				      path, md_node_get_i64(md_node_get(doc, "schema_version")));
+	} else if (!err && (md_node_type(md_node_get(doc, "schema_version")) != MD_NODE_U64 ||
+			    md_node_get_u64(md_node_get(doc, "schema_version")) != 1)) {
+		const struct md_node *sv = md_node_get(doc, "schema_version");
+		if (md_node_type(sv) == MD_NODE_U64)
+			err = md_error_create(MD_ERR_UNSUPPORTED, "%s: schema_version %" PRIu64 " (this memdissect reads 1)",
+					      path, md_node_get_u64(sv));
+		else
+			err = md_error_create(MD_ERR_BAD_FILE, "%s: schema_version is %s, not an integer", path, type_word(sv));
+	} else if (!err) {
+		err = validate(path, doc);
 	}
 	if (err) {
 		md_node_destroy(doc);

@@ -26,6 +26,29 @@ uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *fou
 	return sum;
 }
 
+/* An allocator of the report that is in use (another allocator may have taken malloc over from
+ * glibc: its object then says "in_use": false). */
+static bool allocator_in_use(const struct md_report *r, const char *name)
+{
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *n = md_node_get_string(md_node_get(a, "name"));
+		const struct md_node *in_use = md_node_get(a, "in_use");
+		if (n && strcmp(n, name) == 0)
+			return !(md_node_type(in_use) == MD_NODE_BOOL && !md_node_get_bool(in_use));
+	}
+	return false;
+}
+
+const char *md_release_verb(const struct md_report *r)
+{
+	bool glibc = allocator_in_use(r, "glibc"), jem = allocator_in_use(r, "jemalloc");
+	return glibc && jem ? "malloc_trim(0) or a jemalloc purge"
+	       : jem        ? "a jemalloc purge"
+	       : glibc      ? "malloc_trim(0)"
+			    : "no call memdissect knows of";
+}
+
 /* Same allocator and same label: one row. */
 static bool same_row(const struct md_alloc_region *a, const struct md_alloc_region *b)
 {
@@ -36,7 +59,8 @@ static bool same_row(const struct md_alloc_region *a, const struct md_alloc_regi
 
 static void row_label(struct md_gap_row *row, const struct md_alloc_region *first, size_t n)
 {
-	const char *label = first->label && first->label[0] ? first->label : "allocator region";
+	/* plugins may build labels from target strings: the row's label is display-safe */
+	const char *label = first->label && first->label[0] ? md_esc(first->label) : "allocator region";
 	if (n <= 1) {
 		snprintf(row->label, sizeof(row->label), "%s", label);
 		return;
@@ -174,6 +198,17 @@ struct md_error *md_gap_compute(const struct md_report *r, struct md_gap *gap_re
 	g.live_from_allocators = found;
 	g.live_heap_bytes = found ? live : live_pages_b - g.pinned_free_bytes;
 	g.live_slack_bytes = (int64_t)(live_pages_b - g.pinned_free_bytes) - (int64_t)g.live_heap_bytes;
+	/* The classifier measured the live bytes on pages not in RSS; what the allocator counts
+	 * beyond what the resident live pages can hold is on such pages too. */
+	uint64_t resident_cap = live_pages_b - g.pinned_free_bytes;
+	uint64_t untouched = r->untouched_live_bytes < g.live_heap_bytes ? r->untouched_live_bytes : g.live_heap_bytes;
+	uint64_t resident_live = g.live_heap_bytes - untouched;
+	if (resident_live > resident_cap) {
+		untouched += resident_live - resident_cap;
+		resident_live = resident_cap;
+	}
+	g.untouched_live_bytes = untouched;
+	g.headers_bytes = resident_cap - resident_live;
 	g.gap_bytes = g.rss_bytes > g.live_heap_bytes ? g.rss_bytes - g.live_heap_bytes : 0;
 	*gap_ret = g;
 	return NULL;

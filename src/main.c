@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyze.h"
@@ -18,7 +19,8 @@
 
 #define MEMDISSECT_VERSION "0.1.0"
 
-/* Documented in README.md and docs/exit-codes.md. */
+/* Documented in README.md (and the usage text). 1 is for internal errors only: every error of
+ * the user or the environment has its own code. */
 enum exit_code {
 	EXIT_OK = 0,
 	EXIT_INTERNAL = 1,
@@ -29,13 +31,31 @@ enum exit_code {
 	EXIT_EXITED = 6,
 	EXIT_BAD_FILE = 7,
 	EXIT_UNSUPPORTED = 8,
+	EXIT_OUTPUT = 9,       /* an output file cannot be written: a directory, no such directory,
+				* read-only, disk full */
 	EXIT_PARTIAL = 10,
+	EXIT_NOMEM = 11,       /* out of memory */
 	EXIT_INTERRUPTED = 130,
+	EXIT_BROKEN_PIPE = 141, /* the reader of stdout went away: silent, as a process killed by SIGPIPE */
 };
+
+static bool is_broken_pipe(const struct md_error *err)
+{
+	return err && err->code == MD_ERR_OS && err->errnum == EPIPE;
+}
+
+/* Errors of writing an output file that are the environment's, not ours. */
+static bool is_output_errno(int e)
+{
+	return e == ENOSPC || e == EDQUOT || e == EFBIG || e == EISDIR || e == EROFS || e == EACCES ||
+	       e == EPERM || e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG || e == EIO;
+}
 
 static int exit_code_of(const struct md_error *err)
 {
 	switch (err->code) {
+	case MD_ERR_NOMEM:
+		return EXIT_NOMEM;
 	case MD_ERR_USAGE:
 		return EXIT_USAGE;
 	case MD_ERR_NO_PROCESS:
@@ -60,9 +80,58 @@ static int exit_code_of(const struct md_error *err)
 static int fail(struct md_error *err)
 {
 	int code = exit_code_of(err);
-	fprintf(stderr, "memdissect: %s\n", err->message ? err->message : "error");
+	if (is_broken_pipe(err)) {
+		/* memdissect attach PID | head -1: nothing to say, as cat and grep */
+		md_error_destroy(err);
+		return EXIT_BROKEN_PIPE;
+	}
+	/* messages name the target's comm, files and symbols: escaped as in the report */
+	fprintf(stderr, "memdissect: %s\n", err->message ? md_esc(err->message) : "error");
 	md_error_destroy(err);
 	return code;
+}
+
+/* An error writing an output file: the environment's (exit 9) when errno says so. */
+static int fail_output(struct md_error *err)
+{
+	if (err && err->code == MD_ERR_OS && is_output_errno(err->errnum)) {
+		fprintf(stderr, "memdissect: %s\n", err->message ? md_esc(err->message) : "error");
+		md_error_destroy(err);
+		return EXIT_OUTPUT;
+	}
+	return fail(err);
+}
+
+/* Before the target is stopped: can an output file be created at path? (a directory, a missing
+ * directory or a read-only one fail here, not after the pause.) */
+static struct md_error *check_output_path(const char *what, const char *path)
+{
+	struct stat st;
+	if (!path[0])
+		return md_error_os(ENOENT, "%s: empty file name", what);
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return md_error_os(EISDIR, "%s %s", what, path);
+		if (access(path, W_OK) != 0)
+			return md_error_os(errno, "%s %s", what, path);
+		return NULL;
+	}
+	if (errno != ENOENT)
+		return md_error_os(errno, "%s %s", what, path);
+	char *dir = strdup(path);
+	if (!dir)
+		return &md_error_nomem;
+	char *slash = strrchr(dir, '/');
+	const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
+	struct md_error *err = NULL;
+	if (stat(d, &st) != 0)
+		err = md_error_os(errno, "%s %s: directory %s", what, path, d);
+	else if (!S_ISDIR(st.st_mode))
+		err = md_error_os(ENOTDIR, "%s %s: %s", what, path, d);
+	else if (access(d, W_OK | X_OK) != 0)
+		err = md_error_os(errno, "%s %s: directory %s", what, path, d);
+	free(dir);
+	return err;
 }
 
 static void usage(FILE *out)
@@ -72,7 +141,7 @@ static void usage(FILE *out)
 		"       memdissect watch [options] PID --interval S [--count N] [--wss W]\n"
 		"       memdissect diff [options] A.json B.json\n"
 		"       memdissect core [options] COREFILE [--exe PATH] [--sysroot DIR]\n"
-		"       memdissect snapshot [--debuginfo=MODE] PID -o FILE\n"
+		"       memdissect snapshot [--debuginfo=MODE] [--copy auto|memory|stream] PID -o FILE\n"
 		"       memdissect cgroup [options] PATH | --pid PID [--attach]\n"
 		"       memdissect system [options]\n"
 		"       memdissect plugins\n"
@@ -103,14 +172,16 @@ static void usage(FILE *out)
 		"core:  the same report from an ELF core (kernel core, gdb gcore or memdissect snapshot);\n"
 		"       --exe and --sysroot say where the executable and libraries are (docs/cores.md)\n"
 		"snapshot: stop PID briefly and write a sparse ELF core FILE (gdb and eu-stack open it)\n"
-		"       that `memdissect core FILE` turns into the report of that moment\n"
+		"       that `memdissect core FILE` turns into the report of that moment; --copy says\n"
+		"       where resident pages go during the pause (memory, stream to the file, auto)\n"
 		"cgroup: a memory cgroup's usage part by part, its processes, the OOM picture (docs/cgroup.md);\n"
 		"       --attach adds each member's allocator classes (one attach at a time)\n"
 		"system: /proc/meminfo explained, the top processes by PSS and USS, every memory cgroup\n"
 		"\n"
 		"exit codes: 0 ok, 1 internal error, 2 usage, 3 no such process, 4 permission denied,\n"
 		"            5 zombie, 6 target exited during the attach, 7 bad input file,\n"
-		"            8 unsupported, 10 partial report, 130 interrupted\n");
+		"            8 unsupported, 9 output file cannot be written, 10 partial report,\n"
+		"            11 out of memory, 130 interrupted, 141 stdout closed by its reader\n");
 }
 
 static int cmd_plugins(void)
@@ -143,20 +214,58 @@ static int terminal_width(void)
 	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
 		return ws.ws_col;
 	const char *cols = getenv("COLUMNS");
-	if (cols && atoi(cols) >= 40)
-		return atoi(cols);
+	char *end;
+	errno = 0;
+	long w = cols ? strtol(cols, &end, 10) : 0;
+	if (cols && !errno && end != cols && !*end && w >= 40)
+		return w > MD_MAX_WIDTH ? MD_MAX_WIDTH : (int)w;
 	return 100;
 }
 
+/* Decimal digits only: strtoul alone takes " 42", "+42" and "-1". */
 static bool parse_uint(const char *s, unsigned long max, unsigned long *v)
 {
 	char *end;
+	if (!s || s[0] < '0' || s[0] > '9')
+		return false;
 	errno = 0;
 	unsigned long x = strtoul(s, &end, 10);
-	if (errno || end == s || *end || x > max || s[0] == '-')
+	if (errno || end == s || *end || x > max)
 		return false;
 	*v = x;
 	return true;
+}
+
+/* A process id as the kernel writes it: digits, no sign, no space, no leading zero, > 0. */
+static bool parse_pid(const char *s, unsigned long *pid)
+{
+	return s && s[0] != '0' && parse_uint(s, INT_MAX, pid) && *pid > 0;
+}
+
+/* --plugin NAME must name a plugin that loads: a typo would otherwise analyse nothing. -1 when
+ * fine, else the exit code after listing what there is. */
+static int check_plugin_name(const char *name)
+{
+	if (!name)
+		return -1;
+	struct md_plugin_set set;
+	md_plugins_load(&set);
+	bool found = false;
+	size_t avail = 0;
+	char list[512] = "";
+	for (size_t i = 0; i < set.n; i++) {
+		const struct md_plugin *p = set.items[i].plugin;
+		if (!p)
+			continue;
+		found |= strcmp(p->name, name) == 0;
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s%s", avail++ ? ", " : "", p->name);
+	}
+	md_plugins_unload(&set);
+	if (found)
+		return -1;
+	return fail(md_error_create(MD_ERR_USAGE, "no plugin named '%s' (plugins: %s; see memdissect plugins)", name,
+				    avail ? list : "none found"));
 }
 
 enum { OPT_JSON = 256, OPT_COLOR, OPT_NO_COLOR, OPT_DEBUGINFO, OPT_OFFLINE, OPT_TOP, OPT_HOLD, OPT_PLUGIN, OPT_MAP,
@@ -215,8 +324,9 @@ static int common_option(int c, char **argv, struct common_options *co)
 		unsetenv("DEBUGINFOD_URLS");
 		return -1;
 	case OPT_HOLD:
-		if (!parse_uint(optarg, 3600000, &v))
-			return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds, not '%s'", optarg));
+		/* a test hook that keeps the target stopped: bounded to a minute */
+		if (!parse_uint(optarg, 60000, &v))
+			return fail(md_error_create(MD_ERR_USAGE, "--hold-pause takes milliseconds (at most 60000), not '%s'", optarg));
 		co->hold_pause_ms = (unsigned)v;
 		return -1;
 	case 'h':
@@ -242,8 +352,8 @@ static int pid_operand(const char *cmd, int argc, char **argv, int *code_ret)
 		*code_ret = fail(md_error_create(MD_ERR_USAGE, "%s needs a process id (see memdissect --help)", cmd));
 	else if (optind < argc - 1)
 		*code_ret = fail(md_error_create(MD_ERR_USAGE, "%s takes one process id, not '%s'", cmd, argv[optind + 1]));
-	else if (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0)
-		*code_ret = fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
+	else if (!parse_pid(argv[optind], &pid))
+		*code_ret = fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id (digits only)", argv[optind]));
 	else
 		return (int)pid;
 	return -1;
@@ -271,7 +381,8 @@ static int cmd_attach(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	double wss_s = 0;
-	bool json = false, openmetrics = false, format_given = false;
+	bool json = false, openmetrics = false, format_given = false, json_flag = false;
+	const char *format = "text";
 	const char *html = NULL;
 	struct common_options co = { .color = -1 };
 	struct md_analyze_options aopts = { 0 };
@@ -283,7 +394,10 @@ static int cmd_attach(int argc, char **argv)
 		unsigned long v;
 		switch (c) {
 		case OPT_JSON:
+			if (format_given && !json)
+				return fail(md_error_create(MD_ERR_USAGE, "--json and --format %s conflict: give one", format));
 			json = true;
+			json_flag = true;
 			break;
 		case OPT_TOP:
 			if (!parse_uint(optarg, 100000, &v))
@@ -297,11 +411,15 @@ static int cmd_attach(int argc, char **argv)
 			html = optarg;
 			break;
 		case OPT_FORMAT:
+			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "openmetrics") != 0 && strcmp(optarg, "text") != 0)
+				return fail(md_error_create(MD_ERR_USAGE, "--format takes text, json or openmetrics, not '%s'", optarg));
+			if ((format_given && strcmp(format, optarg) != 0) || (json_flag && strcmp(optarg, "json") != 0))
+				return fail(md_error_create(MD_ERR_USAGE, "%s%s and --format %s conflict: give one",
+							    json_flag ? "--json" : "--format ", json_flag ? "" : format, optarg));
 			format_given = true;
+			format = optarg;
 			json = strcmp(optarg, "json") == 0;
 			openmetrics = strcmp(optarg, "openmetrics") == 0;
-			if (!json && !openmetrics && strcmp(optarg, "text") != 0)
-				return fail(md_error_create(MD_ERR_USAGE, "--format takes text, json or openmetrics, not '%s'", optarg));
 			break;
 		case OPT_EXE:
 		case OPT_SYSROOT:
@@ -338,8 +456,19 @@ static int cmd_attach(int argc, char **argv)
 		return fail(md_error_create(MD_ERR_USAGE, "%s takes one %s, not '%s'", argv[0],
 					    core ? "core file" : "process id", argv[optind + 1]));
 	unsigned long pid = 0;
-	if (!core && (!parse_uint(argv[optind], INT_MAX, &pid) || pid == 0))
-		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind]));
+	if (!core && !parse_pid(argv[optind], &pid))
+		return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id (digits only)", argv[optind]));
+	if (ropts.map && (json || openmetrics))
+		return fail(md_error_create(MD_ERR_USAGE, "--map is for the text report, not --%s",
+					    json ? "json" : "format openmetrics"));
+	int code = check_plugin_name(co.plugin);
+	if (code >= 0)
+		return code;
+	if (html) {
+		struct md_error *herr = check_output_path("--html", html);
+		if (herr)
+			return fail_output(herr);
+	}
 
 	aopts.debuginfo_disabled = co.debuginfo_disabled;
 	aopts.only_plugin = co.plugin;
@@ -358,8 +487,13 @@ static int cmd_attach(int argc, char **argv)
 		return fail(err);
 	}
 	/* --html writes the file; stdout then stays quiet unless a format was asked for too */
-	if (html)
+	if (html) {
 		err = write_html(&a.report, html);
+		if (err) {
+			md_analysis_deinit(&a);
+			return fail_output(err);
+		}
+	}
 	if (!err && (!html || format_given || json))
 		err = json ? md_render_json(&a.report, stdout)
 		      : openmetrics ? md_render_openmetrics(&a.report, stdout)
@@ -367,11 +501,12 @@ static int cmd_attach(int argc, char **argv)
 	if (!err && !json && !openmetrics && (!html || format_given))
 		md_wss_render_text(&a.report, ropts.color, stdout);
 	bool partial = a.report.partial;
-	if (!err && fflush(stdout) != 0)
-		err = md_error_os(errno, "writing the report");
+	errno = 0;
+	if (!err && (fflush(stdout) != 0 || ferror(stdout)))
+		err = md_error_os(errno ? errno : EIO, "writing the report");
 	if (!err && json && partial) {
 		for (size_t i = 0; i < a.report.n_notes; i++)
-			fprintf(stderr, "memdissect: %s\n", a.report.notes[i]);
+			fprintf(stderr, "memdissect: %s\n", md_esc(a.report.notes[i]));
 	}
 	md_analysis_deinit(&a);
 	if (err)
@@ -440,12 +575,17 @@ static int cmd_watch(int argc, char **argv)
 	if (wopts.wss_s >= wopts.interval_s)
 		return fail(md_error_create(MD_ERR_USAGE, "--wss %g must be shorter than --interval %g (the window runs "
 					    "inside each interval)", wopts.wss_s, wopts.interval_s));
+	code = check_plugin_name(co.plugin);
+	if (code >= 0)
+		return code;
 	wopts.debuginfo_disabled = co.debuginfo_disabled;
 	wopts.only_plugin = co.plugin;
 	wopts.color = want_color(co.color);
 	wopts.width = terminal_width();
+	bool partial = false;
+	wopts.partial_ret = &partial;
 	struct md_error *err = md_watch_run(pid, &wopts, stdout);
-	return err ? fail(err) : EXIT_OK;
+	return err ? fail(err) : partial ? EXIT_PARTIAL : EXIT_OK;
 }
 
 static int cmd_diff(int argc, char **argv)
@@ -539,22 +679,33 @@ static int cmd_snapshot(int argc, char **argv)
 	aopts.hold_pause_ms = co.hold_pause_ms;
 	if (!out)
 		return fail(md_error_create(MD_ERR_USAGE, "snapshot needs -o FILE"));
+	code = check_plugin_name(co.plugin);
+	if (code >= 0)
+		return code;
+	struct md_error *err = check_output_path("snapshot -o", out);
+	if (err)
+		return fail_output(err);
 	struct md_snapshot_result res;
-	struct md_error *err = md_analyze_snapshot((pid_t)pid, out, &aopts, &res);
+	err = md_analyze_snapshot((pid_t)pid, out, &aopts, &res);
+	if (err && err->code == MD_ERR_OS && (err->errnum == ENOSPC || err->errnum == EDQUOT || err->errnum == EFBIG))
+		return fail_output(err);
 	if (err)
 		return fail(err);
 	char b1[16], b2[16];
-	printf("snapshot of process %d written to %s: %s of resident memory (%zu mappings, %zu threads), file %s\n"
+	printf("snapshot of process %d written to %s: %s of resident memory (%zu mapping%s, %zu thread%s), file %s\n"
 	       "pause %.1f ms (capture %.1f ms, %s %.1f ms), written in %.1f ms%s%s\n",
-	       pid, out, md_format_bytes(res.resident_bytes, b1, sizeof(b1)), res.mappings, res.threads,
+	       pid, md_esc(out), md_format_bytes(res.resident_bytes, b1, sizeof(b1)), res.mappings,
+	       res.mappings == 1 ? "" : "s", res.threads, res.threads == 1 ? "" : "s",
 	       md_format_bytes(res.file_bytes, b2, sizeof(b2)), res.pause_ms, res.capture_ms,
 	       res.streamed ? "streaming to the file" : "copy", res.copy_ms, res.write_ms,
-	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : res.why);
+	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : md_esc(res.why));
 	if (res.unreadable_pages)
-		printf("%llu resident pages could not be read and are not in the file\n",
-		       (unsigned long long)res.unreadable_pages);
-	if (fflush(stdout) != 0)
-		return fail(md_error_os(errno, "writing the summary"));
+		printf("%llu resident page%s could not be read and %s not in the file\n",
+		       (unsigned long long)res.unreadable_pages, res.unreadable_pages == 1 ? "" : "s",
+		       res.unreadable_pages == 1 ? "is" : "are");
+	errno = 0;
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return fail(md_error_os(errno ? errno : EIO, "writing the summary"));
 	return EXIT_OK;
 }
 

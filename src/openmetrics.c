@@ -17,21 +17,19 @@ struct om {
 	char base[256]; /* pid="..",comm=".." */
 };
 
-/* Label value escaping of the exposition formats: backslash, double quote, newline. */
-static void escape(char *buf, size_t len, const char *s)
+/* Label value escaping of the exposition formats (backslash, double quote, newline) over the
+ * escaping of target-controlled text of every human format: a comm holding ESC ] 0 ; x BEL becomes
+ * the label value text "\x1b]0;x\x07", never the raw bytes. */
+static void escape(char *buf, size_t len, const char *raw)
 {
+	char shown[1024];
+	md_escape_text_keep_backslash(raw, shown, sizeof(shown));
 	size_t k = 0;
-	for (; s && *s && k + 3 < len; s++) {
+	for (const char *s = shown; *s && k + 3 < len; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c == '\\' || c == '"') {
+		if (c == '\\' || c == '"')
 			buf[k++] = '\\';
-			buf[k++] = (char)c;
-		} else if (c == '\n') {
-			buf[k++] = '\\';
-			buf[k++] = 'n';
-		} else if (c >= 0x20 && c != 0x7f) {
-			buf[k++] = (char)c;
-		}
+		buf[k++] = (char)c;
 	}
 	buf[k] = 0;
 }
@@ -118,6 +116,22 @@ struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out)
 	sample_u(&o, "memdissect_gap_part_bytes", "part=\"metadata\"", g.metadata_bytes);
 	sample_i(&o, "memdissect_gap_part_bytes", "part=\"slack\"", g.live_slack_bytes);
 	sample_u(&o, "memdissect_gap_part_bytes", "part=\"outside\"", g.outside_bytes);
+	/* slack = headers - untouched live: the two apart, never negative */
+	one(&o, "memdissect_headers_bytes", "bytes", "Chunk headers, padding and rounding on live pages.",
+	    g.headers_bytes);
+	one(&o, "memdissect_untouched_live_bytes", "bytes",
+	    "Live bytes on pages never touched: in the live heap, not in RSS.", g.untouched_live_bytes);
+	if (r->n_unanalysed) {
+		family(&o, "memdissect_unanalysed_allocator", NULL,
+		       "An allocator or runtime present that no plugin walks (value 1); its memory is in anon_other.");
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			char name[96], module[1024];
+			escape(name, sizeof(name), r->unanalysed[i].name);
+			escape(module, sizeof(module), r->unanalysed[i].module);
+			snprintf(extra, sizeof(extra), "name=\"%s\",module=\"%s\"", name, module);
+			sample_u(&o, "memdissect_unanalysed_allocator", extra, 1);
+		}
+	}
 
 	/* Per allocator arena: rows summed by (allocator, group). */
 	struct arena_sum *sums = calloc(g.n_rows ? g.n_rows : 1, sizeof(*sums));

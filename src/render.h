@@ -13,6 +13,21 @@
 
 #include "memdissect/report.h"
 
+/* ---- target-controlled text (escape.c) ---- */
+
+/* Strings the target controls (comm, thread and file names, symbols, plugin strings read from its
+ * memory) go through these before any human format prints them: control bytes, C1 controls and
+ * bytes that are not UTF-8 as "\xNN" ("\n", "\t", "\r"), the backslash doubled. */
+bool md_needs_escape(const char *s);
+/* Writes at most len - 1 bytes and a NUL (never half an escape); returns the full length. */
+size_t md_escape_text(const char *s, char *buf, size_t len);
+/* The same with the backslash left alone, for formats that escape it themselves (OpenMetrics). */
+size_t md_escape_text_keep_backslash(const char *s, char *buf, size_t len);
+char *md_escape_dup(const char *s); /* malloc'd; NULL when out of memory */
+/* s itself when it needs nothing, else an escaped copy in one of 8 rotating buffers (so up to
+ * 8 fit in one printf); "" for NULL. */
+const char *md_esc(const char *s);
+
 /* ---- the gap (gap.c) ---- */
 
 /* One row of the gap ranking and of the map: an allocator region, or every region of one
@@ -48,6 +63,10 @@ struct md_gap {
 	uint64_t metadata_bytes;     /* allocator metadata pages */
 	int64_t live_slack_bytes;    /* live pages - pinned - live heap: headers, padding, rounding;
 				      * negative when live bytes sit on pages never touched */
+	/* live_slack_bytes apart, so that no line of the ledger is negative:
+	 * live_slack_bytes == headers_bytes - untouched_live_bytes. */
+	uint64_t headers_bytes;        /* chunk headers, padding, unused ends of live pages */
+	uint64_t untouched_live_bytes; /* live bytes on pages never touched: in the heap, not in RSS */
 	uint64_t outside_bytes;      /* stack + file + shared + other anonymous */
 	uint64_t allocator_resident_bytes; /* live + free + metadata pages */
 	bool have_regions;           /* per-region figures exist (report->alloc_regions) */
@@ -59,6 +78,10 @@ struct md_gap {
 /* Build the gap of r. The rows point into r (labels are copied); r must outlive nothing here. */
 struct md_error *md_gap_compute(const struct md_report *r, struct md_gap *gap_ret);
 void md_gap_deinit(struct md_gap *gap);
+
+/* How the allocators in use give memory back: "malloc_trim(0)", "a jemalloc purge", both, or
+ * "no call memdissect knows of" (only allocators without a plugin). */
+const char *md_release_verb(const struct md_report *r);
 
 /* Sum of a numeric key over the allocator objects of the report (found: any had it). */
 uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *found_ret);
@@ -147,6 +170,8 @@ struct md_watch_sample {
 	uint64_t classes[MD_CLASS_COUNT];
 	double pause_ms;
 	uint64_t wss_bytes;        /* watch --wss: the working set of the window after the attach */
+	bool partial;
+	char unanalysed[96]; /* names of allocators present that no plugin walks: "pymalloc, go" */
 };
 void md_watch_sample_from_report(const struct md_report *r, double t_s, struct md_watch_sample *s);
 
@@ -183,6 +208,7 @@ void md_trend_fit(const double *t, const double *y, size_t n, uint64_t threshold
 const char *md_format_rate(double bytes_per_s, char *buf, size_t len);
 
 struct md_watch_options {
+	bool *partial_ret;      /* set when a sample's report was partial (exit 10) */
 	double interval_s;
 	unsigned long count;    /* 0: until interrupted */
 	bool json;

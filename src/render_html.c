@@ -42,11 +42,11 @@ static size_t utf8_len(const unsigned char *p)
 	return n;
 }
 
-/* Text or attribute value: markup characters as entities, bytes that are not UTF-8 (paths from
- * the target) as U+FFFD, control characters dropped. */
+/* Text or attribute value: target-controlled bytes escaped as in every human format (control
+ * bytes and bytes that are not UTF-8 as "\xNN"), then markup characters as entities. */
 static void esc(FILE *out, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const unsigned char *p = (const unsigned char *)md_esc(s);
 	while (*p) {
 		switch (*p) {
 		case '&': fputs("&amp;", out); p++; continue;
@@ -210,9 +210,18 @@ static void header(const struct html *h)
 	if (!core)
 		fprintf(out, ", stopped for %.1f ms", r->target.pause_ms);
 	fprintf(out, ", RSS %s</p>\n", hb(r->memory.rss_bytes, b, sizeof(b)));
-	if (r->partial)
+	if (r->n_unanalysed) {
+		fputs("<p class=\"warn\">Partial report: ", out);
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			fputs(i ? ", " : "", out);
+			esc(out, r->unanalysed[i].name);
+		}
+		fputs(" present but not analysed (no plugin walks it); that memory shows as other anonymous "
+		      "(see the notes).</p>\n", out);
+	} else if (r->partial) {
 		fputs("<p class=\"warn\">Partial report: an allocator is present but could not be analysed; its "
 		      "memory shows as other anonymous (see the notes).</p>\n", out);
+	}
 }
 
 /* A horizontal stacked bar of the classes, as SVG, with a legend. */
@@ -278,7 +287,7 @@ static void answer(const struct html *h)
 			{ g->pinned_free_bytes, "is free memory pinned by fragmentation" },
 			{ g->kept_free_bytes, "is free memory kept out of trim's reach" },
 			{ g->metadata_bytes, "is allocator metadata" },
-			{ g->live_slack_bytes > 0 ? (uint64_t)g->live_slack_bytes : 0, "is chunk headers and rounding" },
+			{ g->headers_bytes, "is chunk headers and rounding" },
 			{ g->outside_bytes, "is outside the allocators" },
 		};
 		bool f = true;
@@ -316,19 +325,24 @@ static void gap_section(const struct html *h)
 		hb(g->gap_bytes, b2, sizeof(b2)), hb(g->rss_bytes, b3, sizeof(b3)));
 	fputs("<table class=\"ledger\">\n", out);
 	uint64_t whole = g->gap_bytes ? g->gap_bytes : 1;
-	ledger_row(out, "gap-releasable", "releasable now", "g-rel", g->releasable_bytes, whole,
-		   "free pages malloc_trim(0) / a purge would return to the kernel now");
+	char what[128];
+	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", md_release_verb(h->r));
+	ledger_row(out, "gap-releasable", "releasable now", "g-rel", g->releasable_bytes, whole, what);
 	ledger_row(out, "gap-pinned", "pinned free", "g-pinned", g->pinned_free_bytes, whole,
 		   "free bytes on pages that also hold live data: fragmentation");
 	ledger_row(out, "gap-kept", "kept free", "g-kept", g->kept_free_bytes, whole,
 		   "free pages trim or purge would not release (thread caches, fastbins)");
 	ledger_row(out, "gap-metadata", "metadata", "g-meta", g->metadata_bytes, whole, "allocator bookkeeping");
-	if (g->live_slack_bytes > 0)
-		ledger_row(out, "gap-slack", "headers, rounding", "c-other", (uint64_t)g->live_slack_bytes, whole,
+	if (g->headers_bytes)
+		ledger_row(out, "gap-slack", "headers, rounding", "c-other", g->headers_bytes, whole,
 			   "chunk headers, padding and the unused ends of live pages");
 	ledger_row(out, "gap-outside", "outside allocators", "c-file", g->outside_bytes, whole,
 		   "stacks, code and file, shared and other anonymous memory");
 	fputs("</table>\n", out);
+	if (g->untouched_live_bytes)
+		fprintf(out, "<p class=\"muted\" id=\"gap-untouched\">The live heap also counts <b>%s</b> allocated on pages "
+			"never touched (not resident, so not in RSS): the rows above add up to the gap plus that.</p>\n",
+			hb(g->untouched_live_bytes, b, sizeof(b)));
 	if (!g->n_rows) {
 		fputs("<p class=\"muted\">Per-region figures are not in this report.</p>\n</section>\n", out);
 		return;
@@ -628,6 +642,8 @@ static void evidence(const struct html *h)
 				fprintf(out, "<td class=\"n\">%s</td>", reg->classes[c] ? hb(reg->classes[c], b, sizeof(b)) : "-");
 			fputs("<td>", out);
 			esc(out, reg->path ? reg->path : reg->kind_name ? reg->kind_name : "anon");
+			if (reg->deleted)
+				fputs(" <span class=\"muted\">[deleted]</span>", out);
 			if (reg->allocator) {
 				fputs(" (", out);
 				esc(out, reg->allocator);
@@ -641,6 +657,19 @@ static void evidence(const struct html *h)
 
 	/* allocators: their size-class histograms as SVG bar charts */
 	fputs("<section id=\"allocators\">\n<h2>Allocators</h2>\n", out);
+	if (r->n_unanalysed) {
+		fputs("<p class=\"warn\">Not analysed (no plugin walks them; their memory is in other anonymous):</p>\n<ul id=\"unanalysed\">\n", out);
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			fputs("<li><b>", out);
+			esc(out, r->unanalysed[i].name);
+			fputs("</b> in <span class=\"mono\">", out);
+			esc(out, r->unanalysed[i].module);
+			fputs("</span>: ", out);
+			esc(out, r->unanalysed[i].evidence);
+			fputs("</li>\n", out);
+		}
+		fputs("</ul>\n", out);
+	}
 	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
 		const struct md_node *a = md_node_at(r->allocators, i);
 		const char *name = md_node_get_string(md_node_get(a, "name"));
@@ -648,6 +677,13 @@ static void evidence(const struct html *h)
 		fputs("<h3>", out);
 		escf(out, "%s %s", name ? name : "?", version ? version : "");
 		fputs("</h3>\n", out);
+		const struct md_node *in_use = md_node_get(a, "in_use");
+		if (md_node_type(in_use) == MD_NODE_BOOL && !md_node_get_bool(in_use)) {
+			fputs("<p class=\"warn\">", out);
+			esc(out, md_node_get_string(md_node_get(a, "in_use_note")));
+			fputs("</p>\n", out);
+			continue;
+		}
 		const struct md_node *arenas = md_node_get(a, "arenas");
 		const struct md_node *objs[1 + 64];
 		size_t n_objs = 0;
@@ -711,6 +747,9 @@ static void evidence(const struct html *h)
 			esc(out, f->message);
 			fputs("</li>\n", out);
 		}
+		if (r->n_findings > MAX_FINDINGS)
+			fprintf(out, "<li>&hellip; and %zu more (all of them are in the JSON report)</li>\n",
+				r->n_findings - MAX_FINDINGS);
 		fputs("</ul>\n</section>\n", out);
 	}
 	if (r->n_notes) {

@@ -156,8 +156,10 @@ static const char *word_end(const char *p)
 
 /* Print text wrapped at the width: the first line after `first` columns already used, the
  * following lines indented by `indent`. Words are split on spaces only. */
-static void wrap(const struct text *t, const char *text, int first, int indent)
+static void wrap(const struct text *t, const char *raw, int first, int indent)
 {
+	/* the sentences embed target-controlled names: escaped here once for every caller */
+	const char *text = md_esc(raw);
 	int pos = first;
 	const char *p = text;
 	bool line_start = true;
@@ -310,14 +312,15 @@ static void render_header(const struct text *t, const struct md_report *r)
 	char comm[sizeof(r->target.comm) + 1];
 	snprintf(comm, sizeof(comm), "%.*s", (int)sizeof(r->target.comm), r->target.comm);
 	int used = fprintf(t->out, "%smemdissect: pid %" PRId32 " (%s)%s", col(t, ANSI_BOLD), r->target.pid,
-			   comm[0] ? comm : "?", reset(t));
+			   comm[0] ? md_esc(comm) : "?", reset(t));
 	if (t->color)
 		used -= (int)(strlen(ANSI_BOLD) + strlen(ANSI_RESET));
 	/* the executable on the same line when it fits, else on its own */
-	if (r->target.exe && used + 2 + (int)strlen(r->target.exe) <= t->width)
-		fprintf(t->out, "  %s", r->target.exe);
-	else if (r->target.exe)
-		fprintf(t->out, "\n  %s", r->target.exe);
+	const char *exe = r->target.exe ? md_esc(r->target.exe) : NULL;
+	if (exe && used + 2 + (int)strlen(exe) <= t->width)
+		fprintf(t->out, "  %s", exe);
+	else if (exe)
+		fprintf(t->out, "\n  %s", exe);
 	fputc('\n', t->out);
 
 	bool core = r->target.source && strcmp(r->target.source, "core") == 0;
@@ -332,22 +335,20 @@ static void render_header(const struct text *t, const struct md_report *r)
 	snprintf(line, sizeof(line), "%s, %zu thread%s%s%s, analysis took %s", core ? "core file" : "live process",
 		 r->target.threads, r->target.threads == 1 ? "" : "s", stop, retries, total);
 	wrap(t, line, 0, 2);
-	if (r->partial)
+	if (r->n_unanalysed) {
+		char names[256] = "";
+		for (size_t i = 0; i < r->n_unanalysed; i++) {
+			size_t l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s", i ? ", " : "", r->unanalysed[i].name);
+		}
+		warning(t, ANSI_ALERT,
+			"partial report: %s present but not analysed (no plugin walks it); that memory "
+			"shows as other anonymous (see the notes)", names);
+	} else if (r->partial) {
 		warning(t, ANSI_ALERT,
 			"partial report: an allocator is present but could not be analysed; its memory "
 			"shows as other anonymous (see the notes)");
-}
-
-/* How the allocators present give memory back: "malloc_trim(0)", "a purge", or both. */
-static const char *release_tool(const struct md_report *r)
-{
-	bool glibc = false, jem = false;
-	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
-		const char *n = md_node_get_string(md_node_get(md_node_at(r->allocators, i), "name"));
-		glibc |= n && strcmp(n, "glibc") == 0;
-		jem |= n && strcmp(n, "jemalloc") == 0;
 	}
-	return glibc && jem ? "malloc_trim(0) and a purge" : jem ? "a purge" : "malloc_trim(0)";
 }
 
 /* One term of a sentence: "3.04 MiB could be returned ...", skipped when zero. */
@@ -410,15 +411,13 @@ static void render_summary(const struct text *t, const struct md_report *r, cons
 	char line[1024], terms[768] = "";
 	bool none = true;
 	char what[128];
-	snprintf(what, sizeof(what), "could be returned to the kernel now (%s)", release_tool(r));
+	snprintf(what, sizeof(what), "could be returned to the kernel now (%s)", md_release_verb(r));
 	term(terms, sizeof(terms), &none, g->releasable_bytes, what);
 	term(terms, sizeof(terms), &none, g->pinned_free_bytes,
 	     "is free memory pinned by fragmentation (on pages that also hold live data)");
 	term(terms, sizeof(terms), &none, g->kept_free_bytes, "is free memory kept out of trim's reach");
 	term(terms, sizeof(terms), &none, g->metadata_bytes, "is allocator metadata");
-	if (g->live_slack_bytes > 0)
-		term(terms, sizeof(terms), &none, (uint64_t)g->live_slack_bytes,
-		     "is chunk headers and rounding on live pages");
+	term(terms, sizeof(terms), &none, g->headers_bytes, "is chunk headers and rounding on live pages");
 	term(terms, sizeof(terms), &none, g->outside_bytes, "is outside the allocators");
 	snprintf(line, sizeof(line), "The program's live heap is %s%s; the other %s of RSS is the gap%s%s.",
 		 human(g->live_heap_bytes, b, sizeof(b)),
@@ -452,7 +451,7 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 	fprintf(t->out, "  live heap %s + gap %s = RSS %s\n", human(g->live_heap_bytes, b1, sizeof(b1)),
 		human(g->gap_bytes, b2, sizeof(b2)), human(g->rss_bytes, b3, sizeof(b3)));
 	char what[160];
-	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", release_tool(r));
+	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", md_release_verb(r));
 	ledger_line(t, "releasable now", g->releasable_bytes, false, class_color[MD_CLASS_FREE], what);
 	ledger_line(t, "pinned free", g->pinned_free_bytes, false, "\033[35m",
 		    "free bytes on pages that also hold live data: fragmentation, no trim or purge "
@@ -463,15 +462,24 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 			    "retained extents)");
 	ledger_line(t, "metadata", g->metadata_bytes, false, class_color[MD_CLASS_METADATA],
 		    "allocator bookkeeping pages");
-	if (g->live_slack_bytes)
-		ledger_line(t, g->live_slack_bytes > 0 ? "headers, rounding" : "untouched live",
-			    (uint64_t)(g->live_slack_bytes > 0 ? g->live_slack_bytes : -g->live_slack_bytes),
-			    g->live_slack_bytes < 0, "",
-			    g->live_slack_bytes > 0
-				    ? "chunk headers, padding and the unused ends of live pages"
-				    : "live bytes on pages never touched (not resident, so not in RSS)");
+	if (g->headers_bytes)
+		ledger_line(t, "headers, rounding", g->headers_bytes, false, "",
+			    "chunk headers, padding and the unused ends of live pages");
 	ledger_line(t, "outside allocators", g->outside_bytes, false, "",
 		    "stacks, code and file, shared and other anonymous memory");
+	if (r->memory.allocator_lazy_free_bytes) {
+		char u[32];
+		wrapf(t, 2, 4, "%s of the allocators' pages are MADV_FREE'd (LazyFree): counted in RSS, "
+		      "but the kernel takes them back under memory pressure without any call.",
+		      human(r->memory.allocator_lazy_free_bytes, u, sizeof(u)));
+	}
+	if (g->untouched_live_bytes) {
+		/* in the live heap but not in RSS: said apart, never netted against the headers */
+		char u[32];
+		wrapf(t, 2, 4, "The live heap also counts %s allocated on pages never touched (not resident, so "
+		      "not in RSS): the lines above add up to the gap plus that.",
+		      human(g->untouched_live_bytes, u, sizeof(u)));
+	}
 
 	if (!g->have_regions) {
 		fputs("  ", t->out);
@@ -570,6 +578,13 @@ static void render_memory(const struct text *t, const struct md_report *r)
 	cell_bytes(&cells[6], "RssFile", r->memory.file_bytes);
 	cell_bytes(&cells[7], "RssShmem", r->memory.shmem_bytes);
 	grid(t, cells, 8, 2, 4); /* two rows: RSS PSS USS Swap / VmSize RssAnon RssFile RssShmem */
+	if (r->memory.lazy_free_bytes) {
+		char b[32];
+		fputs("  ", t->out);
+		wrapf(t, 2, 4, "LazyFree %s: pages freed with MADV_FREE, still resident and in RSS until the "
+		      "kernel needs the memory (it then takes them without writing them anywhere).",
+		      human(r->memory.lazy_free_bytes, b, sizeof(b)));
+	}
 	uint64_t vmrss = r->memory.status_vm_rss_bytes, rss = r->memory.rss_bytes;
 	if (vmrss && vmrss != rss) {
 		char b[32];
@@ -652,15 +667,21 @@ static void print_region_name(FILE *out, const struct md_report_region *reg, int
 	const char *alloc_open = reg->allocator ? " (" : "";
 	const char *alloc = reg->allocator ? reg->allocator : "";
 	const char *alloc_close = reg->allocator ? ")" : "";
-	snprintf(full, sizeof(full), "%s%s%s%s", reg->path ? reg->path : kind, alloc_open, alloc,
-		 alloc_close);
+	const char *path = reg->path ? md_esc(reg->path) : NULL;
+	/* a deleted file is marked apart from its name (which may itself end in " (deleted)") */
+	if (reg->deleted)
+		alloc_open = reg->allocator ? " [deleted] (" : " [deleted]";
+	/* an unanalysed runtime's mapping: named by its owner (its pages stay other anonymous) */
+	if (!reg->allocator && reg->owner && !reg->path)
+		kind = reg->owner;
+	snprintf(full, sizeof(full), "%s%s%s%s", path ? path : kind, alloc_open, alloc, alloc_close);
 	if (avail < 8)
 		avail = 8;
 	if ((int)strlen(full) <= avail) {
 		fputs(full, out);
 		return;
 	}
-	const char *base = reg->path ? strrchr(reg->path, '/') : NULL;
+	const char *base = path ? strrchr(path, '/') : NULL;
 	if (base && base[1]) {
 		snprintf(shorter, sizeof(shorter), "%s%s%s%s", base + 1, alloc_open, alloc, alloc_close);
 		if ((int)strlen(shorter) <= avail) {
@@ -906,7 +927,7 @@ static void value_text(const char *key, const struct md_node *n, const char *con
 		snprintf(buf, len, "%.4g", md_node_get_double(n));
 		break;
 	case MD_NODE_STRING:
-		snprintf(buf, len, "%s", md_node_get_string(n));
+		snprintf(buf, len, "%s", md_esc(md_node_get_string(n)));
 		break;
 	case MD_NODE_ARRAY:
 		snprintf(buf, len, "%zu", md_node_count(n));
@@ -1214,12 +1235,20 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 	char vbuf[64] = "";
 	if (version && is_scalar(version) && md_node_type(version) != MD_NODE_NULL)
 		value_text(NULL, version, NULL, vbuf, sizeof(vbuf));
-	snprintf(title, sizeof(title), "Allocator %s%s%s", name ? name : "?", vbuf[0] ? " " : "", vbuf);
+	snprintf(title, sizeof(title), "Allocator %s%s%s", name ? md_esc(name) : "?", vbuf[0] ? " " : "", vbuf);
 	if (symbols) {
 		size_t l = strlen(title);
-		snprintf(title + l, sizeof(title) - l, " (symbols: %s)", symbols);
+		snprintf(title + l, sizeof(title) - l, " (symbols: %s)", md_esc(symbols));
 	}
 	heading(t, title);
+
+	/* another allocator took malloc over: the all-zero figures would only mislead */
+	const struct md_node *in_use = md_node_get(a, "in_use");
+	if (md_node_type(in_use) == MD_NODE_BOOL && !md_node_get_bool(in_use)) {
+		const char *why = md_node_get_string(md_node_get(a, "in_use_note"));
+		warning(t, ANSI_WARN, "%s", why ? why : "this allocator is present but not in use");
+		return;
+	}
 
 	/* the two states every plugin reports that change how far its figures can be trusted */
 	const struct md_node *walked = md_node_get(a, "walked");
@@ -1360,6 +1389,8 @@ struct md_error *md_render_text(const struct md_report *r, const struct md_rende
 	};
 	if (t.width < 60)
 		t.width = 60; /* narrower than that, the tables would not hold a row */
+	if (t.width > MD_MAX_WIDTH)
+		t.width = MD_MAX_WIDTH; /* and wider, column arithmetic would overflow */
 	int top = opts && opts->top > 0 ? opts->top : DEFAULT_TOP;
 
 	struct md_gap gap;

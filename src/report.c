@@ -56,6 +56,12 @@ void md_report_deinit(struct md_report *r)
 	for (size_t i = 0; i < r->n_notes; i++)
 		free(r->notes[i]);
 	free(r->notes);
+	for (size_t i = 0; i < r->n_unanalysed; i++) {
+		free(r->unanalysed[i].name);
+		free(r->unanalysed[i].module);
+		free(r->unanalysed[i].evidence);
+	}
+	free(r->unanalysed);
 	/* a second deinit stays harmless */
 	memset(r, 0, sizeof(*r));
 	r->schema_version = 1;
@@ -225,6 +231,8 @@ static struct md_error *add_memory(struct md_node *root, const struct md_report 
 	CHECK(md_node_set_u64(m, "shmem_bytes", r->memory.shmem_bytes));
 	CHECK(md_node_set_u64(m, "status_vm_rss_bytes", r->memory.status_vm_rss_bytes));
 	CHECK(md_node_set_u64(m, "hugetlb_bytes", r->memory.hugetlb_bytes));
+	CHECK(md_node_set_u64(m, "lazy_free_bytes", r->memory.lazy_free_bytes));
+	CHECK(md_node_set_u64(m, "allocator_lazy_free_bytes", r->memory.allocator_lazy_free_bytes));
 out:
 	return err;
 }
@@ -275,8 +283,10 @@ static struct md_error *add_region(struct md_node *regions, const struct md_repo
 	CHECK(md_node_set(o, "perms", md_node_stringf("%.4s", reg->perms)));
 	CHECK(md_node_set_u64(o, "offset", reg->offset));
 	CHECK(md_node_set(o, "path", string_or_null(reg->path)));
+	CHECK(md_node_set_bool(o, "deleted", reg->deleted));
 	CHECK(md_node_set_string(o, "kind", reg->kind_name ? reg->kind_name : map_kind_name(reg->kind)));
 	CHECK(md_node_set(o, "allocator", string_or_null(reg->allocator)));
+	CHECK(md_node_set(o, "owner", string_or_null(reg->owner)));
 	CHECK(md_node_set_u64(o, "rss_bytes", reg->rss_bytes));
 	CHECK(md_node_set_u64(o, "pss_bytes", reg->pss_bytes));
 	CHECK(md_node_set_u64(o, "swap_bytes", reg->swap_bytes));
@@ -349,6 +359,7 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	CHECK(add_memory(root, r));
 	CHECK(set_classes(root, r->classes));
 	CHECK(md_node_set_u64(root, "reconciled_pages", r->reconciled_pages));
+	CHECK(md_node_set_u64(root, "untouched_live_bytes", r->untouched_live_bytes));
 	CHECK(add_system(root, r));
 	CHECK(add_cgroup(root, r));
 	if (r->wss.valid)
@@ -360,6 +371,16 @@ struct md_error *md_report_to_node(const struct md_report *r, struct md_node **n
 	else
 		allocators = md_node_array();
 	CHECK(md_node_set(root, "allocators", allocators));
+
+	struct md_node *unanalysed = md_node_array();
+	CHECK(md_node_set(root, "unanalysed_allocators", unanalysed));
+	for (size_t i = 0; i < r->n_unanalysed; i++) {
+		struct md_node *u = md_node_object();
+		CHECK(md_node_append(unanalysed, u));
+		CHECK(md_node_set_string(u, "name", r->unanalysed[i].name));
+		CHECK(md_node_set_string(u, "module", r->unanalysed[i].module));
+		CHECK(md_node_set_string(u, "evidence", r->unanalysed[i].evidence));
+	}
 
 	struct md_node *findings = md_node_array();
 	CHECK(md_node_set(root, "findings", findings));

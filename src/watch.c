@@ -43,6 +43,11 @@ void md_watch_sample_from_report(const struct md_report *r, double t_s, struct m
 	s->metadata_bytes = r->classes[MD_CLASS_METADATA];
 	memcpy(s->classes, r->classes, sizeof(s->classes));
 	s->pause_ms = r->target.pause_ms;
+	s->partial = r->partial;
+	for (size_t i = 0; i < r->n_unanalysed; i++) {
+		size_t l = strlen(s->unanalysed);
+		snprintf(s->unanalysed + l, sizeof(s->unanalysed) - l, "%s%s", i ? ", " : "", r->unanalysed[i].name);
+	}
 	struct md_gap g;
 	struct md_error *err = md_gap_compute(r, &g);
 	if (err) {
@@ -220,10 +225,22 @@ void md_verdict_compute(const struct md_watch_sample *s, size_t n, struct md_ver
 			 rh, sg);
 	} else {
 		v->verdict = MD_VERDICT_STABLE;
-		snprintf(v->text, sizeof(v->text),
-			 "live heap %s and gap %s over %s; a stable gap is the allocators' normal "
-			 "overhead",
-			 sh, sg, span);
+		if (n && s[n - 1].unanalysed[0])
+			snprintf(v->text, sizeof(v->text),
+				 "live heap %s and gap %s over %s; stable, but not known to be overhead: the gap "
+				 "holds the memory of %s, which no plugin walks",
+				 sh, sg, span, s[n - 1].unanalysed);
+		else
+			snprintf(v->text, sizeof(v->text),
+				 "live heap %s and gap %s over %s; a stable gap is the allocators' normal "
+				 "overhead",
+				 sh, sg, span);
+	}
+	/* what memdissect cannot see is named, whatever the trend */
+	if (n && s[n - 1].unanalysed[0] && v->verdict != MD_VERDICT_STABLE) {
+		size_t l = strlen(v->text);
+		snprintf(v->text + l, sizeof(v->text) - l, " (%s present but not analysed: their memory is in the gap)",
+			 s[n - 1].unanalysed);
 	}
 	v->name = verdict_names[v->verdict];
 }
@@ -280,9 +297,9 @@ static void time_text(double t, char *buf, size_t len)
 
 static void text_header(FILE *out, int pid, const char *comm, const struct md_watch_options *o, bool wide)
 {
-	fprintf(out, "memdissect watch: pid %d (%s), every %.3g s", pid, comm, o->interval_s);
+	fprintf(out, "memdissect watch: pid %d (%s), every %.3g s", pid, md_esc(comm), o->interval_s);
 	if (o->count)
-		fprintf(out, ", %lu samples", o->count);
+		fprintf(out, ", %lu sample%s", o->count, o->count == 1 ? "" : "s");
 	else
 		fputs(", until Ctrl-C", out);
 	fputc('\n', out);
@@ -377,7 +394,7 @@ static struct md_node *trend_node(const struct md_trend *tr)
 }
 
 static struct md_error *json_verdict(FILE *out, int pid, size_t n, const struct md_verdict_result *v,
-				     const char *ended)
+				     const char *ended, const struct md_watch_sample *last)
 {
 	struct md_error *err = NULL;
 	struct md_node *o = md_node_object();
@@ -396,6 +413,9 @@ static struct md_error *json_verdict(FILE *out, int pid, size_t n, const struct 
 	PUT(md_node_set(o, "free", trend_node(&v->free)));
 	if (ended)
 		PUT(md_node_set_string(o, "ended", ended));
+	PUT(md_node_set_bool(o, "partial", last->partial));
+	if (last->unanalysed[0])
+		PUT(md_node_set_string(o, "unanalysed", last->unanalysed));
 	if (err) {
 		md_node_destroy(o);
 		return err;
@@ -436,6 +456,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	double t0 = now_s(), next = t0;
 	struct md_error *err = NULL;
 	const char *ended = NULL;
+	bool write_failed = false;
 	for (unsigned long i = 0; !o->count || i < o->count; i++) {
 		if (i)
 			sleep_until(next);
@@ -482,22 +503,30 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
 		samples[n].wss_bytes = a.report.wss.bytes;
+		if (samples[n].partial && o->partial_ret)
+			*o->partial_ret = true;
 		md_analysis_deinit(&a);
+		errno = 0;
 		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n], o->wss_s > 0) : NULL;
 		if (!o->json)
 			text_row(out, &samples[n], wide, o->wss_s > 0);
 		n++;
+		/* the reader went away (watch PID | head -3) or the disk is full: stop attaching,
+		 * with the errno of this write, not a stale one */
+		if (!werr && (fflush(out) == EOF || ferror(out)))
+			werr = md_error_os(errno ? errno : EIO, "writing the watch");
+		write_failed = werr != NULL;
 		if (werr) {
 			err = werr;
 			break;
 		}
 	}
-	if (n) {
+	if (n && !write_failed) {
 		struct md_verdict_result v;
 		md_verdict_compute(samples, n, &v);
 		struct md_error *verr = NULL;
 		if (o->json)
-			verr = json_verdict(out, pid, n, &v, ended);
+			verr = json_verdict(out, pid, n, &v, ended, &samples[n - 1]);
 		else
 			text_verdict(out, o, n, &v);
 		if (!err)
@@ -506,7 +535,8 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			md_error_destroy(verr);
 	}
 	free(samples);
-	if (!err && fflush(out) == EOF)
+	errno = 0;
+	if (!err && (fflush(out) == EOF || ferror(out)))
 		err = md_error_os(errno ? errno : EIO, "writing the watch");
 	return err;
 }

@@ -438,9 +438,11 @@ static bool node_equal(struct md_node *a, struct md_node *b, const char *where, 
 		}
 		for (size_t i = 0; i < md_node_count(a); i++) {
 			const char *k = md_node_key_at(a, i);
-			/* Timings, and how much a walk read: they describe the run, not the target. */
+			/* Timings, and how much a walk read: they describe the run, not the target. LazyFree
+			 * moves by itself: the kernel drains MADV_FREE'd pages to its lazy-free list in
+			 * per-CPU batches, an idle process or not. */
 			if (ends_with(k, "_ms") || ends_with(k, "_read_bytes") || strcmp(k, "pss_bytes") == 0 ||
-			    strcmp(k, "uss_bytes") == 0)
+			    strcmp(k, "uss_bytes") == 0 || ends_with(k, "lazy_free_bytes"))
 				continue;
 			snprintf(sub, sizeof(sub), "%s.%s", where, k);
 			if (file_pages && strcmp(k, "classes") == 0) {

@@ -54,7 +54,8 @@ START_TEST(test_html_self_contained)
 	ck_assert_ptr_nonnull(strstr(html, "[heap]&lt;script&gt;alert(1)&lt;/script&gt;"));
 	ck_assert_ptr_null(strstr(html, "</script><b>x"));
 	ck_assert_ptr_nonnull(strstr(html, "arena \\\"1\\\" \\u003c/script\\u003e\\u003cb\\u003ex"));
-	ck_assert_ptr_nonnull(strstr(html, "note with \xef\xbf\xbd\xef\xbf\xbd bytes &amp; &lt;tags&gt;"));
+	/* bytes that are not UTF-8 named as in every human format, markup as entities */
+	ck_assert_ptr_nonnull(strstr(html, "note with \\xff\\xfe bytes &amp; &lt;tags&gt;"));
 	/* exactly two script elements: the data and the code */
 	size_t scripts = 0;
 	for (const char *p = html; (p = strstr(p, "<script")); p++)
@@ -68,7 +69,8 @@ START_TEST(test_html_self_contained)
 	ck_assert_ptr_nonnull(strstr(html, "id=\"region-r0\" data-label=\"glibc main arena\""));
 	ck_assert_ptr_nonnull(strstr(html, "<svg class=\"map\" id=\"map-r3\""));
 	ck_assert_ptr_nonnull(strstr(html, "RSS <b>1.02 GiB</b> = live heap <b>839 MiB</b>"));
-	ck_assert_ptr_nonnull(strstr(html, "<li data-topic=\"trim\">Trim: malloc_trim(0) would return 101 MiB"));
+	/* the fixture's arena 1 is corrupt: no trim advice, a warning instead */
+	ck_assert_ptr_nonnull(strstr(html, "<li data-topic=\"trim-unsafe\">Do not call malloc_trim(0) on this evidence"));
 	ck_assert_ptr_nonnull(strstr(html, "class=\"chart histogram\""));
 	free(html);
 	md_report_deinit(&r);

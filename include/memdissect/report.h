@@ -27,10 +27,14 @@ const char *md_class_name(enum md_class c); /* "live", "free", ..., "anon_other"
 struct md_report_region {
 	uint64_t start, end, offset;
 	char perms[5];          /* "rw-p" */
-	char *path;             /* NULL when anonymous */
+	char *path;             /* NULL when anonymous; a real " (deleted)" at the end is the file's name */
+	bool deleted;           /* the backing file was deleted (maps said " (deleted)", and it is) */
 	enum md_map_kind kind;
 	const char *kind_name;  /* "heap", "anon", "stack", "file", "shared", "special" */
 	const char *allocator;  /* allocator claiming pages here, or NULL */
+	/* An unanalysed allocator or runtime the mapping belongs to, where the evidence is clear
+	 * ("go heap arena"); its pages stay anon_other until a plugin walks them. */
+	const char *owner;
 	uint64_t rss_bytes, pss_bytes, swap_bytes;
 	uint64_t classes[MD_CLASS_COUNT]; /* bytes; sum == rss_bytes */
 	uint64_t wss_bytes;     /* working set (attach --wss): referenced bytes in the window */
@@ -73,6 +77,14 @@ struct md_report_finding {
 	char *message;
 };
 
+/* An allocator or runtime found in the target (by its modules and symbols) that no plugin walks:
+ * its memory is in anon_other, and the report says so instead of "nothing to do". */
+struct md_unanalysed_allocator {
+	char *name;     /* "tcmalloc", "mimalloc", "musl", "pymalloc", "go", "hotspot", "v8", "unknown" */
+	char *module;   /* the module that holds it (path as mapped) */
+	char *evidence; /* "module libtcmalloc_minimal.so.4 exports tc_malloc" */
+};
+
 struct md_report {
 	int schema_version; /* 1 */
 	struct {
@@ -93,10 +105,16 @@ struct md_report {
 		uint64_t anon_bytes, file_bytes, shmem_bytes; /* status RssAnon/RssFile/RssShmem */
 		uint64_t status_vm_rss_bytes;                  /* VmRSS as /proc/PID/status said */
 		uint64_t hugetlb_bytes; /* smaps_rollup Private_Hugetlb + Shared_Hugetlb: not in Rss */
+		/* smaps LazyFree: MADV_FREE'd pages still resident (the kernel reclaims them under
+		 * pressure, without a write-back), in all mappings and in allocator-claimed ones. */
+		uint64_t lazy_free_bytes, allocator_lazy_free_bytes;
 	} memory;
 	uint64_t classes[MD_CLASS_COUNT];
 	/* Pages whose per-page evidence disagreed with smaps and were moved to match it. */
 	uint64_t reconciled_pages;
+	/* Bytes of live allocations on pages that are not resident (allocated, never touched):
+	 * part of the live heap, not of RSS. */
+	uint64_t untouched_live_bytes;
 
 	struct md_report_region *regions;
 	size_t n_regions;
@@ -135,6 +153,9 @@ struct md_report {
 	/* Lines that say what could not be done ("glibc: main_arena not found: ..."). */
 	char **notes;
 	size_t n_notes;
+	/* Allocators and runtimes present that no plugin walked (each also makes the report partial). */
+	struct md_unanalysed_allocator *unanalysed;
+	size_t n_unanalysed;
 	bool partial; /* some allocator was present but could not be analysed */
 };
 
@@ -144,6 +165,7 @@ struct md_error *md_report_add_note(struct md_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Renderers. */
+#define MD_MAX_WIDTH 1000 /* wider terminals (COLUMNS=2147483647) are drawn 1000 columns wide */
 struct md_render_options {
 	bool color;     /* ANSI colour (only when the output is a tty, unless forced) */
 	int width;      /* terminal width; 0 = 100 */

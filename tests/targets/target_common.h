@@ -85,4 +85,14 @@ __attribute__((unused)) static int md_read_command(char *cmd, size_t len)
 	return n > 0 || n + 1 >= len;
 }
 
+/* "ready", then wait for "quit" or EOF on stdin (the end of most targets). */
+__attribute__((unused)) static void md_ready_until_quit(void)
+{
+	md_say("ready\n");
+	char cmd[64];
+	while (md_read_command(cmd, sizeof(cmd)))
+		if (strcmp(cmd, "quit") == 0)
+			break;
+}
+
 #endif
