@@ -2,6 +2,7 @@
  * respect the target (never touch a page that is not present; swapped pages are refused). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,16 @@ enum md_target_source md_target_source(const struct md_target *t)
 int32_t md_target_pid(const struct md_target *t)
 {
 	return t->pid;
+}
+
+/* Set only by the SIGINT/SIGTERM/SIGHUP handler (attach/live.c); here so that every user of the
+ * target API (cores, images, fuzz harnesses) links without the live back end. */
+volatile sig_atomic_t md_live_interrupted;
+
+bool md_target_interrupted(const struct md_target *t)
+{
+	(void)t;
+	return md_live_interrupted != 0;
 }
 
 const struct md_mapping *md_target_mappings(const struct md_target *t, size_t *n_ret)
@@ -236,6 +247,8 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
 {
 	if (len == 0)
 		return NULL;
+	if (md_live_interrupted)
+		return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
 	if (addr + len < addr)
 		return md_error_fault(MD_ERR_FAULT, addr, "read of 0x%zx bytes at 0x%llx wraps around",
 				      len, (unsigned long long)addr);

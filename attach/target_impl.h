@@ -52,6 +52,10 @@ struct md_target {
 	size_t files_next;
 };
 
+/* Set by the SIGINT/SIGTERM/SIGHUP handler (defined in target.c, handler in live.c). */
+#include <signal.h>
+extern volatile sig_atomic_t md_live_interrupted;
+
 /* Drop every cached read (the target may have run). */
 void md_target_cache_drop(struct md_target *t);
 /* Free mappings, threads, cache, symbols; then ops->destroy_impl. */
