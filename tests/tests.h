@@ -27,6 +27,7 @@ Suite *map_suite(void) __attribute__((weak));
 Suite *watch_suite(void) __attribute__((weak));
 Suite *html_suite(void) __attribute__((weak));
 Suite *image_suite(void) __attribute__((weak));
+Suite *states_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name) and of memdissect ($MEMDISSECT). */
