@@ -642,7 +642,7 @@ static bool thread_exiting(pid_t tgid, pid_t tid)
  * pending) and the report says so. A ptrace detach needs a stopped tracee, so such a thread
  * stays traced after the attach until it stops (it is then let go at the next chance) or
  * memdissect exits (the kernel detaches it and cancels the stop request). */
-#define STUCK_AFTER_MS 30
+#define STUCK_AFTER_MS 50
 #define MAX_LINGERING 256
 
 static pid_t lingering[MAX_LINGERING];
@@ -1285,6 +1285,11 @@ static void note_unstopped(struct md_live_capture *cap, const struct md_live_uns
 		add_note(cap, "%s (%s) could not be stopped: it is frozen by the cgroup freezer (state %c, wchan %s); it was left frozen "
 			 "and its registers could not be read: if it was frozen inside the allocator (system call %ld), the figures may be inconsistent",
 			 who, u->comm, u->state ?: '?', u->wchan, u->syscall);
+	else if (u->syscall < 0)
+		add_note(cap, "%s (%s) could not be stopped within %d ms: state %c (uninterruptible sleep outside a system call: a page fault "
+			 "waiting for memory or I/O), wchan %s; it was left running: a fault can come from inside the allocator, the figures "
+			 "may be inconsistent",
+			 who, u->comm, STUCK_AFTER_MS, u->state ?: '?', u->wchan);
 	else
 		add_note(cap, "%s (%s) could not be stopped within %d ms: state %c (uninterruptible sleep: waiting on I/O or a lock in the kernel), "
 			 "wchan %s, system call %ld; it was left running%s",

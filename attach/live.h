@@ -53,7 +53,7 @@ struct md_live_capture {
 struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret);
 
 /* Stop every thread (seize + interrupt, re-scan the task list until stable), and every process
- * sharing the address space. A thread in uninterruptible sleep is not waited for (about 30 ms):
+ * sharing the address space. A thread in uninterruptible sleep is not waited for (more than 50 ms):
  * the capture's notes name it. MD_ERR_EXECED from the capture when the target exec'd. */
 struct md_error *md_live_stop(struct md_target *t);
 /* While stopped: re-read maps, smaps, smaps_rollup, status, pagemap and registers. */
