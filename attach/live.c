@@ -688,6 +688,11 @@ static void release_lingering(void)
 	}
 }
 
+void md_live_release_lingering(void)
+{
+	release_lingering();
+}
+
 /* One look at a task we asked to stop: its state is updated when it reported. */
 static void poll_stop(struct live *lv, struct task *tk)
 {

@@ -62,6 +62,10 @@ struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *ca
 struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec);
 /* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
 void md_live_detach(struct md_target *t);
+/* Threads that could not stop are still seized after the detach (a detach needs a stopped
+ * tracee): let go of those that have stopped since. Called by every open and detach; a caller
+ * that attaches again and again in one process (watch) calls it while it waits. */
+void md_live_release_lingering(void);
 /* The process no longer exists or is a zombie. */
 bool md_live_process_gone(pid_t pid);
 /* Seconds the target has been stopped in total so far. */

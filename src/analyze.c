@@ -463,6 +463,7 @@ struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct m
 			.retry_usec = opts->retry_usec,
 			.hold_pause_ms = opts->hold_pause_ms,
 			.copy = opts->snapshot_copy,
+			.max_pause_s = opts->max_pause_s,
 		};
 		err = md_snapshot_write(t, path, &sopts, result_ret);
 		close_plugins(q.ap, q.n_ap);

@@ -70,7 +70,7 @@ static void usage(FILE *out)
 		"       memdissect watch [options] PID --interval S [--count N]\n"
 		"       memdissect diff [options] A.json B.json\n"
 		"       memdissect core [options] COREFILE [--exe PATH] [--sysroot DIR]\n"
-		"       memdissect snapshot [--debuginfo=MODE] PID -o FILE\n"
+		"       memdissect snapshot [--debuginfo=MODE] [--max-pause S|none] PID -o FILE\n"
 		"       memdissect plugins\n"
 		"       memdissect --help | --version\n"
 		"\n"
@@ -94,7 +94,8 @@ static void usage(FILE *out)
 		"core:  the same report from an ELF core (kernel core, gdb gcore or memdissect snapshot);\n"
 		"       --exe and --sysroot say where the executable and libraries are (docs/cores.md)\n"
 		"snapshot: stop PID briefly and write a sparse ELF core FILE (gdb and eu-stack open it)\n"
-		"       that `memdissect core FILE` turns into the report of that moment\n"
+		"       that `memdissect core FILE` turns into the report of that moment; refused when the\n"
+		"       pause is estimated longer than --max-pause (default 2 s; 'none': no limit)\n"
 		"\n"
 		"exit codes: 0 ok, 1 internal error, 2 usage, 3 no such process, 4 permission denied,\n"
 		"            5 zombie, 6 target exited during the attach, 7 bad input file,\n"
@@ -164,7 +165,7 @@ static struct md_error *write_html(const struct md_report *r, const char *path)
 }
 
 /* Options of core and snapshot (values apart from the enum above, which others extend). */
-enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY };
+enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY, OPT_MAX_PAUSE };
 
 /* attach PID and core FILE share their options and report; argv[0] says which. */
 /* Options every subcommand spells the same way (each accepts those in its getopt table). */
@@ -451,6 +452,7 @@ static int cmd_snapshot(int argc, char **argv)
 		{ "plugin", required_argument, NULL, OPT_PLUGIN },
 		{ "hold-pause", required_argument, NULL, OPT_HOLD },
 		{ "copy", required_argument, NULL, OPT_COPY },
+		{ "max-pause", required_argument, NULL, OPT_MAX_PAUSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -474,6 +476,15 @@ static int cmd_snapshot(int argc, char **argv)
 			else if (strcmp(optarg, "auto") != 0)
 				return fail(md_error_create(MD_ERR_USAGE, "--copy takes auto, memory or stream, not '%s'", optarg));
 			break;
+		case OPT_MAX_PAUSE: {
+			char *end;
+			errno = 0;
+			aopts.max_pause_s = strcmp(optarg, "none") == 0 ? -1 : strtod(optarg, &end);
+			if (strcmp(optarg, "none") != 0 && (errno || end == optarg || *end || !(aopts.max_pause_s > 0) ||
+							    aopts.max_pause_s > 86400))
+				return fail(md_error_create(MD_ERR_USAGE, "--max-pause takes seconds (0 < S <= 86400) or none, not '%s'", optarg));
+			break;
+		}
 		default: {
 			int code = common_option(c, argv, &co);
 			if (code >= 0)
@@ -502,6 +513,7 @@ static int cmd_snapshot(int argc, char **argv)
 	       md_format_bytes(res.file_bytes, b2, sizeof(b2)), res.pause_ms, res.capture_ms,
 	       res.streamed ? "streaming to the file" : "copy", res.copy_ms, res.write_ms,
 	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : res.why);
+	printf("pause estimated before stopping: %.1f ms\n", res.estimated_pause_ms);
 	if (res.unreadable_pages)
 		printf("%llu resident pages could not be read and are not in the file\n",
 		       (unsigned long long)res.unreadable_pages);

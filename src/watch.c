@@ -240,6 +240,7 @@ static double now_s(void)
 static void sleep_until(double deadline)
 {
 	while (!md_live_interrupted) {
+		md_live_release_lingering(); /* a thread that could not stop and has stopped since */
 		double left = deadline - now_s();
 		if (left <= 0)
 			return;
@@ -415,8 +416,27 @@ static void text_verdict(FILE *out, const struct md_watch_options *o, size_t n, 
 		md_format_rate(v->free.slope, e, sizeof(e)), md_format_bytes(v->threshold_bytes, th, sizeof(th)));
 }
 
+/* The target must run most of the time: an interval under the floor is refused, and so is one
+ * the attaches would fill more than half of with their pauses. */
+#define MD_WATCH_MIN_INTERVAL 0.1
+#define MD_WATCH_MAX_PAUSED_SHARE 0.5
+
+static struct md_error *check_pause_share(int pid, const struct md_watch_options *o, double pause_ms)
+{
+	if (pause_ms / 1e3 <= o->interval_s * MD_WATCH_MAX_PAUSED_SHARE)
+		return NULL;
+	return md_error_create(MD_ERR_USAGE,
+			       "an attach stopped process %d for %.0f ms: --interval %.3g s would keep it stopped %.0f%% of the time "
+			       "(at most %.0f%%); use --interval %.2g or more",
+			       pid, pause_ms, o->interval_s, 100 * pause_ms / 1e3 / o->interval_s, 100 * MD_WATCH_MAX_PAUSED_SHARE,
+			       pause_ms / 1e3 / MD_WATCH_MAX_PAUSED_SHARE * 1.5);
+}
+
 struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *out)
 {
+	if (o->interval_s < MD_WATCH_MIN_INTERVAL)
+		return md_error_create(MD_ERR_USAGE, "--interval %.3g s is below the floor of %.1f s (the target must run most of the time)",
+				       o->interval_s, MD_WATCH_MIN_INTERVAL);
 	size_t cap = 64, n = 0;
 	struct md_watch_sample *samples = malloc(cap * sizeof(*samples));
 	if (!samples)
@@ -471,7 +491,10 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			text_header(out, pid, comm, o, wide);
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
+		err = check_pause_share(pid, o, a.report.target.pause_ms);
 		md_analysis_deinit(&a);
+		if (err)
+			break;
 		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n]) : NULL;
 		if (!o->json)
 			text_row(out, &samples[n], wide);

@@ -418,6 +418,58 @@ START_TEST(test_sigint_during_walk)
 }
 END_TEST
 
+/* A long pause is refused before anyone is stopped: snapshot over --max-pause, watch with an
+ * interval its attaches would fill. */
+START_TEST(test_pause_limits)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	const char *args[] = { "bigheap", "256", NULL };
+	start(&p, "states", args);
+	char buf[24], core[128];
+	pid_arg(p.pid, buf, sizeof(buf));
+	snprintf(core, sizeof(core), "/tmp/md-states-snap-%d.core", (int)getpid());
+	unlink(core);
+	const char *refused[] = { "snapshot", "--max-pause", "0.001", "-o", core, buf, NULL };
+	char *out = NULL, *err = NULL;
+	int status = md_test_run(refused, &out, &err, scaled(60000));
+	ck_assert_msg(status == 2 && strstr(err, "snapshot would stop process") && strstr(err, "--max-pause"),
+		      "snapshot of 256 MiB with --max-pause 0.001: exit %d, want 2 with the estimate: %s", status, err);
+	ck_assert_msg(access(core, F_OK) != 0, "a refused snapshot wrote %s", core);
+	fprintf(stderr, "figure: snapshot refused: %s", err);
+	free(out);
+	free(err);
+	const char *accepted[] = { "snapshot", "-o", core, buf, NULL };
+	status = md_test_run(accepted, &out, &err, scaled(120000));
+	ck_assert_msg(status == 0 && strstr(out, "pause estimated before stopping:"), "default snapshot: exit %d: %s%s", status,
+		      out, err);
+	const char *pause = strstr(out, "pause ");
+	const char *est = strstr(out, "pause estimated before stopping:");
+	fprintf(stderr, "figure: snapshot of 256 MiB: %.*s; %.*s\n", (int)strcspn(pause, "\n"), pause,
+		(int)strcspn(est, "\n"), est);
+	unlink(core);
+	free(out);
+	free(err);
+	ck_assert_msg(still_held(p.pid, 2000) == 0, "target still traced after the snapshots");
+
+	const char *floor_args[] = { "watch", buf, "--interval", "0.05", "--count", "2", NULL };
+	status = md_test_run(floor_args, &out, &err, scaled(60000));
+	ck_assert_msg(status == 2 && strstr(err, "below the floor"), "watch --interval 0.05: exit %d: %s", status, err);
+	free(out);
+	free(err);
+	/* A 256 MiB walk pauses far more than half of 0.1 s. */
+	const char *share_args[] = { "watch", buf, "--interval", "0.1", "--count", "3", NULL };
+	status = md_test_run(share_args, &out, &err, scaled(60000));
+	ck_assert_msg(status == 2 && strstr(err, "would keep it stopped"), "watch --interval 0.1 of 256 MiB: exit %d: %s", status,
+		      err);
+	fprintf(stderr, "figure: watch refused: %s", err);
+	free(out);
+	free(err);
+	assert_answers(&p, "after the refusals");
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *test, int timeout)
 {
 	TCase *tc = tcase_create(name);
@@ -437,5 +489,6 @@ Suite *states_suite(void)
 	add_case(s, "exec_during_attach", test_exec_during_attach, 120);
 	add_case(s, "address_space_sharer", test_address_space_sharer, 120);
 	add_case(s, "sigint_during_walk", test_sigint_during_walk, 240);
+	add_case(s, "pause_limits", test_pause_limits, 240);
 	return s;
 }
