@@ -416,21 +416,11 @@ static void text_verdict(FILE *out, const struct md_watch_options *o, size_t n, 
 		md_format_rate(v->free.slope, e, sizeof(e)), md_format_bytes(v->threshold_bytes, th, sizeof(th)));
 }
 
-/* The target must run most of the time: an interval under the floor is refused, and so is one
- * the attaches would fill more than half of with their pauses. */
+/* The target must run most of the time: an interval under the floor is refused, and after
+ * every attach the target runs at least twice as long as that attach stopped it (the next
+ * attach waits when the interval is shorter; the samples carry their own times). */
 #define MD_WATCH_MIN_INTERVAL 0.1
-#define MD_WATCH_MAX_PAUSED_SHARE 0.5
-
-static struct md_error *check_pause_share(int pid, const struct md_watch_options *o, double pause_ms)
-{
-	if (pause_ms / 1e3 <= o->interval_s * MD_WATCH_MAX_PAUSED_SHARE)
-		return NULL;
-	return md_error_create(MD_ERR_USAGE,
-			       "an attach stopped process %d for %.0f ms: --interval %.3g s would keep it stopped %.0f%% of the time "
-			       "(at most %.0f%%); use --interval %.2g or more",
-			       pid, pause_ms, o->interval_s, 100 * pause_ms / 1e3 / o->interval_s, 100 * MD_WATCH_MAX_PAUSED_SHARE,
-			       pause_ms / 1e3 / MD_WATCH_MAX_PAUSED_SHARE * 1.5);
-}
+#define MD_WATCH_RUN_PER_PAUSE 2.0
 
 struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *out)
 {
@@ -447,6 +437,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	};
 	bool wide = o->width <= 0 || o->width >= 80;
 	double t0 = now_s(), next = t0;
+	bool stretched = false;
 	struct md_error *err = NULL;
 	const char *ended = NULL;
 	for (unsigned long i = 0; !o->count || i < o->count; i++) {
@@ -491,10 +482,16 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			text_header(out, pid, comm, o, wide);
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
-		err = check_pause_share(pid, o, a.report.target.pause_ms);
+		double pause_s = a.report.target.pause_ms / 1e3, earliest = now_s() + MD_WATCH_RUN_PER_PAUSE * pause_s;
+		if (next < earliest) {
+			if (!stretched)
+				fprintf(stderr, "memdissect: an attach stopped process %d for %.0f ms: the next waits %.2g s so that it runs "
+						"at least %.0f times as long as it is stopped (--interval %.3g s is shorter)\n",
+					pid, pause_s * 1e3, MD_WATCH_RUN_PER_PAUSE * pause_s, MD_WATCH_RUN_PER_PAUSE, o->interval_s);
+			stretched = true;
+			next = earliest;
+		}
 		md_analysis_deinit(&a);
-		if (err)
-			break;
 		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n]) : NULL;
 		if (!o->json)
 			text_row(out, &samples[n], wide);
