@@ -172,7 +172,7 @@ static int run_quiet(const char *cmd);
 /* Why the kernel cannot put a core in the process's cwd under a plain name, or NULL. */
 static const char *core_pattern_unusable(void)
 {
-	static char why[320];
+	static char why[384]; /* room for the whole 255-byte pattern: -Wformat-truncation at -O1 */
 	char buf[256] = "";
 	FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
 	if (!f)
