@@ -66,6 +66,8 @@ struct live {
 	bool stopped;
 };
 
+static bool auxv_changed(struct live *lv);
+
 /* For the fatal-signal handler: the threads we hold, readable without locks. */
 static pid_t *volatile held_tids;
 static volatile size_t held_n;
@@ -945,9 +947,19 @@ static struct md_error *stop_all(struct md_target *t)
 	return NULL;
 }
 
+/* A failure of a target that exec'd meanwhile ("not dumpable" while the new program's
+ * credentials are set up, a thread gone in de_thread) is the exec. */
+static struct md_error *exec_instead(struct live *lv, struct md_error *err)
+{
+	if (!err || err->code == MD_ERR_INTERRUPTED || err->code == MD_ERR_EXECED || !(lv->execed || auxv_changed(lv)))
+		return err;
+	md_error_destroy(err);
+	return md_error_create(MD_ERR_EXECED, "process %d exec'd during the attach", (int)lv->pid);
+}
+
 struct md_error *md_live_stop(struct md_target *t)
 {
-	struct md_error *err = stop_all(t);
+	struct md_error *err = exec_instead(live_of(t), stop_all(t));
 	if (err)
 		md_live_detach(t);
 	md_target_cache_drop(t);
@@ -995,8 +1007,6 @@ static struct md_error *read_threads(struct md_target *t)
 }
 
 /* ---- open ---- */
-
-static bool auxv_changed(struct live *lv);
 
 #define MD_PF_KTHREAD 0x00200000UL /* include/linux/sched.h */
 
@@ -1378,7 +1388,7 @@ struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *ca
 	if (!err)
 		err = read_status(lv->mm_tid, &cap->status);
 	if (err)
-		return err;
+		return exec_instead(lv, err);
 	capture_unstopped(lv, cap);
 	mark_stacks(t, cap);
 	comm_of(lv->pid, cap->comm, sizeof(cap->comm));
@@ -1445,6 +1455,7 @@ struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec)
 	struct md_error *err = wait_all_stopped(lv, true);
 	if (!err)
 		err = stop_all(t); /* threads may have been born while it ran */
+	err = exec_instead(lv, err);
 	md_target_cache_drop(t);
 	if (err)
 		md_live_detach(t);
