@@ -408,6 +408,10 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 	uint64_t entries[BATCH];
 	size_t counted = 0, nonexcl_anon = 0;
 	for (size_t i = 0; i < npages;) {
+		if (md_live_interrupted) {
+			free(pages);
+			return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+		}
 		size_t n = npages - i < BATCH ? npages - i : BATCH;
 		off_t off = (off_t)((m->start / MD_PAGE_SIZE + i) * 8);
 		ssize_t r = pread(fd, entries, n * 8, off);
