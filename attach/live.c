@@ -1289,8 +1289,19 @@ static void add_note(struct md_live_capture *cap, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void note_unstopped(struct md_live_capture *cap, const struct md_live_unstopped *u, pid_t pid)
+/* A thread or process name for a note: the target chose it, so control bytes become '?' (the
+ * notes go to terminals as they are). */
+static void printable(char *s)
 {
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static void note_unstopped(struct md_live_capture *cap, struct md_live_unstopped *u, pid_t pid)
+{
+	printable(u->comm);
+	printable(u->wchan);
 	char who[64];
 	if (u->tgid == pid)
 		snprintf(who, sizeof(who), "thread %d", (int)u->tid);
@@ -1335,6 +1346,7 @@ static void capture_unstopped(struct live *lv, struct md_live_capture *cap)
 		const struct sharer *sh = &lv->sharers[i];
 		char comm[64];
 		comm_of(sh->tgid, comm, sizeof(comm));
+		printable(comm);
 		if (sh->refused[0])
 			add_note(cap, "process %d (%s) shares the target's address space (clone with CLONE_VM) and could not be stopped (%s): "
 				 "it ran during the pause, the figures may be inconsistent",
