@@ -551,6 +551,24 @@ static struct md_error *gather(struct md_target *t, struct md_live_capture *cap)
 	return NULL;
 }
 
+/* 1 when the system has no swap (SwapTotal 0), 0 when it has, -1 when unknown. */
+static int system_without_swap(void)
+{
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file("/proc/meminfo", &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return -1;
+	}
+	struct md_meminfo mi = { 0 };
+	err = md_parse_meminfo(buf, len, &mi);
+	free(buf);
+	int r = err ? -1 : mi.swap_total == 0;
+	md_error_destroy(err);
+	return r;
+}
+
 static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconciled, uint64_t *guessed)
 {
 	probe_zero_pfn();
@@ -564,8 +582,33 @@ static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconci
 		return md_error_os(e, "opening %s", path);
 	}
 	struct md_error *err = NULL;
-	for (size_t i = 0; i < t->n_mappings && !err; i++)
-		err = read_pagemap(fd, &t->mappings[i], reconciled, guessed);
+	int no_swap = -1; /* unknown until a swapped page is seen */
+	for (size_t i = 0; i < t->n_mappings && !err; i++) {
+		struct md_mapping *m = &t->mappings[i];
+		/* Without swap a "swapped" PTE is a migration entry (compaction moving the page,
+		 * even while the target is stopped): it is gone within milliseconds. Look again
+		 * rather than refuse to read the page (seen: "reading mp_: page ... is swapped
+		 * out" under cgroup memory pressure on a machine without swap). */
+		for (int attempt = 0;; attempt++) {
+			uint64_t rec = 0, gue = 0;
+			err = read_pagemap(fd, m, &rec, &gue);
+			bool swapped = false;
+			for (uint64_t k = 0; !err && m->pages && k < (m->end - m->start) / MD_PAGE_SIZE && !swapped; k++)
+				swapped = m->pages[k] & MD_PAGE_SWAPPED;
+			if (swapped && no_swap < 0)
+				no_swap = system_without_swap();
+			if (err || !swapped || no_swap != 1 || attempt == 20) {
+				*reconciled += rec;
+				*guessed += gue;
+				break;
+			}
+			free(m->pages);
+			m->pages = NULL;
+			m->extra_rss_pages = 0;
+			struct timespec ts = { 0, 500000 };
+			nanosleep(&ts, NULL);
+		}
+	}
 	close(fd);
 	return err;
 }
