@@ -852,6 +852,13 @@ struct md_error *md_snapshot_write(struct md_target *t, const char *path, const 
 	res->mappings = t->n_mappings;
 	res->segments = w.n_ph - 1;
 	res->threads = t->n_threads;
+	/* What the pause could not hold (threads left running, processes sharing the memory). */
+	for (size_t i = 0; i < cap.n_notes; i++) {
+		if (res->n_notes < sizeof(res->notes) / sizeof(res->notes[0]))
+			snprintf(res->notes[res->n_notes++], sizeof(res->notes[0]), "%s", cap.notes[i]);
+		else
+			res->notes_left_out++;
+	}
 out:
 	if (w.fd >= 0)
 		close(w.fd);

@@ -48,6 +48,8 @@ struct md_snapshot_result {
 	unsigned retries;
 	bool consistent;
 	char why[256]; /* when not consistent */
+	char notes[8][512]; /* threads that could not be stopped, processes sharing the memory */
+	size_t n_notes, notes_left_out;
 };
 
 /* t comes from md_live_open and is not stopped. The file is written to path atomically

@@ -514,6 +514,10 @@ static int cmd_snapshot(int argc, char **argv)
 	       res.streamed ? "streaming to the file" : "copy", res.copy_ms, res.write_ms,
 	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : res.why);
 	printf("pause estimated before stopping: %.1f ms\n", res.estimated_pause_ms);
+	for (size_t i = 0; i < res.n_notes; i++)
+		printf("note: %s\n", res.notes[i]);
+	if (res.notes_left_out)
+		printf("note: %zu more like these\n", res.notes_left_out);
 	if (res.unreadable_pages)
 		printf("%llu resident pages could not be read and are not in the file\n",
 		       (unsigned long long)res.unreadable_pages);
