@@ -140,6 +140,18 @@ START_TEST(test_vfork_parent)
 		pause_ms(r), vtid);
 	md_node_destroy(r);
 	ck_assert_msg(still_held(p.pid, 2000) == 0, "threads still traced after the attach");
+	/* A snapshot says the same in its summary. */
+	char buf[24], core[128];
+	snprintf(core, sizeof(core), "/tmp/md-states-vfork-%d.core", (int)getpid());
+	const char *snap[] = { "snapshot", "-o", core, pid_arg(p.pid, buf, sizeof(buf)), NULL };
+	char *out = NULL, *err = NULL;
+	status = md_test_run(snap, &out, &err, scaled(60000));
+	unlink(core);
+	ck_assert_msg(status == 0 && strstr(out, "note: ") && strstr(out, needle), "snapshot: exit %d, no note naming %llu: %s%s",
+		      status, vtid, out, err);
+	free(out);
+	free(err);
+	ck_assert_msg(still_held(p.pid, 2000) == 0, "threads still traced after the snapshot");
 	assert_answers(&p, "after the attach");
 	md_test_proc_stop(&p);
 }
