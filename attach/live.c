@@ -67,6 +67,8 @@ struct live {
 };
 
 static bool auxv_changed(struct live *lv);
+static bool thread_exiting(pid_t tgid, pid_t tid);
+static void release_lingering(void);
 
 /* For the fatal-signal handler: the threads we hold, readable without locks. */
 static pid_t *volatile held_tids;
@@ -613,6 +615,171 @@ static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconci
 	return err;
 }
 
+/* ---- open ---- */
+
+#define MD_PF_KTHREAD 0x00200000UL /* include/linux/sched.h */
+
+/* Field 9 of /proc/PID/stat (the task's PF_* flags), 0 when unreadable. */
+static unsigned long stat_flags(pid_t pid)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return 0;
+	}
+	unsigned long flags = 0;
+	const char *paren = strrchr(buf, ')');
+	/* ") S ppid pgrp session tty_nr tpgid flags" */
+	if (paren && sscanf(paren + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		flags = 0;
+	free(buf);
+	return flags;
+}
+
+/* The ELF class and machine of the program a process runs (/proc/PID/exe). */
+static bool exe_is_64bit_x86(pid_t pid, char *what, size_t what_len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* unknown: the capture decides */
+	unsigned char h[20];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(h) || memcmp(h, "\177ELF", 4) != 0)
+		return true;
+	unsigned machine = h[18] | (unsigned)h[19] << 8;
+	if (h[4] == 2 && machine == 62)
+		return true;
+	snprintf(what, what_len, "%s", h[4] == 1 && machine == 3 ? "a 32-bit (ia32) program"
+				      : h[4] == 1 && machine == 62 ? "an x32 program"
+								   : "not an x86-64 program");
+	return false;
+}
+
+/* A live thread of a process whose leader has exited (pthread_exit), or 0. */
+static pid_t live_thread_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	pid_t found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+		if (*end || tid <= 0 || tid == pid)
+			continue;
+		if (!thread_exiting(pid, (pid_t)tid))
+			found = (pid_t)tid;
+	}
+	closedir(d);
+	return found;
+}
+
+struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret)
+{
+	release_lingering();
+	if (pid <= 0)
+		return md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid);
+	if (pid == getpid())
+		return md_error_create(MD_ERR_USAGE, "memdissect cannot inspect itself");
+	struct md_proc_status st;
+	struct md_error *err = read_status(pid, &st);
+	if (err)
+		return err;
+	if (st.tgid != pid && st.tgid > 0) {
+		/* A thread id: the process it belongs to is the target. */
+		pid = st.tgid;
+		if (pid == getpid())
+			return md_error_create(MD_ERR_USAGE, "memdissect cannot inspect itself");
+		err = read_status(pid, &st);
+		if (err)
+			return err;
+	}
+	if (stat_flags(pid) & MD_PF_KTHREAD)
+		return md_error_create(MD_ERR_UNSUPPORTED, "process %d (%s) is a kernel thread: it has no user memory to inspect",
+				       (int)pid, st.name);
+	pid_t mm_tid = pid;
+	if (st.state == 'Z' || st.state == 'X') {
+		/* A leader that called pthread_exit is a zombie while its other threads run. */
+		mm_tid = st.threads > 1 ? live_thread_of(pid) : 0;
+		if (!mm_tid)
+			return md_error_create(MD_ERR_ZOMBIE, "process %d (%s) is a zombie: it has exited and has no memory left to inspect",
+					       (int)pid, st.name);
+	}
+	char what[64];
+	if (!exe_is_64bit_x86(pid, what, sizeof(what)))
+		return md_error_create(MD_ERR_UNSUPPORTED, "process %d (%s) is %s: memdissect inspects 64-bit x86-64 processes only",
+				       (int)pid, st.name, what);
+	if (st.tracer_pid > 0 && st.tracer_pid != getpid())
+		return permission_error(pid, &st, "tracing");
+
+	struct md_target *t = calloc(1, sizeof(*t));
+	struct live *lv = calloc(1, sizeof(*lv));
+	if (!t || !lv) {
+		free(t);
+		free(lv);
+		return &md_error_nomem;
+	}
+	t->source = MD_SOURCE_LIVE;
+	t->pid = pid;
+	t->ops = &live_ops;
+	t->impl = lv;
+	t->debuginfo_disabled = opts && opts->debuginfo_disabled;
+	md_target_cache_drop(t);
+	lv->pid = pid;
+	lv->mm_tid = mm_tid;
+	lv->mem_fd = -1;
+	{
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/auxv", (int)mm_tid);
+		md_error_destroy(md_read_file(path, &lv->auxv, &lv->auxv_len)); /* missing: no exec check */
+	}
+
+	/* Before the pause the target runs: its maps can change while we read them. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		md_error_destroy(err);
+		err = gather(t, NULL);
+		if (!err || err->code != MD_ERR_BAD_DATA)
+			break;
+	}
+	if (!err) {
+		uint64_t reconciled = 0, guessed = 0;
+		err = read_all_pagemaps(t, &reconciled, &guessed);
+	}
+	if (err) {
+		if (err->code == MD_ERR_OS && (err->errnum == EACCES || err->errnum == EPERM)) {
+			md_error_destroy(err);
+			err = permission_error(pid, &st, "reading the memory map of");
+		} else if (err->code == MD_ERR_OS && (err->errnum == ENOENT || err->errnum == ESRCH)) {
+			md_error_destroy(err);
+			err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
+		}
+		if (auxv_changed(lv)) {
+			md_error_destroy(err);
+			err = md_error_create(MD_ERR_EXECED, "process %d exec'd during the attach", (int)pid);
+		}
+		md_target_destroy(t);
+		return err;
+	}
+	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled };
+	err = md_symbols_create_pid(mm_tid, &sopts, &t->symbols);
+	if (err) {
+		/* Symbols are an aid, not a requirement: the page accounting works without them. */
+		md_error_destroy(err);
+		t->symbols = NULL;
+	}
+	*target_ret = t;
+	return NULL;
+}
+
 /* ---- stopping ---- */
 
 static struct task *find_task(struct live *lv, pid_t tid)
@@ -1050,171 +1217,6 @@ static struct md_error *read_threads(struct md_target *t)
 			}
 		}
 	}
-	return NULL;
-}
-
-/* ---- open ---- */
-
-#define MD_PF_KTHREAD 0x00200000UL /* include/linux/sched.h */
-
-/* Field 9 of /proc/PID/stat (the task's PF_* flags), 0 when unreadable. */
-static unsigned long stat_flags(pid_t pid)
-{
-	char path[64], *buf;
-	size_t len;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	struct md_error *err = md_read_file(path, &buf, &len);
-	if (err) {
-		md_error_destroy(err);
-		return 0;
-	}
-	unsigned long flags = 0;
-	const char *paren = strrchr(buf, ')');
-	/* ") S ppid pgrp session tty_nr tpgid flags" */
-	if (paren && sscanf(paren + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
-		flags = 0;
-	free(buf);
-	return flags;
-}
-
-/* The ELF class and machine of the program a process runs (/proc/PID/exe). */
-static bool exe_is_64bit_x86(pid_t pid, char *what, size_t what_len)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true; /* unknown: the capture decides */
-	unsigned char h[20];
-	ssize_t n = pread(fd, h, sizeof(h), 0);
-	close(fd);
-	if (n != (ssize_t)sizeof(h) || memcmp(h, "\177ELF", 4) != 0)
-		return true;
-	unsigned machine = h[18] | (unsigned)h[19] << 8;
-	if (h[4] == 2 && machine == 62)
-		return true;
-	snprintf(what, what_len, "%s", h[4] == 1 && machine == 3 ? "a 32-bit (ia32) program"
-				      : h[4] == 1 && machine == 62 ? "an x32 program"
-								   : "not an x86-64 program");
-	return false;
-}
-
-/* A live thread of a process whose leader has exited (pthread_exit), or 0. */
-static pid_t live_thread_of(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	pid_t found = 0;
-	struct dirent *de;
-	while (!found && (de = readdir(d))) {
-		char *end;
-		long tid = strtol(de->d_name, &end, 10);
-		if (*end || tid <= 0 || tid == pid)
-			continue;
-		if (!thread_exiting(pid, (pid_t)tid))
-			found = (pid_t)tid;
-	}
-	closedir(d);
-	return found;
-}
-
-struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret)
-{
-	release_lingering();
-	if (pid <= 0)
-		return md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid);
-	if (pid == getpid())
-		return md_error_create(MD_ERR_USAGE, "memdissect cannot inspect itself");
-	struct md_proc_status st;
-	struct md_error *err = read_status(pid, &st);
-	if (err)
-		return err;
-	if (st.tgid != pid && st.tgid > 0) {
-		/* A thread id: the process it belongs to is the target. */
-		pid = st.tgid;
-		if (pid == getpid())
-			return md_error_create(MD_ERR_USAGE, "memdissect cannot inspect itself");
-		err = read_status(pid, &st);
-		if (err)
-			return err;
-	}
-	if (stat_flags(pid) & MD_PF_KTHREAD)
-		return md_error_create(MD_ERR_UNSUPPORTED, "process %d (%s) is a kernel thread: it has no user memory to inspect",
-				       (int)pid, st.name);
-	pid_t mm_tid = pid;
-	if (st.state == 'Z' || st.state == 'X') {
-		/* A leader that called pthread_exit is a zombie while its other threads run. */
-		mm_tid = st.threads > 1 ? live_thread_of(pid) : 0;
-		if (!mm_tid)
-			return md_error_create(MD_ERR_ZOMBIE, "process %d (%s) is a zombie: it has exited and has no memory left to inspect",
-					       (int)pid, st.name);
-	}
-	char what[64];
-	if (!exe_is_64bit_x86(pid, what, sizeof(what)))
-		return md_error_create(MD_ERR_UNSUPPORTED, "process %d (%s) is %s: memdissect inspects 64-bit x86-64 processes only",
-				       (int)pid, st.name, what);
-	if (st.tracer_pid > 0 && st.tracer_pid != getpid())
-		return permission_error(pid, &st, "tracing");
-
-	struct md_target *t = calloc(1, sizeof(*t));
-	struct live *lv = calloc(1, sizeof(*lv));
-	if (!t || !lv) {
-		free(t);
-		free(lv);
-		return &md_error_nomem;
-	}
-	t->source = MD_SOURCE_LIVE;
-	t->pid = pid;
-	t->ops = &live_ops;
-	t->impl = lv;
-	t->debuginfo_disabled = opts && opts->debuginfo_disabled;
-	md_target_cache_drop(t);
-	lv->pid = pid;
-	lv->mm_tid = mm_tid;
-	lv->mem_fd = -1;
-	{
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/auxv", (int)mm_tid);
-		md_error_destroy(md_read_file(path, &lv->auxv, &lv->auxv_len)); /* missing: no exec check */
-	}
-
-	/* Before the pause the target runs: its maps can change while we read them. */
-	for (int attempt = 0; attempt < 5; attempt++) {
-		md_error_destroy(err);
-		err = gather(t, NULL);
-		if (!err || err->code != MD_ERR_BAD_DATA)
-			break;
-	}
-	if (!err) {
-		uint64_t reconciled = 0, guessed = 0;
-		err = read_all_pagemaps(t, &reconciled, &guessed);
-	}
-	if (err) {
-		if (err->code == MD_ERR_OS && (err->errnum == EACCES || err->errnum == EPERM)) {
-			md_error_destroy(err);
-			err = permission_error(pid, &st, "reading the memory map of");
-		} else if (err->code == MD_ERR_OS && (err->errnum == ENOENT || err->errnum == ESRCH)) {
-			md_error_destroy(err);
-			err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
-		}
-		if (auxv_changed(lv)) {
-			md_error_destroy(err);
-			err = md_error_create(MD_ERR_EXECED, "process %d exec'd during the attach", (int)pid);
-		}
-		md_target_destroy(t);
-		return err;
-	}
-	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled };
-	err = md_symbols_create_pid(mm_tid, &sopts, &t->symbols);
-	if (err) {
-		/* Symbols are an aid, not a requirement: the page accounting works without them. */
-		md_error_destroy(err);
-		t->symbols = NULL;
-	}
-	*target_ret = t;
 	return NULL;
 }
 
