@@ -451,7 +451,12 @@ START_TEST(test_pause_limits)
 	fprintf(stderr, "figure: snapshot refused: %s", err);
 	free(out);
 	free(err);
-	const char *accepted[] = { "snapshot", "-o", core, buf, NULL };
+	const char *bad_value[] = { "snapshot", "--max-pause", "soon", "-o", core, buf, NULL };
+	status = md_test_run(bad_value, &out, &err, scaled(30000));
+	ck_assert_msg(status == 2 && strstr(err, "--max-pause takes seconds"), "--max-pause soon: exit %d: %s", status, err);
+	free(out);
+	free(err);
+	const char *accepted[] = { "snapshot", "--max-pause", "none", "-o", core, buf, NULL };
 	status = md_test_run(accepted, &out, &err, scaled(120000));
 	ck_assert_msg(status == 0 && strstr(out, "pause estimated before stopping:"), "default snapshot: exit %d: %s%s", status,
 		      out, err);
