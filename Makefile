@@ -51,7 +51,8 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(TARGET_SRCS:tests/targets/%.c=$(BUILD)/targets/%) \
-	$(BUILD)/targets/glibc_truth_static $(BUILD)/targets/glibc_truth_static_stripped
+	$(BUILD)/targets/glibc_truth_static $(BUILD)/targets/glibc_truth_static_stripped \
+	$(BUILD)/targets/ia32
 
 .PHONY: all deps check check-normal check-asan test demo bench install clean fuzz pkgcheck
 
@@ -110,6 +111,12 @@ $(BUILD)/targets/glibc_truth_static: tests/targets/glibc_truth.c tests/targets/t
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -pthread -static -o $@ $<
 $(BUILD)/targets/glibc_truth_static_stripped: $(BUILD)/targets/glibc_truth_static
 	strip -o $@ $<
+# A 32-bit process, from assembly (binutils only: no gcc-multilib).
+$(BUILD)/targets/ia32: tests/targets/ia32.S
+	@mkdir -p $(dir $@)
+	as --32 -o $@.o $<
+	ld -m elf_i386 -static -o $@ $@.o
+	rm -f $@.o
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c

@@ -1793,6 +1793,134 @@ static const char *exe_name(const struct parsed *ps)
 	return NULL;
 }
 
+/* ---- --exe PATH: the same build as the core's executable ---- */
+
+/* Bytes of the core's own data at addr (never the files on disk). */
+static bool core_bytes(const struct core *c, uint64_t addr, void *out, size_t len)
+{
+	const struct core_seg *s = seg_at(c, addr);
+	return s && addr - s->vaddr < s->filesz && len <= s->filesz - (addr - s->vaddr) &&
+	       src_read(&c->src, s->offset + (addr - s->vaddr), out, len);
+}
+
+static void hex_of(const uint8_t *id, size_t n, char *out, size_t out_len)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k + 3 <= out_len; i++, k += 2)
+		snprintf(out + k, out_len - k, "%02x", id[i]);
+	out[k < out_len ? k : out_len - 1] = 0;
+}
+
+/* The GNU build-id in a buffer of ELF notes, as hex; false when there is none. */
+static bool build_id_in_notes(const uint8_t *p, size_t len, char *hex, size_t hex_len)
+{
+	size_t off = 0;
+	for (int steps = 0; off + 12 <= len && steps < 256; steps++) {
+		uint32_t namesz, descsz, type;
+		memcpy(&namesz, p + off, 4);
+		memcpy(&descsz, p + off + 4, 4);
+		memcpy(&type, p + off + 8, 4);
+		size_t name_off = off + 12, desc_off = name_off + ((namesz + 3ULL) & ~3ULL);
+		if (namesz > len || descsz > len || desc_off + descsz > len)
+			return false;
+		if (type == NT_GNU_BUILD_ID && namesz == 4 && memcmp(p + name_off, "GNU", 4) == 0 && descsz > 0 &&
+		    descsz <= 64) {
+			hex_of(p + desc_off, descsz, hex, hex_len);
+			return true;
+		}
+		off = desc_off + ((descsz + 3ULL) & ~3ULL);
+	}
+	return false;
+}
+
+/* The build-id of the executable as the core holds it: the ELF header page the kernel (and gdb)
+ * dump for each mapped ELF file, its PT_NOTE segment read from the core's data only. */
+static bool core_exe_build_id(const struct core *c, const struct md_target *t, char *hex, size_t hex_len)
+{
+	const struct md_mapping *first = NULL;
+	for (size_t i = 0; i < t->n_mappings && c->exe_in_core; i++) {
+		const struct md_mapping *m = &t->mappings[i];
+		if (m->path && strcmp(m->path, c->exe_in_core) == 0 && m->offset == 0) {
+			first = m;
+			break;
+		}
+	}
+	Elf64_Ehdr eh;
+	if (!first || !core_bytes(c, first->start, &eh, sizeof(eh)) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+	    eh.e_phnum > 128 || eh.e_phoff > MD_PAGE_SIZE)
+		return false;
+	Elf64_Phdr ph[128];
+	if (!core_bytes(c, first->start + eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)))
+		return false;
+	uint64_t bias = 0;
+	if (eh.e_type == ET_DYN) {
+		for (unsigned i = 0; i < eh.e_phnum; i++)
+			if (ph[i].p_type == PT_LOAD) {
+				bias = first->start - MD_PAGE_DOWN(ph[i].p_vaddr);
+				break;
+			}
+	}
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type != PT_NOTE || ph[i].p_filesz == 0 || ph[i].p_filesz > 4096)
+			continue;
+		uint8_t notes[4096];
+		if (core_bytes(c, bias + ph[i].p_vaddr, notes, (size_t)ph[i].p_filesz) &&
+		    build_id_in_notes(notes, (size_t)ph[i].p_filesz, hex, hex_len))
+			return true;
+	}
+	return false;
+}
+
+/* The build-id of an ELF file on disk, read without mapping it. */
+static bool file_build_id(const char *path, char *hex, size_t hex_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool found = false;
+	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+	size_t n = 0;
+	if (elf && elf_getphdrnum(elf, &n) == 0) {
+		for (size_t i = 0; i < n && i < 128 && !found; i++) {
+			GElf_Phdr ph;
+			if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE || ph.p_filesz > 4096)
+				continue;
+			Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset, (size_t)ph.p_filesz, ELF_T_NHDR);
+			found = d && d->d_buf && build_id_in_notes(d->d_buf, d->d_size, hex, hex_len);
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return found;
+}
+
+/* --exe must name an existing file of the same build as the core's executable. */
+static struct md_error *check_exe_override(struct core *c, const struct md_target *t, struct md_core_info *info)
+{
+	const char *exe = c->exe_override;
+	struct stat st;
+	if (stat(exe, &st) != 0)
+		return md_error_create(MD_ERR_USAGE, "--exe %s: %s", exe, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return md_error_create(MD_ERR_USAGE, "--exe %s: not a regular file", exe);
+	char want[160], have[160];
+	bool in_core = core_exe_build_id(c, t, want, sizeof(want));
+	bool in_file = file_build_id(exe, have, sizeof(have));
+	if (in_core && in_file && strcmp(want, have) != 0)
+		return md_error_create(MD_ERR_USAGE,
+				       "--exe %s is a different build: its build-id is %s, the core's executable (%s) has %s",
+				       exe, have, c->exe_in_core ? c->exe_in_core : "?", want);
+	if (in_core && !in_file)
+		return md_error_create(MD_ERR_USAGE, "--exe %s has no build-id, the core's executable has %s: not the same build",
+				       exe, want);
+	if (!in_core)
+		info_note(info, "core: --exe %s could not be checked against the core (no build-id of the executable in the core)",
+			  exe);
+	return NULL;
+}
+
 static struct md_error *build(struct core *c, const struct md_core_options *opts, struct md_target *t,
 			      struct md_core_info *info)
 {
@@ -1863,6 +1991,8 @@ static struct md_error *build(struct core *c, const struct md_core_options *opts
 		infer_totals(t, info);
 	}
 
+	if (c->exe_override && (err = check_exe_override(c, t, info)))
+		goto out;
 	if (!(opts && opts->no_symbols)) {
 		c->elf = c->src.fd >= 0 ? elf_begin(c->src.fd, ELF_C_READ_MMAP, NULL)
 					: elf_memory((char *)(uintptr_t)c->src.buf, (size_t)c->src.size);

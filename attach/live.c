@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -25,20 +27,36 @@
 #include "unwind.h"
 
 #define MAX_TASK_SCANS 200
-#define STOP_TIMEOUT_MS 5000
+#define STOP_TIMEOUT_MS 5000 /* a thread that is not in uninterruptible sleep but does not stop */
+#define MAX_SHARERS 64
 
-volatile sig_atomic_t md_live_interrupted;
-
-enum task_state { TASK_NEW, TASK_STOPPED, TASK_RUNNING, TASK_GONE };
+/* TASK_STUCK: seized and asked to stop, but in uninterruptible sleep (see "threads that cannot
+ * stop" below). */
+enum task_state { TASK_NEW, TASK_STOPPED, TASK_RUNNING, TASK_STUCK, TASK_GONE };
 
 struct task {
 	pid_t tid;
+	pid_t tgid; /* the target, or a process sharing its address space */
 	enum task_state state;
 	int pending_sig; /* a signal that arrived while we held the thread: re-injected */
 };
 
+/* A process sharing the target's address space; refused: why it could not be stopped. */
+struct sharer {
+	pid_t tgid;
+	char refused[200];
+};
+
 struct live {
 	pid_t pid;
+	/* A task whose /proc entries show the address space: the process itself, or one of its
+	 * live threads when the leader has ended with pthread_exit (a zombie leader has no mm). */
+	pid_t mm_tid;
+	struct sharer sharers[MAX_SHARERS];
+	size_t n_sharers;
+	char *auxv; /* /proc/PID/auxv when opened: an exec replaces it */
+	size_t auxv_len;
+	bool execed; /* a PTRACE_EVENT_EXEC stop was seen */
 	int mem_fd; /* /proc/PID/mem fallback, -1 until needed */
 	bool use_mem_fd;
 	struct task *tasks;
@@ -47,6 +65,10 @@ struct live {
 	double paused_seconds;
 	bool stopped;
 };
+
+static bool auxv_changed(struct live *lv);
+static bool thread_exiting(pid_t tgid, pid_t tid);
+static void release_lingering(void);
 
 /* For the fatal-signal handler: the threads we hold, readable without locks. */
 static pid_t *volatile held_tids;
@@ -70,7 +92,7 @@ static struct md_error *read_via_mem(struct live *lv, uint64_t addr, void *buf, 
 {
 	if (lv->mem_fd < 0) {
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)lv->pid);
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)lv->mm_tid);
 		lv->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (lv->mem_fd < 0)
 			return md_error_os(errno, "opening %s", path);
@@ -94,7 +116,7 @@ static struct md_error *read_via_vm(struct live *lv, uint64_t addr, void *buf, s
 	while (done < len && !lv->use_mem_fd) {
 		struct iovec local = { (uint8_t *)buf + done, len - done };
 		struct iovec remote = { (void *)(uintptr_t)(addr + done), len - done };
-		ssize_t n = process_vm_readv(lv->pid, &local, 1, &remote, 1, 0);
+		ssize_t n = process_vm_readv(lv->mm_tid, &local, 1, &remote, 1, 0);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
@@ -174,6 +196,7 @@ static void live_destroy_impl(struct md_target *t)
 	if (lv->mem_fd >= 0)
 		close(lv->mem_fd);
 	free(lv->tasks);
+	free(lv->auxv);
 	free(lv);
 	t->impl = NULL;
 }
@@ -389,6 +412,10 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 	uint64_t entries[BATCH];
 	size_t counted = 0, nonexcl_anon = 0;
 	for (size_t i = 0; i < npages;) {
+		if (md_live_interrupted) {
+			free(pages);
+			return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+		}
 		size_t n = npages - i < BATCH ? npages - i : BATCH;
 		off_t off = (off_t)((m->start / MD_PAGE_SIZE + i) * 8);
 		ssize_t r = pread(fd, entries, n * 8, off);
@@ -460,16 +487,21 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 	return NULL;
 }
 
-static void mark_stacks(struct md_target *t)
+/* Mappings holding a thread's stack pointer (the guard rule of md_target_mark_stack_at); a thread
+ * left running has its from /proc. */
+static void mark_stacks(struct md_target *t, const struct md_live_capture *cap)
 {
 	md_target_mark_thread_stacks(t);
+	for (size_t i = 0; i < cap->n_unstopped; i++)
+		if (cap->unstopped[i].sp)
+			md_target_mark_stack_at(t, cap->unstopped[i].sp);
 }
 
 /* Read smaps (mappings + figures), smaps_rollup and status; retry while the sum of the
  * mappings' Rss and the rollup disagree (the target is stopped, but the kernel may reclaim). */
 static struct md_error *gather(struct md_target *t, struct md_live_capture *cap)
 {
-	pid_t pid = t->pid;
+	pid_t pid = live_of(t)->mm_tid;
 	char path[64];
 	struct md_error *err = NULL;
 	for (int attempt = 0; attempt < 3; attempt++) {
@@ -515,11 +547,29 @@ static struct md_error *gather(struct md_target *t, struct md_live_capture *cap)
 	return NULL;
 }
 
+/* 1 when the system has no swap (SwapTotal 0), 0 when it has, -1 when unknown. */
+static int system_without_swap(void)
+{
+	char *buf;
+	size_t len;
+	struct md_error *err = md_read_file("/proc/meminfo", &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return -1;
+	}
+	struct md_meminfo mi = { 0 };
+	err = md_parse_meminfo(buf, len, &mi);
+	free(buf);
+	int r = err ? -1 : mi.swap_total == 0;
+	md_error_destroy(err);
+	return r;
+}
+
 static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconciled, uint64_t *guessed)
 {
 	probe_zero_pfn();
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)live_of(t)->mm_tid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
@@ -528,16 +578,108 @@ static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconci
 		return md_error_os(e, "opening %s", path);
 	}
 	struct md_error *err = NULL;
-	for (size_t i = 0; i < t->n_mappings && !err; i++)
-		err = read_pagemap(fd, &t->mappings[i], reconciled, guessed);
+	int no_swap = -1; /* unknown until a swapped page is seen */
+	for (size_t i = 0; i < t->n_mappings && !err; i++) {
+		struct md_mapping *m = &t->mappings[i];
+		/* Without swap a "swapped" PTE is a migration entry (compaction moving the page,
+		 * even while the target is stopped): it is gone within milliseconds. Look again
+		 * rather than refuse to read the page (seen: "reading mp_: page ... is swapped
+		 * out" under cgroup memory pressure on a machine without swap). */
+		for (int attempt = 0;; attempt++) {
+			uint64_t rec = 0, gue = 0;
+			err = read_pagemap(fd, m, &rec, &gue);
+			bool swapped = false;
+			for (uint64_t k = 0; !err && m->pages && k < (m->end - m->start) / MD_PAGE_SIZE && !swapped; k++)
+				swapped = m->pages[k] & MD_PAGE_SWAPPED;
+			if (swapped && no_swap < 0)
+				no_swap = system_without_swap();
+			if (err || !swapped || no_swap != 1 || attempt == 20) {
+				*reconciled += rec;
+				*guessed += gue;
+				break;
+			}
+			free(m->pages);
+			m->pages = NULL;
+			m->extra_rss_pages = 0;
+			struct timespec ts = { 0, 500000 };
+			nanosleep(&ts, NULL);
+		}
+	}
 	close(fd);
 	return err;
 }
 
 /* ---- open ---- */
 
+#define MD_PF_KTHREAD 0x00200000UL /* include/linux/sched.h */
+
+/* Field 9 of /proc/PID/stat (the task's PF_* flags), 0 when unreadable. */
+static unsigned long stat_flags(pid_t pid)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return 0;
+	}
+	unsigned long flags = 0;
+	const char *paren = strrchr(buf, ')');
+	/* ") S ppid pgrp session tty_nr tpgid flags" */
+	if (paren && sscanf(paren + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		flags = 0;
+	free(buf);
+	return flags;
+}
+
+/* The ELF class and machine of the program a process runs (/proc/PID/exe). */
+static bool exe_is_64bit_x86(pid_t pid, char *what, size_t what_len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* unknown: the capture decides */
+	unsigned char h[20];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(h) || memcmp(h, "\177ELF", 4) != 0)
+		return true;
+	unsigned machine = h[18] | (unsigned)h[19] << 8;
+	if (h[4] == 2 && machine == 62)
+		return true;
+	snprintf(what, what_len, "%s", h[4] == 1 && machine == 3 ? "a 32-bit (ia32) program"
+				      : h[4] == 1 && machine == 62 ? "an x32 program"
+								   : "not an x86-64 program");
+	return false;
+}
+
+/* A live thread of a process whose leader has exited (pthread_exit), or 0. */
+static pid_t live_thread_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	pid_t found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+		if (*end || tid <= 0 || tid == pid)
+			continue;
+		if (!thread_exiting(pid, (pid_t)tid))
+			found = (pid_t)tid;
+	}
+	closedir(d);
+	return found;
+}
+
 struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret)
 {
+	release_lingering();
 	if (pid <= 0)
 		return md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid);
 	if (pid == getpid())
@@ -546,12 +688,30 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 	struct md_error *err = read_status(pid, &st);
 	if (err)
 		return err;
-	if (st.state == 'Z' || st.state == 'X')
-		return md_error_create(MD_ERR_ZOMBIE, "process %d (%s) is a zombie: it has exited and has no memory left to inspect",
+	if (st.tgid != pid && st.tgid > 0) {
+		/* A thread id: the process it belongs to is the target. */
+		pid = st.tgid;
+		if (pid == getpid())
+			return md_error_create(MD_ERR_USAGE, "memdissect cannot inspect itself");
+		err = read_status(pid, &st);
+		if (err)
+			return err;
+	}
+	if (stat_flags(pid) & MD_PF_KTHREAD)
+		return md_error_create(MD_ERR_UNSUPPORTED, "process %d (%s) is a kernel thread: it has no user memory to inspect",
 				       (int)pid, st.name);
-	if (st.tgid != pid && st.tgid > 0)
-		return md_error_create(MD_ERR_USAGE, "%d is a thread of process %d: give the process id",
-				       (int)pid, (int)st.tgid);
+	pid_t mm_tid = pid;
+	if (st.state == 'Z' || st.state == 'X') {
+		/* A leader that called pthread_exit is a zombie while its other threads run. */
+		mm_tid = st.threads > 1 ? live_thread_of(pid) : 0;
+		if (!mm_tid)
+			return md_error_create(MD_ERR_ZOMBIE, "process %d (%s) is a zombie: it has exited and has no memory left to inspect",
+					       (int)pid, st.name);
+	}
+	char what[64];
+	if (!exe_is_64bit_x86(pid, what, sizeof(what)))
+		return md_error_create(MD_ERR_UNSUPPORTED, "process %d (%s) is %s: memdissect inspects 64-bit x86-64 processes only",
+				       (int)pid, st.name, what);
 	if (st.tracer_pid > 0 && st.tracer_pid != getpid())
 		return permission_error(pid, &st, "tracing");
 
@@ -569,7 +729,13 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 	t->debuginfo_disabled = opts && opts->debuginfo_disabled;
 	md_target_cache_drop(t);
 	lv->pid = pid;
+	lv->mm_tid = mm_tid;
 	lv->mem_fd = -1;
+	{
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/auxv", (int)mm_tid);
+		md_error_destroy(md_read_file(path, &lv->auxv, &lv->auxv_len)); /* missing: no exec check */
+	}
 
 	/* Before the pause the target runs: its maps can change while we read them. */
 	for (int attempt = 0; attempt < 5; attempt++) {
@@ -590,11 +756,15 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 			md_error_destroy(err);
 			err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)pid);
 		}
+		if (auxv_changed(lv)) {
+			md_error_destroy(err);
+			err = md_error_create(MD_ERR_EXECED, "process %d exec'd during the attach", (int)pid);
+		}
 		md_target_destroy(t);
 		return err;
 	}
 	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled };
-	err = md_symbols_create_pid(pid, &sopts, &t->symbols);
+	err = md_symbols_create_pid(mm_tid, &sopts, &t->symbols);
 	if (err) {
 		/* Symbols are an aid, not a requirement: the page accounting works without them. */
 		md_error_destroy(err);
@@ -636,7 +806,7 @@ static void publish_held(struct live *lv)
 	held_n = n;
 }
 
-static struct md_error *add_task(struct live *lv, pid_t tid)
+static struct md_error *add_task(struct live *lv, pid_t tgid, pid_t tid)
 {
 	if (lv->n_tasks == lv->cap_tasks) {
 		size_t ncap = lv->cap_tasks ? lv->cap_tasks * 2 : 64;
@@ -646,85 +816,206 @@ static struct md_error *add_task(struct live *lv, pid_t tid)
 		lv->tasks = nt;
 		lv->cap_tasks = ncap;
 	}
-	lv->tasks[lv->n_tasks++] = (struct task){ .tid = tid, .state = TASK_NEW };
+	lv->tasks[lv->n_tasks++] = (struct task){ .tid = tid, .tgid = tgid, .state = TASK_NEW };
 	return NULL;
 }
 
-/* A thread that is already gone or a zombie (its process may be exiting). */
-static bool thread_exiting(pid_t pid, pid_t tid)
+/* State letter of /proc/TGID/task/TID/stat, 0 when the thread is gone. */
+static char thread_state(pid_t tgid, pid_t tid)
 {
 	char path[96];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)tgid, (int)tid);
 	char *buf;
 	size_t len;
 	struct md_error *err = md_read_file(path, &buf, &len);
 	if (err) {
 		md_error_destroy(err);
-		return true;
+		return 0;
 	}
 	const char *paren = strrchr(buf, ')');
 	char state = paren && paren[1] == ' ' ? paren[2] : '?';
 	free(buf);
-	return state == 'Z' || state == 'X' || state == 'x';
+	return state;
 }
 
-/* Wait until task is in a ptrace stop; record a signal that arrived instead. */
-static struct md_error *wait_stopped(struct live *lv, struct task *tk)
+/* A thread that is already gone or a zombie (its process may be exiting). */
+static bool thread_exiting(pid_t tgid, pid_t tid)
 {
-	double deadline = now_seconds() + STOP_TIMEOUT_MS / 1000.0;
-	unsigned polls = 0;
+	char state = thread_state(tgid, tid);
+	return state == 0 || state == 'Z' || state == 'X' || state == 'x';
+}
+
+/* ---- threads that cannot stop ----
+ * A thread in uninterruptible sleep (a vfork parent waiting for its child, a task frozen by the
+ * cgroup freezer, hung I/O) takes no ptrace stop until it wakes. The other threads are not
+ * held for it: after STUCK_AFTER_MS it is left running (still seized, its stop request
+ * pending) and the report says so. A ptrace detach needs a stopped tracee, so such a thread
+ * stays traced after the attach until it stops (it is then let go at the next chance) or
+ * memdissect exits (the kernel detaches it and cancels the stop request). */
+#define STUCK_AFTER_MS 50
+#define MAX_LINGERING 256
+
+static pid_t lingering[MAX_LINGERING];
+static size_t n_lingering;
+
+static void linger(pid_t tid)
+{
+	if (n_lingering < MAX_LINGERING)
+		lingering[n_lingering++] = tid;
+}
+
+static bool take_lingering(pid_t tid)
+{
+	for (size_t i = 0; i < n_lingering; i++)
+		if (lingering[i] == tid) {
+			lingering[i] = lingering[--n_lingering];
+			return true;
+		}
+	return false;
+}
+
+/* Detach the lingering threads that have stopped or gone meanwhile. */
+static void release_lingering(void)
+{
+	for (size_t i = 0; i < n_lingering;) {
+		int status;
+		pid_t r = waitpid(lingering[i], &status, __WALL | WNOHANG);
+		if (r < 0 && errno == EINTR)
+			continue;
+		bool done = r < 0; /* ECHILD: gone */
+		if (r == lingering[i]) {
+			if (WIFSTOPPED(status)) {
+				int sig = WSTOPSIG(status);
+				bool delivery = (status >> 16) == 0 && sig != SIGTRAP;
+				ptrace(PTRACE_DETACH, r, 0, (void *)(long)(delivery ? sig : 0));
+			}
+			done = true;
+		}
+		if (done)
+			lingering[i] = lingering[--n_lingering];
+		else
+			i++;
+	}
+}
+
+void md_live_release_lingering(void)
+{
+	release_lingering();
+}
+
+/* One look at a task we asked to stop: its state is updated when it reported. */
+static void poll_stop(struct live *lv, struct task *tk)
+{
 	for (;;) {
 		int status;
 		pid_t r = waitpid(tk->tid, &status, __WALL | WNOHANG);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			tk->state = TASK_GONE; /* ECHILD: the thread is gone */
-			return NULL;
-		}
-		if (r == 0) {
-			if (md_live_interrupted)
-				return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
-			/* An exiting thread never reports the stop (a zombie leader waits for its
-			 * siblings): it is gone for our purposes. */
-			if (++polls % 64 == 0 && thread_exiting(lv->pid, tk->tid)) {
-				tk->state = TASK_GONE;
-				return NULL;
-			}
-			if (now_seconds() > deadline)
-				return md_error_create(MD_ERR_OS,
-						       "thread %d of process %d did not stop within %d ms (uninterruptible sleep?)",
-						       (int)tk->tid, (int)lv->pid, STOP_TIMEOUT_MS);
-			struct timespec ts = { 0, 50000 };
-			nanosleep(&ts, NULL);
+		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0) {
+			tk->state = TASK_GONE; /* ECHILD: the thread is gone */
+			return;
 		}
+		if (r == 0)
+			return;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
 			tk->state = TASK_GONE;
-			return NULL;
+			return;
 		}
 		if (WIFSTOPPED(status)) {
 			int event = status >> 16;
 			int sig = WSTOPSIG(status);
+			if (event == PTRACE_EVENT_EXEC)
+				lv->execed = true;
 			if (event == 0 && sig != SIGTRAP && sig != 0) {
 				/* Signal-delivery-stop: the thread is stopped; keep the signal for later. */
 				if (!tk->pending_sig)
 					tk->pending_sig = sig;
 			}
 			tk->state = TASK_STOPPED;
-			return NULL;
 		}
+		return;
 	}
 }
 
-static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
+/* Wait until every task asked to stop is stopped, gone, or found unable to stop (stuck);
+ * one deadline for all of them. Stuck tasks that stopped meanwhile are taken as stopped. */
+static struct md_error *wait_all_stopped(struct live *lv, bool interruptible)
+{
+	double start = now_seconds();
+	unsigned polls = 0;
+	for (;;) {
+		size_t pending = 0;
+		struct task *first = NULL;
+		for (size_t i = 0; i < lv->n_tasks; i++) {
+			struct task *tk = &lv->tasks[i];
+			if (tk->state != TASK_NEW && tk->state != TASK_RUNNING && tk->state != TASK_STUCK)
+				continue;
+			poll_stop(lv, tk);
+			if (tk->state == TASK_NEW || tk->state == TASK_RUNNING) {
+				pending++;
+				if (!first)
+					first = tk;
+			}
+		}
+		if (!pending)
+			return NULL;
+		if (interruptible && md_live_interrupted)
+			return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+		double waited_ms = (now_seconds() - start) * 1e3;
+		bool decide = waited_ms >= STUCK_AFTER_MS;
+		if (decide || ++polls % 64 == 0) {
+			for (size_t i = 0; i < lv->n_tasks; i++) {
+				struct task *tk = &lv->tasks[i];
+				if (tk->state != TASK_NEW && tk->state != TASK_RUNNING)
+					continue;
+				char state = thread_state(tk->tgid, tk->tid);
+				/* An exiting thread never reports the stop (a zombie leader waits for
+				 * its siblings): it is gone for our purposes. */
+				if (state == 0 || state == 'Z' || state == 'X' || state == 'x')
+					tk->state = TASK_GONE;
+				else if (decide && state == 'D')
+					tk->state = TASK_STUCK;
+			}
+		}
+		if (waited_ms > STOP_TIMEOUT_MS)
+			return md_error_create(MD_ERR_OS,
+					       "thread %d of process %d did not stop within %d ms (state %c)",
+					       (int)first->tid, (int)first->tgid, STOP_TIMEOUT_MS,
+					       thread_state(first->tgid, first->tid) ?: '?');
+		struct timespec ts = { 0, 50000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Why seizing a task failed with EPERM, as an error (exited, or who refused). */
+static struct md_error *seize_refused(struct live *lv, pid_t tgid, pid_t tid)
+{
+	struct md_proc_status st, tst;
+	struct md_error *serr = read_status(tgid, &st);
+	char tpath[96];
+	snprintf(tpath, sizeof(tpath), "%d/task/%d", (int)tgid, (int)tid);
+	struct md_error *terr = read_status_path(tpath, &tst);
+	if (!terr && !serr && tst.tracer_pid > 0 && tst.tracer_pid != getpid())
+		st.tracer_pid = tst.tracer_pid; /* only this thread is traced */
+	md_error_destroy(terr);
+	if (serr || ((st.state == 'Z' || st.state == 'X') && st.threads <= 1)) {
+		md_error_destroy(serr);
+		return md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
+	}
+	return permission_error(tgid, &st, "tracing");
+}
+
+/* Seize and interrupt every task of tgid not yet held (tgid is the target or a process sharing
+ * its address space). */
+static struct md_error *seize_new_tasks(struct live *lv, pid_t tgid, bool *found_new_ret)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)lv->pid);
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)tgid);
 	DIR *d = opendir(path);
 	if (!d) {
 		if (errno == ENOENT || errno == ESRCH)
-			return md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
+			return tgid == lv->pid ? md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid)
+					       : NULL;
 		return md_error_os(errno, "opening %s", path);
 	}
 	bool found = false;
@@ -737,33 +1028,20 @@ static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
 			continue;
 		if (find_task(lv, (pid_t)tid))
 			continue;
-		if (ptrace(PTRACE_SEIZE, (pid_t)tid, 0, 0) != 0) {
+		bool ours = take_lingering((pid_t)tid); /* still seized by an earlier attach */
+		if (!ours && ptrace(PTRACE_SEIZE, (pid_t)tid, 0, (void *)(long)PTRACE_O_TRACEEXEC) != 0) {
 			int e = errno;
 			if (e == ESRCH)
 				continue; /* exited meanwhile */
-			if (e == EPERM && thread_exiting(lv->pid, (pid_t)tid))
+			if (e == EPERM && thread_exiting(tgid, (pid_t)tid))
 				continue; /* the kernel refuses to trace a thread that is exiting */
-			if (e == EPERM) {
-				struct md_proc_status st, tst;
-				struct md_error *serr = read_status(lv->pid, &st);
-				char tpath[96];
-				snprintf(tpath, sizeof(tpath), "%d/task/%ld", (int)lv->pid, tid);
-				struct md_error *terr = read_status_path(tpath, &tst);
-				if (!terr && !serr && tst.tracer_pid > 0 && tst.tracer_pid != getpid())
-					st.tracer_pid = tst.tracer_pid; /* only this thread is traced */
-				md_error_destroy(terr);
-				if (serr || st.state == 'Z' || st.state == 'X') {
-					md_error_destroy(serr);
-					err = md_error_create(MD_ERR_EXITED, "process %d exited during the attach", (int)lv->pid);
-				} else {
-					err = permission_error(lv->pid, &st, "tracing");
-				}
-				break;
-			}
-			err = md_error_os(e, "PTRACE_SEIZE of thread %ld", tid);
+			if (e == EPERM)
+				err = seize_refused(lv, tgid, (pid_t)tid);
+			else
+				err = md_error_os(e, "PTRACE_SEIZE of thread %ld", tid);
 			break;
 		}
-		err = add_task(lv, (pid_t)tid);
+		err = add_task(lv, tgid, (pid_t)tid);
 		if (err) {
 			ptrace(PTRACE_DETACH, (pid_t)tid, 0, 0);
 			break;
@@ -778,25 +1056,70 @@ static struct md_error *seize_new_tasks(struct live *lv, bool *found_new_ret)
 	return err;
 }
 
-static struct md_error *wait_all_stopped(struct live *lv)
-{
-	for (size_t i = 0; i < lv->n_tasks; i++) {
-		struct task *tk = &lv->tasks[i];
-		if (tk->state != TASK_NEW && tk->state != TASK_RUNNING)
-			continue;
-		struct md_error *err = wait_stopped(lv, tk);
-		if (err)
-			return err;
-	}
-	return NULL;
-}
-
 static bool any_alive(const struct live *lv)
 {
 	for (size_t i = 0; i < lv->n_tasks; i++)
-		if (lv->tasks[i].state != TASK_GONE)
+		if (lv->tasks[i].state != TASK_GONE && lv->tasks[i].tgid == lv->pid)
 			return true;
 	return false;
+}
+
+/* ---- other processes on the same address space (clone(CLONE_VM) without CLONE_THREAD) ----
+ * They run and allocate in the target's heap while its threads are held, so they are found
+ * with kcmp(KCMP_VM) over /proc and stopped too; those that cannot be are named in a note. */
+#define KCMP_VM_TYPE 1 /* KCMP_VM of linux/kcmp.h */
+
+static bool same_mm(pid_t a, pid_t b)
+{
+	return syscall(SYS_kcmp, a, b, KCMP_VM_TYPE, 0, 0) == 0;
+}
+
+static bool is_sharer(const struct live *lv, pid_t tgid)
+{
+	for (size_t i = 0; i < lv->n_sharers; i++)
+		if (lv->sharers[i].tgid == tgid)
+			return true;
+	return false;
+}
+
+static void find_sharers(struct live *lv)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	pid_t self = getpid();
+	while ((de = readdir(d))) {
+		char *end;
+		long tgid = strtol(de->d_name, &end, 10);
+		if (*end || tgid <= 0 || tgid == lv->pid || tgid == self || is_sharer(lv, (pid_t)tgid))
+			continue;
+		if (!same_mm(lv->mm_tid, (pid_t)tgid))
+			continue;
+		if (lv->n_sharers == MAX_SHARERS)
+			break;
+		lv->sharers[lv->n_sharers++] = (struct sharer){ .tgid = (pid_t)tgid };
+	}
+	closedir(d);
+}
+
+/* Seize and stop the sharers' tasks; a sharer that refuses is noted, not fatal. */
+static struct md_error *seize_sharers(struct live *lv, bool *found_new)
+{
+	for (size_t i = 0; i < lv->n_sharers; i++) {
+		struct sharer *sh = &lv->sharers[i];
+		if (sh->refused[0])
+			continue;
+		bool found = false;
+		struct md_error *err = seize_new_tasks(lv, sh->tgid, &found);
+		if (err && err->code != MD_ERR_PERMISSION && err->code != MD_ERR_EXITED)
+			return err;
+		if (err && err->code == MD_ERR_PERMISSION)
+			snprintf(sh->refused, sizeof(sh->refused), "%s", err->message);
+		md_error_destroy(err);
+		*found_new |= found;
+	}
+	return NULL;
 }
 
 /* Seize and stop every thread not yet held; re-scan until two scans find nothing new. */
@@ -810,9 +1133,13 @@ static struct md_error *stop_all(struct md_target *t)
 	int quiet_rounds = 0;
 	for (int scan = 0; scan < MAX_TASK_SCANS; scan++) {
 		bool found_new = false;
-		struct md_error *err = seize_new_tasks(lv, &found_new);
+		struct md_error *err = seize_new_tasks(lv, lv->pid, &found_new);
+		if (!err) {
+			find_sharers(lv);
+			err = seize_sharers(lv, &found_new);
+		}
 		if (!err)
-			err = wait_all_stopped(lv);
+			err = wait_all_stopped(lv, true);
 		if (err)
 			return err;
 		if (md_live_interrupted)
@@ -828,9 +1155,19 @@ static struct md_error *stop_all(struct md_target *t)
 	return NULL;
 }
 
+/* A failure of a target that exec'd meanwhile ("not dumpable" while the new program's
+ * credentials are set up, a thread gone in de_thread) is the exec. */
+static struct md_error *exec_instead(struct live *lv, struct md_error *err)
+{
+	if (!err || err->code == MD_ERR_INTERRUPTED || err->code == MD_ERR_EXECED || !(lv->execed || auxv_changed(lv)))
+		return err;
+	md_error_destroy(err);
+	return md_error_create(MD_ERR_EXECED, "process %d exec'd during the attach", (int)lv->pid);
+}
+
 struct md_error *md_live_stop(struct md_target *t)
 {
-	struct md_error *err = stop_all(t);
+	struct md_error *err = exec_instead(live_of(t), stop_all(t));
 	if (err)
 		md_live_detach(t);
 	md_target_cache_drop(t);
@@ -845,11 +1182,13 @@ static struct md_error *read_threads(struct md_target *t)
 	t->n_threads = 0;
 	if (!t->threads)
 		return &md_error_nomem;
-	/* The thread group leader first, then the rest in tid order of discovery. */
-	for (int pass = 0; pass < 2; pass++) {
+	/* The thread group leader first, then the rest in tid order of discovery (threads of
+	 * processes sharing the address space last: their stacks and allocator calls count). */
+	for (int pass = 0; pass < 3; pass++) {
 		for (size_t i = 0; i < lv->n_tasks; i++) {
 			struct task *tk = &lv->tasks[i];
-			if (tk->state != TASK_STOPPED || (pass == 0) != (tk->tid == lv->pid))
+			int want = tk->tid == lv->pid ? 0 : tk->tgid == lv->pid ? 1 : 2;
+			if (tk->state != TASK_STOPPED || want != pass)
 				continue;
 			struct md_thread *th = &t->threads[t->n_threads++];
 			th->tid = tk->tid;
@@ -861,7 +1200,7 @@ static struct md_error *read_threads(struct md_target *t)
 			}
 			char path[96], *buf;
 			size_t len;
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)lv->pid, (int)tk->tid);
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)tk->tgid, (int)tk->tid);
 			struct md_error *err = md_read_file(path, &buf, &len);
 			if (!err) {
 				if (len && buf[len - 1] == '\n')
@@ -876,24 +1215,241 @@ static struct md_error *read_threads(struct md_target *t)
 	return NULL;
 }
 
+/* ---- what the pause could not hold ---- */
+
+static bool read_small(const char *path, char *out, size_t len)
+{
+	char *buf;
+	size_t n;
+	struct md_error *err = md_read_file(path, &buf, &n);
+	if (err) {
+		md_error_destroy(err);
+		return false;
+	}
+	snprintf(out, len, "%.*s", (int)n, buf);
+	out[strcspn(out, "\n")] = 0;
+	free(buf);
+	return true;
+}
+
+#define MD_CLONE_VFORK 0x4000ULL
+
+/* The thread's cgroup is frozen: cgroup v1 freezer.state FROZEN/FREEZING, v2 cgroup.freeze 1. (Since
+ * Linux 6.1 a frozen task keeps its wait channel, so wchan does not tell.) */
+static bool in_frozen_cgroup(pid_t tgid, pid_t tid)
+{
+	char path[PATH_MAX], *buf;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/cgroup", (int)tgid, (int)tid);
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return false;
+	}
+	bool frozen = false;
+	for (char *line = buf; line && *line && !frozen;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (c2) {
+			char state[32] = "";
+			bool v1 = strncmp(c1 + 1, "freezer", 7) == 0 && (c1[8] == ':' || c1[8] == ',');
+			bool v2 = c1 == line + 1 && line[0] == '0' && c2 == c1 + 1;
+			if (v1 && snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state", c2 + 1) < (int)sizeof(path))
+				frozen = read_small(path, state, sizeof(state)) && strcmp(state, "THAWED") != 0;
+			else if (v2 && snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cgroup.freeze", c2 + 1) < (int)sizeof(path))
+				frozen = read_small(path, state, sizeof(state)) && strcmp(state, "1") == 0;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(buf);
+	return frozen;
+}
+
+/* State, wchan and system call of a thread left running, and what they mean. */
+static void describe_unstopped(struct live *lv, const struct task *tk, struct md_live_unstopped *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->tid = tk->tid;
+	u->tgid = tk->tgid;
+	u->syscall = -1;
+	char path[96], text[256];
+	u->state = thread_state(tk->tgid, tk->tid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)tk->tgid, (int)tk->tid);
+	if (!read_small(path, u->comm, sizeof(u->comm)))
+		snprintf(u->comm, sizeof(u->comm), "?");
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)tk->tgid, (int)tk->tid);
+	if (!read_small(path, u->wchan, sizeof(u->wchan)) || !u->wchan[0] || strcmp(u->wchan, "0") == 0)
+		snprintf(u->wchan, sizeof(u->wchan), "?");
+	/* "nr arg1 .. arg6 sp pc" while blocked in a system call, "-1 sp pc" outside one. */
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)tk->tgid, (int)tk->tid);
+	if (read_small(path, text, sizeof(text))) {
+		unsigned long long v[9];
+		long nr = strtol(text, NULL, 10);
+		int n = sscanf(text, "%*d %llx %llx %llx %llx %llx %llx %llx %llx", &v[0], &v[1], &v[2], &v[3], &v[4],
+			       &v[5], &v[6], &v[7]);
+		if (n == 8) {
+			u->syscall = nr;
+			u->sp = v[6];
+			uint64_t flags = 0;
+			if (nr == SYS_clone)
+				flags = v[0];
+			if (nr == SYS_clone3) {
+				struct md_error *rerr = read_via_mem(lv, v[0], &flags, sizeof(flags));
+				if (rerr)
+					flags = 0;
+				md_error_destroy(rerr);
+			}
+			u->vfork = nr == SYS_vfork || (flags & MD_CLONE_VFORK);
+		} else if (sscanf(text, "%*d %llx", &v[0]) == 1) {
+			u->sp = v[0];
+		}
+	}
+	u->frozen = strstr(u->wchan, "refrigerator") != NULL || in_frozen_cgroup(tk->tgid, tk->tid);
+}
+
+static bool allocator_syscall(long nr)
+{
+	return nr == SYS_brk || nr == SYS_mmap || nr == SYS_munmap || nr == SYS_mprotect || nr == SYS_madvise ||
+	       nr == SYS_mremap || nr == SYS_futex;
+}
+
+static void add_note(struct md_live_capture *cap, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_note(struct md_live_capture *cap, const char *fmt, ...)
+{
+	char **nn = realloc(cap->notes, (cap->n_notes + 1) * sizeof(*nn));
+	if (!nn)
+		return;
+	cap->notes = nn;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&cap->notes[cap->n_notes], fmt, ap) >= 0)
+		cap->n_notes++;
+	va_end(ap);
+}
+
+/* A thread or process name for a note: the target chose it, so control bytes become '?' (the
+ * notes go to terminals as they are). */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static void note_unstopped(struct md_live_capture *cap, struct md_live_unstopped *u, pid_t pid)
+{
+	printable(u->comm);
+	printable(u->wchan);
+	char who[64];
+	if (u->tgid == pid)
+		snprintf(who, sizeof(who), "thread %d", (int)u->tid);
+	else
+		snprintf(who, sizeof(who), "thread %d of process %d (sharing the address space)", (int)u->tid, (int)u->tgid);
+	if (u->vfork)
+		add_note(cap, "%s (%s) could not be stopped: state %c, wchan %s, in vfork() waiting for its child to exec or exit; "
+			 "a vfork parent cannot be inside malloc, so the figures are consistent",
+			 who, u->comm, u->state ?: '?', u->wchan);
+	else if (u->frozen)
+		add_note(cap, "%s (%s) could not be stopped: it is frozen by the cgroup freezer (state %c, wchan %s); it was left frozen "
+			 "and its registers could not be read: if it was frozen inside the allocator (system call %ld), the figures may be inconsistent",
+			 who, u->comm, u->state ?: '?', u->wchan, u->syscall);
+	else if (u->syscall < 0)
+		add_note(cap, "%s (%s) could not be stopped within %d ms: state %c (uninterruptible sleep outside a system call: a page fault "
+			 "waiting for memory or I/O), wchan %s; it was left running: a fault can come from inside the allocator, the figures "
+			 "may be inconsistent",
+			 who, u->comm, STUCK_AFTER_MS, u->state ?: '?', u->wchan);
+	else
+		add_note(cap, "%s (%s) could not be stopped within %d ms: state %c (uninterruptible sleep: waiting on I/O or a lock in the kernel), "
+			 "wchan %s, system call %ld; it was left running%s",
+			 who, u->comm, STUCK_AFTER_MS, u->state ?: '?', u->wchan, u->syscall,
+			 allocator_syscall(u->syscall) ? ": that call may come from inside the allocator, the figures may be inconsistent"
+						       : ": it is not inside the allocator while it sleeps there");
+}
+
+/* The notes on what the pause could not hold: stuck threads, sharers of the address space. */
+static void capture_unstopped(struct live *lv, struct md_live_capture *cap)
+{
+	for (size_t i = 0; i < lv->n_tasks; i++) {
+		if (lv->tasks[i].state != TASK_STUCK)
+			continue;
+		struct md_live_unstopped *nu = realloc(cap->unstopped, (cap->n_unstopped + 1) * sizeof(*nu));
+		if (!nu)
+			break;
+		cap->unstopped = nu;
+		describe_unstopped(lv, &lv->tasks[i], &nu[cap->n_unstopped]);
+		note_unstopped(cap, &nu[cap->n_unstopped], lv->pid);
+		cap->n_unstopped++;
+	}
+	for (size_t i = 0; i < lv->n_sharers; i++) {
+		const struct sharer *sh = &lv->sharers[i];
+		char comm[64];
+		comm_of(sh->tgid, comm, sizeof(comm));
+		printable(comm);
+		if (sh->refused[0])
+			add_note(cap, "process %d (%s) shares the target's address space (clone with CLONE_VM) and could not be stopped (%s): "
+				 "it ran during the pause, the figures may be inconsistent",
+				 (int)sh->tgid, comm, sh->refused);
+		else
+			add_note(cap, "process %d (%s) shares the target's address space (clone with CLONE_VM): it was stopped too, and its "
+				 "threads count as the target's",
+				 (int)sh->tgid, comm);
+	}
+}
+
+static bool auxv_changed(struct live *lv)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)lv->mm_tid);
+	struct md_error *err = md_read_file(path, &buf, &len);
+	if (err) {
+		md_error_destroy(err);
+		return false;
+	}
+	bool changed = lv->auxv && (len != lv->auxv_len || memcmp(buf, lv->auxv, len) != 0);
+	free(buf);
+	return changed;
+}
+
+/* Point mm_tid at a stopped task when the leader has gone (pthread_exit). */
+static void choose_mm_tid(struct live *lv)
+{
+	for (size_t i = 0; i < lv->n_tasks; i++)
+		if (lv->tasks[i].tid == lv->pid && lv->tasks[i].state == TASK_STOPPED) {
+			lv->mm_tid = lv->pid;
+			return;
+		}
+	for (size_t i = 0; i < lv->n_tasks; i++)
+		if (lv->tasks[i].tgid == lv->pid && lv->tasks[i].state == TASK_STOPPED) {
+			lv->mm_tid = lv->tasks[i].tid;
+			return;
+		}
+}
+
 struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *cap)
 {
 	struct live *lv = live_of(t);
 	memset(cap, 0, sizeof(*cap));
 	md_target_cache_drop(t);
+	if (lv->execed || auxv_changed(lv))
+		return md_error_create(MD_ERR_EXECED, "process %d exec'd during the attach", (int)lv->pid);
+	choose_mm_tid(lv);
 	struct md_error *err = read_threads(t);
 	if (!err)
 		err = gather(t, cap);
 	if (!err)
 		err = read_all_pagemaps(t, &cap->reconciled_pages, &cap->guessed_zero_pages);
 	if (!err)
-		err = read_status(lv->pid, &cap->status);
+		err = read_status(lv->mm_tid, &cap->status);
 	if (err)
-		return err;
-	mark_stacks(t);
+		return exec_instead(lv, err);
+	capture_unstopped(lv, cap);
+	mark_stacks(t, cap);
 	comm_of(lv->pid, cap->comm, sizeof(cap->comm));
 	char path[64], exe[PATH_MAX];
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)lv->pid);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)lv->mm_tid);
 	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = 0;
@@ -906,6 +1462,14 @@ void md_live_capture_deinit(struct md_live_capture *cap)
 {
 	free(cap->exe);
 	cap->exe = NULL;
+	for (size_t i = 0; i < cap->n_notes; i++)
+		free(cap->notes[i]);
+	free(cap->notes);
+	cap->notes = NULL;
+	cap->n_notes = 0;
+	free(cap->unstopped);
+	cap->unstopped = NULL;
+	cap->n_unstopped = 0;
 }
 
 static void account_pause(struct live *lv)
@@ -944,9 +1508,10 @@ struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec)
 		if (tk->state == TASK_RUNNING && ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0) != 0 && errno == ESRCH)
 			tk->state = TASK_GONE;
 	}
-	struct md_error *err = wait_all_stopped(lv);
+	struct md_error *err = wait_all_stopped(lv, true);
 	if (!err)
 		err = stop_all(t); /* threads may have been born while it ran */
+	err = exec_instead(lv, err);
 	md_target_cache_drop(t);
 	if (err)
 		md_live_detach(t);
@@ -958,23 +1523,22 @@ void md_live_detach(struct md_target *t)
 	struct live *lv = live_of(t);
 	if (!lv)
 		return;
+	/* Detach needs a stopped tracee: finish the stops we asked for first (not interruptible:
+	 * this is how the target gets going again). Threads that cannot stop are not waited for. */
+	md_error_destroy(wait_all_stopped(lv, false));
 	for (size_t i = 0; i < lv->n_tasks; i++) {
 		struct task *tk = &lv->tasks[i];
 		if (tk->state == TASK_GONE)
 			continue;
-		if (tk->state == TASK_NEW || tk->state == TASK_RUNNING) {
-			/* Detach needs a stopped tracee: finish the stop we asked for first. */
-			struct md_error *err = wait_stopped(lv, tk);
-			md_error_destroy(err);
-			if (tk->state == TASK_GONE)
-				continue;
+		if (tk->state != TASK_STOPPED) {
+			linger(tk->tid); /* stuck, or did not stop in time: let go once it stops */
+			tk->state = TASK_GONE;
+			continue;
 		}
 		if (ptrace(PTRACE_DETACH, tk->tid, 0, (void *)(long)tk->pending_sig) != 0 && errno != ESRCH) {
-			/* Not in a ptrace stop (should not happen): interrupt, then detach. */
+			/* Not in a ptrace stop (should not happen): interrupt, then detach later. */
 			ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0);
-			struct md_error *err = wait_stopped(lv, tk);
-			md_error_destroy(err);
-			ptrace(PTRACE_DETACH, tk->tid, 0, (void *)(long)tk->pending_sig);
+			linger(tk->tid);
 		}
 		tk->state = TASK_GONE;
 		tk->pending_sig = 0;
@@ -982,6 +1546,7 @@ void md_live_detach(struct md_target *t)
 	lv->n_tasks = 0;
 	held_n = 0;
 	account_pause(lv);
+	release_lingering();
 }
 
 bool md_live_process_gone(pid_t pid)

@@ -15,6 +15,19 @@ struct md_live_options {
 	bool debuginfo_disabled;
 };
 
+/* A thread (of the target, or of a process sharing its address space) that could not be
+ * stopped: it was in uninterruptible sleep and was left as it was. */
+struct md_live_unstopped {
+	int32_t tid, tgid;
+	char comm[16];
+	char state;     /* of /proc/.../stat: 'D' */
+	char wchan[64];
+	long syscall;   /* the system call it sleeps in (/proc/.../syscall), -1 when unknown */
+	uint64_t sp;    /* its stack pointer, 0 when unknown */
+	bool vfork;     /* in vfork() (or clone with CLONE_VFORK): waits for its child */
+	bool frozen;    /* in the cgroup freezer */
+};
+
 /* What the pause captured besides the target's own mappings and threads. */
 struct md_live_capture {
 	struct md_smaps rollup;
@@ -28,13 +41,20 @@ struct md_live_capture {
 	/* smaps_rollup's Rss as read; differs from rollup.rss (= the sum over smaps) when pages
 	 * were reclaimed between the reads even though the target was stopped. */
 	uint64_t rollup_rss_as_read;
+	struct md_live_unstopped *unstopped; /* threads left running, n_unstopped of them */
+	size_t n_unstopped;
+	char **notes; /* for the report: threads left running, processes sharing the mm */
+	size_t n_notes;
 };
 
-/* Before the pause: check the process (exists, not a zombie, not traced), read its maps and
- * pagemap and report its modules to libdwfl. Nothing is stopped. */
+/* Before the pause: check the process (exists, not a zombie, not a kernel thread, a 64-bit
+ * program, not traced), read its maps and pagemap and report its modules to libdwfl. Nothing is
+ * stopped. A thread id stands for its process (md_target_pid gives the process id). */
 struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret);
 
-/* Stop every thread (seize + interrupt, re-scan the task list until stable). */
+/* Stop every thread (seize + interrupt, re-scan the task list until stable), and every process
+ * sharing the address space. A thread in uninterruptible sleep is not waited for (more than 50 ms):
+ * the capture's notes name it. MD_ERR_EXECED from the capture when the target exec'd. */
 struct md_error *md_live_stop(struct md_target *t);
 /* While stopped: re-read maps, smaps, smaps_rollup, status, pagemap and registers. */
 struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *cap);
@@ -42,6 +62,10 @@ struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *ca
 struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec);
 /* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
 void md_live_detach(struct md_target *t);
+/* Threads that could not stop are still seized after the detach (a detach needs a stopped
+ * tracee): let go of those that have stopped since. Called by every open and detach; a caller
+ * that attaches again and again in one process (watch) calls it while it waits. */
+void md_live_release_lingering(void);
 /* The process no longer exists or is a zombie. */
 bool md_live_process_gone(pid_t pid);
 /* Seconds the target has been stopped in total so far. */

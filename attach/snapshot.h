@@ -26,7 +26,12 @@ struct md_snapshot_options {
 	unsigned retry_usec;  /* default 2000 */
 	unsigned hold_pause_ms; /* tests: stay stopped this long ("paused" on stderr) */
 	enum md_snapshot_copy copy;
+	/* Refuse before stopping when the pause is estimated longer than this (seconds); 0 means
+	 * MD_SNAPSHOT_DEFAULT_MAX_PAUSE, a negative value no limit. */
+	double max_pause_s;
 };
+
+#define MD_SNAPSHOT_DEFAULT_MAX_PAUSE 2.0
 
 struct md_snapshot_result {
 	double pause_ms;   /* the target was stopped this long in total */
@@ -34,6 +39,7 @@ struct md_snapshot_result {
 	double copy_ms;    /* of which: copying resident memory */
 	double write_ms;   /* writing the file after detaching */
 	double total_ms;
+	double estimated_pause_ms; /* before the pause: resident bytes / measured read bandwidth */
 	bool streamed;     /* memory went to the file during the pause */
 	uint64_t resident_bytes; /* memory written to the file */
 	uint64_t unreadable_pages; /* resident pages that could not be read (left out) */
@@ -42,6 +48,8 @@ struct md_snapshot_result {
 	unsigned retries;
 	bool consistent;
 	char why[256]; /* when not consistent */
+	char notes[8][512]; /* threads that could not be stopped, processes sharing the memory */
+	size_t n_notes, notes_left_out;
 };
 
 /* t comes from md_live_open and is not stopped. The file is written to path atomically

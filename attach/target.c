@@ -2,6 +2,7 @@
  * respect the target (never touch a page that is not present; swapped pages are refused). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,16 @@ enum md_target_source md_target_source(const struct md_target *t)
 int32_t md_target_pid(const struct md_target *t)
 {
 	return t->pid;
+}
+
+/* Set only by the SIGINT/SIGTERM/SIGHUP handler (attach/live.c); here so that every user of the
+ * target API (cores, images, fuzz harnesses) links without the live back end. */
+volatile sig_atomic_t md_live_interrupted;
+
+bool md_target_interrupted(const struct md_target *t)
+{
+	(void)t;
+	return md_live_interrupted != 0;
 }
 
 const struct md_mapping *md_target_mappings(const struct md_target *t, size_t *n_ret)
@@ -47,19 +58,22 @@ const struct md_mapping *md_target_find_mapping(const struct md_target *t, uint6
  * heap "stacks". A private anonymous mapping holding an SP is a thread stack when it sits right
  * above its guard (a PROT_NONE mapping ending where it starts), as pthread stacks (glibc, musl,
  * the JVM's) do; "[stack]" is the main thread's by name (attach/procfs.c). */
+void md_target_mark_stack_at(struct md_target *t, uint64_t sp)
+{
+	struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, sp);
+	if (!m || m->kind != MD_MAP_ANON || m == t->mappings)
+		return;
+	const struct md_mapping *below = m - 1;
+	bool guard = below->end == m->start && !(below->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_EXEC));
+	if (guard)
+		m->kind = MD_MAP_STACK;
+}
+
 void md_target_mark_thread_stacks(struct md_target *t)
 {
-	for (size_t i = 0; i < t->n_threads; i++) {
-		if (!t->threads[i].regs_valid)
-			continue;
-		struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, t->threads[i].regs[MD_REG_RSP]);
-		if (!m || m->kind != MD_MAP_ANON || m == t->mappings)
-			continue;
-		const struct md_mapping *below = m - 1;
-		bool guard = below->end == m->start && !(below->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_EXEC));
-		if (guard)
-			m->kind = MD_MAP_STACK;
-	}
+	for (size_t i = 0; i < t->n_threads; i++)
+		if (t->threads[i].regs_valid)
+			md_target_mark_stack_at(t, t->threads[i].regs[MD_REG_RSP]);
 }
 
 uint8_t md_target_page_bits(const struct md_target *t, uint64_t addr)
@@ -256,6 +270,8 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
 {
 	if (len == 0)
 		return NULL;
+	if (md_live_interrupted)
+		return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
 	if (addr + len < addr)
 		return md_error_fault(MD_ERR_FAULT, addr, "read of 0x%zx bytes at 0x%llx wraps around",
 				      len, (unsigned long long)addr);

@@ -52,6 +52,10 @@ struct md_target {
 	size_t files_next;
 };
 
+/* Set by the SIGINT/SIGTERM/SIGHUP handler (defined in target.c, handler in live.c). */
+#include <signal.h>
+extern volatile sig_atomic_t md_live_interrupted;
+
 /* Drop every cached read (the target may have run). */
 void md_target_cache_drop(struct md_target *t);
 /* Free mappings, threads, cache, symbols; then ops->destroy_impl. */
@@ -59,5 +63,7 @@ void md_target_destroy(struct md_target *t);
 /* Mark the thread stacks among the private anonymous mappings (target.c: an SP in a mapping right
  * above a guard mapping). */
 void md_target_mark_thread_stacks(struct md_target *t);
+/* The anonymous mapping holding sp becomes a stack when a guard mapping ends where it starts. */
+void md_target_mark_stack_at(struct md_target *t, uint64_t sp);
 
 #endif

@@ -84,6 +84,8 @@ static void fill_memory(struct md_report *r, const struct md_live_capture *cap, 
 				   "smaps_rollup said RSS %llu bytes but the mappings of smaps add up to %llu: the kernel reclaimed or mapped pages "
 				   "during the capture (memory pressure?); the mappings' sum is used",
 				   (unsigned long long)cap->rollup_rss_as_read, (unsigned long long)cap->rollup.rss);
+	for (size_t i = 0; i < cap->n_notes; i++)
+		md_report_add_note(r, "%s", cap->notes[i]);
 	if (cap->guessed_zero_pages)
 		md_report_add_note(r,
 				   "pagemap gave no page frame numbers (needs CAP_SYS_ADMIN): %llu resident-looking pages are the shared zero page "
@@ -293,6 +295,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	struct md_error *err = md_live_open(pid, &lopts, &t);
 	if (err)
 		return err;
+	r->target.pid = md_target_pid(t); /* a thread id stands for its process */
 	phase("open target");
 
 	/* Before the pause: plugins find their allocator (symbols, layouts). */
@@ -345,8 +348,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	if (!err)
 		resolve_deleted(t);
 	if (!err) {
-		fill_memory(r, &cap, t->n_threads);
-		fill_system(r, pid);
+		fill_memory(r, &cap, t->n_threads + cap.n_unstopped);
+		fill_system(r, r->target.pid);
 		err = md_classifier_finish(a->classifier, r);
 	}
 	if (!err)
@@ -470,6 +473,17 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 	return err;
 }
 
+/* An exec replaces everything the attach had learnt (maps, symbols, allocator): start again once
+ * on the new image; a second exec in a row ends the attach. */
+static struct md_error *exec_error(struct md_error *err, pid_t pid, bool retried)
+{
+	if (!err || err->code != MD_ERR_EXECED)
+		return err;
+	md_error_destroy(err);
+	return md_error_create(MD_ERR_EXITED, "process %d: the target exec'd during the attach%s", (int)pid,
+			       retried ? " (twice in a row: it keeps starting new programs)" : "");
+}
+
 struct quiescence {
 	struct active_plugin *ap;
 	size_t n_ap;
@@ -511,13 +525,14 @@ struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct m
 			.retry_usec = opts->retry_usec,
 			.hold_pause_ms = opts->hold_pause_ms,
 			.copy = opts->snapshot_copy,
+			.max_pause_s = opts->max_pause_s,
 		};
 		err = md_snapshot_write(t, path, &sopts, result_ret);
 		close_plugins(q.ap, q.n_ap);
 	}
 	md_target_destroy(t);
 	md_analysis_deinit(&a);
-	return err;
+	return exec_error(err, pid, false);
 }
 
 void md_analysis_deinit(struct md_analysis *a)
@@ -531,6 +546,11 @@ void md_analysis_deinit(struct md_analysis *a)
 struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
 {
 	struct md_error *err = analyze_live(pid, opts, a);
+	if (err && err->code == MD_ERR_EXECED) {
+		md_error_destroy(err);
+		md_analysis_deinit(a);
+		err = exec_error(analyze_live(pid, opts, a), pid, true);
+	}
 	/* Whatever failed, if the process is gone the answer is that it exited meanwhile. */
 	bool vanished = err && err->code == MD_ERR_OS && (err->errnum == ESRCH || err->errnum == ENOENT);
 	if (err && err->code != MD_ERR_EXITED && err->code != MD_ERR_ZOMBIE && err->code != MD_ERR_NO_PROCESS &&

@@ -19,6 +19,7 @@ struct md_analyze_options {
 	const char *exe;          /* cores: --exe PATH */
 	const char *sysroot;      /* cores: --sysroot DIR */
 	enum md_snapshot_copy snapshot_copy; /* snapshots: where resident pages go in the pause */
+	double max_pause_s;       /* snapshots: refuse a longer estimated pause (0: default, <0: none) */
 };
 
 struct md_analysis {

@@ -141,7 +141,7 @@ static void usage(FILE *out)
 		"       memdissect watch [options] PID --interval S [--count N] [--wss W]\n"
 		"       memdissect diff [options] A.json B.json\n"
 		"       memdissect core [options] COREFILE [--exe PATH] [--sysroot DIR]\n"
-		"       memdissect snapshot [--debuginfo=MODE] [--copy auto|memory|stream] PID -o FILE\n"
+		"       memdissect snapshot [--debuginfo=MODE] [--copy auto|memory|stream] [--max-pause S|none] PID -o FILE\n"
 		"       memdissect cgroup [options] PATH | --pid PID [--attach]\n"
 		"       memdissect system [options]\n"
 		"       memdissect plugins\n"
@@ -173,7 +173,8 @@ static void usage(FILE *out)
 		"       --exe and --sysroot say where the executable and libraries are (docs/cores.md)\n"
 		"snapshot: stop PID briefly and write a sparse ELF core FILE (gdb and eu-stack open it)\n"
 		"       that `memdissect core FILE` turns into the report of that moment; --copy says\n"
-		"       where resident pages go during the pause (memory, stream to the file, auto)\n"
+		"       where resident pages go during the pause (memory, stream to the file, auto); refused\n"
+		"       when the pause is estimated longer than --max-pause (default 2 s; 'none': no limit)\n"
 		"cgroup: a memory cgroup's usage part by part, its processes, the OOM picture (docs/cgroup.md);\n"
 		"       --attach adds each member's allocator classes (one attach at a time)\n"
 		"system: /proc/meminfo explained, the top processes by PSS and USS, every memory cgroup\n"
@@ -285,7 +286,7 @@ static struct md_error *write_html(const struct md_report *r, const char *path)
 }
 
 /* Options of core and snapshot (values apart from the enum above, which others extend). */
-enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY };
+enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY, OPT_MAX_PAUSE };
 /* Options of cgroup and system. */
 enum { OPT_PID = 768, OPT_ATTACH, OPT_WSS };
 
@@ -639,6 +640,7 @@ static int cmd_snapshot(int argc, char **argv)
 		{ "hold-pause", required_argument, NULL, OPT_HOLD },
 		{ "offline", no_argument, NULL, OPT_OFFLINE },
 		{ "copy", required_argument, NULL, OPT_COPY },
+		{ "max-pause", required_argument, NULL, OPT_MAX_PAUSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -662,6 +664,15 @@ static int cmd_snapshot(int argc, char **argv)
 			else if (strcmp(optarg, "auto") != 0)
 				return fail(md_error_create(MD_ERR_USAGE, "--copy takes auto, memory or stream, not '%s'", optarg));
 			break;
+		case OPT_MAX_PAUSE: {
+			char *end;
+			errno = 0;
+			aopts.max_pause_s = strcmp(optarg, "none") == 0 ? -1 : strtod(optarg, &end);
+			if (strcmp(optarg, "none") != 0 && (errno || end == optarg || *end || !(aopts.max_pause_s > 0) ||
+							    aopts.max_pause_s > 86400))
+				return fail(md_error_create(MD_ERR_USAGE, "--max-pause takes seconds (0 < S <= 86400) or none, not '%s'", optarg));
+			break;
+		}
 		default: {
 			int code = common_option(c, argv, &co);
 			if (code >= 0)
@@ -699,6 +710,11 @@ static int cmd_snapshot(int argc, char **argv)
 	       md_format_bytes(res.file_bytes, b2, sizeof(b2)), res.pause_ms, res.capture_ms,
 	       res.streamed ? "streaming to the file" : "copy", res.copy_ms, res.write_ms,
 	       res.consistent ? "" : "; inside the allocator: ", res.consistent ? "" : md_esc(res.why));
+	printf("pause estimated before stopping: %.1f ms\n", res.estimated_pause_ms);
+	for (size_t i = 0; i < res.n_notes; i++)
+		printf("note: %s\n", md_esc(res.notes[i]));
+	if (res.notes_left_out)
+		printf("note: %zu more like these\n", res.notes_left_out);
 	if (res.unreadable_pages)
 		printf("%llu resident page%s could not be read and %s not in the file\n",
 		       (unsigned long long)res.unreadable_pages, res.unreadable_pages == 1 ? "" : "s",

@@ -258,6 +258,7 @@ static double now_s(void)
 static void sleep_until(double deadline)
 {
 	while (!md_live_interrupted) {
+		md_live_release_lingering(); /* a thread that could not stop and has stopped since */
 		double left = deadline - now_s();
 		if (left <= 0)
 			return;
@@ -442,8 +443,17 @@ static void text_verdict(FILE *out, const struct md_watch_options *o, size_t n, 
 		md_format_rate(v->free.slope, e, sizeof(e)), md_format_bytes(v->threshold_bytes, th, sizeof(th)));
 }
 
+/* The target must run most of the time: an interval under the floor is refused, and after
+ * every attach the target runs at least twice as long as that attach stopped it (the next
+ * attach waits when the interval is shorter; the samples carry their own times). */
+#define MD_WATCH_MIN_INTERVAL 0.1
+#define MD_WATCH_RUN_PER_PAUSE 2.0
+
 struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *out)
 {
+	if (o->interval_s < MD_WATCH_MIN_INTERVAL)
+		return md_error_create(MD_ERR_USAGE, "--interval %.3g s is below the floor of %.1f s (the target must run most of the time)",
+				       o->interval_s, MD_WATCH_MIN_INTERVAL);
 	size_t cap = 64, n = 0;
 	struct md_watch_sample *samples = malloc(cap * sizeof(*samples));
 	if (!samples)
@@ -454,6 +464,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	};
 	bool wide = o->width <= 0 || o->width >= 80;
 	double t0 = now_s(), next = t0;
+	bool stretched = false;
 	struct md_error *err = NULL;
 	const char *ended = NULL;
 	bool write_failed = false;
@@ -505,6 +516,15 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 		samples[n].wss_bytes = a.report.wss.bytes;
 		if (samples[n].partial && o->partial_ret)
 			*o->partial_ret = true;
+		double pause_s = a.report.target.pause_ms / 1e3, earliest = now_s() + MD_WATCH_RUN_PER_PAUSE * pause_s;
+		if (next < earliest) {
+			if (!stretched)
+				fprintf(stderr, "memdissect: an attach stopped process %d for %.0f ms: the next waits %.2g s so that it runs "
+						"at least %.0f times as long as it is stopped (--interval %.3g s is shorter)\n",
+					pid, pause_s * 1e3, MD_WATCH_RUN_PER_PAUSE * pause_s, MD_WATCH_RUN_PER_PAUSE, o->interval_s);
+			stretched = true;
+			next = earliest;
+		}
 		md_analysis_deinit(&a);
 		errno = 0;
 		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n], o->wss_s > 0) : NULL;

@@ -605,6 +605,23 @@ START_TEST(test_missing_exe)
 	ck_assert_msg(!has_note(report, "not found"), "--exe did not bring the executable back");
 	check_glibc_truth(report, &p, "core with --exe");
 	md_node_destroy(report);
+	/* Another build as --exe, or a path that does not exist: refused in one line (before, a
+	 * different build was used unchecked: garbage mallinfo, exit 0). */
+	char other[PATH_MAX], missing[PATH_MAX];
+	ck_assert(md_test_target_path("sleeper", other, sizeof(other)));
+	snprintf(missing, sizeof(missing), "%s/no-such-exe", dir);
+	const char *bad_exe[] = { other, missing };
+	const char *want[] = { "is a different build: its build-id is", "No such file or directory" };
+	for (int i = 0; i < 2; i++) {
+		const char *cargs[] = { "core", snap, "--exe", bad_exe[i], NULL };
+		char *out = NULL, *err = NULL;
+		int status = md_test_run(cargs, &out, &err, 60000);
+		ck_assert_msg(status == 2 && strstr(err, want[i]) && strchr(err, '\n') == err + strlen(err) - 1,
+			      "core --exe %s: exit %d, want 2 and one line with \"%s\": %s", bad_exe[i], status, want[i], err);
+		fprintf(stderr, "figure: core --exe %s: exit 2: %s", bad_exe[i], err);
+		free(out);
+		free(err);
+	}
 	md_test_proc_stop(&p);
 	remove_dir(dir);
 }

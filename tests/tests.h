@@ -34,6 +34,7 @@ Suite *package_suite(void) __attribute__((weak));
 Suite *debuginfod_suite(void) __attribute__((weak));
 Suite *cgroup_suite(void) __attribute__((weak));
 Suite *honest_suite(void) __attribute__((weak));
+Suite *states_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name, or name itself when absolute) and of memdissect

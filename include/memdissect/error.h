@@ -20,6 +20,7 @@ enum md_error_code {
 	MD_ERR_UNSUPPORTED,   /* unknown version / architecture / format */
 	MD_ERR_BAD_FILE,      /* truncated, foreign or corrupt input file */
 	MD_ERR_INTERRUPTED,   /* SIGINT/SIGTERM/SIGHUP arrived */
+	MD_ERR_EXECED,        /* the target called execve during the attach (the attach is retried) */
 };
 
 struct md_error {

@@ -128,6 +128,11 @@ uint8_t md_target_page_bits(const struct md_target *t, uint64_t addr);
 
 const struct md_thread *md_target_threads(const struct md_target *t, size_t *n_ret);
 
+/* True once SIGINT/SIGTERM/SIGHUP asked memdissect to stop: the target must be let go at once.
+ * Cheap (one load); long loops over target memory call it, and md_target_read fails with
+ * MD_ERR_INTERRUPTED from then on. */
+bool md_target_interrupted(const struct md_target *t);
+
 /* Read target memory. The whole range must lie in readable mappings (else MD_ERR_FAULT with the
  * first bad address). Pages that are not present read as zeros without touching the target;
  * a swapped page is never read (MD_ERR_NOT_RESIDENT). Reads are cached while the target is

@@ -55,6 +55,10 @@ static void read_window(struct gl_stream *st, size_t i)
 	uint8_t *out = st->buf[i % GL_STREAM_BUFS];
 	uint64_t bad = 0;
 	double t0 = gl_now_ms();
+	if (md_target_interrupted(st->t)) { /* memdissect must let the target go: read nothing */
+		st->bad[i % GL_STREAM_BUFS] = ~0ULL;
+		return;
+	}
 	struct md_error *err = md_target_read(st->t, start, out, (size_t)(end - start));
 	if (err) {
 		md_error_destroy(err);

@@ -939,6 +939,11 @@ static struct md_error *collect_tcaches(struct walker *w)
 			continue;
 		}
 		c->tls_address = tls;
+		/* A clone(CLONE_VM) process without CLONE_SETTLS shares another thread's TLS, and so
+		 * its tcache: counted once. */
+		for (size_t k = 0; k + 1 < s->n_tcaches && c->address; k++)
+			if (s->tcaches[k].tls_address == tls)
+				c->address = 0;
 		if (!c->address)
 			continue;
 		struct gl_arena *owner = arena_of(w, c->address - GLIBC_CHUNK_HDR, l->tc_size + GLIBC_CHUNK_HDR);

@@ -764,7 +764,7 @@ static bool walk_rtree(struct walker *wk, struct u64map *edatas)
 	uint64_t nroot = 1ULL << JEM_RTREE_ROOT_BITS;
 	uint64_t leaf_bytes = 8ULL << JEM_RTREE_LEAF_BITS;
 	uint64_t page[JEM_PAGE / 8], leafpage[JEM_PAGE / 8];
-	for (uint64_t p = root & ~(JEM_PAGE - 1); p < root + nroot * 8; p += JEM_PAGE) {
+	for (uint64_t p = root & ~(JEM_PAGE - 1); p < root + nroot * 8 && !md_target_interrupted(wk->t); p += JEM_PAGE) {
 		if (!MD_PAGE_COUNTED(md_target_page_bits(wk->t, p)))
 			continue; /* never written: no leaf pointers there */
 		if (!read_ok(wk, p, page, sizeof(page)))
@@ -842,6 +842,8 @@ static bool collect_extents(struct walker *wk)
 	if (n_order > 0)
 		qsort(order, n_order, sizeof(*order), cmp_u64_first);
 	for (size_t h = 0; h < n_order; h++) {
+		if ((h & 4095) == 0 && md_target_interrupted(wk->t))
+			break; /* SIGINT: the target is let go at once, the report is not made */
 		uint64_t ed = order[h].edata, page = order[h].page;
 		uint8_t buf[JEM_EDATA_SIZE];
 		if (!mapped_rw(wk->t, ed, JEM_EDATA_SIZE) || !read_ok(wk, ed, buf, sizeof(buf))) {
