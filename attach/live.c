@@ -401,8 +401,10 @@ static bool scan_zero_pages(int fd, const struct md_mapping *m, uint8_t *pages)
 static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *reconciled, uint64_t *guessed)
 {
 	size_t npages = (size_t)((m->end - m->start) / MD_PAGE_SIZE);
-	if (m->smaps.valid && m->smaps.rss == 0 && m->smaps.swap == 0)
-		return NULL; /* nothing resident or swapped: no page to look at */
+	/* Nothing resident or swapped: no page to look at. hugetlbfs pages are resident but never
+	 * in Rss, so a hugetlb mapping is always looked at. */
+	if (m->smaps.valid && m->smaps.rss == 0 && m->smaps.swap == 0 && !m->smaps.hugetlb)
+		return NULL;
 	if (!(m->perms & (MD_PERM_READ | MD_PERM_WRITE | MD_PERM_EXEC)) && m->smaps.valid)
 		return NULL;
 	uint8_t *pages = calloc(npages, 1);
@@ -452,7 +454,21 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *rec
 		}
 		i += n;
 	}
-	if (!zero_pfn && nonexcl_anon && scan_zero_pages(fd, m, pages)) {
+	/* hugetlbfs pages: readable, but outside Rss and so in no class (memory.hugetlb_bytes
+	 * counts them): their residency is "unknown", which reads them and counts them nowhere. */
+	if (m->smaps.hugetlb) {
+		for (size_t i = 0; i < npages; i++)
+			if (pages[i] & MD_PAGE_PRESENT)
+				pages[i] = MD_PAGE_UNKNOWN;
+		m->pages = pages;
+		return NULL;
+	}
+	/* Zero-page PTEs: without PFNs (not root) they look like shared anonymous pages. With PFNs,
+	 * the huge zero page (THP, a read-only fault of an untouched MADV_HUGEPAGE range) is not the
+	 * small zero page's PFN and pagemap shows it as a present file page: more pages counted
+	 * than smaps' Rss says. In both cases the kernel tells which PTEs are zero-page ones. */
+	bool over_rss = m->smaps.valid && counted > m->smaps.rss / MD_PAGE_SIZE;
+	if (((!zero_pfn && nonexcl_anon) || over_rss) && scan_zero_pages(fd, m, pages)) {
 		counted = 0;
 		for (size_t i = 0; i < npages; i++)
 			counted += MD_PAGE_COUNTED(pages[i]);

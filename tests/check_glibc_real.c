@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procfs.h"
 #include "tests.h"
 
 /* Findings of the report with this severity ("corrupt", "warning"); the first message of them. */
@@ -53,6 +54,10 @@ static void check_walked_healthy(struct md_node *report, struct md_node *glibc, 
 	}
 }
 
+/* What the last check_truth_mode saw, for the tests that must prove they reproduced their case. */
+static uint64_t last_hugetlb_bytes;
+static unsigned long long last_hugezero_rss_anon;
+
 /* A glibc_truth mode (with GLIBC_TUNABLES when tunables is set): mallinfo exact, healthy, classes
  * sum to RSS, the trim prediction right; the [heap] must have at least min_heap_vmas VMAs, or
  * the case was not reproduced. */
@@ -85,6 +90,9 @@ static void check_truth_mode(const char *mode, const char *tunables, unsigned mi
 		fprintf(stderr, "glibc_real %s: main arena in %zu segments\n", what, segs);
 		ck_assert_msg(segs >= 2, "%s: the main arena did not go non-contiguous", what);
 	}
+	last_hugetlb_bytes = md_test_json_u64(report, "memory.hugetlb_bytes");
+	last_hugezero_rss_anon = 0;
+	md_test_truth_u64(&p, "hugezero_rss_anon", &last_hugezero_rss_anon);
 	md_test_check_mallinfo(glibc, &p, "", what);
 	md_test_check_classes_sum(report);
 	check_walked_healthy(report, glibc, what);
@@ -161,6 +169,23 @@ START_TEST(test_hugetlb1)
 {
 	SKIP_WITHOUT_PTRACE();
 	check_truth_mode("holes", "glibc.malloc.hugetlb=1", 2);
+}
+END_TEST
+
+/* Case 5: the huge zero page. The [heap] is under MADV_HUGEPAGE and a 30 MiB chunk is read but
+ * never written: the kernel maps the huge zero page there, which pagemap shows as present file
+ * pages and smaps does not count. As root (frame numbers known) the report must be as right as
+ * an unprivileged one: the zero-page PTEs are asked of the kernel, never guessed by position.
+ * hugezerofork: the same heap in a forked child, where every page is shared with the parent. */
+static const char *const hugezero_modes[] = { "hugezero", "hugezerofork" };
+START_TEST(test_huge_zero_page)
+{
+	SKIP_WITHOUT_PTRACE();
+	check_truth_mode(hugezero_modes[_i], NULL, 1);
+	/* Reproduced only when the 30 MiB read left RssAnon below it (zero pages, not copies). */
+	ck_assert_msg(last_hugezero_rss_anon > 0 && last_hugezero_rss_anon < (30ULL << 20),
+		      "%s: RssAnon %llu after reading 30 MiB: no zero page was mapped", hugezero_modes[_i],
+		      last_hugezero_rss_anon);
 }
 END_TEST
 
@@ -433,6 +458,37 @@ START_TEST(test_postgresql_backend)
 }
 END_TEST
 
+/* Case 4: glibc.malloc.hugetlb=2 puts the heaps on hugetlbfs pages (reserved for the test,
+ * vm.nr_hugepages restored by a guard on every path). hugetlb pages are not in Rss: the report
+ * shows them as memory.hugetlb_bytes beside RSS, and the walk reads them like any other. */
+START_TEST(test_hugetlb2)
+{
+	SKIP_WITHOUT_PTRACE();
+	if (geteuid() != 0)
+		MD_SKIP("reserving huge pages (vm.nr_hugepages) needs root");
+	char *old = NULL;
+	size_t old_len = 0;
+	struct md_error *err = md_read_file("/proc/sys/vm/nr_hugepages", &old, &old_len);
+	ck_assert_msg(!err, "cannot read vm.nr_hugepages");
+	unsigned long before = strtoul(old, NULL, 10);
+	free(old);
+	char cleanup[128];
+	snprintf(cleanup, sizeof(cleanup), "echo %lu > /proc/sys/vm/nr_hugepages", before);
+	pid_t guard_pid;
+	int guard = start_guard(cleanup, &guard_pid);
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "w");
+	ck_assert(f);
+	fprintf(f, "%lu\n", before + 64);
+	fclose(f);
+	check_truth_mode("holes", "glibc.malloc.hugetlb=2", 0);
+	fprintf(stderr, "glibc_real hugetlb=2: memory.hugetlb_bytes %llu\n", (unsigned long long)last_hugetlb_bytes);
+	guard_finish(guard, guard_pid);
+	ck_assert_msg(last_hugetlb_bytes >= (2ULL << 20), "hugetlb=2: no hugetlb page in the report (%llu bytes): the case "
+							 "was not reproduced",
+		      (unsigned long long)last_hugetlb_bytes);
+}
+END_TEST
+
 Suite *glibc_real_suite(void)
 {
 	Suite *s = suite_create("glibc_real");
@@ -445,6 +501,8 @@ Suite *glibc_real_suite(void)
 	tcase_add_test(tc, test_one_damage_one_finding);
 	tcase_add_test(tc, test_mmapped_behind_foreign);
 	tcase_add_test(tc, test_swapped_pages);
+	tcase_add_loop_test(tc, test_huge_zero_page, 0, 2);
+	tcase_add_test(tc, test_hugetlb2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("programs");
 	tcase_set_timeout(tc, 180);
