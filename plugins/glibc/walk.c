@@ -346,8 +346,12 @@ struct md_error *gl_read_params(struct glibc_state *s, struct md_target *t)
 
 	s->global_max_fast = 0x80;
 	if (s->roots.global_max_fast) {
-		uint64_t v;
-		err = md_target_read_u64(t, s->roots.global_max_fast, &v);
+		/* A size_t until 2.36; from 2.37 a uint8_t (the largest M_MXFAST, 0xa0, fits),
+		 * followed by an unrelated byte (__always_fail_morecore). */
+		bool one_byte = s->roots.version_major == 2 && s->roots.version_minor >= 37;
+		uint64_t v = 0;
+		err = one_byte ? md_target_read(t, s->roots.global_max_fast, &v, 1)
+			       : md_target_read_u64(t, s->roots.global_max_fast, &v);
 		if (!err)
 			s->global_max_fast = v;
 		md_error_destroy(err);
