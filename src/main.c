@@ -167,7 +167,9 @@ static void usage(FILE *out)
 		"\n"
 		"watch: attach every S seconds (N times, or until Ctrl-C); a table of live heap, free,\n"
 		"       RSS and gap, and a verdict from the fitted slopes (--json: a JSON line per sample);\n"
-		"       --wss W adds the working set of a W-second window after each attach\n"
+		"       --wss W adds the working set of a W-second window after each attach;\n"
+		"       --textfile DIR: each round replaces DIR/memdissect.prom with the OpenMetrics series\n"
+		"       of every PID, for the node exporter's textfile collector (docs/metrics.md)\n"
 		"diff:  what changed between two `attach --json` reports, per class, allocator and region\n"
 		"core:  the same report from an ELF core (kernel core, gdb gcore or memdissect snapshot);\n"
 		"       --exe and --sysroot say where the executable and libraries are (docs/cores.md)\n"
@@ -288,7 +290,7 @@ static struct md_error *write_html(const struct md_report *r, const char *path)
 /* Options of core and snapshot (values apart from the enum above, which others extend). */
 enum { OPT_EXE = 512, OPT_SYSROOT, OPT_OUTPUT, OPT_COPY, OPT_MAX_PAUSE };
 /* Options of cgroup and system. */
-enum { OPT_PID = 768, OPT_ATTACH, OPT_WSS };
+enum { OPT_PID = 768, OPT_ATTACH, OPT_WSS, OPT_TEXTFILE };
 
 /* attach PID and core FILE share their options and report; argv[0] says which. */
 /* Options every subcommand spells the same way (each accepts those in its getopt table). */
@@ -515,12 +517,53 @@ static int cmd_attach(int argc, char **argv)
 	return partial ? EXIT_PARTIAL : EXIT_OK;
 }
 
+/* watch --textfile DIR PID...: the node exporter's textfile collector as the output. */
+static int watch_textfile(int argc, char **argv, const char *dir, struct md_watch_options *wopts,
+			  const struct common_options *co)
+{
+	if (optind >= argc)
+		return fail(md_error_create(MD_ERR_USAGE, "watch --textfile needs one or more process ids"));
+	if (wopts->json || wopts->wss_s > 0)
+		return fail(md_error_create(MD_ERR_USAGE, "--textfile writes OpenMetrics files: not with --json or --wss"));
+	if (!(wopts->interval_s > 0))
+		return fail(md_error_create(MD_ERR_USAGE, "watch needs --interval S (seconds between attaches)"));
+	struct stat st;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0)
+		return fail_output(md_error_os(stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : EACCES,
+					       "--textfile %s", dir));
+	size_t n = (size_t)(argc - optind);
+	int *pids = calloc(n, sizeof(*pids));
+	if (!pids)
+		return fail(&md_error_nomem);
+	for (size_t i = 0; i < n; i++) {
+		unsigned long pid;
+		if (!parse_pid(argv[optind + (int)i], &pid)) {
+			free(pids);
+			return fail(md_error_create(MD_ERR_USAGE, "'%s' is not a process id", argv[optind + (int)i]));
+		}
+		pids[i] = (int)pid;
+	}
+	int code = check_plugin_name(co->plugin);
+	if (code >= 0) {
+		free(pids);
+		return code;
+	}
+	wopts->debuginfo_disabled = co->debuginfo_disabled;
+	wopts->only_plugin = co->plugin;
+	bool partial = false;
+	wopts->partial_ret = &partial;
+	struct md_error *err = md_watch_textfile(pids, n, dir, wopts, stdout);
+	free(pids);
+	return err ? fail_output(err) : partial ? EXIT_PARTIAL : EXIT_OK;
+}
+
 static int cmd_watch(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "count", required_argument, NULL, OPT_COUNT },
 		{ "wss", required_argument, NULL, OPT_WSS },
+		{ "textfile", required_argument, NULL, OPT_TEXTFILE },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "color", no_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
@@ -532,6 +575,7 @@ static int cmd_watch(int argc, char **argv)
 	};
 	struct md_watch_options wopts = { .interval_s = 0 };
 	struct common_options co = { .color = -1 };
+	const char *textfile = NULL;
 	optind = 1;
 	opterr = 0;
 	int c;
@@ -539,6 +583,9 @@ static int cmd_watch(int argc, char **argv)
 		unsigned long v;
 		char *end;
 		switch (c) {
+		case OPT_TEXTFILE:
+			textfile = optarg;
+			break;
 		case OPT_INTERVAL:
 			errno = 0;
 			wopts.interval_s = strtod(optarg, &end);
@@ -568,6 +615,8 @@ static int cmd_watch(int argc, char **argv)
 		}
 	}
 	int code;
+	if (textfile)
+		return watch_textfile(argc, argv, textfile, &wopts, &co);
 	int pid = pid_operand("watch", argc, argv, &code);
 	if (pid < 0)
 		return code;

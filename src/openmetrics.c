@@ -207,3 +207,88 @@ struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out)
 		return md_error_os(errno ? errno : EIO, "writing the metrics");
 	return NULL;
 }
+
+/* One exposition of several reports: each family's TYPE/UNIT/HELP lines once, then the samples
+ * of every report in order (a family may not repeat in one file), one "# EOF" at the end. The
+ * texts are md_render_openmetrics output: a family's lines start at its "# TYPE" line. */
+struct om_family {
+	char *name;
+	char *header;  /* TYPE, UNIT, HELP lines */
+	char *samples; /* of every text */
+	size_t header_len, samples_len;
+};
+
+static bool append(char **buf, size_t *len, const char *s, size_t n)
+{
+	char *nb = realloc(*buf, *len + n + 1);
+	if (!nb)
+		return false;
+	memcpy(nb + *len, s, n);
+	*len += n;
+	nb[*len] = 0;
+	*buf = nb;
+	return true;
+}
+
+struct md_error *md_openmetrics_merge(char *const *texts, size_t n_texts, FILE *out)
+{
+	struct om_family *fam = NULL;
+	size_t n_fam = 0;
+	struct md_error *err = NULL;
+	for (size_t t = 0; t < n_texts && !err; t++) {
+		struct om_family *cur = NULL;
+		bool own_header = false;
+		for (const char *line = texts[t]; line && *line && !err;) {
+			const char *nl = strchr(line, '\n');
+			size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+			if (strncmp(line, "# EOF", 5) == 0) {
+				line += len;
+				continue;
+			}
+			if (strncmp(line, "# TYPE ", 7) == 0) {
+				const char *name = line + 7;
+				size_t nlen = strcspn(name, " \n");
+				cur = NULL;
+				for (size_t f = 0; f < n_fam && !cur; f++)
+					if (strlen(fam[f].name) == nlen && strncmp(fam[f].name, name, nlen) == 0)
+						cur = &fam[f];
+				own_header = !cur;
+				if (!cur) {
+					struct om_family *nf = realloc(fam, (n_fam + 1) * sizeof(*nf));
+					if (!nf || !(nf[n_fam].name = strndup(name, nlen))) {
+						if (nf)
+							fam = nf;
+						err = &md_error_nomem;
+						break;
+					}
+					fam = nf;
+					cur = &fam[n_fam++];
+					cur->header = cur->samples = NULL;
+					cur->header_len = cur->samples_len = 0;
+				}
+			}
+			if (cur) {
+				bool meta = line[0] == '#';
+				if (meta ? (own_header && !append(&cur->header, &cur->header_len, line, len))
+					 : !append(&cur->samples, &cur->samples_len, line, len))
+					err = &md_error_nomem;
+			}
+			line += len;
+		}
+	}
+	for (size_t f = 0; f < n_fam; f++) {
+		if (!err) {
+			if (fam[f].header)
+				fputs(fam[f].header, out);
+			if (fam[f].samples)
+				fputs(fam[f].samples, out);
+		}
+		free(fam[f].name);
+		free(fam[f].header);
+		free(fam[f].samples);
+	}
+	free(fam);
+	if (!err)
+		fputs("# EOF\n", out);
+	return err;
+}

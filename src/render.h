@@ -220,6 +220,14 @@ struct md_watch_options {
 };
 /* Runs the watch on stdout. Returns an error for the exit code (NULL: ok). */
 struct md_error *md_watch_run(int pid, const struct md_watch_options *opts, FILE *out);
+/* watch --textfile DIR PID...: every interval, attach to each pid in turn and replace
+ * DIR/memdissect.prom (written aside, then renamed) with their OpenMetrics series, for the node
+ * exporter's textfile collector; one status line per round on out. Pids that exit are dropped;
+ * it ends when none is left, after opts->count rounds, or on SIGINT. */
+struct md_error *md_watch_textfile(const int *pids, size_t n_pids, const char *dir,
+				   const struct md_watch_options *opts, FILE *out);
+/* Several OpenMetrics texts (md_render_openmetrics) as one exposition: each family once. */
+struct md_error *md_openmetrics_merge(char *const *texts, size_t n_texts, FILE *out);
 
 /* Compare two JSON reports (attach --json) and print what changed. */
 struct md_diff_options {

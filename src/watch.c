@@ -8,11 +8,13 @@
  * the mean RSS, whichever is larger) and the line fits (R^2 >= 0.5): noise and one-off steps do
  * not make a verdict. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "analyze.h"
 #include "live.h"
@@ -558,5 +560,137 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	errno = 0;
 	if (!err && (fflush(out) == EOF || ferror(out)))
 		err = md_error_os(errno ? errno : EIO, "writing the watch");
+	return err;
+}
+
+/* ---- watch --textfile ---- */
+
+/* Replace dir/memdissect.prom atomically: the collector must never read half a file. */
+static struct md_error *write_textfile(const char *dir, const char *text, size_t len)
+{
+	char tmp[4096], final[4096];
+	snprintf(final, sizeof(final), "%s/memdissect.prom", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.memdissect.prom.%d", dir, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return md_error_os(errno, "cannot write %s", tmp);
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(fd, text + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = w < 0 ? errno : EIO;
+			close(fd);
+			unlink(tmp);
+			return md_error_os(e, "writing %s", tmp);
+		}
+		done += (size_t)w;
+	}
+	if (close(fd) != 0 || rename(tmp, final) != 0) {
+		int e = errno;
+		unlink(tmp);
+		return md_error_os(e, "replacing %s", final);
+	}
+	return NULL;
+}
+
+struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char *dir,
+				   const struct md_watch_options *o, FILE *out)
+{
+	if (o->interval_s < MD_WATCH_MIN_INTERVAL)
+		return md_error_create(MD_ERR_USAGE, "--interval %.3g s is below the floor of %.1f s (the target must run most of the time)",
+				       o->interval_s, MD_WATCH_MIN_INTERVAL);
+	int *pids = malloc(n_pids * sizeof(*pids));
+	char **texts = calloc(n_pids, sizeof(*texts));
+	if (!pids || !texts) {
+		free(pids);
+		free(texts);
+		return &md_error_nomem;
+	}
+	memcpy(pids, pids_in, n_pids * sizeof(*pids));
+	struct md_analyze_options aopts = {
+		.debuginfo_disabled = o->debuginfo_disabled,
+		.only_plugin = o->only_plugin,
+	};
+	struct md_error *err = NULL;
+	double t0 = now_s(), next = t0;
+	for (unsigned long round = 0; (!o->count || round < o->count) && n_pids && !err; round++) {
+		if (round)
+			sleep_until(next);
+		if (md_live_interrupted)
+			break;
+		double start = now_s(), paused_s = 0;
+		next = start + o->interval_s;
+		size_t n_texts = 0;
+		for (size_t i = 0; i < n_pids && !err;) {
+			struct md_analysis a;
+			struct md_error *aerr = md_analyze_live((pid_t)pids[i], &aopts, &a);
+			if (aerr && (aerr->code == MD_ERR_NO_PROCESS || aerr->code == MD_ERR_EXITED ||
+				     aerr->code == MD_ERR_ZOMBIE)) {
+				fprintf(stderr, "memdissect: process %d is gone (%s): no longer watched\n", pids[i],
+					md_esc(aerr->message ? aerr->message : "exited"));
+				md_error_destroy(aerr);
+				md_analysis_deinit(&a);
+				memmove(&pids[i], &pids[i + 1], (n_pids - i - 1) * sizeof(*pids));
+				n_pids--;
+				continue;
+			}
+			if (aerr) {
+				md_analysis_deinit(&a);
+				err = aerr->code == MD_ERR_INTERRUPTED ? (md_error_destroy(aerr), NULL) : aerr;
+				break;
+			}
+			if (a.report.partial && o->partial_ret)
+				*o->partial_ret = true;
+			paused_s += a.report.target.pause_ms / 1e3;
+			size_t len = 0;
+			FILE *mem = open_memstream(&texts[n_texts], &len);
+			if (!mem) {
+				md_analysis_deinit(&a);
+				err = &md_error_nomem;
+				break;
+			}
+			struct md_error *rerr = md_render_openmetrics(&a.report, mem);
+			if (fclose(mem) != 0 && !rerr)
+				rerr = &md_error_nomem;
+			md_analysis_deinit(&a);
+			if (rerr) {
+				err = rerr;
+				break;
+			}
+			n_texts++;
+			i++;
+		}
+		if (!err && n_texts && !md_live_interrupted) {
+			char *merged = NULL;
+			size_t mlen = 0;
+			FILE *mem = open_memstream(&merged, &mlen);
+			err = mem ? md_openmetrics_merge(texts, n_texts, mem) : &md_error_nomem;
+			if (mem && fclose(mem) != 0 && !err)
+				err = &md_error_nomem;
+			if (!err)
+				err = write_textfile(dir, merged, mlen);
+			free(merged);
+			if (!err) {
+				fprintf(out, "%.1f s: %s/memdissect.prom: %zu process%s\n", start - t0, md_esc(dir), n_texts,
+					n_texts == 1 ? "" : "es");
+				errno = 0;
+				if (fflush(out) == EOF || ferror(out))
+					err = md_error_os(errno ? errno : EIO, "writing the watch");
+			}
+		}
+		for (size_t k = 0; k < n_texts; k++) {
+			free(texts[k]);
+			texts[k] = NULL;
+		}
+		/* The targets run at least twice as long as they were stopped, whatever the interval. */
+		if (next < now_s() + MD_WATCH_RUN_PER_PAUSE * paused_s)
+			next = now_s() + MD_WATCH_RUN_PER_PAUSE * paused_s;
+	}
+	if (!err && !n_pids)
+		err = md_error_create(MD_ERR_EXITED, "every watched process is gone");
+	free(pids);
+	free(texts);
 	return err;
 }

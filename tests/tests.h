@@ -33,6 +33,7 @@ Suite *image_suite(void) __attribute__((weak));
 Suite *package_suite(void) __attribute__((weak));
 Suite *debuginfod_suite(void) __attribute__((weak));
 Suite *cgroup_suite(void) __attribute__((weak));
+Suite *metrics_suite(void) __attribute__((weak));
 Suite *honest_suite(void) __attribute__((weak));
 Suite *states_suite(void) __attribute__((weak));
 
