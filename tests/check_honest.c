@@ -184,7 +184,7 @@ START_TEST(test_hostile_names_every_format)
 	free(err);
 
 	/* watch, text */
-	const char *w[] = { "watch", pid, "--interval", "0.05", "--count", "2", NULL };
+	const char *w[] = { "watch", pid, "--interval", "0.1", "--count", "2", NULL };
 	ck_assert_int_eq(run(w, &out, &err), 0);
 	assert_printable("watch", out);
 	assert_printable("watch stderr", err);
@@ -618,7 +618,7 @@ START_TEST(test_unanalysed_python)
 	char pid[32];
 	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
 	char *out = NULL, *err = NULL;
-	const char *w[] = { "watch", pid, "--interval", "0.05", "--count", "3", "--no-color", NULL };
+	const char *w[] = { "watch", pid, "--interval", "0.1", "--count", "3", "--no-color", NULL };
 	ck_assert_int_eq(run(w, &out, &err), 10);
 	ck_assert_ptr_null(strstr(out, "normal overhead"));
 	ck_assert_ptr_nonnull(strstr(out, "pymalloc"));
