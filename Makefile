@@ -203,6 +203,9 @@ install: all
 	install -m 755 $(BUILD)/memdissect $(DESTDIR)$(PREFIX)/bin/memdissect
 	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
 	install -m 644 $(ABI_HEADERS) $(DESTDIR)$(PREFIX)/include/memdissect/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 docs/memdissect.1 $(DESTDIR)$(PREFIX)/share/man/man1/memdissect.1
+	install -m 644 scripts/completion/memdissect.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/memdissect
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@ABI@|$(ABI_MAJOR)|g' -e 's|@PLUGIN_SUBDIR@|$(PLUGIN_SUBDIR)|g' \
 		-e 's|@VERSION@|$(VERSION)|g' memdissect-plugin.pc.in > $(DESTDIR)$(PREFIX)/$(LIBSUBDIR)/pkgconfig/memdissect-plugin.pc
 

@@ -76,6 +76,9 @@ START_TEST(test_deb_install_attach_remove)
 			      strstr(plugins, "jemalloc"),
 		      "/usr/bin/memdissect does not find its plugins in the multiarch directory:\n%s", plugins);
 	free(plugins);
+	ck_assert_msg(access("/usr/share/man/man1/memdissect.1.gz", R_OK) == 0 || access("/usr/share/man/man1/memdissect.1", R_OK) == 0,
+		      "the package has no man page");
+	ck_assert_msg(access("/usr/share/bash-completion/completions/memdissect", R_OK) == 0, "the package has no completion");
 	char *pc = capture("pkg-config --variable=plugindir memdissect-plugin");
 	ck_assert_msg(pc && strcmp(pc, "/usr/lib/x86_64-linux-gnu/memdissect/1/plugins\n") == 0,
 		      "memdissect-plugin.pc plugindir: %s", pc);

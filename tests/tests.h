@@ -34,6 +34,7 @@ Suite *package_suite(void) __attribute__((weak));
 Suite *debuginfod_suite(void) __attribute__((weak));
 Suite *cgroup_suite(void) __attribute__((weak));
 Suite *metrics_suite(void) __attribute__((weak));
+Suite *docs_suite(void) __attribute__((weak));
 Suite *honest_suite(void) __attribute__((weak));
 Suite *states_suite(void) __attribute__((weak));
 
