@@ -170,7 +170,8 @@ static void usage(FILE *out)
 		"  --plugin NAME       use only this allocator plugin (memdissect plugins lists them)\n"
 		"  --top N             mappings (cgroup, system: processes) listed in the text report\n"
 		"  --map               the full drainability map (default: a summary)\n"
-		"  --html FILE         write a self-contained HTML report to FILE\n"
+		"  --html FILE         write a self-contained HTML report to FILE (watch: the trends of\n"
+		"                      every sample, the fitted slopes and the verdict, rewritten each sample)\n"
 		"  --wss S             after the attach, the working set over S seconds: clears the target's\n"
 		"                      page referenced bits (its page-aging state, not its memory; docs/cgroup.md)\n"
 		"  --interval S        watch: seconds between attaches (at least 0.1)\n"
@@ -571,6 +572,7 @@ static int cmd_watch(int argc, char **argv)
 		{ "count", required_argument, NULL, OPT_COUNT },
 		{ "wss", required_argument, NULL, OPT_WSS },
 		{ "textfile", required_argument, NULL, OPT_TEXTFILE },
+		{ "html", required_argument, NULL, OPT_HTML },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "color", no_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
@@ -593,6 +595,13 @@ static int cmd_watch(int argc, char **argv)
 		case OPT_TEXTFILE:
 			textfile = optarg;
 			break;
+		case OPT_HTML: {
+			struct md_error *perr = check_output_path("--html", optarg);
+			if (perr)
+				return fail_output(perr);
+			wopts.html = optarg;
+			break;
+		}
 		case OPT_INTERVAL:
 			errno = 0;
 			wopts.interval_s = strtod(optarg, &end);

@@ -217,6 +217,7 @@ struct md_watch_options {
 	bool debuginfo_disabled;
 	const char *only_plugin;
 	double wss_s;           /* > 0: measure the working set over this window after each attach */
+	const char *html;       /* watch --html FILE: the trend page, rewritten after every sample */
 };
 /* Runs the watch on stdout. Returns an error for the exit code (NULL: ok). */
 struct md_error *md_watch_run(int pid, const struct md_watch_options *opts, FILE *out);
@@ -226,6 +227,9 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *opts, FILE
  * it ends when none is left, after opts->count rounds, or on SIGINT. */
 struct md_error *md_watch_textfile(const int *pids, size_t n_pids, const char *dir,
 				   const struct md_watch_options *opts, FILE *out);
+/* watch --html: the samples plotted over time with the fitted slopes and the verdict. */
+struct md_error *md_render_watch_html(const struct md_watch_sample *s, size_t n, const struct md_verdict_result *v,
+				      int pid, const char *comm, FILE *out);
 /* Several OpenMetrics texts (md_render_openmetrics) as one exposition: each family once. */
 struct md_error *md_openmetrics_merge(char *const *texts, size_t n_texts, FILE *out);
 

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -792,5 +793,133 @@ struct md_error *md_render_html(const struct md_report *r, FILE *out)
 	md_gap_deinit(&g);
 	if (fflush(out) == EOF || ferror(out))
 		return md_error_os(errno ? errno : EIO, "writing the HTML report");
+	return NULL;
+}
+
+/* ---- watch --html: the trends over time ---- */
+
+/* One self-contained page: the live heap, free, metadata, RSS and the gap of every sample as
+ * lines on one SVG chart (a circle per sample carries its figures), the fitted slopes and the
+ * verdict. Hovering a circle shows its sample; "#selftest" makes the script hover the last one,
+ * so a headless browser's DOM dump shows it works. */
+struct trend_series {
+	const char *name, *color;
+	size_t offset; /* of the uint64_t in md_watch_sample */
+};
+
+static const struct trend_series trend_series[] = {
+	{ "RSS", "#444", offsetof(struct md_watch_sample, rss_bytes) },
+	{ "live heap", "#2a7fd4", offsetof(struct md_watch_sample, live_heap_bytes) },
+	{ "gap", "#d4572a", offsetof(struct md_watch_sample, gap_bytes) },
+	{ "free", "#3aa35b", offsetof(struct md_watch_sample, free_bytes) },
+	{ "metadata", "#9a5fc9", offsetof(struct md_watch_sample, metadata_bytes) },
+};
+#define N_TREND_SERIES (sizeof(trend_series) / sizeof(trend_series[0]))
+
+static uint64_t trend_value(const struct md_watch_sample *s, size_t k)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)s + trend_series[k].offset, sizeof(v));
+	return v;
+}
+
+struct md_error *md_render_watch_html(const struct md_watch_sample *s, size_t n, const struct md_verdict_result *v,
+				      int pid, const char *comm, FILE *out)
+{
+	const double W = 960, H = 380, L = 80, R = 20, T = 20, B = 40;
+	double t_max = n ? s[n - 1].t_s : 0;
+	uint64_t y_max = 1;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < N_TREND_SERIES; k++)
+			if (trend_value(&s[i], k) > y_max)
+				y_max = trend_value(&s[i], k);
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>memdissect watch: ", out);
+	escf(out, "%s (pid %d)", comm, pid);
+	fputs("</title>\n<style>\nbody{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}"
+	      "h1{font-size:20px}.verdict{font-size:16px;padding:8px 12px;background:#f3f3f3;border-left:4px solid #d4572a}"
+	      "table{border-collapse:collapse}td,th{padding:2px 10px;text-align:right}th{text-align:left}"
+	      "#tip{position:absolute;display:none;background:#fff;border:1px solid #888;padding:4px 8px;font-size:12px;"
+	      "pointer-events:none;white-space:pre}svg text{font-size:11px;fill:#555}.key span{display:inline-block;"
+	      "width:12px;height:12px;margin:0 4px 0 14px;vertical-align:middle}\n</style></head>\n<body>\n",
+	      out);
+	fputs("<h1>memdissect watch: ", out);
+	esc(out, comm);
+	fprintf(out, " (pid %d), %zu sample%s over %.1f s</h1>\n", pid, n, n == 1 ? "" : "s", t_max);
+	fputs("<p class=\"verdict\" id=\"verdict\"><b>", out);
+	esc(out, v->name ? v->name : "");
+	fputs("</b>: ", out);
+	esc(out, v->text);
+	fputs("</p>\n", out);
+	fputs("<p class=\"key\">", out);
+	for (size_t k = 0; k < N_TREND_SERIES; k++)
+		fprintf(out, "<span style=\"background:%s\"></span>%s", trend_series[k].color, trend_series[k].name);
+	fputs("</p>\n", out);
+	fprintf(out, "<svg class=\"trend\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n", W, H, W, H);
+	char a[32], b[32];
+	for (int g = 0; g <= 4; g++) {
+		double y = T + (H - T - B) * (1 - g / 4.0);
+		fprintf(out, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", L, W - R, y, y);
+		fprintf(out, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", L - 6, y + 4,
+			md_format_bytes((uint64_t)((double)y_max * g / 4.0), a, sizeof(a)));
+	}
+	fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">0 s</text><text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.1f s</text>\n", L,
+		H - 12, W - R, H - 12, t_max);
+#define TX(t) (L + (t_max > 0 ? (t) / t_max : 0) * (W - L - R))
+#define TY(y) (T + (H - T - B) * (1 - (double)(y) / (double)y_max))
+	for (size_t k = 0; k < N_TREND_SERIES; k++) {
+		fprintf(out, "<polyline class=\"series\" data-name=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+			trend_series[k].name, trend_series[k].color);
+		for (size_t i = 0; i < n; i++)
+			fprintf(out, "%s%.1f,%.1f", i ? " " : "", TX(s[i].t_s), TY(trend_value(&s[i], k)));
+		fputs("\"/>\n", out);
+	}
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#2a7fd4\" fill-opacity=\"0.25\" "
+			     "data-sample=\"sample %zu at %.1f s",
+			TX(s[i].t_s), TY(s[i].live_heap_bytes), i + 1, s[i].t_s);
+		for (size_t k = 0; k < N_TREND_SERIES; k++)
+			fprintf(out, "&#10;%s %s", trend_series[k].name, md_format_bytes(trend_value(&s[i], k), a, sizeof(a)));
+		fprintf(out, "&#10;pause %.1f ms%s\"/>\n", s[i].pause_ms, s[i].partial ? "&#10;partial report" : "");
+	}
+#undef TX
+#undef TY
+	fputs("</svg>\n<div id=\"tip\"></div>\n", out);
+	fputs("<h2>Fitted slopes</h2>\n<table><tr><th>series</th><th>slope</th><th>change over the watch</th><th>R&#178;</th></tr>\n",
+	      out);
+	const struct {
+		const char *name;
+		const struct md_trend *t;
+	} fits[] = { { "RSS", &v->rss }, { "live heap", &v->heap }, { "gap", &v->gap }, { "free", &v->free } };
+	for (size_t k = 0; k < sizeof(fits) / sizeof(fits[0]); k++) {
+		const struct md_trend *t = fits[k].t;
+		fprintf(out, "<tr><th>%s</th><td>%s</td><td>%s%s</td><td>%.2f</td></tr>\n", fits[k].name,
+			md_format_rate(t->slope, a, sizeof(a)), t->change < 0 ? "-" : "",
+			md_format_bytes((uint64_t)fabs(t->change), b, sizeof(b)), t->r2);
+	}
+	fputs("</table>\n<h2>Samples</h2>\n<table><tr><th>t</th>", out);
+	for (size_t k = 0; k < N_TREND_SERIES; k++)
+		fprintf(out, "<th>%s</th>", trend_series[k].name);
+	fputs("<th>pause</th></tr>\n", out);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "<tr><td>%.1f s</td>", s[i].t_s);
+		for (size_t k = 0; k < N_TREND_SERIES; k++)
+			fprintf(out, "<td>%s</td>", md_format_bytes(trend_value(&s[i], k), a, sizeof(a)));
+		fprintf(out, "<td>%.1f ms</td></tr>\n", s[i].pause_ms);
+	}
+	fputs("</table>\n<script>\n"
+	      "(function(){var tip=document.getElementById('tip');"
+	      "function show(c){var r=c.getBoundingClientRect();tip.textContent=c.getAttribute('data-sample');"
+	      "tip.style.display='block';tip.style.left=(window.scrollX+r.right+8)+'px';tip.style.top=(window.scrollY+r.top)+'px';"
+	      "document.body.setAttribute('data-hover',c.getAttribute('data-sample').split('\\n').join('; '));}"
+	      "var pts=document.querySelectorAll('circle.pt');"
+	      "for(var i=0;i<pts.length;i++){pts[i].addEventListener('mouseover',function(e){show(e.target);});"
+	      "pts[i].addEventListener('mouseout',function(){tip.style.display='none';});}"
+	      "document.body.setAttribute('data-series',document.querySelectorAll('polyline.series').length);"
+	      "if(location.hash==='#selftest'&&pts.length){pts[pts.length-1].dispatchEvent(new MouseEvent('mouseover',{bubbles:true}));}"
+	      "document.body.setAttribute('data-ready','1');})();\n</script>\n</body></html>\n",
+	      out);
+	errno = 0;
+	if (fflush(out) == EOF || ferror(out))
+		return md_error_os(errno ? errno : EIO, "writing the watch page");
 	return NULL;
 }

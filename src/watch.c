@@ -451,6 +451,25 @@ static void text_verdict(FILE *out, const struct md_watch_options *o, size_t n, 
 #define MD_WATCH_MIN_INTERVAL 0.1
 #define MD_WATCH_RUN_PER_PAUSE 2.0
 
+/* The trend page, written aside and renamed: a browser reloading it never sees half a page. */
+static struct md_error *write_trend_page(const char *path, const struct md_watch_sample *s, size_t n,
+					 const struct md_verdict_result *v, int pid, const char *comm)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return md_error_os(errno, "cannot write %s", tmp);
+	struct md_error *err = md_render_watch_html(s, n, v, pid, comm, f);
+	if (fclose(f) != 0 && !err)
+		err = md_error_os(errno, "writing %s", tmp);
+	if (!err && rename(tmp, path) != 0)
+		err = md_error_os(errno, "replacing %s", path);
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
 struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *out)
 {
 	if (o->interval_s < MD_WATCH_MIN_INTERVAL)
@@ -470,6 +489,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	struct md_error *err = NULL;
 	const char *ended = NULL;
 	bool write_failed = false;
+	char comm0[64] = "";
 	for (unsigned long i = 0; !o->count || i < o->count; i++) {
 		if (i)
 			sleep_until(next);
@@ -509,10 +529,10 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			samples = more;
 			cap *= 2;
 		}
-		if (!n && !o->json) {
-			char comm[sizeof(a.report.target.comm) + 1];
-			snprintf(comm, sizeof(comm), "%.*s", (int)sizeof(a.report.target.comm), a.report.target.comm);
-			text_header(out, pid, comm, o, wide);
+		if (!n) {
+			snprintf(comm0, sizeof(comm0), "%.*s", (int)sizeof(a.report.target.comm), a.report.target.comm);
+			if (!o->json)
+				text_header(out, pid, comm0, o, wide);
 		}
 		md_watch_sample_from_report(&a.report, start - t0, &samples[n]);
 		samples[n].wss_bytes = a.report.wss.bytes;
@@ -542,10 +562,24 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			err = werr;
 			break;
 		}
+		if (o->html && n >= 2) {
+			struct md_verdict_result pv;
+			md_verdict_compute(samples, n, &pv);
+			err = write_trend_page(o->html, samples, n, &pv, pid, comm0);
+			if (err)
+				break;
+		}
 	}
 	if (n && !write_failed) {
 		struct md_verdict_result v;
 		md_verdict_compute(samples, n, &v);
+		if (o->html) {
+			struct md_error *herr = write_trend_page(o->html, samples, n, &v, pid, comm0);
+			if (!err)
+				err = herr;
+			else
+				md_error_destroy(herr);
+		}
 		struct md_error *verr = NULL;
 		if (o->json)
 			verr = json_verdict(out, pid, n, &v, ended, &samples[n - 1]);

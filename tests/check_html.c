@@ -219,6 +219,49 @@ START_TEST(test_html_live_demo)
 }
 END_TEST
 
+/* watch --html: the trend page of a real watch, in Chromium: the five series drawn, hovering a
+ * sample shows its figures (the script hovers the last one under #selftest), the verdict and the
+ * fitted slopes are on the page, and nothing is fetched from anywhere. */
+START_TEST(test_watch_trend_page)
+{
+	const char *browser = chromium();
+	if (!browser)
+		MD_SKIP("chromium is not installed (scripts/deps.sh installs the Debian package chromium)");
+	struct md_test_proc p;
+	const char *targs[] = { "sizes", NULL };
+	ck_assert(md_test_proc_start(&p, "glibc_truth", targs));
+	char pid[32], path[] = "/tmp/md-watch-XXXXXX.html";
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	int fd = mkstemps(path, 5);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	const char *args[] = { "watch", "--html", path, "--interval", "0.15", "--count", "4", "--no-color", pid, NULL };
+	char *out = NULL, *err = NULL;
+	int status = md_test_run(args, &out, &err, md_test_sanitized() ? 120000 : 60000);
+	md_test_proc_stop(&p);
+	ck_assert_msg(status == 0, "watch --html: status %d: %s", status, err);
+	free(out);
+	free(err);
+	char *page = md_fx_read_file(path);
+	ck_assert_ptr_nonnull(page);
+	ck_assert_msg(!strstr(page, "http://") && !strstr(page, "https://") && !strstr(page, "src="), "the page refers outside");
+	ck_assert_ptr_nonnull(strstr(page, "id=\"verdict\""));
+	ck_assert_ptr_nonnull(strstr(page, "Fitted slopes"));
+	free(page);
+	char *dom = run_chromium(browser, path, NULL);
+	ck_assert_ptr_nonnull(dom);
+	ck_assert_msg(strstr(dom, "data-ready=\"1\""), "the page's script did not run");
+	ck_assert_msg(strstr(dom, "data-series=\"5\""), "not five series drawn");
+	const char *hover = strstr(dom, "data-hover=\"sample 4 at ");
+	ck_assert_msg(hover && strstr(hover, "RSS ") && strstr(hover, "live heap "), "hovering the last sample shows nothing");
+	free(dom);
+	char shot[] = "/tmp/memdissect-watch-page.png";
+	free(run_chromium(browser, path, shot));
+	fprintf(stderr, "html: watch page screenshot in %s\n", shot);
+	unlink(path);
+}
+END_TEST
+
 Suite *html_suite(void)
 {
 	Suite *s = suite_create("html");
@@ -227,6 +270,7 @@ Suite *html_suite(void)
 	tcase_add_test(tc, test_html_self_contained);
 	tcase_add_test(tc, test_html_in_browser);
 	tcase_add_test(tc, test_html_live_demo);
+	tcase_add_test(tc, test_watch_trend_page);
 	suite_add_tcase(s, tc);
 	return s;
 }
