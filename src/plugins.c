@@ -56,7 +56,7 @@ static void load_one(struct md_plugin_set *set, const char *path)
 		snprintf(buf, sizeof(buf), "no %s symbol: not a memdissect plugin", MD_PLUGIN_ENTRY);
 	} else if (!p) {
 		snprintf(buf, sizeof(buf), "%s returned NULL", MD_PLUGIN_ENTRY);
-	} else if (p->abi_version != MD_PLUGIN_ABI_VERSION) {
+	} else if (p->abi_version < MD_PLUGIN_ABI_OLDEST || p->abi_version > MD_PLUGIN_ABI_VERSION) {
 		snprintf(buf, sizeof(buf), "built for plugin ABI %u, this memdissect has ABI %u: rebuild it",
 			 p->abi_version, MD_PLUGIN_ABI_VERSION);
 		p = NULL;
