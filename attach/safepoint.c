@@ -335,7 +335,11 @@ static struct md_error *reach(struct md_target *t, struct md_live_capture *cap, 
 			if (!escalate)
 				continue;
 		}
-		if (res->restops >= max_restops) {
+		/* The budget spent on threads that do not get out: a whole-process re-stop would not
+		 * catch them outside either (they are inside most of the time), it would only make the
+		 * pause longer. Re-stops are for the cases nobody could name a thread to run. */
+		bool spent = ops->must_run && res->run_ms * 1e3 >= budget_us;
+		if (res->restops >= max_restops || spent) {
 			/* Out of tries: the walk goes on, marked inconsistent, with the figures of now. */
 			last = true;
 			if (captured)

@@ -300,6 +300,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 			ops.quiescent = NULL;
 		err = md_live_reach_safe_point(t, &cap, &ops, &sopts, &sp);
 	}
+	phase("capture /proc, pagemap"); /* the safe point ends with the capture */
 	unsigned retries = sp.restops;
 	r->target.attach_retries = retries;
 	r->target.attach_polls = sp.polls;

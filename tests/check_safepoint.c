@@ -1,0 +1,129 @@
+/* Safe points on busy targets (issue 11, case 9): tests/targets/busy_threads.c keeps 8 threads in a
+ * malloc/free/realloc loop without pause, so that a stop of the whole process almost always
+ * catches some inside malloc. memdissect lets only those run on, the others stopped, until they
+ * are out. The threads never stop allocating, so no printed figure can be compared: each report
+ * must say consistent (most of them; the strict 19 of 20 is measured by make bench, where timing
+ * belongs), hold no corruption finding and have classes summing to the RSS, and the target must
+ * go on allocating afterwards. The same program at rest (its workers parked outside malloc)
+ * prints glibc's mallinfo2(), which the report must equal. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+static const char *const mallinfo_fields[] = {
+	"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+};
+
+/* No arena of the report is called corrupt, and a consistent walk has no finding at all. */
+static void check_not_corrupt(struct md_node *glibc, const char *what)
+{
+	bool consistent = md_node_get_bool(md_node_get(glibc, "consistent"));
+	struct md_node *arenas = md_node_get(glibc, "arenas");
+	for (size_t i = 0; i < md_node_count(arenas); i++) {
+		const char *st = md_node_get_string(md_node_get(md_node_at(arenas, i), "state"));
+		ck_assert_msg(st && strcmp(st, "corrupt") != 0, "%s: arena %zu called corrupt", what, i);
+		if (consistent)
+			ck_assert_msg(strcmp(st, "ok") == 0, "%s: consistent, but arena %zu is %s", what, i, st);
+	}
+	if (consistent)
+		ck_assert_msg(md_test_json_u64(glibc, "findings") == 0, "%s: consistent, but %llu findings", what,
+			      (unsigned long long)md_test_json_u64(glibc, "findings"));
+}
+
+START_TEST(test_parked_exact)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	static const char *const args[] = { "8", "parked", NULL };
+	ck_assert(md_test_proc_start(&p, "busy_threads", args));
+	int status = -1;
+	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_msg(report != NULL && status == 0, "status %d", status);
+	struct md_node *glibc = md_test_allocator(report, "glibc");
+	ck_assert(glibc != NULL);
+	ck_assert(md_node_get_bool(md_node_get(glibc, "consistent")));
+	for (size_t i = 0; i < sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0]); i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "mallinfo.%s", mallinfo_fields[i]);
+		unsigned long long want = md_test_truth(&p, key);
+		uint64_t got = md_test_json_u64(glibc, key);
+		ck_assert_msg(got == want, "parked: %s is %llu, glibc says %llu", key, (unsigned long long)got, want);
+	}
+	check_not_corrupt(glibc, "parked");
+	md_test_check_classes_sum(report);
+	/* Nobody was inside malloc: the first look was the safe point. */
+	ck_assert_uint_eq(md_test_json_u64(report, "target.attach_polls"), 0);
+	ck_assert_uint_eq(md_test_json_u64(report, "target.attach_retries"), 0);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+START_TEST(test_busy_consistent)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	static const char *const args[] = { "8", NULL };
+	ck_assert(md_test_proc_start(&p, "busy_threads", args));
+	const int attaches = 20;
+	int consistent = 0, polled = 0;
+	unsigned long long polls = 0, retries = 0;
+	double pause_sum = 0;
+	for (int i = 0; i < attaches; i++) {
+		char what[32];
+		snprintf(what, sizeof(what), "attach %d", i);
+		int status = -1;
+		struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+		ck_assert_msg(report != NULL && status == 0, "%s: status %d", what, status);
+		struct md_node *glibc = md_test_allocator(report, "glibc");
+		ck_assert(glibc != NULL);
+		check_not_corrupt(glibc, what);
+		md_test_check_classes_sum(report);
+		consistent += md_node_get_bool(md_node_get(glibc, "consistent"));
+		uint64_t n = md_test_json_u64(report, "target.attach_polls");
+		polls += n;
+		polled += n > 0;
+		retries += md_test_json_u64(report, "target.attach_retries");
+		pause_sum += md_node_get_double(md_node_get(md_node_get(report, "target"), "pause_ms"));
+		md_node_destroy(report);
+	}
+	fprintf(stderr, "safepoint: %d of %d attaches to 8 busy threads consistent; %d needed threads to run on "
+			"(%llu looks, %llu whole-process re-stops in all); mean pause %.1f ms\n",
+		consistent, attaches, polled, polls, retries, pause_sum / attaches);
+	/* Threads were let run on alone: a whole-process stop does not find this target at rest. */
+	ck_assert_msg(polled > 0, "no attach let a thread run on alone");
+	/* Whole-process re-stops alone made 0 of 20 consistent. How many get there within the
+	 * 60 ms budget depends on how soon the machine schedules the threads let run on: on 2 shared
+	 * cores under the load of parallel test suites 7 to 11 of 20 were seen (3 under ASan, which
+	 * slows every look), on a quieter machine all of them; the goal of 19 of 20 is measured by
+	 * make bench. The bound here only catches a return to the old behaviour. */
+	int want = md_test_sanitized() ? 1 : 5;
+	ck_assert_msg(consistent >= want, "only %d of %d attaches to a busy target were consistent (want %d)", consistent,
+		      attaches, want);
+
+	/* Unharmed: running (not left stopped or traced) and still allocating. */
+	char st = md_test_proc_state(p.pid);
+	ck_assert_msg(st == 'S' || st == 'R', "target state %c after the attaches", st ? st : '?');
+	unsigned long long before = md_test_proc_ask_u64(&p, "count", "ops ");
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	ck_assert_msg(md_test_proc_ask_u64(&p, "count", "ops ") > before, "the workers stopped allocating after the attaches");
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+Suite *safepoint_suite(void)
+{
+	Suite *s = suite_create("safepoint");
+	TCase *tc = tcase_create("busy");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, test_parked_exact);
+	tcase_add_test(tc, test_busy_consistent);
+	suite_add_tcase(s, tc);
+	return s;
+}
