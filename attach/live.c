@@ -1143,3 +1143,19 @@ struct md_error *md_live_stop_threads(struct md_target *t, const int32_t *tids, 
 		md_live_detach(t);
 	return err;
 }
+
+struct md_error *md_live_interrupt_thread(struct md_target *t, int32_t tid)
+{
+	struct live *lv = live_of(t);
+	struct task *tk = find_task(lv, tid);
+	if (tk && tk->state == TASK_RUNNING && !stop_pending(tk->tid) && ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0) != 0 &&
+	    errno == ESRCH)
+		tk->state = TASK_GONE;
+	return NULL;
+}
+
+bool md_live_thread_stop_pending(struct md_target *t, int32_t tid)
+{
+	struct task *tk = find_task(live_of(t), tid);
+	return !tk || tk->state != TASK_RUNNING || stop_pending(tk->tid);
+}

@@ -51,6 +51,11 @@ struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec);
 struct md_error *md_live_run_threads(struct md_target *t, const int32_t *tids, size_t n);
 struct md_error *md_live_stop_threads(struct md_target *t, const int32_t *tids, size_t n);
 struct md_error *md_live_read_threads(struct md_target *t);
+/* Without waiting: ask a running thread to stop (once: a second request while it is stopped
+ * would stop it again right after the next resume), and whether it has stopped (or is gone);
+ * md_live_stop_threads then collects the stop without interrupting again. */
+struct md_error *md_live_interrupt_thread(struct md_target *t, int32_t tid);
+bool md_live_thread_stop_pending(struct md_target *t, int32_t tid);
 /* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
 void md_live_detach(struct md_target *t);
 /* The process no longer exists or is a zombie. */

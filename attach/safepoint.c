@@ -111,41 +111,33 @@ static char thread_state(pid_t pid, int32_t tid)
 	return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
-/* The threads that must run on, in turn. */
+/* The threads that must run on. */
+enum member_state { MEMBER_STOPPED, MEMBER_RUNNING, MEMBER_STOPPING };
 struct run_member {
 	int32_t tid;
-	bool running;
-	unsigned lock_looks;   /* looks in a row that found it waiting on a lock */
+	enum member_state state;
 	uint64_t cpu_at_start; /* its CPU time when it was last let go */
 	double started_us;
 };
-
-/* As many members run at a time as there are cores: a thread that is on a CPU stops at once
- * when interrupted, but one waiting for a CPU must first be scheduled to stop, and with more
- * runnable threads than cores that wait is whole time slices (15 ms were seen with 6 of them on
- * 2 cores). memdissect itself mostly sleeps meanwhile. */
-static unsigned runners(void)
-{
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	return cpus > 1 ? (unsigned)cpus : 1;
-}
 
 static struct md_error *let_go(struct md_target *t, struct run_member *m)
 {
 	m->cpu_at_start = cpu_ns(md_target_pid(t), m->tid);
 	m->started_us = now_us();
-	m->running = true;
+	m->state = MEMBER_RUNNING;
 	return md_live_run_threads(t, &m->tid, 1);
 }
 
 /* Let the threads that must run on go alone until none must (*escalate = false), or until the
- * budget is spent or they all wait on locks whose holders are stopped (*escalate = true). A
- * member is looked at (stopped, its stack read) once it has had min_cpu_us of a CPU since it
- * was let go, so that no look is wasted on a thread that was not scheduled at all; one that gets
- * no CPU for 20 times that is looked at anyway (it may wait on a lock). One still inside goes
- * on; one found waiting on a lock yields its turn; one that left stays stopped. The others
- * cannot enter the allocator meanwhile, so the set only shrinks. On return every thread is
- * stopped. */
+ * budget is spent or they all keep waiting on locks whose holders are stopped (*escalate =
+ * true). A member is asked to stop once it has had min_cpu_us of a CPU in the running state
+ * since it was let go (no look is wasted on a thread that was not scheduled; a thread sleeping
+ * in the kernel, e.g. in a page fault that waits, is left alone: an interrupt would make it start
+ * the fault over), or after 20 times that without (it may wait on a lock). The stops are not
+ * waited for: a thread waiting for a CPU stops only once scheduled, which on a loaded machine
+ * takes whole time slices, so the looks of all members overlap. A member looked at that is still
+ * inside goes on; one that left stays stopped. The others cannot enter the allocator meanwhile,
+ * so the set only shrinks. On return every thread is stopped. */
 static struct md_error *run_on(struct md_target *t, const struct md_safe_point_ops *ops, unsigned budget_us,
 			       unsigned min_cpu_us, struct md_safe_point_result *res, bool *escalate)
 {
@@ -154,7 +146,7 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 	size_t n_threads = 0;
 	const struct md_thread *threads = md_target_threads(t, &n_threads);
 	struct run_member *set = calloc(n_threads + 1, sizeof(*set));
-	size_t n = 0, next = 0;
+	size_t n = 0;
 	struct md_error *err = NULL;
 	bool ran = false;
 	if (!set)
@@ -166,11 +158,13 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 	if (!n)
 		goto out; /* nobody to run: a lock is held by no thread in sight */
 	res->threads_run += (unsigned)n;
-	const unsigned max_running = runners();
 	const double stall_us = 20.0 * min_cpu_us;
 	double t0 = now_us(), spent_before = res->run_ms;
 	unsigned waits_in_a_row = 0;
-	while (n) {
+	for (size_t i = 0; i < n && !err; i++)
+		err = let_go(t, &set[i]);
+	ran = true;
+	while (n && !err) {
 		res->run_ms = spent_before + (now_us() - t0) / 1e3;
 		if (res->run_ms * 1e3 >= budget_us || res->polls >= MAX_POLLS)
 			break;
@@ -183,37 +177,24 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 			res->lock_waits++;
 			break;
 		}
-		unsigned running = 0;
-		for (size_t i = 0; i < n; i++)
-			running += set[i].running;
-		for (size_t k = 0; k < n && running < max_running; k++, next++) {
-			struct run_member *m = &set[next % n];
-			if (!m->running) {
-				if ((err = let_go(t, m)))
-					break;
-				ran = true;
-				running++;
-			}
-		}
-		if (err)
-			break;
 		sleep_us(min_cpu_us);
 		for (size_t i = 0; i < n && !err; i++) {
 			struct run_member *m = &set[i];
-			if (!m->running)
+			if (m->state == MEMBER_RUNNING) {
+				bool stalled = now_us() - m->started_us >= stall_us;
+				if (stalled || (cpu_ns(pid, m->tid) >= m->cpu_at_start + (uint64_t)min_cpu_us * 1000 &&
+						thread_state(pid, m->tid) == 'R')) {
+					err = md_live_interrupt_thread(t, m->tid);
+					m->state = MEMBER_STOPPING;
+				}
 				continue;
-			/* A thread sleeping in the kernel (a page fault waiting for I/O, a lock) is left
-			 * alone until the stall bound: interrupting it would abandon the fault, which
-			 * starts over when it runs again, and it would never get anywhere. Its CPU time
-			 * counts kernel time too, so it is no sign of progress then. */
-			bool stalled = now_us() - m->started_us >= stall_us;
-			if (!stalled && (cpu_ns(pid, m->tid) < m->cpu_at_start + (uint64_t)min_cpu_us * 1000 ||
-					 thread_state(pid, m->tid) != 'R'))
+			}
+			if (m->state != MEMBER_STOPPING || !md_live_thread_stop_pending(t, m->tid))
 				continue;
 			res->polls++;
 			if ((err = md_live_stop_threads(t, &m->tid, 1)))
 				break;
-			m->running = false;
+			m->state = MEMBER_STOPPED;
 			const struct md_thread *th = thread_of(t, m->tid);
 			if (!th || !th->regs_valid || !ops->must_run(ops->arg, t, th)) {
 				set[i] = set[--n]; /* gone, or out of the allocator: it stays stopped */
@@ -225,18 +206,14 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 			DEBUG("  thread %d still inside (rip 0x%llx, syscall %lld -> %lld)%s\n", th->tid,
 			      (unsigned long long)th->regs[MD_REG_RIP], (long long)th->regs[MD_REG_ORIG_RAX],
 			      (long long)th->regs[MD_REG_RAX], waiting ? ", waiting on a lock" : "");
-			if (waiting) {
-				waits_in_a_row++;
-				continue; /* its turn goes to the next member */
-			}
-			waits_in_a_row = 0;
+			waits_in_a_row = waiting ? waits_in_a_row + 1 : 0;
 			err = let_go(t, m);
 		}
 	}
 	res->run_ms = spent_before + (now_us() - t0) / 1e3;
 	DEBUG("%zu threads still inside after %u looks, %.3f ms\n", n, res->polls, res->run_ms);
 	for (size_t i = 0; i < n && !err; i++)
-		if (set[i].running)
+		if (set[i].state != MEMBER_STOPPED)
 			err = md_live_stop_threads(t, &set[i].tid, 1);
 	if (!err && !n)
 		*escalate = false;
