@@ -9,7 +9,9 @@
  * has done 20000 operations, and they go on.
  * Output: "threads N", in parked mode "mallinfo.<field> N", then "ready".
  * Commands: "park" -> the workers stop between operations, the mallinfo lines, "parked";
- * "run" -> they go on, "running"; "count" -> "ops N"; "quit" or EOF -> exit.
+ * "run" -> they go on, "running"; "count" -> "ops N"; "signals" -> "signals N", the SIGRTMIN
+ * received (real-time: queued, none may be lost; the handler, run by any thread, only counts);
+ * "quit" or EOF -> exit.
  * Nothing here calls stdio after the start: printing must not allocate. */
 #include <malloc.h>
 #include <pthread.h>
@@ -21,6 +23,13 @@
 #define WARMUP_OPS 20000
 
 static unsigned long ops;
+static unsigned long signals;
+
+static void on_rtmin(int sig)
+{
+	(void)sig;
+	__atomic_add_fetch(&signals, 1, __ATOMIC_RELAXED);
+}
 static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t parked_cond = PTHREAD_COND_INITIALIZER;
@@ -114,6 +123,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: busy_threads [WORKERS] [parked]\n");
 		return 2;
 	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_rtmin;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGRTMIN, &sa, NULL);
 	for (int i = 0; i < workers; i++) {
 		pthread_t t;
 		int err = pthread_create(&t, NULL, worker, (void *)(uintptr_t)(i + 1));
@@ -145,6 +160,8 @@ int main(int argc, char **argv)
 			md_say("running\n");
 		} else if (strcmp(cmd, "count") == 0) {
 			md_say("ops %lu\n", __atomic_load_n(&ops, __ATOMIC_RELAXED));
+		} else if (strcmp(cmd, "signals") == 0) {
+			md_say("signals %lu\n", __atomic_load_n(&signals, __ATOMIC_RELAXED));
 		}
 	}
 	_exit(0); /* the workers may still be allocating: no atexit work racing with them */
