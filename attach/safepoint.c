@@ -119,6 +119,12 @@ struct run_member {
 	enum member_state state;
 	uint64_t cpu_at_start; /* its CPU time when it was last let go */
 	double started_us;
+	/* Where the last look found it, and the CPU time it gets before the next look: doubled
+	 * each time a look finds it where the last one did. A thread whose kernel work (a page
+	 * fault that reclaims, say) takes longer than that would otherwise be interrupted in it
+	 * every time and start it over, never getting back to its own code. */
+	uint64_t last_pc, last_sp;
+	unsigned min_cpu_us;
 };
 
 static struct md_error *let_go(struct md_target *t, struct run_member *m)
@@ -154,7 +160,7 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 		return &md_error_nomem;
 	for (size_t i = 0; i < n_threads; i++)
 		if (ops->must_run(ops->arg, t, &threads[i]))
-			set[n++].tid = threads[i].tid;
+			set[n++] = (struct run_member){ .tid = threads[i].tid, .min_cpu_us = min_cpu_us };
 	DEBUG("%zu of %zu threads must run on\n", n, n_threads);
 	if (!n)
 		goto out; /* nobody to run: a lock is held by no thread in sight */
@@ -182,8 +188,8 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 		for (size_t i = 0; i < n && !err; i++) {
 			struct run_member *m = &set[i];
 			if (m->state == MEMBER_RUNNING) {
-				bool stalled = now_us() - m->started_us >= stall_us;
-				if (stalled || (cpu_ns(pid, m->tid) >= m->cpu_at_start + (uint64_t)min_cpu_us * 1000 &&
+				bool stalled = now_us() - m->started_us >= stall_us + m->min_cpu_us;
+				if (stalled || (cpu_ns(pid, m->tid) >= m->cpu_at_start + (uint64_t)m->min_cpu_us * 1000 &&
 						thread_state(pid, m->tid) == 'R')) {
 					err = md_live_interrupt_thread(t, m->tid);
 					m->state = MEMBER_STOPPING;
@@ -208,6 +214,10 @@ static struct md_error *run_on(struct md_target *t, const struct md_safe_point_o
 			      (unsigned long long)th->regs[MD_REG_RIP], (long long)th->regs[MD_REG_ORIG_RAX],
 			      (long long)th->regs[MD_REG_RAX], waiting ? ", waiting on a lock" : "");
 			waits_in_a_row = waiting ? waits_in_a_row + 1 : 0;
+			bool same = th->regs[MD_REG_RIP] == m->last_pc && th->regs[MD_REG_RSP] == m->last_sp;
+			m->min_cpu_us = same && m->min_cpu_us < 8000 ? m->min_cpu_us * 2 : min_cpu_us;
+			m->last_pc = th->regs[MD_REG_RIP];
+			m->last_sp = th->regs[MD_REG_RSP];
 			err = let_go(t, m);
 		}
 	}
