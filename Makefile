@@ -27,7 +27,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
-ABI_MAJOR := $(shell sed -n 's/^\#define MD_PLUGIN_ABI_VERSION \([0-9]*\).*/\1/p' include/memdissect/plugin.h)
+# The plugin directory carries the ABI line: the oldest plugin ABI this host still loads (a
+# plugin built for any ABI from there to MD_PLUGIN_ABI_VERSION works).
+ABI_MAJOR := $(shell sed -n 's/^\#define MD_PLUGIN_ABI_OLDEST \([0-9]*\).*/\1/p' include/memdissect/plugin.h)
 # Libraries and plugins go to $(PREFIX)/$(LIBSUBDIR): lib, or lib/<multiarch> (debian/rules).
 LIBSUBDIR ?= lib
 PLUGIN_SUBDIR := $(LIBSUBDIR)/memdissect/$(ABI_MAJOR)/plugins

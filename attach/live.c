@@ -1632,3 +1632,107 @@ void md_live_install_signal_handlers(void)
 	(void)on_fatal;
 #endif
 }
+
+/* ---- letting some threads run on (safe points) ---- */
+
+struct md_error *md_live_read_threads(struct md_target *t)
+{
+	md_target_cache_drop(t);
+	return read_threads(t);
+}
+
+struct md_error *md_live_run_threads(struct md_target *t, const int32_t *tids, size_t n)
+{
+	struct live *lv = live_of(t);
+	for (size_t i = 0; i < n; i++) {
+		struct task *tk = find_task(lv, tids[i]);
+		if (!tk || tk->state != TASK_STOPPED)
+			continue;
+		if (ptrace(PTRACE_CONT, tk->tid, 0, (void *)(long)tk->pending_sig) == 0) {
+			tk->state = TASK_RUNNING;
+			tk->pending_sig = 0;
+		} else if (errno == ESRCH) {
+			tk->state = TASK_GONE;
+		}
+	}
+	/* The others stay stopped: the pause goes on. Running threads are not ours to detach in
+	 * a crash handler (they are not in a ptrace stop). */
+	publish_held(lv);
+	md_target_cache_drop_writable(t);
+	return NULL;
+}
+
+/* Has the thread a stop or exit to report (left for wait_stopped to collect)? */
+static bool stop_pending(pid_t tid)
+{
+	siginfo_t info;
+	info.si_pid = 0;
+	return waitid(P_PID, (id_t)tid, &info, WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL) != 0 || info.si_pid;
+}
+
+/* A thread that is on a CPU when interrupted stops within microseconds: wait for that by
+ * spinning a little rather than sleeping 50 us. */
+static void spin_until_stopped(pid_t tid, unsigned spins)
+{
+	for (unsigned i = 0; i < spins && !stop_pending(tid); i++)
+		;
+}
+
+struct md_error *md_live_stop_threads(struct md_target *t, const int32_t *tids, size_t n)
+{
+	struct live *lv = live_of(t);
+	for (size_t i = 0; i < n; i++) {
+		struct task *tk = find_task(lv, tids[i]);
+		/* A thread that stopped by itself meanwhile (a signal, the trap of an interrupt that
+		 * came while it was stopped) must not be interrupted again: the kernel would keep
+		 * that interrupt for after the next resume, and the thread would stop at once, every
+		 * time, without running an instruction. */
+		if (!tk || tk->state != TASK_RUNNING || stop_pending(tk->tid))
+			continue;
+		if (ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0) != 0 && errno == ESRCH)
+			tk->state = TASK_GONE;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct task *tk = find_task(lv, tids[i]);
+		if (tk && tk->state == TASK_RUNNING)
+			spin_until_stopped(tk->tid, 64);
+	}
+	/* Every other task is stopped: this waits for these (one deadline for all of them; one
+	 * that cannot stop is left as stuck, as in md_live_stop). */
+	struct md_error *err = wait_all_stopped(lv, true);
+	publish_held(lv);
+	/* Their registers; a thread that is gone stays in the list with regs_valid false. */
+	for (size_t i = 0; i < t->n_threads && !err; i++) {
+		struct md_thread *th = &t->threads[i];
+		bool listed = false;
+		for (size_t k = 0; k < n && !listed; k++)
+			listed = tids[k] == th->tid;
+		if (!listed)
+			continue;
+		struct task *tk = find_task(lv, th->tid);
+		struct user_regs_struct regs;
+		th->regs_valid = tk && tk->state == TASK_STOPPED && ptrace(PTRACE_GETREGS, tk->tid, 0, &regs) == 0;
+		if (th->regs_valid)
+			memcpy(th->regs, &regs, sizeof(regs));
+	}
+	md_target_cache_drop_writable(t);
+	if (err)
+		md_live_detach(t);
+	return err;
+}
+
+struct md_error *md_live_interrupt_thread(struct md_target *t, int32_t tid)
+{
+	struct live *lv = live_of(t);
+	struct task *tk = find_task(lv, tid);
+	if (tk && tk->state == TASK_RUNNING && !stop_pending(tk->tid) && ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0) != 0 &&
+	    errno == ESRCH)
+		tk->state = TASK_GONE;
+	return NULL;
+}
+
+bool md_live_thread_stop_pending(struct md_target *t, int32_t tid)
+{
+	struct task *tk = find_task(live_of(t), tid);
+	return !tk || tk->state != TASK_RUNNING || stop_pending(tk->tid);
+}

@@ -60,6 +60,22 @@ struct md_error *md_live_stop(struct md_target *t);
 struct md_error *md_live_capture(struct md_target *t, struct md_live_capture *cap);
 /* Let the target run for about usec microseconds, then stop it again (consistency retries). */
 struct md_error *md_live_resume_briefly(struct md_target *t, unsigned usec);
+/* Safe points: let a chosen few threads run on while every other thread stays stopped (the
+ * pause goes on), then stop them again. run_threads resumes the listed threads that are stopped
+ * (a signal that arrived for one meanwhile is delivered). stop_threads interrupts the listed
+ * threads that run, waits for their stops and re-reads their registers in the thread list
+ * (regs_valid false for one that is gone); threads they started are not seen until the next
+ * md_live_stop (which, on a stopped target, seizes new threads and waits for them). Cached reads
+ * are dropped. On error the target is detached. read_threads re-reads the thread list and every
+ * stopped thread's registers without the rest of a capture. */
+struct md_error *md_live_run_threads(struct md_target *t, const int32_t *tids, size_t n);
+struct md_error *md_live_stop_threads(struct md_target *t, const int32_t *tids, size_t n);
+struct md_error *md_live_read_threads(struct md_target *t);
+/* Without waiting: ask a running thread to stop (once: a second request while it is stopped
+ * would stop it again right after the next resume), and whether it has stopped (or is gone);
+ * md_live_stop_threads then collects the stop without interrupting again. */
+struct md_error *md_live_interrupt_thread(struct md_target *t, int32_t tid);
+bool md_live_thread_stop_pending(struct md_target *t, int32_t tid);
 /* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
 void md_live_detach(struct md_target *t);
 /* Threads that could not stop are still seized after the detach (a detach needs a stopped

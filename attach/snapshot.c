@@ -32,6 +32,7 @@
 #include "live.h"
 #include "procfs.h"
 #include "memdissect/report.h"
+#include "safepoint.h"
 #include "snapshot.h"
 #include "target_impl.h"
 
@@ -670,12 +671,6 @@ static struct md_error *write_tail(struct writer *w, const struct md_wire *notes
 	return NULL;
 }
 
-static bool no_check(void *arg, struct md_target *t, char *why, size_t why_len)
-{
-	(void)arg, (void)t, (void)why, (void)why_len;
-	return true;
-}
-
 struct md_error *md_snapshot_write(struct md_target *t, const char *path, const struct md_snapshot_options *opts,
 				   struct md_snapshot_result *res)
 {
@@ -689,7 +684,6 @@ struct md_error *md_snapshot_write(struct md_target *t, const char *path, const 
 	struct md_wire notes = { 0 };
 	char *tmp = NULL;
 	struct md_error *err = NULL;
-	bool (*quiescent)(void *, struct md_target *, char *, size_t) = opts->quiescent ? opts->quiescent : no_check;
 
 	/* Before the pause: the output file (so a bad path fails without stopping anyone). */
 	if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
@@ -740,24 +734,17 @@ struct md_error *md_snapshot_write(struct md_target *t, const char *path, const 
 
 	/* The pause. */
 	err = md_live_stop(t);
-	if (!err)
-		err = md_live_capture(t, &cap);
-	res->consistent = true;
-	unsigned max_retries = opts->max_retries ? opts->max_retries : 5;
-	while (!err && !quiescent(opts->quiescent_arg, t, res->why, sizeof(res->why))) {
-		if (res->retries >= max_retries) {
-			res->consistent = false;
-			break;
-		}
-		res->retries++;
-		err = md_live_resume_briefly(t, opts->retry_usec ? opts->retry_usec : 2000);
-		if (!err) {
-			md_live_capture_deinit(&cap);
-			err = md_live_capture(t, &cap);
-		}
+	if (!err) {
+		struct md_safe_point_ops ops = { .quiescent = opts->quiescent, .must_run = opts->must_run,
+						 .arg = opts->quiescent_arg };
+		struct md_safe_point_options spo = { .max_restops = opts->max_retries, .restop_usec = opts->retry_usec };
+		struct md_safe_point_result sp;
+		err = md_live_reach_safe_point(t, &cap, &ops, &spo, &sp);
+		res->consistent = sp.reached;
+		res->retries = sp.restops;
+		res->polls = sp.polls;
+		snprintf(res->why, sizeof(res->why), "%s", sp.why);
 	}
-	if (res->consistent)
-		res->why[0] = 0;
 	double copy_start = now_ms();
 	res->capture_ms = md_live_pause_seconds(t) * 1e3;
 	if (!err) {

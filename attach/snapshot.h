@@ -21,6 +21,9 @@ struct md_snapshot_options {
 	/* Called in the pause: false (with a reason in why) when a thread is inside the allocator;
 	 * the target then runs briefly and is stopped again, as for an attach. NULL: no check. */
 	bool (*quiescent)(void *arg, struct md_target *t, char *why, size_t why_len);
+	/* Must this thread run on, alone, for the allocator to reach a safe point (attach/safepoint.h)?
+	 * NULL: only whole-process re-stops. Gets quiescent_arg too. */
+	bool (*must_run)(void *arg, struct md_target *t, const struct md_thread *thread);
 	void *quiescent_arg;
 	unsigned max_retries; /* default 5 */
 	unsigned retry_usec;  /* default 2000 */
@@ -45,7 +48,8 @@ struct md_snapshot_result {
 	uint64_t unreadable_pages; /* resident pages that could not be read (left out) */
 	uint64_t file_bytes;     /* apparent size of the file (sparse) */
 	size_t mappings, segments, threads;
-	unsigned retries;
+	unsigned retries; /* whole-process re-stops */
+	unsigned polls;   /* rounds of letting threads inside the allocator run on alone */
 	bool consistent;
 	char why[256]; /* when not consistent */
 	char notes[8][512]; /* threads that could not be stopped, processes sharing the memory */

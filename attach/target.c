@@ -233,6 +233,27 @@ void md_target_cache_drop(struct md_target *t)
 		t->cache[i].base = UINT64_MAX;
 }
 
+/* Is [start, end) wholly inside private mappings nobody can write to (code, read-only data)? */
+static bool read_only_range(const struct md_target *t, uint64_t start, uint64_t end)
+{
+	while (start < end) {
+		const struct md_mapping *m = md_target_find_mapping(t, start);
+		if (!m || (m->perms & (MD_PERM_WRITE | MD_PERM_SHARED)))
+			return false;
+		start = m->end;
+	}
+	return true;
+}
+
+void md_target_cache_drop_writable(struct md_target *t)
+{
+	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++) {
+		uint64_t base = t->cache[i].base;
+		if (base != UINT64_MAX && (t->cache[i].bad || !read_only_range(t, base, base + MD_READ_CACHE_BLOCK)))
+			t->cache[i].base = UINT64_MAX;
+	}
+}
+
 static struct md_error *cache_block(struct md_target *t, uint64_t base, const uint8_t **data_ret,
 				    uint64_t *bad_ret)
 {

@@ -58,6 +58,11 @@ extern volatile sig_atomic_t md_live_interrupted;
 
 /* Drop every cached read (the target may have run). */
 void md_target_cache_drop(struct md_target *t);
+/* Drop the cached reads of memory that running threads can change, keep those wholly inside
+ * read-only private mappings (code, .eh_frame: what the unwinder reads again and again while a
+ * few threads run on alone to a safe point). The mappings may have changed meanwhile: only
+ * for looks that a full capture and check will confirm. */
+void md_target_cache_drop_writable(struct md_target *t);
 /* Free mappings, threads, cache, symbols; then ops->destroy_impl. */
 void md_target_destroy(struct md_target *t);
 /* Mark the thread stacks among the private anonymous mappings (target.c: an SP in a mapping right

@@ -11,6 +11,7 @@
 #include "core.h"
 #include "live.h"
 #include "procfs.h"
+#include "safepoint.h"
 #include "target_impl.h"
 #include "unanalysed.h"
 
@@ -279,6 +280,37 @@ static void resolve_deleted(struct md_target *t)
 	}
 }
 
+/* All plugins as one safe-point check (attach and snapshot). */
+struct quiescence {
+	struct active_plugin *ap;
+	size_t n_ap;
+};
+
+static bool safe_point_quiescent(void *arg, struct md_target *t, char *why, size_t why_len)
+{
+	struct quiescence *q = arg;
+	if (all_quiescent(q->ap, q->n_ap, t))
+		return true;
+	for (size_t i = 0; i < q->n_ap; i++)
+		if (q->ap[i].inconsistent) {
+			snprintf(why, why_len, "%s: %s", q->ap[i].plugin->name, q->ap[i].why);
+			break;
+		}
+	return false;
+}
+
+/* A thread must run on when a plugin that is not at its safe point says so (ABI 2 plugins). */
+static bool safe_point_must_run(void *arg, struct md_target *t, const struct md_thread *thread)
+{
+	struct quiescence *q = arg;
+	for (size_t i = 0; i < q->n_ap; i++) {
+		const struct md_plugin *p = q->ap[i].plugin;
+		if (q->ap[i].inconsistent && p->abi_version >= 2 && p->must_run && p->must_run(q->ap[i].state, t, thread))
+			return true;
+	}
+	return false;
+}
+
 static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
 {
 	double t0 = now_ms();
@@ -313,20 +345,19 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	struct md_live_capture cap = { 0 };
 	err = md_live_stop(t);
 	phase("stop threads");
-	if (!err)
-		err = md_live_capture(t, &cap);
-	phase("capture /proc, pagemap");
-	unsigned retries = 0;
-	unsigned max_retries = opts->max_retries ? opts->max_retries : 5;
-	while (!err && n_ap && !all_quiescent(ap, n_ap, t) && retries < max_retries) {
-		retries++;
-		err = md_live_resume_briefly(t, opts->retry_usec ? opts->retry_usec : 2000);
-		if (!err) {
-			md_live_capture_deinit(&cap);
-			err = md_live_capture(t, &cap);
-		}
+	struct md_safe_point_result sp = { 0 };
+	if (!err) {
+		struct quiescence q = { ap, n_ap };
+		struct md_safe_point_ops ops = { .quiescent = safe_point_quiescent, .must_run = safe_point_must_run, .arg = &q };
+		struct md_safe_point_options sopts = { .max_restops = opts->max_retries, .restop_usec = opts->retry_usec };
+		if (!n_ap)
+			ops.quiescent = NULL;
+		err = md_live_reach_safe_point(t, &cap, &ops, &sopts, &sp);
 	}
+	phase("capture /proc, pagemap"); /* the safe point ends with the capture */
+	unsigned retries = sp.restops;
 	r->target.attach_retries = retries;
+	r->target.attach_polls = sp.polls;
 	phase("quiescence");
 	if (!err) {
 		char when[64];
@@ -484,24 +515,6 @@ static struct md_error *exec_error(struct md_error *err, pid_t pid, bool retried
 			       retried ? " (twice in a row: it keeps starting new programs)" : "");
 }
 
-struct quiescence {
-	struct active_plugin *ap;
-	size_t n_ap;
-};
-
-static bool snapshot_quiescent(void *arg, struct md_target *t, char *why, size_t why_len)
-{
-	struct quiescence *q = arg;
-	if (all_quiescent(q->ap, q->n_ap, t))
-		return true;
-	for (size_t i = 0; i < q->n_ap; i++)
-		if (q->ap[i].inconsistent) {
-			snprintf(why, why_len, "%s: %s", q->ap[i].plugin->name, q->ap[i].why);
-			break;
-		}
-	return false;
-}
-
 struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct md_analyze_options *opts,
 				     struct md_snapshot_result *result_ret)
 {
@@ -519,7 +532,8 @@ struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct m
 	err = open_plugins(t, opts, &a, &q.ap, &q.n_ap);
 	if (!err) {
 		struct md_snapshot_options sopts = {
-			.quiescent = snapshot_quiescent,
+			.quiescent = safe_point_quiescent,
+			.must_run = safe_point_must_run,
 			.quiescent_arg = &q,
 			.max_retries = opts->max_retries,
 			.retry_usec = opts->retry_usec,

@@ -12,7 +12,7 @@
 #define MD_STR_(x) #x
 #define MD_STR(x) MD_STR_(x)
 #ifndef MD_PLUGIN_SUBDIR
-#define MD_PLUGIN_SUBDIR "lib/memdissect/" MD_STR(MD_PLUGIN_ABI_VERSION) "/plugins"
+#define MD_PLUGIN_SUBDIR "lib/memdissect/" MD_STR(MD_PLUGIN_ABI_OLDEST) "/plugins"
 #endif
 #ifndef MD_PLUGIN_DIR
 #define MD_PLUGIN_DIR "/usr/local/" MD_PLUGIN_SUBDIR
@@ -101,7 +101,7 @@ static void load_one(struct md_plugin_set *set, const char *path, bool from_env)
 		snprintf(buf, sizeof(buf), "no %s symbol: not a memdissect plugin", MD_PLUGIN_ENTRY);
 	} else if (!p) {
 		snprintf(buf, sizeof(buf), "%s returned NULL", MD_PLUGIN_ENTRY);
-	} else if (p->abi_version != MD_PLUGIN_ABI_VERSION) {
+	} else if (p->abi_version < MD_PLUGIN_ABI_OLDEST || p->abi_version > MD_PLUGIN_ABI_VERSION) {
 		snprintf(buf, sizeof(buf), "built for plugin ABI %u, this memdissect has ABI %u: rebuild it",
 			 p->abi_version, MD_PLUGIN_ABI_VERSION);
 		p = NULL;

@@ -212,6 +212,7 @@ static struct md_error *add_target(struct md_node *root, const struct md_report 
 	CHECK(md_node_set_double(t, "total_ms", round_ms(r->target.total_ms)));
 	CHECK(md_node_set_u64(t, "threads", r->target.threads));
 	CHECK(md_node_set_u64(t, "attach_retries", r->target.attach_retries));
+	CHECK(md_node_set_u64(t, "attach_polls", r->target.attach_polls));
 out:
 	return err;
 }

@@ -183,7 +183,7 @@ static const char *core_pattern_unusable(void)
 		return "/proc/sys/kernel/core_pattern is empty";
 	buf[strcspn(buf, "\n")] = 0;
 	if (buf[0] == '|' || strchr(buf, '/')) {
-		snprintf(why, sizeof(why), "core_pattern %s (%s): the kernel writes no core here", buf,
+		snprintf(why, sizeof(why), "core_pattern %.200s (%s): the kernel writes no core here", buf,
 			 buf[0] == '|' ? "a pipe" : "another directory");
 		return why;
 	}

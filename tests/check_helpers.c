@@ -238,6 +238,16 @@ char *md_test_proc_wait_line(struct md_test_proc *p, const char *prefix, int tim
 	}
 }
 
+unsigned long long md_test_proc_ask_u64(struct md_test_proc *p, const char *cmd, const char *prefix)
+{
+	ck_assert(dprintf(p->in_fd, "%s\n", cmd) > 0);
+	char *line = md_test_proc_wait_line(p, prefix, 5000);
+	ck_assert_msg(line != NULL, "the target does not answer \"%s\"", cmd);
+	unsigned long long n = strtoull(line + strlen(prefix), NULL, 10);
+	free(line);
+	return n;
+}
+
 void md_test_proc_stop(struct md_test_proc *p)
 {
 	if (p->pid > 0) {

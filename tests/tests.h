@@ -37,6 +37,7 @@ Suite *metrics_suite(void) __attribute__((weak));
 Suite *docs_suite(void) __attribute__((weak));
 Suite *honest_suite(void) __attribute__((weak));
 Suite *states_suite(void) __attribute__((weak));
+Suite *safepoint_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name, or name itself when absolute) and of memdissect
@@ -60,6 +61,9 @@ bool md_test_truth_u64(const struct md_test_proc *p, const char *key, unsigned l
 /* Read more lines until one starts with prefix (e.g. "trimmed"); returns a malloc'd line. */
 char *md_test_proc_wait_line(struct md_test_proc *p, const char *prefix, int timeout_ms);
 void md_test_proc_stop(struct md_test_proc *p); /* SIGKILL + reap, frees */
+/* Write cmd and a newline to the target, wait for the line starting with prefix and return the
+ * number after it (asserts that it came within 5 s). */
+unsigned long long md_test_proc_ask_u64(struct md_test_proc *p, const char *cmd, const char *prefix);
 
 /* Run memdissect with args (NULL-terminated); capture stdout/stderr; return exit status
  * (or -1). out/err are malloc'd (may be NULL if not wanted). */

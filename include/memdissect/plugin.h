@@ -13,7 +13,9 @@
 #include "memdissect/node.h"
 #include "memdissect/target.h"
 
-#define MD_PLUGIN_ABI_VERSION 1
+/* ABI 2 added must_run. A plugin built for ABI 1 (the table without it) is still accepted. */
+#define MD_PLUGIN_ABI_VERSION 2
+#define MD_PLUGIN_ABI_OLDEST 1
 #define MD_PLUGIN_ENTRY "md_plugin_entry"
 
 /* What a span of allocator memory holds. */
@@ -83,6 +85,16 @@ struct md_plugin {
 	 * "name"). Must not read target memory. */
 	struct md_error *(*report)(void *state, const struct md_sink *sink, struct md_node *allocator);
 	void (*close)(void *state);
+
+	/* ABI 2, optional (NULL: the host does not ask). In the pause, after quiescent() returned
+	 * false: must this thread run on for the allocator to reach a safe point (it is inside
+	 * allocator code, or it owns an allocator lock)? The host lets the threads that must run on
+	 * go, with every other thread stopped, re-stops them every fraction of a millisecond and asks
+	 * again for each of them, until none must; then it calls quiescent() again. It must be cheap
+	 * (registers and a backtrace of this one thread) and it must not depend on threads that have
+	 * not run since quiescent(). When quiescent() says no and no thread must run on (a lock is
+	 * held and nobody in sight holds it), every thread runs for a moment and is stopped again. */
+	bool (*must_run)(void *state, struct md_target *t, const struct md_thread *thread);
 };
 
 typedef const struct md_plugin *(*md_plugin_entry_fn)(void);

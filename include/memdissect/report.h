@@ -98,7 +98,8 @@ struct md_report {
 		double pause_ms;        /* how long the target was stopped (0 for cores) */
 		double total_ms;        /* wall time of the whole analysis */
 		size_t threads;
-		unsigned attach_retries; /* re-stops asked by plugins for consistency */
+		unsigned attach_retries; /* whole-process re-stops asked by plugins for consistency */
+		unsigned attach_polls;   /* rounds of letting only the threads inside an allocator run */
 	} target;
 	struct {
 		uint64_t rss_bytes, pss_bytes, uss_bytes, swap_bytes, vm_size_bytes;

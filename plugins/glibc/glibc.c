@@ -101,10 +101,17 @@ static bool gl_quiescent_entry(void *state, struct md_target *t, char *why, size
 	return gl_quiescent(state, t, why, why_len);
 }
 
+static bool gl_must_run_entry(void *state, struct md_target *t, const struct md_thread *thread)
+{
+	return gl_must_run(state, t, thread);
+}
+
 static struct md_error *gl_walk_entry(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)
 {
 	struct glibc_state *s = state;
 	s->inconsistent_walk = inconsistent;
+	if (inconsistent)
+		gl_describe_in_malloc(s, t);
 	return gl_walk(s, t, sink, inconsistent);
 }
 
@@ -121,6 +128,7 @@ static void gl_close(void *state)
 	gl_state_reset(s);
 	for (size_t i = 0; i < s->n_in_malloc; i++)
 		free(s->in_malloc[i].where);
+	free(s->fn_ranges);
 	free(s);
 }
 
@@ -133,6 +141,7 @@ static const struct md_plugin glibc_plugin = {
 	.walk = gl_walk_entry,
 	.report = gl_report_entry,
 	.close = gl_close,
+	.must_run = gl_must_run_entry,
 };
 
 __attribute__((visibility("default"))) const struct md_plugin *md_plugin_entry(void)

@@ -118,9 +118,19 @@ struct gl_tcache {
 	bool valid;
 };
 
+/* A function's code range and whether it is malloc code (quiesce.c). */
+struct gl_fn_range {
+	uint64_t start, end;
+	bool in_malloc;
+};
+#define GL_MAX_FN_RANGES 1024
+
+#define GL_REPORT_FRAMES 12
 struct gl_thread_in_malloc {
 	int32_t tid;
-	char *where; /* "malloc_consolidate <- _int_free <- free <- main" */
+	uint64_t pcs[GL_REPORT_FRAMES]; /* its stack, innermost first */
+	size_t n_pcs;
+	char *where; /* "malloc_consolidate <- _int_free <- free <- main", made from pcs when needed */
 	uint64_t arena; /* thread_arena of that thread, 0 when unknown */
 };
 
@@ -145,6 +155,8 @@ struct glibc_state {
 	bool have_thread_arena_tls;
 	uint64_t thread_arena_tls_offset;
 	uint64_t malloc_lo, malloc_hi; /* code range of the exported malloc.c functions */
+	struct gl_fn_range *fn_ranges; /* functions seen in backtraces, for the consistency check */
+	size_t n_fn_ranges, cap_fn_ranges;
 
 	/* mp_ and friends, read in the pause. */
 	uint64_t trim_threshold, top_pad, mmap_threshold, arena_test, arena_max;
@@ -204,6 +216,13 @@ void gl_state_reset(struct glibc_state *s);
 /* quiesce.c */
 bool gl_quiescent(struct glibc_state *s, struct md_target *t, char *why, size_t why_len);
 void gl_quiesce_setup(struct glibc_state *s, struct md_target *t);
+/* The plugin's must_run: th is inside malloc code (a stopped thread outside it holds no arena
+ * lock that glibc takes in malloc code; fork's lock-all is the exception, and quiescent() sees
+ * it as a held mutex with nobody inside). */
+bool gl_must_run(struct glibc_state *s, struct md_target *t, const struct md_thread *th);
+/* Name the frames of the threads the last check found inside malloc (symbolizing is slow:
+ * only for a walk that will say why it is inconsistent). */
+void gl_describe_in_malloc(struct glibc_state *s, struct md_target *t);
 
 /* report.c */
 struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, struct md_node *node);

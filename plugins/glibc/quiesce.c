@@ -7,6 +7,8 @@
 
 #include "glibc_internal.h"
 
+#define GL_MAX_FRAMES 48
+
 /* Functions of malloc.c/arena.c; a return address inside any of them means the thread is in
  * the middle of an allocator operation. Names as .symtab has them (".cold"/".part"/".constprop"
  * suffixes are matched by prefix). */
@@ -40,6 +42,20 @@ static bool is_malloc_function(const char *name)
 			return true;
 	}
 	return false;
+}
+
+static void remember_range(struct glibc_state *s, uint64_t start, uint64_t end, bool in_malloc)
+{
+	if (s->n_fn_ranges == s->cap_fn_ranges && s->cap_fn_ranges < GL_MAX_FN_RANGES) {
+		size_t cap = s->cap_fn_ranges ? s->cap_fn_ranges * 2 : 64;
+		struct gl_fn_range *r = realloc(s->fn_ranges, cap * sizeof(*r));
+		if (!r)
+			return;
+		s->fn_ranges = r;
+		s->cap_fn_ranges = cap;
+	}
+	if (s->n_fn_ranges < s->cap_fn_ranges)
+		s->fn_ranges[s->n_fn_ranges++] = (struct gl_fn_range){ start, end, in_malloc };
 }
 
 void gl_quiesce_setup(struct glibc_state *s, struct md_target *t)
@@ -83,6 +99,19 @@ void gl_quiesce_setup(struct glibc_state *s, struct md_target *t)
 		}
 		md_error_destroy(err);
 	}
+	/* The malloc functions' own ranges, known before the pause (the names gcc gives split and
+	 * specialised copies are tried too; any other is found by symbolizing in the pause). */
+	static const char *const variants[] = { "", ".cold", ".part.0", ".constprop.0", ".isra.0" };
+	for (size_t i = 0; i < sizeof(malloc_functions) / sizeof(malloc_functions[0]); i++) {
+		for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+			char name[64];
+			snprintf(name, sizeof(name), "%s%s", malloc_functions[i], variants[v]);
+			err = md_target_symbol(t, mod, name, &sym);
+			if (!err && sym.type == MD_SYM_FUNC && sym.address && sym.size)
+				remember_range(s, sym.address, sym.address + sym.size, true);
+			md_error_destroy(err);
+		}
+	}
 	/* Symbolizing loads the module's symbol table (the debug file's, ~10k symbols) on first
 	 * use: do it now, before the pause, not in the first quiescence check. */
 	if (lo != UINT64_MAX)
@@ -122,6 +151,71 @@ static char *describe_stack(struct md_target *t, const uint64_t *pcs, size_t n)
 		used += (size_t)w < sizeof(buf) - used ? (size_t)w : sizeof(buf) - used - 1;
 	}
 	return strdup(buf);
+}
+
+/* Is pc in malloc code? Symbolizing costs a search of the symbol table (~0.4 ms in libc's debug
+ * file) and threads let run on to a safe point are asked about often: each function seen is
+ * remembered by its address range. */
+static bool pc_in_malloc(struct glibc_state *s, struct md_target *t, uint64_t pc)
+{
+	if (s->malloc_lo && pc >= s->malloc_lo && pc < s->malloc_hi)
+		return true;
+	for (size_t i = 0; i < s->n_fn_ranges; i++)
+		if (pc >= s->fn_ranges[i].start && pc < s->fn_ranges[i].end)
+			return s->fn_ranges[i].in_malloc;
+	/* malloc.c is compiled into the module the allocator was found in, nowhere else. */
+	const struct md_module *mod = md_target_module_at(t, pc);
+	if (!mod || (s->roots.module && mod != s->roots.module))
+		return false;
+	uint64_t off = 0;
+	const char *name = md_target_symbolize(t, pc, &off);
+	bool in = is_malloc_function(name);
+	struct md_symbol sym;
+	struct md_error *err = name ? md_target_symbol(t, mod, name, &sym) : NULL;
+	/* Only when the name leads back to this very function (local names repeat). */
+	if (name && !err && sym.type == MD_SYM_FUNC && sym.address == pc - off && sym.size > off)
+		remember_range(s, sym.address, sym.address + sym.size, in);
+	md_error_destroy(err);
+	return in;
+}
+
+/* Is the thread inside malloc code: its pc or a return address in a malloc.c function?
+ * pcs (GL_MAX_FRAMES of them) gets its stack, innermost first, for the report. */
+static bool thread_in_malloc(struct glibc_state *s, struct md_target *t, const struct md_thread *th,
+			     uint64_t *pcs, size_t *n_ret)
+{
+	size_t n = 0;
+	struct md_error *err = md_target_backtrace(t, th, pcs, GL_MAX_FRAMES, &n);
+	if (err) {
+		md_error_destroy(err);
+		n = 0;
+		if (th->regs_valid)
+			pcs[n++] = th->regs[MD_REG_RIP];
+	}
+	*n_ret = n;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t pc = i ? pcs[i] - 1 : pcs[i]; /* return addresses point after the call */
+		if (pc_in_malloc(s, t, pc))
+			return true;
+	}
+	return false;
+}
+
+void gl_describe_in_malloc(struct glibc_state *s, struct md_target *t)
+{
+	for (size_t i = 0; i < s->n_in_malloc; i++)
+		if (!s->in_malloc[i].where)
+			s->in_malloc[i].where = describe_stack(t, s->in_malloc[i].pcs, s->in_malloc[i].n_pcs);
+}
+
+bool gl_must_run(struct glibc_state *s, struct md_target *t, const struct md_thread *th)
+{
+	/* Asked again and again while threads run on: the pc alone answers most looks. */
+	if (th->regs_valid && pc_in_malloc(s, t, th->regs[MD_REG_RIP]))
+		return true;
+	uint64_t pcs[GL_MAX_FRAMES];
+	size_t n = 0;
+	return thread_in_malloc(s, t, th, pcs, &n);
 }
 
 bool gl_quiescent(struct glibc_state *s, struct md_target *t, char *why, size_t why_len)
@@ -164,30 +258,17 @@ bool gl_quiescent(struct glibc_state *s, struct md_target *t, char *why, size_t 
 	const struct md_thread *threads = md_target_threads(t, &n_threads);
 	for (size_t ti = 0; ti < n_threads; ti++) {
 		const struct md_thread *th = &threads[ti];
-		uint64_t pcs[48];
+		uint64_t pcs[GL_MAX_FRAMES];
 		size_t n = 0;
-		err = md_target_backtrace(t, th, pcs, sizeof(pcs) / sizeof(pcs[0]), &n);
-		if (err) {
-			md_error_destroy(err);
-			if (!th->regs_valid)
-				continue;
-			pcs[0] = th->regs[MD_REG_RIP];
-			n = 1;
-		}
-		bool inside = false;
-		for (size_t i = 0; i < n && !inside; i++) {
-			uint64_t pc = i ? pcs[i] - 1 : pcs[i]; /* return addresses point after the call */
-			if (s->malloc_lo && pc >= s->malloc_lo && pc < s->malloc_hi)
-				inside = true;
-			else
-				inside = is_malloc_function(md_target_symbolize(t, pc, NULL));
-		}
+		bool inside = thread_in_malloc(s, t, th, pcs, &n);
 		if (!inside)
 			continue;
 		if (s->n_in_malloc < GL_MAX_THREAD_REPORTS) {
 			struct gl_thread_in_malloc *tm = &s->in_malloc[s->n_in_malloc++];
 			tm->tid = th->tid;
-			tm->where = describe_stack(t, pcs, n);
+			tm->n_pcs = n < GL_REPORT_FRAMES ? n : GL_REPORT_FRAMES;
+			memcpy(tm->pcs, pcs, tm->n_pcs * sizeof(*pcs));
+			tm->where = NULL;
 			tm->arena = 0;
 			/* A single-threaded process frees into any arena without locking: only trust
 			 * thread_arena when other threads exist (then the lock shows the rest). */
@@ -202,10 +283,10 @@ bool gl_quiescent(struct glibc_state *s, struct md_target *t, char *why, size_t 
 			}
 		}
 		if (ok) {
-			snprintf(s->why, sizeof(s->why), "thread %d is inside glibc malloc (%s)", th->tid,
-				 s->n_in_malloc && s->in_malloc[s->n_in_malloc - 1].where
-					 ? s->in_malloc[s->n_in_malloc - 1].where
-					 : "?");
+			/* One stack named for the reason: the first thread's, which is the one given. */
+			char *where = describe_stack(t, pcs, n < GL_REPORT_FRAMES ? n : GL_REPORT_FRAMES);
+			snprintf(s->why, sizeof(s->why), "thread %d is inside glibc malloc (%s)", th->tid, where ? where : "?");
+			free(where);
 			ok = false;
 		}
 	}

@@ -14,6 +14,7 @@ struct jem_state {
 	struct jem_walk walk;
 	bool walked;
 	char module_path[512];
+	struct jem_held held; /* from the last quiescence check */
 };
 
 static struct md_error *jem_open(struct md_target *t, const struct md_plugin_options *opts, void **state_ret)
@@ -38,7 +39,13 @@ static struct md_error *jem_open(struct md_target *t, const struct md_plugin_opt
 static bool jem_quiescent_cb(void *state, struct md_target *t, char *why, size_t why_len)
 {
 	struct jem_state *s = state;
-	return jem_quiescent(t, &s->roots, why, why_len);
+	return jem_quiescent(t, &s->roots, &s->held, why, why_len);
+}
+
+static bool jem_must_run_cb(void *state, struct md_target *t, const struct md_thread *thread)
+{
+	struct jem_state *s = state;
+	return jem_must_run(t, &s->roots, &s->held, thread);
 }
 
 static struct md_error *jem_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)
@@ -262,6 +269,7 @@ static const struct md_plugin jemalloc_plugin = {
 	.walk = jem_walk_cb,
 	.report = jem_report,
 	.close = jem_close,
+	.must_run = jem_must_run_cb,
 };
 
 const struct md_plugin *md_plugin_entry(void)

@@ -71,12 +71,68 @@ static bool stack_has_jemalloc_frame(struct md_target *t, const struct jem_roots
 	return found;
 }
 
+/* Is the thread inside jemalloc code: its pc, or a return address on its stack? */
+static bool thread_inside(struct md_target *t, const struct jem_roots *r, const struct md_thread *th, char *why,
+			  size_t why_len)
+{
+	if (!th->regs_valid)
+		return false;
+	uint64_t pc = th->regs[MD_REG_RIP];
+	if (in_text(r, pc)) {
+		snprintf(why, why_len, "thread %d (%s) is inside jemalloc (pc 0x%" PRIx64 ")", th->tid, th->comm, pc);
+		return true;
+	}
+	/* jemalloc's background thread sleeps in pthread_cond_timedwait under jemalloc frames:
+	 * that is a safe place as long as it holds no arena mutex (checked by the caller). */
+	if (strcmp(th->comm, "jemalloc_bg_thd") == 0)
+		return false;
+	uint64_t pcs[MAX_FRAMES];
+	size_t n = 0;
+	struct md_error *err = md_target_backtrace(t, th, pcs, MAX_FRAMES, &n);
+	if (!err) {
+		for (size_t k = 1; k < n; k++) {
+			if (in_text(r, pcs[k] - 1)) {
+				snprintf(why, why_len, "thread %d (%s) has jemalloc frame 0x%" PRIx64 " on its stack", th->tid,
+					 th->comm, pcs[k]);
+				return true;
+			}
+		}
+		return false;
+	}
+	md_error_destroy(err);
+	uint64_t ra = 0;
+	if (stack_has_jemalloc_frame(t, r, th->regs[MD_REG_RSP], &ra)) {
+		snprintf(why, why_len, "thread %d (%s) has return address 0x%" PRIx64 " into jemalloc on its stack", th->tid,
+			 th->comm, ra);
+		return true;
+	}
+	return false;
+}
+
+bool jem_must_run(struct md_target *t, const struct jem_roots *r, struct jem_held *held, const struct md_thread *th)
+{
+	char why[160];
+	if (thread_inside(t, r, th, why, sizeof(why)))
+		return true;
+	/* The owner of the mutex the last check found held, while it still holds it (a thread
+	 * between the prefork lock-all and the postfork unlock is outside jemalloc code). */
+	if (!held->mutex || held->owner != th->tid)
+		return false;
+	int32_t owner = 0;
+	if (mutex_held(t, &r->layout, held->mutex, &owner) && owner == th->tid)
+		return true;
+	held->mutex = 0;
+	return false;
+}
+
 static bool check_mutex(struct md_target *t, const struct jem_layout *l, uint64_t mtx, const char *what,
-			unsigned arena, char *why, size_t why_len)
+			unsigned arena, struct jem_held *held, char *why, size_t why_len)
 {
 	int32_t owner = 0;
 	if (!mtx || !mutex_held(t, l, mtx, &owner))
 		return true;
+	held->mutex = mtx;
+	held->owner = owner;
 	if (arena == UINT32_MAX)
 		snprintf(why, why_len, "jemalloc %s mutex held by thread %d", what, owner);
 	else
@@ -84,56 +140,26 @@ static bool check_mutex(struct md_target *t, const struct jem_layout *l, uint64_
 	return false;
 }
 
-bool jem_quiescent(struct md_target *t, const struct jem_roots *r, char *why, size_t why_len)
+bool jem_quiescent(struct md_target *t, const struct jem_roots *r, struct jem_held *held, char *why, size_t why_len)
 {
 	const struct jem_layout *l = &r->layout;
+	held->mutex = 0;
+	held->owner = 0;
 	if (why_len)
 		why[0] = 0;
 
 	/* Threads first: a thread inside jemalloc is the common case, and it is cheap to see. */
 	size_t n_threads = 0;
 	const struct md_thread *threads = md_target_threads(t, &n_threads);
-	for (size_t i = 0; i < n_threads; i++) {
-		const struct md_thread *th = &threads[i];
-		if (!th->regs_valid)
-			continue;
-		uint64_t pc = th->regs[MD_REG_RIP];
-		/* jemalloc's background thread sleeps in pthread_cond_timedwait under jemalloc frames:
-		 * that is a safe place as long as it holds no arena mutex (checked below). */
-		bool bg = strcmp(th->comm, "jemalloc_bg_thd") == 0;
-		if (in_text(r, pc)) {
-			snprintf(why, why_len, "thread %d (%s) is inside jemalloc (pc 0x%" PRIx64 ")", th->tid, th->comm, pc);
+	for (size_t i = 0; i < n_threads; i++)
+		if (thread_inside(t, r, &threads[i], why, why_len))
 			return false;
-		}
-		if (bg)
-			continue;
-		uint64_t pcs[MAX_FRAMES];
-		size_t n = 0;
-		struct md_error *err = md_target_backtrace(t, th, pcs, MAX_FRAMES, &n);
-		if (!err) {
-			for (size_t k = 1; k < n; k++) {
-				if (in_text(r, pcs[k] - 1)) {
-					snprintf(why, why_len, "thread %d (%s) has jemalloc frame 0x%" PRIx64 " on its stack",
-						 th->tid, th->comm, pcs[k]);
-					return false;
-				}
-			}
-		} else {
-			md_error_destroy(err);
-			uint64_t ra = 0;
-			if (stack_has_jemalloc_frame(t, r, th->regs[MD_REG_RSP], &ra)) {
-				snprintf(why, why_len, "thread %d (%s) has return address 0x%" PRIx64 " into jemalloc on its stack",
-					 th->tid, th->comm, ra);
-				return false;
-			}
-		}
-	}
 
 	/* Global mutexes, the emap's init lock. */
 	for (unsigned i = 0; i < r->n_global_mutexes; i++)
-		if (!check_mutex(t, l, r->global_mutexes[i], "global", UINT32_MAX, why, why_len))
+		if (!check_mutex(t, l, r->global_mutexes[i], "global", UINT32_MAX, held, why, why_len))
 			return false;
-	if (!check_mutex(t, l, r->emap + l->rtree_init_lock, "emap init", UINT32_MAX, why, why_len))
+	if (!check_mutex(t, l, r->emap + l->rtree_init_lock, "emap init", UINT32_MAX, held, why, why_len))
 		return false;
 
 	/* Every arena's mutexes, its bins' and its base's. */
@@ -190,20 +216,20 @@ bool jem_quiescent(struct md_target *t, const struct jem_roots *r, char *why, si
 			{"edata_cache", l->arena_edata_cache_mtx},
 		};
 		for (size_t k = 0; k < sizeof(mtx) / sizeof(mtx[0]) && ok; k++)
-			ok = check_mutex(t, l, a + mtx[k].off, mtx[k].what, i, why, why_len);
+			ok = check_mutex(t, l, a + mtx[k].off, mtx[k].what, i, held, why, why_len);
 		for (unsigned b = 0; b < JEM_NBINS && ok; b++) {
 			for (unsigned sh = 0; sh < shards[b] && ok; sh++) {
 				char what[32];
 				snprintf(what, sizeof(what), "bin %u shard %u", b, sh);
-				ok = check_mutex(t, l, a + bin_off[b] + sh * l->bin_size + l->bin_lock, what, i, why,
-						 why_len);
+				ok = check_mutex(t, l, a + bin_off[b] + sh * l->bin_size + l->bin_lock, what, i, held,
+						 why, why_len);
 			}
 		}
 		uint64_t base = 0;
 		err = md_target_read_u64(t, a + l->arena_base, &base);
 		md_error_destroy(err);
 		if (ok && base)
-			ok = check_mutex(t, l, base + l->base_mtx, "base", i, why, why_len);
+			ok = check_mutex(t, l, base + l->base_mtx, "base", i, held, why, why_len);
 	}
 	free(arenas);
 	return ok;

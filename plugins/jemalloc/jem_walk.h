@@ -68,8 +68,18 @@ struct md_error *jem_walk_run(struct md_target *t, const struct jem_roots *roots
 			      bool inconsistent, struct jem_walk *w);
 void jem_walk_deinit(struct jem_walk *w);
 
+/* The held mutex the last quiescence check stopped at, and its owner (TID), or mutex 0. */
+struct jem_held {
+	uint64_t mutex;
+	int32_t owner;
+};
+
 /* In the pause: a held jemalloc mutex or a thread inside jemalloc code makes the snapshot
- * unreliable. Returns false with the reason in why. */
-bool jem_quiescent(struct md_target *t, const struct jem_roots *roots, char *why, size_t why_len);
+ * unreliable. Returns false with the reason in why; held gets the mutex found held. */
+bool jem_quiescent(struct md_target *t, const struct jem_roots *roots, struct jem_held *held, char *why,
+		   size_t why_len);
+/* The plugin's must_run: th is inside jemalloc code, or owns the mutex in held. */
+bool jem_must_run(struct md_target *t, const struct jem_roots *roots, struct jem_held *held,
+		  const struct md_thread *th);
 
 #endif
