@@ -953,9 +953,18 @@ static void poll_stop(struct live *lv, struct task *tk)
 	}
 }
 
-/* Wait until every task asked to stop is stopped, gone, or found unable to stop (stuck);
- * one deadline for all of them. Stuck tasks that stopped meanwhile are taken as stopped. */
-static struct md_error *wait_all_stopped(struct live *lv, bool interruptible)
+static bool listed(pid_t tid, const int32_t *tids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tids[i] == tid)
+			return true;
+	return false;
+}
+
+/* Wait until every task asked to stop (only those of tids[n] when tids is not NULL) is stopped,
+ * gone, or found unable to stop (stuck); one deadline for all of them. Stuck tasks that
+ * stopped meanwhile are taken as stopped. */
+static struct md_error *wait_some_stopped(struct live *lv, bool interruptible, const int32_t *tids, size_t n_tids)
 {
 	double start = now_seconds();
 	unsigned polls = 0;
@@ -965,6 +974,8 @@ static struct md_error *wait_all_stopped(struct live *lv, bool interruptible)
 		for (size_t i = 0; i < lv->n_tasks; i++) {
 			struct task *tk = &lv->tasks[i];
 			if (tk->state != TASK_NEW && tk->state != TASK_RUNNING && tk->state != TASK_STUCK)
+				continue;
+			if (tids && !listed(tk->tid, tids, n_tids))
 				continue;
 			poll_stop(lv, tk);
 			if (tk->state == TASK_NEW || tk->state == TASK_RUNNING) {
@@ -984,6 +995,8 @@ static struct md_error *wait_all_stopped(struct live *lv, bool interruptible)
 				struct task *tk = &lv->tasks[i];
 				if (tk->state != TASK_NEW && tk->state != TASK_RUNNING)
 					continue;
+				if (tids && !listed(tk->tid, tids, n_tids))
+					continue;
 				char state = thread_state(tk->tgid, tk->tid);
 				/* An exiting thread never reports the stop (a zombie leader waits for
 				 * its siblings): it is gone for our purposes. */
@@ -1001,6 +1014,11 @@ static struct md_error *wait_all_stopped(struct live *lv, bool interruptible)
 		struct timespec ts = { 0, 50000 };
 		nanosleep(&ts, NULL);
 	}
+}
+
+static struct md_error *wait_all_stopped(struct live *lv, bool interruptible)
+{
+	return wait_some_stopped(lv, interruptible, NULL, 0);
 }
 
 /* Why seizing a task failed with EPERM, as an error (exited, or who refused). */
@@ -1697,9 +1715,8 @@ struct md_error *md_live_stop_threads(struct md_target *t, const int32_t *tids, 
 		if (tk && tk->state == TASK_RUNNING)
 			spin_until_stopped(tk->tid, 64);
 	}
-	/* Every other task is stopped: this waits for these (one deadline for all of them; one
-	 * that cannot stop is left as stuck, as in md_live_stop). */
-	struct md_error *err = wait_all_stopped(lv, true);
+	/* One deadline for all of them; one that cannot stop is left as stuck, as in md_live_stop. */
+	struct md_error *err = wait_some_stopped(lv, true, tids, n);
 	publish_held(lv);
 	/* Their registers; a thread that is gone stays in the list with regs_valid false. */
 	for (size_t i = 0; i < t->n_threads && !err; i++) {
