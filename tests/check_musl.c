@@ -127,6 +127,52 @@ START_TEST(test_dynamic)
 }
 END_TEST
 
+/* The same analysis offline: a memdissect snapshot (an ELF core) of the stripped static program
+ * and of the dynamic one, read back with "memdissect core". */
+static void run_core_case(const char *target)
+{
+	NEED_MUSL();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, target, NULL));
+	char dir[] = "/tmp/md-musl-core-XXXXXX", snap[64], pid_text[32];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(snap, sizeof(snap), "%s/snap.core", dir);
+	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
+	const char *sargs[] = { "snapshot", pid_text, "-o", snap, NULL };
+	int status = md_test_run(sargs, NULL, NULL, md_test_sanitized() ? 240000 : 120000);
+	ck_assert_msg(status == 0, "snapshot exited with %d", status);
+	char *out = NULL;
+	const char *cargs[] = { "core", "--json", snap, NULL };
+	status = md_test_run(cargs, &out, NULL, md_test_sanitized() ? 240000 : 120000);
+	unlink(snap);
+	rmdir(dir);
+	ck_assert_msg(status == 0 && out, "memdissect core exited with %d", status);
+	struct md_node *report = NULL;
+	ck_assert_ptr_null(md_node_parse_json(out, strlen(out), &report));
+	free(out);
+	struct md_node *mu = md_test_allocator(report, "musl");
+	ck_assert_msg(mu != NULL, "no musl allocator in the core report");
+	ck_assert_uint_eq(md_test_json_u64(mu, "stats.live_allocations"), md_test_truth(&p, "live_allocations"));
+	ck_assert_uint_eq(md_test_json_u64(mu, "stats.live_bytes"), md_test_truth(&p, "live_bytes"));
+	ck_assert(md_node_get_bool(md_node_get(mu, "consistent")));
+	ck_assert_uint_eq(musl_findings(report, "corrupt"), 0);
+	md_test_check_classes_sum(report);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+
+START_TEST(test_core_static_stripped)
+{
+	run_core_case("musl_truth_static_stripped");
+}
+END_TEST
+
+START_TEST(test_core_dynamic)
+{
+	run_core_case("musl_truth_dynamic");
+}
+END_TEST
+
 /* A glibc program is not musl: the plugin stays silent. */
 START_TEST(test_not_musl)
 {
@@ -181,6 +227,8 @@ Suite *musl_suite(void)
 	tcase_add_test(tc, test_static_stripped);
 	tcase_add_test(tc, test_dynamic);
 	tcase_add_test(tc, test_not_musl);
+	tcase_add_test(tc, test_core_static_stripped);
+	tcase_add_test(tc, test_core_dynamic);
 	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));
 	suite_add_tcase(s, tc);
 	return s;

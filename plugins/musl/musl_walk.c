@@ -449,7 +449,8 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	walk_areas(t, sink, w);
 	for (size_t i = 0; i < w->n_groups; i++)
 		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
-	qsort(w->groups, w->n_groups, sizeof(*w->groups), cmp_group_mem);
+	if (w->n_groups)
+		qsort(w->groups, w->n_groups, sizeof(*w->groups), cmp_group_mem);
 	for (size_t i = 0; i + 1 < w->n_groups; i++)
 		if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].valid) {
 			finding(w, sink, MD_FINDING_CORRUPT, w->groups[i].mem, "two metas claim the group at 0x%" PRIx64,

@@ -10,6 +10,7 @@
  *     area_cycle    the last meta area's next pointer points back to the first area
  *     slot_header   a live slot's in-band header claims a huge offset
  *     last_idx      a meta's last_idx/maplen claim a group far beyond its mapping
+ *     seed          no damage, a tenth of the allocations (the walker fuzzer's seed snapshot)
  * Commands on stdin: "freeall" frees everything (only without damage) and prints rss_after;
  * EOF exits. */
 #include <malloc.h>
@@ -24,6 +25,7 @@
 
 static void *ptrs[NTHREADS][PER_THREAD];
 static size_t sizes[NTHREADS][PER_THREAD];
+static unsigned per_thread = PER_THREAD;
 
 /* A deterministic mixture: mostly small, some medium, a few mmapped (>= 128 KiB). */
 static size_t size_of(unsigned t, unsigned i)
@@ -45,7 +47,7 @@ static size_t size_of(unsigned t, unsigned i)
 static void *worker(void *arg)
 {
 	unsigned t = (unsigned)(uintptr_t)arg;
-	for (unsigned i = 0; i < PER_THREAD; i++) {
+	for (unsigned i = 0; i < per_thread; i++) {
 		size_t n = size_of(t, i);
 		void *p;
 		if (i % 97 == 5) {
@@ -60,7 +62,7 @@ static void *worker(void *arg)
 		sizes[t][i] = n;
 	}
 	/* Free a known subset: two of every three, and every large one with an odd index. */
-	for (unsigned i = 0; i < PER_THREAD; i++) {
+	for (unsigned i = 0; i < per_thread; i++) {
 		if (i % 3 != 0 || (sizes[t][i] >= 131072 && (i & 1))) {
 			free(ptrs[t][i]);
 			ptrs[t][i] = NULL;
@@ -104,6 +106,9 @@ static void damage(const char *mode)
 int main(int argc, char **argv)
 {
 	pthread_t th[NTHREADS];
+	const char *mode = argc > 1 ? argv[1] : "none";
+	if (strcmp(mode, "seed") == 0)
+		per_thread = PER_THREAD / 10;
 	for (unsigned t = 0; t < NTHREADS; t++)
 		if (pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t) != 0)
 			abort();
@@ -123,8 +128,7 @@ int main(int argc, char **argv)
 	md_say("usable_bytes %llu\n", usable);
 	md_say("large_allocations %llu\n", mmapped);
 	md_say("rss_anon %llu\n", md_proc_field("/proc/self/status", "RssAnon"));
-	const char *mode = argc > 1 ? argv[1] : "none";
-	if (strcmp(mode, "none") != 0)
+	if (strcmp(mode, "none") != 0 && strcmp(mode, "seed") != 0)
 		damage(mode);
 	md_say("ready\n");
 	char cmd[64];
