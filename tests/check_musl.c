@@ -69,6 +69,11 @@ static void run_truth_case(const char *target, const char *symbols, bool dynamic
 	ck_assert_str_eq(md_node_get_string(md_node_get(mu, "linkage")), dynamic ? "dynamic" : "static");
 	if (dynamic)
 		ck_assert_str_eq(md_node_get_string(md_node_get(mu, "version")), "1.2.3");
+	/* Debian's musl is 1.2.3: freed slots were MADV_FREEd, smaps shows LazyFree. */
+	ck_assert_uint_gt(md_test_json_u64(mu, "stats.lazy_free_bytes"), 0);
+	ck_assert_uint_le(md_test_json_u64(mu, "stats.lazy_free_bytes"), md_test_json_u64(report, "classes.free"));
+	if (!dynamic)
+		ck_assert(strncmp(md_node_get_string(md_node_get(mu, "version")), "1.2.1-1.2.3", 11) == 0);
 	/* The program's own record, exactly. */
 	ck_assert_uint_eq(md_test_json_u64(mu, "stats.live_allocations"), md_test_truth(&p, "live_allocations"));
 	ck_assert_uint_eq(md_test_json_u64(mu, "stats.live_bytes"), md_test_truth(&p, "live_bytes"));
@@ -189,6 +194,29 @@ END_TEST
 
 static const char *const damage_modes[] = { "area_secret", "meta_mem", "area_cycle", "slot_header", "last_idx" };
 
+/* A corrupt musl finding at exactly addr. */
+static bool corrupt_finding_at(struct md_node *report, uint64_t addr)
+{
+	struct md_node *f = md_node_get(report, "findings");
+	for (size_t i = 0; i < md_node_count(f); i++) {
+		struct md_node *x = md_node_at(f, i);
+		const char *a = md_node_get_string(md_node_get(x, "allocator"));
+		const char *sev = md_node_get_string(md_node_get(x, "severity"));
+		if (a && strcmp(a, "musl") == 0 && sev && strcmp(sev, "corrupt") == 0 &&
+		    md_node_get_u64(md_node_get(x, "address")) == addr)
+			return true;
+	}
+	return false;
+}
+
+/* "key 0x..." in the truth text. */
+static uint64_t truth_hex(const struct md_test_proc *p, const char *key)
+{
+	const char *s = strstr(p->truth, key);
+	ck_assert_msg(s != NULL, "no %s in the target's output", key);
+	return strtoull(s + strlen(key), NULL, 0);
+}
+
 START_TEST(test_hostile)
 {
 	NEED_MUSL();
@@ -206,6 +234,11 @@ START_TEST(test_hostile)
 		struct md_node *mu = md_test_allocator(report, "musl");
 		ck_assert_msg(mu != NULL, "%s: musl not found", mode);
 		ck_assert_msg(musl_findings(report, "corrupt") > 0, "%s: no corrupt finding", mode);
+		/* The finding names the damaged structure: the meta, its area, or the slot. */
+		uint64_t meta = truth_hex(&p, "bad_addr ");
+		uint64_t want = strcmp(mode, "slot_header") == 0 ? truth_hex(&p, "bad_slot ")
+				: strncmp(mode, "area_", 5) == 0 ? (meta & ~(uint64_t)4095) : meta;
+		ck_assert_msg(corrupt_finding_at(report, want), "%s: no corrupt finding at 0x%" PRIx64, mode, want);
 		ck_assert(!md_node_get_bool(md_node_get(mu, "consistent")));
 		md_test_check_classes_sum(report);
 		/* The target is unharmed: still there and still answering. */

@@ -107,4 +107,33 @@ void mu_walk_deinit(struct mu_walk *w);
 
 bool mu_quiescent(struct md_target *t, const struct mu_roots *r, char *why, size_t why_len);
 
+/* The plugin's state (what open() returns). */
+struct mu_state {
+	struct mu_roots roots;
+	struct mu_walk walk;
+	bool walked;
+};
+
+/* Where the walker fuzzer (fuzz/fuzz_musl_walk.c) aims its mutations, after one walk of the
+ * unmutated image: ctx, the first and last meta areas, the first meta, and up to 12 groups spread
+ * over the address-sorted list (a group's first word leads to its meta). tests/check_image.c
+ * replays regression scripts with the same anchors. */
+static inline size_t mu_fuzz_anchors(const struct mu_state *s, uint64_t *anchors)
+{
+	const struct mu_walk *w = &s->walk;
+	size_t n = 0;
+	if (!w->found_ctx)
+		return 0;
+	uint64_t head, tail;
+	__builtin_memcpy(&head, w->ctx_bytes + MU_CTX_META_AREA_HEAD, 8);
+	__builtin_memcpy(&tail, w->ctx_bytes + MU_CTX_META_AREA_TAIL, 8);
+	anchors[n++] = w->ctx;
+	anchors[n++] = head;
+	anchors[n++] = tail;
+	anchors[n++] = head + MU_AREA_SLOTS_OFF;
+	for (size_t i = 0; i < 12 && w->n_groups; i++)
+		anchors[n++] = w->groups[i * w->n_groups / 12].mem;
+	return n;
+}
+
 #endif

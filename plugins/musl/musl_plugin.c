@@ -7,12 +7,6 @@
 
 #include "musl.h"
 
-struct mu_state {
-	struct mu_roots roots;
-	struct mu_walk walk;
-	bool walked;
-};
-
 static struct md_error *mu_open(struct md_target *t, const struct md_plugin_options *opts, void **state_ret)
 {
 	*state_ret = NULL;
@@ -155,7 +149,12 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 	const struct mu_roots *r = &s->roots;
 	const struct mu_walk *w = &s->walk;
 	struct md_error *err = NULL;
-	SET(md_node_set_string(out, "version", r->version[0] ? r->version : "1.2.1-1.2.5 (mallocng; no version string in a static image)"));
+	/* A static image has no version string; LazyFree pages prove free() uses MADV_FREE, which
+	 * only 1.2.1-1.2.3 do. */
+	const char *version = r->version[0] ? r->version
+			      : s->walked && s->walk.lazy_free_bytes ? "1.2.1-1.2.3 (no version string; LazyFree pages: free() uses MADV_FREE)"
+								     : "1.2.1-1.2.5 (mallocng; no version string in a static image)";
+	SET(md_node_set_string(out, "version", version));
 	SET(md_node_set_string(out, "symbols", r->has_ctx_symbol ? "symtab" : "heuristic"));
 	SET(md_node_set_string(out, "module", r->module_path));
 	SET(md_node_set_string(out, "linkage", r->dynamic ? "dynamic" : "static"));
