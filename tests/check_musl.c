@@ -192,6 +192,37 @@ START_TEST(test_not_musl)
 }
 END_TEST
 
+/* A thread mallocs and frees without pause while memdissect attaches: never a corrupt finding
+ * (a race is not damage), classes still sum, and a snapshot called consistent holds the main
+ * record plus at most the 64 blocks the churning thread keeps. */
+START_TEST(test_churn)
+{
+	NEED_MUSL();
+	const char *targets[] = { "musl_truth_static", "musl_truth_static_stripped", "musl_truth_dynamic" };
+	for (size_t k = 0; k < 3; k++) {
+		struct md_test_proc p;
+		const char *args[] = { "churn", NULL };
+		ck_assert(md_test_proc_start(&p, targets[k], args));
+		for (int run = 0; run < 3; run++) {
+			int status = -1;
+			struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+			ck_assert_msg(report != NULL && status == 0, "%s churn: status %d", targets[k], status);
+			struct md_node *mu = md_test_allocator(report, "musl");
+			ck_assert_ptr_nonnull(mu);
+			ck_assert_uint_eq(musl_findings(report, "corrupt"), 0);
+			md_test_check_classes_sum(report);
+			uint64_t live = md_test_json_u64(mu, "stats.live_allocations"), truth = md_test_truth(&p, "live_allocations");
+			bool consistent = md_node_get_bool(md_node_get(mu, "consistent"));
+			fprintf(stderr, "%s churn: consistent %d, live %" PRIu64 " (record %" PRIu64 ")\n", targets[k], consistent, live, truth);
+			if (consistent)
+				ck_assert_msg(live >= truth && live <= truth + 64, "%s: %" PRIu64 " live, record %" PRIu64, targets[k], live, truth);
+			md_node_destroy(report);
+		}
+		md_test_proc_stop(&p);
+	}
+}
+END_TEST
+
 static const char *const damage_modes[] = { "area_secret", "meta_mem", "area_cycle", "slot_header", "last_idx" };
 
 /* A corrupt musl finding at exactly addr. */
@@ -260,6 +291,7 @@ Suite *musl_suite(void)
 	tcase_add_test(tc, test_static_stripped);
 	tcase_add_test(tc, test_dynamic);
 	tcase_add_test(tc, test_not_musl);
+	tcase_add_test(tc, test_churn);
 	tcase_add_test(tc, test_core_static_stripped);
 	tcase_add_test(tc, test_core_dynamic);
 	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));

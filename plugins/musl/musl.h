@@ -99,19 +99,20 @@ struct mu_walk {
 	bool inconsistent;
 	bool truncated;
 	unsigned findings, findings_dropped;
+	uint64_t problems, problem_hash;
 };
 
 struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, struct md_sink *sink,
 			     bool inconsistent, struct mu_walk *w);
 void mu_walk_deinit(struct mu_walk *w);
 
-bool mu_quiescent(struct md_target *t, const struct mu_roots *r, char *why, size_t why_len);
 
 /* The plugin's state (what open() returns). */
 struct mu_state {
 	struct mu_roots roots;
 	struct mu_walk walk;
 	bool walked;
+	uint64_t last_problem_hash; /* of the last failed quiescence check walk */
 };
 
 /* Where the walker fuzzer (fuzz/fuzz_musl_walk.c) aims its mutations, after one walk of the

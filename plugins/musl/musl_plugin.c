@@ -31,8 +31,15 @@ static const char *const alloc_functions[] = {
 	"__malloc_alloc_meta", "__malloc_allzerop", "get_meta",
 };
 
-bool mu_quiescent(struct md_target *t, const struct mu_roots *r, char *why, size_t why_len)
+/* In the pause: a held __malloc_lock (when the symbol is known) or a thread inside a mallocng
+ * function (when it can be symbolised) means the masks and headers may be mid-update. Stripped
+ * and dynamic builds give neither reliably, so a check walk follows: a heap that shows problems
+ * is mid-update unless exactly the same problems were seen at the previous stop (the target ran
+ * in between, so they are damage, not a race, and the real walk reports them as such). */
+static bool mu_quiescent_cb(void *state, struct md_target *t, char *why, size_t why_len)
 {
+	struct mu_state *s = state;
+	const struct mu_roots *r = &s->roots;
 	if (r->has_lock_symbol) {
 		uint32_t lock = 0;
 		struct md_error *err = md_target_read(t, r->lock_symbol, &lock, sizeof(lock));
@@ -67,13 +74,18 @@ bool mu_quiescent(struct md_target *t, const struct mu_roots *r, char *why, size
 				}
 		}
 	}
-	return true;
-}
-
-static bool mu_quiescent_cb(void *state, struct md_target *t, char *why, size_t why_len)
-{
-	struct mu_state *s = state;
-	return mu_quiescent(t, &s->roots, why, why_len);
+	if (r->has_lock_symbol)
+		return true;
+	struct mu_walk check;
+	struct md_error *err = mu_walk_run(t, r, NULL, false, &check);
+	md_error_destroy(err);
+	uint64_t problems = check.problems, hash = check.problem_hash;
+	mu_walk_deinit(&check);
+	if (err || !problems || hash == s->last_problem_hash)
+		return true;
+	s->last_problem_hash = hash;
+	snprintf(why, why_len, "a check walk of the heap found %" PRIu64 " problems (a malloc or free in progress?)", problems);
+	return false;
 }
 
 static struct md_error *mu_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)

@@ -26,7 +26,7 @@ struct emitter {
 
 static void emit_flush(struct emitter *e)
 {
-	if (e->pending && e->end > e->start)
+	if (e->pending && e->end > e->start && e->sink)
 		md_sink_span(e->sink, e->kind, e->start, e->end, e->group);
 	e->pending = false;
 }
@@ -43,21 +43,43 @@ static void emit(struct emitter *e, enum md_span_kind kind, uint64_t start, uint
 	*e = (struct emitter){ .sink = e->sink, .kind = kind, .start = start, .end = end, .group = group, .pending = true };
 }
 
+/* sink may be NULL: the check walk of mu_quiescent emits nothing and only counts problems. */
+static void span(struct md_sink *sink, enum md_span_kind kind, uint64_t start, uint64_t end, int group)
+{
+	if (sink)
+		md_sink_span(sink, kind, start, end, group);
+}
+
+static void region(struct md_sink *sink, uint64_t start, uint64_t end, int group, const char *label)
+{
+	if (sink)
+		md_sink_region(sink, start, end, group, label);
+}
+
+/* Every problem is hashed into w->problem_hash (persistent damage repeats it exactly, a race
+ * does not); the first MAX_FINDINGS become findings. A snapshot taken while the target may have
+ * been inside malloc gives warnings, not corruption. */
 __attribute__((format(printf, 5, 6))) static void finding(struct mu_walk *w, struct md_sink *sink,
 							  enum md_finding_severity sev, uint64_t addr,
 							  const char *fmt, ...)
 {
-	if (w->findings >= MAX_FINDINGS) {
-		w->findings_dropped++;
-		return;
-	}
-	w->findings++;
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	md_sink_finding(sink, sev, addr, -1, "%s", msg);
+	w->problems++;
+	for (const char *c = msg; *c; c++)
+		w->problem_hash = (w->problem_hash ^ (uint8_t)*c) * 0x100000001b3ull;
+	if (w->findings >= MAX_FINDINGS) {
+		w->findings_dropped++;
+		return;
+	}
+	w->findings++;
+	if (w->inconsistent && sev == MD_FINDING_CORRUPT)
+		sev = MD_FINDING_WARNING;
+	if (sink)
+		md_sink_finding(sink, sev, addr, -1, "%s", msg);
 }
 
 static uint64_t rd64(const uint8_t *p)
@@ -161,11 +183,11 @@ static void walk_areas(struct md_target *t, struct md_sink *sink, struct mu_walk
 			run_end += MU_AREA_SIZE;
 		} else {
 			if (run_end > run_start)
-				md_sink_region(sink, run_start, run_end, MU_GROUP_META, "musl meta areas");
+				region(sink, run_start, run_end, MU_GROUP_META, "musl meta areas");
 			run_start = area;
 			run_end = area + MU_AREA_SIZE;
 		}
-		md_sink_span(sink, MD_SPAN_METADATA, area, area + MU_AREA_SIZE, MU_GROUP_META);
+		span(sink, MD_SPAN_METADATA, area, area + MU_AREA_SIZE, MU_GROUP_META);
 		w->meta_area_bytes += MU_AREA_SIZE;
 		int32_t nslots = (int32_t)rd32(page + 16);
 		uint64_t used = nslots < 0 ? 0 : (uint64_t)nslots;
@@ -221,7 +243,7 @@ static void walk_areas(struct md_target *t, struct md_sink *sink, struct mu_walk
 		area = rd64(page + 8);
 	}
 	if (run_end > run_start)
-		md_sink_region(sink, run_start, run_end, MU_GROUP_META, "musl meta areas");
+		region(sink, run_start, run_end, MU_GROUP_META, "musl meta areas");
 }
 
 /* get_meta()'s checks, from the reader's side. */
@@ -433,6 +455,7 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 {
 	memset(w, 0, sizeof(*w));
 	w->inconsistent = inconsistent;
+	w->problem_hash = 0xcbf29ce484222325ull;
 	struct md_error *err = mu_find_ctx(t, r, &w->ctx, &w->ctx_hits, &w->scanned_bytes, &w->found_ctx);
 	if (err)
 		return err;
@@ -445,7 +468,7 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	if (err)
 		return md_error_wrap(err, "reading malloc_context at 0x%" PRIx64, w->ctx);
 	w->secret = rd64(w->ctx_bytes + MU_CTX_SECRET);
-	md_sink_span(sink, MD_SPAN_METADATA, w->ctx, w->ctx + MU_CTX_SIZE, MU_GROUP_META);
+	span(sink, MD_SPAN_METADATA, w->ctx, w->ctx + MU_CTX_SIZE, MU_GROUP_META);
 	walk_areas(t, sink, w);
 	for (size_t i = 0; i < w->n_groups; i++)
 		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
@@ -492,7 +515,7 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 			w->donated_groups++;
 			snprintf(label, sizeof(label), "musl group donated by %s", module_label(t, g->mem));
 		}
-		md_sink_region(sink, g->mem, end, MU_GROUP_OF_CLASS(g->sizeclass), label);
+		region(sink, g->mem, end, MU_GROUP_OF_CLASS(g->sizeclass), label);
 		g->resident_bytes = resident_bytes(t, MD_PAGE_UP(g->mem), MD_PAGE_DOWN(end));
 		if (g->maplen && g->freeable) {
 			w->release_bytes += resident_bytes(t, g->mem, end);
@@ -530,7 +553,7 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 				cs->slots_in_use + cs->slots_free, cs->usage_by_class);
 		}
 	}
-	if (w->findings_dropped)
+	if (w->findings_dropped && sink)
 		md_sink_finding(sink, MD_FINDING_WARNING, 0, -1, "%u more musl findings were not listed", w->findings_dropped);
 	return NULL;
 }

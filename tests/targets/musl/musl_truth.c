@@ -11,6 +11,8 @@
  *     slot_header   a live slot's in-band header claims a huge offset
  *     last_idx      a meta's last_idx/maplen claim a group far beyond its mapping
  *     seed          no damage, a tenth of the allocations (the walker fuzzer's seed snapshot)
+ *     churn         no damage; after the truth, a thread mallocs and frees without pause (the
+ *                   truth then holds only for the allocations of the main record)
  * Commands on stdin: "freeall" frees everything (only without damage) and prints rss_after;
  * EOF exits. */
 #include <malloc.h>
@@ -67,6 +69,18 @@ static void *worker(void *arg)
 			free(ptrs[t][i]);
 			ptrs[t][i] = NULL;
 		}
+	}
+	return NULL;
+}
+
+static void *churner(void *arg)
+{
+	(void)arg;
+	void *held[64] = { 0 };
+	for (unsigned long k = 0;; k++) {
+		unsigned j = (unsigned)(k * 2654435761u) % 64;
+		free(held[j]);
+		held[j] = malloc(1 + (k * 7919) % 3000);
 	}
 	return NULL;
 }
@@ -128,7 +142,10 @@ int main(int argc, char **argv)
 	md_say("usable_bytes %llu\n", usable);
 	md_say("large_allocations %llu\n", mmapped);
 	md_say("rss_anon %llu\n", md_proc_field("/proc/self/status", "RssAnon"));
-	if (strcmp(mode, "none") != 0 && strcmp(mode, "seed") != 0)
+	pthread_t churn;
+	if (strcmp(mode, "churn") == 0 && pthread_create(&churn, NULL, churner, NULL) != 0)
+		abort();
+	if (strcmp(mode, "none") != 0 && strcmp(mode, "seed") != 0 && strcmp(mode, "churn") != 0)
 		damage(mode);
 	md_say("ready\n");
 	char cmd[64];
