@@ -65,6 +65,7 @@ struct mu_group {
 	int32_t parent;        /* index of the group whose slot holds this one, -1: top level */
 	bool valid;            /* passed every check: its slots were walked */
 	bool donated;
+	bool duplicate;        /* the same meta seen again (a looping area chain) */
 	uint32_t live_slots, container_slots, free_slots, bad_slots;
 	uint64_t live_bytes;
 	uint64_t pinning_live;  /* live user slots in this group and every group nested in it */
@@ -100,6 +101,7 @@ struct mu_walk {
 	bool truncated;
 	unsigned findings, findings_dropped;
 	uint64_t problems, problem_hash;
+	uint64_t transient_slots; /* mid-malloc or mid-free: counted as free */
 };
 
 struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, struct md_sink *sink,

@@ -79,8 +79,12 @@ static bool mu_quiescent_cb(void *state, struct md_target *t, char *why, size_t 
 	struct mu_walk check;
 	struct md_error *err = mu_walk_run(t, r, NULL, false, &check);
 	md_error_destroy(err);
-	uint64_t problems = check.problems, hash = check.problem_hash;
+	uint64_t problems = check.problems, hash = check.problem_hash, transient = check.transient_slots;
 	mu_walk_deinit(&check);
+	if (!err && transient) {
+		snprintf(why, why_len, "%" PRIu64 " slots are mid-malloc or mid-free", transient);
+		return false;
+	}
 	if (err || !problems || hash == s->last_problem_hash)
 		return true;
 	s->last_problem_hash = hash;
@@ -191,6 +195,7 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(st, "donated_groups", w->donated_groups));
 	SET(md_node_set_u64(st, "invalid_groups", w->invalid_groups));
 	SET(md_node_set_u64(st, "invalid_slots", w->bad_slots));
+	SET(md_node_set_u64(st, "transient_slots", w->transient_slots));
 	SET(md_node_set_u64(st, "meta_areas", w->meta_areas));
 	SET(md_node_set_u64(st, "metas", w->metas));
 	SET(md_node_set_u64(st, "free_metas", w->free_metas));

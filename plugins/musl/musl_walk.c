@@ -283,7 +283,16 @@ static bool check_group(struct md_target *t, struct md_sink *sink, struct mu_wal
 	return true;
 }
 
-enum slot_state { SLOT_FREE, SLOT_LIVE, SLOT_CONTAINER, SLOT_BAD };
+/* SLOT_TRANSIENT: the masks say used, but the header is the one free() writes before it
+ * updates the masks (p[-3] = 255, offset 0; free() may then spend a while in madvise without the
+ * lock), or still blank because malloc() frames the slot after dropping the lock: a malloc or
+ * free is in progress. Counted as free, not a problem, but the snapshot is retried. */
+enum slot_state { SLOT_FREE, SLOT_LIVE, SLOT_CONTAINER, SLOT_BAD, SLOT_TRANSIENT };
+
+static bool transient_header(const uint8_t *h, unsigned idx)
+{
+	return (h[1] == 255 && h[2] == 0 && h[3] == 0) || (idx > 0 && !h[0] && !h[1] && !h[2] && !h[3]);
+}
 
 struct slot {
 	enum slot_state state;
@@ -309,12 +318,20 @@ static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned 
 		return;
 	}
 	uint64_t p = start;
+	if (transient_header(h, idx)) {
+		s->state = SLOT_TRANSIENT;
+		return;
+	}
 	if ((h[1] >> 5) == 7) {
 		uint16_t off;
 		memcpy(&off, h + 2, 2);
 		p = start + (uint64_t)MU_UNIT * off;
 		if (p >= end || !read_ok(t, p - 4, h, 4)) {
 			snprintf(why, why_len, "aligned offset %u leaves the slot", off);
+			return;
+		}
+		if (h[1] == 255 && h[2] == 0 && h[3] == 0) {
+			s->state = SLOT_TRANSIENT;
 			return;
 		}
 	}
@@ -365,16 +382,24 @@ static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned 
 	s->size = end - slack - p;
 }
 
+/* The file whose image holds addr: a module, the mapping's file, or, for the anonymous .bss
+ * right after a file's last mapping, that file. */
 static const char *module_label(struct md_target *t, uint64_t addr)
 {
 	const struct md_module *mod = md_target_module_at(t, addr);
-	const char *name = mod ? mod->name : NULL;
-	if (!name) {
-		const struct md_mapping *m = md_target_find_mapping(t, addr);
-		name = m ? m->path : NULL;
+	const char *name = mod ? md_target_module_file(t, mod) : NULL;
+	if (!name && mod)
+		name = mod->name;
+	const struct md_mapping *m = name && *name ? NULL : md_target_find_mapping(t, addr);
+	if (m && m->path) {
+		name = m->path;
+	} else if (m && m->start > 0) {
+		const struct md_mapping *prev = md_target_find_mapping(t, m->start - 1);
+		if (prev && prev->end == m->start && prev->path)
+			name = prev->path;
 	}
 	const char *b = name ? strrchr(name, '/') : NULL;
-	return b ? b + 1 : name ? name : "?";
+	return b ? b + 1 : name && *name ? name : "?";
 }
 
 /* Slots of one group; container slots get spans only around their nested group. */
@@ -392,6 +417,10 @@ static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk
 		decode_slot(t, g, idx, &s, why, sizeof(why));
 		uint64_t send = s.start + g->stride;
 		switch (s.state) {
+		case SLOT_TRANSIENT:
+			w->transient_slots++;
+			/* about to be free, or not yet handed to the program */
+			__attribute__((fallthrough));
 		case SLOT_FREE:
 			g->free_slots++;
 			cs->slots_free++;
@@ -475,7 +504,11 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	if (w->n_groups)
 		qsort(w->groups, w->n_groups, sizeof(*w->groups), cmp_group_mem);
 	for (size_t i = 0; i + 1 < w->n_groups; i++)
-		if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].valid) {
+		if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].meta == w->groups[i + 1].meta) {
+			/* The same meta read twice: a looping area chain (already a finding). */
+			w->groups[i + 1].valid = false;
+			w->groups[i + 1].duplicate = true;
+		} else if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].valid) {
 			finding(w, sink, MD_FINDING_CORRUPT, w->groups[i].mem, "two metas claim the group at 0x%" PRIx64,
 				w->groups[i].mem);
 			w->groups[i + 1].valid = false;
@@ -484,7 +517,7 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	struct emitter e = { .sink = sink };
 	for (size_t i = 0; i < w->n_groups; i++) {
 		if (!w->groups[i].valid) {
-			w->invalid_groups++;
+			w->invalid_groups += !w->groups[i].duplicate;
 			continue;
 		}
 		walk_slots(t, sink, w, i, &e);
@@ -553,6 +586,11 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 				cs->slots_in_use + cs->slots_free, cs->usage_by_class);
 		}
 	}
+	if (w->transient_slots && sink)
+		md_sink_finding(sink, MD_FINDING_INFO, 0, -1,
+				"%" PRIu64 " slots were mid-malloc or mid-free (used in the masks, header not framed yet "
+				"or already marked freed): counted as free",
+				w->transient_slots);
 	if (w->findings_dropped && sink)
 		md_sink_finding(sink, MD_FINDING_WARNING, 0, -1, "%u more musl findings were not listed", w->findings_dropped);
 	return NULL;
