@@ -102,6 +102,8 @@ struct mu_walk {
 	unsigned findings, findings_dropped;
 	uint64_t problems, problem_hash;
 	uint64_t transient_slots; /* mid-malloc or mid-free: counted as free */
+	uint8_t *win_buf;         /* scratch: the bytes of the group being walked */
+	size_t win_cap;
 };
 
 struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, struct md_sink *sink,

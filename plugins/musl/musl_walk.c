@@ -106,6 +106,23 @@ static bool read_ok(struct md_target *t, uint64_t addr, void *buf, size_t len)
 	return true;
 }
 
+/* The bytes of the group being walked, read once: slot headers are then decoded from memory
+ * instead of one target read per slot. */
+#define WINDOW_MAX ((uint64_t)256 << 10)
+struct window {
+	uint64_t base, len;
+	const uint8_t *buf;
+};
+
+static bool wread(struct md_target *t, const struct window *win, uint64_t addr, void *out, size_t n)
+{
+	if (win && win->len && addr >= win->base && addr - win->base <= win->len && n <= win->len - (addr - win->base)) {
+		memcpy(out, win->buf + (addr - win->base), n);
+		return true;
+	}
+	return read_ok(t, addr, out, n);
+}
+
 static int cmp_group_mem(const void *a, const void *b)
 {
 	const struct mu_group *x = a, *y = b;
@@ -300,7 +317,8 @@ struct slot {
 };
 
 /* Decode slot idx of g from its in-band header (p[-4..-1]), validating offsets as musl does. */
-static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned idx, struct slot *s, char *why, size_t why_len)
+static void decode_slot(struct md_target *t, const struct window *win, const struct mu_group *g, unsigned idx, struct slot *s,
+			char *why, size_t why_len)
 {
 	uint64_t storage = g->mem + MU_UNIT;
 	uint64_t start = storage + g->stride * idx;
@@ -313,7 +331,7 @@ static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned 
 		return;
 	}
 	uint8_t h[4];
-	if (!read_ok(t, start - 4, h, 4)) {
+	if (!wread(t, win, start - 4, h, 4)) {
 		snprintf(why, why_len, "header unreadable");
 		return;
 	}
@@ -326,7 +344,7 @@ static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned 
 		uint16_t off;
 		memcpy(&off, h + 2, 2);
 		p = start + (uint64_t)MU_UNIT * off;
-		if (p >= end || !read_ok(t, p - 4, h, 4)) {
+		if (p >= end || !wread(t, win, p - 4, h, 4)) {
 			snprintf(why, why_len, "aligned offset %u leaves the slot", off);
 			return;
 		}
@@ -342,7 +360,7 @@ static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned 
 	uint64_t units = (p - storage) / MU_UNIT;
 	if (h[0]) {
 		uint32_t off32;
-		if (h[0] != 1 || !read_ok(t, p - 8, &off32, 4) || off32 != units) {
+		if (h[0] != 1 || !wread(t, win, p - 8, &off32, 4) || off32 != units) {
 			snprintf(why, why_len, "32-bit offset does not match");
 			return;
 		}
@@ -363,7 +381,7 @@ static void decode_slot(struct md_target *t, const struct mu_group *g, unsigned 
 	uint64_t slack = reserved;
 	if (reserved == 5) {
 		uint8_t tail[5];
-		if (!read_ok(t, end - 5, tail, 5)) {
+		if (!wread(t, win, end - 5, tail, 5)) {
 			snprintf(why, why_len, "slack word unreadable");
 			return;
 		}
@@ -412,9 +430,22 @@ static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk
 	emit(e, MD_SPAN_METADATA, g->mem, g->mem + MU_UNIT, grp);
 	w->overhead_bytes += MU_UNIT;
 	char why[128];
+	struct window win = { 0 };
+	uint64_t extent = group_extent(g);
+	if (extent <= WINDOW_MAX) {
+		if (w->win_cap < extent) {
+			uint8_t *nb = realloc(w->win_buf, (size_t)WINDOW_MAX);
+			if (nb) {
+				w->win_buf = nb;
+				w->win_cap = (size_t)WINDOW_MAX;
+			}
+		}
+		if (w->win_cap >= extent && read_ok(t, g->mem, w->win_buf, (size_t)extent))
+			win = (struct window){ .base = g->mem, .len = extent, .buf = w->win_buf };
+	}
 	for (unsigned idx = 0; idx <= g->last_idx; idx++) {
 		struct slot s;
-		decode_slot(t, g, idx, &s, why, sizeof(why));
+		decode_slot(t, &win, g, idx, &s, why, sizeof(why));
 		uint64_t send = s.start + g->stride;
 		switch (s.state) {
 		case SLOT_TRANSIENT:
@@ -598,6 +629,9 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 
 void mu_walk_deinit(struct mu_walk *w)
 {
+	free(w->win_buf);
+	w->win_buf = NULL;
+	w->win_cap = 0;
 	free(w->groups);
 	w->groups = NULL;
 	w->n_groups = w->cap_groups = 0;
