@@ -12,7 +12,7 @@
 #include "musl.h"
 
 #define MAX_AREAS (1u << 20)
-#define MAX_GROUPS ((size_t)1 << 24)
+#define MAX_GROUPS ((size_t)1 << 22) /* 4M groups of up to 32 slots: ~100 bytes each kept */
 #define MAX_FINDINGS 64
 #define MAX_NESTING 16
 
@@ -555,6 +555,7 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	}
 	emit_flush(&e);
 	/* Top-level groups: regions, residency, what pins them. */
+	uint64_t last_end = 0;
 	for (size_t i = 0; i < w->n_groups; i++) {
 		struct mu_group *g = &w->groups[i];
 		if (!g->valid)
@@ -570,6 +571,13 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 			continue;
 		}
 		uint64_t end = g->mem + (g->maplen ? g->maplen * MD_PAGE_SIZE : group_extent(g));
+		if (g->mem < last_end) {
+			/* Regions must not overlap: only hostile metadata gets here. */
+			finding(w, sink, MD_FINDING_CORRUPT, g->mem, "group at 0x%" PRIx64 " overlaps the group before it (up to 0x%" PRIx64 ")",
+				g->mem, last_end);
+			continue;
+		}
+		last_end = end;
 		char label[160];
 		if (g->maplen) {
 			w->mmapped_groups++;
