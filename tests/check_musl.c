@@ -24,6 +24,14 @@ static bool musl_targets_built(void)
 		}                                                                                         \
 	} while (0)
 
+/* "key 0x..." in the truth text. */
+static uint64_t truth_hex(const struct md_test_proc *p, const char *key)
+{
+	const char *s = strstr(p->truth, key);
+	ck_assert_msg(s != NULL, "no %s in the target's output", key);
+	return strtoull(s + strlen(key), NULL, 0);
+}
+
 static unsigned musl_findings(struct md_node *report, const char *severity)
 {
 	unsigned n = 0;
@@ -101,6 +109,28 @@ static void run_truth_case(const char *target, const char *symbols, bool dynamic
 	else
 		ck_assert_uint_eq(md_test_json_u64(mu, "stats.donated_groups"), 0);
 	check_classes(mu);
+	if (!dynamic) {
+		/* The static program printed ctx.usage_by_class itself: every class the walk saw has
+		 * exactly that many slots, used + free. */
+		ck_assert_uint_eq(md_test_json_u64(mu, "context"), truth_hex(&p, "ctx "));
+		struct md_node *cls = md_node_get(mu, "size_classes");
+		unsigned matched = 0;
+		for (size_t i = 0; i < md_node_count(cls); i++) {
+			struct md_node *c = md_node_at(cls, i);
+			unsigned sc = (unsigned)md_test_json_u64(c, "class");
+			if (sc >= 48)
+				continue;
+			char key[32];
+			unsigned long long usage = 0;
+			snprintf(key, sizeof(key), "usage.%u", sc);
+			md_test_truth_u64(&p, key, &usage);
+			ck_assert_msg(md_test_json_u64(c, "slots_in_use") + md_test_json_u64(c, "slots_free") == usage,
+				      "class %u: %" PRIu64 " + %" PRIu64 " slots, the target says %llu", sc,
+				      md_test_json_u64(c, "slots_in_use"), md_test_json_u64(c, "slots_free"), usage);
+			matched++;
+		}
+		ck_assert_uint_gt(matched, 20);
+	}
 	md_test_check_classes_sum(report);
 	/* The panel goal: >= 95 % of RSS explained (not anon_other). */
 	uint64_t rss = md_test_json_u64(report, "memory.rss_bytes");
@@ -252,13 +282,6 @@ static bool corrupt_finding_at(struct md_node *report, uint64_t addr)
 	return false;
 }
 
-/* "key 0x..." in the truth text. */
-static uint64_t truth_hex(const struct md_test_proc *p, const char *key)
-{
-	const char *s = strstr(p->truth, key);
-	ck_assert_msg(s != NULL, "no %s in the target's output", key);
-	return strtoull(s + strlen(key), NULL, 0);
-}
 
 START_TEST(test_hostile)
 {

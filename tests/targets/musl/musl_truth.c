@@ -25,6 +25,10 @@
 #define NTHREADS 4
 #define PER_THREAD 3000
 
+/* musl's hidden allocator state: reachable from a static link only (weak: NULL when dynamic). */
+extern char __malloc_context[] __attribute__((weak));
+#define CTX_USAGE_BY_CLASS 464
+
 static void *ptrs[NTHREADS][PER_THREAD];
 static size_t sizes[NTHREADS][PER_THREAD];
 static unsigned per_thread = PER_THREAD;
@@ -142,6 +146,16 @@ int main(int argc, char **argv)
 	md_say("usable_bytes %llu\n", usable);
 	md_say("large_allocations %llu\n", mmapped);
 	md_say("rss_anon %llu\n", md_proc_field("/proc/self/status", "RssAnon"));
+	/* The allocator's own slot count per size class (used + free), when it can be reached. */
+	if (__malloc_context) {
+		md_say("ctx 0x%lx\n", (unsigned long)(uintptr_t)__malloc_context);
+		for (unsigned sc = 0; sc < 48; sc++) {
+			size_t n;
+			memcpy(&n, __malloc_context + CTX_USAGE_BY_CLASS + 8 * sc, sizeof(n));
+			if (n)
+				md_say("usage.%u %zu\n", sc, n);
+		}
+	}
 	pthread_t churn;
 	if (strcmp(mode, "churn") == 0 && pthread_create(&churn, NULL, churner, NULL) != 0)
 		abort();
