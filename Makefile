@@ -55,6 +55,12 @@ TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(TARGET_SRCS:tests/targets/%.c=$(BUILD)/targets/%) \
 	$(BUILD)/targets/glibc_truth_static $(BUILD)/targets/glibc_truth_static_stripped \
 	$(BUILD)/targets/ia32
+# musl mallocng targets (tests/check_musl.c), built with musl-gcc when it is installed.
+MUSL_GCC := $(shell command -v musl-gcc 2>/dev/null)
+ifneq ($(MUSL_GCC),)
+TARGET_BINS += $(BUILD)/targets/musl_truth_static $(BUILD)/targets/musl_truth_static_stripped \
+	$(BUILD)/targets/musl_truth_dynamic
+endif
 
 .PHONY: all deps check check-normal check-asan test demo bench install clean fuzz pkgcheck
 
@@ -119,6 +125,16 @@ $(BUILD)/targets/ia32: tests/targets/ia32.S
 	as --32 -o $@.o $<
 	ld -m elf_i386 -static -o $@ $@.o
 	rm -f $@.o
+# musl mallocng ground truth: static with .symtab, the same stripped, and on ld-musl (issue 17).
+MUSL_TARGET_FLAGS := -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror
+$(BUILD)/targets/musl_truth_static: tests/targets/musl/musl_truth.c tests/targets/target_common.h
+	@mkdir -p $(dir $@)
+	$(MUSL_GCC) $(MUSL_TARGET_FLAGS) -static -o $@ $<
+$(BUILD)/targets/musl_truth_static_stripped: $(BUILD)/targets/musl_truth_static
+	strip -o $@ $<
+$(BUILD)/targets/musl_truth_dynamic: tests/targets/musl/musl_truth.c tests/targets/target_common.h
+	@mkdir -p $(dir $@)
+	$(MUSL_GCC) $(MUSL_TARGET_FLAGS) -o $@ $<
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c

@@ -197,6 +197,9 @@ struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 		if (!mod->name || !base[0] || base[0] == '[' || starts_with(base, "ld-linux") || starts_with(base, "linux-vdso"))
 			continue;
 		const struct known *kn = recognise(t, mod, evidence, sizeof(evidence));
+		/* A plugin of that name reported on it (walked, or said why it could not): known. */
+		if (kn && plugin_named(r, kn->name))
+			continue;
 		if (kn) {
 			err = add(r, kn->name, mod->name, evidence);
 			continue;
@@ -210,7 +213,7 @@ struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 		}
 	}
 	/* A static executable whose malloc no plugin found (a stripped static musl program). */
-	if (!err && exe && !have_libc && !r->n_unanalysed && !plugin_named(r, "glibc") && !plugin_named(r, "jemalloc"))
+	if (!err && exe && !have_libc && !r->n_unanalysed && md_node_count(r->allocators) == 0)
 		err = add(r, "unknown", exe->name ? exe->name : "?",
 			  "a static executable without the C library's malloc state (glibc's not found)");
 	if (!err)

@@ -84,18 +84,26 @@ static int run(const char *const *args, char **out, char **err)
 	return md_test_run(args, out, err, 60000);
 }
 
-/* The text report of pid (no colour), asserting the exit code; malloc'd. */
-static char *text_report(pid_t pid, int want_status)
+/* The text report of pid (no colour; only one plugin when only_plugin is not NULL), asserting
+ * the exit code; malloc'd. */
+static char *text_report_with(pid_t pid, int want_status, const char *only_plugin)
 {
 	char pid_text[32];
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)pid);
 	char *out = NULL, *err = NULL;
-	const char *args[] = { "attach", "--no-color", pid_text, NULL };
+	const char *plain[] = { "attach", "--no-color", pid_text, NULL };
+	const char *one[] = { "attach", "--no-color", "--plugin", only_plugin, pid_text, NULL };
+	const char *const *args = only_plugin ? one : plain;
 	int status = run(args, &out, &err);
 	ck_assert_msg(status == want_status, "attach %d: exit %d, want %d; stderr: %s", (int)pid, status, want_status,
 		      err ? err : "");
 	free(err);
 	return out;
+}
+
+static char *text_report(pid_t pid, int want_status)
+{
+	return text_report_with(pid, want_status, NULL);
 }
 
 /* ---- escaping, unit ---- */
@@ -561,12 +569,22 @@ END_TEST
 /* attach --json and the text report of a program started through "launch": the named
  * allocator is in unanalysed_allocators with a module and evidence, partial, exit 10, and the
  * advice does not say there is nothing to do. */
+static void check_unanalysed_with(const char *const *launch_args, const char *name, const char *module_part,
+				  const char *only_plugin);
 static void check_unanalysed(const char *const *launch_args, const char *name, const char *module_part)
+{
+	check_unanalysed_with(launch_args, name, module_part, NULL);
+}
+
+/* The same with --plugin only_plugin (the allocator's own plugin left out) when not NULL. */
+static void check_unanalysed_with(const char *const *launch_args, const char *name, const char *module_part,
+				  const char *only_plugin)
 {
 	struct md_test_proc p;
 	ck_assert_msg(md_test_proc_start(&p, "launch", launch_args), "%s: the program did not start", name);
 	int status = -1;
-	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	const char *extra[] = { "--plugin", only_plugin, NULL };
+	struct md_node *doc = md_test_attach_json(p.pid, only_plugin ? extra : NULL, &status);
 	ck_assert_ptr_nonnull(doc);
 	ck_assert_msg(status == 10, "%s: exit %d, want 10 (partial)", name, status);
 	ck_assert(md_node_get_bool(md_node_get(doc, "partial")));
@@ -590,7 +608,7 @@ static void check_unanalysed(const char *const *launch_args, const char *name, c
 	ck_assert_msg(noted, "%s: no note", name);
 	md_node_destroy(doc);
 
-	char *out = text_report(p.pid, 10);
+	char *out = text_report_with(p.pid, 10, only_plugin);
 	ck_assert_msg(!strstr(out, "Nothing to do"), "%s: %s", name, strstr(out, "Nothing to do"));
 	ck_assert_msg(strstr(out, "Unknown: "), "%s: the advice does not say what is unknown", name);
 	ck_assert_ptr_nonnull(strstr(out, "partial report: "));
@@ -687,6 +705,23 @@ START_TEST(test_unanalysed_mimalloc)
 }
 END_TEST
 
+/* The program's allocator walked by its plugin: exit 0, not partial, nothing unanalysed. */
+static void check_walked_by(const char *const *launch_args, const char *plugin)
+{
+	struct md_test_proc p;
+	ck_assert_msg(md_test_proc_start(&p, "launch", launch_args), "%s: the program did not start", plugin);
+	int status = -1;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_msg(status == 0, "%s: exit %d with its plugin", plugin, status);
+	ck_assert_msg(md_test_allocator(doc, plugin) != NULL, "no %s allocator in the report", plugin);
+	ck_assert_msg(md_node_count(md_node_get(doc, "unanalysed_allocators")) == 0, "%s: unanalysed allocators named",
+		      plugin);
+	md_test_check_classes_sum(doc);
+	md_node_destroy(doc);
+	md_test_proc_stop(&p);
+}
+
 START_TEST(test_unanalysed_static_musl)
 {
 	SKIP_WITHOUT_PTRACE();
@@ -705,11 +740,15 @@ START_TEST(test_unanalysed_static_musl)
 	snprintf(cmd, sizeof(cmd), "musl-gcc -static -O1 -o '%s' '%s'", exe, src);
 	ck_assert_int_eq(system(cmd), 0);
 	const char *args[] = { exe, NULL };
-	check_unanalysed(args, "musl", "musl_static");
+	/* Without the musl plugin (--plugin glibc): musl's malloc is named, the report partial. */
+	check_unanalysed_with(args, "musl", "musl_static", "glibc");
+	/* With it, the allocator is walked: a whole report, nothing unanalysed. */
+	check_walked_by(args, "musl");
 	/* stripped: no symbol left, still named (a static executable without glibc's malloc) */
 	snprintf(cmd, sizeof(cmd), "strip '%s'", exe);
 	ck_assert_int_eq(system(cmd), 0);
-	check_unanalysed(args, "unknown", "musl_static");
+	check_unanalysed_with(args, "unknown", "musl_static", "glibc");
+	check_walked_by(args, "musl");
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
 }

@@ -112,10 +112,15 @@ static size_t anchors_of(const char *plugin, struct md_target *t, void *state, u
 
 #include "../plugins/glibc/glibc_internal.h"
 #include "../plugins/jemalloc/jem_locate.h"
+#include "../plugins/musl/musl.h"
 
 static size_t anchors_of(const char *plugin, struct md_target *t, void *state, uint64_t *anchors)
 {
 	size_t n_anchors = 0;
+	if (strcmp(plugin, "musl") == 0) {
+		/* fuzz_musl_walk.c: one walk of the unmutated image, then mu_fuzz_anchors. */
+		return 0;
+	}
 	if (strcmp(plugin, "jemalloc") == 0) {
 		const struct jem_roots *r = state;
 		const struct jem_layout *l = &r->layout;
@@ -201,6 +206,14 @@ static void replay(const char *plugin_name)
 	ck_assert_msg(err == NULL && state, "%s open: %s", plugin_name, err ? err->message : "not found");
 	uint64_t anchors[16];
 	size_t n_anchors = anchors_of(plugin_name, image, state, anchors);
+	if (strcmp(plugin_name, "musl") == 0) {
+		struct md_classifier *c0 = NULL;
+		ck_assert_ptr_null(md_classifier_create(image, &c0));
+		md_error_destroy(p->walk(state, image, md_classifier_sink(c0, p->name), false));
+		md_classifier_destroy(c0);
+		n_anchors = mu_fuzz_anchors(state, anchors);
+		ck_assert_uint_gt(n_anchors, 4);
+	}
 
 	snprintf(path, sizeof(path), "%s/fuzz-regressions", data);
 	DIR *d = opendir(path);
@@ -245,7 +258,7 @@ static void replay(const char *plugin_name)
 		double dt = now_s() - t0;
 		fprintf(stderr, "image: %s %s: %u findings, %.3f s\n", plugin_name, name, findings, dt);
 		ck_assert_msg(dt < 5.0, "%s %s: walk took %.1f s", plugin_name, name, dt);
-		if (!script && strcmp(plugin_name, "jemalloc") == 0)
+		if (!script && (strcmp(plugin_name, "jemalloc") == 0 || strcmp(plugin_name, "musl") == 0))
 			ck_assert_msg(findings == 0, "the unmutated jemalloc seed gave %u findings", findings);
 		free(script);
 		replayed++;
@@ -260,6 +273,12 @@ static void replay(const char *plugin_name)
 START_TEST(test_regressions_jemalloc)
 {
 	replay("jemalloc");
+}
+END_TEST
+
+START_TEST(test_regressions_musl)
+{
+	replay("musl");
 }
 END_TEST
 
@@ -278,6 +297,7 @@ Suite *image_suite(void)
 	tcase_add_test(tc, test_image_mutate_undo);
 	tcase_add_test(tc, test_regressions_jemalloc);
 	tcase_add_test(tc, test_regressions_glibc);
+	tcase_add_test(tc, test_regressions_musl);
 	suite_add_tcase(s, tc);
 	return s;
 }
