@@ -1,0 +1,98 @@
+# Ground truth for the pymalloc plugin (tests/check_pymalloc.c). Builds a known heap, then prints
+# CPython's own figures: sys._debugmallocstats() (its C fprintf to fd 2, pointed at stdout here)
+# and sys.getallocatedblocks(), then "ready", and blocks in FileIO.readinto on a preallocated
+# buffer, which allocates nothing (os.read would allocate its result first: one block off).
+#   usage: python pymalloc_truth.py MODE [N] [M]
+#   MODE basic     strings, tuples and ints, then every other one deleted
+#        census    N instances of Small (managed dict), M instances of Slotted (__slots__, GC)
+#        threads   4 threads allocate, then idle blocked on a lock
+#        subinterp (3.12+) an isolated subinterpreter builds its own heap
+#        corrupt-loop / corrupt-header / corrupt-out   damage a pool after the truth
+import gc
+import os
+import sys
+
+gc.disable()
+mode = sys.argv[1]
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+M = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+out = os.write
+keep = []
+
+
+class Small:
+    def __init__(self, i):
+        self.i = i
+
+
+class Slotted:
+    __slots__ = ("a", "b", "c")
+
+    def __init__(self, i):
+        self.a = i
+        self.b = None
+        self.c = None
+
+
+if mode == "basic":
+    strs = ["s%07d" % i for i in range(200000)]
+    tups = [(i, i + 1) for i in range(50000)]
+    keep = strs[::2] + tups[::3]
+    del strs, tups
+elif mode == "census":
+    keep = [Small(i) for i in range(N)] + [Slotted(i) for i in range(M)]
+elif mode == "threads":
+    import threading
+    lock = threading.Lock()
+    lock.acquire()
+    results = []
+
+    def work(k):
+        results.append(["t%d-%d" % (k, i) for i in range(20000)])
+        lock.acquire()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    while len(results) < 4:
+        pass
+    import time
+    time.sleep(0.2)  # every worker is now parked in lock.acquire()
+elif mode == "subinterp":
+    try:
+        import _xxsubinterpreters as si
+    except ImportError:
+        out(1, b"skip no _xxsubinterpreters\n")
+        sys.exit(0)
+    sid = si.create(isolated=True)
+    si.run_string(sid, "import gc\ngc.disable()\nx = [tuple(range(i % 5)) for i in range(100000)]\n")
+    keep = ["m%d" % i for i in range(30000)]
+elif mode.startswith("corrupt"):
+    import ctypes
+    objs = [Small(i) for i in range(5000)]
+    victim = objs[2000]
+    del objs[1000:3000:2]   # free blocks in the victim's pool
+    keep = objs
+
+stdin = open(0, "rb", buffering=0)
+buf = bytearray(64)
+os.dup2(1, 2)
+if mode.startswith("corrupt"):
+    pool = id(victim) & ~(16384 - 1)
+    if mode == "corrupt-header":
+        ctypes.c_uint32.from_address(pool + 36).value = 0x7777        # szidx
+    elif mode == "corrupt-loop":
+        fb = ctypes.c_uint64.from_address(pool + 8).value            # freeblock head
+        if fb:
+            ctypes.c_uint64.from_address(fb).value = fb               # next = itself
+    else:
+        fb = ctypes.c_uint64.from_address(pool + 8).value
+        if fb:
+            ctypes.c_uint64.from_address(fb).value = 0x10              # next points outside the pool
+    out(1, b"pool 0x%x\n" % pool)
+out(1, b"version %d.%d\n" % sys.version_info[:2])
+sys._debugmallocstats()
+n = sys.getallocatedblocks()
+out(1, b"allocated_blocks %d\nready\n" % n)
+del n
+stdin.readinto(buf)
