@@ -57,6 +57,8 @@ struct pym_roots {
 	bool builtin_matches_dwarf; /* when DWARF was there to compare */
 	bool dwarf_compared;
 	char how[320];
+	char mismatch[256];         /* the offsets where DWARF and the table differ */
+	bool micro_known;
 };
 
 struct md_error *pym_locate(struct md_target *t, bool no_debug, struct pym_roots *roots_ret);

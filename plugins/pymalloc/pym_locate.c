@@ -150,12 +150,17 @@ static struct md_error *decode_allocated_blocks(struct md_target *t, struct pym_
 	if (!read_u64(t, q[0], &v0) || !read_u64(t, q[1], &v1))
 		return md_error_create(MD_ERR_FAULT, "pymalloc: the statics loaded by _Py_GetAllocatedBlocks are unreadable");
 	bool p0 = plausible_arenas(t, v0, maxarenas), p1 = plausible_arenas(t, v1, maxarenas);
-	if (maxarenas == 0) {
-		/* Nothing allocated from pymalloc: both are zero-ish; raw is the counter (may be > 0). */
-		p0 = v0 == 0 && v1 != 0 ? true : p0;
-		p1 = p0 ? false : p1;
+	if (p0 == p1) {
+		/* Tie (e.g. both zero with PYTHONMALLOC=malloc): arenas sits next to maxarenas in every
+		 * build seen (+8 or +16), raw_allocated_blocks elsewhere. */
+		uint64_t d0 = q[0] > max_addr ? q[0] - max_addr : max_addr - q[0];
+		uint64_t d1 = q[1] > max_addr ? q[1] - max_addr : max_addr - q[1];
+		if (d0 != d1 && (d0 <= 32 || d1 <= 32) && (maxarenas == 0 || p0)) {
+			p0 = d0 < d1;
+			p1 = !p0;
+		}
 	}
-	if (p0 == p1 && maxarenas != 0)
+	if (p0 == p1)
 		return md_error_create(MD_ERR_BAD_DATA,
 				       "pymalloc: cannot tell arenas from raw_allocated_blocks among the loads of "
 				       "_Py_GetAllocatedBlocks (0x%llx, 0x%llx; maxarenas %u)",
@@ -180,8 +185,12 @@ static uint64_t layout(struct md_target *t, struct pym_roots *r, bool no_debug, 
 		return builtin;
 	}
 	r->dwarf_compared = true;
-	if (off != builtin)
+	if (off != builtin) {
 		r->builtin_matches_dwarf = false;
+		size_t len = strlen(r->mismatch);
+		snprintf(r->mismatch + len, sizeof(r->mismatch) - len, "%s%s.%s dwarf 0x%llx built-in 0x%llx",
+			 len ? "; " : "", st, member, (unsigned long long)off, (unsigned long long)builtin);
+	}
 	return off;
 }
 
@@ -206,7 +215,7 @@ static struct md_error *locate_312(struct md_target *t, struct pym_roots *r, boo
 	r->off_next = layout(t, r, no_debug, "_is", "next", v13 ? 0x1c60 : 0);
 	r->off_id = layout(t, r, no_debug, "_is", "id", v13 ? 0x1c68 : 8);
 	r->off_obmalloc = layout(t, r, no_debug, "_is", "obmalloc", v13 ? 0x2a30 : 0xf78);
-	r->off_flags = layout(t, r, no_debug, "_is", "feature_flags", v13 ? 0 : 0x6b0);
+	r->off_flags = layout(t, r, no_debug, "_is", "feature_flags", v13 ? 0x20f8 : 0x6b0);
 	r->have_flags = r->off_flags != 0;
 	r->obmalloc_is_pointer = v13;
 	uint64_t alloc = layout(t, r, no_debug, "pyruntimestate", "allocators", v13 ? 0x2b8 : 0x58);
@@ -255,6 +264,7 @@ struct md_error *pym_locate(struct md_target *t, bool no_debug, struct pym_roots
 		r->major = hex >> 24;
 		r->minor = (hex >> 16) & 0xff;
 		r->micro = (hex >> 8) & 0xff;
+		r->micro_known = true;
 	} else {
 		version_from_name(md_target_module_file(t, r->module), r);
 		if (!r->major)

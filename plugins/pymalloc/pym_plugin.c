@@ -164,7 +164,10 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	const struct pym_roots *r = &s->roots;
 	const struct pym_walk *w = &s->walk;
 	struct md_error *err = NULL;
-	SET(md_node_set(out, "version", md_node_stringf("%u.%u.%u", r->major, r->minor, r->micro)));
+	if (r->micro_known)
+		SET(md_node_set(out, "version", md_node_stringf("%u.%u.%u", r->major, r->minor, r->micro)));
+	else
+		SET(md_node_set(out, "version", md_node_stringf("%u.%u", r->major, r->minor)));
 	SET(md_node_set_string(out, "symbols", source_name(r->source)));
 	SET(md_node_set_string(out, "module", s->module_path));
 	SET(md_node_set_string(out, "located_by", r->how));
@@ -173,6 +176,8 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	SET(md_node_set_u64(lay, "pool_size", r->pool_size));
 	if (r->dwarf_compared)
 		SET(md_node_set_bool(lay, "builtin_matches_dwarf", r->builtin_matches_dwarf));
+	if (r->mismatch[0])
+		SET(md_node_set_string(lay, "mismatch", r->mismatch));
 	SET(md_node_set(out, "layout", lay));
 	if (!s->walked) {
 		SET(md_node_set_bool(out, "walked", false));

@@ -213,11 +213,13 @@ static unsigned pre_size(const struct pym_roots *r, uint64_t flags)
 static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 {
 	static const unsigned offs[] = {0, 16, 32};
-	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]) && offs[i] + 16 <= size; i++) {
+	/* The debug hooks put 16 bytes (size, API id, guard) in front of every payload. */
+	unsigned hook = k->w->mode == PYM_MODE_DEBUG ? 16 : 0;
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]) && hook + offs[i] + 16 <= size; i++) {
 		int64_t refcnt;
 		uint64_t tp;
-		memcpy(&refcnt, b + offs[i], 8);
-		memcpy(&tp, b + offs[i] + 8, 8);
+		memcpy(&refcnt, b + hook + offs[i], 8);
+		memcpy(&tp, b + hook + offs[i] + 8, 8);
 		if (refcnt <= 0 || !tp)
 			continue;
 		struct pym_type *ty = type_lookup(k, tp);
@@ -435,9 +437,16 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 	}
 	free(table);
 	flush(k);
-	st->stats.allocated_blocks = raw;
+	uint64_t in_pools = 0;
 	for (unsigned c = 0; c < PYM_NCLASSES; c++)
-		st->stats.allocated_blocks += st->stats.classes[c].blocks_in_use;
+		in_pools += st->stats.classes[c].blocks_in_use;
+	if (!st->loc.raw_addr && r->allocated_blocks_3_8) {
+		/* 3.8: _Py_AllocatedBlocks counts every object-domain block itself. */
+		st->stats.allocated_blocks = raw;
+		st->stats.raw_allocated_blocks = raw >= in_pools ? raw - in_pools : 0;
+	} else {
+		st->stats.allocated_blocks = raw + in_pools;
+	}
 	return NULL;
 }
 

@@ -18,6 +18,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 M = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 out = os.write
 keep = []
+n = None  # every global exists before the figures: a new name could resize the module dict
 
 
 class Small:
@@ -76,23 +77,38 @@ elif mode.startswith("corrupt"):
 
 stdin = open(0, "rb", buffering=0)
 buf = bytearray(64)
-os.dup2(1, 2)
+devnull = os.open(os.devnull, os.O_WRONLY)
+tail = b"ready\n"
 if mode.startswith("corrupt"):
     pool = id(victim) & ~(16384 - 1)
+    fb = ctypes.c_uint64.from_address(pool + 8).value           # the pool's free list head
     if mode == "corrupt-header":
-        ctypes.c_uint32.from_address(pool + 36).value = 0x7777        # szidx
+        where, value = pool + 36, (0x7777).to_bytes(4, "little")  # szidx
     elif mode == "corrupt-loop":
-        fb = ctypes.c_uint64.from_address(pool + 8).value            # freeblock head
-        if fb:
-            ctypes.c_uint64.from_address(fb).value = fb               # next = itself
+        where, value = fb, fb.to_bytes(8, "little")              # next = itself
     else:
-        fb = ctypes.c_uint64.from_address(pool + 8).value
-        if fb:
-            ctypes.c_uint64.from_address(fb).value = 0x10              # next points outside the pool
-    out(1, b"pool 0x%x\n" % pool)
+        where, value = fb, (0x10).to_bytes(8, "little")          # next outside the pool
+    src = ctypes.create_string_buffer(value, len(value))
+    tail = b"pool_addr %d\nready\n" % pool
+    memmove = ctypes.memmove
+
+
+def figures(fd):
+    global n
+    os.dup2(fd, 2)
+    sys._debugmallocstats()
+    n = sys.getallocatedblocks()
+    out(fd, b"allocated_blocks %d\n" % n)
+    n = None
+    os.dup2(1, 2)
+
+
+# A first pass warms every cache the second pass touches (method cache, specialised bytecode, the
+# module dict's keys): the second pass then allocates nothing that outlives it.
+figures(devnull)
 out(1, b"version %d.%d\n" % sys.version_info[:2])
-sys._debugmallocstats()
-n = sys.getallocatedblocks()
-out(1, b"allocated_blocks %d\nready\n" % n)
-del n
+figures(1)
+if mode.startswith("corrupt"):
+    memmove(where, src, len(value))  # after the figures: they describe the heap before the damage
+out(1, tail)
 stdin.readinto(buf)
