@@ -24,11 +24,11 @@ static const char *script_path(char *buf, size_t len)
 }
 
 /* Starts `python pymalloc_truth.py mode [a b]` with env (NULL or "VAR=value"). */
-static bool py_start(struct md_test_proc *p, const char *python, const char *env, const char *mode, const char *a,
-		     const char *b)
+static bool py_start3(struct md_test_proc *p, const char *python, const char *env, const char *mode, const char *a,
+		      const char *b, const char *c)
 {
 	char script[PATH_MAX];
-	const char *args[8];
+	const char *args[9];
 	size_t n = 0;
 	if (env)
 		args[n++] = env;
@@ -39,8 +39,16 @@ static bool py_start(struct md_test_proc *p, const char *python, const char *env
 		args[n++] = a;
 	if (b)
 		args[n++] = b;
+	if (c)
+		args[n++] = c;
 	args[n] = NULL;
 	return md_test_proc_start(p, "pyexec", args);
+}
+
+static bool py_start(struct md_test_proc *p, const char *python, const char *env, const char *mode, const char *a,
+		     const char *b)
+{
+	return py_start3(p, python, env, mode, a, b, NULL);
 }
 
 /* A "label = 1,234" line of _debugmallocstats. */
@@ -254,7 +262,8 @@ static uint64_t type_count(struct md_node *py, const char *name)
 	return 0;
 }
 
-/* Exactly N instances of a class with a managed dict and M of a __slots__ class. */
+/* Exactly N instances of a class with a managed dict, M of a small __slots__ class (pymalloc
+ * blocks) and L of a class above 512 bytes (glibc chunks, found through the GC lists). */
 START_TEST(test_census)
 {
 	SKIP_WITHOUT_PTRACE();
@@ -264,12 +273,14 @@ START_TEST(test_census)
 	if (access(python, X_OK) != 0)
 		MD_SKIP("%s is not installed", python);
 	struct md_test_proc p;
-	ck_assert(py_start(&p, python, NULL, "census", "3001", "1999"));
+	ck_assert(py_start3(&p, python, NULL, "census", "3001", "1999", "777"));
 	struct md_node *py;
 	struct md_node *report = attach_py(&p, NULL, &py);
 	check_exact(python, &p, py);
 	ck_assert_msg(type_count(py, "Small") == 3001, "%s: Small %" PRIu64, python, type_count(py, "Small"));
 	ck_assert_msg(type_count(py, "Slotted") == 1999, "%s: Slotted %" PRIu64, python, type_count(py, "Slotted"));
+	ck_assert_msg(type_count(py, "Big") == 777, "%s: Big %" PRIu64, python, type_count(py, "Big"));
+	ck_assert(md_node_get_bool(md_node_path(py, "census.gc_lists_walked")));
 	md_node_destroy(report);
 	md_test_proc_stop(&p);
 }

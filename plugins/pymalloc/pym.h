@@ -52,6 +52,7 @@ struct pym_roots {
 	/* 3.12/3.13 interpreter list. */
 	uint64_t off_interp_head, off_interp_main, off_next, off_id, off_flags, off_obmalloc;
 	bool obmalloc_is_pointer;   /* 3.13 */
+	uint64_t off_gc_generations; /* PyInterpreterState.gc.generations; 0: no GC-list census */
 	bool have_flags;
 	bool free_threaded;
 	bool builtin_matches_dwarf; /* when DWARF was there to compare */
@@ -107,6 +108,10 @@ struct pym_walk {
 	struct pym_type *types;     /* open addressing, PYM_MAX_TYPES * 2 slots */
 	size_t n_types;
 	uint64_t census_objects, census_bytes, unidentified_blocks, unidentified_bytes;
+	uint64_t interps[PYM_MAX_STATES]; /* interpreters whose GC lists are walked */
+	size_t n_interps;
+	uint64_t gc_nodes, gc_outside_objects, gc_outside_bytes; /* GC-list census outside pymalloc */
+	bool gc_walked, gc_broken;
 	uint64_t corrupt_pools, corrupt_arenas, findings;
 	bool truncated;
 };

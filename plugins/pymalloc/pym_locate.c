@@ -278,6 +278,15 @@ struct md_error *pym_locate(struct md_target *t, bool no_debug, struct pym_roots
 	r->source = MD_SYMSRC_SYMTAB;
 	static_addr(t, r->module, "_PyObject_Malloc", &r->fn_pymalloc);
 	static_addr(t, r->module, "_PyMem_DebugMalloc", &r->fn_debug);
+	/* GC lists (census of objects outside pymalloc): 3.10-3.13, interp->gc.generations[]. */
+	if (r->minor >= 10) {
+		static const uint64_t gc_off[] = {616, 648, 112, 7400}; /* 3.10 .. 3.13 (pyenv DWARF) */
+		uint64_t gc = layout(t, r, no_debug, "_is", "gc", gc_off[r->minor - 10]);
+		r->off_gc_generations = gc + layout(t, r, no_debug, "_gc_runtime_state", "generations", 24);
+		if (r->minor < 12)
+			r->off_interp_main = layout(t, r, no_debug, "pyruntimestate", "interpreters", r->minor == 10 ? 24 : 32) +
+					     layout(t, r, no_debug, "pyinterpreters", "main", 16);
+	}
 	static_addr(t, r->module, "_PyObject_MiMalloc", &r->fn_mimalloc);
 	if (r->minor >= 12) {
 		struct md_error *err = locate_312(t, r, no_debug);

@@ -204,6 +204,9 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	}
 	SET(md_node_set(out, "interpreters", interps));
 	SET(md_node_set(out, "stats", stats_node(&w->total)));
+	/* The core's live heap sums "live_bytes" over allocators: pymalloc blocks are in arenas that
+	 * no other allocator claims (objects above 512 bytes are glibc's), so nothing is counted twice. */
+	SET(md_node_set_u64(out, "live_bytes", w->total.bytes_allocated_blocks));
 	SET(md_node_set(out, "size_classes", classes_node(&w->total)));
 	SET(md_node_set(out, "types", types_node(w)));
 	struct md_node *cen = md_node_object();
@@ -212,7 +215,14 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	SET(md_node_set_u64(cen, "unidentified_blocks", w->unidentified_blocks));
 	SET(md_node_set_u64(cen, "unidentified_bytes", w->unidentified_bytes));
 	SET(md_node_set_u64(cen, "types", w->n_types));
-	SET(md_node_set_string(cen, "scope", "pymalloc blocks (objects above 512 bytes are glibc chunks: not censused)"));
+	SET(md_node_set_bool(cen, "gc_lists_walked", w->gc_walked && !w->gc_broken));
+	SET(md_node_set_u64(cen, "gc_nodes", w->gc_nodes));
+	SET(md_node_set_u64(cen, "gc_objects_outside_pymalloc", w->gc_outside_objects));
+	SET(md_node_set_u64(cen, "gc_bytes_outside_pymalloc", w->gc_outside_bytes));
+	SET(md_node_set_string(cen, "scope",
+			       w->gc_walked ? "live pymalloc blocks, and GC-tracked objects outside pymalloc (glibc chunks) "
+					      "through the interpreters' GC lists; untracked objects above 512 bytes are not seen"
+					    : "live pymalloc blocks only (objects above 512 bytes are glibc chunks: not censused)"));
 	SET(md_node_set(out, "census", cen));
 	/* Drainability: an arena is unmapped only when its last block is freed. */
 	struct md_node *arr = md_node_array();

@@ -450,6 +450,106 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 	return NULL;
 }
 
+/* ---- Census over the GC lists: GC-tracked objects outside pymalloc (glibc chunks) ----------- */
+
+#define GC_STEP_BUDGET (1u << 24)
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static bool in_arena(const uint64_t *starts, size_t n, uint64_t size, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (starts[mid] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && addr - starts[lo - 1] < size;
+}
+
+/* Each generation is a ring of PyGC_Head {_gc_next, _gc_prev}; objects in pymalloc blocks were
+ * censused by the block scan, the others are glibc chunks: the chunk's own size is their bytes. */
+static void census_gc(struct walker *k)
+{
+	const struct pym_roots *r = k->r;
+	struct pym_walk *w = k->w;
+	if (!r->off_gc_generations || !w->n_interps)
+		return;
+	uint64_t *starts = malloc((w->n_arenas ? w->n_arenas : 1) * sizeof(*starts));
+	if (!starts)
+		return;
+	for (size_t i = 0; i < w->n_arenas; i++)
+		starts[i] = w->arenas[i].address;
+	qsort(starts, w->n_arenas, sizeof(*starts), cmp_u64);
+	uint64_t budget = GC_STEP_BUDGET;
+	w->gc_walked = true;
+	for (size_t ii = 0; ii < w->n_interps; ii++) {
+		/* generations[0..2] (24 bytes each), then permanent_generation. */
+		for (unsigned g = 0; g < 4; g++) {
+			uint64_t head = w->interps[ii] + r->off_gc_generations + (uint64_t)g * 24 + (g == 3 ? 8 : 0);
+			uint64_t node, tortoise, power = 1, lam = 0;
+			if (!rd64(k->t, head, &node)) {
+				w->gc_broken = true;
+				continue;
+			}
+			tortoise = head;
+			while (node != head) {
+				if (!budget-- || !node || node % 8) {
+					finding(k, MD_FINDING_WARNING, head, -1,
+						"pymalloc: GC list at 0x%llx ends at 0x%llx without closing its ring",
+						(unsigned long long)head, (unsigned long long)node);
+					w->gc_broken = true;
+					break;
+				}
+				if (node == tortoise) {
+					finding(k, MD_FINDING_CORRUPT, head, -1, "pymalloc: GC list at 0x%llx loops at 0x%llx",
+						(unsigned long long)head, (unsigned long long)node);
+					w->gc_broken = true;
+					break;
+				}
+				if (power == lam) {
+					tortoise = node;
+					power *= 2;
+					lam = 0;
+				}
+				lam++;
+				w->gc_nodes++;
+				uint64_t ob[2], next;
+				if (!rd(k->t, node, &next, 8)) {
+					w->gc_broken = true;
+					break;
+				}
+				uint64_t obj = node + 16;
+				if (!in_arena(starts, w->n_arenas, r->arena_size, node) && rd(k->t, obj, ob, sizeof(ob)) &&
+				    (int64_t)ob[0] > 0) {
+					struct pym_type *ty = type_lookup(k, ob[1]);
+					uint64_t pre = ty ? pre_size(r, ty->flags) : 0;
+					uint64_t chunk = 0;
+					if (ty && pre >= 16 && rd64(k->t, obj - pre - 8, &chunk)) {
+						chunk &= ~(uint64_t)7;
+						if (chunk > (1ull << 40))
+							chunk = 0;
+						ty->count++;
+						ty->bytes += chunk;
+						w->gc_outside_objects++;
+						w->gc_outside_bytes += chunk;
+						w->census_objects++;
+						w->census_bytes += chunk;
+					}
+				}
+				node = next;
+			}
+		}
+	}
+	free(starts);
+}
+
 /* ---- Mode and interpreters ----------------------------------------------------------------- */
 
 static void detect_mode(struct walker *k)
@@ -519,6 +619,9 @@ static struct md_error *list_states(struct walker *k)
 	if (r->minor < 12) {
 		w->n_states = 1;
 		w->states[0].loc = r->global;
+		uint64_t main_interp = 0;
+		if (r->off_interp_main && rd64(k->t, r->runtime + r->off_interp_main, &main_interp) && main_interp)
+			w->interps[w->n_interps++] = main_interp;
 		return NULL;
 	}
 	uint64_t main_interp = 0, it = 0;
@@ -534,6 +637,7 @@ static struct md_error *list_states(struct walker *k)
 				return NULL;
 			}
 		seen[n_seen++] = it;
+		w->interps[w->n_interps++] = it;
 		int64_t id = -1;
 		uint64_t flags = 0, state = 0, next = 0;
 		rd(k->t, it + r->off_id, &id, 8);
@@ -599,6 +703,7 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 			tot->classes[c].blocks_available += s->classes[c].blocks_available;
 		}
 	}
+	census_gc(k);
 	if (w->mode == PYM_MODE_PYMALLOC && w->n_states == 1 && !w->states[0].maxarenas && !r->fn_pymalloc) {
 		w->mode = PYM_MODE_MALLOC;
 		snprintf(w->mode_detail, sizeof(w->mode_detail),

@@ -4,7 +4,7 @@
 # buffer, which allocates nothing (os.read would allocate its result first: one block off).
 #   usage: python pymalloc_truth.py MODE [N] [M]
 #   MODE basic     strings, tuples and ints, then every other one deleted
-#        census    N instances of Small (managed dict), M instances of Slotted (__slots__, GC)
+#        census    N instances of Small (managed dict), M of Slotted (__slots__), L of Big (> 512 B)
 #        threads   4 threads allocate, then idle blocked on a lock
 #        subinterp (3.12+) an isolated subinterpreter builds its own heap
 #        corrupt-loop / corrupt-header / corrupt-out   damage a pool after the truth
@@ -16,6 +16,7 @@ gc.disable()
 mode = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 M = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+L = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 out = os.write
 keep = []
 n = None  # every global exists before the figures: a new name could resize the module dict
@@ -24,6 +25,10 @@ n = None  # every global exists before the figures: a new name could resize the 
 class Small:
     def __init__(self, i):
         self.i = i
+
+
+class Big:  # 70 slots: 592 bytes with its GC head, above pymalloc's 512: a glibc chunk
+    __slots__ = tuple("s%d" % i for i in range(70))
 
 
 class Slotted:
@@ -41,7 +46,7 @@ if mode == "basic":
     keep = strs[::2] + tups[::3]
     del strs, tups
 elif mode == "census":
-    keep = [Small(i) for i in range(N)] + [Slotted(i) for i in range(M)]
+    keep = [Small(i) for i in range(N)] + [Slotted(i) for i in range(M)] + [Big() for i in range(L)]
 elif mode == "threads":
     import threading
     lock = threading.Lock()
