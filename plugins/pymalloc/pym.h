@@ -111,6 +111,7 @@ struct pym_walk {
 	uint64_t interps[PYM_MAX_STATES]; /* interpreters whose GC lists are walked */
 	size_t n_interps;
 	uint64_t gc_nodes, gc_outside_objects, gc_outside_bytes; /* GC-list census outside pymalloc */
+	uint64_t gc_exits_ignored;  /* _gc_next values leaving an arena that lead to no object */
 	bool gc_walked, gc_broken;
 	uint64_t corrupt_pools, corrupt_arenas, findings;
 	bool truncated;

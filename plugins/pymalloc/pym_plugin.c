@@ -217,6 +217,7 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	SET(md_node_set_u64(cen, "types", w->n_types));
 	SET(md_node_set_bool(cen, "gc_lists_walked", w->gc_walked && !w->gc_broken));
 	SET(md_node_set_u64(cen, "gc_nodes", w->gc_nodes));
+	SET(md_node_set_u64(cen, "gc_exits_ignored", w->gc_exits_ignored));
 	SET(md_node_set_u64(cen, "gc_objects_outside_pymalloc", w->gc_outside_objects));
 	SET(md_node_set_u64(cen, "gc_bytes_outside_pymalloc", w->gc_outside_bytes));
 	SET(md_node_set_string(cen, "scope",

@@ -19,6 +19,7 @@
 #define TYPE_OFF_FLAGS 168
 #define TYPE_READ 176
 #define NEG_SLOTS 4096
+#define GC_EXITS_MAX (1u << 24)
 
 struct walker {
 	struct md_target *t;
@@ -31,6 +32,11 @@ struct walker {
 	uint64_t ps, pe;
 	int pg;
 	uint64_t neg[NEG_SLOTS];   /* addresses known not to be type objects */
+	uint64_t arena_lo, arena_hi; /* the arena being walked */
+	/* _gc_next pointers of GC objects in pymalloc blocks that leave their arena: where the GC
+	 * rings enter memory outside pymalloc (census_gc follows only those stretches). */
+	uint64_t *exits;
+	size_t n_exits, cap_exits;
 	size_t n_neg;
 };
 
@@ -229,6 +235,23 @@ static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 		ty->bytes += size;
 		k->w->census_objects++;
 		k->w->census_bytes += size;
+		if ((ty->flags & TPFLAGS_HAVE_GC) && k->r->off_gc_generations && offs[i] >= 16) {
+			uint64_t next;
+			memcpy(&next, b + hook + offs[i] - 16, 8);
+			if ((next < k->arena_lo || next >= k->arena_hi) && next) {
+				if (k->n_exits == k->cap_exits) {
+					size_t cap = k->cap_exits ? k->cap_exits * 2 : 1024;
+					uint64_t *bigger = cap <= GC_EXITS_MAX ? realloc(k->exits, cap * sizeof(*bigger)) : NULL;
+					if (!bigger) {
+						k->w->gc_broken = true;
+						return;
+					}
+					k->exits = bigger;
+					k->cap_exits = cap;
+				}
+				k->exits[k->n_exits++] = next;
+			}
+		}
 		return;
 	}
 	k->w->unidentified_blocks++;
@@ -424,6 +447,8 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 			st->stats.bytes_arena_alignment += psize;
 		md_sink_region(k->sink, ao.address, ao.address + asize, ar->group, "pymalloc arena");
 		span(k, MD_SPAN_FREE, ao.address, base, ar->group);
+		k->arena_lo = ao.address;
+		k->arena_hi = ao.address + asize;
 		uint64_t carved = ao.pool_address - base;
 		if (carved && !rd(k->t, base, k->buf, carved)) {
 			finding(k, MD_FINDING_WARNING, base, ar->group, "pymalloc: arena at 0x%llx: %llu bytes of pools unreadable",
@@ -473,8 +498,19 @@ static bool in_arena(const uint64_t *starts, size_t n, uint64_t size, uint64_t a
 	return lo > 0 && addr - starts[lo - 1] < size;
 }
 
-/* Each generation is a ring of PyGC_Head {_gc_next, _gc_prev}; objects in pymalloc blocks were
- * censused by the block scan, the others are glibc chunks: the chunk's own size is their bytes. */
+/* Each generation is a ring of PyGC_Head {_gc_next, _gc_prev} through every tracked object.
+ * Objects in pymalloc blocks were censused by the block scan, which also kept the _gc_next
+ * pointers leaving an arena; the ring is followed from those (and from each generation head)
+ * only while it stays outside pymalloc, so each glibc-allocated GC object is read once and no
+ * pymalloc block is chased. Their bytes are the glibc chunk size in front of the allocation. */
+static bool is_head(const uint64_t *heads, size_t n, uint64_t a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (heads[i] == a)
+			return true;
+	return false;
+}
+
 static void census_gc(struct walker *k)
 {
 	const struct pym_roots *r = k->r;
@@ -482,69 +518,90 @@ static void census_gc(struct walker *k)
 	if (!r->off_gc_generations || !w->n_interps)
 		return;
 	uint64_t *starts = malloc((w->n_arenas ? w->n_arenas : 1) * sizeof(*starts));
+	uint64_t heads[PYM_MAX_STATES * 4];
+	size_t n_heads = 0;
 	if (!starts)
 		return;
 	for (size_t i = 0; i < w->n_arenas; i++)
 		starts[i] = w->arenas[i].address;
 	qsort(starts, w->n_arenas, sizeof(*starts), cmp_u64);
+	/* generations[0..2] (24 bytes each), then permanent_generation. */
+	for (size_t ii = 0; ii < w->n_interps; ii++)
+		for (unsigned g = 0; g < 4; g++) {
+			uint64_t head = w->interps[ii] + r->off_gc_generations + (uint64_t)g * 24 + (g == 3 ? 8 : 0), next;
+			heads[n_heads++] = head;
+			if (rd64(k->t, head, &next) && next != head && k->n_exits < GC_EXITS_MAX) {
+				if (k->n_exits == k->cap_exits) {
+					uint64_t *bigger = realloc(k->exits, (k->cap_exits + 8) * sizeof(*bigger));
+					if (!bigger)
+						continue;
+					k->exits = bigger;
+					k->cap_exits += 8;
+				}
+				k->exits[k->n_exits++] = next;
+			} else if (!rd64(k->t, head, &next)) {
+				w->gc_broken = true;
+			}
+		}
 	uint64_t budget = GC_STEP_BUDGET;
 	w->gc_walked = true;
-	for (size_t ii = 0; ii < w->n_interps; ii++) {
-		/* generations[0..2] (24 bytes each), then permanent_generation. */
-		for (unsigned g = 0; g < 4; g++) {
-			uint64_t head = w->interps[ii] + r->off_gc_generations + (uint64_t)g * 24 + (g == 3 ? 8 : 0);
-			uint64_t node, tortoise, power = 1, lam = 0;
-			if (!rd64(k->t, head, &node)) {
+	for (size_t e = 0; e < k->n_exits; e++) {
+		uint64_t node = k->exits[e], tortoise = 0, power = 1, lam = 0;
+		/* A _gc_next that does not lead to a readable object of a known type is not trusted as
+		 * an exit (an untracked object's stale head): ignored, counted. */
+		uint64_t first[4];
+		if (node % 8 || !readable(k->t, node, sizeof(first)) || !rd(k->t, node, first, sizeof(first)) ||
+		    (int64_t)first[2] <= 0 || !type_lookup(k, first[3])) {
+			w->gc_exits_ignored++;
+			continue;
+		}
+		while (!is_head(heads, n_heads, node) && !in_arena(starts, w->n_arenas, r->arena_size, node)) {
+			/* Static objects (3.12+ keeps GC heads of singletons inside _PyRuntime, in the
+			 * module's data): not heap, not censused, and where a stretch ends. */
+			const struct md_mapping *m = md_target_find_mapping(k->t, node);
+			if (m && m->kind == MD_MAP_FILE)
+				break;
+			if (!budget-- || !node || node % 8) {
+				finding(k, MD_FINDING_WARNING, node, -1,
+					"pymalloc: GC list reaches 0x%llx, not an object (%llu steps left; from 0x%llx)",
+					(unsigned long long)node, (unsigned long long)budget, (unsigned long long)k->exits[e]);
 				w->gc_broken = true;
-				continue;
+				break;
 			}
-			tortoise = head;
-			while (node != head) {
-				if (!budget-- || !node || node % 8) {
-					finding(k, MD_FINDING_WARNING, head, -1,
-						"pymalloc: GC list at 0x%llx ends at 0x%llx without closing its ring",
-						(unsigned long long)head, (unsigned long long)node);
-					w->gc_broken = true;
-					break;
-				}
-				if (node == tortoise) {
-					finding(k, MD_FINDING_CORRUPT, head, -1, "pymalloc: GC list at 0x%llx loops at 0x%llx",
-						(unsigned long long)head, (unsigned long long)node);
-					w->gc_broken = true;
-					break;
-				}
-				if (power == lam) {
-					tortoise = node;
-					power *= 2;
-					lam = 0;
-				}
-				lam++;
-				w->gc_nodes++;
-				uint64_t ob[2], next;
-				if (!rd(k->t, node, &next, 8)) {
-					w->gc_broken = true;
-					break;
-				}
-				uint64_t obj = node + 16;
-				if (!in_arena(starts, w->n_arenas, r->arena_size, node) && rd(k->t, obj, ob, sizeof(ob)) &&
-				    (int64_t)ob[0] > 0) {
-					struct pym_type *ty = type_lookup(k, ob[1]);
-					uint64_t pre = ty ? pre_size(r, ty->flags) : 0;
-					uint64_t chunk = 0;
-					if (ty && pre >= 16 && rd64(k->t, obj - pre - 8, &chunk)) {
-						chunk &= ~(uint64_t)7;
-						if (chunk > (1ull << 40))
-							chunk = 0;
-						ty->count++;
-						ty->bytes += chunk;
-						w->gc_outside_objects++;
-						w->gc_outside_bytes += chunk;
-						w->census_objects++;
-						w->census_bytes += chunk;
-					}
-				}
-				node = next;
+			if (node == tortoise) {
+				finding(k, MD_FINDING_CORRUPT, node, -1, "pymalloc: GC list loops at 0x%llx outside pymalloc",
+					(unsigned long long)node);
+				w->gc_broken = true;
+				break;
 			}
+			if (power == lam) {
+				tortoise = node;
+				power *= 2;
+				lam = 0;
+			}
+			lam++;
+			w->gc_nodes++;
+			uint64_t gh[4]; /* _gc_next, _gc_prev, ob_refcnt, ob_type */
+			if (!rd(k->t, node, gh, sizeof(gh))) {
+				finding(k, MD_FINDING_WARNING, node, -1, "pymalloc: GC list reaches unreadable 0x%llx",
+					(unsigned long long)node);
+				w->gc_broken = true;
+				break;
+			}
+			struct pym_type *ty = (int64_t)gh[2] > 0 ? type_lookup(k, gh[3]) : NULL;
+			uint64_t pre = ty ? pre_size(r, ty->flags) : 0, chunk = 0;
+			if (ty && pre >= 16 && rd64(k->t, node + 16 - pre - 8, &chunk)) {
+				chunk &= ~(uint64_t)7;
+				if (chunk > (1ull << 40))
+					chunk = 0;
+				ty->count++;
+				ty->bytes += chunk;
+				w->gc_outside_objects++;
+				w->gc_outside_bytes += chunk;
+				w->census_objects++;
+				w->census_bytes += chunk;
+			}
+			node = gh[0];
 		}
 	}
 	free(starts);
@@ -713,6 +770,7 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 		md_sink_finding(sink, MD_FINDING_INFO, 0, -1, "pymalloc: %llu more findings not shown",
 				(unsigned long long)(w->findings - PYM_FINDINGS_MAX));
 out:
+	free(k->exits);
 	free(k->buf);
 	free(k);
 	return err;
