@@ -112,6 +112,7 @@ $(BUILD)/targets/glibc_truth_static_stripped: $(BUILD)/targets/glibc_truth_stati
 	strip -o $@ $<
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
+TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 

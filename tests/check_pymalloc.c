@@ -199,6 +199,25 @@ START_TEST(test_debian_stripped)
 }
 END_TEST
 
+/* Debian's libpython3.11.so.1.0 (stripped, PIC) in an embedding program. */
+START_TEST(test_debian_embedder)
+{
+	SKIP_WITHOUT_PTRACE();
+	char script[PATH_MAX];
+	const char *args[] = {script_path(script, sizeof(script)), "basic", NULL};
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "pyembed", args));
+	struct md_node *py;
+	struct md_node *report = attach_py(&p, NULL, &py);
+	ck_assert_str_eq(md_node_get_string(md_node_get(py, "symbols")), "heuristic");
+	ck_assert_msg(strstr(md_node_get_string(md_node_get(py, "module")), "libpython3.11.so.1.0"), "module %s",
+		      md_node_get_string(md_node_get(py, "module")));
+	check_exact("embedded libpython3.11", &p, py);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 static const char *const pyenv_versions[] = {"3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"};
 
 /* Every pyenv build: symbols (and DWARF for 3.12/3.13), then the built-in table alone. */
@@ -398,6 +417,7 @@ Suite *pymalloc_suite(void)
 	TCase *tc = tcase_create("truth");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_debian_stripped);
+	tcase_add_test(tc, test_debian_embedder);
 	tcase_add_loop_test(tc, test_pyenv_version, 0, (int)(sizeof(pyenv_versions) / sizeof(pyenv_versions[0])));
 	tcase_add_test(tc, test_subinterpreter_312);
 	tcase_add_loop_test(tc, test_census, 0, 4);

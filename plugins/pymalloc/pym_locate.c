@@ -78,14 +78,18 @@ static size_t rip_loads(struct md_target *t, const struct md_module *m, const ch
 	cs_insn *insn = NULL;
 	size_t n = cs_disasm(cs, code, len, s.address, 0, &insn), found = 0;
 	for (size_t i = 0; i < n && found < max; i++) {
-		if (insn[i].id != X86_INS_MOV || !insn[i].detail)
+		if (!insn[i].detail)
 			continue;
 		const cs_x86 *x = &insn[i].detail->x86;
-		if (x->op_count != 2 || x->operands[0].type != X86_OP_REG || x->operands[1].type != X86_OP_MEM ||
-		    x->operands[1].mem.base != X86_REG_RIP)
+		const cs_x86_op *mem = NULL;
+		if (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG)
+			mem = &x->operands[1];
+		else if ((insn[i].id == X86_INS_JMP || insn[i].id == X86_INS_CALL) && x->op_count == 1)
+			mem = &x->operands[0]; /* PIC: `jmp *_PyObject+8(%rip)` */
+		if (!mem || mem->type != X86_OP_MEM || mem->mem.base != X86_REG_RIP)
 			continue;
-		addrs[found] = insn[i].address + insn[i].size + (uint64_t)x->operands[1].mem.disp;
-		sizes[found++] = x->operands[1].size;
+		addrs[found] = insn[i].address + insn[i].size + (uint64_t)mem->mem.disp;
+		sizes[found++] = mem->size;
 	}
 	if (n)
 		cs_free(insn, n);
