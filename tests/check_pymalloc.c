@@ -248,19 +248,20 @@ START_TEST(test_pyenv_version)
 }
 END_TEST
 
-/* 3.12 keeps a state per interpreter: an isolated subinterpreter's arenas are walked too. */
-START_TEST(test_subinterpreter_312)
+/* 3.12 keeps a state per interpreter, 3.13 a pointer to one: an isolated subinterpreter's arenas
+ * are walked too. */
+START_TEST(test_subinterpreter)
 {
 	SKIP_WITHOUT_PTRACE();
-	const char *python = PYENV "/3.12.1/bin/python3";
+	const char *python = _i ? PYENV "/3.13.0/bin/python3" : PYENV "/3.12.1/bin/python3";
 	if (access(python, X_OK) != 0)
-		MD_SKIP("pyenv 3.12.1 is not installed");
+		MD_SKIP("%s is not installed", python);
 	struct md_test_proc p;
 	ck_assert(py_start(&p, python, NULL, "subinterp", NULL, NULL));
 	struct md_node *py;
 	struct md_node *report = attach_py(&p, NULL, &py);
 	ck_assert_uint_ge(md_node_count(md_node_get(py, "interpreters")), 2);
-	check_exact("3.12 with a subinterpreter", &p, py);
+	check_exact(python, &p, py);
 	struct md_node *sub = interp_by_id(py, 1);
 	ck_assert_msg(sub != NULL, "no interpreter 1");
 	/* 80k non-empty tuples in the subinterpreter: its own arenas hold them. */
@@ -419,7 +420,7 @@ Suite *pymalloc_suite(void)
 	tcase_add_test(tc, test_debian_stripped);
 	tcase_add_test(tc, test_debian_embedder);
 	tcase_add_loop_test(tc, test_pyenv_version, 0, (int)(sizeof(pyenv_versions) / sizeof(pyenv_versions[0])));
-	tcase_add_test(tc, test_subinterpreter_312);
+	tcase_add_loop_test(tc, test_subinterpreter, 0, 2);
 	tcase_add_loop_test(tc, test_census, 0, 4);
 	tcase_add_test(tc, test_threads);
 	tcase_add_loop_test(tc, test_other_allocators, 0, 5);

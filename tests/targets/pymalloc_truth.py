@@ -67,10 +67,14 @@ elif mode == "threads":
 elif mode == "subinterp":
     try:
         import _xxsubinterpreters as si
+        sid = si.create(isolated=True)
     except ImportError:
-        out(1, b"skip no _xxsubinterpreters\n")
-        sys.exit(0)
-    sid = si.create(isolated=True)
+        try:
+            import _interpreters as si  # 3.13: isolated by default
+            sid = si.create()
+        except ImportError:
+            out(1, b"skip no subinterpreter module\n")
+            sys.exit(0)
     si.run_string(sid, "import gc\ngc.disable()\nx = [tuple(range(i % 5)) for i in range(100000)]\n")
     keep = ["m%d" % i for i in range(30000)]
 elif mode.startswith("corrupt"):
