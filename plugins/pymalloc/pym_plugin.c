@@ -48,8 +48,8 @@ static bool pym_quiescent(void *state, struct md_target *t, char *why, size_t wh
 static struct md_error *pym_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)
 {
 	struct pym_plugin_state *s = state;
-	if (s->walked)
-		pym_walk_deinit(&s->walk);
+	/* Also after a failed walk: what it allocated is still owned by s->walk. */
+	pym_walk_deinit(&s->walk);
 	struct md_error *err = pym_walk_run(t, &s->roots, sink, inconsistent, &s->walk);
 	s->walked = !err;
 	return err;
