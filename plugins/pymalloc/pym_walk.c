@@ -19,7 +19,7 @@
 #define TYPE_OFF_FLAGS 168
 #define TYPE_READ 176
 #define NEG_SLOTS 4096
-#define GC_EXITS_MAX (1u << 24)
+#define GC_EXITS_MAX (1u << 20) /* 8 MiB of exits at most: memory must not grow with the heap */
 
 struct walker {
 	struct md_target *t;
@@ -189,6 +189,10 @@ static struct pym_type *type_lookup(struct walker *k, uint64_t a)
 		if (ok) {
 			name[want] = 0;
 			ok = name[0] != 0;
+			/* Target bytes: control characters never reach a report. */
+			for (char *c = name; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					*c = '?';
 		}
 	}
 	if (!ok) {
