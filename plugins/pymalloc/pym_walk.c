@@ -230,7 +230,10 @@ static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 		uint64_t tp;
 		memcpy(&refcnt, b + hook + offs[i], 8);
 		memcpy(&tp, b + hook + offs[i] + 8, 8);
-		if (refcnt <= 0 || !tp)
+		/* Type objects are static data or heap types (> 512 bytes, glibc chunks): never inside a
+		 * pymalloc arena. This rejects a GC head's _gc_prev (read as ob_type at offset 0) without
+		 * a read of the target. */
+		if (refcnt <= 0 || !tp || tp % 8 || (tp >= k->arena_lo && tp < k->arena_hi))
 			continue;
 		struct pym_type *ty = type_lookup(k, tp);
 		if (!ty || pre_size(k->r, ty->flags) != offs[i])
