@@ -137,6 +137,7 @@ $(BUILD)/targets/musl_truth_dynamic: tests/targets/musl/musl_truth.c tests/targe
 	$(MUSL_GCC) $(MUSL_TARGET_FLAGS) -o $@ $<
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
+TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 

@@ -62,10 +62,14 @@ if command -v musl-gcc >/dev/null; then
 	musl-gcc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -static -o "$BUILD/bench/heapgen_musl" bench/heapgen.c
 	row 1000000 "$BUILD/bench/heapgen_musl" " (musl static)"
 fi
+# The CPython row (issue 14): Debian's python3.11 holding 1M small objects in pymalloc.
+[ -x /usr/bin/python3.11 ] && row 1000000 bench/pyheap.sh " (CPython objects)"
 {
 	echo
 	echo "Goals (issue 3): the 1M-chunk heap analysed end to end in ≤ 0.25 s, the 5M-chunk heap in ≤ 1.4 s;"
 	echo "pause ≤ 1.5× the raw read plus the thread stops; peak RSS ≤ 64 MiB + 1% of the target's heap."
+	echo "CPython row (issue 14): python3.11 with 1M small objects (bench/pyheap.py), pymalloc walked with"
+	echo "its type census; goal: pause ≤ 1.5× the raw read of the resident heap."
 } >> "$tmp"
 
 # Busy threads (issue 11, case 9): tests/targets/busy_threads.c, 8 workers in a malloc/free/realloc

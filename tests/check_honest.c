@@ -571,6 +571,7 @@ END_TEST
  * advice does not say there is nothing to do. */
 static void check_unanalysed_with(const char *const *launch_args, const char *name, const char *module_part,
 				  const char *only_plugin);
+static void check_walked_by(const char *const *launch_args, const char *plugin);
 static void check_unanalysed(const char *const *launch_args, const char *name, const char *module_part)
 {
 	check_unanalysed_with(launch_args, name, module_part, NULL);
@@ -629,7 +630,9 @@ START_TEST(test_unanalysed_python)
 	if (access("/usr/bin/python3", X_OK) != 0)
 		MD_SKIP("no /usr/bin/python3");
 	const char *args[] = { "/usr/bin/python3", "-c", python_code, NULL };
-	check_unanalysed(args, "pymalloc", "python3");
+	/* Without the pymalloc plugin (--plugin glibc) pymalloc is named; with it, walked. */
+	check_unanalysed_with(args, "pymalloc", "python3", "glibc");
+	check_walked_by(args, "pymalloc");
 
 	/* watch: partial (10), and a stable gap is not called overhead: it holds pymalloc's arenas */
 	struct md_test_proc p;
@@ -637,7 +640,7 @@ START_TEST(test_unanalysed_python)
 	char pid[32];
 	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
 	char *out = NULL, *err = NULL;
-	const char *w[] = { "watch", pid, "--interval", "0.1", "--count", "3", "--no-color", NULL };
+	const char *w[] = { "watch", "--plugin", "glibc", pid, "--interval", "0.1", "--count", "3", "--no-color", NULL };
 	ck_assert_int_eq(run(w, &out, &err), 10);
 	ck_assert_ptr_null(strstr(out, "normal overhead"));
 	ck_assert_ptr_nonnull(strstr(out, "pymalloc"));

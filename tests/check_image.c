@@ -113,6 +113,7 @@ static size_t anchors_of(const char *plugin, struct md_target *t, void *state, u
 #include "../plugins/glibc/glibc_internal.h"
 #include "../plugins/jemalloc/jem_locate.h"
 #include "../plugins/musl/musl.h"
+#include "../plugins/pymalloc/pym.h"
 
 static size_t anchors_of(const char *plugin, struct md_target *t, void *state, uint64_t *anchors)
 {
@@ -147,6 +148,32 @@ static size_t anchors_of(const char *plugin, struct md_target *t, void *state, u
 		if (r->bin_infos)
 			anchors[n_anchors++] = r->bin_infos;
 		anchors[n_anchors++] = r->emap + 120 + 8 * ((a0 >> 30) & 0x3ffff);
+		return n_anchors;
+	}
+	if (strcmp(plugin, "pymalloc") == 0) {
+		const struct pym_roots *r = state;
+		uint64_t arenas = 0, main_interp = 0;
+		anchors[n_anchors++] = r->global.arenas_addr;
+		anchors[n_anchors++] = r->global.maxarenas_addr;
+		if (r->global.raw_addr)
+			anchors[n_anchors++] = r->global.raw_addr;
+		if (r->obj_allocator)
+			anchors[n_anchors++] = r->obj_allocator;
+		md_error_destroy(md_target_read_u64(t, r->global.arenas_addr, &arenas));
+		for (unsigned i = 0; arenas && i < 4; i++) {
+			uint64_t addr = 0;
+			md_error_destroy(md_target_read_u64(t, arenas + i * PYM_ARENA_OBJECT, &addr));
+			anchors[n_anchors++] = arenas + i * PYM_ARENA_OBJECT;
+			if (addr) {
+				uint64_t base = (addr + r->pool_size - 1) & ~(r->pool_size - 1);
+				anchors[n_anchors++] = base;
+				anchors[n_anchors++] = base + r->pool_size;
+			}
+		}
+		if (r->off_interp_main)
+			md_error_destroy(md_target_read_u64(t, r->runtime + r->off_interp_main, &main_interp));
+		if (main_interp && r->off_gc_generations && n_anchors < 16)
+			anchors[n_anchors++] = main_interp + r->off_gc_generations;
 		return n_anchors;
 	}
 	const struct glibc_state *s = state;
@@ -258,8 +285,9 @@ static void replay(const char *plugin_name)
 		double dt = now_s() - t0;
 		fprintf(stderr, "image: %s %s: %u findings, %.3f s\n", plugin_name, name, findings, dt);
 		ck_assert_msg(dt < 5.0, "%s %s: walk took %.1f s", plugin_name, name, dt);
-		if (!script && (strcmp(plugin_name, "jemalloc") == 0 || strcmp(plugin_name, "musl") == 0))
-			ck_assert_msg(findings == 0, "the unmutated jemalloc seed gave %u findings", findings);
+		if (!script && (strcmp(plugin_name, "jemalloc") == 0 || strcmp(plugin_name, "musl") == 0 ||
+				strcmp(plugin_name, "pymalloc") == 0))
+			ck_assert_msg(findings == 0, "the unmutated %s seed gave %u findings", plugin_name, findings);
 		free(script);
 		replayed++;
 	}
@@ -269,6 +297,12 @@ static void replay(const char *plugin_name)
 	md_target_destroy(image);
 	dlclose(so);
 }
+
+START_TEST(test_regressions_pymalloc)
+{
+	replay("pymalloc");
+}
+END_TEST
 
 START_TEST(test_regressions_jemalloc)
 {
@@ -298,6 +332,7 @@ Suite *image_suite(void)
 	tcase_add_test(tc, test_regressions_jemalloc);
 	tcase_add_test(tc, test_regressions_glibc);
 	tcase_add_test(tc, test_regressions_musl);
+	tcase_add_test(tc, test_regressions_pymalloc);
 	suite_add_tcase(s, tc);
 	return s;
 }
