@@ -15,7 +15,7 @@ int main(void)
 		node_suite, procfs_suite, symbols_suite, classify_suite, render_suite, plugin_suite,
 		attach_suite, glibc_suite, glibc_heuristic_suite, glibc_nodebug_suite, jemalloc_suite, core_suite, hardening_suite,
 		map_suite, watch_suite, html_suite, image_suite, package_suite, debuginfod_suite,
-		glibc_versions_suite, cgroup_suite,
+		glibc_versions_suite, cgroup_suite, tcmalloc_suite,
 	};
 	char skip_log[] = "/tmp/md-skips-XXXXXX";
 	int fd = mkstemp(skip_log);

@@ -31,6 +31,7 @@ Suite *image_suite(void) __attribute__((weak));
 Suite *package_suite(void) __attribute__((weak));
 Suite *debuginfod_suite(void) __attribute__((weak));
 Suite *cgroup_suite(void) __attribute__((weak));
+Suite *tcmalloc_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name) and of memdissect ($MEMDISSECT). */

@@ -101,16 +101,16 @@ struct md_error *tc_locate(struct md_target *t, struct tc_roots *r)
 	const char *base = strrchr(mod->name, '/') ? strrchr(mod->name, '/') + 1 : mod->name;
 	if (strstr(base, "_debug"))
 		return md_error_create(MD_ERR_UNSUPPORTED,
-				       "tcmalloc: %s is a debug variant (blocks wrapped, frees quarantined): not supported",
+				       "%s is a debug variant (blocks wrapped, frees quarantined): not supported",
 				       base);
 	find_version(t, mod, r->version, sizeof(r->version));
 	if (r->version[0] && strcmp(r->version, "2.10") != 0)
 		return md_error_create(MD_ERR_UNSUPPORTED,
-				       "tcmalloc: gperftools %s in %s is not supported (only 2.10: later versions moved the page-heap lock and shifted offsets)",
+				       "gperftools %s in %s is not supported (only 2.10: later versions moved the page-heap lock and shifted offsets)",
 				       r->version, base);
 	if (!have_symbol(t, mod, SYM_LOCK, &lock))
 		return md_error_create(MD_ERR_UNSUPPORTED,
-				       "tcmalloc: %s has no tcmalloc::Static::pageheap_lock_ symbol (gperftools %s): only 2.10 is supported",
+				       "%s has no tcmalloc::Static::pageheap_lock_ symbol (gperftools %s): only 2.10 is supported",
 				       base, r->version[0] ? r->version : "of unknown version");
 	r->module = mod;
 	r->is_static = is_static;
@@ -126,23 +126,23 @@ struct md_error *tc_locate(struct md_target *t, struct tc_roots *r)
 				snprintf(r->variant, sizeof(r->variant), "%s", known_builds[i].variant);
 		if (strcmp(r->variant, "unknown") == 0 && !r->version[0])
 			return md_error_create(MD_ERR_UNSUPPORTED,
-					       "tcmalloc: %s (build-id %s) is neither a known Debian 2.10 build nor says its version",
+					       "%s (build-id %s) is neither a known Debian 2.10 build nor says its version",
 					       base, mod->build_id ? mod->build_id : "none");
 	} else {
 		/* The .symtab names the hidden statics: they must sit where the invariant says. */
 		struct md_symbol s;
 		if (have_symbol(t, mod, SYM_PAGEHEAP, &s) && s.address != r->pageheap)
 			return md_error_create(MD_ERR_UNSUPPORTED,
-					       "tcmalloc: Static::pageheap_ at 0x%llx, not pageheap_lock_ - 0x%x: not the 2.10 layout",
+					       "Static::pageheap_ at 0x%llx, not pageheap_lock_ - 0x%x: not the 2.10 layout",
 					       (unsigned long long)s.address, TC_LOCK_TO_PAGEHEAP);
 		if (have_symbol(t, mod, SYM_SIZEMAP, &s) && s.address != r->sizemap)
-			return md_error_create(MD_ERR_UNSUPPORTED, "tcmalloc: Static::sizemap_ is not where 2.10 has it");
+			return md_error_create(MD_ERR_UNSUPPORTED, "Static::sizemap_ is not where 2.10 has it");
 		if (have_symbol(t, mod, SYM_CENTRAL, &s) && s.address != r->central)
-			return md_error_create(MD_ERR_UNSUPPORTED, "tcmalloc: Static::central_cache_ is not where 2.10 has it");
+			return md_error_create(MD_ERR_UNSUPPORTED, "Static::central_cache_ is not where 2.10 has it");
 	}
 	struct md_symbol s;
 	if (!have_symbol(t, mod, SYM_INITED, &s) || !have_symbol(t, mod, SYM_HEAPS, &s))
-		return md_error_create(MD_ERR_UNSUPPORTED, "tcmalloc: %s lacks Static::inited_ or ThreadCache::thread_heaps_",
+		return md_error_create(MD_ERR_UNSUPPORTED, "%s lacks Static::inited_ or ThreadCache::thread_heaps_",
 				       base);
 	have_symbol(t, mod, SYM_INITED, &s);
 	r->inited = s.address;

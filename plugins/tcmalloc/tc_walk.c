@@ -195,7 +195,7 @@ static struct md_error *read_sizemap(struct ctx *c)
 		return err;
 	uint32_t n = u32_at(sm, TC_SM_NUM_CLASSES);
 	if (n < 2 || n > TC_MAX_CLASSES)
-		return md_error_create(MD_ERR_BAD_DATA, "tcmalloc: size map at 0x%" PRIx64 " says %u size classes (2.10 has 86)",
+		return md_error_create(MD_ERR_BAD_DATA, "size map at 0x%" PRIx64 " says %u size classes (2.10 has 86)",
 				       c->r->sizemap, n);
 	c->ncl = n;
 	uint64_t prev = 0;
@@ -205,13 +205,13 @@ static struct md_error *read_sizemap(struct ctx *c)
 		uint64_t pg = u64_at(sm, TC_SM_CLASS_TO_PAGES + 8 * cl);
 		if (cl == 0) {
 			if (sz != 0)
-				return md_error_create(MD_ERR_BAD_DATA, "tcmalloc: size class 0 has size %d, not 0", sz);
+				return md_error_create(MD_ERR_BAD_DATA, "size class 0 has size %d, not 0", sz);
 			continue;
 		}
 		if (sz <= 0 || (uint64_t)sz <= prev || sz % 8 || sz > (256 << 10) || pg < 1 || pg > TC_MAX_PAGES || mv < 1 ||
 		    mv > 32768 || pg * TC_PAGE < (uint64_t)sz)
 			return md_error_create(MD_ERR_BAD_DATA,
-					       "tcmalloc: size class %u is broken (size %d, %" PRIu64 " pages, %d to move)", cl, sz,
+					       "size class %u is broken (size %d, %" PRIu64 " pages, %d to move)", cl, sz,
 					       pg, mv);
 		c->size[cl] = (uint64_t)sz;
 		c->pages[cl] = pg;
@@ -386,7 +386,13 @@ static void walk_free_lists(struct ctx *c)
 			unsigned want = ret ? TC_ON_RETURNED : TC_ON_NORMAL;
 			for (size_t steps = 0; x != head; steps++) {
 				const struct span_rec *s = span_by_ptr(c, x);
-				if (!s || steps > c->nspans) {
+				if (steps > c->nspans) {
+					finding(c, MD_FINDING_CORRUPT, x,
+						"page heap free_[%u].%s loops (more than %zu spans, at 0x%" PRIx64 ")", i,
+						ret ? "returned" : "normal", c->nspans, x);
+					break;
+				}
+				if (!s) {
 					finding(c, MD_FINDING_CORRUPT, x,
 						"page heap free_[%u].%s: 0x%" PRIx64 " is not a span of the page map", i,
 						ret ? "returned" : "normal", x);
@@ -591,6 +597,18 @@ static void walk_thread_caches(struct ctx *c, uint64_t **caches_ret, size_t *nca
 			if (k < len && !o)
 				finding(c, MD_FINDING_WARNING, h, "thread cache 0x%" PRIx64 " list %u: length_ %u, %u objects on it", h,
 					cl, len, k);
+			/* The list ends in NULL right after length_ objects (linked_list.h). */
+			if (k == len && o) {
+				if (!object_ok(c, o, cl, NULL)) {
+					finding(c, MD_FINDING_CORRUPT, o,
+						"thread cache 0x%" PRIx64 " list %u: 0x%" PRIx64 " is not an object of the class", h, cl,
+						o);
+					c->w->bad_objects++;
+				} else {
+					finding(c, MD_FINDING_WARNING, h, "thread cache 0x%" PRIx64 " list %u is longer than its length_ %u",
+						h, cl, len);
+				}
+			}
 		}
 		if (walked != (uint64_t)(int64_t)size)
 			finding(c, MD_FINDING_WARNING, h, "thread cache 0x%" PRIx64 ": size_ %d, its lists hold %" PRIu64 " bytes", h,

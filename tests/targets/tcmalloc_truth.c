@@ -147,8 +147,10 @@ static void corrupt(const char *mode)
 	void *big = worker_large[N_WORKERS][1]; /* a live large span of the main thread */
 	if (strcmp(mode, "thread_list") == 0) {
 		/* The head of the main thread's 64-byte list links to unmapped memory. */
-		void *p = malloc(64);
-		free(p);
+		void *(*volatile do_malloc)(size_t) = malloc; /* not elided as a malloc/free pair */
+		void (*volatile do_free)(void *) = free;
+		void *p = do_malloc(64);
+		do_free(p);
 		bad = 0x10000000000ULL - 0x40;
 		*(uint64_t *)p = bad;
 	} else if (strcmp(mode, "pagemap_unmapped") == 0) {
