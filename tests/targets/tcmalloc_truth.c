@@ -4,7 +4,8 @@
  * against nothing (tcmalloc_truth_plain, to be run with LD_PRELOAD) and statically against
  * libtcmalloc_minimal.a (tcmalloc_truth_static): the MallocExtension functions are weak
  * references, resolved at load time from whichever tcmalloc is there (dlsym as the fallback).
- * Arguments: none (the threaded heap), "million" (1M objects, 3/4 freed: the panel program), or a
+ * Arguments: none (the threaded heap), "small" (1/40 of it: the fuzz seed), "million" (1M
+ * objects, 3/4 freed: the panel program), or a
  * damage mode (see corrupt()) applied after the truth is printed: "bad_addr 0x..." names the
  * address the finding must carry.
  * Commands on stdin:
@@ -32,6 +33,7 @@ extern void *tc_malloc(size_t size) __attribute__((weak));
 static void *worker_small[N_WORKERS + 1][N_SMALL];
 static void *worker_large[N_WORKERS + 1][N_LARGE];
 static void **million;
+static unsigned n_small = N_SMALL, n_large = N_LARGE; /* "small": 1/40 of it, for the fuzz seed */
 static pthread_barrier_t built;
 static int block_pipe[2]; /* never written: workers park in read() keeping their thread caches */
 
@@ -67,16 +69,16 @@ static void build(unsigned k)
 {
 	static const size_t sizes[] = {8, 16, 24, 40, 64, 100, 128, 200, 256, 500, 1000, 1024, 2000, 4096, 7000, 12000, 30000};
 	uint64_t s = 0x9e3779b97f4a7c15ULL * (k + 1);
-	for (unsigned i = 0; i < N_SMALL; i++)
+	for (unsigned i = 0; i < n_small; i++)
 		worker_small[k][i] = xmalloc(sizes[rng_next(&s) % (sizeof(sizes) / sizeof(sizes[0]))]);
-	for (unsigned i = 0; i < N_LARGE; i++)
+	for (unsigned i = 0; i < n_large; i++)
 		worker_large[k][i] = xmalloc(300000 + (rng_next(&s) % 16) * 65536);
-	for (unsigned i = 0; i < N_SMALL; i++)
+	for (unsigned i = 0; i < n_small; i++)
 		if (i % 4 != 0) {
 			free(worker_small[k][i]);
 			worker_small[k][i] = NULL;
 		}
-	for (unsigned i = 0; i < N_LARGE; i += 2) {
+	for (unsigned i = 0; i < n_large; i += 2) {
 		free(worker_large[k][i]);
 		worker_large[k][i] = NULL;
 	}
@@ -203,6 +205,10 @@ int main(int argc, char **argv)
 		die("tcmalloc is not loaded");
 	if (pipe(block_pipe) < 0)
 		die("pipe");
+	if (strcmp(mode, "small") == 0) {
+		n_small = N_SMALL / 40;
+		n_large = 4;
+	}
 	if (strcmp(mode, "million") == 0) {
 		static const size_t sizes[] = {16, 32, 48, 64, 100, 128, 200, 256};
 		uint64_t s = 42;
@@ -222,17 +228,17 @@ int main(int argc, char **argv)
 		pthread_barrier_wait(&built);
 		/* Some free spans go back to the system (returned), then more frees make normal ones. */
 		release_free();
-		for (unsigned i = 1; i < N_LARGE; i += 4) {
-			free(worker_large[N_WORKERS][i + 2 < N_LARGE ? i + 2 : i]);
-			worker_large[N_WORKERS][i + 2 < N_LARGE ? i + 2 : i] = NULL;
+		for (unsigned i = 1; i < n_large; i += 4) {
+			free(worker_large[N_WORKERS][i + 2 < n_large ? i + 2 : i]);
+			worker_large[N_WORKERS][i + 2 < n_large ? i + 2 : i] = NULL;
 		}
-		for (unsigned i = 0; i < N_SMALL; i += 8) {
+		for (unsigned i = 0; i < n_small; i += 8) {
 			free(worker_small[N_WORKERS][i]);
 			worker_small[N_WORKERS][i] = NULL;
 		}
 	}
 	print_truth();
-	if (strcmp(mode, "heap") != 0 && strcmp(mode, "million") != 0)
+	if (strcmp(mode, "heap") != 0 && strcmp(mode, "million") != 0 && strcmp(mode, "small") != 0)
 		corrupt(mode);
 	md_say("ready\n");
 	char cmd[64];
