@@ -112,10 +112,13 @@ static size_t anchors_of(const char *plugin, struct md_target *t, void *state, u
 
 #include "../plugins/glibc/glibc_internal.h"
 #include "../plugins/jemalloc/jem_locate.h"
+#include "../plugins/tcmalloc/tc_anchors.h"
 
 static size_t anchors_of(const char *plugin, struct md_target *t, void *state, uint64_t *anchors)
 {
 	size_t n_anchors = 0;
+	if (strcmp(plugin, "tcmalloc") == 0)
+		return tc_fuzz_anchors(t, state, anchors);
 	if (strcmp(plugin, "jemalloc") == 0) {
 		const struct jem_roots *r = state;
 		const struct jem_layout *l = &r->layout;
@@ -245,8 +248,8 @@ static void replay(const char *plugin_name)
 		double dt = now_s() - t0;
 		fprintf(stderr, "image: %s %s: %u findings, %.3f s\n", plugin_name, name, findings, dt);
 		ck_assert_msg(dt < 5.0, "%s %s: walk took %.1f s", plugin_name, name, dt);
-		if (!script && strcmp(plugin_name, "jemalloc") == 0)
-			ck_assert_msg(findings == 0, "the unmutated jemalloc seed gave %u findings", findings);
+		if (!script && strcmp(plugin_name, "glibc") != 0)
+			ck_assert_msg(findings == 0, "the unmutated %s seed gave %u findings", plugin_name, findings);
 		free(script);
 		replayed++;
 	}
@@ -269,6 +272,12 @@ START_TEST(test_regressions_glibc)
 }
 END_TEST
 
+START_TEST(test_regressions_tcmalloc)
+{
+	replay("tcmalloc");
+}
+END_TEST
+
 Suite *image_suite(void)
 {
 	Suite *s = suite_create("image");
@@ -278,6 +287,7 @@ Suite *image_suite(void)
 	tcase_add_test(tc, test_image_mutate_undo);
 	tcase_add_test(tc, test_regressions_jemalloc);
 	tcase_add_test(tc, test_regressions_glibc);
+	tcase_add_test(tc, test_regressions_tcmalloc);
 	suite_add_tcase(s, tc);
 	return s;
 }
