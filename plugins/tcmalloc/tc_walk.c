@@ -804,7 +804,9 @@ static void emit_all(struct ctx *c)
 		finding(c, MD_FINDING_INFO, 0,
 			"%" PRIu64 " bytes of returned (released) spans are resident again: written after the release?",
 			c->w->returned_resident_bytes);
-	/* Structures: spans, leaves, large-set nodes, thread caches, merged. */
+	/* Structures: static_vars.o's .bss (page heap with the page-map root, central free lists,
+	 * size map, up to the page-heap lock), spans, leaves, large-set nodes, thread caches. */
+	add_meta(c, c->r->pageheap, c->r->pageheap_lock + 4 - c->r->pageheap);
 	qsort(c->meta, c->nmeta, sizeof(*c->meta), cmp_range);
 	for (size_t i = 0; i < c->nmeta;) {
 		uint64_t s = c->meta[i].start, e = c->meta[i].end;
