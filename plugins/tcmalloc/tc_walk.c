@@ -36,6 +36,27 @@ struct region_acc {
 	uint64_t lo, hi;
 };
 
+/* An object of a small span whose first word could be a free-list link: NULL-free, pointing to an
+ * object boundary of a span of the same class. Found while streaming every small span once in
+ * address order, so that following a free list is a lookup, not a read of a random block of the
+ * target (a miss in the read cache costs 256 KiB). */
+struct link {
+	uint64_t addr, next;
+};
+
+/* One singly linked list of free objects being followed: a transfer slot's chain or a thread
+ * cache's list. */
+struct cursor {
+	uint64_t o;     /* the next object */
+	uint64_t owner; /* the thread cache's address, or the transfer slot's number */
+	uint32_t left;  /* objects the container says are still to come */
+	uint32_t seen;
+	uint32_t cache; /* index of the thread cache */
+	uint16_t cl;
+	uint8_t kind;
+	bool done;
+};
+
 struct ctx {
 	struct md_target *t;
 	struct md_sink *sink;
@@ -52,6 +73,10 @@ struct ctx {
 	struct range *meta;
 	size_t nmeta, capmeta;
 	uint8_t *tail; /* PageHeap from TC_PH_TAIL to its end */
+	struct cursor *cur; /* transfer-slot chains and thread-cache lists */
+	size_t ncur, capcur;
+	struct link *links; /* sorted by address: objects whose first word is a free-list link */
+	size_t nlinks, caplinks;
 	/* emission */
 	bool pending;
 	enum md_span_kind pk;
@@ -469,9 +494,170 @@ static void walk_large_set(struct ctx *c, uint64_t set, bool returned)
 
 /* ---- central free lists and transfer caches ------------------------------------------------ */
 
+#define MAX_LINKS (1u << 22) /* 64 MiB of links at most: beyond, free-list links are read */
+#define STREAM_WINDOW (1u << 20)
+
+/* The first word of object o: from the link index, else read. */
+static bool next_of(struct ctx *c, uint64_t o, uint64_t *next_ret)
+{
+	size_t lo = 0, hi = c->nlinks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (c->links[mid].addr < o)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < c->nlinks && c->links[lo].addr == o) {
+		*next_ret = c->links[lo].next;
+		return true;
+	}
+	return rd(c, o, next_ret, 8, "free object");
+}
+
+static void index_span(struct ctx *c, const struct span_rec *s, const uint8_t *data, uint64_t lo, uint64_t hi)
+{
+	uint64_t sz = c->size[s->cl], n = (uint64_t)s->pages * TC_PAGE / sz;
+	for (uint64_t k = 0; k < n && c->nlinks < MAX_LINKS; k++) {
+		uint64_t w = u64_at(data, (size_t)(k * sz));
+		if (!w || (w & 7) || w < lo || w >= hi || !object_ok(c, w, s->cl, NULL))
+			continue;
+		if (!grow((void **)&c->links, &c->caplinks, c->nlinks, sizeof(*c->links)))
+			return;
+		c->links[c->nlinks++] = (struct link){s->addr + k * sz, w};
+	}
+}
+
+/* Stream every small in-use span once, in address order, in windows of 1 MiB or more (page-
+ * aligned reads that large bypass the read cache). */
+static void index_links(struct ctx *c)
+{
+	if (!c->nspans)
+		return;
+	uint64_t lo = c->spans[0].addr;
+	uint64_t hi = c->spans[c->nspans - 1].addr + (uint64_t)c->spans[c->nspans - 1].pages * TC_PAGE;
+	size_t cap = STREAM_WINDOW + TC_MAX_PAGES * TC_PAGE;
+	uint8_t *win = malloc(cap);
+	if (!win)
+		return;
+	uint64_t wlo = 0, whi = 0;
+	for (size_t i = 0; i < c->nspans && c->nlinks < MAX_LINKS; i++) {
+		const struct span_rec *s = &c->spans[i];
+		uint64_t end = s->addr + (uint64_t)s->pages * TC_PAGE;
+		if (s->loc != TC_IN_USE || !s->cl)
+			continue;
+		if (s->addr < wlo || end > whi) {
+			const struct md_mapping *m = md_target_find_mapping(c->t, s->addr);
+			if (!m || end > m->end)
+				continue;
+			wlo = s->addr;
+			whi = wlo + STREAM_WINDOW < m->end ? wlo + STREAM_WINDOW : m->end;
+			if (whi < end)
+				whi = end;
+			if (!rd_quiet(c, wlo, win, (size_t)(whi - wlo))) {
+				whi = end;
+				if (!rd_quiet(c, wlo, win, (size_t)(whi - wlo))) {
+					wlo = whi = 0;
+					continue;
+				}
+			}
+		}
+		index_span(c, s, win + (s->addr - wlo), lo, hi);
+	}
+	free(win);
+}
+
+static void add_cursor(struct ctx *c, uint64_t head, uint32_t count, unsigned cl, enum obj_kind kind, uint64_t owner,
+		       uint32_t cache)
+{
+	if (!head && !count)
+		return;
+	if (!grow((void **)&c->cur, &c->capcur, c->ncur, sizeof(*c->cur)))
+		return;
+	c->cur[c->ncur++] = (struct cursor){.o = head, .owner = owner, .left = count, .cache = cache, .cl = (uint16_t)cl,
+					    .kind = (uint8_t)kind};
+}
+
+/* One step of a list: the object at k->o, then its link. */
+static void cursor_step(struct ctx *c, struct cursor *k, uint64_t *cache_bytes)
+{
+	bool thread = k->kind == OBJ_THREAD;
+	if (!k->o) {
+		if (k->left && thread)
+			finding(c, MD_FINDING_WARNING, k->owner, "thread cache 0x%" PRIx64 " list %u: length_ %u, %u objects on it",
+				k->owner, k->cl, k->seen + k->left, k->seen);
+		else if (k->left)
+			finding(c, MD_FINDING_CORRUPT, c->r->central + (uint64_t)k->cl * TC_CFL_STRIDE,
+				"transfer cache %u slot %" PRIu64 ": the chain ends after %u of %u objects", k->cl, k->owner, k->seen,
+				k->seen + k->left);
+		k->done = true;
+		return;
+	}
+	if (!k->left) {
+		/* A thread-cache list ends in NULL right after length_ objects (linked_list.h). */
+		if (!object_ok(c, k->o, k->cl, NULL)) {
+			finding(c, MD_FINDING_CORRUPT, k->o,
+				"thread cache 0x%" PRIx64 " list %u: 0x%" PRIx64 " is not an object of the class", k->owner, k->cl,
+				k->o);
+			c->w->bad_objects++;
+		} else {
+			finding(c, MD_FINDING_WARNING, k->owner, "thread cache 0x%" PRIx64 " list %u is longer than its length_ %u",
+				k->owner, k->cl, k->seen);
+		}
+		k->done = true;
+		return;
+	}
+	if (!object_ok(c, k->o, k->cl, NULL)) {
+		if (thread)
+			finding(c, MD_FINDING_CORRUPT, k->o,
+				"thread cache 0x%" PRIx64 " list %u: 0x%" PRIx64 " is not an object of the class", k->owner, k->cl,
+				k->o);
+		else
+			finding(c, MD_FINDING_CORRUPT, k->o,
+				"transfer cache %u slot %" PRIu64 ": 0x%" PRIx64 " is not an object of size class %u", k->cl, k->owner,
+				k->o, k->cl);
+		c->w->bad_objects++;
+		k->done = true;
+		return;
+	}
+	add_obj(c, k->o, (enum obj_kind)k->kind);
+	if (thread && cache_bytes)
+		cache_bytes[k->cache] += c->size[k->cl];
+	k->seen++;
+	k->left--;
+	if (!thread && !k->left) { /* a transfer chain's tail link is not part of it */
+		k->done = true;
+		return;
+	}
+	if (!next_of(c, k->o, &k->o))
+		k->done = true;
+}
+
+/* Each list to its end (bounded: every step consumes one of the objects its container claims,
+ * and one more step checks the end). */
+static void run_cursors(struct ctx *c, uint64_t *cache_bytes)
+{
+	for (size_t i = 0; i < c->ncur; i++)
+		while (!c->cur[i].done)
+			cursor_step(c, &c->cur[i], cache_bytes);
+}
+
+/* A central list's span; they are taken in address order, so that the reads the link index
+ * leaves (the NULL at each list's end) hit the read cache. */
+struct central_span {
+	const struct span_rec *span;
+	unsigned cl;
+};
+
+static int cmp_central_span(const void *a, const void *b)
+{
+	const struct central_span *x = a, *y = b;
+	return x->span->addr < y->span->addr ? -1 : x->span->addr > y->span->addr;
+}
+
 static void walk_span_objects(struct ctx *c, const struct span_rec *s, unsigned cl, uint64_t *count)
 {
-	uint64_t sz = c->size[cl], cap = (uint64_t)s->pages * TC_PAGE / sz;
+	uint64_t sz = c->size[cl], len = (uint64_t)s->pages * TC_PAGE, cap = len / sz;
 	uint64_t o = s->objects;
 	for (uint64_t k = 0; o && k <= cap; k++) {
 		if (k == cap || o < s->addr || (o - s->addr) % sz || (o - s->addr) / sz >= cap) {
@@ -483,13 +669,17 @@ static void walk_span_objects(struct ctx *c, const struct span_rec *s, unsigned 
 		}
 		add_obj(c, o, OBJ_CENTRAL);
 		(*count)++;
-		if (!rd(c, o, &o, 8, "free object"))
+		if (!next_of(c, o, &o))
 			return;
 	}
 }
 
 static void walk_central(struct ctx *c)
 {
+	struct central_span *todo = NULL;
+	size_t ntodo = 0, captodo = 0;
+	uint64_t counters[TC_MAX_CLASSES] = {0}, objects[TC_MAX_CLASSES] = {0};
+	bool listed[TC_MAX_CLASSES] = {false};
 	for (unsigned cl = 1; cl < c->ncl; cl++) {
 		uint64_t base = c->r->central + (uint64_t)cl * TC_CFL_STRIDE;
 		uint8_t b[TC_CFL_SIZE];
@@ -506,7 +696,9 @@ static void walk_central(struct ctx *c)
 				u64_at(b, TC_CFL_SIZE_CLASS));
 			continue;
 		}
-		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT), objects = 0;
+		counters[cl] = counter;
+		listed[cl] = true;
+		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT);
 		for (uint64_t steps = 0; x != head; steps++) {
 			const struct span_rec *s = span_by_ptr(c, x);
 			if (!s || steps > num_spans || s->loc != TC_IN_USE || s->cl != cl) {
@@ -514,43 +706,44 @@ static void walk_central(struct ctx *c)
 					"central free list %u: non-empty list reaches 0x%" PRIx64 ", not a span of the class", cl, x);
 				break;
 			}
-			walk_span_objects(c, s, cl, &objects);
+			if (grow((void **)&todo, &captodo, ntodo, sizeof(*todo)))
+				todo[ntodo++] = (struct central_span){s, cl};
 			if (!rd(c, x + TC_SPAN_NEXT, &x, 8, "span"))
 				break;
 		}
-		if (objects != counter)
-			finding(c, MD_FINDING_WARNING, base,
-				"central free list %u: %" PRIu64 " free objects in its spans, counter_ says %" PRIu64, cl, objects,
-				counter);
 		if (used < 0 || used > TC_CFL_NSLOTS) {
 			finding(c, MD_FINDING_CORRUPT, base, "transfer cache %u has %d used slots of %d", cl, used, TC_CFL_NSLOTS);
 			continue;
 		}
-		for (int32_t slot = 0; slot < used; slot++) {
-			uint64_t o = u64_at(b, TC_CFL_SLOTS + 16 * (size_t)slot);
-			for (uint64_t k = 0; k < c->move[cl]; k++) {
-				if (!object_ok(c, o, cl, NULL)) {
-					finding(c, MD_FINDING_CORRUPT, o,
-						"transfer cache %u slot %d: 0x%" PRIx64 " is not an object of size class %u", cl, slot,
-						o, cl);
-					c->w->bad_objects++;
-					break;
-				}
-				add_obj(c, o, OBJ_TRANSFER);
-				if (k + 1 < c->move[cl] && !rd(c, o, &o, 8, "free object"))
-					break;
-			}
-		}
+		for (int32_t slot = 0; slot < used; slot++)
+			add_cursor(c, u64_at(b, TC_CFL_SLOTS + 16 * (size_t)slot), (uint32_t)c->move[cl], cl, OBJ_TRANSFER,
+				   (uint64_t)slot, 0);
 	}
+	if (todo) {
+		qsort(todo, ntodo, sizeof(*todo), cmp_central_span);
+		for (size_t i = 0; i < ntodo; i++)
+			walk_span_objects(c, todo[i].span, todo[i].cl, &objects[todo[i].cl]);
+	}
+	free(todo);
+	for (unsigned cl = 1; cl < c->ncl; cl++)
+		if (listed[cl] && objects[cl] != counters[cl])
+			finding(c, MD_FINDING_WARNING, c->r->central + (uint64_t)cl * TC_CFL_STRIDE,
+				"central free list %u: %" PRIu64 " free objects in its spans, counter_ says %" PRIu64, cl,
+				objects[cl], counters[cl]);
 }
 
 /* ---- thread caches -------------------------------------------------------------------------- */
 
-static void walk_thread_caches(struct ctx *c, uint64_t **caches_ret, size_t *ncaches_ret)
+/* The caches on thread_heaps_ (their lists become cursors); their addresses and size_ returned. */
+static void walk_thread_caches(struct ctx *c, uint64_t **caches_ret, int32_t **sizes_ret, size_t *ncaches_ret)
 {
 	uint64_t h = 0, prev = 0;
 	uint64_t *caches = NULL;
-	size_t ncaches = 0, cap = 0;
+	int32_t *sizes = NULL;
+	size_t ncaches = 0, cap = 0, capsz = 0;
+	*caches_ret = NULL;
+	*sizes_ret = NULL;
+	*ncaches_ret = 0;
 	if (!rd(c, c->r->thread_heaps, &h, 8, "ThreadCache::thread_heaps_"))
 		return;
 	uint8_t *b = malloc(TC_TC_SIZE);
@@ -563,63 +756,36 @@ static void walk_thread_caches(struct ctx *c, uint64_t **caches_ret, size_t *nca
 		}
 		if ((h & 7) || !rd(c, h, b, TC_TC_SIZE, "thread cache"))
 			break;
-		for (size_t k = 0; k < ncaches; k += 1 + ncaches / 64) /* cheap loop check; the bound stops the rest */
-			if (caches[k] == h) {
-				finding(c, MD_FINDING_CORRUPT, h, "thread_heaps_ loops back to 0x%" PRIx64, h);
-				goto out;
-			}
+		bool loop = false;
+		for (size_t k = 0; k < ncaches && !loop; k += 1 + ncaches / 64) /* cheap; the bound stops the rest */
+			loop = caches[k] == h;
+		if (loop) {
+			finding(c, MD_FINDING_CORRUPT, h, "thread_heaps_ loops back to 0x%" PRIx64, h);
+			break;
+		}
 		if (u64_at(b, TC_TC_PREV) != prev)
 			finding(c, MD_FINDING_CORRUPT, h, "thread cache 0x%" PRIx64 ": prev_ is 0x%" PRIx64 ", not 0x%" PRIx64, h,
 				u64_at(b, TC_TC_PREV), prev);
-		if (grow((void **)&caches, &cap, ncaches, sizeof(*caches)))
-			caches[ncaches++] = h;
-		add_meta(c, h, TC_TC_SIZE);
+		if (!grow((void **)&caches, &cap, ncaches, sizeof(*caches)) ||
+		    !grow((void **)&sizes, &capsz, ncaches, sizeof(*sizes)))
+			break;
 		int32_t size = (int32_t)u32_at(b, TC_TC_BYTES);
+		caches[ncaches] = h;
+		sizes[ncaches] = size;
+		add_meta(c, h, TC_TC_SIZE);
 		c->w->st.thread_bytes += (uint64_t)(int64_t)size;
-		uint64_t walked = 0;
 		for (unsigned cl = 1; cl < c->ncl; cl++) {
 			size_t lo = (size_t)cl * TC_TC_LIST_STRIDE;
-			uint64_t o = u64_at(b, lo);
-			uint32_t len = u32_at(b, lo + 8), k = 0;
-			for (; o && k < len; k++) {
-				if (!object_ok(c, o, cl, NULL)) {
-					finding(c, MD_FINDING_CORRUPT, o,
-						"thread cache 0x%" PRIx64 " list %u: 0x%" PRIx64 " is not an object of the class", h, cl,
-						o);
-					c->w->bad_objects++;
-					break;
-				}
-				add_obj(c, o, OBJ_THREAD);
-				walked += c->size[cl];
-				if (!rd(c, o, &o, 8, "free object"))
-					break;
-			}
-			if (k < len && !o)
-				finding(c, MD_FINDING_WARNING, h, "thread cache 0x%" PRIx64 " list %u: length_ %u, %u objects on it", h,
-					cl, len, k);
-			/* The list ends in NULL right after length_ objects (linked_list.h). */
-			if (k == len && o) {
-				if (!object_ok(c, o, cl, NULL)) {
-					finding(c, MD_FINDING_CORRUPT, o,
-						"thread cache 0x%" PRIx64 " list %u: 0x%" PRIx64 " is not an object of the class", h, cl,
-						o);
-					c->w->bad_objects++;
-				} else {
-					finding(c, MD_FINDING_WARNING, h, "thread cache 0x%" PRIx64 " list %u is longer than its length_ %u",
-						h, cl, len);
-				}
-			}
+			add_cursor(c, u64_at(b, lo), u32_at(b, lo + 8), cl, OBJ_THREAD, h, (uint32_t)ncaches);
 		}
-		if (walked != (uint64_t)(int64_t)size)
-			finding(c, MD_FINDING_WARNING, h, "thread cache 0x%" PRIx64 ": size_ %d, its lists hold %" PRIu64 " bytes", h,
-				size, walked);
+		ncaches++;
 		c->w->thread_caches++;
 		prev = h;
 		h = u64_at(b, TC_TC_NEXT);
 	}
-out:
 	free(b);
 	*caches_ret = caches;
+	*sizes_ret = sizes;
 	*ncaches_ret = ncaches;
 }
 
@@ -866,15 +1032,25 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	w->st.committed_bytes = u64_at(stats, 24);
 	if ((err = scan_pagemap(c)))
 		goto out;
+	index_links(c);
 	walk_free_lists(c);
 	walk_large_set(c, r->pageheap + TC_PH_LARGE_NORMAL, false);
 	walk_large_set(c, r->pageheap + TC_PH_LARGE_RETURNED, true);
 	walk_central(c);
 	uint64_t *caches = NULL;
+	int32_t *sizes = NULL;
 	size_t ncaches = 0;
-	walk_thread_caches(c, &caches, &ncaches);
+	walk_thread_caches(c, &caches, &sizes, &ncaches);
+	uint64_t *cache_bytes = calloc(ncaches ? ncaches : 1, sizeof(*cache_bytes));
+	run_cursors(c, cache_bytes);
+	for (size_t i = 0; cache_bytes && i < ncaches; i++)
+		if (cache_bytes[i] != (uint64_t)(int64_t)sizes[i])
+			finding(c, MD_FINDING_WARNING, caches[i], "thread cache 0x%" PRIx64 ": size_ %d, its lists hold %" PRIu64 " bytes",
+				caches[i], sizes[i], cache_bytes[i]);
 	map_threads(c, caches, ncaches);
+	free(cache_bytes);
 	free(caches);
+	free(sizes);
 	const struct tc_stats *st = &w->st;
 	w->st.current_allocated = st->system_bytes - st->thread_bytes - st->central_bytes - st->transfer_bytes -
 				  st->free_bytes - st->unmapped_bytes;
@@ -907,6 +1083,8 @@ out:
 	free(c->objs);
 	free(c->meta);
 	free(c->tail);
+	free(c->cur);
+	free(c->links);
 	free(c);
 	return err;
 }
