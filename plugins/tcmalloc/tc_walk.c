@@ -930,7 +930,8 @@ static int cmp_range(const void *a, const void *b)
 static void emit_all(struct ctx *c)
 {
 	/* Free objects in address order; one object on two lists is a broken heap. */
-	qsort(c->objs, c->nobjs, sizeof(*c->objs), cmp_u64);
+	if (c->nobjs) /* qsort(NULL, 0) is undefined */
+		qsort(c->objs, c->nobjs, sizeof(*c->objs), cmp_u64);
 	size_t kept = 0;
 	for (size_t i = 0; i < c->nobjs; i++) {
 		if (kept && (c->objs[kept - 1] & ~(uint64_t)7) == (c->objs[i] & ~(uint64_t)7)) {
@@ -973,7 +974,8 @@ static void emit_all(struct ctx *c)
 	/* Structures: static_vars.o's .bss (page heap with the page-map root, central free lists,
 	 * size map, up to the page-heap lock), spans, leaves, large-set nodes, thread caches. */
 	add_meta(c, c->r->pageheap, c->r->pageheap_lock + 4 - c->r->pageheap);
-	qsort(c->meta, c->nmeta, sizeof(*c->meta), cmp_range);
+	if (c->nmeta)
+		qsort(c->meta, c->nmeta, sizeof(*c->meta), cmp_range);
 	for (size_t i = 0; i < c->nmeta;) {
 		uint64_t s = c->meta[i].start, e = c->meta[i].end;
 		size_t j = i + 1;
