@@ -24,7 +24,9 @@ enum obj_kind { OBJ_CENTRAL = 1, OBJ_TRANSFER = 2, OBJ_THREAD = 3 };
 struct span_rec {
 	uint64_t addr, ptr, objects;
 	uint32_t pages, refcount;
+	uint32_t chain; /* objects on its free list, when followed while streaming (chained) */
 	uint8_t cl, loc;
+	bool chained;
 };
 
 struct range {
@@ -515,9 +517,13 @@ static bool next_of(struct ctx *c, uint64_t o, uint64_t *next_ret)
 	return rd(c, o, next_ret, 8, "free object");
 }
 
-static void index_span(struct ctx *c, const struct span_rec *s, const uint8_t *data, uint64_t lo, uint64_t hi)
+static void walk_span_chain(struct ctx *c, struct span_rec *s, const uint8_t *data);
+
+static void index_span(struct ctx *c, struct span_rec *s, const uint8_t *data, uint64_t lo, uint64_t hi)
 {
 	uint64_t sz = c->size[s->cl], n = (uint64_t)s->pages * TC_PAGE / sz;
+	if (s->objects)
+		walk_span_chain(c, s, data);
 	for (uint64_t k = 0; k < n && c->nlinks < MAX_LINKS; k++) {
 		uint64_t w = u64_at(data, (size_t)(k * sz));
 		if (!w || (w & 7) || w < lo || w >= hi || !object_ok(c, w, s->cl, NULL))
@@ -542,7 +548,7 @@ static void index_links(struct ctx *c)
 		return;
 	uint64_t wlo = 0, whi = 0;
 	for (size_t i = 0; i < c->nspans && c->nlinks < MAX_LINKS; i++) {
-		const struct span_rec *s = &c->spans[i];
+		struct span_rec *s = &c->spans[i];
 		uint64_t end = s->addr + (uint64_t)s->pages * TC_PAGE;
 		if (s->loc != TC_IN_USE || !s->cl)
 			continue;
@@ -655,23 +661,34 @@ static int cmp_central_span(const void *a, const void *b)
 	return x->span->addr < y->span->addr ? -1 : x->span->addr > y->span->addr;
 }
 
-static void walk_span_objects(struct ctx *c, const struct span_rec *s, unsigned cl, uint64_t *count)
+/* A span's own free list (the central cache's objects), inside the span: from the streamed
+ * bytes (data) when given, else through next_of. */
+static uint64_t follow_span_list(struct ctx *c, const struct span_rec *s, const uint8_t *data)
 {
-	uint64_t sz = c->size[cl], len = (uint64_t)s->pages * TC_PAGE, cap = len / sz;
+	uint64_t sz = c->size[s->cl], len = (uint64_t)s->pages * TC_PAGE, cap = len / sz, count = 0;
 	uint64_t o = s->objects;
 	for (uint64_t k = 0; o && k <= cap; k++) {
 		if (k == cap || o < s->addr || (o - s->addr) % sz || (o - s->addr) / sz >= cap) {
 			finding(c, MD_FINDING_CORRUPT, o,
-				"size class %u: span 0x%" PRIx64 "'s free list reaches 0x%" PRIx64 ", not an object of the span", cl,
-				s->ptr, o);
+				"size class %u: span 0x%" PRIx64 "'s free list reaches 0x%" PRIx64 ", not an object of the span",
+				s->cl, s->ptr, o);
 			c->w->bad_objects++;
-			return;
+			break;
 		}
 		add_obj(c, o, OBJ_CENTRAL);
-		(*count)++;
-		if (!next_of(c, o, &o))
-			return;
+		count++;
+		if (data)
+			o = u64_at(data, (size_t)(o - s->addr));
+		else if (!next_of(c, o, &o))
+			break;
 	}
+	return count;
+}
+
+static void walk_span_chain(struct ctx *c, struct span_rec *s, const uint8_t *data)
+{
+	s->chain = (uint32_t)follow_span_list(c, s, data);
+	s->chained = true;
 }
 
 static void walk_central(struct ctx *c)
@@ -722,7 +739,8 @@ static void walk_central(struct ctx *c)
 	if (todo) {
 		qsort(todo, ntodo, sizeof(*todo), cmp_central_span);
 		for (size_t i = 0; i < ntodo; i++)
-			walk_span_objects(c, todo[i].span, todo[i].cl, &objects[todo[i].cl]);
+			objects[todo[i].cl] += todo[i].span->chained ? todo[i].span->chain
+								       : follow_span_list(c, todo[i].span, NULL);
 	}
 	free(todo);
 	for (unsigned cl = 1; cl < c->ncl; cl++)
