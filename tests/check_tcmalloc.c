@@ -116,6 +116,9 @@ static void run_truth_case(const char *target, const char *preload, const char *
 	ck_assert_str_eq(md_node_get_string(md_node_get(tc, "version")), "2.10");
 	ck_assert_str_eq(md_node_get_string(md_node_get(tc, "build")), build);
 	ck_assert_str_eq(md_node_get_string(md_node_get(tc, "symbols")), symbols);
+	const char *detail = md_node_get_string(md_node_get(tc, "symbols_detail"));
+	ck_assert_ptr_nonnull(detail);
+	ck_assert_msg(strncmp(detail, strcmp(build, "static") == 0 ? ".symtab" : ".dynsym", 7) == 0, "symbols_detail: %s", detail);
 	check_stats(&p, tc);
 	check_walk(tc);
 	/* 4 threads, each with its cache found through TLS (tcmalloc may keep one more). */
@@ -144,25 +147,25 @@ static void run_truth_case(const char *target, const char *preload, const char *
 
 START_TEST(test_linked_minimal)
 {
-	run_truth_case("tcmalloc_truth", NULL, "minimal", "dynsym");
+	run_truth_case("tcmalloc_truth", NULL, "minimal", "symtab");
 }
 END_TEST
 
 START_TEST(test_linked_full)
 {
-	run_truth_case("tcmalloc_truth_full", NULL, "full", "dynsym");
+	run_truth_case("tcmalloc_truth_full", NULL, "full", "symtab");
 }
 END_TEST
 
 START_TEST(test_preload_minimal)
 {
-	run_truth_case("tcmalloc_truth_plain", LIB_MINIMAL, "minimal", "dynsym");
+	run_truth_case("tcmalloc_truth_plain", LIB_MINIMAL, "minimal", "symtab");
 }
 END_TEST
 
 START_TEST(test_preload_full)
 {
-	run_truth_case("tcmalloc_truth_plain", LIB_FULL, "full", "dynsym");
+	run_truth_case("tcmalloc_truth_plain", LIB_FULL, "full", "symtab");
 }
 END_TEST
 

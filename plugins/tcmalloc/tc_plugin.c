@@ -85,15 +85,15 @@ static struct md_error *tc_walk_cb(void *state, struct md_target *t, struct md_s
 	return tc_walk_run(t, &s->roots, sink, inconsistent, &s->walk);
 }
 
+/* docs/json.md: "dwarf", "symtab" or "heuristic"; .dynsym and .symtab are both symbol tables. */
 static const char *source_name(enum md_symbol_source src)
 {
 	switch (src) {
 	case MD_SYMSRC_DWARF:
 		return "dwarf";
 	case MD_SYMSRC_SYMTAB:
-		return "symtab";
 	case MD_SYMSRC_DYNSYM:
-		return "dynsym";
+		return "symtab";
 	default:
 		return "heuristic";
 	}
@@ -112,6 +112,10 @@ static struct md_error *tc_report(void *state, const struct md_sink *sink, struc
 	} while (0)
 	SET(md_node_set_string(out, "version", r->version[0] ? r->version : "2.10"));
 	SET(md_node_set_string(out, "symbols", source_name(r->source)));
+	char detail[768];
+	snprintf(detail, sizeof(detail), "%s of %s (Static::pageheap_lock_ 0x%" PRIx64 ", pageheap_ 0x%" PRIx64 ")",
+		 r->source == MD_SYMSRC_DYNSYM ? ".dynsym" : ".symtab", r->module_path, r->pageheap_lock, r->pageheap);
+	SET(md_node_set_string(out, "symbols_detail", detail));
 	SET(md_node_set_string(out, "build", r->variant));
 	SET(md_node_set_string(out, "module", r->module_path));
 	if (!w->done) {
