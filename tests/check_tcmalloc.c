@@ -175,6 +175,41 @@ START_TEST(test_static)
 }
 END_TEST
 
+/* A memdissect snapshot of the process, analysed as a core: the same seven figures and walk, the
+ * thread caches still mapped to the threads (fs_base from the core's NT_PRSTATUS). */
+START_TEST(test_snapshot_core)
+{
+	struct md_test_proc p;
+	const char *targs[] = {"small", NULL};
+	ck_assert(start(&p, "tcmalloc_truth", NULL, targs));
+	char dir[] = "/tmp/md-tcmalloc-XXXXXX", snap[128], pid_s[32];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(snap, sizeof(snap), "%s/snap.core", dir);
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)p.pid);
+	const char *sargs[] = {"snapshot", pid_s, "-o", snap, NULL};
+	int status = md_test_run(sargs, NULL, NULL, md_test_sanitized() ? 240000 : 120000);
+	ck_assert_int_eq(status, 0);
+	const char *cargs[] = {"core", "--json", snap, NULL};
+	char *out = NULL;
+	status = md_test_run(cargs, &out, NULL, md_test_sanitized() ? 240000 : 120000);
+	ck_assert_int_eq(status, 0);
+	struct md_node *report = NULL;
+	struct md_error *err = md_node_parse_json(out, strlen(out), &report);
+	ck_assert_msg(err == NULL, "core output is not JSON");
+	free(out);
+	struct md_node *tc = md_test_allocator(report, "tcmalloc");
+	ck_assert_msg(tc != NULL, "no tcmalloc allocator in the core's report");
+	check_stats(&p, tc);
+	check_walk(tc);
+	ck_assert_uint_eq(md_test_json_u64(tc, "thread_caches.of_threads"), 4);
+	md_test_check_classes_sum(report);
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+	unlink(snap);
+	rmdir(dir);
+}
+END_TEST
+
 /* The panel program: 1M small objects, 3/4 freed. At least 95 % of its RSS explained (not
  * anon_other), and the figures still exact. */
 START_TEST(test_million_explained)
@@ -335,6 +370,7 @@ Suite *tcmalloc_suite(void)
 	tcase_add_test(tc, test_preload_full);
 	tcase_add_test(tc, test_static);
 	tcase_add_test(tc, test_million_explained);
+	tcase_add_test(tc, test_snapshot_core);
 	tcase_add_test(tc, test_other_version_refused);
 	suite_add_tcase(s, tc);
 	TCase *hc = tcase_create("hostile");
