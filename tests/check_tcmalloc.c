@@ -316,6 +316,38 @@ START_TEST(test_hostile_heaps)
 }
 END_TEST
 
+/* The page-heap lock looks held at every re-stop: the walk runs anyway, says the heap may be
+ * inconsistent, and still gives tcmalloc's counters. */
+START_TEST(test_lock_held)
+{
+	struct md_test_proc p;
+	const char *args[] = {"lock_held", NULL};
+	ck_assert(start(&p, "tcmalloc_truth", NULL, args));
+	int status = -1;
+	double t0 = now_s();
+	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
+	double took = now_s() - t0;
+	ck_assert_msg(report != NULL, "attach failed (status %d)", status);
+	ck_assert_msg(took < 30.0, "attach took %.1f s", took);
+	struct md_node *tc = md_test_allocator(report, "tcmalloc");
+	ck_assert_ptr_nonnull(tc);
+	ck_assert(!md_node_get_bool(md_node_get(tc, "consistent")));
+	check_stats(&p, tc);
+	md_test_check_classes_sum(report);
+	bool noted = false;
+	struct md_node *notes = md_node_get(report, "notes");
+	for (size_t i = 0; i < md_node_count(notes); i++) {
+		const char *n = md_node_get_string(md_node_at(notes, i));
+		if (n && strstr(n, "page-heap lock is held"))
+			noted = true;
+	}
+	fprintf(stderr, "lock_held: %.2f s, status %d\n", took, status);
+	ck_assert_msg(noted, "no note naming the held page-heap lock");
+	md_node_destroy(report);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* Another gperftools version is refused with one clear line: a copy of libtcmalloc_minimal
  * whose version string says 2.11 (same length, nothing else changed), preloaded. */
 START_TEST(test_other_version_refused)
@@ -372,6 +404,7 @@ Suite *tcmalloc_suite(void)
 	tcase_add_test(tc, test_million_explained);
 	tcase_add_test(tc, test_snapshot_core);
 	tcase_add_test(tc, test_other_version_refused);
+	tcase_add_test(tc, test_lock_held);
 	suite_add_tcase(s, tc);
 	TCase *hc = tcase_create("hostile");
 	tcase_set_timeout(hc, 60);

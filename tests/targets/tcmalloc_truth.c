@@ -184,6 +184,10 @@ static void corrupt(const char *mode)
 			die("no thread_heaps_");
 		bad = *heaps;
 		*(uint64_t *)(uintptr_t)(bad + 4144) = bad;
+	} else if (strcmp(mode, "lock_held") == 0) {
+		/* The page-heap SpinLock looks held forever (nothing allocates any more). */
+		bad = ph + 0x1aa1e8;
+		*(volatile uint32_t *)(uintptr_t)bad = 1;
 	} else {
 		die("unknown mode");
 	}
