@@ -248,6 +248,8 @@ static const struct {
 	{"freelist_cycle", "loops"},
 	{"central_objects", "not an object of the span"},
 	{"thread_heaps_cycle", "thread_heaps_ loops"},
+	{"thread_list_cycle", "loops at"},
+	{"pagemap_root_garbage", "where nothing is mapped"},
 };
 
 static bool finding_at(struct md_node *report, uint64_t addr, const char *rule)

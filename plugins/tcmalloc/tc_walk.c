@@ -54,6 +54,8 @@ struct cursor {
 	uint32_t left;  /* objects the container says are still to come */
 	uint32_t seen;
 	uint32_t cache; /* index of the thread cache */
+	uint64_t tortoise; /* Brent's cycle check */
+	uint32_t power, lam;
 	uint16_t cl;
 	uint8_t kind;
 	bool done;
@@ -71,6 +73,8 @@ struct ctx {
 	uint64_t *byptr; /* span pointers, sorted, low bits unused: index kept in a parallel array */
 	uint32_t *byptr_idx;
 	uint64_t *objs; /* object address | kind (objects are 8-aligned) */
+	uint64_t obj_budget; /* the objects all small spans hold: no list can name more */
+	bool over_budget;
 	size_t nobjs, capobjs;
 	struct range *meta;
 	size_t nmeta, capmeta;
@@ -162,6 +166,13 @@ static void add_meta(struct ctx *c, uint64_t start, uint64_t len)
 
 static void add_obj(struct ctx *c, uint64_t addr, enum obj_kind kind)
 {
+	if (c->nobjs >= c->obj_budget) {
+		if (!c->over_budget)
+			finding(c, MD_FINDING_CORRUPT, addr,
+				"the free lists name more than the %" PRIu64 " objects all small spans hold (a loop?)", c->obj_budget);
+		c->over_budget = true;
+		return;
+	}
 	if (!grow((void **)&c->objs, &c->capobjs, c->nobjs, sizeof(*c->objs)))
 		return;
 	c->objs[c->nobjs++] = addr | (uint64_t)kind;
@@ -306,6 +317,8 @@ static void accept_span(struct ctx *c, uint64_t p, uint64_t ptr, const uint8_t *
 		.loc = (uint8_t)loc,
 	};
 	add_meta(c, ptr, TC_SPAN_SIZE);
+	if (loc == TC_IN_USE && cl)
+		c->obj_budget += len * TC_PAGE / c->size[cl];
 	if (loc == TC_IN_USE)
 		c->w->in_use_pages += len;
 	else if (loc == TC_ON_NORMAL)
@@ -315,12 +328,36 @@ static void accept_span(struct ctx *c, uint64_t p, uint64_t ptr, const uint8_t *
 	*next_p = p + len;
 }
 
+static bool range_has_mapping(struct md_target *t, uint64_t lo, uint64_t hi)
+{
+	size_t n = 0;
+	const struct md_mapping *m = md_target_mappings(t, &n);
+	size_t a = 0, b = n;
+	while (a < b) { /* the first mapping ending above lo */
+		size_t mid = a + (b - a) / 2;
+		if (m[mid].end <= lo)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return a < n && m[a].start < hi;
+}
+
 static void scan_leaf(struct ctx *c, uint64_t i1, uint64_t leaf, uint64_t *window, uint64_t *next_p)
 {
 	const struct md_mapping *m = md_target_find_mapping(c->t, leaf);
 	const struct md_mapping *me = md_target_find_mapping(c->t, leaf + TC_LEAF_LEN * 8 - 1);
 	if ((leaf & 7) || !m || !me) {
 		finding(c, MD_FINDING_CORRUPT, leaf, "page-map leaf %" PRIu64 " at 0x%" PRIx64 " is not in mapped memory", i1, leaf);
+		return;
+	}
+	/* A leaf covers 2 GiB of address space: some mapping must lie there (this also bounds the
+	 * work a root full of garbage can cause to the mappings the process has). */
+	uint64_t lo = i1 << (TC_LEAF_BITS + TC_PAGE_SHIFT), hi = lo + (TC_LEAF_LEN << TC_PAGE_SHIFT);
+	if (!range_has_mapping(c->t, lo, hi)) {
+		finding(c, MD_FINDING_CORRUPT, leaf,
+			"page-map leaf %" PRIu64 " at 0x%" PRIx64 " covers 0x%" PRIx64 "-0x%" PRIx64 ", where nothing is mapped", i1,
+			leaf, lo, hi);
 		return;
 	}
 	c->w->leaves++;
@@ -580,8 +617,8 @@ static void add_cursor(struct ctx *c, uint64_t head, uint32_t count, unsigned cl
 		return;
 	if (!grow((void **)&c->cur, &c->capcur, c->ncur, sizeof(*c->cur)))
 		return;
-	c->cur[c->ncur++] = (struct cursor){.o = head, .owner = owner, .left = count, .cache = cache, .cl = (uint16_t)cl,
-					    .kind = (uint8_t)kind};
+	c->cur[c->ncur++] = (struct cursor){.o = head, .owner = owner, .left = count, .cache = cache, .power = 1,
+					    .cl = (uint16_t)cl, .kind = (uint8_t)kind};
 }
 
 /* One step of a list: the object at k->o, then its link. */
@@ -635,8 +672,25 @@ static void cursor_step(struct ctx *c, struct cursor *k, uint64_t *cache_bytes)
 		k->done = true;
 		return;
 	}
-	if (!next_of(c, k->o, &k->o))
+	if (!next_of(c, k->o, &k->o) || c->over_budget) {
 		k->done = true;
+		return;
+	}
+	if (k->o && k->o == k->tortoise) {
+		if (thread)
+			finding(c, MD_FINDING_CORRUPT, k->o, "thread cache 0x%" PRIx64 " list %u loops at 0x%" PRIx64, k->owner,
+				k->cl, k->o);
+		else
+			finding(c, MD_FINDING_CORRUPT, k->o, "transfer cache %u slot %" PRIu64 " loops at 0x%" PRIx64, k->cl,
+				k->owner, k->o);
+		k->done = true;
+		return;
+	}
+	if (++k->lam == k->power) {
+		k->tortoise = k->o;
+		k->power = k->power < (1u << 31) ? k->power * 2 : k->power;
+		k->lam = 0;
+	}
 }
 
 /* Each list to its end (bounded: every step consumes one of the objects its container claims,
@@ -718,7 +772,7 @@ static void walk_central(struct ctx *c)
 		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT);
 		for (uint64_t steps = 0; x != head; steps++) {
 			const struct span_rec *s = span_by_ptr(c, x);
-			if (!s || steps > num_spans || s->loc != TC_IN_USE || s->cl != cl) {
+			if (!s || steps > num_spans || steps > c->nspans || s->loc != TC_IN_USE || s->cl != cl) {
 				finding(c, MD_FINDING_CORRUPT, x,
 					"central free list %u: non-empty list reaches 0x%" PRIx64 ", not a span of the class", cl, x);
 				break;

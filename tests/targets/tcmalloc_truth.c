@@ -184,6 +184,25 @@ static void corrupt(const char *mode)
 			die("no thread_heaps_");
 		bad = *heaps;
 		*(uint64_t *)(uintptr_t)(bad + 4144) = bad;
+	} else if (strcmp(mode, "thread_list_cycle") == 0) {
+		/* Two 64-byte objects freed by the main thread; the newer links to itself. */
+		void *(*volatile do_malloc)(size_t) = malloc;
+		void (*volatile do_free)(void *) = free;
+		void *p = do_malloc(64), *q = do_malloc(64);
+		do_free(q);
+		do_free(p);
+		*(uint64_t *)p = (uint64_t)(uintptr_t)p;
+		bad = (uint64_t)(uintptr_t)p;
+	} else if (strcmp(mode, "pagemap_root_garbage") == 0) {
+		/* Root slot 0 (addresses below 2 GiB, where a PIE process maps nothing) names a leaf. */
+		uint64_t *root = (uint64_t *)(uintptr_t)(ph + 0x80000);
+		uint64_t leaf = 0;
+		for (unsigned i = 0; i < (1u << 17) && !leaf; i++)
+			leaf = root[i];
+		if (root[0] || !leaf)
+			die("root slot 0 in use");
+		root[0] = leaf;
+		bad = leaf;
 	} else if (strcmp(mode, "lock_held") == 0) {
 		/* The page-heap SpinLock looks held forever (nothing allocates any more). */
 		bad = ph + 0x1aa1e8;
