@@ -140,6 +140,13 @@ TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
+# gperftools tcmalloc 2.10 (issue 15): one source, linked to each library, to none (LD_PRELOAD)
+# and statically to libtcmalloc_minimal.a.
+TARGET_LDLIBS_tcmalloc_truth := -ltcmalloc_minimal
+$(BUILD)/targets/tcmalloc_truth_full $(BUILD)/targets/tcmalloc_truth_plain $(BUILD)/targets/tcmalloc_truth_static: tests/targets/tcmalloc_truth.c
+TARGET_LDLIBS_tcmalloc_truth_full := -ltcmalloc
+TARGET_LDLIBS_tcmalloc_truth_static := -Wl,-Bstatic -ltcmalloc_minimal -Wl,-Bdynamic -lstdc++ -lm
+TARGET_LDLIBS_tcmalloc_truth_plain :=
 
 # The glibc version suite (tests/check_glibc_versions.c): glibc_versions_truth linked against every
 # fixture glibc in $(GLIBC_FIXTURES)/<version> (libc.so.6 with .symtab, libc.so.6.stripped), built

@@ -4,6 +4,7 @@
 # Writes docs/performance.md.
 set -euo pipefail
 BUILD=${1:-build}
+export BUILD
 cd "$(dirname "$0")/.."
 mkdir -p "$BUILD/bench"
 for p in heapgen rawread runone; do
@@ -64,6 +65,9 @@ if command -v musl-gcc >/dev/null; then
 fi
 # The CPython row (issue 14): Debian's python3.11 holding 1M small objects in pymalloc.
 [ -x /usr/bin/python3.11 ] && row 1000000 bench/pyheap.sh " (CPython objects)"
+# gperftools tcmalloc 2.10 (issue 15): the same program with libtcmalloc_minimal preloaded.
+TCMALLOC_LIB=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+[ -e "$TCMALLOC_LIB" ] && TCMALLOC_LIB=$TCMALLOC_LIB row 1000000 bench/heapgen_tcmalloc.sh " (tcmalloc preloaded)"
 {
 	echo
 	echo "Goals (issue 3): the 1M-chunk heap analysed end to end in ≤ 0.25 s, the 5M-chunk heap in ≤ 1.4 s;"

@@ -131,11 +131,22 @@ static bool interposes_malloc(const char *name)
  * allocator. Said on the object ("in_use": false, "in_use_note") and in a note. */
 static struct md_error *glibc_not_in_use(struct md_report *r)
 {
-	const struct md_unanalysed_allocator *other = NULL;
-	for (size_t i = 0; i < r->n_unanalysed && !other; i++)
-		if (interposes_malloc(r->unanalysed[i].name))
-			other = &r->unanalysed[i];
-	if (!other)
+	const char *other_name = NULL, *other_module = NULL;
+	for (size_t i = 0; i < r->n_unanalysed && !other_name; i++)
+		if (interposes_malloc(r->unanalysed[i].name)) {
+			other_name = r->unanalysed[i].name;
+			other_module = r->unanalysed[i].module;
+		}
+	/* or a plugin walked the allocator that took malloc over */
+	for (size_t i = 0; i < md_node_count(r->allocators) && !other_name; i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *name = md_node_get_string(md_node_get(a, "name"));
+		if (name && strcmp(name, "unknown") != 0 && interposes_malloc(name)) {
+			other_name = name;
+			other_module = md_node_get_string(md_node_get(a, "module"));
+		}
+	}
+	if (!other_name)
 		return NULL;
 	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
 		struct md_node *a = md_node_at(r->allocators, i);
@@ -153,7 +164,7 @@ static struct md_error *glibc_not_in_use(struct md_report *r)
 		char why[512];
 		snprintf(why, sizeof(why), "glibc malloc is not this process's allocator: malloc is %s's (%s); "
 			 "glibc's arena was never allocated from",
-			 other->name, base_name(other->module));
+			 other_name, other_module ? base_name(other_module) : "its library");
 		struct md_error *err = md_node_set_bool(a, "in_use", false);
 		if (!err)
 			err = md_node_set_string(a, "in_use_note", why);

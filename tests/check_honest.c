@@ -650,7 +650,9 @@ START_TEST(test_unanalysed_python)
 }
 END_TEST
 
-static void preload_sleeper(const char *lib, const char *name, const char *module_part)
+/* A program with lib preloaded: without the allocator's plugin (--plugin glibc) it is named
+ * unanalysed; with its plugin (when has_plugin) it is walked; glibc says it is not the allocator. */
+static void preload_sleeper(const char *lib, const char *name, const char *module_part, bool has_plugin)
 {
 	if (access(lib, R_OK) != 0)
 		MD_SKIP("%s is not installed (scripts/deps.sh installs it)", lib);
@@ -658,7 +660,9 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	snprintf(env, sizeof(env), "LD_PRELOAD=%s", lib);
 	ck_assert_ptr_nonnull(md_test_target_path("sleeper", sleeper, sizeof(sleeper)));
 	const char *args[] = { env, sleeper, NULL };
-	check_unanalysed(args, name, module_part);
+	check_unanalysed_with(args, name, module_part, "glibc");
+	if (has_plugin)
+		check_walked_by(args, name);
 
 	/* and glibc, whose arena was never allocated from, is said not to be the allocator */
 	struct md_test_proc p;
@@ -666,6 +670,7 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	int status;
 	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
 	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(status, has_plugin ? 0 : 10);
 	struct md_node *g = md_test_allocator(doc, "glibc");
 	ck_assert_ptr_nonnull(g);
 	ck_assert_int_eq(md_node_type(md_node_get(g, "in_use")), MD_NODE_BOOL);
@@ -677,7 +682,7 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
 	snprintf(metric, sizeof(metric), "memdissect_unanalysed_allocator{pid=\"%s\"", pid);
 	char *out = NULL, *err = NULL;
-	const char *om[] = { "attach", "--format", "openmetrics", pid, NULL };
+	const char *om[] = { "attach", "--plugin", "glibc", "--format", "openmetrics", pid, NULL };
 	ck_assert_int_eq(run(om, &out, &err), 10);
 	ck_assert_ptr_nonnull(strstr(out, metric));
 	snprintf(metric, sizeof(metric), "name=\"%s\",module=\"", name);
@@ -685,7 +690,7 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	free(out);
 	free(err);
 	const char *text[] = { "attach", "--no-color", pid, NULL };
-	ck_assert_int_eq(run(text, &out, &err), 10);
+	ck_assert_int_eq(run(text, &out, &err), has_plugin ? 0 : 10);
 	ck_assert_ptr_nonnull(strstr(out, "glibc malloc is not this process's allocator"));
 	ck_assert_ptr_null(strstr(out, "malloc_trim(0) would release"));
 	ck_assert_ptr_null(strstr(out, "mallinfo2"));
@@ -697,14 +702,14 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 START_TEST(test_unanalysed_tcmalloc)
 {
 	SKIP_WITHOUT_PTRACE();
-	preload_sleeper("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "tcmalloc", "libtcmalloc_minimal.so.4");
+	preload_sleeper("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "tcmalloc", "libtcmalloc_minimal.so.4", true);
 }
 END_TEST
 
 START_TEST(test_unanalysed_mimalloc)
 {
 	SKIP_WITHOUT_PTRACE();
-	preload_sleeper("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "mimalloc", "libmimalloc.so.2");
+	preload_sleeper("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "mimalloc", "libmimalloc.so.2", false);
 }
 END_TEST
 
