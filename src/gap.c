@@ -40,13 +40,28 @@ static bool allocator_in_use(const struct md_report *r, const char *name)
 	return false;
 }
 
+/* The release calls of the allocators in use, from each one's "release": {"action"} ("malloc_trim(0)",
+ * "arena.<all>.purge", "MallocExtension::ReleaseFreeMemory()", ...): "A or B". An action that is
+ * not a call ("none", musl's "free_live_slots": it gives a group back only when it empties) is
+ * left out. */
 const char *md_release_verb(const struct md_report *r)
 {
-	bool glibc = allocator_in_use(r, "glibc"), jem = allocator_in_use(r, "jemalloc");
-	return glibc && jem ? "malloc_trim(0) or a jemalloc purge"
-	       : jem        ? "a jemalloc purge"
-	       : glibc      ? "malloc_trim(0)"
-			    : "no call memdissect knows of";
+	static char verb[256];
+	size_t used = 0;
+	unsigned n = 0;
+	verb[0] = 0;
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *name = md_node_get_string(md_node_get(a, "name"));
+		const char *action = md_node_get_string(md_node_path(a, "release.action"));
+		if (!name || !action || !allocator_in_use(r, name) || (!strchr(action, '(') && !strchr(action, '.')))
+			continue;
+		if (strstr(verb, action))
+			continue;
+		used += (size_t)snprintf(verb + used, used < sizeof(verb) ? sizeof(verb) - used : 0, "%s%s", n++ ? " or " : "",
+					 md_esc(action));
+	}
+	return n ? verb : "no call memdissect knows of";
 }
 
 /* Same allocator and same label: one row. */

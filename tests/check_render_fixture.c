@@ -138,6 +138,11 @@ static struct md_node *glibc_node(void)
 		     196 * MiB, 96 * MiB + 132 * KiB);
 	ck_assert_ptr_null(md_node_set_u64(g, "trim_release_bytes", 101 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(g, "trim_release_pages", 101 * 256));
+	struct md_node *release = md_node_object();
+	ck_assert_ptr_null(md_node_set(g, "release", release));
+	ck_assert_ptr_null(md_node_set_string(release, "action", "malloc_trim(0)"));
+	ck_assert_ptr_null(md_node_set_u64(release, "bytes", 101 * MiB));
+	ck_assert_ptr_null(md_node_set_u64(release, "pages", 101 * 256));
 	ck_assert_ptr_null(md_node_set_u64(g, "live_bytes", 539 * MiB + 256 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(g, "free_bytes", 151 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(g, "cached_bytes", 17 * MiB));

@@ -265,6 +265,13 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 	put_u64(&b, node, "trim_release_bytes", all.releasable_bytes);
 	put_u64(&b, node, "trim_release_pages", all.releasable_bytes / MD_PAGE_SIZE);
 	put_u64(&b, node, "trim_release_range_bytes", range_bytes);
+	struct md_node *release = md_node_object();
+	if (release) {
+		put_str(&b, release, "action", "malloc_trim(0)");
+		put_u64(&b, release, "bytes", all.releasable_bytes);
+		put_u64(&b, release, "pages", all.releasable_bytes / MD_PAGE_SIZE);
+	}
+	put(&b, node, "release", release);
 
 	struct md_node *mm = md_node_object();
 	if (mm) {

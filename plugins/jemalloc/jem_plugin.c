@@ -221,6 +221,11 @@ static struct md_error *jem_report(void *state, const struct md_sink *sink, stru
 	struct md_group_stats gs;
 	md_sink_group_stats(sink, -1, &gs);
 	SET(md_node_set_u64(out, "purge_release_bytes", gs.releasable_bytes));
+	struct md_node *release = md_node_object();
+	SET(md_node_set(out, "release", release));
+	SET(md_node_set_string(release, "action", "arena.<all>.purge"));
+	SET(md_node_set_u64(release, "bytes", gs.releasable_bytes));
+	SET(md_node_set_u64(release, "pages", gs.releasable_bytes / JEM_PAGE));
 	SET(md_node_set_u64(out, "resident_bytes", (gs.live_pages + gs.free_pages + gs.metadata_pages) * JEM_PAGE));
 	struct md_node *wn = md_node_object();
 	SET(md_node_set_u64(wn, "extents", w->extents));
