@@ -224,7 +224,10 @@ struct md_error *md_find_unanalysed(struct md_target *t, struct md_report *r)
 		}
 	}
 	/* A static executable whose malloc no plugin found (a stripped static musl program). */
-	if (!err && exe && !have_libc && !r->n_unanalysed && md_node_count(r->allocators) == 0)
+	/* (Not a dynamic program caught while its loader runs, before libc is mapped: an exec
+	 * during the attach.) */
+	bool dynamic = md_target_find_module(t, "ld-linux") != NULL || md_target_find_module(t, "ld-musl") != NULL;
+	if (!err && exe && !have_libc && !dynamic && !r->n_unanalysed && md_node_count(r->allocators) == 0)
 		err = add(r, "unknown", exe->name ? exe->name : "?",
 			  "a static executable without the C library's malloc state (glibc's not found)");
 	if (!err)
