@@ -732,6 +732,23 @@ static void evidence(const struct html *h)
 			fputs("</svg>\n", out);
 			free(rows);
 		}
+		/* what the live heap is made of, when the plugin can tell (CPython's objects by type) */
+		const struct md_node *types = md_node_get(a, "types");
+		if (md_node_type(types) == MD_NODE_ARRAY && md_node_count(types)) {
+			size_t nt = md_node_count(types);
+			fprintf(out, "<p>Live objects by type (the %zu largest of %zu)</p>\n<table class=\"types\">"
+				     "<tr><th>type</th><th>objects</th><th>bytes</th></tr>\n",
+				nt < 25 ? nt : 25, nt);
+			for (size_t k = 0; k < nt && k < 25; k++) {
+				const struct md_node *e = md_node_at(types, k);
+				char tb[32];
+				fputs("<tr><td class=\"mono\">", out);
+				esc(out, md_node_get_string(md_node_get(e, "name")) ? md_node_get_string(md_node_get(e, "name")) : "?");
+				fprintf(out, "</td><td>%" PRIu64 "</td><td>%s</td></tr>\n", md_node_get_u64(md_node_get(e, "count")),
+					hb(md_node_get_u64(md_node_get(e, "bytes")), tb, sizeof(tb)));
+			}
+			fputs("</table>\n", out);
+		}
 	}
 	fputs("</section>\n", out);
 

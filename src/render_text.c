@@ -1224,6 +1224,27 @@ static void render_histograms(const struct text *t, const struct md_node *a)
 	}
 }
 
+/* What the live heap is made of, when the plugin can tell ("types": [{"name", "count", "bytes"}],
+ * largest first: CPython's objects by type). The names come from the target: escaped. */
+#define TOP_TYPES 15
+static void render_types(const struct text *t, const struct md_node *a)
+{
+	const struct md_node *types = md_node_get(a, "types");
+	size_t n = md_node_count(types);
+	if (md_node_type(types) != MD_NODE_ARRAY || !n)
+		return;
+	fprintf(t->out, "  live objects by type (the %zu largest of %zu):\n", n < TOP_TYPES ? n : TOP_TYPES, n);
+	fprintf(t->out, "    %-40s %12s %10s\n", "type", "objects", "bytes");
+	char b[32];
+	for (size_t i = 0; i < n && i < TOP_TYPES; i++) {
+		const struct md_node *e = md_node_at(types, i);
+		const char *tn = md_node_get_string(md_node_get(e, "name"));
+		fprintf(t->out, "    %-40.40s %12llu %10s\n", tn ? md_esc(tn) : "?",
+			(unsigned long long)md_node_get_u64(md_node_get(e, "count")),
+			human(md_node_get_u64(md_node_get(e, "bytes")), b, sizeof(b)));
+	}
+}
+
 static void render_allocator(const struct text *t, const struct md_node *a)
 {
 	char b[32];
@@ -1277,8 +1298,9 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 	}
 	const struct md_node *st = md_node_get(a, "stats");
 	if (md_node_type(st) == MD_NODE_OBJECT) {
-		object_grid(t, "stats, as mallctl would report them:", st, stats_labels,
-			    stats_byte_keys, NULL, 0, 4);
+		object_grid(t, strcmp(name ? name : "", "jemalloc") == 0 ? "stats, as mallctl would report them:"
+									    : "stats, as the allocator counts them:",
+			    st, stats_labels, stats_byte_keys, NULL, 0, 4);
 	}
 	const struct md_node *trim = md_node_get(a, "trim_release_bytes");
 	if (trim && is_scalar(trim))
@@ -1289,11 +1311,17 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 		fprintf(t->out, "  purging every arena (arena.<all>.purge) would release %s now\n",
 			human(md_node_get_u64(purge), b, sizeof(b)));
 
+	/* the standard release object of allocators that have no key of their own above */
+	const char *action = md_node_get_string(md_node_path(a, "release.action"));
+	if (!trim && !purge && action && (strchr(action, '(') || strchr(action, '.')))
+		fprintf(t->out, "  %s would release %s now\n", md_esc(action),
+			human(md_node_get_u64(md_node_path(a, "release.bytes")), b, sizeof(b)));
+
 	/* whatever else the plugin says at its top level: numbers in a grid, long text after it */
 	static const char *const shown[] = {
 		"name", "version", "symbols", "trim_release_bytes", "trim_release_pages",
 		"purge_release_bytes", "walked",
-		"walk_note", "consistent", "inconsistent_reason", "consistency", NULL,
+		"walk_note", "consistent", "inconsistent_reason", "consistency", "types", NULL,
 	};
 	object_grid(t, "what the walk found:", a, NULL, NULL, shown, 24, 4);
 
@@ -1303,6 +1331,7 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 		render_arenas(t, arenas);
 	}
 	render_histograms(t, a);
+	render_types(t, a);
 }
 
 /* ---- findings and notes ---- */

@@ -302,6 +302,20 @@ START_TEST(test_census)
 	ck_assert_msg(type_count(py, "Big") == 777, "%s: Big %" PRIu64, python, type_count(py, "Big"));
 	ck_assert(md_node_get_bool(md_node_path(py, "census.gc_lists_walked")));
 	md_node_destroy(report);
+	/* the text report shows the top types: "Small" among them with its exact count */
+	if (_i == 0) {
+		char pid[32];
+		snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+		const char *args[] = { "attach", "--no-color", pid, NULL };
+		char *out = NULL, *err = NULL;
+		ck_assert_int_eq(md_test_run(args, &out, &err, 60000), 0);
+		const char *table = strstr(out, "live objects by type");
+		ck_assert_msg(table, "no type table in the text report");
+		const char *row = strstr(table, "\n    Small ");
+		ck_assert_msg(row && strtoull(row + 10, NULL, 10) == 3001, "Small's row: %.60s", row ? row : "(none)");
+		free(out);
+		free(err);
+	}
 	md_test_proc_stop(&p);
 }
 END_TEST
