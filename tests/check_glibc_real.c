@@ -100,7 +100,9 @@ static void check_truth_mode(const char *mode, const char *tunables, unsigned mi
 	ck_assert_uint_eq(md_test_json_u64(glibc, "mmapped_chunks.bytes"), md_test_truth(&p, "mallinfo.hblkhd"));
 	uint64_t predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
 	md_node_destroy(report);
-	md_test_trim_and_compare(&p, predicted, what);
+	/* hugezerofork: malloc_trim's own writes copy pages its child shares with the parent (a
+	 * few dozen pages, seen -16), which no prediction of what trim releases can include. */
+	md_test_trim_and_compare_slack(&p, predicted, what, strcmp(mode, "hugezerofork") == 0 ? 64 : 0);
 	md_test_proc_stop(&p);
 }
 
