@@ -647,7 +647,11 @@ START_TEST(test_unanalysed_python)
 }
 END_TEST
 
-static void preload_sleeper(const char *lib, const char *name, const char *module_part)
+static void check_walked_by(const char *const *launch_args, const char *plugin);
+
+/* A sleeper with lib preloaded: named unanalysed (with --plugin only_plugin when not NULL: the
+ * allocator's own plugin left out), glibc said not to be the allocator. */
+static void preload_sleeper_with(const char *lib, const char *name, const char *module_part, const char *only_plugin)
 {
 	if (access(lib, R_OK) != 0)
 		MD_SKIP("%s is not installed (scripts/deps.sh installs it)", lib);
@@ -655,13 +659,14 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	snprintf(env, sizeof(env), "LD_PRELOAD=%s", lib);
 	ck_assert_ptr_nonnull(md_test_target_path("sleeper", sleeper, sizeof(sleeper)));
 	const char *args[] = { env, sleeper, NULL };
-	check_unanalysed(args, name, module_part);
+	check_unanalysed_with(args, name, module_part, only_plugin);
 
 	/* and glibc, whose arena was never allocated from, is said not to be the allocator */
 	struct md_test_proc p;
 	ck_assert(md_test_proc_start(&p, "launch", args));
 	int status;
-	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	const char *extra[] = { "--plugin", only_plugin, NULL };
+	struct md_node *doc = md_test_attach_json(p.pid, only_plugin ? extra : NULL, &status);
 	ck_assert_ptr_nonnull(doc);
 	struct md_node *g = md_test_allocator(doc, "glibc");
 	ck_assert_ptr_nonnull(g);
@@ -674,21 +679,29 @@ static void preload_sleeper(const char *lib, const char *name, const char *modul
 	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
 	snprintf(metric, sizeof(metric), "memdissect_unanalysed_allocator{pid=\"%s\"", pid);
 	char *out = NULL, *err = NULL;
-	const char *om[] = { "attach", "--format", "openmetrics", pid, NULL };
+	const char *om_all[] = { "attach", "--format", "openmetrics", pid, NULL };
+	const char *om_only[] = { "attach", "--plugin", only_plugin, "--format", "openmetrics", pid, NULL };
+	const char *const *om = only_plugin ? om_only : om_all;
 	ck_assert_int_eq(run(om, &out, &err), 10);
 	ck_assert_ptr_nonnull(strstr(out, metric));
 	snprintf(metric, sizeof(metric), "name=\"%s\",module=\"", name);
 	ck_assert_ptr_nonnull(strstr(out, metric));
 	free(out);
 	free(err);
-	const char *text[] = { "attach", "--no-color", pid, NULL };
-	ck_assert_int_eq(run(text, &out, &err), 10);
+	const char *text_all[] = { "attach", "--no-color", pid, NULL };
+	const char *text_only[] = { "attach", "--plugin", only_plugin, "--no-color", pid, NULL };
+	ck_assert_int_eq(run(only_plugin ? text_only : text_all, &out, &err), 10);
 	ck_assert_ptr_nonnull(strstr(out, "glibc malloc is not this process's allocator"));
 	ck_assert_ptr_null(strstr(out, "malloc_trim(0) would release"));
 	ck_assert_ptr_null(strstr(out, "mallinfo2"));
 	free(out);
 	free(err);
 	md_test_proc_stop(&p);
+}
+
+static void preload_sleeper(const char *lib, const char *name, const char *module_part)
+{
+	preload_sleeper_with(lib, name, module_part, NULL);
 }
 
 START_TEST(test_unanalysed_tcmalloc)
@@ -701,7 +714,14 @@ END_TEST
 START_TEST(test_unanalysed_mimalloc)
 {
 	SKIP_WITHOUT_PTRACE();
-	preload_sleeper("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "mimalloc", "libmimalloc.so.2");
+	/* Without the mimalloc plugin (--plugin glibc): named, partial, exit 10. */
+	preload_sleeper_with("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "mimalloc", "libmimalloc.so.2", "glibc");
+	/* With it, walked: a whole report, nothing unanalysed. */
+	char env[PATH_MAX + 16], sleeper[PATH_MAX];
+	snprintf(env, sizeof(env), "LD_PRELOAD=%s", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2");
+	ck_assert_ptr_nonnull(md_test_target_path("sleeper", sleeper, sizeof(sleeper)));
+	const char *args[] = { env, sleeper, NULL };
+	check_walked_by(args, "mimalloc");
 }
 END_TEST
 

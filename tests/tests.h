@@ -39,6 +39,7 @@ Suite *honest_suite(void) __attribute__((weak));
 Suite *states_suite(void) __attribute__((weak));
 Suite *safepoint_suite(void) __attribute__((weak));
 Suite *musl_suite(void) __attribute__((weak));
+Suite *mimalloc_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name, or name itself when absolute) and of memdissect

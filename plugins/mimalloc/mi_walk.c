@@ -226,6 +226,10 @@ static bool scan_queues(struct ctx *c)
 						pg, bin, heap, xheap);
 					break;
 				}
+				if (next == pg) {
+					FINDING(c, MD_FINDING_CORRUPT, pg, (int)hi, "mimalloc: page 0x%" PRIx64 " in queue %u of heap 0x%" PRIx64 " links to itself", pg, bin, heap);
+					next = 0;
+				}
 				if (!push(&c->segs, &c->n_segs, &c->cap_segs, seg))
 					return false;
 				if (w->heaps[hi].main && !push(&c->main_pages, &c->n_main_pages, &c->cap_main_pages, pg))
