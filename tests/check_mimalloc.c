@@ -59,6 +59,7 @@ static void run_truth(const char *const *launch_env)
 	ck_assert_ptr_nonnull(mi);
 	ck_assert_str_eq(md_node_get_string(md_node_get(mi, "version")), "2.0.9");
 	ck_assert_str_eq(md_node_get_string(md_node_get(mi, "build")), "release");
+	ck_assert_ptr_nonnull(strstr(md_node_get_string(md_node_get(mi, "located_by")), "checked against"));
 	ck_assert(md_node_get_bool(md_node_get(mi, "consistent")));
 	ck_assert_uint_eq(corrupt_findings(doc), 0);
 	/* every thread's heap: the figures its own mi_heap_visit_blocks printed */
@@ -142,6 +143,78 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* Other builds are refused by name: copies of Debian's library with mi_version() returning 210,
+ * with mi_usable_size indexing 96-byte pages (an MI_ENCODE_FREELIST build), or with another
+ * build-id, each preloaded into a sleeper: exit 10, the note says why, mimalloc is named
+ * unanalysed. */
+struct patch {
+	const char *what;
+	long offset; /* -1: the first occurrence of from */
+	uint8_t from[20], to[20];
+	size_t len;
+	const char *message;
+};
+
+static const struct patch patches[] = {
+	{ "version", -1, { 0xb8, 0xd1, 0, 0, 0, 0xc3 }, { 0xb8, 0xd2, 0, 0, 0, 0xc3 }, 6, "is mimalloc 2.1.0 (mi_version() returns 210): only 2.0.9" },
+	{ "secure", 0x11071, { 0x48, 0x8d, 0x04, 0x80, 0x48, 0xc1, 0xe0, 0x04 }, { 0x48, 0x8d, 0x04, 0x40, 0x48, 0xc1, 0xe0, 0x05 }, 8,
+	  "96-byte pages (mi_usable_size): only the release build" },
+	{ "build-id", -1, { 0xd0, 0x7f, 0x4e, 0x7d, 0xc9, 0xa0, 0x39, 0xfc, 0xbe, 0x77, 0x47, 0xf4, 0x16, 0x47, 0x6b, 0xd6, 0x5c, 0xb4, 0x8e, 0x8b },
+	  { 0xd0, 0x7f, 0x4e, 0x7d, 0xc9, 0xa0, 0x39, 0xfc, 0xbe, 0x77, 0x47, 0xf4, 0x16, 0x47, 0x6b, 0xd6, 0x5c, 0xb4, 0x8e, 0x00 }, 20,
+	  "is not a mimalloc build this plugin knows" },
+};
+
+START_TEST(test_refused_builds)
+{
+	need_mimalloc();
+	const struct patch *pt = &patches[_i];
+	FILE *f = fopen("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0", "rb");
+	ck_assert_ptr_nonnull(f);
+	static uint8_t lib[1 << 20];
+	size_t n = fread(lib, 1, sizeof(lib), f);
+	fclose(f);
+	ck_assert_uint_gt(n, 0x12000);
+	long at = pt->offset;
+	for (size_t i = 0; at < 0 && i + pt->len <= n; i++)
+		if (memcmp(lib + i, pt->from, pt->len) == 0)
+			at = (long)i;
+	ck_assert_msg(at >= 0 && (size_t)at + pt->len <= n && memcmp(lib + at, pt->from, pt->len) == 0, "%s: not Debian's library", pt->what);
+	memcpy(lib + at, pt->to, pt->len);
+	char dir[] = "/tmp/md-mimalloc-XXXXXX", path[64], env[96], sleeper[4096];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/libmimalloc.so.2", dir);
+	f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(lib, 1, n, f), n);
+	fclose(f);
+	snprintf(env, sizeof(env), "LD_PRELOAD=%s", path);
+	ck_assert_ptr_nonnull(md_test_target_path("sleeper", sleeper, sizeof(sleeper)));
+	const char *args[] = { env, sleeper, NULL };
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "launch", args));
+	int status = -1;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(status, 10);
+	ck_assert_ptr_null(md_test_allocator(doc, "mimalloc"));
+	bool noted = false, named = false;
+	struct md_node *notes = md_node_get(doc, "notes");
+	for (size_t i = 0; i < md_node_count(notes); i++)
+		if (strstr(md_node_get_string(md_node_at(notes, i)), pt->message))
+			noted = true;
+	struct md_node *un = md_node_get(doc, "unanalysed_allocators");
+	for (size_t i = 0; i < md_node_count(un); i++)
+		if (strcmp(md_node_get_string(md_node_get(md_node_at(un, i), "name")), "mimalloc") == 0)
+			named = true;
+	ck_assert_msg(noted, "%s: no note saying \"%s\"", pt->what, pt->message);
+	ck_assert(named);
+	md_node_destroy(doc);
+	md_test_proc_stop(&p);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *mimalloc_suite(void)
 {
 	Suite *s = suite_create("mimalloc");
@@ -149,6 +222,7 @@ Suite *mimalloc_suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_truth_default_delay);
 	tcase_add_test(tc, test_truth_decommit_delay_0);
+	tcase_add_loop_test(tc, test_refused_builds, 0, (int)(sizeof(patches) / sizeof(patches[0])));
 	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));
 	suite_add_tcase(s, tc);
 	return s;

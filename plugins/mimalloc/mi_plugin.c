@@ -84,6 +84,8 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_string(out, "build", r->b->build));
 	SET(md_node_set_string(out, "module", r->module_path));
 	SET(md_node_set_string(out, "linkage", "dynamic"));
+	SET(md_node_set_string(out, "located_by", r->code_checked ? "build-id table, checked against mi_version, mi_usable_size and mi_is_in_heap_region's code"
+								 : "build-id table"));
 	if (!s->walked) {
 		SET(md_node_set_bool(out, "walked", false));
 		return err;

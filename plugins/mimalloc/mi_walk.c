@@ -790,8 +790,10 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 		err = &md_error_nomem;
 		goto out;
 	}
-	qsort(c.delayed, c.n_delayed, 8, cmp_u64);
-	qsort(c.segs, c.n_segs, 8, cmp_u64);
+	if (c.n_delayed)
+		qsort(c.delayed, c.n_delayed, 8, cmp_u64);
+	if (c.n_segs)
+		qsort(c.segs, c.n_segs, 8, cmp_u64);
 	size_t n = 0;
 	for (size_t i = 0; i < c.n_segs; i++)
 		if (!n || c.segs[i] != c.segs[n - 1])
@@ -837,7 +839,8 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 			prev_end = sg->addr + sg->size;
 	}
 	free(hdr);
-	qsort(c.seginfo, c.n_seginfo, sizeof(*c.seginfo), cmp_seg);
+	if (c.n_seginfo)
+		qsort(c.seginfo, c.n_seginfo, sizeof(*c.seginfo), cmp_seg);
 	walk_cache(&c);
 	/* Thread data: 8 KiB per thread with its own heap, and per cached one. */
 	for (unsigned i = 0; i < w->n_heaps; i++)

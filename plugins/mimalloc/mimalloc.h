@@ -80,6 +80,7 @@ struct mi_roots {
 	const struct md_module *module;
 	const struct mi_build *b;
 	uint64_t bias;
+	bool code_checked; /* mi_version, mi_usable_size and mi_is_in_heap_region agree with the table */
 	char module_path[512];
 };
 
