@@ -113,12 +113,14 @@ static size_t anchors_of(const char *plugin, struct md_target *t, void *state, u
 #include "../plugins/glibc/glibc_internal.h"
 #include "../plugins/jemalloc/jem_locate.h"
 #include "../plugins/musl/musl.h"
+#include "../plugins/mimalloc/mimalloc.h"
 
 static size_t anchors_of(const char *plugin, struct md_target *t, void *state, uint64_t *anchors)
 {
 	size_t n_anchors = 0;
-	if (strcmp(plugin, "musl") == 0) {
-		/* fuzz_musl_walk.c: one walk of the unmutated image, then mu_fuzz_anchors. */
+	if (strcmp(plugin, "musl") == 0 || strcmp(plugin, "mimalloc") == 0) {
+		/* fuzz_musl_walk.c, fuzz_mimalloc_walk.c: one walk of the unmutated image, then
+		 * mu_fuzz_anchors / mi_fuzz_anchors. */
 		return 0;
 	}
 	if (strcmp(plugin, "jemalloc") == 0) {
@@ -214,6 +216,14 @@ static void replay(const char *plugin_name)
 		n_anchors = mu_fuzz_anchors(state, anchors);
 		ck_assert_uint_gt(n_anchors, 4);
 	}
+	if (strcmp(plugin_name, "mimalloc") == 0) {
+		struct md_classifier *c0 = NULL;
+		ck_assert_ptr_null(md_classifier_create(image, &c0));
+		md_error_destroy(p->walk(state, image, md_classifier_sink(c0, p->name), false));
+		md_classifier_destroy(c0);
+		n_anchors = mi_fuzz_anchors(state, anchors);
+		ck_assert_uint_gt(n_anchors, 8);
+	}
 
 	snprintf(path, sizeof(path), "%s/fuzz-regressions", data);
 	DIR *d = opendir(path);
@@ -258,7 +268,8 @@ static void replay(const char *plugin_name)
 		double dt = now_s() - t0;
 		fprintf(stderr, "image: %s %s: %u findings, %.3f s\n", plugin_name, name, findings, dt);
 		ck_assert_msg(dt < 5.0, "%s %s: walk took %.1f s", plugin_name, name, dt);
-		if (!script && (strcmp(plugin_name, "jemalloc") == 0 || strcmp(plugin_name, "musl") == 0))
+		if (!script && (strcmp(plugin_name, "jemalloc") == 0 || strcmp(plugin_name, "musl") == 0 ||
+				strcmp(plugin_name, "mimalloc") == 0))
 			ck_assert_msg(findings == 0, "the unmutated jemalloc seed gave %u findings", findings);
 		free(script);
 		replayed++;
@@ -282,6 +293,12 @@ START_TEST(test_regressions_musl)
 }
 END_TEST
 
+START_TEST(test_regressions_mimalloc)
+{
+	replay("mimalloc");
+}
+END_TEST
+
 START_TEST(test_regressions_glibc)
 {
 	replay("glibc");
@@ -298,6 +315,7 @@ Suite *image_suite(void)
 	tcase_add_test(tc, test_regressions_jemalloc);
 	tcase_add_test(tc, test_regressions_glibc);
 	tcase_add_test(tc, test_regressions_musl);
+	tcase_add_test(tc, test_regressions_mimalloc);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -430,6 +430,8 @@ static void walk_page(struct ctx *c, struct seg *sg, const uint8_t *pg, unsigned
 			nremote = used;
 	}
 	sg->eff_used[idx] = (uint32_t)(used - nremote);
+	if (w->n_seen_pages < 6 && (w->pages % 97) == 0)
+		w->seen_pages[w->n_seen_pages++] = page;
 	w->pages++;
 	w->used_blocks += used;
 	w->used_bytes += (uint64_t)used * bsize;
@@ -499,6 +501,8 @@ static void walk_segment(struct ctx *c, struct seg *sg, uint8_t *hdr)
 	int sgroup = sg->abandoned ? group_abandoned(w) : hi;
 	if (c->sink)
 		md_sink_region(c->sink, seg, seg + sg->size, sgroup, sg->huge ? "mimalloc huge segment" : sg->abandoned ? "mimalloc abandoned segment" : "mimalloc segment");
+	if (w->n_seen_segments < 4)
+		w->seen_segments[w->n_seen_segments++] = seg;
 	w->segments++;
 	if (sg->huge)
 		w->huge_segments++;

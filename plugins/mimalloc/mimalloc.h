@@ -110,6 +110,9 @@ struct mi_walk {
 	uint64_t release_bytes;
 	uint64_t findings;
 	bool truncated, inconsistent;
+	/* for the walker fuzzer: the first segments and pages seen */
+	uint64_t seen_segments[4], seen_pages[6];
+	unsigned n_seen_segments, n_seen_pages;
 };
 
 struct mi_state {
@@ -117,6 +120,26 @@ struct mi_state {
 	struct mi_walk walk;
 	bool walked;
 };
+
+/* Where the walker fuzzer (fuzz/fuzz_mimalloc_walk.c) aims its mutations, after one walk of
+ * the unmutated image: the main heap (its tld, its page queues), the abandoned list head, the
+ * segment cache's in-use bits, the first segments (headers, slices) and pages (mi_page_t). */
+static inline size_t mi_fuzz_anchors(const struct mi_state *s, uint64_t *anchors)
+{
+	const struct mi_roots *r = &s->roots;
+	const struct mi_walk *w = &s->walk;
+	size_t n = 0;
+	anchors[n++] = r->bias + r->b->heap_main;
+	anchors[n++] = r->bias + r->b->heap_main + MI_HEAP_PAGES;
+	anchors[n++] = r->bias + r->b->tld_main;
+	anchors[n++] = r->bias + r->b->abandoned;
+	anchors[n++] = r->bias + r->b->cache_inuse;
+	for (unsigned i = 0; i < w->n_seen_segments && n < 16; i++)
+		anchors[n++] = w->seen_segments[i];
+	for (unsigned i = 0; i < w->n_seen_pages && n < 16; i++)
+		anchors[n++] = w->seen_pages[i];
+	return n;
+}
 
 struct md_error *mi_locate(struct md_target *t, struct mi_roots *roots_ret);
 struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, struct md_sink *sink, bool inconsistent,

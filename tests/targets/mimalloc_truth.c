@@ -34,6 +34,8 @@ static void *remote_ptrs[N_REMOTE];
 static void *batch[N_BATCH];
 static void *abandoned_ptrs[ABANDONED_N];
 static void *huge;
+/* "seed": a small heap of the same shape (the fuzz seed snapshot, fuzz/fuzz_mimalloc_walk.c). */
+static int n_small = N_SMALL, n_batch = N_BATCH;
 static pthread_barrier_t remote_done, built, printed;
 static pthread_mutex_t say_lock = PTHREAD_MUTEX_INITIALIZER;
 static int block_pipe[2];
@@ -82,9 +84,9 @@ static void *worker(void *arg)
 {
 	long id = (long)arg;
 	uint64_t s = 0x9e3779b97f4a7c15ULL + (uint64_t)id;
-	for (int i = 0; i < N_SMALL; i++)
+	for (int i = 0; i < n_small; i++)
 		worker_ptrs[id][i] = mi_malloc(some_size(&s));
-	for (int i = 0; i < N_SMALL; i += 3)
+	for (int i = 0; i < n_small; i += 3)
 		mi_free(worker_ptrs[id][i]);
 	if (id == 0) {
 		for (int i = 0; i < N_REMOTE; i += 2)
@@ -124,22 +126,28 @@ static uint8_t *page_of(void *p)
 	return slice - off;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	bool seed = argc > 1 && strcmp(argv[1], "seed") == 0;
+	if (seed) {
+		n_small = 300;
+		n_batch = 300;
+	}
 	if (pipe(block_pipe) != 0)
 		return 1;
 	pthread_barrier_init(&remote_done, NULL, N_WORKERS + 1);
 	pthread_barrier_init(&built, NULL, N_WORKERS + 1);
 	pthread_barrier_init(&printed, NULL, N_WORKERS + 1);
 	uint64_t s = 42;
-	for (int i = 0; i < N_SMALL; i++)
+	for (int i = 0; i < n_small; i++)
 		main_ptrs[i] = mi_malloc(some_size(&s));
 	for (int i = 0; i < N_REMOTE; i++)
 		remote_ptrs[i] = mi_malloc(48);
-	for (int i = 0; i < N_BATCH; i++)
+	for (int i = 0; i < n_batch; i++)
 		batch[i] = mi_malloc(some_size(&s));
-	huge = mi_malloc(40 << 20);
-	memset(huge, 1, 40 << 20);
+	size_t huge_size = seed ? (17 << 20) : (40 << 20);
+	huge = mi_malloc(huge_size);
+	memset(huge, 1, seed ? 4096 : huge_size);
 	pthread_t th[N_WORKERS], ex;
 	for (long i = 0; i < N_WORKERS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)i);
@@ -147,9 +155,9 @@ int main(void)
 	/* after the workers' last allocation: nobody reclaims its abandoned segment */
 	pthread_create(&ex, NULL, exiter, NULL);
 	pthread_join(ex, NULL);
-	for (int i = 0; i < N_BATCH; i++)
+	for (int i = 0; i < n_batch; i++)
 		mi_free(batch[i]);
-	for (int i = 1; i < N_SMALL; i += 2)
+	for (int i = 1; i < n_small; i += 2)
 		mi_free(main_ptrs[i]);
 	pthread_barrier_wait(&built);
 	print_own_heap();
