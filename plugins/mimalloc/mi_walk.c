@@ -132,6 +132,36 @@ static uint64_t resident_bytes(struct md_target *t, uint64_t start, uint64_t end
 	return n;
 }
 
+/* [start, end) is covered by mappings (at most 64 of them, one after the other). */
+static bool range_mapped(struct md_target *t, uint64_t start, uint64_t end)
+{
+	uint64_t a = start;
+	for (int k = 0; k < 64 && a < end; k++) {
+		const struct md_mapping *m = md_target_find_mapping(t, a);
+		if (!m || m->end <= a)
+			return false;
+		a = m->end;
+	}
+	return a >= end;
+}
+
+/* Brent's cycle check for a list walk: call once per node; true when node was seen before. */
+struct cycle {
+	uint64_t tortoise, power, steps;
+};
+
+static bool cycle_seen(struct cycle *cy, uint64_t node)
+{
+	if (cy->power && node == cy->tortoise)
+		return true;
+	if (++cy->steps >= cy->power) {
+		cy->tortoise = node;
+		cy->power = cy->power ? cy->power * 2 : 1;
+		cy->steps = 0;
+	}
+	return false;
+}
+
 static void add_heap(struct ctx *c, uint64_t heap, int32_t tid, uint64_t fs_base, bool backing)
 {
 	struct mi_walk *w = c->w;
@@ -210,8 +240,9 @@ static bool scan_queues(struct ctx *c)
 			continue;
 		for (unsigned bin = 0; bin < MI_BIN_COUNT; bin++) {
 			uint64_t pg = u64at(q, bin * 24);
+			struct cycle cy = { 0 };
 			for (uint64_t k = 0; pg; k++) {
-				if (k >= MI_MAX_PAGES_PER_QUEUE || ++total > 4 * MI_MAX_PAGES_PER_QUEUE) {
+				if (k >= MI_MAX_PAGES_PER_QUEUE || ++total > 4 * MI_MAX_PAGES_PER_QUEUE || cycle_seen(&cy, pg)) {
 					FINDING(c, MD_FINDING_CORRUPT, pg, (int)hi, "mimalloc: page queue %u of heap 0x%" PRIx64 " does not end (a loop?)", bin, heap);
 					w->truncated = true;
 					break;
@@ -240,8 +271,9 @@ static bool scan_queues(struct ctx *c)
 		uint64_t blk = 0;
 		if (!rd(c, heap + MI_HEAP_DELAYED, &blk, 8))
 			continue;
+		struct cycle cy = { 0 };
 		for (uint64_t k = 0; blk; k++) {
-			if (k >= MAX_DELAYED) {
+			if (k >= MAX_DELAYED || cycle_seen(&cy, blk)) {
 				FINDING(c, MD_FINDING_CORRUPT, blk, (int)hi, "mimalloc: the delayed-free list of heap 0x%" PRIx64 " does not end", heap);
 				break;
 			}
@@ -284,8 +316,9 @@ static bool scan_map_and_abandoned(struct ctx *c)
 		if (!rd(c, c->r->bias + heads[l], &seg, 8))
 			continue;
 		seg &= ~MI_SEGMENT_MASK; /* the low bits of the head are an ABA tag */
+		struct cycle cy = { 0 };
 		for (uint64_t k = 0; seg; k++) {
-			if (k >= MAX_ABANDONED) {
+			if (k >= MAX_ABANDONED || cycle_seen(&cy, seg)) {
 				FINDING(c, MD_FINDING_CORRUPT, seg, -1, "mimalloc: the abandoned segment list does not end");
 				break;
 			}
@@ -487,6 +520,11 @@ static void walk_segment(struct ctx *c, struct seg *sg, uint8_t *hdr)
 		return;
 	}
 	sg->size = sg->huge ? good_alloc_size(slices * MI_SLICE_SIZE) : MI_SEGMENT_SIZE;
+	if (!range_mapped(c->t, seg, seg + sg->size)) {
+		FINDING(c, MD_FINDING_CORRUPT, seg, -1, "mimalloc: segment 0x%" PRIx64 " of %" PRIu64 " slices reaches past its mapping", seg, slices);
+		w->bad_segments++;
+		return;
+	}
 	uint64_t seg_end = seg + slices * MI_SLICE_SIZE;
 	memcpy(sg->commit, hdr + MI_SEG_COMMIT_MASK, 64);
 	memcpy(sg->decommit, hdr + MI_SEG_DECOMMIT_MASK, 64);
@@ -514,7 +552,7 @@ static void walk_segment(struct ctx *c, struct seg *sg, uint8_t *hdr)
 		sg->resident[s] = (uint32_t)resident_bytes(c->t, seg + s * MI_SLICE_SIZE, seg + (s + 1) * MI_SLICE_SIZE);
 	uint64_t pages = 0;
 	unsigned i = 0;
-	while (i < entries) {
+	while (i < entries && i < MI_SLICES_PER_SEGMENT) {
 		const uint8_t *pg = hdr + MI_SEG_HEADER + (size_t)i * MI_PAGE_SIZE;
 		uint32_t count = u32at(pg, MI_PG_SLICE_COUNT), off = u32at(pg, MI_PG_SLICE_OFFSET);
 		uint64_t limit = sg->huge ? slices : MI_SLICES_PER_SEGMENT;
@@ -725,8 +763,6 @@ static void simulate_collect(struct ctx *c)
 			else if (sg->span_kind[i] == 3 && sg->eff_used[i] == 0)
 				page_freed(&sm, sg, i);
 			i += cnt;
-			while (i < MI_SLICES_PER_SEGMENT && sg->span_kind[i] == 0 && sg->span_count[i] == 0 && i > 0 && false)
-				i++;
 		}
 	}
 	/* 2. the main heap's pages in queue order: those whose blocks are all free are freed */
