@@ -39,6 +39,32 @@ static unsigned corrupt_findings(struct md_node *report)
 	return n;
 }
 
+/* A report's heaps against the truth each thread printed. */
+static void check_heaps(const struct md_test_proc *p, struct md_node *mi)
+{
+	struct md_node *heaps = md_node_get(mi, "heaps");
+	ck_assert_uint_eq(md_node_count(heaps), 4);
+	for (size_t i = 0; i < md_node_count(heaps); i++) {
+		struct md_node *h = md_node_at(heaps, i);
+		uint64_t tid = md_test_json_u64(h, "thread");
+		static const char *const keys[] = { "pages", "used_blocks", "used_bytes" };
+		for (size_t k = 0; k < 3; k++) {
+			char key[64];
+			snprintf(key, sizeof(key), "heap.%" PRIu64 ".%s", tid, keys[k]);
+			ck_assert_msg(md_test_json_u64(h, keys[k]) == md_test_truth(p, key), "%s: memdissect %" PRIu64 ", mimalloc %llu", key,
+				      md_test_json_u64(h, keys[k]), md_test_truth(p, key));
+		}
+		if (md_node_get_bool(md_node_get(h, "main")))
+			ck_assert_uint_eq(md_test_json_u64(h, "remote_freed_blocks"), md_test_truth(p, "main.remote_freed"));
+	}
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.committed_bytes"), md_test_truth(p, "process.committed"));
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_segments"), 1);
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_used_blocks"), md_test_truth(p, "abandoned.used_blocks"));
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_used_bytes"), md_test_truth(p, "abandoned.used_bytes"));
+	ck_assert_uint_ge(md_test_json_u64(mi, "stats.remote_freed_blocks"), md_test_truth(p, "main.remote_freed"));
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.huge_segments"), 1);
+}
+
 static void run_truth(const char *const *launch_env)
 {
 	need_mimalloc();
@@ -63,27 +89,7 @@ static void run_truth(const char *const *launch_env)
 	ck_assert(md_node_get_bool(md_node_get(mi, "consistent")));
 	ck_assert_uint_eq(corrupt_findings(doc), 0);
 	/* every thread's heap: the figures its own mi_heap_visit_blocks printed */
-	struct md_node *heaps = md_node_get(mi, "heaps");
-	ck_assert_uint_eq(md_node_count(heaps), 4);
-	for (size_t i = 0; i < md_node_count(heaps); i++) {
-		struct md_node *h = md_node_at(heaps, i);
-		uint64_t tid = md_test_json_u64(h, "thread");
-		static const char *const keys[] = { "pages", "used_blocks", "used_bytes" };
-		for (size_t k = 0; k < 3; k++) {
-			char key[64];
-			snprintf(key, sizeof(key), "heap.%" PRIu64 ".%s", tid, keys[k]);
-			ck_assert_msg(md_test_json_u64(h, keys[k]) == md_test_truth(&p, key), "%s: memdissect %" PRIu64 ", mimalloc %llu", key,
-				      md_test_json_u64(h, keys[k]), md_test_truth(&p, key));
-		}
-		if (md_node_get_bool(md_node_get(h, "main")))
-			ck_assert_uint_eq(md_test_json_u64(h, "remote_freed_blocks"), md_test_truth(&p, "main.remote_freed"));
-	}
-	ck_assert_uint_eq(md_test_json_u64(mi, "stats.committed_bytes"), md_test_truth(&p, "process.committed"));
-	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_segments"), 1);
-	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_used_blocks"), md_test_truth(&p, "abandoned.used_blocks"));
-	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_used_bytes"), md_test_truth(&p, "abandoned.used_bytes"));
-	ck_assert_uint_ge(md_test_json_u64(mi, "stats.remote_freed_blocks"), md_test_truth(&p, "main.remote_freed"));
-	ck_assert_uint_eq(md_test_json_u64(mi, "stats.huge_segments"), 1);
+	check_heaps(&p, mi);
 	md_test_check_classes_sum(doc);
 	/* mimalloc's memory is explained: live + free + metadata cover its resident pages */
 	ck_assert_uint_gt(md_test_json_u64(doc, "classes.live"), 100u << 20);
@@ -109,6 +115,58 @@ START_TEST(test_truth_decommit_delay_0)
 {
 	const char *env[] = { "MIMALLOC_DECOMMIT_DELAY=0", NULL };
 	run_truth(env);
+}
+END_TEST
+
+/* A memdissect snapshot of the truth target, read back with "memdissect core": the same figures. */
+START_TEST(test_core)
+{
+	need_mimalloc();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "mimalloc_truth", NULL));
+	char pid[32], file[] = "/tmp/md-mimalloc-core-XXXXXX";
+	int fd = mkstemp(file);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	const char *snap[] = { "snapshot", "-o", file, pid, NULL };
+	ck_assert_int_eq(md_test_run(snap, NULL, NULL, 60000), 0);
+	char *out = NULL;
+	const char *core[] = { "core", "--json", file, NULL };
+	int status = md_test_run(core, &out, NULL, 60000);
+	unlink(file);
+	ck_assert_int_eq(status, 0);
+	struct md_node *doc = NULL;
+	ck_assert_ptr_null(md_node_parse_json(out, strlen(out), &doc));
+	free(out);
+	struct md_node *mi = md_test_allocator(doc, "mimalloc");
+	ck_assert_ptr_nonnull(mi);
+	ck_assert(md_node_get_bool(md_node_get(mi, "consistent")));
+	check_heaps(&p, mi);
+	md_test_check_classes_sum(doc);
+	md_node_destroy(doc);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* A thread mallocs and frees without pause while memdissect attaches: never a corrupt finding
+ * (a race is not damage), and the classes still sum. */
+START_TEST(test_churn)
+{
+	need_mimalloc();
+	struct md_test_proc p;
+	const char *args[] = { "churn", NULL };
+	ck_assert(md_test_proc_start(&p, "mimalloc_truth", args));
+	for (int run = 0; run < 3; run++) {
+		int status = -1;
+		struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+		ck_assert_msg(doc != NULL && status == 0, "churn: status %d", status);
+		ck_assert_ptr_nonnull(md_test_allocator(doc, "mimalloc"));
+		ck_assert_uint_eq(corrupt_findings(doc), 0);
+		md_test_check_classes_sum(doc);
+		md_node_destroy(doc);
+	}
+	md_test_proc_stop(&p);
 }
 END_TEST
 
@@ -222,6 +280,8 @@ Suite *mimalloc_suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_truth_default_delay);
 	tcase_add_test(tc, test_truth_decommit_delay_0);
+	tcase_add_test(tc, test_core);
+	tcase_add_test(tc, test_churn);
 	tcase_add_loop_test(tc, test_refused_builds, 0, (int)(sizeof(patches) / sizeof(patches[0])));
 	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));
 	suite_add_tcase(s, tc);

@@ -14,6 +14,8 @@
  *              after the truth (a segment cookie, a page's capacity, a free list into nowhere,
  *              a page queue that loops); prints "corrupted". Only "quit" is valid afterwards.
  *   quit    -> exit
+ * Arguments: "seed" builds a small heap of the same shape (the fuzz seed); "churn" starts a
+ * thread that mallocs and frees without pause after "ready".
  * Nothing allocates after the truth: output goes through md_say (write(2), static buffer). */
 #include <mimalloc.h>
 #include <pthread.h>
@@ -64,6 +66,19 @@ static void print_own_heap(void)
 	pthread_mutex_lock(&say_lock);
 	md_say("heap.%ld.pages %llu\nheap.%ld.used_blocks %llu\nheap.%ld.used_bytes %llu\n", tid, v.pages, tid, v.used, tid, v.used_bytes);
 	pthread_mutex_unlock(&say_lock);
+}
+
+/* "churn": after "ready" a thread mallocs and frees without pause (the quiescence test). */
+static void *churner(void *arg)
+{
+	(void)arg;
+	static void *keep[64];
+	for (unsigned long n = 0;; n++) {
+		unsigned k = (unsigned)(n % 64);
+		mi_free(keep[k]);
+		keep[k] = mi_malloc(16 + (n * 40503u) % 3000);
+	}
+	return NULL;
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -128,7 +143,7 @@ static uint8_t *page_of(void *p)
 
 int main(int argc, char **argv)
 {
-	bool seed = argc > 1 && strcmp(argv[1], "seed") == 0;
+	bool seed = argc > 1 && strcmp(argv[1], "seed") == 0, churn = argc > 1 && strcmp(argv[1], "churn") == 0;
 	if (seed) {
 		n_small = 300;
 		n_batch = 300;
@@ -166,6 +181,9 @@ int main(int argc, char **argv)
 	mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &cur_commit, &peak_commit, &faults);
 	md_say("process.committed %zu\nabandoned.used_blocks %d\nabandoned.used_bytes %zu\nmain.remote_freed %d\nready\n", cur_commit,
 	       ABANDONED_N, (size_t)ABANDONED_N * mi_usable_size(abandoned_ptrs[0]), N_REMOTE / 2);
+	pthread_t ch;
+	if (churn)
+		pthread_create(&ch, NULL, churner, NULL);
 	char cmd[64];
 	for (;;) {
 		ssize_t n = read(0, cmd, sizeof(cmd) - 1);
