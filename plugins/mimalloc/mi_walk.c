@@ -7,27 +7,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "mimalloc.h"
+#include "mi_walk_internal.h"
 
 #define MAX_FINDINGS 200
 #define MAX_SEGMENTS 65536
 #define MAX_ABANDONED 100000
 #define MAX_DELAYED 10000000
-
-/* One segment as the walk saw it (what the release simulation needs). */
-struct seg {
-	uint64_t addr, size, thread_id;
-	bool huge, abandoned, valid, allow_decommit;
-	uint64_t commit[8], decommit[8];
-	int64_t expire;
-	uint64_t used_pages;
-	uint16_t span_count[MI_SLICES_PER_SEGMENT]; /* at span starts: slices; 0 elsewhere */
-	uint8_t span_kind[MI_SLICES_PER_SEGMENT];   /* 0 none, 1 info, 2 free, 3 page */
-	uint32_t eff_used[MI_SLICES_PER_SEGMENT];   /* pages: used minus remote frees */
-	uint32_t resident[MI_SLICES_PER_SEGMENT];   /* resident bytes per slice */
-};
 
 struct ctx {
 	struct md_target *t;
@@ -41,18 +27,12 @@ struct ctx {
 	uint64_t main_heap;
 	uint64_t *main_pages; /* the main heap's pages in queue order */
 	size_t n_main_pages, cap_main_pages;
-	struct seg *seginfo;
+	struct mi_seg *seginfo;
 	size_t n_seginfo;
 	uint8_t *bits;
 	size_t bits_cap;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 #define FINDING(c, sev, addr, group, ...)                                                   \
 	do {                                                                                \
@@ -123,14 +103,6 @@ static int heap_index(const struct mi_walk *w, uint64_t heap)
 static int group_abandoned(const struct mi_walk *w) { return (int)w->n_heaps; }
 static int group_cache(const struct mi_walk *w) { return (int)w->n_heaps + 1; }
 
-static uint64_t resident_bytes(struct md_target *t, uint64_t start, uint64_t end)
-{
-	uint64_t n = 0;
-	for (uint64_t a = MD_PAGE_DOWN(start); a < end; a += MD_PAGE_SIZE)
-		if (MD_PAGE_COUNTED(md_target_page_bits(t, a)))
-			n += MD_PAGE_SIZE;
-	return n;
-}
 
 /* [start, end) is covered by mappings (at most 64 of them, one after the other). */
 static bool range_mapped(struct md_target *t, uint64_t start, uint64_t end)
@@ -353,7 +325,6 @@ static int popcount8(const uint64_t *m)
 	return n;
 }
 
-static bool mask_bit(const uint64_t *m, unsigned i) { return (m[i / 64] >> (i % 64)) & 1; }
 
 /* Follow one free list of a page: every block must be a block of the initialised area that
  * no list named before. Returns the count; marks state (1 free, 2 remote) in bits. */
@@ -393,7 +364,7 @@ static void emit(struct ctx *c, enum md_span_kind kind, uint64_t s, uint64_t e, 
 }
 
 /* One page: its blocks by state, the identity used + free + local_free == capacity. */
-static void walk_page(struct ctx *c, struct seg *sg, const uint8_t *pg, unsigned idx, unsigned count, uint64_t seg_end)
+static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsigned idx, unsigned count, uint64_t seg_end)
 {
 	struct mi_walk *w = c->w;
 	uint64_t page = sg->addr + MI_SEG_HEADER + (uint64_t)idx * MI_PAGE_SIZE;
@@ -503,7 +474,7 @@ static void walk_page(struct ctx *c, struct seg *sg, const uint8_t *pg, unsigned
 }
 
 /* One segment: header checks, then its spans. */
-static void walk_segment(struct ctx *c, struct seg *sg, uint8_t *hdr)
+static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 {
 	struct mi_walk *w = c->w;
 	uint64_t seg = sg->addr;
@@ -639,159 +610,9 @@ static void walk_cache(struct ctx *c)
 	}
 }
 
-/* ---- what mi_collect(true) on the main thread gives back --------------------------------- */
-
-struct sim {
-	struct ctx *c;
-	uint64_t now, released;
-};
-
-static uint64_t release_slices(struct sim *sm, struct seg *sg, const uint64_t *mask)
-{
-	uint64_t n = 0;
-	for (unsigned k = 0; k < MI_SLICES_PER_SEGMENT; k++)
-		if (mask_bit(mask, k) && mask_bit(sg->commit, k)) {
-			n += sg->resident[k];
-			sg->resident[k] = 0;
-			sg->commit[k / 64] &= ~((uint64_t)1 << (k % 64));
-		}
-	sm->released += n;
-	return n;
-}
-
-/* segment.c mi_segment_perhaps_decommit on the span [i, i+count). */
-static void perhaps_decommit(struct sim *sm, struct seg *sg, unsigned i, unsigned count)
-{
-	struct mi_walk *w = sm->c->w;
-	if (!sg->allow_decommit)
-		return;
-	uint64_t mask[8] = { 0 };
-	for (unsigned k = i; k < i + count && k < MI_SLICES_PER_SEGMENT; k++)
-		if (mask_bit(sg->commit, k))
-			mask[k / 64] |= (uint64_t)1 << (k % 64);
-	if (w->decommit_delay == 0) {
-		release_slices(sm, sg, mask);
-		return;
-	}
-	for (int k = 0; k < 8; k++)
-		sg->decommit[k] |= mask[k];
-	int64_t now = (int64_t)sm->now;
-	if (sg->expire == 0) {
-		sg->expire = now + w->decommit_delay;
-	} else if (sg->expire <= now) {
-		if (sg->expire + w->extend_delay <= now) {
-			release_slices(sm, sg, sg->decommit);
-			memset(sg->decommit, 0, sizeof(sg->decommit));
-			sg->expire = 0;
-		} else {
-			sg->expire = now + w->extend_delay;
-		}
-	} else {
-		sg->expire += w->extend_delay;
-	}
-}
-
-/* A span becomes free: coalesce with the free spans around it, then perhaps decommit. */
-static void free_span(struct sim *sm, struct seg *sg, unsigned i)
-{
-	unsigned count = sg->span_count[i];
-	sg->span_kind[i] = 2;
-	unsigned next = i + count;
-	if (next < MI_SLICES_PER_SEGMENT && sg->span_kind[next] == 2) {
-		count += sg->span_count[next];
-		sg->span_kind[next] = 0;
-		sg->span_count[next] = 0;
-	}
-	for (unsigned p = i; p-- > 0;) {
-		if (sg->span_kind[p] == 0)
-			continue;
-		if (sg->span_kind[p] == 2 && p + sg->span_count[p] == i) {
-			count += sg->span_count[p];
-			sg->span_kind[i] = 0;
-			sg->span_count[i] = 0;
-			i = p;
-		}
-		break;
-	}
-	sg->span_count[i] = (uint16_t)count;
-	perhaps_decommit(sm, sg, i, count);
-}
-
-static void page_freed(struct sim *sm, struct seg *sg, unsigned i)
-{
-	free_span(sm, sg, i);
-	if (sg->used_pages && --sg->used_pages == 0) {
-		/* the segment is freed (cached, then unmapped by the cache collect) */
-		uint64_t n = 0;
-		for (unsigned k = 0; k < MI_SLICES_PER_SEGMENT; k++) {
-			n += sg->resident[k];
-			sg->resident[k] = 0;
-		}
-		sm->released += n;
-		sg->valid = false;
-	}
-}
-
-static struct seg *seg_of(struct ctx *c, uint64_t addr)
-{
-	size_t lo = 0, hi = c->n_seginfo;
-	while (lo < hi) {
-		size_t m = (lo + hi) / 2;
-		if (c->seginfo[m].addr < addr)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo < c->n_seginfo && c->seginfo[lo].addr == addr ? &c->seginfo[lo] : NULL;
-}
-
-static void simulate_collect(struct ctx *c)
-{
-	struct mi_walk *w = c->w;
-	struct sim sm = { .c = c, .now = now_ms() };
-	/* 1. the main thread reclaims every abandoned segment: free spans and empty pages are freed */
-	for (size_t k = 0; k < c->n_seginfo; k++) {
-		struct seg *sg = &c->seginfo[k];
-		if (!sg->valid || !sg->abandoned || sg->huge)
-			continue;
-		for (unsigned i = 1; i < MI_SLICES_PER_SEGMENT && sg->valid;) {
-			unsigned cnt = sg->span_count[i];
-			if (!cnt)
-				break;
-			if (sg->span_kind[i] == 2)
-				free_span(&sm, sg, i);
-			else if (sg->span_kind[i] == 3 && sg->eff_used[i] == 0)
-				page_freed(&sm, sg, i);
-			i += cnt;
-		}
-	}
-	/* 2. the main heap's pages in queue order: those whose blocks are all free are freed */
-	for (size_t k = 0; k < c->n_main_pages; k++) {
-		uint64_t pg = c->main_pages[k];
-		struct seg *sg = seg_of(c, pg & ~MI_SEGMENT_MASK);
-		if (!sg || !sg->valid)
-			continue;
-		uint64_t rel = pg - sg->addr - MI_SEG_HEADER;
-		if (rel % MI_PAGE_SIZE)
-			continue;
-		unsigned i = (unsigned)(rel / MI_PAGE_SIZE);
-		if (sg->huge) {
-			if (i < MI_SLICES_PER_SEGMENT && sg->span_kind[i] == 3 && sg->eff_used[i] == 0) {
-				sm.released += resident_bytes(c->t, sg->addr, sg->addr + sg->size);
-				sg->valid = false;
-			}
-			continue;
-		}
-		if (i < MI_SLICES_PER_SEGMENT && sg->span_kind[i] == 3 && sg->eff_used[i] == 0)
-			page_freed(&sm, sg, i);
-	}
-	/* 4. every cached segment is unmapped */
-	w->release_bytes = sm.released + w->cached_resident;
-}
-
 static int cmp_seg(const void *a, const void *b)
 {
-	const struct seg *x = a, *y = b;
+	const struct mi_seg *x = a, *y = b;
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
@@ -852,7 +673,7 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 	}
 	uint64_t prev_end = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct seg *sg = &c.seginfo[c.n_seginfo++];
+		struct mi_seg *sg = &c.seginfo[c.n_seginfo++];
 		sg->addr = c.segs[i];
 		if (md_target_interrupted(t))
 			break;
@@ -892,7 +713,7 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 			if (tdc[i])
 				w->thread_data++;
 	w->committed_bytes += w->thread_data * 8192;
-	simulate_collect(&c);
+	w->release_bytes = mi_predict_collect(t, w, c.seginfo, c.n_seginfo, c.main_pages, c.n_main_pages) + w->cached_resident;
 out:
 	free(c.segs);
 	free(c.delayed);
