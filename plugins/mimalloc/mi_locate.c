@@ -102,14 +102,8 @@ struct md_error *mi_locate(struct md_target *t, struct mi_roots *r)
 	memset(r, 0, sizeof(*r));
 	const struct md_module *mod = md_target_find_module(t, "libmimalloc.so");
 	if (!mod) {
-		/* A static link has mi_malloc in the executable: present, but not analysable yet. */
-		const struct md_module *exe = md_target_find_module(t, NULL);
-		struct md_symbol sym;
-		struct md_error *err = exe ? md_target_symbol(t, exe, "mi_malloc", &sym) : NULL;
-		if (exe && !err)
-			return md_error_create(MD_ERR_UNSUPPORTED, "mimalloc is linked statically into %s: only Debian 12's "
-								"libmimalloc.so.2 (2.0.9) is supported", exe->name);
-		md_error_destroy(err);
+		/* Not here, or linked statically (no libmimalloc.a in Debian: not supported). The core's
+		 * unanalysed-allocator detection names a static mimalloc by its mi_malloc symbol. */
 		return NULL;
 	}
 	unsigned version = code_version(t, mod), page_size = code_page_size(t, mod);
