@@ -58,6 +58,9 @@ static void check_heaps(const struct md_test_proc *p, struct md_node *mi)
 			ck_assert_uint_eq(md_test_json_u64(h, "remote_freed_blocks"), md_test_truth(p, "main.remote_freed"));
 	}
 	ck_assert_uint_eq(md_test_json_u64(mi, "stats.committed_bytes"), md_test_truth(p, "process.committed"));
+	/* the walk's sums equal mimalloc's own OS-level counters (_mi_stats_main, exact with MI_STAT=0) */
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.committed_bytes"), md_test_json_u64(mi, "stats.allocator_committed_bytes"));
+	ck_assert_uint_eq(md_test_json_u64(mi, "stats.reserved_bytes"), md_test_json_u64(mi, "stats.allocator_reserved_bytes"));
 	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_segments"), 1);
 	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_used_blocks"), md_test_truth(p, "abandoned.used_blocks"));
 	ck_assert_uint_eq(md_test_json_u64(mi, "stats.abandoned_used_bytes"), md_test_truth(p, "abandoned.used_bytes"));

@@ -52,11 +52,27 @@ static bool mi_quiescent_cb(void *state, struct md_target *t, char *why, size_t 
 	return true;
 }
 
+/* A thread with a frame inside libmimalloc (also one in a system call mimalloc made) must run on
+ * until it leaves the library. */
 static bool mi_must_run_cb(void *state, struct md_target *t, const struct md_thread *th)
 {
 	struct mi_state *s = state;
-	(void)t;
-	return th->regs_valid && th->regs[MD_REG_RIP] >= s->roots.module->start && th->regs[MD_REG_RIP] < s->roots.module->end;
+	const struct md_module *m = s->roots.module;
+	uint64_t pcs[16];
+	size_t np = 0;
+	struct md_error *err = md_target_backtrace(t, th, pcs, 16, &np);
+	if (err) {
+		md_error_destroy(err);
+		np = 0;
+		if (th->regs_valid) {
+			pcs[0] = th->regs[MD_REG_RIP];
+			np = 1;
+		}
+	}
+	for (size_t k = 0; k < np; k++)
+		if (pcs[k] >= m->start && pcs[k] < m->end)
+			return true;
+	return false;
 }
 
 static struct md_error *mi_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)

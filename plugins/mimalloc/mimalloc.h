@@ -110,6 +110,7 @@ struct mi_walk {
 	uint64_t release_bytes;
 	uint64_t findings;
 	bool truncated, inconsistent;
+	bool unsafe_point; /* the pause found no safe point: count mismatches may be races */
 	/* for the walker fuzzer: the first segments and pages seen */
 	uint64_t seen_segments[4], seen_pages[6];
 	unsigned n_seen_segments, n_seen_pages;
