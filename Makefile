@@ -136,6 +136,7 @@ $(BUILD)/targets/musl_truth_dynamic: tests/targets/musl/musl_truth.c tests/targe
 	@mkdir -p $(dir $@)
 	$(MUSL_GCC) $(MUSL_TARGET_FLAGS) -o $@ $<
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
+TARGET_LDLIBS_mimalloc_truth := -l:libmimalloc.so.2
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c

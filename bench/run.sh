@@ -68,12 +68,18 @@ fi
 # gperftools tcmalloc 2.10 (issue 15): the same program with libtcmalloc_minimal preloaded.
 TCMALLOC_LIB=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 [ -e "$TCMALLOC_LIB" ] && TCMALLOC_LIB=$TCMALLOC_LIB row 1000000 bench/heapgen_tcmalloc.sh " (tcmalloc preloaded)"
+# The same heap on Debian's mimalloc 2.0.9 (libmimalloc.so.2 linked: it replaces malloc; plugins/mimalloc).
+if [ -e /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ]; then
+	cc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -pthread -o "$BUILD/bench/heapgen_mimalloc" bench/heapgen.c -l:libmimalloc.so.2
+	row 1000000 "$BUILD/bench/heapgen_mimalloc" " (mimalloc)"
+fi
 {
 	echo
 	echo "Goals (issue 3): the 1M-chunk heap analysed end to end in ≤ 0.25 s, the 5M-chunk heap in ≤ 1.4 s;"
 	echo "pause ≤ 1.5× the raw read plus the thread stops; peak RSS ≤ 64 MiB + 1% of the target's heap."
 	echo "CPython row (issue 14): python3.11 with 1M small objects (bench/pyheap.py), pymalloc walked with"
 	echo "its type census; goal: pause ≤ 1.5× the raw read of the resident heap."
+	echo "mimalloc (issue 16): pause ≤ 1.5× a raw read of the resident heap."
 } >> "$tmp"
 
 # Busy threads (issue 11, case 9): tests/targets/busy_threads.c, 8 workers in a malloc/free/realloc

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 FUZZ_DIR=${FUZZ_DIR:-$ROOT/build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-300}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"core procfs cgroup json glibc_walk jemalloc_walk musl_walk pymalloc_walk tcmalloc_walk"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"core procfs cgroup json glibc_walk jemalloc_walk musl_walk pymalloc_walk tcmalloc_walk mimalloc_walk"}
 CLANG=${CLANG:-clang}
 # clang and its libFuzzer runtime (Debian: clang, libclang-rt-dev), installed when missing.
 have_fuzzer() {
@@ -112,7 +112,7 @@ for t in $FUZZ_TARGETS; do
 		build json fuzz/fuzz_json.c src/node.c src/error.c -lm
 		extra=tests/data/golden
 		maxlen=65536 ;;
-	glibc_walk|jemalloc_walk|musl_walk|pymalloc_walk|tcmalloc_walk)
+	glibc_walk|jemalloc_walk|musl_walk|pymalloc_walk|tcmalloc_walk|mimalloc_walk)
 		# The walkers over a synthetic image of a real heap (attach/image.c); the input is a
 		# mutation script, the seed core is in tests/data/fuzz-regressions/ (see its README).
 		plugin=${t%_walk}

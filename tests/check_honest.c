@@ -709,7 +709,7 @@ END_TEST
 START_TEST(test_unanalysed_mimalloc)
 {
 	SKIP_WITHOUT_PTRACE();
-	preload_sleeper("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "mimalloc", "libmimalloc.so.2", false);
+	preload_sleeper("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "mimalloc", "libmimalloc.so.2", true);
 }
 END_TEST
 

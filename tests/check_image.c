@@ -115,12 +115,14 @@ static size_t anchors_of(const char *plugin, struct md_target *t, void *state, u
 #include "../plugins/musl/musl.h"
 #include "../plugins/pymalloc/pym.h"
 #include "../plugins/tcmalloc/tc_anchors.h"
+#include "../plugins/mimalloc/mimalloc.h"
 
 static size_t anchors_of(const char *plugin, struct md_target *t, void *state, uint64_t *anchors)
 {
 	size_t n_anchors = 0;
-	if (strcmp(plugin, "musl") == 0) {
-		/* fuzz_musl_walk.c: one walk of the unmutated image, then mu_fuzz_anchors. */
+	if (strcmp(plugin, "musl") == 0 || strcmp(plugin, "mimalloc") == 0) {
+		/* fuzz_musl_walk.c, fuzz_mimalloc_walk.c: one walk of the unmutated image, then
+		 * mu_fuzz_anchors / mi_fuzz_anchors. */
 		return 0;
 	}
 	if (strcmp(plugin, "tcmalloc") == 0)
@@ -244,6 +246,14 @@ static void replay(const char *plugin_name)
 		n_anchors = mu_fuzz_anchors(state, anchors);
 		ck_assert_uint_gt(n_anchors, 4);
 	}
+	if (strcmp(plugin_name, "mimalloc") == 0) {
+		struct md_classifier *c0 = NULL;
+		ck_assert_ptr_null(md_classifier_create(image, &c0));
+		md_error_destroy(p->walk(state, image, md_classifier_sink(c0, p->name), false));
+		md_classifier_destroy(c0);
+		n_anchors = mi_fuzz_anchors(state, anchors);
+		ck_assert_uint_gt(n_anchors, 8);
+	}
 
 	snprintf(path, sizeof(path), "%s/fuzz-regressions", data);
 	DIR *d = opendir(path);
@@ -318,6 +328,12 @@ START_TEST(test_regressions_musl)
 }
 END_TEST
 
+START_TEST(test_regressions_mimalloc)
+{
+	replay("mimalloc");
+}
+END_TEST
+
 START_TEST(test_regressions_glibc)
 {
 	replay("glibc");
@@ -342,6 +358,7 @@ Suite *image_suite(void)
 	tcase_add_test(tc, test_regressions_musl);
 	tcase_add_test(tc, test_regressions_pymalloc);
 	tcase_add_test(tc, test_regressions_tcmalloc);
+	tcase_add_test(tc, test_regressions_mimalloc);
 	suite_add_tcase(s, tc);
 	return s;
 }

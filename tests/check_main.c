@@ -16,7 +16,7 @@ int main(void)
 		attach_suite, glibc_suite, glibc_heuristic_suite, glibc_nodebug_suite, jemalloc_suite, core_suite,
 		hardening_suite, map_suite, watch_suite, html_suite, image_suite, package_suite, debuginfod_suite,
 		glibc_versions_suite, cgroup_suite, glibc_real_suite, metrics_suite, docs_suite, honest_suite,
-		states_suite, safepoint_suite, musl_suite, pymalloc_suite, tcmalloc_suite,
+		states_suite, safepoint_suite, musl_suite, pymalloc_suite, tcmalloc_suite, mimalloc_suite,
 	};
 	char skip_log[] = "/tmp/md-skips-XXXXXX";
 	int fd = mkstemp(skip_log);

@@ -41,6 +41,7 @@ Suite *safepoint_suite(void) __attribute__((weak));
 Suite *musl_suite(void) __attribute__((weak));
 Suite *pymalloc_suite(void) __attribute__((weak));
 Suite *tcmalloc_suite(void) __attribute__((weak));
+Suite *mimalloc_suite(void) __attribute__((weak));
 
 /* Helpers in tests/check_helpers.c. */
 /* Path of a built test program ($MD_TARGETS/name, or name itself when absolute) and of memdissect
