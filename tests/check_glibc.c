@@ -191,13 +191,6 @@ START_TEST(test_after_trim)
 }
 END_TEST
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* glibc_corrupt: every mode is attached twice, healthy and then damaged. The damaged report
  * must name a damaged address with its rule, in bounded time, and keep the rest intact: classes
  * still sum to the RSS, and every arena the damage did not touch has exactly the figures it had
@@ -289,10 +282,10 @@ START_TEST(test_corrupt)
 	}
 	ck_assert_msg(n_bad > 0, "%s: target named no damaged address", mode);
 
-	double t0 = now_s();
+	double t0 = md_test_now_s();
 	int status = -1;
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
-	double took = now_s() - t0;
+	double took = md_test_now_s() - t0;
 	ck_assert_msg(report != NULL, "%s: no report (status %d)", mode, status);
 	ck_assert_msg(status == 0 || status == 10, "%s: memdissect exited with %d", mode, status);
 	ck_assert_msg(took < (md_test_sanitized() ? 15.0 : 5.0), "%s: took %.1f s", mode, took);

@@ -878,3 +878,25 @@ void md_test_trim_and_compare_slack(struct md_test_proc *p, uint64_t predicted, 
 	}
 }
 
+
+bool md_test_corrupt_finding_at(struct md_node *report, const char *allocator, uint64_t addr, const char *rule)
+{
+	struct md_node *f = md_node_get(report, "findings");
+	for (size_t i = 0; i < md_node_count(f); i++) {
+		struct md_node *x = md_node_at(f, i);
+		const char *a = md_node_get_string(md_node_get(x, "allocator"));
+		const char *sev = md_node_get_string(md_node_get(x, "severity"));
+		const char *msg = md_node_get_string(md_node_get(x, "message"));
+		if (a && strcmp(a, allocator) == 0 && sev && strcmp(sev, "corrupt") == 0 && (!rule || (msg && strstr(msg, rule))) &&
+		    md_node_get_u64(md_node_get(x, "address")) == addr)
+			return true;
+	}
+	return false;
+}
+
+double md_test_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

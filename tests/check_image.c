@@ -99,13 +99,6 @@ START_TEST(test_image_mutate_undo)
 }
 END_TEST
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Anchors as the harnesses compute them (fuzz/fuzz_*_walk.c): the same script must land on the
  * same bytes. Kept in step with those files. */
 static size_t anchors_of(const char *plugin, struct md_target *t, void *state, uint64_t *a);
@@ -275,7 +268,7 @@ static void replay(const char *plugin_name)
 			script = slurp(file, &len);
 		}
 		first = false;
-		double t0 = now_s();
+		double t0 = md_test_now_s();
 		struct md_image_undo *u = NULL;
 		ck_assert_ptr_null(md_image_mutate(image, anchors, n_anchors, script, len, &u));
 		struct md_classifier *c = NULL;
@@ -295,7 +288,7 @@ static void replay(const char *plugin_name)
 		md_report_deinit(&r);
 		md_classifier_destroy(c);
 		md_image_undo(image, u);
-		double dt = now_s() - t0;
+		double dt = md_test_now_s() - t0;
 		fprintf(stderr, "image: %s %s: %u findings, %.3f s\n", plugin_name, name, findings, dt);
 		ck_assert_msg(dt < 5.0, "%s %s: walk took %.1f s", plugin_name, name, dt);
 		if (!script && strcmp(plugin_name, "glibc") != 0)

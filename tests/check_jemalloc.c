@@ -306,28 +306,6 @@ static const struct {
 	{"base_cycle", "base block list loops"},
 };
 
-static bool finding_at(struct md_node *report, uint64_t addr, const char *rule)
-{
-	struct md_node *f = md_node_get(report, "findings");
-	for (size_t i = 0; i < md_node_count(f); i++) {
-		struct md_node *x = md_node_at(f, i);
-		const char *a = md_node_get_string(md_node_get(x, "allocator"));
-		const char *sev = md_node_get_string(md_node_get(x, "severity"));
-		const char *msg = md_node_get_string(md_node_get(x, "message"));
-		if (a && strcmp(a, "jemalloc") == 0 && sev && strcmp(sev, "corrupt") == 0 && msg && strstr(msg, rule) &&
-		    md_node_get_u64(md_node_get(x, "address")) == addr)
-			return true;
-	}
-	return false;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 START_TEST(test_hostile_heaps)
 {
 	const char *mode = hostile_modes[_i].mode;
@@ -337,13 +315,13 @@ START_TEST(test_hostile_heaps)
 	unsigned long long bad = 0;
 	ck_assert_msg(truth_hex(&p, "bad_addr", &bad) && bad != 0, "%s: no bad_addr", mode);
 	int status = -1;
-	double t0 = now_s();
+	double t0 = md_test_now_s();
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
-	double took = now_s() - t0;
+	double took = md_test_now_s() - t0;
 	ck_assert_msg(report != NULL, "%s: attach failed (status %d)", mode, status);
 	ck_assert_msg(took < 5.0, "%s: attach took %.2f s", mode, took);
 	ck_assert_msg(md_test_allocator(report, "jemalloc") != NULL, "%s: jemalloc not reported", mode);
-	if (!finding_at(report, bad, hostile_modes[_i].rule)) {
+	if (!md_test_corrupt_finding_at(report, "jemalloc", bad, hostile_modes[_i].rule)) {
 		corrupt_findings(report, "jemalloc"); /* shows what was found */
 		ck_abort_msg("%s: no corrupt finding at 0x%llx saying \"%s\"", mode, bad, hostile_modes[_i].rule);
 	}

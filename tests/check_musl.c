@@ -268,20 +268,6 @@ END_TEST
 static const char *const damage_modes[] = { "area_secret", "meta_mem", "area_cycle", "slot_header", "last_idx" };
 
 /* A corrupt musl finding at exactly addr. */
-static bool corrupt_finding_at(struct md_node *report, uint64_t addr)
-{
-	struct md_node *f = md_node_get(report, "findings");
-	for (size_t i = 0; i < md_node_count(f); i++) {
-		struct md_node *x = md_node_at(f, i);
-		const char *a = md_node_get_string(md_node_get(x, "allocator"));
-		const char *sev = md_node_get_string(md_node_get(x, "severity"));
-		if (a && strcmp(a, "musl") == 0 && sev && strcmp(sev, "corrupt") == 0 &&
-		    md_node_get_u64(md_node_get(x, "address")) == addr)
-			return true;
-	}
-	return false;
-}
-
 
 START_TEST(test_hostile)
 {
@@ -304,7 +290,7 @@ START_TEST(test_hostile)
 		uint64_t meta = truth_hex(&p, "bad_addr ");
 		uint64_t want = strcmp(mode, "slot_header") == 0 ? truth_hex(&p, "bad_slot ")
 				: strncmp(mode, "area_", 5) == 0 ? (meta & ~(uint64_t)4095) : meta;
-		ck_assert_msg(corrupt_finding_at(report, want), "%s: no corrupt finding at 0x%" PRIx64, mode, want);
+		ck_assert_msg(md_test_corrupt_finding_at(report, "musl", want, NULL), "%s: no corrupt finding at 0x%" PRIx64, mode, want);
 		ck_assert(!md_node_get_bool(md_node_get(mu, "consistent")));
 		md_test_check_classes_sum(report);
 		/* The target is unharmed: still there and still answering. */

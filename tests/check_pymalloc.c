@@ -385,23 +385,6 @@ static const struct {
 	{"corrupt-out", "not a block of the pool"},
 };
 
-static bool finding_at(struct md_node *report, uint64_t addr, const char *rule)
-{
-	struct md_node *f = md_node_get(report, "findings");
-	for (size_t i = 0; i < md_node_count(f); i++) {
-		struct md_node *x = md_node_at(f, i);
-		const char *a = md_node_get_string(md_node_get(x, "allocator"));
-		const char *sev = md_node_get_string(md_node_get(x, "severity"));
-		const char *msg = md_node_get_string(md_node_get(x, "message"));
-		if (a && strcmp(a, "pymalloc") == 0 && sev && strcmp(sev, "corrupt") == 0 && msg && strstr(msg, rule) &&
-		    md_node_get_u64(md_node_get(x, "address")) == addr)
-			return true;
-		if (a && strcmp(a, "pymalloc") == 0)
-			fprintf(stderr, "pymalloc finding: %s\n", msg ? msg : "?");
-	}
-	return false;
-}
-
 /* The target damages one pool after its figures: a finding at that pool, the rest still walked. */
 START_TEST(test_hostile_pools)
 {
@@ -413,7 +396,7 @@ START_TEST(test_hostile_pools)
 	uint64_t pool = md_test_truth(&p, "pool_addr");
 	struct md_node *py;
 	struct md_node *report = attach_py(&p, NULL, &py);
-	ck_assert_msg(finding_at(report, pool, hostile[_i].rule), "%s: no corrupt finding at pool 0x%" PRIx64 " saying \"%s\"",
+	ck_assert_msg(md_test_corrupt_finding_at(report, "pymalloc", pool, hostile[_i].rule), "%s: no corrupt finding at pool 0x%" PRIx64 " saying \"%s\"",
 		      hostile[_i].mode, pool, hostile[_i].rule);
 	ck_assert(!md_node_get_bool(md_node_get(py, "consistent")));
 	ck_assert_uint_ge(md_test_json_u64(py, "corrupt_pools"), 1);

@@ -252,28 +252,6 @@ static const struct {
 	{"pagemap_root_garbage", "where nothing is mapped"},
 };
 
-static bool finding_at(struct md_node *report, uint64_t addr, const char *rule)
-{
-	struct md_node *f = md_node_get(report, "findings");
-	for (size_t i = 0; i < md_node_count(f); i++) {
-		struct md_node *x = md_node_at(f, i);
-		const char *a = md_node_get_string(md_node_get(x, "allocator"));
-		const char *sev = md_node_get_string(md_node_get(x, "severity"));
-		const char *msg = md_node_get_string(md_node_get(x, "message"));
-		if (a && strcmp(a, "tcmalloc") == 0 && sev && strcmp(sev, "corrupt") == 0 && msg && strstr(msg, rule) &&
-		    md_node_get_u64(md_node_get(x, "address")) == addr)
-			return true;
-	}
-	return false;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 START_TEST(test_hostile_heaps)
 {
 	const char *mode = hostile_modes[_i].mode;
@@ -283,9 +261,9 @@ START_TEST(test_hostile_heaps)
 	unsigned long long bad = 0;
 	ck_assert_msg(hex_truth(&p, "bad_addr", &bad) && bad != 0, "%s: no bad_addr", mode);
 	int status = -1;
-	double t0 = now_s();
+	double t0 = md_test_now_s();
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
-	double took = now_s() - t0;
+	double took = md_test_now_s() - t0;
 	ck_assert_msg(report != NULL, "%s: attach failed (status %d)", mode, status);
 	ck_assert_msg(took < 5.0, "%s: attach took %.2f s", mode, took);
 	struct md_node *tc = md_test_allocator(report, "tcmalloc");
@@ -295,7 +273,7 @@ START_TEST(test_hostile_heaps)
 	 * sum when their list loops: tcmalloc itself would not get out of that loop). */
 	if (strcmp(mode, "thread_heaps_cycle") != 0)
 		check_stats(&p, tc);
-	if (!finding_at(report, bad, hostile_modes[_i].rule)) {
+	if (!md_test_corrupt_finding_at(report, "tcmalloc", bad, hostile_modes[_i].rule)) {
 		findings_of(report, "corrupt", true);
 		ck_abort_msg("%s: no corrupt finding at 0x%llx saying \"%s\"", mode, bad, hostile_modes[_i].rule);
 	}
@@ -326,9 +304,9 @@ START_TEST(test_lock_held)
 	const char *args[] = {"lock_held", NULL};
 	ck_assert(start(&p, "tcmalloc_truth", NULL, args));
 	int status = -1;
-	double t0 = now_s();
+	double t0 = md_test_now_s();
 	struct md_node *report = md_test_attach_json(p.pid, NULL, &status);
-	double took = now_s() - t0;
+	double took = md_test_now_s() - t0;
 	ck_assert_msg(report != NULL, "attach failed (status %d)", status);
 	ck_assert_msg(took < 30.0, "attach took %.1f s", took);
 	struct md_node *tc = md_test_allocator(report, "tcmalloc");

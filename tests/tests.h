@@ -84,6 +84,9 @@ struct md_node *md_test_allocator(struct md_node *report, const char *name);
 uint64_t md_test_json_u64(struct md_node *n, const char *path);
 unsigned long long md_test_truth(const struct md_test_proc *p, const char *key);
 void md_test_check_classes_sum(struct md_node *report);
+/* A "corrupt" finding of allocator at addr whose message contains rule (any message when NULL). */
+bool md_test_corrupt_finding_at(struct md_node *report, const char *allocator, uint64_t addr, const char *rule);
+double md_test_now_s(void); /* monotonic seconds */
 
 /* glibc ground truth: the report's "mallinfo" equals the target's "<prefix>mallinfo.<field> N"
  * lines; md_test_trim_and_compare sends "trim", compares the RSS drop the target measures with
