@@ -18,24 +18,6 @@ static const char *tree(void)
 	return dir;
 }
 
-static char *capture(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap);
-	while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += n;
-		if (cap - len < 4096)
-			buf = realloc(buf, cap *= 2);
-	}
-	pclose(f);
-	if (buf)
-		buf[len] = 0;
-	return buf;
-}
-
 /* The distinct "--name" and "-o"-style options of text, as " --a --b ... " (sorted). */
 static char *options_of(const char *text)
 {
@@ -83,11 +65,11 @@ START_TEST(test_man_page)
 {
 	char cmd[8400];
 	snprintf(cmd, sizeof(cmd), "LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '%s/docs/memdissect.1' 2>&1 >/dev/null", tree());
-	char *warnings = capture(cmd);
+	char *warnings = md_test_capture(cmd);
 	ck_assert_msg(warnings && !*warnings, "man --warnings says:\n%s", warnings);
 	free(warnings);
 	snprintf(cmd, sizeof(cmd), "LC_ALL=C MANWIDTH=200 man -l '%s/docs/memdissect.1' 2>/dev/null | col -b", tree());
-	char *page = capture(cmd);
+	char *page = md_test_capture(cmd);
 	ck_assert_msg(page && strstr(page, "EXIT STATUS") && strstr(page, "ENVIRONMENT"), "the page did not render");
 	const char *help_args[] = { "--help", NULL };
 	char *help = NULL, *err = NULL;
@@ -134,7 +116,7 @@ static char *complete(const char *words)
 		 "PATH='%s':$PATH bash -c 'source \"%s/scripts/completion/memdissect.bash\"; COMP_WORDS=(%s); "
 		 "COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _memdissect; echo \" ${COMPREPLY[*]} \"' 2>&1",
 		 exe_dir, tree(), words);
-	return capture(cmd);
+	return md_test_capture(cmd);
 }
 
 START_TEST(test_bash_completion)

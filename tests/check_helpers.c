@@ -900,3 +900,29 @@ double md_test_now_s(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+char *md_test_capture(const char *cmd)
+{
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, len = 0, n;
+	char *buf = malloc(cap);
+	while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			char *bigger = realloc(buf, cap * 2);
+			if (!bigger) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+	}
+	pclose(f);
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}

@@ -51,24 +51,6 @@ static int normalise(const char *line, char *out, size_t len)
 	return 1;
 }
 
-static char *capture(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap);
-	while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += n;
-		if (cap - len < 4096)
-			buf = realloc(buf, cap *= 2);
-	}
-	pclose(f);
-	if (buf)
-		buf[len] = 0;
-	return buf;
-}
-
 START_TEST(test_node_exporter_textfile)
 {
 	SKIP_WITHOUT_PTRACE();
@@ -116,7 +98,7 @@ START_TEST(test_node_exporter_textfile)
 	ck_assert(md_read_file(path, &file, &file_len) == NULL);
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "ls -A '%s'", dir);
-	char *listing = capture(cmd);
+	char *listing = md_test_capture(cmd);
 	ck_assert_msg(listing && strcmp(listing, "memdissect.prom\n") == 0, "the directory holds:\n%s", listing);
 	free(listing);
 
@@ -125,7 +107,7 @@ START_TEST(test_node_exporter_textfile)
 	for (int i = 0; i < 100 && !(metrics && strstr(metrics, "memdissect_rss_bytes")); i++) {
 		free(metrics);
 		usleep(100000);
-		metrics = capture(cmd);
+		metrics = md_test_capture(cmd);
 	}
 	ck_assert_msg(metrics && strstr(metrics, "memdissect_rss_bytes"), "the node exporter serves no memdissect series");
 	ck_assert_msg(strstr(metrics, "# TYPE memdissect_class_bytes gauge") && strstr(metrics, "# HELP memdissect_class_bytes"),

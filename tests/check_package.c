@@ -31,27 +31,6 @@ static void purge(void)
 		shell("dpkg --purge memdissect-dev memdissect >/dev/null 2>&1");
 }
 
-static char *capture(const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	size_t n;
-	while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += n;
-		if (cap - len < 2) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-		}
-	}
-	pclose(f);
-	if (buf)
-		buf[len] = 0;
-	return buf;
-}
-
 START_TEST(test_deb_install_attach_remove)
 {
 	if (md_test_sanitized())
@@ -71,7 +50,7 @@ START_TEST(test_deb_install_attach_remove)
 			    ">'%s/dpkg.log' 2>&1", tree, tree, log) == 0,
 		      "dpkg -i failed: see %s/dpkg.log", log);
 
-	char *plugins = capture("/usr/bin/memdissect plugins 2>&1");
+	char *plugins = md_test_capture("/usr/bin/memdissect plugins 2>&1");
 	ck_assert_msg(plugins && strstr(plugins, "/usr/lib/x86_64-linux-gnu/memdissect/1/plugins/glibc.so") &&
 			      strstr(plugins, "jemalloc"),
 		      "/usr/bin/memdissect does not find its plugins in the multiarch directory:\n%s", plugins);
@@ -79,7 +58,7 @@ START_TEST(test_deb_install_attach_remove)
 	ck_assert_msg(access("/usr/share/man/man1/memdissect.1.gz", R_OK) == 0 || access("/usr/share/man/man1/memdissect.1", R_OK) == 0,
 		      "the package has no man page");
 	ck_assert_msg(access("/usr/share/bash-completion/completions/memdissect", R_OK) == 0, "the package has no completion");
-	char *pc = capture("pkg-config --variable=plugindir memdissect-plugin");
+	char *pc = md_test_capture("pkg-config --variable=plugindir memdissect-plugin");
 	ck_assert_msg(pc && strcmp(pc, "/usr/lib/x86_64-linux-gnu/memdissect/1/plugins\n") == 0,
 		      "memdissect-plugin.pc plugindir: %s", pc);
 	free(pc);

@@ -87,6 +87,8 @@ void md_test_check_classes_sum(struct md_node *report);
 /* A "corrupt" finding of allocator at addr whose message contains rule (any message when NULL). */
 bool md_test_corrupt_finding_at(struct md_node *report, const char *allocator, uint64_t addr, const char *rule);
 double md_test_now_s(void); /* monotonic seconds */
+/* The standard output of a shell command (malloc'd), or NULL. */
+char *md_test_capture(const char *cmd);
 
 /* glibc ground truth: the report's "mallinfo" equals the target's "<prefix>mallinfo.<field> N"
  * lines; md_test_trim_and_compare sends "trim", compares the RSS drop the target measures with
