@@ -1298,9 +1298,7 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 	}
 	const struct md_node *st = md_node_get(a, "stats");
 	if (md_node_type(st) == MD_NODE_OBJECT) {
-		object_grid(t, strcmp(name ? name : "", "jemalloc") == 0 ? "stats, as mallctl would report them:"
-									    : "stats, as the allocator counts them:",
-			    st, stats_labels, stats_byte_keys, NULL, 0, 4);
+		object_grid(t, "stats, as the allocator itself counts them:", st, stats_labels, stats_byte_keys, NULL, 0, 4);
 	}
 	const struct md_node *trim = md_node_get(a, "trim_release_bytes");
 	if (trim && is_scalar(trim))

@@ -451,22 +451,51 @@ static void text_verdict(FILE *out, const struct md_watch_options *o, size_t n, 
 #define MD_WATCH_MIN_INTERVAL 0.1
 #define MD_WATCH_RUN_PER_PAUSE 2.0
 
-/* The trend page, written aside and renamed: a browser reloading it never sees half a page. */
-static struct md_error *write_trend_page(const char *path, const struct md_watch_sample *s, size_t n,
-					 const struct md_verdict_result *v, int pid, const char *comm)
+/* Replace path with text atomically (written aside, then renamed): a reader (a browser reloading
+ * the trend page, the node exporter's collector) never sees half a file. */
+static struct md_error *replace_file(const char *path, const char *text, size_t len)
 {
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-	FILE *f = fopen(tmp, "w");
-	if (!f)
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
 		return md_error_os(errno, "cannot write %s", tmp);
-	struct md_error *err = md_render_watch_html(s, n, v, pid, comm, f);
-	if (fclose(f) != 0 && !err)
-		err = md_error_os(errno, "writing %s", tmp);
-	if (!err && rename(tmp, path) != 0)
-		err = md_error_os(errno, "replacing %s", path);
-	if (err)
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(fd, text + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = w < 0 ? errno : EIO;
+			close(fd);
+			unlink(tmp);
+			return md_error_os(e, "writing %s", tmp);
+		}
+		done += (size_t)w;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		int e = errno;
 		unlink(tmp);
+		return md_error_os(e, "replacing %s", path);
+	}
+	return NULL;
+}
+
+/* The trend page of the samples so far. */
+static struct md_error *write_trend_page(const char *path, const struct md_watch_sample *s, size_t n,
+					 const struct md_verdict_result *v, int pid, const char *comm)
+{
+	char *page = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&page, &len);
+	if (!mem)
+		return &md_error_nomem;
+	struct md_error *err = md_render_watch_html(s, n, v, pid, comm, mem);
+	if (fclose(mem) != 0 && !err)
+		err = &md_error_nomem;
+	if (!err)
+		err = replace_file(path, page, len);
+	free(page);
 	return err;
 }
 
@@ -599,36 +628,6 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 
 /* ---- watch --textfile ---- */
 
-/* Replace dir/memdissect.prom atomically: the collector must never read half a file. */
-static struct md_error *write_textfile(const char *dir, const char *text, size_t len)
-{
-	char tmp[4096], final[4096];
-	snprintf(final, sizeof(final), "%s/memdissect.prom", dir);
-	snprintf(tmp, sizeof(tmp), "%s/.memdissect.prom.%d", dir, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return md_error_os(errno, "cannot write %s", tmp);
-	size_t done = 0;
-	while (done < len) {
-		ssize_t w = write(fd, text + done, len - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int e = w < 0 ? errno : EIO;
-			close(fd);
-			unlink(tmp);
-			return md_error_os(e, "writing %s", tmp);
-		}
-		done += (size_t)w;
-	}
-	if (close(fd) != 0 || rename(tmp, final) != 0) {
-		int e = errno;
-		unlink(tmp);
-		return md_error_os(e, "replacing %s", final);
-	}
-	return NULL;
-}
-
 struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char *dir,
 				   const struct md_watch_options *o, FILE *out)
 {
@@ -703,8 +702,10 @@ struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char
 			err = mem ? md_openmetrics_merge(texts, n_texts, mem) : &md_error_nomem;
 			if (mem && fclose(mem) != 0 && !err)
 				err = &md_error_nomem;
+			char final[4096];
+			snprintf(final, sizeof(final), "%s/memdissect.prom", dir);
 			if (!err)
-				err = write_textfile(dir, merged, mlen);
+				err = replace_file(final, merged, mlen);
 			free(merged);
 			if (!err) {
 				fprintf(out, "%.1f s: %s/memdissect.prom: %zu process%s\n", start - t0, md_esc(dir), n_texts,
