@@ -64,6 +64,8 @@ struct live {
 	struct timespec stop_started;
 	double paused_seconds;
 	bool stopped;
+	bool zero_pfn_probed;
+	uint64_t zero_pfn; /* PFN of the shared zero page, 0 when unknown */
 };
 
 static bool auxv_changed(struct live *lv);
@@ -330,14 +332,12 @@ static struct md_error *read_status(pid_t pid, struct md_proc_status *st)
 
 /* ---- capture of maps, smaps, pagemap ---- */
 
-static uint64_t zero_pfn; /* PFN of the shared zero page, 0 when unknown */
-
-static void probe_zero_pfn(void)
+/* The PFN of the shared zero page (0 when unknown: no CAP_SYS_ADMIN), probed once per target. */
+static void probe_zero_pfn(struct live *lv)
 {
-	static bool probed;
-	if (probed)
+	if (lv->zero_pfn_probed)
 		return;
-	probed = true;
+	lv->zero_pfn_probed = true;
 	void *p = mmap(NULL, MD_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return;
@@ -348,7 +348,7 @@ static void probe_zero_pfn(void)
 		uint64_t e;
 		if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / MD_PAGE_SIZE * 8)) == sizeof(e) &&
 		    (e >> 63) & 1)
-			zero_pfn = e & ((1ULL << 55) - 1);
+			lv->zero_pfn = e & ((1ULL << 55) - 1);
 		close(fd);
 	}
 	munmap(p, MD_PAGE_SIZE);
@@ -398,7 +398,8 @@ static bool scan_zero_pages(int fd, const struct md_mapping *m, uint8_t *pages)
 }
 
 /* Per-page bits of one mapping from pagemap, then reconciled with the mapping's smaps Rss. */
-static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t *reconciled, uint64_t *guessed)
+static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t zero_pfn, uint64_t *reconciled,
+				     uint64_t *guessed)
 {
 	size_t npages = (size_t)((m->end - m->start) / MD_PAGE_SIZE);
 	/* Nothing resident or swapped: no page to look at. hugetlbfs pages are resident but never
@@ -583,7 +584,7 @@ static int system_without_swap(void)
 
 static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconciled, uint64_t *guessed)
 {
-	probe_zero_pfn();
+	probe_zero_pfn(live_of(t));
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)live_of(t)->mm_tid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -603,7 +604,7 @@ static struct md_error *read_all_pagemaps(struct md_target *t, uint64_t *reconci
 		 * out" under cgroup memory pressure on a machine without swap). */
 		for (int attempt = 0;; attempt++) {
 			uint64_t rec = 0, gue = 0;
-			err = read_pagemap(fd, m, &rec, &gue);
+			err = read_pagemap(fd, m, live_of(t)->zero_pfn, &rec, &gue);
 			bool swapped = false;
 			for (uint64_t k = 0; !err && m->pages && k < (m->end - m->start) / MD_PAGE_SIZE && !swapped; k++)
 				swapped = m->pages[k] & MD_PAGE_SWAPPED;
@@ -779,12 +780,27 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 		md_target_destroy(t);
 		return err;
 	}
-	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled };
-	err = md_symbols_create_pid(mm_tid, &sopts, &t->symbols);
+	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled,
+					    .counters = opts ? opts->counters : NULL };
+	if (opts && opts->symbols) {
+		/* A session's symbols of this process: refreshed, lent to the target. */
+		err = *opts->symbols ? md_symbols_refresh_pid(*opts->symbols, mm_tid) : NULL;
+		if (err || !*opts->symbols) {
+			md_error_destroy(err);
+			md_symbols_destroy(*opts->symbols);
+			*opts->symbols = NULL;
+			err = md_symbols_create_pid(mm_tid, &sopts, opts->symbols);
+		}
+		t->symbols = *opts->symbols;
+		t->symbols_lent = true;
+	} else {
+		err = md_symbols_create_pid(mm_tid, &sopts, &t->symbols);
+	}
 	if (err) {
 		/* Symbols are an aid, not a requirement: the page accounting works without them. */
 		md_error_destroy(err);
 		t->symbols = NULL;
+		t->symbols_lent = false;
 	}
 	*target_ret = t;
 	return NULL;

@@ -10,9 +10,16 @@
 #include "memdissect/error.h"
 #include "memdissect/target.h"
 #include "procfs.h"
+#include "symbols.h"
 
 struct md_live_options {
 	bool debuginfo_disabled;
+	/* A session attaching to the same process again and again (watch): *symbols holds what was
+	 * learnt of its modules, NULL the first time. md_live_open refreshes it (or makes it anew
+	 * after an exec) and lends it to the target; the caller destroys it. NULL: the target reads
+	 * its own symbols and frees them. */
+	struct md_symbols **symbols;
+	struct md_symbols_counters *counters; /* where symbol loads are counted, or NULL */
 };
 
 /* A thread (of the target, or of a process sharing its address space) that could not be

@@ -86,6 +86,14 @@ struct module_state {
 	bool tls_known;
 	int64_t tls_offset;
 	bool debug_from_debuginfod; /* the separate debug file came from a debuginfod server */
+
+	/* The file the module was read from, as it was then: a refresh keeps the module only while
+	 * the file is still the same (a copy over it in place changes size or mtime). */
+	bool file_id_valid;
+	dev_t file_dev;
+	ino_t file_ino;
+	off_t file_size;
+	struct timespec file_mtime;
 };
 
 /* Symbolization is asked for the same return addresses over and over (every thread of a
@@ -100,6 +108,10 @@ struct pc_cache_entry {
 
 struct md_symbols {
 	struct pc_cache_entry *pc_cache;
+	struct md_symbols_counters own_counters;
+	struct md_symbols_counters *counters; /* the session's, or &own_counters */
+	uint64_t auxv[512]; /* live: /proc/PID/auxv as read; an exec replaces it */
+	ssize_t auxv_len;
 	bool network_blocked; /* in the pause: debug files from disk only, never from debuginfod */
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks; /* libdwfl keeps a pointer to it */
@@ -453,6 +465,14 @@ static struct md_error *build_module(struct md_symbols *s, Dwfl_Module *dwmod, b
 		st->name[strlen(st->name) - strlen(" (deleted)")] = 0;
 	if (mainfile && !(st->file = strdup(mainfile)))
 		return &md_error_nomem;
+	struct stat fst;
+	if (st->file && stat(st->file, &fst) == 0) {
+		st->file_id_valid = true;
+		st->file_dev = fst.st_dev;
+		st->file_ino = fst.st_ino;
+		st->file_size = fst.st_size;
+		st->file_mtime = fst.st_mtim;
+	}
 	st->elf = elf;
 	if (elf)
 		st->soname = elf_soname(elf);
@@ -514,20 +534,27 @@ static ssize_t index_at(const struct md_symbols *s, uint64_t addr)
 	return -1;
 }
 
+/* /proc/PID/auxv into buf; its length, or -1. */
+static ssize_t read_auxv(pid_t pid, uint64_t *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, size);
+	close(fd);
+	return n;
+}
+
 static void find_main_live(struct md_symbols *s)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)s->pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		uint64_t buf[512];
-		ssize_t n = read(fd, buf, sizeof(buf));
-		close(fd);
-		if (n > 0) {
-			uint64_t entry = auxv_entry(buf, (size_t)n);
-			if (entry && (s->main_index = index_at(s, entry)) >= 0)
-				return;
-		}
+	s->auxv_len = read_auxv(s->pid, s->auxv, sizeof(s->auxv));
+	if (s->auxv_len > 0) {
+		uint64_t entry = auxv_entry(s->auxv, (size_t)s->auxv_len);
+		if (entry && (s->main_index = index_at(s, entry)) >= 0)
+			return;
 	}
 	/* No auxv: match /proc/PID/exe against the module names. */
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)s->pid);
@@ -569,7 +596,24 @@ static void find_main_core(struct md_symbols *s, Elf *core)
 	}
 }
 
-static struct md_error *build_modules(struct md_symbols *s)
+static void refresh_has_debuginfo(struct md_symbols *s, size_t index);
+static void module_state_deinit(struct module_state *st);
+
+/* The file a kept module was read from is still the one on disk. */
+static bool same_file(const struct module_state *st)
+{
+	if (!st->file)
+		return true; /* nothing was read from a file */
+	struct stat fst;
+	if (stat(st->file, &fst) != 0 || !st->file_id_valid)
+		return false;
+	return fst.st_dev == st->file_dev && fst.st_ino == st->file_ino && fst.st_size == st->file_size &&
+	       fst.st_mtim.tv_sec == st->file_mtime.tv_sec && fst.st_mtim.tv_nsec == st->file_mtime.tv_nsec;
+}
+
+/* old[n_old]: the states of the previous module list (a refresh), whose entries are moved over
+ * when libdwfl kept their module (it keeps one reported again with the same name and range). */
+static struct md_error *build_modules(struct md_symbols *s, struct module_state *old, size_t n_old)
 {
 	if (s->n_dwmods > 0)
 		qsort(s->dwmods, s->n_dwmods, sizeof(*s->dwmods), compare_modules);
@@ -578,12 +622,38 @@ static struct md_error *build_modules(struct md_symbols *s)
 	if (!s->modules || !s->states)
 		return &md_error_nomem;
 	for (size_t i = 0; i < s->n_dwmods; i++) {
+		struct module_state *prev = NULL;
+		for (size_t k = 0; k < n_old && !prev; k++)
+			if (old[k].dwmod == s->dwmods[i])
+				prev = &old[k];
+		if (prev) {
+			/* libdwfl kept the module with its ELF: a changed file would leave it stale */
+			if (!same_file(prev))
+				return md_error_create(MD_ERR_BAD_DATA, "%s changed on disk", prev->name);
+			struct module_state *st = &s->states[s->n_modules];
+			struct md_module *mod = &s->modules[s->n_modules];
+			*st = *prev;
+			memset(prev, 0, sizeof(*prev));
+			/* l_tls_offset is the process's: looked up again (cheap), never assumed */
+			st->tls_known = false;
+			Dwarf_Addr start, end;
+			dwfl_module_info(st->dwmod, NULL, &start, &end, NULL, NULL, NULL, NULL);
+			*mod = (struct md_module){ .name = st->name, .start = start, .end = end, .bias = st->bias,
+						   .build_id = st->build_id };
+			mod->has_debuginfo = guess_has_debuginfo(s, st);
+			refresh_has_debuginfo(s, s->n_modules);
+			s->n_modules++;
+			s->counters->modules_kept++;
+			continue;
+		}
 		bool keep = false;
 		struct md_error *err = build_module(s, s->dwmods[i], &keep);
 		if (err)
 			return err;
-		if (keep)
+		if (keep) {
 			s->n_modules++;
+			s->counters->modules_read++;
+		}
 	}
 	return NULL;
 }
@@ -594,6 +664,7 @@ static struct md_symbols *symbols_alloc(const struct md_symbols_options *opts)
 	if (!s)
 		return NULL;
 	s->debuginfo_disabled = opts && opts->debuginfo_disabled;
+	s->counters = opts && opts->counters ? opts->counters : &s->own_counters;
 	s->main_index = -1;
 	return s;
 }
@@ -645,13 +716,54 @@ struct md_error *md_symbols_create_pid(pid_t pid, const struct md_symbols_option
 	}
 	if ((err = collect_modules(s)))
 		goto fail;
-	if ((err = build_modules(s)))
+	if ((err = build_modules(s, NULL, 0)))
 		goto fail;
 	find_main_live(s);
 	*symbols_ret = s;
 	return NULL;
 fail:
 	md_symbols_destroy(s);
+	return err;
+}
+
+struct md_error *md_symbols_refresh_pid(struct md_symbols *s, pid_t pid)
+{
+	if (!s || !s->dwfl || s->pid != pid)
+		return md_error_create(MD_ERR_BAD_DATA, "symbols of another process");
+	uint64_t auxv[512];
+	ssize_t auxv_len = read_auxv(pid, auxv, sizeof(auxv));
+	if (auxv_len != s->auxv_len || (auxv_len > 0 && memcmp(auxv, s->auxv, (size_t)auxv_len) != 0))
+		return md_error_create(MD_ERR_BAD_DATA, "process %d exec'd: its modules are new", (int)pid);
+	struct module_state *old = s->states;
+	size_t n_old = s->n_modules;
+	free(s->modules);
+	free(s->dwmods);
+	s->modules = NULL;
+	s->states = NULL;
+	s->dwmods = NULL;
+	s->n_modules = s->n_dwmods = s->cap_dwmods = 0;
+	s->main_index = -1;
+	/* addresses may now belong to other modules */
+	free(s->pc_cache);
+	s->pc_cache = NULL;
+	struct md_error *err = NULL;
+	dwfl_report_begin(s->dwfl);
+	int r = dwfl_linux_proc_report(s->dwfl, pid);
+	if (r > 0)
+		err = r == ENOENT || r == ESRCH ? md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid)
+						: md_error_os(r, "reading modules of process %d", (int)pid);
+	else if (r < 0 || dwfl_report_end(s->dwfl, NULL, NULL) != 0)
+		err = dwfl_error(MD_ERR_BAD_DATA, "reporting modules");
+	if (!err)
+		err = collect_modules(s);
+	/* the modules libdwfl kept are still those of old[] until they are moved over */
+	if (!err)
+		err = build_modules(s, old, n_old);
+	for (size_t i = 0; i < n_old; i++)
+		module_state_deinit(&old[i]);
+	free(old);
+	if (!err)
+		find_main_live(s);
 	return err;
 }
 
@@ -699,7 +811,7 @@ struct md_error *md_symbols_create_core(void *core_elf, const struct md_symbols_
 	}
 	if ((err = collect_modules(s)))
 		goto fail;
-	if ((err = build_modules(s)))
+	if ((err = build_modules(s, NULL, 0)))
 		goto fail;
 	find_main_core(s, core);
 	*symbols_ret = s;
@@ -855,6 +967,7 @@ static struct md_error *module_load_symbols(struct md_symbols *s, size_t index)
 	if (st->syms_state < 0)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s: no symbol table", st->name);
 	st->syms_state = -1;
+	s->counters->symbol_tables++;
 	int n = dwfl_module_getsymtab(st->dwmod);
 	refresh_has_debuginfo(s, index);
 	if (n < 0)
@@ -979,6 +1092,7 @@ static struct md_error *module_dwarf(struct md_symbols *s, size_t index, Dwarf *
 		return md_error_create(MD_ERR_NOT_FOUND, "%s: debug info disabled", st->name);
 	if (!st->dwarf_tried) {
 		st->dwarf_tried = true;
+		s->counters->dwarf++;
 		Dwarf_Addr dwbias;
 		st->dwarf = dwfl_module_getdwarf(st->dwmod, &dwbias);
 		refresh_has_debuginfo(s, index);

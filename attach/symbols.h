@@ -12,8 +12,18 @@
 
 struct md_symbols;
 
+/* What the symbols of a session cost: how often a module's tables were really read (a watch
+ * reads them at its first sample only) and how many modules a refresh kept or had to read anew. */
+struct md_symbols_counters {
+	uint64_t symbol_tables; /* dwfl_module_getsymtab: a module's name->symbol hash built */
+	uint64_t dwarf;         /* dwfl_module_getdwarf: a module's DWARF opened */
+	uint64_t modules_read;  /* modules set up from their files */
+	uint64_t modules_kept;  /* modules a refresh kept with all that was learnt of them */
+};
+
 struct md_symbols_options {
 	bool debuginfo_disabled; /* use only the module's own .symtab/.dynsym; no debug files, no DWARF */
+	struct md_symbols_counters *counters; /* the session's, or NULL: counted in the object itself */
 	const char *sysroot;     /* cores: prefix for file names (NULL = none) */
 	const char *exe;         /* cores: the executable, when NT_FILE's path is wrong */
 };
@@ -24,6 +34,12 @@ struct md_error *md_symbols_create_pid(pid_t pid, const struct md_symbols_option
 /* Report the modules of a core file (dwfl_core_file_report); elf is an Elf * of the core. */
 struct md_error *md_symbols_create_core(void *core_elf, const struct md_symbols_options *opts,
 					struct md_symbols **symbols_ret);
+/* The same live process again (a later watch sample): re-read its module list. A module still
+ * mapped from the same file (same name and range, same file identity: device, inode, size and
+ * mtime, hence the same build-id) keeps its symbol table, DWARF and struct layouts; modules gone
+ * are dropped, new ones (a dlopen) are set up. MD_ERR_BAD_DATA when the process exec'd or a kept
+ * module's file changed on disk: symbols is then unusable, destroy it and create it anew. */
+struct md_error *md_symbols_refresh_pid(struct md_symbols *symbols, pid_t pid);
 void md_symbols_destroy(struct md_symbols *symbols);
 
 const struct md_module *md_symbols_modules(const struct md_symbols *symbols, size_t *n_ret);

@@ -483,7 +483,7 @@ void md_target_destroy(struct md_target *t)
 		return;
 	if (t->ops && t->ops->destroy_impl)
 		t->ops->destroy_impl(t);
-	md_unwind_reset();
+	md_unwind_release(t);
 	md_mappings_free(t->mappings, t->n_mappings);
 	free(t->threads);
 	for (size_t i = 0; i < MD_READ_CACHE_BLOCKS; i++)
@@ -493,6 +493,7 @@ void md_target_destroy(struct md_target *t)
 		if (t->files[i].path && t->files[i].fd >= 0)
 			close(t->files[i].fd);
 	}
-	md_symbols_destroy(t->symbols);
+	if (!t->symbols_lent)
+		md_symbols_destroy(t->symbols);
 	free(t);
 }

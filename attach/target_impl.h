@@ -40,7 +40,9 @@ struct md_target {
 	size_t n_threads;
 
 	struct md_symbols *symbols;
+	bool symbols_lent; /* a session's, kept after the target: md_target_destroy leaves them */
 	bool debuginfo_disabled;
+	void *unwinder; /* attach/unwind.c's state for this target, freed by md_unwind_release */
 
 	struct md_read_cache_block cache[MD_READ_CACHE_BLOCKS];
 	uint64_t cache_clock;

@@ -15,7 +15,7 @@
  * (libunwind-ptrace's own PTRACE_PEEKDATA would). t may be NULL (then PEEKDATA is used). */
 struct md_error *md_unwind_ptrace(struct md_target *t, pid_t tid, uint64_t *pcs, size_t max, size_t *n_ret);
 
-/* Forget the cached unwinder state (call when the target it was made for is destroyed). */
-void md_unwind_reset(void);
+/* Free the unwinder state kept in t (md_target_destroy calls it). */
+void md_unwind_release(struct md_target *t);
 
 #endif

@@ -117,14 +117,18 @@ static struct md_error *open_plugins(struct md_target *t, const struct md_analyz
 				     struct md_analysis *a, struct active_plugin **ap_ret, size_t *n_ret)
 {
 	struct md_report *r = &a->report;
-	md_plugins_load(&a->plugins);
-	struct active_plugin *ap = calloc(a->plugins.n + 1, sizeof(*ap));
+	const struct md_plugin_set *set = a->lent_plugins;
+	if (!set) {
+		md_plugins_load(&a->plugins);
+		set = &a->plugins;
+	}
+	struct active_plugin *ap = calloc(set->n + 1, sizeof(*ap));
 	size_t n_ap = 0;
 	if (!ap)
 		return &md_error_nomem;
 	struct md_plugin_options popts = { .debuginfo_disabled = opts->debuginfo_disabled };
-	for (size_t i = 0; i < a->plugins.n; i++) {
-		const struct md_plugin *p = a->plugins.items[i].plugin;
+	for (size_t i = 0; i < set->n; i++) {
+		const struct md_plugin *p = set->items[i].plugin;
 		if (!p || (opts->only_plugin && strcmp(opts->only_plugin, p->name) != 0))
 			continue;
 		void *state = NULL;
@@ -311,17 +315,23 @@ static bool safe_point_must_run(void *arg, struct md_target *t, const struct md_
 	return false;
 }
 
-static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
+static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options *opts,
+				     const struct md_analysis_resources *res, struct md_analysis *a)
 {
 	double t0 = now_ms();
 	memset(a, 0, sizeof(*a));
 	md_report_init(&a->report);
+	a->lent_plugins = res ? res->plugins : NULL;
 	struct md_report *r = &a->report;
 	r->target.pid = pid;
 	r->target.source = "live";
 	r->target.residency = "pagemap";
 
-	struct md_live_options lopts = { .debuginfo_disabled = opts->debuginfo_disabled };
+	struct md_live_options lopts = {
+		.debuginfo_disabled = opts->debuginfo_disabled,
+		.symbols = res ? res->symbols : NULL,
+		.counters = res ? res->counters : NULL,
+	};
 	struct md_target *t = NULL;
 	phase("start");
 	struct md_error *err = md_live_open(pid, &lopts, &t);
@@ -340,6 +350,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	}
 
 	phase("open plugins");
+	a->timing.open_ms = now_ms() - t0;
 	/* The pause: from here until the detach no debug file is downloaded. */
 	md_symbols_block_network(t->symbols, true);
 	struct md_live_capture cap = { 0 };
@@ -362,7 +373,9 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	if (!err) {
 		char when[64];
 		snprintf(when, sizeof(when), "after %u re-stops", retries);
+		double w0 = now_ms();
 		err = walk_plugins(a, ap, n_ap, t, when);
+		a->timing.walk_ms = now_ms() - w0;
 	}
 	phase("walk");
 	if (!err)
@@ -394,6 +407,8 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	md_live_capture_deinit(&cap);
 	md_target_destroy(t);
 	r->target.total_ms = now_ms() - t0;
+	a->timing.pause_ms = r->target.pause_ms;
+	a->timing.total_ms = r->target.total_ms;
 	return err;
 }
 
@@ -559,11 +574,17 @@ void md_analysis_deinit(struct md_analysis *a)
 
 struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a)
 {
-	struct md_error *err = analyze_live(pid, opts, a);
+	return md_analyze_live_with(pid, opts, NULL, a);
+}
+
+struct md_error *md_analyze_live_with(pid_t pid, const struct md_analyze_options *opts,
+				      const struct md_analysis_resources *res, struct md_analysis *a)
+{
+	struct md_error *err = analyze_live(pid, opts, res, a);
 	if (err && err->code == MD_ERR_EXECED) {
 		md_error_destroy(err);
 		md_analysis_deinit(a);
-		err = exec_error(analyze_live(pid, opts, a), pid, true);
+		err = exec_error(analyze_live(pid, opts, res, a), pid, true);
 	}
 	/* Whatever failed, if the process is gone the answer is that it exited meanwhile. */
 	bool vanished = err && err->code == MD_ERR_OS && (err->errnum == ESRCH || err->errnum == ENOENT);

@@ -9,6 +9,7 @@
 #include "memdissect/report.h"
 #include "plugins.h"
 #include "snapshot.h"
+#include "symbols.h"
 
 struct md_analyze_options {
 	bool debuginfo_disabled;
@@ -22,13 +23,34 @@ struct md_analyze_options {
 	double max_pause_s;       /* snapshots: refuse a longer estimated pause (0: default, <0: none) */
 };
 
+/* Where the time of one live analysis went, in ms (watch's sample_ms, pause_ms, walk_ms). */
+struct md_analysis_timing {
+	double open_ms;  /* before the pause: target, symbols, plugins finding their allocator */
+	double pause_ms; /* the target stopped (stops, safe point, capture, walk) */
+	double walk_ms;  /* the plugins' walks, inside the pause */
+	double total_ms; /* the whole analysis */
+};
+
 struct md_analysis {
 	struct md_report report;
 	struct md_classifier *classifier; /* kept: the report points into it */
-	struct md_plugin_set plugins;
+	struct md_plugin_set plugins;     /* loaded for this analysis (none when lent) */
+	const struct md_plugin_set *lent_plugins; /* a session's, used instead */
+	struct md_analysis_timing timing;
+};
+
+/* What a session lends to a live analysis (src/session.c): its plugins, and the kept symbols of
+ * the process with the counters of what they cost. */
+struct md_analysis_resources {
+	const struct md_plugin_set *plugins;
+	struct md_symbols **symbols;
+	struct md_symbols_counters *counters;
 };
 
 struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a);
+/* The same with a session's resources (res NULL: as md_analyze_live). */
+struct md_error *md_analyze_live_with(pid_t pid, const struct md_analyze_options *opts,
+				      const struct md_analysis_resources *res, struct md_analysis *a);
 /* The same report from an ELF core (kernel, gdb gcore or memdissect snapshot). */
 struct md_error *md_analyze_core(const char *path, const struct md_analyze_options *opts, struct md_analysis *a);
 /* memdissect snapshot: stop briefly (at a moment no thread is inside an allocator, as for an

@@ -19,6 +19,7 @@
 #include "analyze.h"
 #include "live.h"
 #include "render.h"
+#include "session.h"
 #include "wss.h"
 
 #define MiB (1024.0 * 1024.0)
@@ -349,7 +350,62 @@ static struct md_error *json_line(FILE *out, struct md_node *o)
 			err = (call); \
 	} while (0)
 
-static struct md_error *json_sample(FILE *out, int pid, size_t index, const struct md_watch_sample *s, bool wss)
+/* What one sample cost, from memdissect's own clocks, and what the session has loaded so far. */
+struct sample_cost {
+	struct md_analysis_timing timing;
+	struct md_session_counters session;
+};
+
+static struct md_node *session_node(const struct md_session_counters *c)
+{
+	struct md_node *o = md_node_object();
+	struct md_error *err = o ? NULL : &md_error_nomem;
+	PUT(md_node_set_u64(o, "plugin_dlopens", c->plugin_dlopens));
+	PUT(md_node_set_u64(o, "symbol_tables", c->symbol_tables));
+	PUT(md_node_set_u64(o, "dwarf", c->dwarf));
+	PUT(md_node_set_u64(o, "modules", c->modules));
+	PUT(md_node_set_u64(o, "modules_read", c->modules_read));
+	PUT(md_node_set_u64(o, "modules_kept", c->modules_kept));
+	if (err) {
+		md_error_destroy(err);
+		md_node_destroy(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* MEMDISSECT_DEBUG_SESSION=1: a line per sample on stderr with what it cost and what the session
+ * has loaded so far (in every mode: text, --json, --html, --textfile). */
+static void trace_sample(int pid, size_t index, const struct sample_cost *c)
+{
+	const char *e = getenv("MEMDISSECT_DEBUG_SESSION");
+	if (!e || *e != '1')
+		return;
+	const struct md_session_counters *k = &c->session;
+	fprintf(stderr,
+		"session: sample %zu of process %d: %.1f ms (pause %.1f, walk %.1f); plugins dlopened %llu, "
+		"symbol tables read %llu, DWARF opened %llu, modules %llu (read %llu, kept %llu)\n",
+		index, pid, c->timing.total_ms, c->timing.pause_ms, c->timing.walk_ms,
+		(unsigned long long)k->plugin_dlopens, (unsigned long long)k->symbol_tables,
+		(unsigned long long)k->dwarf, (unsigned long long)k->modules, (unsigned long long)k->modules_read,
+		(unsigned long long)k->modules_kept);
+	fflush(stderr);
+}
+
+static struct sample_cost cost_of(const struct md_analysis *a, const struct md_session *session)
+{
+	struct sample_cost c = { .timing = a->timing };
+	md_session_get_counters(session, &c.session);
+	return c;
+}
+
+static double ms3(double ms)
+{
+	return round(ms * 1000.0) / 1000.0;
+}
+
+static struct md_error *json_sample(FILE *out, int pid, size_t index, const struct md_watch_sample *s, bool wss,
+				    const struct sample_cost *cost)
 {
 	struct md_error *err = NULL;
 	struct md_node *o = md_node_object();
@@ -367,6 +423,10 @@ static struct md_error *json_sample(FILE *out, int pid, size_t index, const stru
 	PUT(md_node_set_u64(o, "releasable_bytes", s->releasable_bytes));
 	PUT(md_node_set_u64(o, "gap_bytes", s->gap_bytes));
 	PUT(md_node_set_double(o, "pause_ms", round(s->pause_ms * 1000.0) / 1000.0));
+	PUT(md_node_set_double(o, "sample_ms", ms3(cost->timing.total_ms)));
+	PUT(md_node_set_double(o, "walk_ms", ms3(cost->timing.walk_ms)));
+	PUT(md_node_set_double(o, "open_ms", ms3(cost->timing.open_ms)));
+	PUT(md_node_set(o, "session", session_node(&cost->session)));
 	if (wss)
 		PUT(md_node_set_u64(o, "wss_bytes", s->wss_bytes));
 	struct md_node *c = md_node_object();
@@ -512,6 +572,12 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 		.debuginfo_disabled = o->debuginfo_disabled,
 		.only_plugin = o->only_plugin,
 	};
+	struct md_session *session = NULL;
+	struct md_error *serr = md_session_create(&aopts, &session);
+	if (serr) {
+		free(samples);
+		return serr;
+	}
 	bool wide = o->width <= 0 || o->width >= 80;
 	double t0 = now_s(), next = t0;
 	bool stretched = false;
@@ -531,7 +597,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 		if (next < start)
 			next = start; /* an analysis longer than the interval: the next starts at once */
 		struct md_analysis a;
-		err = md_analyze_live((pid_t)pid, &aopts, &a);
+		err = md_session_analyze_live(session, (pid_t)pid, &a);
 		/* The window runs after the attach, inside the interval (main checks wss < interval). */
 		if (!err && o->wss_s > 0)
 			err = md_wss_measure((pid_t)pid, o->wss_s, &a.report);
@@ -576,9 +642,11 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			stretched = true;
 			next = earliest;
 		}
+		struct sample_cost cost = cost_of(&a, session);
 		md_analysis_deinit(&a);
+		trace_sample(pid, n, &cost);
 		errno = 0;
-		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n], o->wss_s > 0) : NULL;
+		struct md_error *werr = o->json ? json_sample(out, pid, n, &samples[n], o->wss_s > 0, &cost) : NULL;
 		if (!o->json)
 			text_row(out, &samples[n], wide, o->wss_s > 0);
 		n++;
@@ -620,6 +688,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 			md_error_destroy(verr);
 	}
 	free(samples);
+	md_session_destroy(session);
 	errno = 0;
 	if (!err && (fflush(out) == EOF || ferror(out)))
 		err = md_error_os(errno ? errno : EIO, "writing the watch");
@@ -646,25 +715,32 @@ struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char
 		.debuginfo_disabled = o->debuginfo_disabled,
 		.only_plugin = o->only_plugin,
 	};
-	struct md_error *err = NULL;
+	struct md_session *session = NULL;
+	struct md_error *err = md_session_create(&aopts, &session);
+	if (err) {
+		free(pids);
+		free(texts);
+		return err;
+	}
 	double t0 = now_s(), next = t0;
 	for (unsigned long round = 0; (!o->count || round < o->count) && n_pids && !err; round++) {
 		if (round)
 			sleep_until(next);
 		if (md_live_interrupted)
 			break;
-		double start = now_s(), paused_s = 0;
+		double start = now_s(), paused_s = 0, sample_ms = 0, walk_ms = 0;
 		next = start + o->interval_s;
 		size_t n_texts = 0;
 		for (size_t i = 0; i < n_pids && !err;) {
 			struct md_analysis a;
-			struct md_error *aerr = md_analyze_live((pid_t)pids[i], &aopts, &a);
+			struct md_error *aerr = md_session_analyze_live(session, (pid_t)pids[i], &a);
 			if (aerr && (aerr->code == MD_ERR_NO_PROCESS || aerr->code == MD_ERR_EXITED ||
 				     aerr->code == MD_ERR_ZOMBIE)) {
 				fprintf(stderr, "memdissect: process %d is gone (%s): no longer watched\n", pids[i],
 					md_esc(aerr->message ? aerr->message : "exited"));
 				md_error_destroy(aerr);
 				md_analysis_deinit(&a);
+				md_session_forget(session, (pid_t)pids[i]);
 				memmove(&pids[i], &pids[i + 1], (n_pids - i - 1) * sizeof(*pids));
 				n_pids--;
 				continue;
@@ -677,6 +753,10 @@ struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char
 			if (a.report.partial && o->partial_ret)
 				*o->partial_ret = true;
 			paused_s += a.report.target.pause_ms / 1e3;
+			sample_ms += a.timing.total_ms;
+			walk_ms += a.timing.walk_ms;
+			struct sample_cost cost = cost_of(&a, session);
+			trace_sample(pids[i], (size_t)round, &cost);
 			size_t len = 0;
 			FILE *mem = open_memstream(&texts[n_texts], &len);
 			if (!mem) {
@@ -708,8 +788,9 @@ struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char
 				err = replace_file(final, merged, mlen);
 			free(merged);
 			if (!err) {
-				fprintf(out, "%.1f s: %s/memdissect.prom: %zu process%s\n", start - t0, md_esc(dir), n_texts,
-					n_texts == 1 ? "" : "es");
+				fprintf(out, "%.1f s: %s/memdissect.prom: %zu process%s (sample_ms %.1f, pause_ms %.1f, walk_ms %.1f)\n",
+					start - t0, md_esc(dir), n_texts, n_texts == 1 ? "" : "es", sample_ms, paused_s * 1e3,
+					walk_ms);
 				errno = 0;
 				if (fflush(out) == EOF || ferror(out))
 					err = md_error_os(errno ? errno : EIO, "writing the watch");
@@ -725,6 +806,7 @@ struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char
 	}
 	if (!err && !n_pids)
 		err = md_error_create(MD_ERR_EXITED, "every watched process is gone");
+	md_session_destroy(session);
 	free(pids);
 	free(texts);
 	return err;
