@@ -257,6 +257,158 @@ START_TEST(test_watch_target_gone)
 }
 END_TEST
 
+/* ---- sessions (issue 13): plugins and symbols loaded once per watch ---- */
+
+/* The sample lines of watch --json output, parsed, in order; returns how many. */
+static size_t sample_lines(const char *out, struct md_node **samples, size_t max)
+{
+	size_t n = 0;
+	for (const char *line = out; line && *line && n < max;) {
+		const char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		struct md_node *o = NULL;
+		ck_assert(md_node_parse_json(line, (size_t)(nl - line), &o) == NULL);
+		const char *type = md_node_get_string(md_node_get(o, "type"));
+		if (type && strcmp(type, "sample") == 0)
+			samples[n++] = o;
+		else
+			md_node_destroy(o);
+		line = nl + 1;
+	}
+	return n;
+}
+
+static uint64_t session_u64(struct md_node *sample, const char *key)
+{
+	const struct md_node *v = md_node_get(md_node_get(sample, "session"), key);
+	ck_assert_msg(md_node_type(v) == MD_NODE_U64, "sample has no session.%s", key);
+	return md_node_get_u64(v);
+}
+
+static double sample_ms(struct md_node *sample, const char *key)
+{
+	const struct md_node *v = md_node_get(sample, key);
+	ck_assert_msg(v != NULL, "sample has no %s", key);
+	return md_node_get_double(v);
+}
+
+/* The MEMDISSECT_DEBUG_SESSION lines on stderr: dlopens and symbol tables after each sample. */
+static size_t trace_lines(const char *err, unsigned long long *dlopens, unsigned long long *tables, size_t max)
+{
+	size_t n = 0;
+	for (const char *l = strstr(err, "session: sample "); l && n < max; l = strstr(l + 1, "session: sample ")) {
+		const char *d = strstr(l, "plugins dlopened "), *t = strstr(l, "symbol tables read ");
+		ck_assert(d && t);
+		dlopens[n] = strtoull(d + strlen("plugins dlopened "), NULL, 10);
+		tables[n] = strtoull(t + strlen("symbol tables read "), NULL, 10);
+		n++;
+	}
+	return n;
+}
+
+/* Two samples load each plugin once and read each module's symbols once; a library the target
+ * dlopens between samples is picked up (a new module, read once, the others kept). */
+START_TEST(test_watch_session)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "dlopener", NULL));
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	int slow = md_test_sanitized() ? 120000 : 60000;
+	const char *args[] = { "watch", pid, "--interval", "1.5", "--count", "4", "--json", NULL };
+	const char *env[] = { "MEMDISSECT_DEBUG_SESSION=1", NULL };
+	struct md_test_bg_options bo = { .env = env };
+	struct md_test_bg r;
+	md_test_bg_start(&r, args, &bo);
+	/* after the second sample, before the third: the target loads libz */
+	ck_assert_msg(md_test_bg_wait_stderr(&r, "session: sample 1 of process", slow), "no second sample: %s", r.err);
+	ck_assert_uint_eq(md_test_proc_ask_u64(&p, "dlopen", "loaded "), 1);
+	int status = md_test_bg_finish(&r, slow);
+	md_test_proc_stop(&p);
+	ck_assert_msg(status == 0, "watch: status %d: %s", status, r.err);
+	struct md_node *s[4] = { 0 };
+	ck_assert_uint_eq(sample_lines(r.out, s, 4), 4);
+
+	uint64_t dlopens = session_u64(s[0], "plugin_dlopens"), modules = session_u64(s[0], "modules");
+	ck_assert_uint_gt(dlopens, 0);
+	ck_assert_uint_gt(session_u64(s[0], "symbol_tables"), 0); /* glibc's plugin looked up libc */
+	ck_assert_uint_gt(modules, 1);
+	ck_assert_uint_eq(session_u64(s[0], "modules_read"), modules);
+	ck_assert_uint_eq(session_u64(s[0], "modules_kept"), 0);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(session_u64(s[i], "plugin_dlopens"), dlopens);
+		double total = sample_ms(s[i], "sample_ms"), pause = sample_ms(s[i], "pause_ms"),
+		       walk = sample_ms(s[i], "walk_ms");
+		ck_assert_msg(total >= pause && pause >= walk && walk > 0, "sample %d: sample_ms %.3f pause_ms %.3f walk_ms %.3f",
+			      i, total, pause, walk);
+	}
+	/* the second sample read nothing anew: every module kept with its tables and DWARF */
+	ck_assert_uint_eq(session_u64(s[1], "symbol_tables"), session_u64(s[0], "symbol_tables"));
+	ck_assert_uint_eq(session_u64(s[1], "dwarf"), session_u64(s[0], "dwarf"));
+	ck_assert_uint_eq(session_u64(s[1], "modules_read"), modules);
+	ck_assert_uint_eq(session_u64(s[1], "modules"), modules);
+	ck_assert_uint_eq(session_u64(s[1], "modules_kept"), modules);
+	/* libz: one module more (libz needs nothing the target has not loaded), set up from its file
+	 * once, and every module of before kept */
+	ck_assert_uint_eq(session_u64(s[2], "modules"), modules + 1);
+	ck_assert_uint_eq(session_u64(s[2], "modules_read"), modules + 1);
+	ck_assert_uint_eq(session_u64(s[2], "modules_kept"), 2 * modules);
+	ck_assert_uint_eq(session_u64(s[3], "modules"), modules + 1);
+	ck_assert_uint_eq(session_u64(s[3], "modules_read"), modules + 1);
+	ck_assert_uint_eq(session_u64(s[3], "modules_kept"), 3 * modules + 1);
+	ck_assert_uint_eq(session_u64(s[3], "symbol_tables"), session_u64(s[2], "symbol_tables"));
+	/* the trace says the same, one line per sample */
+	unsigned long long td[8], tt[8];
+	ck_assert_uint_eq(trace_lines(r.err, td, tt, 8), 4);
+	ck_assert_uint_eq(td[3], dlopens);
+	ck_assert_uint_eq(tt[1], tt[0]);
+	for (int i = 0; i < 4; i++)
+		md_node_destroy(s[i]);
+	md_test_bg_free(&r);
+}
+END_TEST
+
+/* The other modes share the session too: text with --html, and --textfile. */
+START_TEST(test_watch_session_modes)
+{
+	SKIP_WITHOUT_PTRACE();
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "dlopener", NULL));
+	char pid[32], dir[] = "/tmp/md-session-XXXXXX", html[64];
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	ck_assert(mkdtemp(dir));
+	snprintf(html, sizeof(html), "%s/trend.html", dir);
+	int slow = md_test_sanitized() ? 120000 : 60000;
+	const char *env[] = { "MEMDISSECT_DEBUG_SESSION=1", NULL };
+	struct md_test_bg_options bo = { .env = env };
+	const char *text_args[] = { "watch", pid, "--interval", "0.2", "--count", "3", "--html", html, NULL };
+	const char *textfile_args[] = { "watch", "--textfile", dir, "--interval", "0.2", "--count", "3", pid, NULL };
+	const char *const *modes[] = { text_args, textfile_args };
+	for (int m = 0; m < 2; m++) {
+		struct md_test_bg r;
+		md_test_bg_start(&r, modes[m], &bo);
+		int status = md_test_bg_finish(&r, slow);
+		ck_assert_msg(status == 0, "watch mode %d: status %d: %s", m, status, r.err);
+		unsigned long long td[8], tt[8];
+		ck_assert_uint_eq(trace_lines(r.err, td, tt, 8), 3);
+		ck_assert_uint_gt(td[0], 0);
+		ck_assert_uint_gt(tt[0], 0);
+		for (int i = 1; i < 3; i++) {
+			ck_assert_uint_eq(td[i], td[0]);
+			ck_assert_uint_eq(tt[i], tt[0]);
+		}
+		if (m == 1)
+			ck_assert_msg(md_test_has_line_with(r.out, "memdissect.prom: 1 process (sample_ms "), "%s", r.out);
+		md_test_bg_free(&r);
+	}
+	md_test_proc_stop(&p);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *watch_suite(void)
 {
 	Suite *s = suite_create("watch");
@@ -273,6 +425,8 @@ Suite *watch_suite(void)
 	tcase_add_test(live, test_watch_draining);
 	tcase_add_test(live, test_watch_insufficient_and_text);
 	tcase_add_test(live, test_watch_target_gone);
+	tcase_add_test(live, test_watch_session);
+	tcase_add_test(live, test_watch_session_modes);
 	suite_add_tcase(s, live);
 	return s;
 }
