@@ -66,13 +66,20 @@ struct live {
 	bool stopped;
 	bool zero_pfn_probed;
 	uint64_t zero_pfn; /* PFN of the shared zero page, 0 when unknown */
+	pid_t *held; /* what publish_held shows the fatal-signal handler */
+	size_t cap_held;
+	struct md_live_tracer *tracer; /* the session's, or own_tracer */
+	struct md_live_tracer *own_tracer;
 };
 
 static bool auxv_changed(struct live *lv);
 static bool thread_exiting(pid_t tgid, pid_t tid);
-static void release_lingering(void);
+static void release_lingering(struct md_live_tracer *tr);
+static void unpublish_held(struct live *lv);
 
-/* For the fatal-signal handler: the threads we hold, readable without locks. */
+/* The one piece of process-wide state here besides md_live_interrupted, and for the same reason:
+ * a signal handler can reach nothing else. For the fatal-signal handler, the threads the target
+ * being attached holds stopped (its struct live owns the array), readable without locks. */
 static pid_t *volatile held_tids;
 static volatile size_t held_n;
 
@@ -197,6 +204,9 @@ static void live_destroy_impl(struct md_target *t)
 	md_live_detach(t);
 	if (lv->mem_fd >= 0)
 		close(lv->mem_fd);
+	unpublish_held(lv);
+	md_live_tracer_destroy(lv->own_tracer);
+	free(lv->held);
 	free(lv->tasks);
 	free(lv->auxv);
 	free(lv);
@@ -207,6 +217,10 @@ static const struct md_target_ops live_ops = {
 	.read_present = live_read_present,
 	.backtrace = live_backtrace,
 	.destroy_impl = live_destroy_impl,
+	.stop = md_live_stop,
+	.capture = md_live_capture,
+	.resume = md_live_detach,
+	.pause_seconds = md_live_pause_seconds,
 };
 
 /* ---- why we may not trace ---- */
@@ -696,7 +710,8 @@ static pid_t live_thread_of(pid_t pid)
 
 struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, struct md_target **target_ret)
 {
-	release_lingering();
+	if (opts && opts->tracer)
+		release_lingering(opts->tracer);
 	if (pid <= 0)
 		return md_error_create(MD_ERR_NO_PROCESS, "no such process: %d", (int)pid);
 	if (pid == getpid())
@@ -748,6 +763,15 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 	lv->pid = pid;
 	lv->mm_tid = mm_tid;
 	lv->mem_fd = -1;
+	lv->tracer = opts ? opts->tracer : NULL;
+	if (!lv->tracer) {
+		err = md_live_tracer_create(&lv->own_tracer);
+		if (err) {
+			md_target_destroy(t);
+			return err;
+		}
+		lv->tracer = lv->own_tracer;
+	}
 	{
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/auxv", (int)mm_tid);
@@ -821,21 +845,27 @@ static void publish_held(struct live *lv)
 	/* The fatal-signal handler reads this; publish count after the array is valid. */
 	held_n = 0;
 	held_tids = NULL;
-	static pid_t *buf;
-	static size_t cap;
-	if (lv->n_tasks > cap) {
-		pid_t *nb = realloc(buf, lv->n_tasks * sizeof(*nb));
+	if (lv->n_tasks > lv->cap_held) {
+		pid_t *nb = realloc(lv->held, lv->n_tasks * sizeof(*nb));
 		if (!nb)
 			return;
-		buf = nb;
-		cap = lv->n_tasks;
+		lv->held = nb;
+		lv->cap_held = lv->n_tasks;
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < lv->n_tasks; i++)
 		if (lv->tasks[i].state == TASK_STOPPED || lv->tasks[i].state == TASK_NEW)
-			buf[n++] = lv->tasks[i].tid;
-	held_tids = buf;
+			lv->held[n++] = lv->tasks[i].tid;
+	held_tids = lv->held;
 	held_n = n;
+}
+
+static void unpublish_held(struct live *lv)
+{
+	if (held_tids == lv->held) {
+		held_n = 0;
+		held_tids = NULL;
+	}
 }
 
 static struct md_error *add_task(struct live *lv, pid_t tgid, pid_t tid)
@@ -887,29 +917,55 @@ static bool thread_exiting(pid_t tgid, pid_t tid)
 #define STUCK_AFTER_MS 50
 #define MAX_LINGERING 256
 
-static pid_t lingering[MAX_LINGERING];
-static size_t n_lingering;
+/* The threads still seized after their attach ended, kept by whoever attaches again and again
+ * (a session) so that a later attach takes them back and the waits between attaches let go of
+ * those that have stopped. */
+struct md_live_tracer {
+	pid_t lingering[MAX_LINGERING];
+	size_t n_lingering;
+};
 
-static void linger(pid_t tid)
+struct md_error *md_live_tracer_create(struct md_live_tracer **tracer_ret)
 {
-	if (n_lingering < MAX_LINGERING)
-		lingering[n_lingering++] = tid;
+	struct md_live_tracer *tr = calloc(1, sizeof(*tr));
+	if (!tr)
+		return &md_error_nomem;
+	*tracer_ret = tr;
+	return NULL;
 }
 
-static bool take_lingering(pid_t tid)
+void md_live_tracer_destroy(struct md_live_tracer *tr)
 {
-	for (size_t i = 0; i < n_lingering; i++)
-		if (lingering[i] == tid) {
-			lingering[i] = lingering[--n_lingering];
+	if (!tr)
+		return;
+	/* The rest are let go by the kernel when memdissect exits (their stop request cancelled). */
+	release_lingering(tr);
+	free(tr);
+}
+
+static void linger(struct live *lv, pid_t tid)
+{
+	struct md_live_tracer *tr = lv->tracer;
+	if (tr && tr->n_lingering < MAX_LINGERING)
+		tr->lingering[tr->n_lingering++] = tid;
+}
+
+static bool take_lingering(struct live *lv, pid_t tid)
+{
+	struct md_live_tracer *tr = lv->tracer;
+	for (size_t i = 0; tr && i < tr->n_lingering; i++)
+		if (tr->lingering[i] == tid) {
+			tr->lingering[i] = tr->lingering[--tr->n_lingering];
 			return true;
 		}
 	return false;
 }
 
 /* Detach the lingering threads that have stopped or gone meanwhile. */
-static void release_lingering(void)
+static void release_lingering(struct md_live_tracer *tr)
 {
-	for (size_t i = 0; i < n_lingering;) {
+	pid_t *lingering = tr ? tr->lingering : NULL;
+	for (size_t i = 0; tr && i < tr->n_lingering;) {
 		int status;
 		pid_t r = waitpid(lingering[i], &status, __WALL | WNOHANG);
 		if (r < 0 && errno == EINTR)
@@ -924,15 +980,15 @@ static void release_lingering(void)
 			done = true;
 		}
 		if (done)
-			lingering[i] = lingering[--n_lingering];
+			lingering[i] = lingering[--tr->n_lingering];
 		else
 			i++;
 	}
 }
 
-void md_live_release_lingering(void)
+void md_live_release_lingering(struct md_live_tracer *tr)
 {
-	release_lingering();
+	release_lingering(tr);
 }
 
 /* One look at a task we asked to stop: its state is updated when it reported. */
@@ -1078,7 +1134,7 @@ static struct md_error *seize_new_tasks(struct live *lv, pid_t tgid, bool *found
 			continue;
 		if (find_task(lv, (pid_t)tid))
 			continue;
-		bool ours = take_lingering((pid_t)tid); /* still seized by an earlier attach */
+		bool ours = take_lingering(lv, (pid_t)tid); /* still seized by an earlier attach */
 		if (!ours && ptrace(PTRACE_SEIZE, (pid_t)tid, 0, (void *)(long)PTRACE_O_TRACEEXEC) != 0) {
 			int e = errno;
 			if (e == ESRCH)
@@ -1581,22 +1637,22 @@ void md_live_detach(struct md_target *t)
 		if (tk->state == TASK_GONE)
 			continue;
 		if (tk->state != TASK_STOPPED) {
-			linger(tk->tid); /* stuck, or did not stop in time: let go once it stops */
+			linger(lv, tk->tid); /* stuck, or did not stop in time: let go once it stops */
 			tk->state = TASK_GONE;
 			continue;
 		}
 		if (ptrace(PTRACE_DETACH, tk->tid, 0, (void *)(long)tk->pending_sig) != 0 && errno != ESRCH) {
 			/* Not in a ptrace stop (should not happen): interrupt, then detach later. */
 			ptrace(PTRACE_INTERRUPT, tk->tid, 0, 0);
-			linger(tk->tid);
+			linger(lv, tk->tid);
 		}
 		tk->state = TASK_GONE;
 		tk->pending_sig = 0;
 	}
 	lv->n_tasks = 0;
-	held_n = 0;
+	unpublish_held(lv);
 	account_pause(lv);
-	release_lingering();
+	release_lingering(lv->tracer);
 }
 
 bool md_live_process_gone(pid_t pid)

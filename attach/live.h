@@ -20,7 +20,16 @@ struct md_live_options {
 	 * its own symbols and frees them. */
 	struct md_symbols **symbols;
 	struct md_symbols_counters *counters; /* where symbol loads are counted, or NULL */
+	/* Who keeps the threads an attach could not let go (see md_live_release_lingering): a
+	 * session's tracer, or NULL for one of the target's own. */
+	struct md_live_tracer *tracer;
 };
+
+struct md_live_tracer;
+struct md_error *md_live_tracer_create(struct md_live_tracer **tracer_ret);
+/* Lets go of the lingering threads that have stopped; the kernel lets go of the rest when
+ * memdissect exits. */
+void md_live_tracer_destroy(struct md_live_tracer *tracer);
 
 /* A thread (of the target, or of a process sharing its address space) that could not be
  * stopped: it was in uninterruptible sleep and was left as it was. */
@@ -86,9 +95,9 @@ bool md_live_thread_stop_pending(struct md_target *t, int32_t tid);
 /* Detach every thread, re-injecting signals that arrived meanwhile. Safe to call twice. */
 void md_live_detach(struct md_target *t);
 /* Threads that could not stop are still seized after the detach (a detach needs a stopped
- * tracee): let go of those that have stopped since. Called by every open and detach; a caller
- * that attaches again and again in one process (watch) calls it while it waits. */
-void md_live_release_lingering(void);
+ * tracee): let go of those of tracer that have stopped since. Called by every open and detach; a
+ * caller that attaches again and again in one process (watch) calls it while it waits. */
+void md_live_release_lingering(struct md_live_tracer *tracer);
 /* The process no longer exists or is a zombie. */
 bool md_live_process_gone(pid_t pid);
 /* Seconds the target has been stopped in total so far. */

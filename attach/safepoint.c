@@ -308,7 +308,7 @@ static struct md_error *reach(struct md_target *t, struct md_live_capture *cap, 
 				break;
 			}
 			md_live_capture_deinit(cap);
-			err = md_live_capture(t, cap);
+			err = md_target_capture(t, cap);
 			captured = true;
 			continue;
 		}

@@ -477,6 +477,29 @@ const char *md_symbol_source_name(enum md_symbol_source src)
 	return "none";
 }
 
+struct md_error *md_target_stop(struct md_target *t)
+{
+	return t->ops && t->ops->stop ? t->ops->stop(t) : NULL;
+}
+
+struct md_error *md_target_capture(struct md_target *t, struct md_live_capture *cap)
+{
+	if (!t->ops || !t->ops->capture)
+		return md_error_create(MD_ERR_UNSUPPORTED, "this target is not a running process: nothing to capture");
+	return t->ops->capture(t, cap);
+}
+
+void md_target_resume(struct md_target *t)
+{
+	if (t->ops && t->ops->resume)
+		t->ops->resume(t);
+}
+
+double md_target_pause_seconds(const struct md_target *t)
+{
+	return t->ops && t->ops->pause_seconds ? t->ops->pause_seconds(t) : 0;
+}
+
 void md_target_destroy(struct md_target *t)
 {
 	if (!t)

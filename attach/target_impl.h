@@ -9,13 +9,27 @@
 #include "memdissect/target.h"
 #include "symbols.h"
 
+struct md_live_capture;
+
 struct md_target_ops {
 	/* Copy [addr, addr+len) of present pages; the caller has checked mapping and residency. */
 	struct md_error *(*read_present)(struct md_target *t, uint64_t addr, void *buf, size_t len);
 	struct md_error *(*backtrace)(struct md_target *t, const struct md_thread *thread,
 				      uint64_t *pcs, size_t max, size_t *n_ret);
 	void (*destroy_impl)(struct md_target *t);
+	/* A target that runs (live): stop every thread; while stopped, capture /proc and pagemap
+	 * into a struct md_live_capture; let it run again (detach); seconds stopped in all. NULL for
+	 * targets that never run (cores, images): md_target_stop and the rest do nothing. */
+	struct md_error *(*stop)(struct md_target *t);
+	struct md_error *(*capture)(struct md_target *t, struct md_live_capture *cap);
+	void (*resume)(struct md_target *t);
+	double (*pause_seconds)(const struct md_target *t);
 };
+
+struct md_error *md_target_stop(struct md_target *t);
+struct md_error *md_target_capture(struct md_target *t, struct md_live_capture *cap);
+void md_target_resume(struct md_target *t);
+double md_target_pause_seconds(const struct md_target *t);
 
 #define MD_READ_CACHE_BLOCK (256 * 1024)
 #define MD_READ_CACHE_BLOCKS 32

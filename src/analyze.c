@@ -331,6 +331,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 		.debuginfo_disabled = opts->debuginfo_disabled,
 		.symbols = res ? res->symbols : NULL,
 		.counters = res ? res->counters : NULL,
+		.tracer = res ? res->tracer : NULL,
 	};
 	struct md_target *t = NULL;
 	phase("start");
@@ -354,7 +355,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	/* The pause: from here until the detach no debug file is downloaded. */
 	md_symbols_block_network(t->symbols, true);
 	struct md_live_capture cap = { 0 };
-	err = md_live_stop(t);
+	err = md_target_stop(t);
 	phase("stop threads");
 	struct md_safe_point_result sp = { 0 };
 	if (!err) {
@@ -380,10 +381,10 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 	phase("walk");
 	if (!err)
 		hold_pause(opts->hold_pause_ms);
-	r->target.pause_ms = md_live_pause_seconds(t) * 1e3;
-	md_live_detach(t);
+	r->target.pause_ms = md_target_pause_seconds(t) * 1e3;
+	md_target_resume(t);
 	md_symbols_block_network(t->symbols, false);
-	r->target.pause_ms = md_live_pause_seconds(t) * 1e3;
+	r->target.pause_ms = md_target_pause_seconds(t) * 1e3;
 	if (!err && md_live_interrupted)
 		err = md_error_create(MD_ERR_INTERRUPTED, "interrupted: target detached");
 

@@ -45,6 +45,7 @@ struct md_analysis_resources {
 	const struct md_plugin_set *plugins;
 	struct md_symbols **symbols;
 	struct md_symbols_counters *counters;
+	struct md_live_tracer *tracer;
 };
 
 struct md_error *md_analyze_live(pid_t pid, const struct md_analyze_options *opts, struct md_analysis *a);

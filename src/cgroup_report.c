@@ -11,6 +11,7 @@
 
 #include "cgroup_report.h"
 #include "live.h"
+#include "session.h"
 
 #define MAX_GROUPS 4096
 #define MAX_DEPTH 32
@@ -240,10 +241,13 @@ static struct md_error *collect_members(const char *dir, pid_t **pids_ret, size_
 	return NULL;
 }
 
-static struct md_error *attach_classes(pid_t pid, const struct md_analyze_options *aopts, struct md_node *proc)
+/* One session for all the members: plugins loaded once, a thread that could not stop in one
+ * attach let go at the next; each process's symbols are dropped after its attach. */
+static struct md_error *attach_classes(struct md_session *session, pid_t pid, struct md_node *proc)
 {
 	struct md_analysis a;
-	struct md_error *err = md_analyze_live(pid, aopts, &a);
+	struct md_error *err = md_session_analyze_live(session, pid, &a);
+	md_session_forget(session, pid);
 	if (err) {
 		md_analysis_deinit(&a);
 		if (err->code == MD_ERR_INTERRUPTED)
@@ -323,6 +327,7 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 	pid_t *pids = NULL;
 	size_t n_pids = 0;
 	bool truncated = false;
+	struct md_session *session = NULL;
 	struct md_node *doc = md_node_object(), *sub = NULL;
 	if (!doc) {
 		err = &md_error_nomem;
@@ -369,7 +374,9 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 			MD_TRY(md_node_set(p, "classes", md_node_null()));
 			MD_TRY(md_node_set_string(p, "attach_error", "memdissect itself"));
 		} else if (o && o->attach) {
-			MD_TRY(attach_classes(pm.pid, &o->aopts, p));
+			if (!session)
+				MD_TRY(md_session_create(&o->aopts, &session));
+			MD_TRY(attach_classes(session, pm.pid, p));
 		} else {
 			MD_TRY(md_node_set(p, "classes", md_node_null()));
 		}
@@ -417,6 +424,7 @@ struct md_error *md_cgroup_report_build(const char *dir, const char *path, const
 	*doc_ret = doc;
 	doc = NULL;
 out:
+	md_session_destroy(session);
 	md_node_destroy(doc);
 	free(pids);
 	md_cgroup_deinit(&cg);

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "live.h"
 #include "session.h"
 
 struct watched_process {
@@ -12,6 +13,7 @@ struct md_session {
 	struct md_analyze_options opts;
 	struct md_plugin_set plugins;
 	bool plugins_loaded;
+	struct md_live_tracer *tracer; /* threads an attach could not let go, until they stop */
 	struct md_symbols_counters symbol_counters; /* every process's symbols count here */
 	struct md_session_counters counters;
 	struct watched_process *procs;
@@ -25,6 +27,11 @@ struct md_error *md_session_create(const struct md_analyze_options *opts, struct
 		return &md_error_nomem;
 	if (opts)
 		s->opts = *opts;
+	struct md_error *err = md_live_tracer_create(&s->tracer);
+	if (err) {
+		free(s);
+		return err;
+	}
 	*session_ret = s;
 	return NULL;
 }
@@ -36,6 +43,7 @@ void md_session_destroy(struct md_session *s)
 	for (size_t i = 0; i < s->n_procs; i++)
 		md_symbols_destroy(s->procs[i].symbols);
 	free(s->procs);
+	md_live_tracer_destroy(s->tracer);
 	md_plugins_unload(&s->plugins);
 	free(s);
 }
@@ -76,6 +84,7 @@ struct md_error *md_session_analyze_live(struct md_session *s, pid_t pid, struct
 		.plugins = &s->plugins,
 		.symbols = wp ? &wp->symbols : NULL, /* out of memory: the attach reads its own */
 		.counters = &s->symbol_counters,
+		.tracer = s->tracer,
 	};
 	struct md_error *err = md_analyze_live_with(pid, &s->opts, &res, a);
 	s->counters.analyses++;
@@ -84,6 +93,11 @@ struct md_error *md_session_analyze_live(struct md_session *s, pid_t pid, struct
 		md_symbols_modules(wp->symbols, &n_modules);
 	s->counters.modules = n_modules;
 	return err;
+}
+
+void md_session_idle(struct md_session *s)
+{
+	md_live_release_lingering(s->tracer);
 }
 
 void md_session_get_counters(const struct md_session *s, struct md_session_counters *ret)

@@ -32,6 +32,9 @@ void md_session_destroy(struct md_session *session);
  * point into the session's symbols; it may point into its plugins: deinit it before destroying
  * the session. */
 struct md_error *md_session_analyze_live(struct md_session *session, pid_t pid, struct md_analysis *a);
+/* Between analyses (watch's waits): let go of the threads an attach could not detach (they were
+ * in uninterruptible sleep) that have stopped since. */
+void md_session_idle(struct md_session *session);
 /* A process no longer watched: its symbols are freed. */
 void md_session_forget(struct md_session *session, pid_t pid);
 void md_session_get_counters(const struct md_session *session, struct md_session_counters *ret);

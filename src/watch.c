@@ -258,10 +258,10 @@ static double now_s(void)
 }
 
 /* Sleep until the deadline in short slices, so that Ctrl-C ends the watch at once. */
-static void sleep_until(double deadline)
+static void sleep_until(struct md_session *session, double deadline)
 {
 	while (!md_live_interrupted) {
-		md_live_release_lingering(); /* a thread that could not stop and has stopped since */
+		md_session_idle(session); /* a thread that could not stop and has stopped since */
 		double left = deadline - now_s();
 		if (left <= 0)
 			return;
@@ -587,7 +587,7 @@ struct md_error *md_watch_run(int pid, const struct md_watch_options *o, FILE *o
 	char comm0[64] = "";
 	for (unsigned long i = 0; !o->count || i < o->count; i++) {
 		if (i)
-			sleep_until(next);
+			sleep_until(session, next);
 		if (md_live_interrupted) {
 			ended = "interrupted";
 			break;
@@ -725,7 +725,7 @@ struct md_error *md_watch_textfile(const int *pids_in, size_t n_pids, const char
 	double t0 = now_s(), next = t0;
 	for (unsigned long round = 0; (!o->count || round < o->count) && n_pids && !err; round++) {
 		if (round)
-			sleep_until(next);
+			sleep_until(session, next);
 		if (md_live_interrupted)
 			break;
 		double start = now_s(), paused_s = 0, sample_ms = 0, walk_ms = 0;
