@@ -587,6 +587,82 @@ static bool core_pattern_is_file(void)
 	return pat[0] && pat[0] != '|';
 }
 
+/* A session's symbols across attaches (issue 13): a refresh keeps every module still mapped from
+ * the same file with its symbol table, sets up one the target dlopened since, and refuses to keep a
+ * module whose file changed on disk (then the symbols are made anew). */
+START_TEST(test_refresh)
+{
+	char dir[] = "/tmp/md-refresh-XXXXXX", copy[128], cmd[300];
+	ck_assert(mkdtemp(dir));
+	snprintf(copy, sizeof(copy), "%s/libz.so.1", dir);
+	snprintf(cmd, sizeof(cmd), "cp /lib/x86_64-linux-gnu/libz.so.1 '%s'", copy);
+	ck_assert_int_eq(system(cmd), 0);
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "dlopener", NULL));
+	struct md_symbols_counters k = { 0 };
+	struct md_symbols_options o = { .counters = &k };
+	struct md_symbols *s = NULL;
+	ck_assert(md_symbols_create_pid(p.pid, &o, &s) == NULL);
+	size_t n = 0;
+	md_symbols_modules(s, &n);
+	ck_assert_uint_gt(n, 2);
+	ck_assert_uint_eq(k.modules_read, n);
+	struct md_symbol sym;
+	const struct md_module *libc = md_symbols_find_module(s, "libc.so");
+	ck_assert_ptr_nonnull(libc);
+	ck_assert(md_symbols_lookup(s, libc, "malloc", &sym) == NULL);
+	uint64_t malloc_at = sym.address, tables = k.symbol_tables;
+	ck_assert_uint_eq(tables, 1);
+
+	/* nothing changed: everything kept, libc's table not read again */
+	ck_assert(md_symbols_refresh_pid(s, p.pid) == NULL);
+	ck_assert_uint_eq(k.modules_kept, n);
+	ck_assert_uint_eq(k.modules_read, n);
+	libc = md_symbols_find_module(s, "libc.so");
+	ck_assert(md_symbols_lookup(s, libc, "malloc", &sym) == NULL);
+	ck_assert_uint_eq(sym.address, malloc_at);
+	ck_assert_uint_eq(k.symbol_tables, tables);
+
+	/* a dlopen: one module more, read from its file; its symbols found */
+	snprintf(cmd, sizeof(cmd), "dlopen %s", copy);
+	ck_assert_uint_eq(md_test_proc_ask_u64(&p, cmd, "loaded "), 1);
+	ck_assert(md_symbols_refresh_pid(s, p.pid) == NULL);
+	size_t n2 = 0;
+	md_symbols_modules(s, &n2);
+	ck_assert_uint_eq(n2, n + 1);
+	ck_assert_uint_eq(k.modules_read, n + 1);
+	ck_assert_uint_eq(k.modules_kept, 2 * n);
+	const struct md_module *z = md_symbols_find_module(s, "libz.so");
+	ck_assert_ptr_nonnull(z);
+	ck_assert_str_eq(z->name, copy);
+	ck_assert(md_symbols_lookup(s, z, "zlibVersion", &sym) == NULL);
+	ck_assert(sym.address >= z->start && sym.address < z->end);
+	ck_assert_uint_eq(k.symbol_tables, tables + 1);
+
+	/* the file changes under the mapping (same inode, new mtime): not kept */
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = 1000000000 } };
+	ck_assert_int_eq(utimensat(AT_FDCWD, copy, times, 0), 0);
+	struct md_error *err = md_symbols_refresh_pid(s, p.pid);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(err->code, MD_ERR_BAD_DATA);
+	ck_assert_msg(strstr(err->message, "libz.so.1 changed on disk"), "%s", err->message);
+	md_error_destroy(err);
+	md_symbols_destroy(s);
+	s = NULL;
+	ck_assert(md_symbols_create_pid(p.pid, &o, &s) == NULL);
+	ck_assert_uint_eq(k.modules_read, 2 * (n + 1));
+
+	/* the symbols of another process: refused */
+	err = md_symbols_refresh_pid(s, getpid());
+	ck_assert_ptr_nonnull(err);
+	md_error_destroy(err);
+	md_symbols_destroy(s);
+	md_test_proc_stop(&p);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_core)
 {
 	/* Not a core: refused. */
@@ -672,6 +748,7 @@ Suite *symbols_suite(void)
 	TCase *tc = tcase_create("live");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_modules);
+	tcase_add_test(tc, test_refresh);
 	tcase_add_test(tc, test_libc_symbols);
 	tcase_add_test(tc, test_dwarf_layouts);
 	tcase_add_test(tc, test_debuginfo_disabled);
