@@ -805,7 +805,8 @@ struct md_error *md_live_open(pid_t pid, const struct md_live_options *opts, str
 		return err;
 	}
 	struct md_symbols_options sopts = { .debuginfo_disabled = t->debuginfo_disabled,
-					    .counters = opts ? opts->counters : NULL };
+					    .counters = opts ? opts->counters : NULL,
+					    .cache = opts ? opts->cache : NULL };
 	if (opts && opts->symbols) {
 		/* A session's symbols of this process: refreshed, lent to the target. */
 		err = *opts->symbols ? md_symbols_refresh_pid(*opts->symbols, mm_tid) : NULL;

@@ -20,6 +20,7 @@ struct md_live_options {
 	 * its own symbols and frees them. */
 	struct md_symbols **symbols;
 	struct md_symbols_counters *counters; /* where symbol loads are counted, or NULL */
+	struct md_symbols_cache *cache;       /* the session's answers by build-id, or NULL */
 	/* Who keeps the threads an attach could not let go (see md_live_release_lingering): a
 	 * session's tracer, or NULL for one of the target's own. */
 	struct md_live_tracer *tracer;

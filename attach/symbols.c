@@ -89,6 +89,9 @@ struct module_state {
 
 	/* The file the module was read from, as it was then: a refresh keeps the module only while
 	 * the file is still the same (a copy over it in place changes size or mtime). */
+	char *cache_key; /* the module in the session's cache: build-id, or file and identity; NULL: not cached */
+	const char *cached_debug_file; /* the debug file a lookup served by the cache stands for */
+	bool cached_from_debuginfod;
 	bool file_id_valid;
 	dev_t file_dev;
 	ino_t file_ino;
@@ -110,6 +113,7 @@ struct md_symbols {
 	struct pc_cache_entry *pc_cache;
 	struct md_symbols_counters own_counters;
 	struct md_symbols_counters *counters; /* the session's, or &own_counters */
+	struct md_symbols_cache *cache;       /* the session's, or NULL */
 	uint64_t auxv[512]; /* live: /proc/PID/auxv as read; an exec replaces it */
 	ssize_t auxv_len;
 	bool network_blocked; /* in the pause: debug files from disk only, never from debuginfod */
@@ -219,8 +223,14 @@ const char *md_symbols_module_debug_file(const struct md_symbols *symbols, const
 		return NULL;
 	const char *debugfile = NULL;
 	dwfl_module_info(symbols->states[i].dwmod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
+	bool from_debuginfod = debugfile && symbols->states[i].debug_from_debuginfod;
+	if (!debugfile && symbols->states[i].cached_debug_file) {
+		/* answered by the cache: the debug file that the module's first reading found */
+		debugfile = symbols->states[i].cached_debug_file;
+		from_debuginfod = symbols->states[i].cached_from_debuginfod;
+	}
 	if (from_debuginfod_ret)
-		*from_debuginfod_ret = debugfile && symbols->states[i].debug_from_debuginfod;
+		*from_debuginfod_ret = from_debuginfod;
 	return debugfile;
 }
 
@@ -493,6 +503,13 @@ static struct md_error *build_module(struct md_symbols *s, Dwfl_Module *dwmod, b
 			snprintf(st->build_id + 2 * i, 3, "%02x", bits[i]);
 	}
 
+	if (elf && st->build_id)
+		st->cache_key = strdup(st->build_id);
+	else if (elf && st->file_id_valid && asprintf(&st->cache_key, "%s\n%llu:%llu:%lld:%lld.%09ld", st->file,
+						      (unsigned long long)st->file_dev, (unsigned long long)st->file_ino,
+						      (long long)st->file_size, (long long)st->file_mtime.tv_sec,
+						      st->file_mtime.tv_nsec) < 0)
+		st->cache_key = NULL;
 	mod->name = st->name;
 	mod->start = start;
 	mod->end = end;
@@ -665,6 +682,7 @@ static struct md_symbols *symbols_alloc(const struct md_symbols_options *opts)
 		return NULL;
 	s->debuginfo_disabled = opts && opts->debuginfo_disabled;
 	s->counters = opts && opts->counters ? opts->counters : &s->own_counters;
+	s->cache = opts ? opts->cache : NULL;
 	s->main_index = -1;
 	return s;
 }
@@ -823,6 +841,7 @@ fail:
 
 static void module_state_deinit(struct module_state *st)
 {
+	free(st->cache_key);
 	free(st->name);
 	free(st->build_id);
 	free(st->file);
@@ -896,6 +915,177 @@ const char *md_symbols_module_file(const struct md_symbols *symbols, const struc
 	return i < 0 ? NULL : symbols->states[i].file;
 }
 
+/* ---- the session's cache, by build-id ---- */
+
+#define CACHE_BUCKETS 1024
+#define CACHE_MAX_ENTRIES 65536
+
+enum cache_kind { CACHE_MODULE = 'M', CACHE_SYMBOL = 'S', CACHE_STRUCT = 'T' };
+
+struct cache_entry {
+	struct cache_entry *next;
+	uint32_t hash;
+	char *key; /* kind, module key and name, '\n' between them */
+	bool found;
+	struct md_symbol sym;    /* CACHE_SYMBOL: address link-time (TLS: the offset in the block) */
+	struct dw_struct layout; /* CACHE_STRUCT: member names owned here */
+	/* CACHE_MODULE: what the module's reading found out */
+	bool has_debuginfo, dwarf_absent, from_debuginfod;
+	char *debug_file;
+};
+
+struct md_symbols_cache {
+	struct cache_entry *buckets[CACHE_BUCKETS];
+	size_t n;
+};
+
+struct md_error *md_symbols_cache_create(struct md_symbols_cache **cache_ret)
+{
+	struct md_symbols_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return &md_error_nomem;
+	*cache_ret = c;
+	return NULL;
+}
+
+static void cache_entry_free(struct cache_entry *e)
+{
+	free(e->key);
+	free(e->debug_file);
+	for (size_t i = 0; i < e->layout.n_members; i++)
+		free((char *)e->layout.members[i].name);
+	free(e->layout.members);
+	free(e->layout.name);
+	free(e);
+}
+
+void md_symbols_cache_destroy(struct md_symbols_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t b = 0; b < CACHE_BUCKETS; b++)
+		for (struct cache_entry *e = c->buckets[b], *next; e; e = next) {
+			next = e->next;
+			cache_entry_free(e);
+		}
+	free(c);
+}
+
+static uint32_t str_hash(const char *str);
+
+static char *cache_key(enum cache_kind kind, const char *module_key, const char *name)
+{
+	char *key = NULL;
+	return asprintf(&key, "%c\n%s\n%s", (char)kind, module_key, name) < 0 ? NULL : key;
+}
+
+static struct cache_entry *cache_find(struct md_symbols *s, size_t index, enum cache_kind kind, const char *name)
+{
+	const struct module_state *st = &s->states[index];
+	if (!s->cache || !st->cache_key)
+		return NULL;
+	char *key = cache_key(kind, st->cache_key, name);
+	if (!key)
+		return NULL;
+	uint32_t h = str_hash(key);
+	struct cache_entry *e = s->cache->buckets[h % CACHE_BUCKETS];
+	while (e && (e->hash != h || strcmp(e->key, key) != 0))
+		e = e->next;
+	free(key);
+	return e;
+}
+
+/* A new entry (NULL when full, out of memory or not cached); an existing one is returned as is. */
+static struct cache_entry *cache_add(struct md_symbols *s, size_t index, enum cache_kind kind, const char *name)
+{
+	struct cache_entry *e = cache_find(s, index, kind, name);
+	if (e || !s->cache || !s->states[index].cache_key || s->cache->n >= CACHE_MAX_ENTRIES)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->key = cache_key(kind, s->states[index].cache_key, name))) {
+		free(e);
+		return NULL;
+	}
+	e->hash = str_hash(e->key);
+	e->next = s->cache->buckets[e->hash % CACHE_BUCKETS];
+	s->cache->buckets[e->hash % CACHE_BUCKETS] = e;
+	s->cache->n++;
+	return e;
+}
+
+/* After a lookup that read the module: what it found out about debug info, for later processes. */
+static void cache_note_module(struct md_symbols *s, size_t index)
+{
+	struct cache_entry *e = cache_add(s, index, CACHE_MODULE, "");
+	if (!e)
+		return;
+	const struct module_state *st = &s->states[index];
+	const char *debugfile = NULL;
+	dwfl_module_info(st->dwmod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
+	e->has_debuginfo = s->modules[index].has_debuginfo;
+	e->dwarf_absent = st->dwarf_tried && !st->dwarf;
+	if (debugfile && (!e->debug_file || strcmp(e->debug_file, debugfile) != 0)) {
+		free(e->debug_file);
+		e->debug_file = strdup(debugfile);
+		e->from_debuginfod = st->debug_from_debuginfod;
+	}
+}
+
+/* A lookup answered by the cache: the module looks as it did to the process that read it. */
+static void cache_served(struct md_symbols *s, size_t index)
+{
+	s->counters->cached++;
+	const struct cache_entry *e = cache_find(s, index, CACHE_MODULE, "");
+	if (!e)
+		return;
+	struct module_state *st = &s->states[index];
+	if (e->has_debuginfo)
+		s->modules[index].has_debuginfo = true;
+	st->cached_debug_file = e->debug_file;
+	st->cached_from_debuginfod = e->from_debuginfod;
+}
+
+static void cache_symbol(struct md_symbols *s, size_t index, const char *name, const struct md_symbol *sym)
+{
+	struct cache_entry *e = cache_add(s, index, CACHE_SYMBOL, name);
+	if (!e)
+		return;
+	e->found = sym != NULL;
+	if (sym) {
+		e->sym = *sym;
+		if (sym->type != MD_SYM_TLS)
+			e->sym.address -= s->states[index].bias;
+	}
+	cache_note_module(s, index);
+}
+
+static void cache_struct(struct md_symbols *s, size_t index, const struct dw_struct *ds)
+{
+	struct cache_entry *e = cache_add(s, index, CACHE_STRUCT, ds->name);
+	if (!e || e->layout.name)
+		return;
+	struct dw_struct copy = { .name = strdup(ds->name), .found = ds->found, .size = ds->size };
+	if (ds->n_members)
+		copy.members = calloc(ds->n_members, sizeof(*copy.members));
+	bool ok = copy.name && (!ds->n_members || copy.members);
+	for (size_t i = 0; ok && i < ds->n_members; i++) {
+		copy.members[i] = ds->members[i];
+		copy.members[i].name = strdup(ds->members[i].name);
+		ok = copy.members[i].name != NULL;
+		copy.n_members = i + 1;
+	}
+	if (!ok) {
+		for (size_t i = 0; i < copy.n_members; i++)
+			free((char *)copy.members[i].name);
+		free(copy.members);
+		free(copy.name);
+		return; /* an entry without a layout is never served */
+	}
+	e->found = ds->found;
+	e->layout = copy;
+	cache_note_module(s, index);
+}
+
 /* ---- symbols ---- */
 
 static uint32_t str_hash(const char *str)
@@ -967,11 +1157,11 @@ static struct md_error *module_load_symbols(struct md_symbols *s, size_t index)
 	if (st->syms_state < 0)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s: no symbol table", st->name);
 	st->syms_state = -1;
-	s->counters->symbol_tables++;
 	int n = dwfl_module_getsymtab(st->dwmod);
 	refresh_has_debuginfo(s, index);
 	if (n < 0)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s: no symbol table: %s", st->name, dwfl_errmsg(-1));
+	s->counters->symbol_tables++; /* a table read (a module without one, the vDSO, costs nothing) */
 	size_t cap = 16;
 	while (cap < (size_t)n * 2)
 		cap <<= 1;
@@ -1014,13 +1204,26 @@ static struct md_error *module_load_symbols(struct md_symbols *s, size_t index)
 
 static struct md_error *lookup_in(struct md_symbols *s, size_t index, const char *name, struct md_symbol *sym_ret)
 {
+	struct module_state *st = &s->states[index];
+	/* Before the module's own table is read: the answer another process of the session got. */
+	const struct cache_entry *c = st->syms_state == 0 ? cache_find(s, index, CACHE_SYMBOL, name) : NULL;
+	if (c) {
+		cache_served(s, index);
+		if (!c->found)
+			return md_error_create(MD_ERR_NOT_FOUND, "symbol %s not found in %s", name, st->name);
+		*sym_ret = c->sym;
+		if (sym_ret->type != MD_SYM_TLS)
+			sym_ret->address += st->bias;
+		return NULL;
+	}
 	struct md_error *err = module_load_symbols(s, index);
 	if (err)
 		return err;
-	const struct sym_table *tab = &s->states[index].syms;
+	const struct sym_table *tab = &st->syms;
 	struct sym_entry *e = sym_table_slot(tab, name, str_hash(name));
+	cache_symbol(s, index, name, e->name ? &e->sym : NULL);
 	if (!e->name)
-		return md_error_create(MD_ERR_NOT_FOUND, "symbol %s not found in %s", name, s->states[index].name);
+		return md_error_create(MD_ERR_NOT_FOUND, "symbol %s not found in %s", name, st->name);
 	*sym_ret = e->sym;
 	return NULL;
 }
@@ -1292,10 +1495,27 @@ static struct md_error *module_struct(struct md_symbols *s, const struct md_modu
 		return md_error_create(MD_ERR_NOT_FOUND, "struct %s: unknown module",
 				       struct_name ? struct_name : "(null)");
 	struct module_state *st = &s->states[index];
+	if (!s->debuginfo_disabled && !st->dwarf_tried) {
+		/* Before this process opens the module's DWARF: the answer another process got. */
+		const struct cache_entry *c = cache_find(s, (size_t)index, CACHE_STRUCT, struct_name);
+		const struct cache_entry *m = c ? NULL : cache_find(s, (size_t)index, CACHE_MODULE, "");
+		if (c || (m && m->dwarf_absent)) {
+			cache_served(s, (size_t)index);
+			if (!c)
+				return md_error_create(MD_ERR_NOT_FOUND, "%s: no DWARF debug info", st->name);
+			if (!c->found)
+				return md_error_create(MD_ERR_NOT_FOUND, "%s: no struct %s in DWARF", st->name, struct_name);
+			*ds_ret = &c->layout;
+			return NULL;
+		}
+	}
 	Dwarf *dw = NULL;
 	struct md_error *err = module_dwarf(s, (size_t)index, &dw);
-	if (err)
+	if (err) {
+		if (err->code == MD_ERR_NOT_FOUND && st->dwarf_tried)
+			cache_note_module(s, (size_t)index); /* no DWARF: later processes need not look */
 		return err;
+	}
 	/* Misses are cached too: a plugin probing for a struct must not rescan every unit. */
 	for (size_t i = 0; i < st->n_structs; i++) {
 		if (strcmp(st->structs[i].name, struct_name) != 0)
@@ -1347,6 +1567,7 @@ static struct md_error *module_struct(struct md_symbols *s, const struct md_modu
 		}
 	}
 	st->structs[st->n_structs++] = ds;
+	cache_struct(s, (size_t)index, &ds);
 	if (!ds.found)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s: no struct %s in DWARF", st->name, struct_name);
 	*ds_ret = &st->structs[st->n_structs - 1];

@@ -15,15 +15,26 @@ struct md_symbols;
 /* What the symbols of a session cost: how often a module's tables were really read (a watch
  * reads them at its first sample only) and how many modules a refresh kept or had to read anew. */
 struct md_symbols_counters {
-	uint64_t symbol_tables; /* dwfl_module_getsymtab: a module's name->symbol hash built */
+	uint64_t symbol_tables; /* a module's symbol table read (dwfl_module_getsymtab) and hashed */
 	uint64_t dwarf;         /* dwfl_module_getdwarf: a module's DWARF opened */
 	uint64_t modules_read;  /* modules set up from their files */
 	uint64_t modules_kept;  /* modules a refresh kept with all that was learnt of them */
+	uint64_t cached;        /* lookups answered by the cache by build-id, without the module's tables */
 };
+
+/* What the symbols of every process of a session share: the answers of symbol and DWARF struct
+ * lookups, keyed by the module's build-id (without one: its file's path, device, inode, size and
+ * mtime). A second process of the same program, or a library loaded again at another address,
+ * gets them without reading the module's tables. Bounded (65536 answers); it must outlive every
+ * md_symbols made with it. */
+struct md_symbols_cache;
+struct md_error *md_symbols_cache_create(struct md_symbols_cache **cache_ret);
+void md_symbols_cache_destroy(struct md_symbols_cache *cache);
 
 struct md_symbols_options {
 	bool debuginfo_disabled; /* use only the module's own .symtab/.dynsym; no debug files, no DWARF */
 	struct md_symbols_counters *counters; /* the session's, or NULL: counted in the object itself */
+	struct md_symbols_cache *cache;       /* the session's, or NULL: none */
 	const char *sysroot;     /* cores: prefix for file names (NULL = none) */
 	const char *exe;         /* cores: the executable, when NT_FILE's path is wrong */
 };

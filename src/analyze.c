@@ -331,6 +331,7 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 		.debuginfo_disabled = opts->debuginfo_disabled,
 		.symbols = res ? res->symbols : NULL,
 		.counters = res ? res->counters : NULL,
+		.cache = res ? res->cache : NULL,
 		.tracer = res ? res->tracer : NULL,
 	};
 	struct md_target *t = NULL;

@@ -45,6 +45,7 @@ struct md_analysis_resources {
 	const struct md_plugin_set *plugins;
 	struct md_symbols **symbols;
 	struct md_symbols_counters *counters;
+	struct md_symbols_cache *cache;
 	struct md_live_tracer *tracer;
 };
 

@@ -15,6 +15,7 @@ struct md_session {
 	bool plugins_loaded;
 	struct md_live_tracer *tracer; /* threads an attach could not let go, until they stop */
 	struct md_symbols_counters symbol_counters; /* every process's symbols count here */
+	struct md_symbols_cache *symbol_cache;      /* shared by every process's symbols */
 	struct md_session_counters counters;
 	struct watched_process *procs;
 	size_t n_procs;
@@ -28,7 +29,10 @@ struct md_error *md_session_create(const struct md_analyze_options *opts, struct
 	if (opts)
 		s->opts = *opts;
 	struct md_error *err = md_live_tracer_create(&s->tracer);
+	if (!err)
+		err = md_symbols_cache_create(&s->symbol_cache);
 	if (err) {
+		md_live_tracer_destroy(s->tracer);
 		free(s);
 		return err;
 	}
@@ -43,6 +47,7 @@ void md_session_destroy(struct md_session *s)
 	for (size_t i = 0; i < s->n_procs; i++)
 		md_symbols_destroy(s->procs[i].symbols);
 	free(s->procs);
+	md_symbols_cache_destroy(s->symbol_cache); /* after every symbols made with it */
 	md_live_tracer_destroy(s->tracer);
 	md_plugins_unload(&s->plugins);
 	free(s);
@@ -84,6 +89,7 @@ struct md_error *md_session_analyze_live(struct md_session *s, pid_t pid, struct
 		.plugins = &s->plugins,
 		.symbols = wp ? &wp->symbols : NULL, /* out of memory: the attach reads its own */
 		.counters = &s->symbol_counters,
+		.cache = s->symbol_cache,
 		.tracer = s->tracer,
 	};
 	struct md_error *err = md_analyze_live_with(pid, &s->opts, &res, a);
@@ -107,4 +113,5 @@ void md_session_get_counters(const struct md_session *s, struct md_session_count
 	ret->dwarf = s->symbol_counters.dwarf;
 	ret->modules_read = s->symbol_counters.modules_read;
 	ret->modules_kept = s->symbol_counters.modules_kept;
+	ret->cached_lookups = s->symbol_counters.cached;
 }

@@ -2,7 +2,9 @@
  * plugins are dlopened once for the session; each watched process keeps its modules' symbol
  * tables, DWARF and struct layouts between samples (attach/symbols.c refreshes the module list
  * at every attach and keeps a module while it is mapped from the same file: same name, range,
- * device, inode, size and mtime, so the same build-id). */
+ * device, inode, size and mtime, so the same build-id); and the answers of symbol and struct
+ * lookups are shared by build-id between processes (another process of the same program, a
+ * library loaded again elsewhere). */
 #ifndef MEMDISSECT_SESSION_H
 #define MEMDISSECT_SESSION_H
 
@@ -22,6 +24,7 @@ struct md_session_counters {
 	uint64_t dwarf;          /* modules' DWARF opened */
 	uint64_t modules_read;   /* modules set up from their files */
 	uint64_t modules_kept;   /* modules an attach found already known */
+	uint64_t cached_lookups; /* lookups answered by build-id from what another process read */
 	uint64_t modules;        /* modules of the process of the last analysis */
 };
 

@@ -366,6 +366,7 @@ static struct md_node *session_node(const struct md_session_counters *c)
 	PUT(md_node_set_u64(o, "modules", c->modules));
 	PUT(md_node_set_u64(o, "modules_read", c->modules_read));
 	PUT(md_node_set_u64(o, "modules_kept", c->modules_kept));
+	PUT(md_node_set_u64(o, "cached_lookups", c->cached_lookups));
 	if (err) {
 		md_error_destroy(err);
 		md_node_destroy(o);
@@ -384,11 +385,12 @@ static void trace_sample(int pid, size_t index, const struct sample_cost *c)
 	const struct md_session_counters *k = &c->session;
 	fprintf(stderr,
 		"session: sample %zu of process %d: %.1f ms (pause %.1f, walk %.1f); plugins dlopened %llu, "
-		"symbol tables read %llu, DWARF opened %llu, modules %llu (read %llu, kept %llu)\n",
+		"symbol tables read %llu, DWARF opened %llu, modules %llu (read %llu, kept %llu), lookups answered by "
+		"build-id %llu\n",
 		index, pid, c->timing.total_ms, c->timing.pause_ms, c->timing.walk_ms,
 		(unsigned long long)k->plugin_dlopens, (unsigned long long)k->symbol_tables,
 		(unsigned long long)k->dwarf, (unsigned long long)k->modules, (unsigned long long)k->modules_read,
-		(unsigned long long)k->modules_kept);
+		(unsigned long long)k->modules_kept, (unsigned long long)k->cached_lookups);
 	fflush(stderr);
 }
 

@@ -663,6 +663,68 @@ START_TEST(test_refresh)
 }
 END_TEST
 
+/* The session's cache by build-id (issue 13): a second process of the same program gets libc's
+ * symbols, and its misses, without reading libc's table, at its own addresses. */
+START_TEST(test_cache_by_build_id)
+{
+	struct md_test_proc a, b;
+	ck_assert(md_test_proc_start(&a, "dlopener", NULL));
+	ck_assert(md_test_proc_start(&b, "dlopener", NULL));
+	struct md_symbols_cache *cache = NULL;
+	ck_assert(md_symbols_cache_create(&cache) == NULL);
+	struct md_symbols_counters k = { 0 };
+	struct md_symbols_options o = { .counters = &k, .cache = cache };
+	struct md_symbols *sa = NULL, *sb = NULL, *plain = NULL;
+	ck_assert(md_symbols_create_pid(a.pid, &o, &sa) == NULL);
+	ck_assert(md_symbols_create_pid(b.pid, &o, &sb) == NULL);
+	const struct md_module *la = md_symbols_find_module(sa, "libc.so"), *lb = md_symbols_find_module(sb, "libc.so");
+	ck_assert(la && lb && la->build_id && strcmp(la->build_id, lb->build_id) == 0);
+	const char *names[] = { "malloc", "main_arena", "__libc_malloc", "mp_", "no_such_symbol_here" };
+	struct md_symbol ya[5], yb[5];
+	bool found_a[5];
+	for (int i = 0; i < 5; i++) {
+		struct md_error *err = md_symbols_lookup(sa, la, names[i], &ya[i]);
+		found_a[i] = err == NULL;
+		md_error_destroy(err);
+	}
+	ck_assert(found_a[0] && !found_a[4]);
+	ck_assert_uint_eq(k.symbol_tables, 1);
+	ck_assert_uint_eq(k.cached, 0);
+	/* the second process: the same answers, relocated to its own libc, from the cache */
+	for (int i = 0; i < 5; i++) {
+		struct md_error *err = md_symbols_lookup(sb, lb, names[i], &yb[i]);
+		ck_assert_msg((err == NULL) == found_a[i], "%s: %s", names[i], err ? err->message : "found");
+		if (err)
+			ck_assert_int_eq(err->code, MD_ERR_NOT_FOUND);
+		md_error_destroy(err);
+	}
+	ck_assert_uint_eq(k.symbol_tables, 1);
+	ck_assert_uint_eq(k.cached, 5);
+	/* ground truth: process b's own table, read without the cache */
+	ck_assert(md_symbols_create_pid(b.pid, NULL, &plain) == NULL);
+	const struct md_module *lp = md_symbols_find_module(plain, "libc.so");
+	for (int i = 0; i < 5; i++) {
+		if (!found_a[i])
+			continue;
+		struct md_symbol truth;
+		ck_assert(md_symbols_lookup(plain, lp, names[i], &truth) == NULL);
+		ck_assert_msg(truth.address == yb[i].address && truth.size == yb[i].size && truth.type == yb[i].type &&
+				      truth.source == yb[i].source,
+			      "%s: 0x%" PRIx64 " from the cache, 0x%" PRIx64 " from the table", names[i], yb[i].address,
+			      truth.address);
+		ck_assert_uint_eq(yb[i].address - lb->bias, ya[i].address - la->bias);
+	}
+	ck_assert_str_eq(md_symbols_module_debug_file(sb, lb, NULL) ? md_symbols_module_debug_file(sb, lb, NULL) : "",
+			 md_symbols_module_debug_file(plain, lp, NULL) ? md_symbols_module_debug_file(plain, lp, NULL) : "");
+	md_symbols_destroy(plain);
+	md_symbols_destroy(sa);
+	md_symbols_destroy(sb);
+	md_symbols_cache_destroy(cache);
+	md_test_proc_stop(&a);
+	md_test_proc_stop(&b);
+}
+END_TEST
+
 START_TEST(test_core)
 {
 	/* Not a core: refused. */
@@ -749,6 +811,7 @@ Suite *symbols_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_modules);
 	tcase_add_test(tc, test_refresh);
+	tcase_add_test(tc, test_cache_by_build_id);
 	tcase_add_test(tc, test_libc_symbols);
 	tcase_add_test(tc, test_dwarf_layouts);
 	tcase_add_test(tc, test_debuginfo_disabled);

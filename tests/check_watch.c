@@ -369,40 +369,58 @@ START_TEST(test_watch_session)
 }
 END_TEST
 
-/* The other modes share the session too: text with --html, and --textfile. */
+/* The other modes share the session too: text with --html, and --textfile, where a second
+ * process of the same program gets its symbols from the first one's by build-id. */
 START_TEST(test_watch_session_modes)
 {
 	SKIP_WITHOUT_PTRACE();
-	struct md_test_proc p;
+	struct md_test_proc p, q;
 	ck_assert(md_test_proc_start(&p, "dlopener", NULL));
-	char pid[32], dir[] = "/tmp/md-session-XXXXXX", html[64];
+	ck_assert(md_test_proc_start(&q, "dlopener", NULL));
+	char pid[32], pid2[32], dir[] = "/tmp/md-session-XXXXXX", html[64];
 	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	snprintf(pid2, sizeof(pid2), "%d", (int)q.pid);
 	ck_assert(mkdtemp(dir));
 	snprintf(html, sizeof(html), "%s/trend.html", dir);
 	int slow = md_test_sanitized() ? 120000 : 60000;
 	const char *env[] = { "MEMDISSECT_DEBUG_SESSION=1", NULL };
 	struct md_test_bg_options bo = { .env = env };
 	const char *text_args[] = { "watch", pid, "--interval", "0.2", "--count", "3", "--html", html, NULL };
-	const char *textfile_args[] = { "watch", "--textfile", dir, "--interval", "0.2", "--count", "3", pid, NULL };
+	const char *textfile_args[] = { "watch", "--textfile", dir, "--interval", "0.2", "--count", "3", pid, pid2, NULL };
 	const char *const *modes[] = { text_args, textfile_args };
+	unsigned long long one_process_tables = 0;
 	for (int m = 0; m < 2; m++) {
 		struct md_test_bg r;
 		md_test_bg_start(&r, modes[m], &bo);
 		int status = md_test_bg_finish(&r, slow);
 		ck_assert_msg(status == 0, "watch mode %d: status %d: %s", m, status, r.err);
 		unsigned long long td[8], tt[8];
-		ck_assert_uint_eq(trace_lines(r.err, td, tt, 8), 3);
+		size_t lines = m == 0 ? 3 : 6; /* one per sample of each process */
+		ck_assert_uint_eq(trace_lines(r.err, td, tt, 8), lines);
 		ck_assert_uint_gt(td[0], 0);
 		ck_assert_uint_gt(tt[0], 0);
-		for (int i = 1; i < 3; i++) {
+		if (m == 0)
+			one_process_tables = tt[0];
+		/* the second process's first sample reads no table the first one read */
+		for (size_t i = 1; i < lines; i++) {
 			ck_assert_uint_eq(td[i], td[0]);
-			ck_assert_uint_eq(tt[i], tt[0]);
+			ck_assert_msg(tt[i] == one_process_tables, "mode %d, line %zu: %llu symbol tables read, one process reads %llu:\n%s",
+				      m, i, tt[i], one_process_tables, r.err);
 		}
-		if (m == 1)
-			ck_assert_msg(md_test_has_line_with(r.out, "memdissect.prom: 1 process (sample_ms "), "%s", r.out);
+		if (m == 1) {
+			ck_assert_msg(md_test_has_line_with(r.out, "memdissect.prom: 2 processes (sample_ms "), "%s", r.out);
+			/* the second process's lookups were answered by build-id */
+			const char *c = strstr(r.err, "answered by build-id ");
+			const char *last = NULL;
+			for (; c; c = strstr(c + 1, "answered by build-id "))
+				last = c;
+			ck_assert_ptr_nonnull(last);
+			ck_assert_msg(strtoull(last + strlen("answered by build-id "), NULL, 10) > 0, "%s", r.err);
+		}
 		md_test_bg_free(&r);
 	}
 	md_test_proc_stop(&p);
+	md_test_proc_stop(&q);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
