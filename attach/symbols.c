@@ -1047,6 +1047,8 @@ static void cache_served(struct md_symbols *s, size_t index)
 
 static void cache_symbol(struct md_symbols *s, size_t index, const char *name, const struct md_symbol *sym)
 {
+	if (!s->cache || cache_find(s, index, CACHE_SYMBOL, name))
+		return; /* known already: the same file gives the same answer */
 	struct cache_entry *e = cache_add(s, index, CACHE_SYMBOL, name);
 	if (!e)
 		return;
