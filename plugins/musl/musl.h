@@ -76,6 +76,7 @@ struct mu_group {
 struct mu_class_stats {
 	uint64_t groups, slots_in_use, slots_free, live_bytes;
 	uint64_t usage_by_class; /* the allocator's own count of slots (ctx.usage_by_class) */
+	uint64_t mmapped_resident_bytes; /* resident pages of its top-level mmapped groups */
 };
 
 struct mu_walk {

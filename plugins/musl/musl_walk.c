@@ -554,8 +554,11 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 		walk_slots(t, sink, w, i, &e);
 	}
 	emit_flush(&e);
-	/* Top-level groups: regions, residency, what pins them. */
-	uint64_t last_end = 0;
+	/* Top-level groups: regions, residency, what pins them. Adjacent mmapped groups share one
+	 * region whatever their classes (a heap of small groups is tens of thousands of one-page
+	 * mmaps side by side: a region each made the report grow with the heap), so their per-class
+	 * residency is counted here, not by the classifier. */
+	uint64_t last_end = 0, run_start = 0, run_end = 0;
 	for (size_t i = 0; i < w->n_groups; i++) {
 		struct mu_group *g = &w->groups[i];
 		if (!g->valid)
@@ -578,23 +581,32 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 			continue;
 		}
 		last_end = end;
-		char label[160];
+		g->resident_bytes = resident_bytes(t, MD_PAGE_UP(g->mem), MD_PAGE_DOWN(end));
 		if (g->maplen) {
 			w->mmapped_groups++;
-			snprintf(label, sizeof(label), "musl group class %u", g->sizeclass);
+			w->classes[g->sizeclass < MU_NCLASSES ? g->sizeclass : MU_NCLASSES].mmapped_resident_bytes +=
+				resident_bytes(t, g->mem, end);
+			if (g->mem != run_end) {
+				if (run_end > run_start)
+					region(sink, run_start, run_end, -1, "musl mmapped groups");
+				run_start = g->mem;
+			}
+			run_end = end;
 		} else {
 			g->donated = true;
 			w->donated_groups++;
+			char label[160];
 			snprintf(label, sizeof(label), "musl group donated by %s", module_label(t, g->mem));
+			region(sink, g->mem, end, MU_GROUP_OF_CLASS(g->sizeclass), label);
 		}
-		region(sink, g->mem, end, MU_GROUP_OF_CLASS(g->sizeclass), label);
-		g->resident_bytes = resident_bytes(t, MD_PAGE_UP(g->mem), MD_PAGE_DOWN(end));
 		if (g->maplen && g->freeable) {
 			w->release_bytes += resident_bytes(t, g->mem, end);
 		} else {
 			w->kept_bytes += g->resident_bytes;
 		}
 	}
+	if (run_end > run_start)
+		region(sink, run_start, run_end, -1, "musl mmapped groups");
 	for (size_t i = 0; i < w->n_groups; i++)
 		if (w->groups[i].valid)
 			w->lazy_candidate_bytes += w->groups[i].lazy_candidate_bytes;
