@@ -1197,6 +1197,8 @@ static void emit_all(struct ctx *c)
 
 /* ---- the walk ---------------------------------------------------------------------------- */
 
+static void free_ctx(struct ctx *c);
+
 struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, struct md_sink *sink, bool inconsistent,
 			     struct tc_walk *w)
 {
@@ -1257,6 +1259,24 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	const struct tc_stats *st = &w->st;
 	w->st.current_allocated = st->system_bytes - st->thread_bytes - st->central_bytes - st->transfer_bytes -
 				  st->free_bytes - st->unmapped_bytes;
+	/* Everything is read: the rest (ordering the free objects, the spans, the counter checks)
+	 * needs no stopped target and is done by tc_walk_finish, after the pause. */
+	w->deferred = c;
+	return NULL;
+out:
+	free_ctx(c);
+	return err;
+}
+
+void tc_walk_finish(struct md_sink *sink, struct tc_walk *w)
+{
+	struct ctx *c = w->deferred;
+	if (!c)
+		return;
+	w->deferred = NULL;
+	c->sink = sink;
+	const struct tc_roots *r = c->r;
+	const struct tc_stats *st = &w->st;
 	emit_all(c);
 	/* The walk against tcmalloc's own counters. */
 	w->counters_match = true;
@@ -1279,7 +1299,19 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	if (w->live_bytes != st->current_allocated)
 		w->counters_match = false;
 	w->done = true;
-out:
+	free_ctx(c);
+}
+
+void tc_walk_deinit(struct tc_walk *w)
+{
+	free_ctx(w->deferred);
+	w->deferred = NULL;
+}
+
+static void free_ctx(struct ctx *c)
+{
+	if (!c)
+		return;
 	free(c->spans);
 	free(c->byptr);
 	free(c->page_span);
@@ -1290,5 +1322,4 @@ out:
 	free(c->cur);
 	free(c->links);
 	free(c);
-	return err;
 }
