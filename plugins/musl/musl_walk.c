@@ -530,10 +530,12 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	w->secret = rd64(w->ctx_bytes + MU_CTX_SECRET);
 	span(sink, MD_SPAN_METADATA, w->ctx, w->ctx + MU_CTX_SIZE, MU_GROUP_META);
 	walk_areas(t, sink, w);
-	for (size_t i = 0; i < w->n_groups; i++)
-		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
+	/* In address order, so that the back-pointer reads go through the read cache in turn
+	 * (meta order jumps around the heap: one 256 KiB block read per group). */
 	if (w->n_groups)
 		qsort(w->groups, w->n_groups, sizeof(*w->groups), cmp_group_mem);
+	for (size_t i = 0; i < w->n_groups; i++)
+		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
 	for (size_t i = 0; i + 1 < w->n_groups; i++)
 		if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].meta == w->groups[i + 1].meta) {
 			/* The same meta read twice: a looping area chain (already a finding). */
