@@ -84,6 +84,8 @@ struct ctx {
 	struct range *meta;
 	size_t nmeta, capmeta;
 	uint8_t *tail; /* PageHeap from TC_PH_TAIL to its end */
+	uint8_t *cfl;  /* the central free lists' bytes, TC_CFL_SIZE per class */
+	bool cfl_ok[TC_MAX_CLASSES];
 	struct cursor *cur; /* transfer-slot chains and thread-cache lists */
 	size_t ncur, capcur;
 	struct link *links; /* sorted by address: objects whose first word is a free-list link */
@@ -776,19 +778,6 @@ static void run_cursors(struct ctx *c, uint64_t *cache_bytes)
 			cursor_step(c, &c->cur[i], cache_bytes);
 }
 
-/* A central list's span; they are taken in address order, so that the reads the link index
- * leaves (the NULL at each list's end) hit the read cache. */
-struct central_span {
-	const struct span_rec *span;
-	unsigned cl;
-};
-
-static int cmp_central_span(const void *a, const void *b)
-{
-	const struct central_span *x = a, *y = b;
-	return x->span->addr < y->span->addr ? -1 : x->span->addr > y->span->addr;
-}
-
 /* A span's own free list (the central cache's objects), inside the span: from the streamed
  * bytes (data) when given, else through next_of. */
 static uint64_t follow_span_list(struct ctx *c, const struct span_rec *s, const uint8_t *data)
@@ -819,16 +808,15 @@ static void walk_span_chain(struct ctx *c, struct span_rec *s, const uint8_t *da
 	s->chained = true;
 }
 
+/* In the pause: every central free list's bytes (kept for walk_central_lists), tcmalloc's
+ * central and transfer figures, the transfer slots as cursors, and the free lists of the small
+ * spans the link index did not stream (read, in address order). */
 static void walk_central(struct ctx *c)
 {
-	struct central_span *todo = NULL;
-	size_t ntodo = 0, captodo = 0;
-	uint64_t counters[TC_MAX_CLASSES] = {0}, objects[TC_MAX_CLASSES] = {0};
-	bool listed[TC_MAX_CLASSES] = {false};
 	for (unsigned cl = 1; cl < c->ncl; cl++) {
 		uint64_t base = c->r->central + (uint64_t)cl * TC_CFL_STRIDE;
-		uint8_t b[TC_CFL_SIZE];
-		if (!rd(c, base, b, sizeof(b), "central free list"))
+		uint8_t *b = c->cfl + (size_t)cl * TC_CFL_SIZE;
+		if (!rd(c, base, b, TC_CFL_SIZE, "central free list"))
 			continue;
 		uint64_t num_spans = u64_at(b, TC_CFL_NUM_SPANS), counter = u64_at(b, TC_CFL_COUNTER);
 		int32_t used = (int32_t)u32_at(b, TC_CFL_USED_SLOTS);
@@ -841,20 +829,7 @@ static void walk_central(struct ctx *c)
 				u64_at(b, TC_CFL_SIZE_CLASS));
 			continue;
 		}
-		counters[cl] = counter;
-		listed[cl] = true;
-		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT);
-		for (uint64_t steps = 0; x != head; steps++) {
-			const struct span_rec *s = span_by_ptr(c, x);
-			if (!s || steps > num_spans || steps > c->nspans || s->loc != TC_IN_USE || s->cl != cl) {
-				finding(c, MD_FINDING_CORRUPT, x,
-					"central free list %u: non-empty list reaches 0x%" PRIx64 ", not a span of the class", cl, x);
-				break;
-			}
-			if (grow((void **)&todo, &captodo, ntodo, sizeof(*todo)))
-				todo[ntodo++] = (struct central_span){s, cl};
-			x = s->next;
-		}
+		c->cfl_ok[cl] = true;
 		if (used < 0 || used > TC_CFL_NSLOTS) {
 			finding(c, MD_FINDING_CORRUPT, base, "transfer cache %u has %d used slots of %d", cl, used, TC_CFL_NSLOTS);
 			continue;
@@ -863,25 +838,40 @@ static void walk_central(struct ctx *c)
 			add_cursor(c, u64_at(b, TC_CFL_SLOTS + 16 * (size_t)slot), (uint32_t)c->move[cl], cl, OBJ_TRANSFER,
 				   (uint64_t)slot, 0);
 	}
-	/* Spans the link index streamed have their chain counted; the others are read, in address
-	 * order. */
-	size_t nread = 0;
-	for (size_t i = 0; i < ntodo; i++) {
-		if (todo[i].span->chained)
-			objects[todo[i].cl] += todo[i].span->chain;
-		else
-			todo[nread++] = todo[i];
+	/* A span's own free list holds the central cache's objects (the stream followed them). */
+	for (size_t i = 0; i < c->nspans; i++) {
+		struct span_rec *s = &c->spans[i];
+		if (s->loc == TC_IN_USE && s->cl && s->objects && !s->chained)
+			walk_span_chain(c, s, NULL);
 	}
-	if (nread)
-		qsort(todo, nread, sizeof(*todo), cmp_central_span);
-	for (size_t i = 0; i < nread; i++)
-		objects[todo[i].cl] += follow_span_list(c, todo[i].span, NULL);
-	free(todo);
-	for (unsigned cl = 1; cl < c->ncl; cl++)
-		if (listed[cl] && objects[cl] != counters[cl])
-			finding(c, MD_FINDING_WARNING, c->r->central + (uint64_t)cl * TC_CFL_STRIDE,
-				"central free list %u: %" PRIu64 " free objects in its spans, counter_ says %" PRIu64, cl,
-				objects[cl], counters[cl]);
+}
+
+/* After the pause, from the bytes kept: each class's non-empty span list against the spans of
+ * the page map, and its free objects against counter_. */
+static void walk_central_lists(struct ctx *c)
+{
+	for (unsigned cl = 1; cl < c->ncl; cl++) {
+		if (!c->cfl_ok[cl])
+			continue;
+		uint64_t base = c->r->central + (uint64_t)cl * TC_CFL_STRIDE;
+		const uint8_t *b = c->cfl + (size_t)cl * TC_CFL_SIZE;
+		uint64_t num_spans = u64_at(b, TC_CFL_NUM_SPANS), counter = u64_at(b, TC_CFL_COUNTER), objects = 0;
+		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT);
+		for (uint64_t steps = 0; x != head; steps++) {
+			const struct span_rec *s = span_by_ptr(c, x);
+			if (!s || steps > num_spans || steps > c->nspans || s->loc != TC_IN_USE || s->cl != cl) {
+				finding(c, MD_FINDING_CORRUPT, x,
+					"central free list %u: non-empty list reaches 0x%" PRIx64 ", not a span of the class", cl, x);
+				break;
+			}
+			objects += s->chain;
+			x = s->next;
+		}
+		if (objects != counter)
+			finding(c, MD_FINDING_WARNING, base,
+				"central free list %u: %" PRIu64 " free objects in its spans, counter_ says %" PRIu64, cl, objects,
+				counter);
+	}
 }
 
 /* ---- thread caches -------------------------------------------------------------------------- */
@@ -1224,7 +1214,8 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	if ((err = read_sizemap(c)))
 		goto out;
 	c->tail = malloc(TC_PH_SIZE - TC_PH_TAIL);
-	if (!c->tail) {
+	c->cfl = malloc((size_t)TC_MAX_CLASSES * TC_CFL_SIZE);
+	if (!c->tail || !c->cfl) {
 		err = &md_error_nomem;
 		goto out;
 	}
@@ -1277,6 +1268,7 @@ void tc_walk_finish(struct md_sink *sink, struct tc_walk *w)
 	c->sink = sink;
 	const struct tc_roots *r = c->r;
 	const struct tc_stats *st = &w->st;
+	walk_central_lists(c);
 	emit_all(c);
 	/* The walk against tcmalloc's own counters. */
 	w->counters_match = true;
@@ -1319,6 +1311,7 @@ static void free_ctx(struct ctx *c)
 	free(c->objs);
 	free(c->meta);
 	free(c->tail);
+	free(c->cfl);
 	free(c->cur);
 	free(c->links);
 	free(c);
