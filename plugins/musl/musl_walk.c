@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "musl.h"
+#include "read_ahead.h"
 
 #define MAX_AREAS (1u << 20)
 #define MAX_GROUPS ((size_t)1 << 22) /* 4M groups of up to 32 slots: ~100 bytes each kept */
@@ -112,6 +113,7 @@ static bool read_ok(struct md_target *t, uint64_t addr, void *buf, size_t len)
 struct window {
 	uint64_t base, len;
 	const uint8_t *buf;
+	bool streamed; /* a read-ahead window: the target may not be read meanwhile */
 };
 
 static bool wread(struct md_target *t, const struct window *win, uint64_t addr, void *out, size_t n)
@@ -120,7 +122,7 @@ static bool wread(struct md_target *t, const struct window *win, uint64_t addr, 
 		memcpy(out, win->buf + (addr - win->base), n);
 		return true;
 	}
-	return read_ok(t, addr, out, n);
+	return !(win && win->streamed) && read_ok(t, addr, out, n);
 }
 
 static int cmp_group_mem(const void *a, const void *b)
@@ -420,8 +422,10 @@ static const char *module_label(struct md_target *t, uint64_t addr)
 	return b ? b + 1 : name && *name ? name : "?";
 }
 
-/* Slots of one group; container slots get spans only around their nested group. */
-static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk *w, size_t gi, struct emitter *e)
+/* Slots of one group; container slots get spans only around their nested group. given: the
+ * read-ahead window holding the group, or NULL (the group is read here). */
+static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk *w, size_t gi, struct emitter *e,
+		       const struct window *given)
 {
 	struct mu_group *g = &w->groups[gi];
 	int grp = MU_GROUP_OF_CLASS(g->sizeclass);
@@ -432,7 +436,9 @@ static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk
 	char why[128];
 	struct window win = { 0 };
 	uint64_t extent = group_extent(g);
-	if (extent <= WINDOW_MAX) {
+	if (given) {
+		win = *given;
+	} else if (extent <= WINDOW_MAX) {
 		if (w->win_cap < extent) {
 			uint8_t *nb = realloc(w->win_buf, (size_t)WINDOW_MAX);
 			if (nb) {
@@ -510,6 +516,85 @@ static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk
 	}
 }
 
+/* Windows of up to RA_WINDOW_MAX over the valid groups that fit one, in address order (a nested
+ * group lies inside its container's window); a window ends with the last group that fits, and at
+ * a group too large for one, so nothing past the groups is read. Marks those groups MU_READ_AHEAD. */
+static struct ra_window *plan_windows(struct md_target *t, struct mu_walk *w, size_t *n_ret)
+{
+	struct ra_window *win = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t limit = 0;
+	for (size_t i = 0; i < w->n_groups; i++) {
+		struct mu_group *g = &w->groups[i];
+		if (!g->valid)
+			continue;
+		uint64_t end = MD_PAGE_UP(g->mem + group_extent(g));
+		if (group_extent(g) > WINDOW_MAX) {
+			limit = 0; /* its own bytes are not needed: no window runs over them */
+			continue;
+		}
+		if (n && g->mem >= win[n - 1].lo && end <= limit) {
+			if (end > win[n - 1].hi)
+				win[n - 1].hi = end;
+			win[n - 1].end = i + 1;
+			g->read_how = MU_READ_AHEAD;
+			continue;
+		}
+		const struct md_mapping *m = md_target_find_mapping(t, g->mem);
+		uint64_t lo = MD_PAGE_DOWN(g->mem);
+		if (!m || end > m->end)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct ra_window *nw = realloc(win, nc * sizeof(*nw));
+			if (!nw)
+				break; /* the rest is read group by group */
+			win = nw;
+			cap = nc;
+		}
+		limit = m->end - lo < RA_WINDOW_MAX ? m->end : lo + RA_WINDOW_MAX;
+		win[n++] = (struct ra_window){ .lo = lo, .hi = end, .first = i, .end = i + 1 };
+		g->read_how = MU_READ_AHEAD;
+	}
+	*n_ret = n;
+	return win;
+}
+
+/* Every valid group's slots. The groups that fit a window are read ahead by a reader thread
+ * (plugins/common/read_ahead.c) while the slots of the windows before are decoded. The others
+ * are read here: before the stream starts, or after it ends when a page of their window could
+ * not be read (while it runs, the reader thread is the only caller of the target API). */
+static void walk_all_slots(struct md_target *t, struct md_sink *sink, struct mu_walk *w)
+{
+	struct emitter e = { .sink = sink };
+	size_t nwin = 0;
+	struct ra_window *win = plan_windows(t, w, &nwin);
+	for (size_t i = 0; i < w->n_groups; i++)
+		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_ALONE)
+			walk_slots(t, sink, w, i, &e, NULL);
+	struct ra_stream *st = win ? ra_start(t, win, nwin) : NULL;
+	for (size_t k = 0; k < nwin; k++) {
+		const uint64_t *bad = NULL;
+		const uint8_t *data = st ? ra_get(st, k, &bad) : NULL;
+		struct window view = { .base = win[k].lo, .len = win[k].hi - win[k].lo, .buf = data, .streamed = true };
+		for (size_t i = win[k].first; i < win[k].end; i++) {
+			struct mu_group *g = &w->groups[i];
+			if (!g->valid || g->read_how != MU_READ_AHEAD)
+				continue;
+			if (!data || ra_pages_bad(bad, g->mem - win[k].lo, g->mem + group_extent(g) - win[k].lo))
+				g->read_how = MU_READ_AFTER;
+			else
+				walk_slots(t, sink, w, i, &e, &view);
+		}
+	}
+	ra_finish(st);
+	for (size_t i = 0; i < w->n_groups; i++)
+		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_AFTER)
+			walk_slots(t, sink, w, i, &e, NULL);
+	free(win);
+	emit_flush(&e);
+}
+
 struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, struct md_sink *sink, bool inconsistent,
 			     struct mu_walk *w)
 {
@@ -546,16 +631,10 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 				w->groups[i].mem);
 			w->groups[i + 1].valid = false;
 		}
-	/* Slots first (this links nested groups to their containers), spans in address order. */
-	struct emitter e = { .sink = sink };
-	for (size_t i = 0; i < w->n_groups; i++) {
-		if (!w->groups[i].valid) {
-			w->invalid_groups += !w->groups[i].duplicate;
-			continue;
-		}
-		walk_slots(t, sink, w, i, &e);
-	}
-	emit_flush(&e);
+	/* Slots first (this links nested groups to their containers). */
+	for (size_t i = 0; i < w->n_groups; i++)
+		w->invalid_groups += !w->groups[i].valid && !w->groups[i].duplicate;
+	walk_all_slots(t, sink, w);
 	/* Top-level groups: regions, residency, what pins them. Adjacent mmapped groups share one
 	 * region whatever their classes (a heap of small groups is tens of thousands of one-page
 	 * mmaps side by side: a region each made the report grow with the heap), so their per-class

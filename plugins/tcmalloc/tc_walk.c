@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "tc.h"
-#include "tc_stream.h"
+#include "read_ahead.h"
 
 #define MAX_FINDINGS 64
 #define MAX_SPANS (1u << 24)
@@ -571,7 +571,7 @@ static void walk_large_set(struct ctx *c, uint64_t set, bool returned)
 /* ---- central free lists and transfer caches ------------------------------------------------ */
 
 #define MAX_LINKS (1u << 22) /* 64 MiB of links at most: beyond, free-list links are read */
-#define STREAM_WINDOW TC_STREAM_MAX
+#define STREAM_WINDOW RA_WINDOW_MAX
 
 /* The first word of object o: from the link index (the entries of o's span), else read. */
 static bool next_of(struct ctx *c, uint64_t o, uint64_t *next_ret)
@@ -621,9 +621,9 @@ static void index_span(struct ctx *c, struct span_rec *s, const uint8_t *data, u
 /* The windows that hold every small in-use span once, in address order: about STREAM_WINDOW
  * each, ending at the end of the last span that fits (a span that starts a window is read
  * whole), never past the span's mapping. NULL when there is none or no memory. */
-static struct tc_window *plan_windows(struct ctx *c, size_t *n_ret)
+static struct ra_window *plan_windows(struct ctx *c, size_t *n_ret)
 {
-	struct tc_window *win = NULL;
+	struct ra_window *win = NULL;
 	size_t n = 0, cap = 0;
 	uint64_t limit = 0;
 	for (size_t i = 0; i < c->nspans; i++) {
@@ -633,11 +633,11 @@ static struct tc_window *plan_windows(struct ctx *c, size_t *n_ret)
 			continue;
 		if (n && s->addr >= win[n - 1].hi && end <= limit) {
 			win[n - 1].hi = end;
-			win[n - 1].end_span = i + 1;
+			win[n - 1].end = i + 1;
 			continue;
 		}
 		const struct md_mapping *m = md_target_find_mapping(c->t, s->addr);
-		if (!m || end > m->end || end - s->addr > TC_STREAM_MAX)
+		if (!m || end > m->end || end - s->addr > RA_WINDOW_MAX)
 			continue; /* not indexed: its free list is followed by reads (next_of) */
 		if (!grow((void **)&win, &cap, n, sizeof(*win))) {
 			free(win);
@@ -646,21 +646,13 @@ static struct tc_window *plan_windows(struct ctx *c, size_t *n_ret)
 		limit = s->addr + STREAM_WINDOW < m->end ? s->addr + STREAM_WINDOW : m->end;
 		if (limit < end)
 			limit = end;
-		win[n++] = (struct tc_window){ .lo = s->addr, .hi = end, .first_span = i, .end_span = i + 1 };
+		win[n++] = (struct ra_window){ .lo = s->addr, .hi = end, .first = i, .end = i + 1 };
 	}
 	*n_ret = n;
 	return win;
 }
 
-static bool pages_bad(const uint64_t *bad, uint64_t from, uint64_t to)
-{
-	for (uint64_t p = from / MD_PAGE_SIZE; p < (to + MD_PAGE_SIZE - 1) / MD_PAGE_SIZE; p++)
-		if (bad[p / 64] & (1ULL << (p % 64)))
-			return true;
-	return false;
-}
-
-/* Stream every small in-use span once (tc_stream.c reads the windows ahead on its own thread):
+/* Stream every small in-use span once (plugins/common/read_ahead.c reads the windows ahead on its own thread):
  * following a free list is then a lookup in the link index, not a read of a random block. */
 static void index_links(struct ctx *c)
 {
@@ -669,20 +661,20 @@ static void index_links(struct ctx *c)
 	uint64_t lo = c->spans[0].addr;
 	uint64_t hi = c->spans[c->nspans - 1].addr + (uint64_t)c->spans[c->nspans - 1].pages * TC_PAGE;
 	size_t nwin = 0;
-	struct tc_window *win = plan_windows(c, &nwin);
-	struct tc_stream *st = win ? tc_stream_start(c->t, win, nwin) : NULL;
+	struct ra_window *win = plan_windows(c, &nwin);
+	struct ra_stream *st = win ? ra_start(c->t, win, nwin) : NULL;
 	for (size_t k = 0; st && k < nwin && c->nlinks < MAX_LINKS; k++) {
 		const uint64_t *bad;
-		const uint8_t *data = tc_stream_get(st, k, &bad);
-		for (size_t i = win[k].first_span; i < win[k].end_span && c->nlinks < MAX_LINKS; i++) {
+		const uint8_t *data = ra_get(st, k, &bad);
+		for (size_t i = win[k].first; i < win[k].end && c->nlinks < MAX_LINKS; i++) {
 			struct span_rec *s = &c->spans[i];
 			uint64_t off = s->addr - win[k].lo, len = (uint64_t)s->pages * TC_PAGE;
-			if (s->loc != TC_IN_USE || !s->cl || pages_bad(bad, off, off + len))
+			if (s->loc != TC_IN_USE || !s->cl || ra_pages_bad(bad, off, off + len))
 				continue;
 			index_span(c, s, data + off, lo, hi);
 		}
 	}
-	tc_stream_finish(st);
+	ra_finish(st);
 	free(win);
 }
 

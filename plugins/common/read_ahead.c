@@ -1,9 +1,9 @@
-/* Reading the small-object spans ahead of their parse, on a helper thread (the pattern of
- * plugins/glibc/stream.c, for a list of windows instead of one contiguous heap).
+/* Reading a heap ahead of its parse, on a helper thread (the pattern of plugins/glibc/stream.c,
+ * for a list of windows instead of one contiguous heap).
  *
- * The link index (tc_walk.c) reads every small in-use span once, in address order, in windows
- * of about 1 MiB. Done in turn, the pause pays the read plus the parse; here a reader thread
- * fills a ring of TC_STREAM_BUFS buffers while the walk parses the windows before them.
+ * tcmalloc's link index reads every small in-use span once, musl's walk every group, in address
+ * order, in windows of up to 1 MiB. Done in turn, the pause pays the read plus the parse; here a
+ * reader thread fills a ring of RA_BUFS buffers while the walk parses the windows before them.
  *
  * Thread discipline: while a stream runs, the reader thread is the only one that calls the
  * target API; the walking thread parses buffers and calls only the sink and its own code.
@@ -15,16 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tc_stream.h"
+#include "read_ahead.h"
 
-#define TC_STREAM_BUFS 4
+#define RA_BUFS 4
 
-struct tc_stream {
+struct ra_stream {
 	struct md_target *t;
-	const struct tc_window *win;
+	const struct ra_window *win;
 	size_t n;
-	uint8_t *buf[TC_STREAM_BUFS];
-	uint64_t bad[TC_STREAM_BUFS][TC_STREAM_BAD_WORDS];
+	uint8_t *buf[RA_BUFS];
+	uint64_t bad[RA_BUFS][RA_BAD_WORDS];
 	bool threaded;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -36,11 +36,11 @@ struct tc_stream {
 };
 
 /* One window; page by page when the block read fails, marking what cannot be read. */
-static void read_window(struct tc_stream *st, size_t i)
+static void read_window(struct ra_stream *st, size_t i)
 {
-	const struct tc_window *w = &st->win[i];
-	uint8_t *out = st->buf[i % TC_STREAM_BUFS];
-	uint64_t *bad = st->bad[i % TC_STREAM_BUFS];
+	const struct ra_window *w = &st->win[i];
+	uint8_t *out = st->buf[i % RA_BUFS];
+	uint64_t *bad = st->bad[i % RA_BUFS];
 	size_t len = (size_t)(w->hi - w->lo), pages = len / MD_PAGE_SIZE;
 	memset(bad, 0, sizeof(st->bad[0]));
 	if (md_target_interrupted(st->t)) { /* memdissect must let the target go: read nothing */
@@ -63,10 +63,10 @@ static void read_window(struct tc_stream *st, size_t i)
 
 static void *reader_main(void *arg)
 {
-	struct tc_stream *st = arg;
+	struct ra_stream *st = arg;
 	for (size_t i = 0; i < st->n; i++) {
 		pthread_mutex_lock(&st->mu);
-		while (!st->stop && i >= st->released + TC_STREAM_BUFS)
+		while (!st->stop && i >= st->released + RA_BUFS)
 			pthread_cond_wait(&st->cv_released, &st->mu);
 		bool stop = st->stop;
 		pthread_mutex_unlock(&st->mu);
@@ -81,16 +81,16 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-struct tc_stream *tc_stream_start(struct md_target *t, const struct tc_window *win, size_t n)
+struct ra_stream *ra_start(struct md_target *t, const struct ra_window *win, size_t n)
 {
-	struct tc_stream *st = calloc(1, sizeof(*st));
+	struct ra_stream *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
 	st->t = t;
 	st->win = win;
 	st->n = n;
-	for (int k = 0; k < TC_STREAM_BUFS; k++) {
-		st->buf[k] = aligned_alloc(MD_PAGE_SIZE, TC_STREAM_MAX);
+	for (int k = 0; k < RA_BUFS; k++) {
+		st->buf[k] = aligned_alloc(MD_PAGE_SIZE, RA_WINDOW_MAX);
 		if (!st->buf[k]) {
 			for (int j = 0; j < k; j++)
 				free(st->buf[j]);
@@ -112,7 +112,7 @@ struct tc_stream *tc_stream_start(struct md_target *t, const struct tc_window *w
 	return st;
 }
 
-const uint8_t *tc_stream_get(struct tc_stream *st, size_t i, const uint64_t **bad_ret)
+const uint8_t *ra_get(struct ra_stream *st, size_t i, const uint64_t **bad_ret)
 {
 	if (i >= st->n)
 		return NULL;
@@ -129,11 +129,19 @@ const uint8_t *tc_stream_get(struct tc_stream *st, size_t i, const uint64_t **ba
 			pthread_cond_wait(&st->cv_filled, &st->mu);
 		pthread_mutex_unlock(&st->mu);
 	}
-	*bad_ret = st->bad[i % TC_STREAM_BUFS];
-	return st->buf[i % TC_STREAM_BUFS];
+	*bad_ret = st->bad[i % RA_BUFS];
+	return st->buf[i % RA_BUFS];
 }
 
-uint64_t tc_stream_finish(struct tc_stream *st)
+bool ra_pages_bad(const uint64_t *bad, uint64_t from, uint64_t to)
+{
+	for (uint64_t p = from / MD_PAGE_SIZE; p < (to + MD_PAGE_SIZE - 1) / MD_PAGE_SIZE && p < RA_BAD_WORDS * 64; p++)
+		if (bad[p / 64] & (1ULL << (p % 64)))
+			return true;
+	return false;
+}
+
+uint64_t ra_finish(struct ra_stream *st)
 {
 	if (!st)
 		return 0;
@@ -148,7 +156,7 @@ uint64_t tc_stream_finish(struct tc_stream *st)
 	pthread_cond_destroy(&st->cv_released);
 	pthread_mutex_destroy(&st->mu);
 	uint64_t bytes = st->read_bytes;
-	for (int k = 0; k < TC_STREAM_BUFS; k++)
+	for (int k = 0; k < RA_BUFS; k++)
 		free(st->buf[k]);
 	free(st);
 	return bytes;
