@@ -71,6 +71,7 @@ struct mu_group {
 	bool donated;
 	bool duplicate;        /* the same meta seen again (a looping area chain) */
 	uint8_t read_how;      /* enum mu_read_how: where walk_all_slots (musl_walk.c) gets its bytes */
+	bool back_checked;     /* its first word was compared with its meta */
 	uint32_t live_slots, container_slots, free_slots, bad_slots;
 	uint64_t live_bytes;
 	uint64_t pinning_live;  /* live user slots in this group and every group nested in it */

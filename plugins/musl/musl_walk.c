@@ -293,13 +293,28 @@ static bool check_group(struct md_target *t, struct md_sink *sink, struct mu_wal
 			g->meta, g->mem, extent, g->sizeclass, g->last_idx, g->maplen);
 		return false;
 	}
-	uint64_t back = 0;
-	if (!read_ok(t, g->mem, &back, 8) || back != g->meta) {
-		finding(w, sink, MD_FINDING_CORRUPT, g->mem,
-			"group at 0x%" PRIx64 " points back to meta 0x%" PRIx64 ", not to its meta 0x%" PRIx64, g->mem, back, g->meta);
-		return false;
-	}
 	return true;
+}
+
+/* get_meta()'s last check: the group's first word points back to its meta. back: that word (0
+ * when unreadable). Checked where the group's bytes are at hand (walk_all_slots): a read of 8
+ * bytes per group here would pull every page of the heap through the read cache once more. */
+static void check_back_pointer(struct md_sink *sink, struct mu_walk *w, struct mu_group *g, uint64_t back)
+{
+	g->back_checked = true;
+	if (back == g->meta)
+		return;
+	finding(w, sink, MD_FINDING_CORRUPT, g->mem,
+		"group at 0x%" PRIx64 " points back to meta 0x%" PRIx64 ", not to its meta 0x%" PRIx64, g->mem, back, g->meta);
+	g->valid = false;
+}
+
+static void read_back_pointer(struct md_target *t, struct md_sink *sink, struct mu_walk *w, struct mu_group *g)
+{
+	uint64_t back = 0;
+	if (!read_ok(t, g->mem, &back, 8))
+		back = 0;
+	check_back_pointer(sink, w, g, back);
 }
 
 /* SLOT_TRANSIENT: the masks say used, but the header is the one free() writes before it
@@ -569,6 +584,18 @@ static void walk_all_slots(struct md_target *t, struct md_sink *sink, struct mu_
 	struct emitter e = { .sink = sink };
 	size_t nwin = 0;
 	struct ra_window *win = plan_windows(t, w, &nwin);
+	/* Back pointers that cannot wait for a window: groups read alone, and the groups inside
+	 * them (a container's slots are walked before its nested groups' windows come). */
+	uint64_t alone_end = 0;
+	for (size_t i = 0; i < w->n_groups; i++) {
+		struct mu_group *g = &w->groups[i];
+		if (!g->valid)
+			continue;
+		if (g->read_how == MU_READ_ALONE || g->mem < alone_end)
+			read_back_pointer(t, sink, w, g);
+		if (g->valid && g->read_how == MU_READ_ALONE && g->mem + group_extent(g) > alone_end)
+			alone_end = g->mem + group_extent(g);
+	}
 	for (size_t i = 0; i < w->n_groups; i++)
 		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_ALONE)
 			walk_slots(t, sink, w, i, &e, NULL);
@@ -577,6 +604,17 @@ static void walk_all_slots(struct md_target *t, struct md_sink *sink, struct mu_
 		const uint64_t *bad = NULL;
 		const uint8_t *data = st ? ra_get(st, k, &bad) : NULL;
 		struct window view = { .base = win[k].lo, .len = win[k].hi - win[k].lo, .buf = data, .streamed = true };
+		/* The window's back pointers first: a container's slots look at its nested groups,
+		 * which lie in the same window. */
+		for (size_t i = win[k].first; i < win[k].end; i++) {
+			struct mu_group *g = &w->groups[i];
+			if (!g->valid || g->read_how != MU_READ_AHEAD || g->back_checked)
+				continue;
+			if (!data || ra_pages_bad(bad, g->mem - win[k].lo, g->mem + group_extent(g) - win[k].lo))
+				g->read_how = MU_READ_AFTER;
+			else
+				check_back_pointer(sink, w, g, rd64(data + (g->mem - win[k].lo)));
+		}
 		for (size_t i = win[k].first; i < win[k].end; i++) {
 			struct mu_group *g = &w->groups[i];
 			if (!g->valid || g->read_how != MU_READ_AHEAD)
@@ -588,6 +626,9 @@ static void walk_all_slots(struct md_target *t, struct md_sink *sink, struct mu_
 		}
 	}
 	ra_finish(st);
+	for (size_t i = 0; i < w->n_groups; i++)
+		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_AFTER && !w->groups[i].back_checked)
+			read_back_pointer(t, sink, w, &w->groups[i]);
 	for (size_t i = 0; i < w->n_groups; i++)
 		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_AFTER)
 			walk_slots(t, sink, w, i, &e, NULL);
@@ -615,12 +656,17 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	w->secret = rd64(w->ctx_bytes + MU_CTX_SECRET);
 	span(sink, MD_SPAN_METADATA, w->ctx, w->ctx + MU_CTX_SIZE, MU_GROUP_META);
 	walk_areas(t, sink, w);
-	/* In address order, so that the back-pointer reads go through the read cache in turn
-	 * (meta order jumps around the heap: one 256 KiB block read per group). */
 	if (w->n_groups)
 		qsort(w->groups, w->n_groups, sizeof(*w->groups), cmp_group_mem);
 	for (size_t i = 0; i < w->n_groups; i++)
 		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
+	/* Two metas for one group: the back pointer says which one is the group's, now. */
+	for (size_t i = 0; i < w->n_groups; i++) {
+		struct mu_group *g = &w->groups[i];
+		bool shared = (i > 0 && g[-1].mem == g->mem) || (i + 1 < w->n_groups && g[1].mem == g->mem);
+		if (shared && g->valid)
+			read_back_pointer(t, sink, w, g);
+	}
 	for (size_t i = 0; i + 1 < w->n_groups; i++)
 		if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].meta == w->groups[i + 1].meta) {
 			/* The same meta read twice: a looping area chain (already a finding). */
@@ -632,9 +678,9 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 			w->groups[i + 1].valid = false;
 		}
 	/* Slots first (this links nested groups to their containers). */
+	walk_all_slots(t, sink, w);
 	for (size_t i = 0; i < w->n_groups; i++)
 		w->invalid_groups += !w->groups[i].valid && !w->groups[i].duplicate;
-	walk_all_slots(t, sink, w);
 	/* Top-level groups: regions, residency, what pins them. Adjacent mmapped groups share one
 	 * region whatever their classes (a heap of small groups is tens of thousands of one-page
 	 * mmaps side by side: a region each made the report grow with the heap), so their per-class
