@@ -652,8 +652,9 @@ static struct ra_window *plan_windows(struct ctx *c, size_t *n_ret)
 	return win;
 }
 
-/* Stream every small in-use span once (plugins/common/read_ahead.c reads the windows ahead on its own thread):
- * following a free list is then a lookup in the link index, not a read of a random block. */
+/* Stream every small in-use span once (plugins/common/read_ahead.c reads the windows ahead on
+ * its own thread): following a free list is then a lookup in the link index, not a read of a
+ * random block. */
 static void index_links(struct ctx *c)
 {
 	if (!c->nspans)
