@@ -46,7 +46,8 @@ CORE_SRCS := $(wildcard attach/*.c) $(filter-out src/main.c,$(wildcard src/*.c))
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/src/main.o
 
-PLUGIN_NAMES := $(notdir $(wildcard plugins/*))
+# plugins/common/ is no plugin: code several plugins compile in (read_ahead.c, a reader thread).
+PLUGIN_NAMES := $(filter-out common,$(notdir $(wildcard plugins/*)))
 PLUGIN_SOS := $(PLUGIN_NAMES:%=$(BUILD)/plugins/%.so)
 
 TEST_SRCS := $(wildcard tests/check_*.c)
@@ -97,11 +98,13 @@ $(BUILD)/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-# A plugin is every .c under plugins/<name>/, linked into <name>.so; it resolves md_* in the host.
+# A plugin is every .c under plugins/<name>/ and plugins/common/, linked into <name>.so; it resolves
+# md_* in the host.
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $(wildcard include/memdissect/*.h)
+$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $(wildcard plugins/common/*.c) \
+		$(wildcard plugins/common/*.h) $(wildcard include/memdissect/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -MMD -MP,$(CFLAGS_ALL)) -Iplugins/$* -shared -o $@ $(filter %.c,$^) $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_ALL)) -Iplugins/$* -Iplugins/common -shared -o $@ $(filter %.c,$^) $(LDFLAGS_ALL) $(PKG_LIBS)
 
 # Plugins used only by the tests (wrong ABI, no entry point, a toy example).
 TESTPLUGIN_SOS := $(patsubst tests/plugins/%.c,$(BUILD)/testplugins/%.so,$(wildcard tests/plugins/*.c))

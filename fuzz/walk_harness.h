@@ -83,6 +83,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (err && (!err->message || strchr(err->message, '\n')))
 		abort();
 	md_error_destroy(err);
+	if (plugin->abi_version >= 3 && plugin->finish) {
+		err = plugin->finish(plugin_state, image, sink);
+		if (err && (!err->message || strchr(err->message, '\n')))
+			abort();
+		md_error_destroy(err);
+	}
 	struct md_report r;
 	md_report_init(&r);
 	err = md_classifier_finish(c, &r);

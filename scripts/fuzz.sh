@@ -116,8 +116,8 @@ for t in $FUZZ_TARGETS; do
 		# The walkers over a synthetic image of a real heap (attach/image.c); the input is a
 		# mutation script, the seed core is in tests/data/fuzz-regressions/ (see its README).
 		plugin=${t%_walk}
-		build "$t" fuzz/fuzz_$t.c $(ls attach/*.c) $(ls src/*.c | grep -v src/main.c) plugins/$plugin/*.c \
-			-Iplugins/$plugin $(pkg-config --cflags --libs libdw libelf capstone libunwind-ptrace) -ldl -lpthread -lm
+		build "$t" fuzz/fuzz_$t.c $(ls attach/*.c) $(ls src/*.c | grep -v src/main.c) plugins/$plugin/*.c plugins/common/*.c \
+			-Iplugins/$plugin -Iplugins/common $(pkg-config --cflags --libs libdw libelf capstone libunwind-ptrace) -ldl -lpthread -lm
 		export MD_FUZZ_SEED=$ROOT/tests/data/fuzz-regressions/seed-$plugin.core
 		# Regression inputs double as seeds; an empty script is the unmutated heap.
 		[ -n "$(ls -A "$corpus" 2>/dev/null)" ] || printf '' >"$corpus/empty"

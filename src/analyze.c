@@ -179,6 +179,22 @@ static struct md_error *walk_plugins(struct md_analysis *a, struct active_plugin
 	return err;
 }
 
+/* After the pause: what each walk gathered and left to emit (ABI 3 finish). */
+static void finish_plugins(struct active_plugin *ap, size_t n_ap, struct md_target *t, struct md_report *r)
+{
+	for (size_t i = 0; i < n_ap; i++) {
+		const struct md_plugin *p = ap[i].plugin;
+		if (p->abi_version < 3 || !p->finish || !ap[i].sink)
+			continue;
+		struct md_error *ferr = p->finish(ap[i].state, t, ap[i].sink);
+		if (ferr) {
+			md_report_add_note(r, "%s: walk failed after the pause: %s", p->name, ferr->message);
+			r->partial = true;
+			md_error_destroy(ferr);
+		}
+	}
+}
+
 /* After the walk, without target memory: each plugin's object in "allocators". */
 static struct md_error *report_plugins(struct active_plugin *ap, size_t n_ap, struct md_report *r)
 {
@@ -391,8 +407,10 @@ static struct md_error *analyze_live(pid_t pid, const struct md_analyze_options 
 
 	phase("detach");
 	/* After the pause: classify, report. */
-	if (!err)
+	if (!err) {
 		resolve_deleted(t);
+		finish_plugins(ap, n_ap, t, r);
+	}
 	if (!err) {
 		fill_memory(r, &cap, t->n_threads + cap.n_unstopped);
 		fill_system(r, r->target.pid);
@@ -478,6 +496,8 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 	if (n_ap)
 		all_quiescent(ap, n_ap, t);
 	err = walk_plugins(a, ap, n_ap, t, "when the core was written");
+	if (!err)
+		finish_plugins(ap, n_ap, t, r);
 	if (!err) {
 		struct md_live_capture cap = {
 			.rollup = info.rollup,

@@ -277,6 +277,8 @@ static void replay(const char *plugin_name)
 		ck_assert_ptr_nonnull(sink);
 		err = p->walk(state, image, sink, false);
 		md_error_destroy(err);
+		if (p->abi_version >= 3 && p->finish)
+			md_error_destroy(p->finish(state, image, sink));
 		struct md_report r;
 		md_report_init(&r);
 		ck_assert_ptr_null(md_classifier_finish(c, &r));

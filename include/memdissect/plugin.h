@@ -13,8 +13,9 @@
 #include "memdissect/node.h"
 #include "memdissect/target.h"
 
-/* ABI 2 added must_run. A plugin built for ABI 1 (the table without it) is still accepted. */
-#define MD_PLUGIN_ABI_VERSION 2
+/* ABI 2 added must_run, ABI 3 finish. A plugin built for an older ABI (the table without them)
+ * is still accepted. */
+#define MD_PLUGIN_ABI_VERSION 3
 #define MD_PLUGIN_ABI_OLDEST 1
 #define MD_PLUGIN_ENTRY "md_plugin_entry"
 
@@ -95,6 +96,13 @@ struct md_plugin {
 	 * not run since quiescent(). When quiescent() says no and no thread must run on (a lock is
 	 * held and nobody in sight holds it), every thread runs for a moment and is stopped again. */
 	bool (*must_run)(void *state, struct md_target *t, const struct md_thread *thread);
+
+	/* ABI 3, optional (NULL: walk emits everything). After the pause, once the target runs
+	 * again, before the classifier sums up: emit into sink what walk() gathered and left for
+	 * later (ordering free objects and turning them into spans needs no stopped target). Must
+	 * not read target memory; the mappings and page residency are still those of the pause.
+	 * Called once after each walk() that ran, also when walk() returned an error. */
+	struct md_error *(*finish)(void *state, struct md_target *t, struct md_sink *sink);
 };
 
 typedef const struct md_plugin *(*md_plugin_entry_fn)(void);

@@ -54,6 +54,10 @@ struct md_error *mu_locate(struct md_target *t, bool no_debug, struct mu_roots *
 struct md_error *mu_find_ctx(struct md_target *t, const struct mu_roots *r, uint64_t *ctx_ret,
 			     unsigned *hits_ret, uint64_t *scanned_ret, bool *found_ret);
 
+/* Alone: read by the walk before the stream; ahead: from a read-ahead window; after: its window
+ * had an unreadable page, read by the walk after the stream. */
+enum mu_read_how { MU_READ_ALONE, MU_READ_AHEAD, MU_READ_AFTER };
+
 /* One group as the walk saw it. */
 struct mu_group {
 	uint64_t meta, mem;
@@ -66,6 +70,8 @@ struct mu_group {
 	bool valid;            /* passed every check: its slots were walked */
 	bool donated;
 	bool duplicate;        /* the same meta seen again (a looping area chain) */
+	uint8_t read_how;      /* enum mu_read_how: where walk_all_slots (musl_walk.c) gets its bytes */
+	bool back_checked;     /* its first word was compared with its meta */
 	uint32_t live_slots, container_slots, free_slots, bad_slots;
 	uint64_t live_bytes;
 	uint64_t pinning_live;  /* live user slots in this group and every group nested in it */
@@ -76,6 +82,7 @@ struct mu_group {
 struct mu_class_stats {
 	uint64_t groups, slots_in_use, slots_free, live_bytes;
 	uint64_t usage_by_class; /* the allocator's own count of slots (ctx.usage_by_class) */
+	uint64_t mmapped_resident_bytes; /* resident pages of its top-level mmapped groups */
 };
 
 struct mu_walk {

@@ -219,7 +219,9 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 			SET(md_node_set_u64(cn, "usage_by_class", c->usage_by_class));
 		struct md_group_stats gs;
 		md_sink_group_stats(sink, (int)sc, &gs);
-		SET(md_node_set_u64(cn, "resident_bytes", (gs.live_pages + gs.free_pages + gs.metadata_pages) * MD_PAGE_SIZE));
+		/* Donated groups have regions of their class; mmapped ones share regions (musl_walk.c). */
+		SET(md_node_set_u64(cn, "resident_bytes",
+				    (gs.live_pages + gs.free_pages + gs.metadata_pages) * MD_PAGE_SIZE + c->mmapped_resident_bytes));
 		SET(md_node_append(cls, cn));
 	}
 	SET(md_node_set(out, "size_classes", cls));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "musl.h"
+#include "read_ahead.h"
 
 #define MAX_AREAS (1u << 20)
 #define MAX_GROUPS ((size_t)1 << 22) /* 4M groups of up to 32 slots: ~100 bytes each kept */
@@ -112,6 +113,7 @@ static bool read_ok(struct md_target *t, uint64_t addr, void *buf, size_t len)
 struct window {
 	uint64_t base, len;
 	const uint8_t *buf;
+	bool streamed; /* a read-ahead window: the target may not be read meanwhile */
 };
 
 static bool wread(struct md_target *t, const struct window *win, uint64_t addr, void *out, size_t n)
@@ -120,7 +122,7 @@ static bool wread(struct md_target *t, const struct window *win, uint64_t addr, 
 		memcpy(out, win->buf + (addr - win->base), n);
 		return true;
 	}
-	return read_ok(t, addr, out, n);
+	return !(win && win->streamed) && read_ok(t, addr, out, n);
 }
 
 static int cmp_group_mem(const void *a, const void *b)
@@ -291,13 +293,28 @@ static bool check_group(struct md_target *t, struct md_sink *sink, struct mu_wal
 			g->meta, g->mem, extent, g->sizeclass, g->last_idx, g->maplen);
 		return false;
 	}
-	uint64_t back = 0;
-	if (!read_ok(t, g->mem, &back, 8) || back != g->meta) {
-		finding(w, sink, MD_FINDING_CORRUPT, g->mem,
-			"group at 0x%" PRIx64 " points back to meta 0x%" PRIx64 ", not to its meta 0x%" PRIx64, g->mem, back, g->meta);
-		return false;
-	}
 	return true;
+}
+
+/* get_meta()'s last check: the group's first word points back to its meta. back: that word (0
+ * when unreadable). Checked where the group's bytes are at hand (walk_all_slots): a read of 8
+ * bytes per group here would pull every page of the heap through the read cache once more. */
+static void check_back_pointer(struct md_sink *sink, struct mu_walk *w, struct mu_group *g, uint64_t back)
+{
+	g->back_checked = true;
+	if (back == g->meta)
+		return;
+	finding(w, sink, MD_FINDING_CORRUPT, g->mem,
+		"group at 0x%" PRIx64 " points back to meta 0x%" PRIx64 ", not to its meta 0x%" PRIx64, g->mem, back, g->meta);
+	g->valid = false;
+}
+
+static void read_back_pointer(struct md_target *t, struct md_sink *sink, struct mu_walk *w, struct mu_group *g)
+{
+	uint64_t back = 0;
+	if (!read_ok(t, g->mem, &back, 8))
+		back = 0;
+	check_back_pointer(sink, w, g, back);
 }
 
 /* SLOT_TRANSIENT: the masks say used, but the header is the one free() writes before it
@@ -420,8 +437,10 @@ static const char *module_label(struct md_target *t, uint64_t addr)
 	return b ? b + 1 : name && *name ? name : "?";
 }
 
-/* Slots of one group; container slots get spans only around their nested group. */
-static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk *w, size_t gi, struct emitter *e)
+/* Slots of one group; container slots get spans only around their nested group. given: the
+ * read-ahead window holding the group, or NULL (the group is read here). */
+static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk *w, size_t gi, struct emitter *e,
+		       const struct window *given)
 {
 	struct mu_group *g = &w->groups[gi];
 	int grp = MU_GROUP_OF_CLASS(g->sizeclass);
@@ -432,7 +451,9 @@ static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk
 	char why[128];
 	struct window win = { 0 };
 	uint64_t extent = group_extent(g);
-	if (extent <= WINDOW_MAX) {
+	if (given) {
+		win = *given;
+	} else if (extent <= WINDOW_MAX) {
 		if (w->win_cap < extent) {
 			uint8_t *nb = realloc(w->win_buf, (size_t)WINDOW_MAX);
 			if (nb) {
@@ -510,6 +531,111 @@ static void walk_slots(struct md_target *t, struct md_sink *sink, struct mu_walk
 	}
 }
 
+/* Windows of up to RA_WINDOW_MAX over the valid groups that fit one, in address order (a nested
+ * group lies inside its container's window); a window ends with the last group that fits, and at
+ * a group too large for one, so nothing past the groups is read. Marks those groups MU_READ_AHEAD. */
+static struct ra_window *plan_windows(struct md_target *t, struct mu_walk *w, size_t *n_ret)
+{
+	struct ra_window *win = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t limit = 0;
+	for (size_t i = 0; i < w->n_groups; i++) {
+		struct mu_group *g = &w->groups[i];
+		if (!g->valid)
+			continue;
+		uint64_t end = MD_PAGE_UP(g->mem + group_extent(g));
+		if (group_extent(g) > WINDOW_MAX) {
+			limit = 0; /* its own bytes are not needed: no window runs over them */
+			continue;
+		}
+		if (n && g->mem >= win[n - 1].lo && end <= limit) {
+			if (end > win[n - 1].hi)
+				win[n - 1].hi = end;
+			win[n - 1].end = i + 1;
+			g->read_how = MU_READ_AHEAD;
+			continue;
+		}
+		const struct md_mapping *m = md_target_find_mapping(t, g->mem);
+		uint64_t lo = MD_PAGE_DOWN(g->mem);
+		if (!m || end > m->end)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct ra_window *nw = realloc(win, nc * sizeof(*nw));
+			if (!nw)
+				break; /* the rest is read group by group */
+			win = nw;
+			cap = nc;
+		}
+		limit = m->end - lo < RA_WINDOW_MAX ? m->end : lo + RA_WINDOW_MAX;
+		win[n++] = (struct ra_window){ .lo = lo, .hi = end, .first = i, .end = i + 1 };
+		g->read_how = MU_READ_AHEAD;
+	}
+	*n_ret = n;
+	return win;
+}
+
+/* Every valid group's slots. The groups that fit a window are read ahead by a reader thread
+ * (plugins/common/read_ahead.c) while the slots of the windows before are decoded. The others
+ * are read here: before the stream starts, or after it ends when a page of their window could
+ * not be read (while it runs, the reader thread is the only caller of the target API). */
+static void walk_all_slots(struct md_target *t, struct md_sink *sink, struct mu_walk *w)
+{
+	struct emitter e = { .sink = sink };
+	size_t nwin = 0;
+	struct ra_window *win = plan_windows(t, w, &nwin);
+	/* Back pointers that cannot wait for a window: groups read alone, and the groups inside
+	 * them (a container's slots are walked before its nested groups' windows come). */
+	uint64_t alone_end = 0;
+	for (size_t i = 0; i < w->n_groups; i++) {
+		struct mu_group *g = &w->groups[i];
+		if (!g->valid)
+			continue;
+		if (g->read_how == MU_READ_ALONE || g->mem < alone_end)
+			read_back_pointer(t, sink, w, g);
+		if (g->valid && g->read_how == MU_READ_ALONE && g->mem + group_extent(g) > alone_end)
+			alone_end = g->mem + group_extent(g);
+	}
+	for (size_t i = 0; i < w->n_groups; i++)
+		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_ALONE)
+			walk_slots(t, sink, w, i, &e, NULL);
+	struct ra_stream *st = win ? ra_start(t, win, nwin) : NULL;
+	for (size_t k = 0; k < nwin; k++) {
+		const uint64_t *bad = NULL;
+		const uint8_t *data = st ? ra_get(st, k, &bad) : NULL;
+		struct window view = { .base = win[k].lo, .len = win[k].hi - win[k].lo, .buf = data, .streamed = true };
+		/* The window's back pointers first: a container's slots look at its nested groups,
+		 * which lie in the same window. */
+		for (size_t i = win[k].first; i < win[k].end; i++) {
+			struct mu_group *g = &w->groups[i];
+			if (!g->valid || g->read_how != MU_READ_AHEAD || g->back_checked)
+				continue;
+			if (!data || ra_pages_bad(bad, g->mem - win[k].lo, g->mem + group_extent(g) - win[k].lo))
+				g->read_how = MU_READ_AFTER;
+			else
+				check_back_pointer(sink, w, g, rd64(data + (g->mem - win[k].lo)));
+		}
+		for (size_t i = win[k].first; i < win[k].end; i++) {
+			struct mu_group *g = &w->groups[i];
+			if (!g->valid || g->read_how != MU_READ_AHEAD)
+				continue;
+			if (!data || ra_pages_bad(bad, g->mem - win[k].lo, g->mem + group_extent(g) - win[k].lo))
+				g->read_how = MU_READ_AFTER;
+			else
+				walk_slots(t, sink, w, i, &e, &view);
+		}
+	}
+	ra_finish(st);
+	for (size_t i = 0; i < w->n_groups; i++)
+		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_AFTER && !w->groups[i].back_checked)
+			read_back_pointer(t, sink, w, &w->groups[i]);
+	for (size_t i = 0; i < w->n_groups; i++)
+		if (w->groups[i].valid && w->groups[i].read_how == MU_READ_AFTER)
+			walk_slots(t, sink, w, i, &e, NULL);
+	free(win);
+	emit_flush(&e);
+}
+
 struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, struct md_sink *sink, bool inconsistent,
 			     struct mu_walk *w)
 {
@@ -530,10 +656,17 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 	w->secret = rd64(w->ctx_bytes + MU_CTX_SECRET);
 	span(sink, MD_SPAN_METADATA, w->ctx, w->ctx + MU_CTX_SIZE, MU_GROUP_META);
 	walk_areas(t, sink, w);
-	for (size_t i = 0; i < w->n_groups; i++)
-		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
 	if (w->n_groups)
 		qsort(w->groups, w->n_groups, sizeof(*w->groups), cmp_group_mem);
+	for (size_t i = 0; i < w->n_groups; i++)
+		w->groups[i].valid = check_group(t, sink, w, &w->groups[i]);
+	/* Two metas for one group: the back pointer says which one is the group's, now. */
+	for (size_t i = 0; i < w->n_groups; i++) {
+		struct mu_group *g = &w->groups[i];
+		bool shared = (i > 0 && g[-1].mem == g->mem) || (i + 1 < w->n_groups && g[1].mem == g->mem);
+		if (shared && g->valid)
+			read_back_pointer(t, sink, w, g);
+	}
 	for (size_t i = 0; i + 1 < w->n_groups; i++)
 		if (w->groups[i].mem == w->groups[i + 1].mem && w->groups[i].meta == w->groups[i + 1].meta) {
 			/* The same meta read twice: a looping area chain (already a finding). */
@@ -544,18 +677,15 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 				w->groups[i].mem);
 			w->groups[i + 1].valid = false;
 		}
-	/* Slots first (this links nested groups to their containers), spans in address order. */
-	struct emitter e = { .sink = sink };
-	for (size_t i = 0; i < w->n_groups; i++) {
-		if (!w->groups[i].valid) {
-			w->invalid_groups += !w->groups[i].duplicate;
-			continue;
-		}
-		walk_slots(t, sink, w, i, &e);
-	}
-	emit_flush(&e);
-	/* Top-level groups: regions, residency, what pins them. */
-	uint64_t last_end = 0;
+	/* Slots first (this links nested groups to their containers). */
+	walk_all_slots(t, sink, w);
+	for (size_t i = 0; i < w->n_groups; i++)
+		w->invalid_groups += !w->groups[i].valid && !w->groups[i].duplicate;
+	/* Top-level groups: regions, residency, what pins them. Adjacent mmapped groups share one
+	 * region whatever their classes (a heap of small groups is tens of thousands of one-page
+	 * mmaps side by side: a region each made the report grow with the heap), so their per-class
+	 * residency is counted here, not by the classifier. */
+	uint64_t last_end = 0, run_start = 0, run_end = 0;
 	for (size_t i = 0; i < w->n_groups; i++) {
 		struct mu_group *g = &w->groups[i];
 		if (!g->valid)
@@ -578,23 +708,32 @@ struct md_error *mu_walk_run(struct md_target *t, const struct mu_roots *r, stru
 			continue;
 		}
 		last_end = end;
-		char label[160];
+		g->resident_bytes = resident_bytes(t, MD_PAGE_UP(g->mem), MD_PAGE_DOWN(end));
 		if (g->maplen) {
 			w->mmapped_groups++;
-			snprintf(label, sizeof(label), "musl group class %u", g->sizeclass);
+			w->classes[g->sizeclass < MU_NCLASSES ? g->sizeclass : MU_NCLASSES].mmapped_resident_bytes +=
+				resident_bytes(t, g->mem, end);
+			if (g->mem != run_end) {
+				if (run_end > run_start)
+					region(sink, run_start, run_end, -1, "musl mmapped groups");
+				run_start = g->mem;
+			}
+			run_end = end;
 		} else {
 			g->donated = true;
 			w->donated_groups++;
+			char label[160];
 			snprintf(label, sizeof(label), "musl group donated by %s", module_label(t, g->mem));
+			region(sink, g->mem, end, MU_GROUP_OF_CLASS(g->sizeclass), label);
 		}
-		region(sink, g->mem, end, MU_GROUP_OF_CLASS(g->sizeclass), label);
-		g->resident_bytes = resident_bytes(t, MD_PAGE_UP(g->mem), MD_PAGE_DOWN(end));
 		if (g->maplen && g->freeable) {
 			w->release_bytes += resident_bytes(t, g->mem, end);
 		} else {
 			w->kept_bytes += g->resident_bytes;
 		}
 	}
+	if (run_end > run_start)
+		region(sink, run_start, run_end, -1, "musl mmapped groups");
 	for (size_t i = 0; i < w->n_groups; i++)
 		if (w->groups[i].valid)
 			w->lazy_candidate_bytes += w->groups[i].lazy_candidate_bytes;

@@ -97,11 +97,19 @@ struct tc_walk {
 	uint64_t thread_caches, thread_caches_mapped, free_objects, bad_objects;
 	unsigned findings;
 	bool counters_match;
+	struct ctx *deferred; /* what tc_walk_run read, until tc_walk_finish emits it */
 };
 
 struct md_error *tc_locate(struct md_target *t, struct tc_roots *r);
 bool tc_quiescent(struct md_target *t, const struct tc_roots *r, char *why, size_t why_len);
+/* In the pause: read and check every structure (findings go to sink at once). What needs no
+ * stopped target is left in w->deferred. */
 struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, struct md_sink *sink,
 			     bool inconsistent, struct tc_walk *w);
+/* After the pause (or right after tc_walk_run): spans, regions and the counter checks into sink;
+ * reads no target memory. Nothing to do when tc_walk_run failed. */
+void tc_walk_finish(struct md_sink *sink, struct tc_walk *w);
+/* Frees what a walk that was not finished left. */
+void tc_walk_deinit(struct tc_walk *w);
 
 #endif

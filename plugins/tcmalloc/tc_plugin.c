@@ -82,7 +82,17 @@ static bool tc_quiescent_cb(void *state, struct md_target *t, char *why, size_t 
 static struct md_error *tc_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)
 {
 	struct tc_state *s = state;
+	tc_walk_deinit(&s->walk);
 	return tc_walk_run(t, &s->roots, sink, inconsistent, &s->walk);
+}
+
+/* After the pause: the spans of what the walk read (target memory is not touched). */
+static struct md_error *tc_finish_cb(void *state, struct md_target *t, struct md_sink *sink)
+{
+	(void)t;
+	struct tc_state *s = state;
+	tc_walk_finish(sink, &s->walk);
+	return NULL;
 }
 
 /* docs/json.md: "dwarf", "symtab" or "heuristic"; .dynsym and .symtab are both symbol tables. */
@@ -176,7 +186,10 @@ static struct md_error *tc_report(void *state, const struct md_sink *sink, struc
 
 static void tc_close(void *state)
 {
-	free(state);
+	struct tc_state *s = state;
+	if (s)
+		tc_walk_deinit(&s->walk);
+	free(s);
 }
 
 static const struct md_plugin tcmalloc_plugin = {
@@ -189,6 +202,7 @@ static const struct md_plugin tcmalloc_plugin = {
 	.walk = tc_walk_cb,
 	.report = tc_report,
 	.close = tc_close,
+	.finish = tc_finish_cb,
 };
 
 const struct md_plugin *md_plugin_entry(void)

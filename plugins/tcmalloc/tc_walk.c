@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tc.h"
+#include "read_ahead.h"
 
 #define MAX_FINDINGS 64
 #define MAX_SPANS (1u << 24)
@@ -23,7 +24,9 @@ enum obj_kind { OBJ_CENTRAL = 1, OBJ_TRANSFER = 2, OBJ_THREAD = 3 };
 
 struct span_rec {
 	uint64_t addr, ptr, objects;
+	uint64_t next; /* Span::next, read with the span */
 	uint32_t pages, refcount;
+	uint32_t link_first, nlinks; /* its entries in the link index */
 	uint32_t chain; /* objects on its free list, when followed while streaming (chained) */
 	uint8_t cl, loc;
 	bool chained;
@@ -70,6 +73,8 @@ struct ctx {
 	uint64_t size[TC_MAX_CLASSES], pages[TC_MAX_CLASSES], move[TC_MAX_CLASSES];
 	struct span_rec *spans;
 	size_t nspans, capspans;
+	uint32_t *page_span; /* TC_PAGE page of [page_lo, ...) -> span index + 1 (0: none); NULL: search */
+	uint64_t page_lo, page_n;
 	uint64_t *byptr; /* span pointers, sorted, low bits unused: index kept in a parallel array */
 	uint32_t *byptr_idx;
 	uint64_t *objs; /* object address | kind (objects are 8-aligned) */
@@ -79,6 +84,8 @@ struct ctx {
 	struct range *meta;
 	size_t nmeta, capmeta;
 	uint8_t *tail; /* PageHeap from TC_PH_TAIL to its end */
+	uint8_t *cfl;  /* the central free lists' bytes, TC_CFL_SIZE per class */
+	bool cfl_ok[TC_MAX_CLASSES];
 	struct cursor *cur; /* transfer-slot chains and thread-cache lists */
 	size_t ncur, capcur;
 	struct link *links; /* sorted by address: objects whose first word is a free-list link */
@@ -89,7 +96,7 @@ struct ctx {
 	uint64_t ps, pe;
 	uint64_t rls, rle;
 	struct region_acc regions[64];
-	size_t nregions;
+	size_t nregions, last_region;
 };
 
 __attribute__((format(printf, 4, 5))) static void finding(struct ctx *c, enum md_finding_severity sev, uint64_t addr,
@@ -181,6 +188,12 @@ static void add_obj(struct ctx *c, uint64_t addr, enum obj_kind kind)
 /* The span holding addr (spans are sorted by address), or NULL. */
 static const struct span_rec *span_at(const struct ctx *c, uint64_t addr)
 {
+	if (c->page_span) {
+		uint64_t k = (addr - c->page_lo) >> TC_PAGE_SHIFT;
+		if (addr < c->page_lo || k >= c->page_n || !c->page_span[k])
+			return NULL;
+		return &c->spans[c->page_span[k] - 1];
+	}
 	size_t lo = 0, hi = c->nspans;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -311,6 +324,7 @@ static void accept_span(struct ctx *c, uint64_t p, uint64_t ptr, const uint8_t *
 		.addr = addr,
 		.ptr = ptr,
 		.objects = u64_at(sb, TC_SPAN_OBJECTS),
+		.next = u64_at(sb, TC_SPAN_NEXT),
 		.pages = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len),
 		.refcount = bits & 0xffff,
 		.cl = (uint8_t)cl,
@@ -391,6 +405,31 @@ static void scan_leaf(struct ctx *c, uint64_t i1, uint64_t leaf, uint64_t *windo
 	}
 }
 
+/* Every object check asks which span holds an address: a direct table when the spans' address
+ * range is compact enough (at most 4M pages of 8 KiB: 16 MiB), else a binary search. */
+#define MAX_PAGE_TABLE ((uint64_t)1 << 22)
+static void build_page_table(struct ctx *c)
+{
+	if (!c->nspans)
+		return;
+	const struct span_rec *last = &c->spans[c->nspans - 1];
+	uint64_t lo = c->spans[0].addr, hi = last->addr + (uint64_t)last->pages * TC_PAGE;
+	uint64_t n = (hi - lo) >> TC_PAGE_SHIFT;
+	if (n > MAX_PAGE_TABLE || c->nspans >= UINT32_MAX)
+		return;
+	uint32_t *tab = calloc(n ? n : 1, sizeof(*tab));
+	if (!tab)
+		return;
+	for (size_t i = 0; i < c->nspans; i++) {
+		uint64_t k = (c->spans[i].addr - lo) >> TC_PAGE_SHIFT;
+		for (uint64_t j = 0; j < c->spans[i].pages && k + j < n; j++)
+			tab[k + j] = (uint32_t)(i + 1);
+	}
+	c->page_span = tab;
+	c->page_lo = lo;
+	c->page_n = n;
+}
+
 static struct md_error *scan_pagemap(struct ctx *c)
 {
 	uint64_t *window = malloc(WINDOW);
@@ -436,6 +475,7 @@ static struct md_error *scan_pagemap(struct ctx *c)
 			finding(c, MD_FINDING_CORRUPT, c->byptr[i], "Span 0x%" PRIx64 " is the start of two spans", c->byptr[i]);
 	}
 	free(pairs);
+	build_page_table(c);
 	return NULL;
 }
 
@@ -470,10 +510,7 @@ static void walk_free_lists(struct ctx *c)
 					c->w->list_returned_pages += s->pages;
 				else
 					c->w->list_normal_pages += s->pages;
-				uint64_t next;
-				if (!rd(c, x + TC_SPAN_NEXT, &next, 8, "span"))
-					break;
-				x = next;
+				x = s->next;
 			}
 		}
 	}
@@ -534,12 +571,14 @@ static void walk_large_set(struct ctx *c, uint64_t set, bool returned)
 /* ---- central free lists and transfer caches ------------------------------------------------ */
 
 #define MAX_LINKS (1u << 22) /* 64 MiB of links at most: beyond, free-list links are read */
-#define STREAM_WINDOW (1u << 20)
+#define STREAM_WINDOW RA_WINDOW_MAX
 
-/* The first word of object o: from the link index, else read. */
+/* The first word of object o: from the link index (the entries of o's span), else read. */
 static bool next_of(struct ctx *c, uint64_t o, uint64_t *next_ret)
 {
-	size_t lo = 0, hi = c->nlinks;
+	const struct span_rec *s = span_at(c, o);
+	size_t lo = s ? s->link_first : 0, hi = s ? (size_t)s->link_first + s->nlinks : 0;
+	size_t end = hi;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (c->links[mid].addr < o)
@@ -547,11 +586,17 @@ static bool next_of(struct ctx *c, uint64_t o, uint64_t *next_ret)
 		else
 			hi = mid;
 	}
-	if (lo < c->nlinks && c->links[lo].addr == o) {
+	if (lo < end && c->links[lo].addr == o) {
 		*next_ret = c->links[lo].next;
 		return true;
 	}
-	return rd(c, o, next_ret, 8, "free object");
+	/* Mostly the NULL that ends a list: a probe, not a 256 KiB cache block for 8 bytes. */
+	struct md_error *err = md_target_read_probe(c->t, o, next_ret, 8);
+	if (!err)
+		return true;
+	finding(c, MD_FINDING_CORRUPT, o, "free object at 0x%" PRIx64 " cannot be read: %s", o, err->message);
+	md_error_destroy(err);
+	return false;
 }
 
 static void walk_span_chain(struct ctx *c, struct span_rec *s, const uint8_t *data);
@@ -561,6 +606,7 @@ static void index_span(struct ctx *c, struct span_rec *s, const uint8_t *data, u
 	uint64_t sz = c->size[s->cl], n = (uint64_t)s->pages * TC_PAGE / sz;
 	if (s->objects)
 		walk_span_chain(c, s, data);
+	s->link_first = (uint32_t)c->nlinks;
 	for (uint64_t k = 0; k < n && c->nlinks < MAX_LINKS; k++) {
 		uint64_t w = u64_at(data, (size_t)(k * sz));
 		if (!w || (w & 7) || w < lo || w >= hi || !object_ok(c, w, s->cl, NULL))
@@ -568,45 +614,68 @@ static void index_span(struct ctx *c, struct span_rec *s, const uint8_t *data, u
 		if (!grow((void **)&c->links, &c->caplinks, c->nlinks, sizeof(*c->links)))
 			return;
 		c->links[c->nlinks++] = (struct link){s->addr + k * sz, w};
+		s->nlinks++;
 	}
 }
 
-/* Stream every small in-use span once, in address order, in windows of 1 MiB or more (page-
- * aligned reads that large bypass the read cache). */
+/* The windows that hold every small in-use span once, in address order: about STREAM_WINDOW
+ * each, ending at the end of the last span that fits (a span that starts a window is read
+ * whole), never past the span's mapping. NULL when there is none or no memory. */
+static struct ra_window *plan_windows(struct ctx *c, size_t *n_ret)
+{
+	struct ra_window *win = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t limit = 0;
+	for (size_t i = 0; i < c->nspans; i++) {
+		const struct span_rec *s = &c->spans[i];
+		uint64_t end = s->addr + (uint64_t)s->pages * TC_PAGE;
+		if (s->loc != TC_IN_USE || !s->cl)
+			continue;
+		if (n && s->addr >= win[n - 1].hi && end <= limit) {
+			win[n - 1].hi = end;
+			win[n - 1].end = i + 1;
+			continue;
+		}
+		const struct md_mapping *m = md_target_find_mapping(c->t, s->addr);
+		if (!m || end > m->end || end - s->addr > RA_WINDOW_MAX)
+			continue; /* not indexed: its free list is followed by reads (next_of) */
+		if (!grow((void **)&win, &cap, n, sizeof(*win))) {
+			free(win);
+			return NULL;
+		}
+		limit = s->addr + STREAM_WINDOW < m->end ? s->addr + STREAM_WINDOW : m->end;
+		if (limit < end)
+			limit = end;
+		win[n++] = (struct ra_window){ .lo = s->addr, .hi = end, .first = i, .end = i + 1 };
+	}
+	*n_ret = n;
+	return win;
+}
+
+/* Stream every small in-use span once (plugins/common/read_ahead.c reads the windows ahead on
+ * its own thread): following a free list is then a lookup in the link index, not a read of a
+ * random block. */
 static void index_links(struct ctx *c)
 {
 	if (!c->nspans)
 		return;
 	uint64_t lo = c->spans[0].addr;
 	uint64_t hi = c->spans[c->nspans - 1].addr + (uint64_t)c->spans[c->nspans - 1].pages * TC_PAGE;
-	size_t cap = STREAM_WINDOW + TC_MAX_PAGES * TC_PAGE;
-	uint8_t *win = malloc(cap);
-	if (!win)
-		return;
-	uint64_t wlo = 0, whi = 0;
-	for (size_t i = 0; i < c->nspans && c->nlinks < MAX_LINKS; i++) {
-		struct span_rec *s = &c->spans[i];
-		uint64_t end = s->addr + (uint64_t)s->pages * TC_PAGE;
-		if (s->loc != TC_IN_USE || !s->cl)
-			continue;
-		if (s->addr < wlo || end > whi) {
-			const struct md_mapping *m = md_target_find_mapping(c->t, s->addr);
-			if (!m || end > m->end)
+	size_t nwin = 0;
+	struct ra_window *win = plan_windows(c, &nwin);
+	struct ra_stream *st = win ? ra_start(c->t, win, nwin) : NULL;
+	for (size_t k = 0; st && k < nwin && c->nlinks < MAX_LINKS; k++) {
+		const uint64_t *bad;
+		const uint8_t *data = ra_get(st, k, &bad);
+		for (size_t i = win[k].first; i < win[k].end && c->nlinks < MAX_LINKS; i++) {
+			struct span_rec *s = &c->spans[i];
+			uint64_t off = s->addr - win[k].lo, len = (uint64_t)s->pages * TC_PAGE;
+			if (s->loc != TC_IN_USE || !s->cl || ra_pages_bad(bad, off, off + len))
 				continue;
-			wlo = s->addr;
-			whi = wlo + STREAM_WINDOW < m->end ? wlo + STREAM_WINDOW : m->end;
-			if (whi < end)
-				whi = end;
-			if (!rd_quiet(c, wlo, win, (size_t)(whi - wlo))) {
-				whi = end;
-				if (!rd_quiet(c, wlo, win, (size_t)(whi - wlo))) {
-					wlo = whi = 0;
-					continue;
-				}
-			}
+			index_span(c, s, data + off, lo, hi);
 		}
-		index_span(c, s, win + (s->addr - wlo), lo, hi);
 	}
+	ra_finish(st);
 	free(win);
 }
 
@@ -702,19 +771,6 @@ static void run_cursors(struct ctx *c, uint64_t *cache_bytes)
 			cursor_step(c, &c->cur[i], cache_bytes);
 }
 
-/* A central list's span; they are taken in address order, so that the reads the link index
- * leaves (the NULL at each list's end) hit the read cache. */
-struct central_span {
-	const struct span_rec *span;
-	unsigned cl;
-};
-
-static int cmp_central_span(const void *a, const void *b)
-{
-	const struct central_span *x = a, *y = b;
-	return x->span->addr < y->span->addr ? -1 : x->span->addr > y->span->addr;
-}
-
 /* A span's own free list (the central cache's objects), inside the span: from the streamed
  * bytes (data) when given, else through next_of. */
 static uint64_t follow_span_list(struct ctx *c, const struct span_rec *s, const uint8_t *data)
@@ -745,16 +801,15 @@ static void walk_span_chain(struct ctx *c, struct span_rec *s, const uint8_t *da
 	s->chained = true;
 }
 
+/* In the pause: every central free list's bytes (kept for walk_central_lists), tcmalloc's
+ * central and transfer figures, the transfer slots as cursors, and the free lists of the small
+ * spans the link index did not stream (read, in address order). */
 static void walk_central(struct ctx *c)
 {
-	struct central_span *todo = NULL;
-	size_t ntodo = 0, captodo = 0;
-	uint64_t counters[TC_MAX_CLASSES] = {0}, objects[TC_MAX_CLASSES] = {0};
-	bool listed[TC_MAX_CLASSES] = {false};
 	for (unsigned cl = 1; cl < c->ncl; cl++) {
 		uint64_t base = c->r->central + (uint64_t)cl * TC_CFL_STRIDE;
-		uint8_t b[TC_CFL_SIZE];
-		if (!rd(c, base, b, sizeof(b), "central free list"))
+		uint8_t *b = c->cfl + (size_t)cl * TC_CFL_SIZE;
+		if (!rd(c, base, b, TC_CFL_SIZE, "central free list"))
 			continue;
 		uint64_t num_spans = u64_at(b, TC_CFL_NUM_SPANS), counter = u64_at(b, TC_CFL_COUNTER);
 		int32_t used = (int32_t)u32_at(b, TC_CFL_USED_SLOTS);
@@ -767,21 +822,7 @@ static void walk_central(struct ctx *c)
 				u64_at(b, TC_CFL_SIZE_CLASS));
 			continue;
 		}
-		counters[cl] = counter;
-		listed[cl] = true;
-		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT);
-		for (uint64_t steps = 0; x != head; steps++) {
-			const struct span_rec *s = span_by_ptr(c, x);
-			if (!s || steps > num_spans || steps > c->nspans || s->loc != TC_IN_USE || s->cl != cl) {
-				finding(c, MD_FINDING_CORRUPT, x,
-					"central free list %u: non-empty list reaches 0x%" PRIx64 ", not a span of the class", cl, x);
-				break;
-			}
-			if (grow((void **)&todo, &captodo, ntodo, sizeof(*todo)))
-				todo[ntodo++] = (struct central_span){s, cl};
-			if (!rd(c, x + TC_SPAN_NEXT, &x, 8, "span"))
-				break;
-		}
+		c->cfl_ok[cl] = true;
 		if (used < 0 || used > TC_CFL_NSLOTS) {
 			finding(c, MD_FINDING_CORRUPT, base, "transfer cache %u has %d used slots of %d", cl, used, TC_CFL_NSLOTS);
 			continue;
@@ -790,18 +831,40 @@ static void walk_central(struct ctx *c)
 			add_cursor(c, u64_at(b, TC_CFL_SLOTS + 16 * (size_t)slot), (uint32_t)c->move[cl], cl, OBJ_TRANSFER,
 				   (uint64_t)slot, 0);
 	}
-	if (todo) {
-		qsort(todo, ntodo, sizeof(*todo), cmp_central_span);
-		for (size_t i = 0; i < ntodo; i++)
-			objects[todo[i].cl] += todo[i].span->chained ? todo[i].span->chain
-								       : follow_span_list(c, todo[i].span, NULL);
+	/* A span's own free list holds the central cache's objects (the stream followed them). */
+	for (size_t i = 0; i < c->nspans; i++) {
+		struct span_rec *s = &c->spans[i];
+		if (s->loc == TC_IN_USE && s->cl && s->objects && !s->chained)
+			walk_span_chain(c, s, NULL);
 	}
-	free(todo);
-	for (unsigned cl = 1; cl < c->ncl; cl++)
-		if (listed[cl] && objects[cl] != counters[cl])
-			finding(c, MD_FINDING_WARNING, c->r->central + (uint64_t)cl * TC_CFL_STRIDE,
-				"central free list %u: %" PRIu64 " free objects in its spans, counter_ says %" PRIu64, cl,
-				objects[cl], counters[cl]);
+}
+
+/* After the pause, from the bytes kept: each class's non-empty span list against the spans of
+ * the page map, and its free objects against counter_. */
+static void walk_central_lists(struct ctx *c)
+{
+	for (unsigned cl = 1; cl < c->ncl; cl++) {
+		if (!c->cfl_ok[cl])
+			continue;
+		uint64_t base = c->r->central + (uint64_t)cl * TC_CFL_STRIDE;
+		const uint8_t *b = c->cfl + (size_t)cl * TC_CFL_SIZE;
+		uint64_t num_spans = u64_at(b, TC_CFL_NUM_SPANS), counter = u64_at(b, TC_CFL_COUNTER), objects = 0;
+		uint64_t head = base + TC_CFL_NONEMPTY, x = u64_at(b, TC_CFL_NONEMPTY + TC_SPAN_NEXT);
+		for (uint64_t steps = 0; x != head; steps++) {
+			const struct span_rec *s = span_by_ptr(c, x);
+			if (!s || steps > num_spans || steps > c->nspans || s->loc != TC_IN_USE || s->cl != cl) {
+				finding(c, MD_FINDING_CORRUPT, x,
+					"central free list %u: non-empty list reaches 0x%" PRIx64 ", not a span of the class", cl, x);
+				break;
+			}
+			objects += s->chain;
+			x = s->next;
+		}
+		if (objects != counter)
+			finding(c, MD_FINDING_WARNING, base,
+				"central free list %u: %" PRIu64 " free objects in its spans, counter_ says %" PRIu64, cl, objects,
+				counter);
+	}
 }
 
 /* ---- thread caches -------------------------------------------------------------------------- */
@@ -892,6 +955,15 @@ static void map_threads(struct ctx *c, const uint64_t *caches, size_t ncaches)
 
 static void note_region(struct ctx *c, uint64_t start, uint64_t end)
 {
+	/* Spans come in address order: mostly inside the region noted last. */
+	struct region_acc *last = c->nregions ? &c->regions[c->last_region] : NULL;
+	if (last && start >= last->m->start && end <= last->m->end) {
+		if (start < last->lo)
+			last->lo = start;
+		if (end > last->hi)
+			last->hi = end;
+		return;
+	}
 	const struct md_mapping *m = md_target_find_mapping(c->t, start);
 	if (!m)
 		return;
@@ -901,10 +973,13 @@ static void note_region(struct ctx *c, uint64_t start, uint64_t end)
 				c->regions[i].lo = start;
 			if (end > c->regions[i].hi)
 				c->regions[i].hi = end < m->end ? end : m->end;
+			c->last_region = i;
 			return;
 		}
-	if (c->nregions < sizeof(c->regions) / sizeof(c->regions[0]))
+	if (c->nregions < sizeof(c->regions) / sizeof(c->regions[0])) {
+		c->last_region = c->nregions;
 		c->regions[c->nregions++] = (struct region_acc){m, start, end < m->end ? end : m->end};
+	}
 }
 
 static void flush(struct ctx *c)
@@ -987,10 +1062,48 @@ static uint64_t resident_bytes(struct ctx *c, uint64_t start, uint64_t end)
 	return n;
 }
 
+/* Sort tagged object addresses by address (the tag in the low 3 bits is not a key): an LSD radix
+ * sort, 11 bits a pass over the bits above the tag up to the highest one set (4 passes for
+ * user-space addresses); qsort when the scratch array cannot be had. */
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+static void sort_objects(uint64_t *v, size_t n)
+{
+	enum { BITS = 11, BUCKETS = 1 << BITS };
+	uint64_t *tmp = n > 4096 ? malloc(n * sizeof(*tmp)) : NULL;
+	if (!tmp) {
+		if (n)
+			qsort(v, n, sizeof(*v), cmp_u64);
+		return;
+	}
+	uint64_t any = 0;
+	for (size_t i = 0; i < n; i++)
+		any |= v[i];
+	size_t count[BUCKETS];
+	uint64_t *src = v, *dst = tmp;
+	for (unsigned shift = 3; shift < 64 && (any >> shift); shift += BITS) {
+		memset(count, 0, sizeof(count));
+		for (size_t i = 0; i < n; i++)
+			count[(src[i] >> shift) & (BUCKETS - 1)]++;
+		size_t sum = 0;
+		for (size_t b = 0; b < BUCKETS; b++) {
+			size_t k = count[b];
+			count[b] = sum;
+			sum += k;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i] >> shift) & (BUCKETS - 1)]++] = src[i];
+		uint64_t *x = src;
+		src = dst;
+		dst = x;
+	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
+	free(tmp);
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -1002,8 +1115,7 @@ static int cmp_range(const void *a, const void *b)
 static void emit_all(struct ctx *c)
 {
 	/* Free objects in address order; one object on two lists is a broken heap. */
-	if (c->nobjs) /* qsort(NULL, 0) is undefined */
-		qsort(c->objs, c->nobjs, sizeof(*c->objs), cmp_u64);
+	sort_objects(c->objs, c->nobjs);
 	size_t kept = 0;
 	for (size_t i = 0; i < c->nobjs; i++) {
 		if (kept && (c->objs[kept - 1] & ~(uint64_t)7) == (c->objs[i] & ~(uint64_t)7)) {
@@ -1068,6 +1180,8 @@ static void emit_all(struct ctx *c)
 
 /* ---- the walk ---------------------------------------------------------------------------- */
 
+static void free_ctx(struct ctx *c);
+
 struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, struct md_sink *sink, bool inconsistent,
 			     struct tc_walk *w)
 {
@@ -1093,7 +1207,8 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	if ((err = read_sizemap(c)))
 		goto out;
 	c->tail = malloc(TC_PH_SIZE - TC_PH_TAIL);
-	if (!c->tail) {
+	c->cfl = malloc((size_t)TC_MAX_CLASSES * TC_CFL_SIZE);
+	if (!c->tail || !c->cfl) {
 		err = &md_error_nomem;
 		goto out;
 	}
@@ -1128,6 +1243,25 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	const struct tc_stats *st = &w->st;
 	w->st.current_allocated = st->system_bytes - st->thread_bytes - st->central_bytes - st->transfer_bytes -
 				  st->free_bytes - st->unmapped_bytes;
+	/* Everything is read: the rest (ordering the free objects, the spans, the counter checks)
+	 * needs no stopped target and is done by tc_walk_finish, after the pause. */
+	w->deferred = c;
+	return NULL;
+out:
+	free_ctx(c);
+	return err;
+}
+
+void tc_walk_finish(struct md_sink *sink, struct tc_walk *w)
+{
+	struct ctx *c = w->deferred;
+	if (!c)
+		return;
+	w->deferred = NULL;
+	c->sink = sink;
+	const struct tc_roots *r = c->r;
+	const struct tc_stats *st = &w->st;
+	walk_central_lists(c);
 	emit_all(c);
 	/* The walk against tcmalloc's own counters. */
 	w->counters_match = true;
@@ -1150,15 +1284,28 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	if (w->live_bytes != st->current_allocated)
 		w->counters_match = false;
 	w->done = true;
-out:
+	free_ctx(c);
+}
+
+void tc_walk_deinit(struct tc_walk *w)
+{
+	free_ctx(w->deferred);
+	w->deferred = NULL;
+}
+
+static void free_ctx(struct ctx *c)
+{
+	if (!c)
+		return;
 	free(c->spans);
 	free(c->byptr);
+	free(c->page_span);
 	free(c->byptr_idx);
 	free(c->objs);
 	free(c->meta);
 	free(c->tail);
+	free(c->cfl);
 	free(c->cur);
 	free(c->links);
 	free(c);
-	return err;
 }

@@ -8,14 +8,16 @@
  * objects, 3/4 freed: the panel program), or a
  * damage mode (see corrupt()) applied after the truth is printed: "bad_addr 0x..." names the
  * address the finding must carry.
+ * SIGUSR1 -> Rss before, MallocExtension_ReleaseFreeMemory(), Rss after (smaps_rollup):
+ *            "release_drop_bytes N" (the release "on a signal" of issue 15; see wait_loop()).
  * Commands on stdin:
- *   release -> Rss before, MallocExtension_ReleaseFreeMemory(), Rss after (smaps_rollup):
- *              "release_drop_bytes N"
  *   quit    -> _exit(0)
  * Nothing allocates after the truth is measured: workers block in read(), output goes through
  * md_say (write(2) from a static buffer). */
 #include <dlfcn.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +38,9 @@ static void **million;
 static unsigned n_small = N_SMALL, n_large = N_LARGE; /* "small": 1/40 of it, for the fuzz seed */
 static pthread_barrier_t built;
 static int block_pipe[2]; /* never written: workers park in read() keeping their thread caches */
+
+static volatile sig_atomic_t release_requested;
+static sigset_t wait_mask; /* the main thread's mask while it waits: SIGUSR1 let in */
 
 static int (*get_property)(const char *, size_t *);
 static void (*release_free)(void);
@@ -215,8 +220,50 @@ static void corrupt(const char *mode)
 	md_say("bad_addr 0x%llx\n", (unsigned long long)bad);
 }
 
+/* The handler only sets a flag: ReleaseFreeMemory() takes tcmalloc's page-heap lock and
+ * md_proc_field() uses a static buffer, neither is async-signal-safe. */
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	release_requested = 1;
+}
+
+/* SIGUSR1 is blocked in every thread (set before the workers exist, they inherit it) except in
+ * the main thread's ppoll(), which lets it in atomically: the handler runs there, ppoll()
+ * returns EINTR and the flag is seen at once, with no window where a signal set it just after
+ * the check and the wait then sleeps on. Nothing here allocates. */
+static void wait_loop(void)
+{
+	char cmd[64];
+	for (;;) {
+		if (release_requested) {
+			release_requested = 0;
+			unsigned long long before = md_proc_field("/proc/self/smaps_rollup", "Rss");
+			release_free();
+			unsigned long long after = md_proc_field("/proc/self/smaps_rollup", "Rss");
+			md_say("release_drop_bytes %lld\n", (long long)before - (long long)after);
+		}
+		struct pollfd in = { .fd = 0, .events = POLLIN };
+		if (ppoll(&in, 1, NULL, &wait_mask) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("ppoll");
+		}
+		if (!md_read_command(cmd, sizeof(cmd)) || strcmp(cmd, "quit") == 0)
+			_exit(0);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	sigemptyset(&sa.sa_mask);
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigprocmask(SIG_BLOCK, &usr1, &wait_mask) < 0)
+		die("sigaction");
+	sigdelset(&wait_mask, SIGUSR1);
 	const char *mode = argc > 1 ? argv[1] : "heap";
 	get_property = MallocExtension_GetNumericProperty;
 	release_free = MallocExtension_ReleaseFreeMemory;
@@ -264,16 +311,5 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "heap") != 0 && strcmp(mode, "million") != 0 && strcmp(mode, "small") != 0)
 		corrupt(mode);
 	md_say("ready\n");
-	char cmd[64];
-	while (md_read_command(cmd, sizeof(cmd))) {
-		if (strcmp(cmd, "release") == 0) {
-			unsigned long long before = md_proc_field("/proc/self/smaps_rollup", "Rss");
-			release_free();
-			unsigned long long after = md_proc_field("/proc/self/smaps_rollup", "Rss");
-			md_say("release_drop_bytes %lld\n", (long long)before - (long long)after);
-		} else if (strcmp(cmd, "quit") == 0) {
-			_exit(0);
-		}
-	}
-	_exit(0);
+	wait_loop();
 }
