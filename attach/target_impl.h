@@ -15,6 +15,9 @@ struct md_target_ops {
 	struct md_error *(*backtrace)(struct md_target *t, const struct md_thread *thread,
 				      uint64_t *pcs, size_t max, size_t *n_ret);
 	void (*destroy_impl)(struct md_target *t);
+	/* Optional: [addr, addr+len) in place, the caller has checked mapping and residency;
+	 * NULL when those bytes are not held contiguously (see md_target_view). */
+	const uint8_t *(*view)(struct md_target *t, uint64_t addr, size_t len);
 };
 
 #define MD_READ_CACHE_BLOCK (256 * 1024)

@@ -497,6 +497,12 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 		note_dropped_findings(r);
 	if (!err)
 		err = md_find_unanalysed(t, r);
+	/* Whatever the walks made of it, a core that shrank under us gave zeros for what it lost. */
+	if (md_core_shrunk(t)) {
+		md_error_destroy(err);
+		err = md_error_create(MD_ERR_BAD_FILE, "%s: the core file shrank while it was read: no report from a core that changed under us",
+				      path);
+	}
 	close_plugins(ap, n_ap);
 	md_target_destroy(t);
 	md_core_info_deinit(&info);
