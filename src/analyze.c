@@ -434,9 +434,6 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 	double t0 = now_ms();
 	memset(a, 0, sizeof(*a));
 	md_report_init(&a->report);
-	struct md_report *r = &a->report;
-	r->target.source = "core";
-
 	struct md_core_options copts = {
 		.debuginfo_disabled = opts->debuginfo_disabled,
 		.exe = opts->exe,
@@ -445,9 +442,24 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 	struct md_target *t = NULL;
 	struct md_core_info info;
 	struct md_error *err = md_core_open(path, &copts, &t, &info);
-	if (err)
+	if (err) {
+		a->report.target.source = "core";
 		return err;
+	}
+	return md_analyze_core_target(path, t, &info, t0, opts, a);
+}
+
+struct md_error *md_analyze_core_target(const char *path, struct md_target *t, struct md_core_info *info_in,
+					double t0, const struct md_analyze_options *opts, struct md_analysis *a)
+{
+	if (t0 <= 0)
+		t0 = now_ms();
+	struct md_core_info info = *info_in;
+	memset(info_in, 0, sizeof(*info_in));
+	struct md_report *r = &a->report;
+	r->target.source = "core";
 	r->target.pid = info.pid;
+	struct md_error *err;
 
 	struct active_plugin *ap = NULL;
 	size_t n_ap = 0;
