@@ -1155,8 +1155,8 @@ static bool dumped_page_is_zero(const struct core_src *src, struct md_coremap_to
 	return src_read(src, off, page, MD_PAGE_SIZE) && page_is_zero(page);
 }
 
-/* Looking at every dumped page of a core without holes is a pass over the whole file: it is
- * cut into chunks that every core takes from (gdb gcore cores, issue 21). */
+/* Looking at every dumped page of a core without holes (gdb gcore) is a pass over the whole
+ * file: it is cut into chunks, taken in turn by one thread per CPU (issue 21). */
 #define ZERO_CHECK 0xffu /* page bits until zero_scan has looked: a whole dumped page */
 #define SCAN_CHUNK_PAGES 2048u
 #define SCAN_MAX_THREADS 4
@@ -1205,6 +1205,10 @@ static void *zero_scan_run(void *arg)
 			uint64_t addr = k->m->start + p * MD_PAGE_SIZE;
 			if (!s || addr < s->vaddr || addr - s->vaddr >= s->filesz)
 				s = seg_at(z->c, addr); /* one that holds the page: residency_from_core saw it */
+			if (!s) {
+				k->m->pages[p] = MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE | MD_PAGE_UNKNOWN;
+				continue;
+			}
 			bool is_zero = dumped_page_is_zero(&z->c->src, &touched, s->offset + (addr - s->vaddr));
 			k->m->pages[p] = is_zero ? MD_PAGE_UNKNOWN : MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE | MD_PAGE_UNKNOWN;
 			zero += is_zero;
@@ -1320,7 +1324,9 @@ static struct md_error *residency_from_core(struct core *c, struct map_list *l, 
 	}
 	if (!err && z.n) {
 		info->zero_dumped_pages += zero_scan(&z);
-		if (md_coremap_shrunk(&c->src.map))
+		if (md_live_interrupted)
+			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+		else if (md_coremap_shrunk(&c->src.map))
 			err = bad("the core file shrank while it was read");
 	}
 	free(z.chunks);

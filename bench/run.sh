@@ -129,5 +129,8 @@ busy_restops=$(echo "$busy" | awk '{s+=$4} END {print s}')
 		printf "| 8 | %d of %d | %.1f ms | %.1f ms | %.1f ms | %.2f× | %.0f | %d | ≥ 19 of 20 consistent, pause ≤ 2× idle |\n",
 			ok, n, i, b, m, (i > 0 ? b / i : 0), l, r }'
 } >> "$tmp"
+
+# Cores (issue 21): bench/cores.sh prints its section.
+bench/cores.sh >> "$tmp"
 mv "$tmp" "$out"
 cat "$out"
