@@ -94,6 +94,8 @@ struct core {
 	struct thread_frames *frames; /* parallel to the target's threads, once unwound */
 
 	struct md_coremap_touched view_touched; /* what md_target_view handed out */
+	struct md_coremap_ahead *ahead;         /* reads ahead of the views, once one was asked */
+	bool ahead_tried;
 
 	struct core_seg *segs; /* sorted by vaddr */
 	size_t n_segs;
@@ -1670,6 +1672,11 @@ static const uint8_t *core_view(struct md_target *t, uint64_t addr, size_t len)
 	if (off > map->size || len > map->size - off)
 		return NULL;
 	md_coremap_touch(map, &c->view_touched, off, len);
+	if (!c->ahead_tried) {
+		c->ahead_tried = true;
+		c->ahead = md_coremap_ahead_create(map);
+	}
+	md_coremap_ahead_at(c->ahead, off + len, s->offset + s->filesz);
 	return map->base + off;
 }
 
@@ -1850,6 +1857,7 @@ static void core_destroy_impl(struct md_target *t)
 		elf_end(c->unwind_elf);
 	if (c->elf)
 		elf_end(c->elf);
+	md_coremap_ahead_destroy(c->ahead);
 	md_coremap_deinit(&c->src.map);
 	if (c->src.fd >= 0)
 		close(c->src.fd);

@@ -22,10 +22,13 @@
  * read back every MD_COREMAP_RESIDENT_BUDGET bytes, so our RSS stays bounded by that, not by
  * the size of the core. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "coremap.h"
 #include "memdissect/target.h"
@@ -171,4 +174,111 @@ void md_coremap_touch(const struct md_coremap *m, struct md_coremap_touched *tou
 		madvise(base + b, (size_t)(hi - b), MADV_DONTNEED);
 	touched->lo = off;
 	touched->hi = end;
+}
+
+/* ---- reading ahead ---- */
+
+#define AHEAD_STEP (256u * 1024u) /* the helper looks for a new goal this often */
+
+struct md_coremap_ahead {
+	const struct md_coremap *m;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t pos, goal; /* read [pos, goal) next */
+	uint64_t generation; /* bumped when the reader jumps: a step in flight does not move pos */
+	bool stop;
+};
+
+/* One load per cache line: the page gets mapped, the line comes into the cache. */
+static void read_lines(const uint8_t *p, size_t len)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < len; i += 64)
+		sum += *(const volatile uint8_t *)(p + i);
+	__asm__ volatile("" : : "r"(sum));
+}
+
+static void *ahead_main(void *arg)
+{
+	struct md_coremap_ahead *a = arg;
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (!a->stop && a->pos >= a->goal)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->stop)
+			break;
+		uint64_t from = a->pos, to = a->goal - a->pos > AHEAD_STEP ? a->pos + AHEAD_STEP : a->goal;
+		uint64_t gen = a->generation;
+		pthread_mutex_unlock(&a->mu);
+		if (!md_coremap_shrunk(a->m))
+			read_lines(a->m->base + from, (size_t)(to - from));
+		pthread_mutex_lock(&a->mu);
+		if (a->generation == gen && a->pos < to)
+			a->pos = to;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+struct md_coremap_ahead *md_coremap_ahead_create(const struct md_coremap *m)
+{
+	if (!m->base || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return NULL;
+	struct md_coremap_ahead *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->m = m;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	/* Asynchronous signals stay with the main thread; a fault (SIGBUS) is the helper's own. */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&a->thread, NULL, ahead_main, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(&a->cv);
+		pthread_mutex_destroy(&a->mu);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void md_coremap_ahead_at(struct md_coremap_ahead *a, uint64_t off, uint64_t end)
+{
+	if (!a)
+		return;
+	if (end > a->m->size)
+		end = a->m->size;
+	uint64_t goal = end - off > MD_COREMAP_AHEAD ? off + MD_COREMAP_AHEAD : end;
+	if (off >= goal)
+		return;
+	pthread_mutex_lock(&a->mu);
+	if (a->pos < off || a->pos > goal) { /* a jump: start again from the reader */
+		a->pos = off;
+		a->generation++;
+	}
+	bool wake = a->pos >= a->goal;
+	a->goal = goal;
+	if (wake)
+		pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void md_coremap_ahead_destroy(struct md_coremap_ahead *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stop = true;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->thread, NULL);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
 }

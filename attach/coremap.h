@@ -34,6 +34,17 @@ bool md_coremap_copy(const struct md_coremap *m, uint64_t off, void *out, size_t
  * give their page-table entries back (MADV_DONTNEED: the pages stay in the page cache and
  * pointers into the mapping stay valid, a later access maps them again). */
 void md_coremap_touch(const struct md_coremap *m, struct md_coremap_touched *touched, uint64_t off, uint64_t len);
-#define MD_COREMAP_RESIDENT_BUDGET (32ULL << 20)
+#define MD_COREMAP_RESIDENT_BUDGET (16ULL << 20)
+
+/* A helper thread that reads the file a little ahead of one reader going forward (a heap walk
+ * over md_target_view), so that its pages are mapped and its bytes in the shared cache by the
+ * time the walk gets there: the walk then parses at cache speed, not at the speed of memory
+ * and page faults, and both CPUs work. NULL when no thread could be started. */
+struct md_coremap_ahead;
+struct md_coremap_ahead *md_coremap_ahead_create(const struct md_coremap *m);
+/* The reader is at off, going forward; the helper reads up to min(off + MD_COREMAP_AHEAD, end). */
+void md_coremap_ahead_at(struct md_coremap_ahead *a, uint64_t off, uint64_t end);
+void md_coremap_ahead_destroy(struct md_coremap_ahead *a);
+#define MD_COREMAP_AHEAD (8ULL << 20)
 
 #endif

@@ -72,8 +72,8 @@ done
 	echo "the page cache (warmed first); \`memdissect core --json\` wall time and peak RSS (ru_maxrss) from wait4; each pair"
 	echo "run back to back $core_runs times, medians and the median of the pairs' ratios. memdissect maps the core and walks"
 	echo "the heaps in place (attach/coremap.c): ru_maxrss counts the mapped pages of the core it has touched, which are"
-	echo "page cache, not memory of its own; it gives their page-table entries back every 32 MiB, so they add at most"
-	echo "that much, whatever the size of the core."
+	echo "page cache, not memory of its own; it gives their page-table entries back every 16 MiB (and reads at most 8 MiB ahead), so they add"
+	echo "little, whatever the size of the core."
 	[ -n "$core_skips" ] && echo "Not measured here:$core_skips"
 	echo
 	echo "| chunks | core | file | cat (page cache) | memdissect core --json | memdissect / cat | memdissect peak RSS | goal |"
