@@ -1329,7 +1329,7 @@ static struct md_error *residency_from_core(struct core *c, struct map_list *l, 
 		if (md_live_interrupted)
 			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
 		else if (md_coremap_shrunk(&c->src.map))
-			err = bad("the core file shrank while it was read");
+			err = bad("the core file shrank while it was read (or a page of it could not be read)");
 	}
 	free(z.chunks);
 	if (err)

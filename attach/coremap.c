@@ -12,7 +12,8 @@
  * marks it shrunk; the faulting access then reads zeros and the code goes on. The reads of
  * attach/core.c check the mark and fail, and md_analyze_core refuses the report with a clear
  * error: nothing read from a core that changed under us is trusted. A SIGBUS anywhere else goes
- * to the handler that was there before (attach/live.c's detach-and-die, or the default).
+ * to the handler that was there before (attach/live.c's detach-and-die, or the default). A
+ * page the kernel cannot read in (an I/O error) raises SIGBUS too, and is treated alike.
  * Checking the size with fstat before each access would not do: the file can shrink between
  * the check and the access, and a view is read long after it was handed out. sigsetjmp around
  * each copy would not cover the views.

@@ -512,7 +512,7 @@ struct md_error *md_analyze_core_target(const char *path, struct md_target *t, s
 	/* Whatever the walks made of it, a core that shrank under us gave zeros for what it lost. */
 	if (md_core_shrunk(t)) {
 		md_error_destroy(err);
-		err = md_error_create(MD_ERR_BAD_FILE, "%s: the core file shrank while it was read: no report from a core that changed under us",
+		err = md_error_create(MD_ERR_BAD_FILE, "%s: the core file shrank while it was read (or a page of it could not be read): no report from a core that changed under us",
 				      path);
 	}
 	close_plugins(ap, n_ap);
