@@ -226,6 +226,21 @@ static char *dump_core(struct md_test_proc *p, const char *dir)
 
 static const char *const glibc_modes[] = { "kth", "mmap", "threads", "tcache" };
 
+static bool node_equal(struct md_node *a, struct md_node *b, const char *where, bool file_pages, char *diff, size_t len);
+
+/* The mapped core (walked in place) and the same core read with pread (MEMDISSECT_CORE_MMAP=0,
+ * the way before issue 21) give the same report, timings and read counters aside. */
+static void check_pread_equal(const char *core, struct md_node *mapped, const char *what)
+{
+	setenv("MEMDISSECT_CORE_MMAP", "0", 1);
+	struct md_node *pread_report = core_json(core, NULL, NULL);
+	unsetenv("MEMDISSECT_CORE_MMAP");
+	char diff[1024] = "";
+	bool same = node_equal(mapped, pread_report, "report", false, diff, sizeof(diff));
+	ck_assert_msg(same, "%s: the mapped core and pread differ: %s", what, diff);
+	md_node_destroy(pread_report);
+}
+
 START_TEST(test_kernel_core_glibc)
 {
 	setup();
@@ -244,6 +259,8 @@ START_TEST(test_kernel_core_glibc)
 	char *core = dump_core(&p, dir);
 	struct md_node *report = core_json(core, NULL, NULL);
 	check_glibc_truth(report, &p, mode);
+	if (_i == 0)
+		check_pread_equal(core, report, "kernel core");
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.source")), "core");
 	ck_assert_msg(has_note(report, "residency from the core's holes"), "%s: no residency note", mode);
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.residency")), "holes");
@@ -270,6 +287,7 @@ START_TEST(test_kernel_core_glibc)
 		ck_assert_int_eq(run_quiet(cmd), 0);
 		report = core_json(flat, NULL, NULL);
 		check_glibc_truth(report, &p, "core without holes");
+		check_pread_equal(flat, report, "core without holes");
 		ck_assert_msg(has_note(report, "residency unknown"), "a core without holes is not called residency unknown");
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.residency")), "unknown");
 		md_node_destroy(report);
