@@ -255,6 +255,8 @@ void md_coremap_ahead_at(struct md_coremap_ahead *a, uint64_t off, uint64_t end)
 		return;
 	if (end > a->m->size)
 		end = a->m->size;
+	if (off >= end)
+		return;
 	uint64_t goal = end - off > MD_COREMAP_AHEAD ? off + MD_COREMAP_AHEAD : end;
 	if (off >= goal)
 		return;
