@@ -2,8 +2,10 @@
  *
  * The core is hostile input: every offset, size and count is checked against the file before it
  * is used, so a damaged core is refused with one line (MD_ERR_BAD_FILE) and never crashes us.
- * The bytes are read with pread, not mmap: a core that shrinks under us yields short reads,
- * not SIGBUS.
+ * The file is mapped (attach/coremap.c), and the heap walks read it in place through
+ * md_target_view: no copy of the core is made. A core that shrinks under us is caught there
+ * (SIGBUS becomes zeros and a mark), every later read fails, and the report is refused.
+ * Where mapping is not possible the bytes are read with pread.
  *
  * Residency comes from one of three places (docs/cores.md):
  *  - memdissect snapshots carry the pagemap bits and smaps figures taken during the pause
@@ -20,7 +22,10 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "coremap.h"
 #include "target_impl.h"
 
 /* Bounds that keep a hostile core from making us allocate or loop without end. */
@@ -59,11 +65,13 @@ struct file_entry {
 	const char *name; /* in the notes buffer, NUL-terminated there */
 };
 
-/* Where the core's bytes come from: a file descriptor or (fuzzing) a buffer. */
+/* Where the core's bytes come from: a file descriptor, with buf its mapping when it could be
+ * mapped, or (fuzzing) a buffer alone. */
 struct core_src {
 	int fd;
 	const uint8_t *buf;
 	uint64_t size;
+	struct md_coremap map;
 };
 
 struct note_ref {
@@ -84,6 +92,10 @@ struct core {
 	bool unwind_tried;
 	char unwind_error[256];
 	struct thread_frames *frames; /* parallel to the target's threads, once unwound */
+
+	struct md_coremap_touched view_touched; /* what md_target_view handed out */
+	struct md_coremap_ahead *ahead;         /* reads ahead of the views, once one was asked */
+	bool ahead_tried;
 
 	struct core_seg *segs; /* sorted by vaddr */
 	size_t n_segs;
@@ -135,6 +147,8 @@ static bool src_read(const struct core_src *s, uint64_t off, void *out, size_t l
 {
 	if (off > s->size || len > s->size - off)
 		return false;
+	if (s->map.base)
+		return md_coremap_copy(&s->map, off, out, len);
 	if (s->buf) {
 		memcpy(out, s->buf + off, len);
 		return true;
@@ -1130,12 +1144,116 @@ static bool page_is_zero(const uint8_t *p)
 	return memcmp(p, zero, MD_PAGE_SIZE) == 0;
 }
 
+/* In place when the core is mapped: this looks at every dumped page of a core without holes. */
+static bool dumped_page_is_zero(const struct core_src *src, struct md_coremap_touched *touched, uint64_t off)
+{
+	if (src->map.base) {
+		if (off > src->size || MD_PAGE_SIZE > src->size - off)
+			return false;
+		md_coremap_touch(&src->map, touched, off, MD_PAGE_SIZE);
+		return page_is_zero(src->map.base + off) && !md_coremap_shrunk(&src->map);
+	}
+	uint8_t page[MD_PAGE_SIZE];
+	return src_read(src, off, page, MD_PAGE_SIZE) && page_is_zero(page);
+}
+
+/* Looking at every dumped page of a core without holes (gdb gcore) is a pass over the whole
+ * file: it is cut into chunks, taken in turn by one thread per CPU (issue 21). */
+#define ZERO_CHECK 0xffu /* page bits until zero_scan has looked: a whole dumped page */
+#define SCAN_CHUNK_PAGES 2048u
+#define SCAN_MAX_THREADS 4
+
+struct scan_chunk {
+	struct md_mapping *m;
+	uint64_t p0, p1; /* pages of m */
+};
+
+struct zero_scan {
+	const struct core *c;
+	struct scan_chunk *chunks;
+	size_t n, cap;
+	_Atomic(size_t) next;
+	_Atomic(uint64_t) zero_pages;
+};
+
+static bool scan_add(struct zero_scan *z, struct md_mapping *m, uint64_t p0, uint64_t p1)
+{
+	for (uint64_t p = p0; p < p1; p += SCAN_CHUNK_PAGES) {
+		if (z->n == z->cap) {
+			size_t cap = z->cap ? z->cap * 2 : 64;
+			struct scan_chunk *v = realloc(z->chunks, cap * sizeof(*v));
+			if (!v)
+				return false;
+			z->chunks = v;
+			z->cap = cap;
+		}
+		z->chunks[z->n++] = (struct scan_chunk){ m, p, p1 - p > SCAN_CHUNK_PAGES ? p + SCAN_CHUNK_PAGES : p1 };
+	}
+	return true;
+}
+
+static void *zero_scan_run(void *arg)
+{
+	struct zero_scan *z = arg;
+	struct md_coremap_touched touched = { 0, 0 };
+	uint64_t zero = 0;
+	const struct core_seg *s = NULL;
+	size_t i;
+	while ((i = atomic_fetch_add(&z->next, 1)) < z->n && !md_live_interrupted) {
+		const struct scan_chunk *k = &z->chunks[i];
+		for (uint64_t p = k->p0; p < k->p1; p++) {
+			if (k->m->pages[p] != ZERO_CHECK)
+				continue;
+			uint64_t addr = k->m->start + p * MD_PAGE_SIZE;
+			if (!s || addr < s->vaddr || addr - s->vaddr >= s->filesz)
+				s = seg_at(z->c, addr); /* one that holds the page: residency_from_core saw it */
+			if (!s) {
+				k->m->pages[p] = MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE | MD_PAGE_UNKNOWN;
+				continue;
+			}
+			bool is_zero = dumped_page_is_zero(&z->c->src, &touched, s->offset + (addr - s->vaddr));
+			k->m->pages[p] = is_zero ? MD_PAGE_UNKNOWN : MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE | MD_PAGE_UNKNOWN;
+			zero += is_zero;
+		}
+	}
+	atomic_fetch_add(&z->zero_pages, zero);
+	return NULL;
+}
+
+/* The chunks on this thread and up to SCAN_MAX_THREADS - 1 helpers, one per online CPU. The
+ * helpers take no asynchronous signal (they stay with the main thread); a fault is theirs. */
+static uint64_t zero_scan(struct zero_scan *z)
+{
+	pthread_t th[SCAN_MAX_THREADS - 1];
+	size_t n_th = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t want = cpus > 1 ? (size_t)cpus - 1 : 0;
+	if (want > SCAN_MAX_THREADS - 1)
+		want = SCAN_MAX_THREADS - 1;
+	if (want > z->n / 4)
+		want = z->n / 4; /* a small core is not worth a thread */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (n_th < want && pthread_create(&th[n_th], NULL, zero_scan_run, z) == 0)
+		n_th++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	zero_scan_run(z);
+	for (size_t i = 0; i < n_th; i++)
+		pthread_join(th[i], NULL);
+	return atomic_load(&z->zero_pages);
+}
+
 /* Per-page bits of a kernel or gdb core, and the smaps figures that follow from them. */
 static struct md_error *residency_from_core(struct core *c, struct map_list *l, const struct extents *ex,
 					    enum md_core_residency residency, struct md_core_info *info)
 {
 	uint64_t total_bits = 0;
-	for (size_t i = 0; i < l->n; i++) {
+	struct zero_scan z = { .c = c };
+	struct md_error *err = NULL;
+	for (size_t i = 0; i < l->n && !err; i++) {
 		struct md_mapping *m = &l->v[i];
 		uint64_t npages = (m->end - m->start) / MD_PAGE_SIZE;
 		bool file = is_path(m);
@@ -1153,12 +1271,16 @@ static struct md_error *residency_from_core(struct core *c, struct map_list *l, 
 		m->smaps.kernel_page_size = MD_PAGE_SIZE;
 		if (!any || m->start == VSYSCALL_ADDR)
 			continue; /* the kernel's page, never counted */
-		if (npages > MAX_MAPPING_PAGES || (total_bits += npages) > MAX_TOTAL_PAGE_BITS)
-			return bad("mapping at 0x%" PRIx64 " of %" PRIu64 " pages: implausible", m->start, npages);
+		if (npages > MAX_MAPPING_PAGES || (total_bits += npages) > MAX_TOTAL_PAGE_BITS) {
+			err = bad("mapping at 0x%" PRIx64 " of %" PRIu64 " pages: implausible", m->start, npages);
+			break;
+		}
 		m->pages = calloc(npages, 1);
-		if (!m->pages)
-			return &md_error_nomem;
-		uint64_t counted = 0;
+		if (!m->pages) {
+			err = &md_error_nomem;
+			break;
+		}
+		uint64_t first_check = npages, last_check = 0;
 		for (uint64_t p = 0; p < npages;) {
 			uint64_t addr = m->start + p * MD_PAGE_SIZE;
 			const struct core_seg *s = seg_at(c, addr);
@@ -1186,23 +1308,43 @@ static struct md_error *residency_from_core(struct core *c, struct map_list *l, 
 					bits = MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE;
 			} else if (m->perms & MD_PERM_READ) {
 				/* Without holes a page of zeros may as well never have been touched: it
-				 * stays unknown and uncounted; a page holding data was resident. */
-				uint8_t page[MD_PAGE_SIZE];
+				 * stays unknown and uncounted; a page holding data was resident
+				 * (zero_scan decides). */
 				bits = MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE | MD_PAGE_UNKNOWN;
-				if (len == MD_PAGE_SIZE && src_read(&c->src, off, page, MD_PAGE_SIZE) && page_is_zero(page)) {
-					bits = MD_PAGE_UNKNOWN;
-					info->zero_dumped_pages++;
+				if (len == MD_PAGE_SIZE) {
+					bits = ZERO_CHECK;
+					if (first_check == npages)
+						first_check = p;
+					last_check = p;
 				}
 			}
-			m->pages[p] = bits;
-			if (MD_PAGE_COUNTED(bits))
-				counted++;
+			m->pages[p] = (uint8_t)bits;
 			p++;
 		}
+		if (first_check < npages && !scan_add(&z, m, first_check, last_check + 1))
+			err = &md_error_nomem;
+	}
+	if (!err && z.n) {
+		info->zero_dumped_pages += zero_scan(&z);
+		if (md_live_interrupted)
+			err = md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+		else if (md_coremap_shrunk(&c->src.map))
+			err = bad("the core file shrank while it was read (or a page of it could not be read)");
+	}
+	free(z.chunks);
+	if (err)
+		return err;
+	for (size_t i = 0; i < l->n; i++) {
+		struct md_mapping *m = &l->v[i];
+		if (!m->pages)
+			continue;
+		uint64_t npages = (m->end - m->start) / MD_PAGE_SIZE, counted = 0;
+		for (uint64_t p = 0; p < npages; p++)
+			counted += MD_PAGE_COUNTED(m->pages[p]);
 		m->smaps.rss = counted * MD_PAGE_SIZE;
 		m->smaps.pss = m->smaps.rss;
 		m->smaps.private_dirty = m->smaps.rss;
-		if (!file)
+		if (!is_path(m))
 			m->smaps.anonymous = m->smaps.rss;
 	}
 	return NULL;
@@ -1466,8 +1608,8 @@ static struct md_error *core_read_present(struct md_target *t, uint64_t addr, vo
 			if (take > avail)
 				take = (size_t)avail;
 			if (!src_read(&c->src, s->offset + (addr - s->vaddr), out, take))
-				return md_error_fault(MD_ERR_FAULT, addr, "core: cannot read 0x%" PRIx64 " from the file",
-						      addr);
+				return md_error_fault(MD_ERR_FAULT, addr, "core: cannot read 0x%" PRIx64 " from the file%s",
+						      addr, md_coremap_shrunk(&c->src.map) ? " (it shrank while it was read)" : "");
 		} else {
 			/* Not in the core: the rest of the page run comes from the mapped file. */
 			const struct md_mapping *m = md_target_find_mapping(t, addr);
@@ -1514,6 +1656,28 @@ static struct md_error *core_read_present(struct md_target *t, uint64_t addr, vo
 		len -= take;
 	}
 	return NULL;
+}
+
+/* The dumped bytes of one segment, in the mapped file. */
+static const uint8_t *core_view(struct md_target *t, uint64_t addr, size_t len)
+{
+	struct core *c = core_of(t);
+	struct md_coremap *map = &c->src.map;
+	if (!map->base || md_coremap_shrunk(map))
+		return NULL;
+	const struct core_seg *s = seg_at(c, addr);
+	if (!s || addr - s->vaddr >= s->filesz || len > s->filesz - (addr - s->vaddr))
+		return NULL;
+	uint64_t off = s->offset + (addr - s->vaddr);
+	if (off > map->size || len > map->size - off)
+		return NULL;
+	md_coremap_touch(map, &c->view_touched, off, len);
+	if (!c->ahead_tried) {
+		c->ahead_tried = true;
+		c->ahead = md_coremap_ahead_create(map);
+	}
+	md_coremap_ahead_at(c->ahead, off + len, s->offset + s->filesz);
+	return map->base + off;
 }
 
 /* ---- unwinding (libdwfl over the core, for the plugins' quiescence checks) ---- */
@@ -1564,7 +1728,8 @@ static void unwind_setup(struct core *c)
 		snprintf(c->unwind_error, sizeof(c->unwind_error), "no unwinder for an in-memory core");
 		return;
 	}
-	c->unwind_elf = elf_begin(c->src.fd, ELF_C_READ_MMAP, NULL);
+	c->unwind_elf = c->src.map.base ? elf_memory((char *)(uintptr_t)c->src.map.base, (size_t)c->src.size)
+					: elf_begin(c->src.fd, ELF_C_READ_MMAP, NULL);
 	if (!c->unwind_elf) {
 		snprintf(c->unwind_error, sizeof(c->unwind_error), "%s", elf_errmsg(-1));
 		return;
@@ -1692,6 +1857,8 @@ static void core_destroy_impl(struct md_target *t)
 		elf_end(c->unwind_elf);
 	if (c->elf)
 		elf_end(c->elf);
+	md_coremap_ahead_destroy(c->ahead);
+	md_coremap_deinit(&c->src.map);
 	if (c->src.fd >= 0)
 		close(c->src.fd);
 	for (size_t i = 0; i < sizeof(c->files) / sizeof(c->files[0]); i++) {
@@ -1715,7 +1882,13 @@ static const struct md_target_ops core_ops = {
 	.read_present = core_read_present,
 	.backtrace = core_backtrace,
 	.destroy_impl = core_destroy_impl,
+	.view = core_view,
 };
+
+bool md_core_shrunk(const struct md_target *t)
+{
+	return t->ops == &core_ops && md_coremap_shrunk(&core_of(t)->src.map);
+}
 
 /* ---- symbols and missing files ---- */
 
@@ -1994,8 +2167,9 @@ static struct md_error *build(struct core *c, const struct md_core_options *opts
 	if (c->exe_override && (err = check_exe_override(c, t, info)))
 		goto out;
 	if (!(opts && opts->no_symbols)) {
-		c->elf = c->src.fd >= 0 ? elf_begin(c->src.fd, ELF_C_READ_MMAP, NULL)
-					: elf_memory((char *)(uintptr_t)c->src.buf, (size_t)c->src.size);
+		/* Over our own mapping when there is one: libelf's would not survive a shrinking core. */
+		c->elf = c->src.buf ? elf_memory((char *)(uintptr_t)c->src.buf, (size_t)c->src.size)
+				    : elf_begin(c->src.fd, ELF_C_READ_MMAP, NULL);
 		struct md_symbols_options sopts = {
 			.debuginfo_disabled = c->debuginfo_disabled,
 			.sysroot = c->sysroot,
@@ -2025,6 +2199,7 @@ static struct md_error *open_src(struct core_src src, const char *path, const st
 	if (!t || !c) {
 		free(t);
 		free(c);
+		md_coremap_deinit(&src.map);
 		if (src.fd >= 0)
 			close(src.fd);
 		return &md_error_nomem;
@@ -2076,7 +2251,15 @@ struct md_error *md_core_open(const char *path, const struct md_core_options *op
 		return md_error_create(MD_ERR_BAD_FILE, "%s: not a regular file (a core must be saved to a file first)",
 				       path);
 	}
-	struct core_src src = { fd, NULL, (uint64_t)st.st_size };
+	struct core_src src = { .fd = fd, .size = (uint64_t)st.st_size };
+	/* A knob for measurements (bench/cores.sh): MEMDISSECT_CORE_MMAP=0 reads with pread, as
+	 * before issue 21; both ways give the same report. */
+	const char *mmap_env = getenv("MEMDISSECT_CORE_MMAP");
+	struct md_error *merr = mmap_env && strcmp(mmap_env, "0") == 0 ? NULL : md_coremap_init(&src.map, fd, src.size);
+	if (merr)
+		md_error_destroy(merr); /* read with pread */
+	else if (src.map.base)
+		src.buf = src.map.base;
 	(void)elf_version(EV_CURRENT);
 	struct md_error *err = open_src(src, path, opts, target_ret, info_ret);
 	if (err && err->code == MD_ERR_BAD_FILE)
@@ -2087,7 +2270,7 @@ struct md_error *md_core_open(const char *path, const struct md_core_options *op
 struct md_error *md_core_open_buffer(const void *buf, size_t len, const struct md_core_options *opts,
 				     struct md_target **target_ret, struct md_core_info *info_ret)
 {
-	struct core_src src = { -1, buf, len };
+	struct core_src src = { .fd = -1, .buf = buf, .size = len };
 	(void)elf_version(EV_CURRENT);
 	return open_src(src, NULL, opts, target_ret, info_ret);
 }

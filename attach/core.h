@@ -64,6 +64,9 @@ struct md_error *md_core_open(const char *path, const struct md_core_options *op
 struct md_error *md_core_open_buffer(const void *buf, size_t len, const struct md_core_options *opts,
 				     struct md_target **target_ret, struct md_core_info *info_ret);
 void md_core_info_deinit(struct md_core_info *info);
+/* True when the core file of t shrank while it was read (attach/coremap.c): what was read from
+ * it is not to be trusted. */
+bool md_core_shrunk(const struct md_target *t);
 
 /* ---- memdissect's own notes (name "MEMDISSECT"), written by snapshot.c, read here ---- */
 

@@ -354,6 +354,19 @@ struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *
 	return t->ops->read_present(t, addr, buf, len);
 }
 
+const uint8_t *md_target_view(struct md_target *t, uint64_t addr, size_t len)
+{
+	if (!t->ops->view || len == 0 || addr + len < addr || md_live_interrupted)
+		return NULL;
+	const struct md_mapping *m = md_target_find_mapping(t, addr);
+	if (!m || addr + len > m->end)
+		return NULL;
+	for (uint64_t p = MD_PAGE_DOWN(addr); p < addr + len; p += MD_PAGE_SIZE)
+		if (page_source(m, p) != PAGE_PRESENT)
+			return NULL;
+	return t->ops->view(t, addr, len);
+}
+
 struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret)
 {
 	uint64_t v;

@@ -24,6 +24,9 @@ struct md_target_ops {
 	struct md_error *(*capture)(struct md_target *t, struct md_live_capture *cap);
 	void (*resume)(struct md_target *t);
 	double (*pause_seconds)(const struct md_target *t);
+	/* Optional: [addr, addr+len) in place, the caller has checked mapping and residency;
+	 * NULL when those bytes are not held contiguously (see md_target_view). */
+	const uint8_t *(*view)(struct md_target *t, uint64_t addr, size_t len);
 };
 
 struct md_error *md_target_stop(struct md_target *t);

@@ -131,5 +131,8 @@ busy_restops=$(echo "$busy" | awk '{s+=$4} END {print s}')
 } >> "$tmp"
 # Watch sessions (issue 13 part 4, issue 20): each sample after the first against one attach.
 ./bench/watch.sh "$BUILD" >> "$tmp"
+
+# Cores (issue 21): bench/cores.sh prints its section.
+bench/cores.sh >> "$tmp"
 mv "$tmp" "$out"
 cat "$out"

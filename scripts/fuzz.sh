@@ -95,8 +95,8 @@ for t in $FUZZ_TARGETS; do
 	mkdir -p "$corpus"
 	case $t in
 	core)
-		build core fuzz/fuzz_core.c attach/core.c attach/target.c attach/procfs.c attach/symbols.c src/error.c \
-			$(pkg-config --libs libdw libelf)
+		build core fuzz/fuzz_core.c attach/core.c attach/coremap.c attach/target.c attach/procfs.c attach/symbols.c \
+			attach/unwind.c src/error.c $(pkg-config --libs libdw libelf) -lunwind-ptrace -lunwind-generic -lunwind
 		seed_core "$corpus"
 		extra=""
 		maxlen=1048576 ;;

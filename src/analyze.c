@@ -469,9 +469,6 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 	double t0 = now_ms();
 	memset(a, 0, sizeof(*a));
 	md_report_init(&a->report);
-	struct md_report *r = &a->report;
-	r->target.source = "core";
-
 	struct md_core_options copts = {
 		.debuginfo_disabled = opts->debuginfo_disabled,
 		.exe = opts->exe,
@@ -480,9 +477,24 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 	struct md_target *t = NULL;
 	struct md_core_info info;
 	struct md_error *err = md_core_open(path, &copts, &t, &info);
-	if (err)
+	if (err) {
+		a->report.target.source = "core";
 		return err;
+	}
+	return md_analyze_core_target(path, t, &info, t0, opts, a);
+}
+
+struct md_error *md_analyze_core_target(const char *path, struct md_target *t, struct md_core_info *info_in,
+					double t0, const struct md_analyze_options *opts, struct md_analysis *a)
+{
+	if (t0 <= 0)
+		t0 = now_ms();
+	struct md_core_info info = *info_in;
+	memset(info_in, 0, sizeof(*info_in));
+	struct md_report *r = &a->report;
+	r->target.source = "core";
 	r->target.pid = info.pid;
+	struct md_error *err;
 
 	struct active_plugin *ap = NULL;
 	size_t n_ap = 0;
@@ -534,6 +546,12 @@ struct md_error *md_analyze_core(const char *path, const struct md_analyze_optio
 		note_dropped_findings(r);
 	if (!err)
 		err = md_find_unanalysed(t, r);
+	/* Whatever the walks made of it, a core that shrank under us gave zeros for what it lost. */
+	if (md_core_shrunk(t)) {
+		md_error_destroy(err);
+		err = md_error_create(MD_ERR_BAD_FILE, "%s: the core file shrank while it was read (or a page of it could not be read): no report from a core that changed under us",
+				      path);
+	}
 	close_plugins(ap, n_ap);
 	md_target_destroy(t);
 	md_core_info_deinit(&info);

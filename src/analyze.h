@@ -55,6 +55,12 @@ struct md_error *md_analyze_live_with(pid_t pid, const struct md_analyze_options
 				      const struct md_analysis_resources *res, struct md_analysis *a);
 /* The same report from an ELF core (kernel, gdb gcore or memdissect snapshot). */
 struct md_error *md_analyze_core(const char *path, const struct md_analyze_options *opts, struct md_analysis *a);
+/* Its second half, on a core md_core_open opened (tests: a core that shrinks after the open).
+ * Takes t and *info over; a was cleared and its report initialised; t0 is when it all began
+ * (ms, monotonic; 0: now). */
+struct md_core_info;
+struct md_error *md_analyze_core_target(const char *path, struct md_target *t, struct md_core_info *info,
+					double t0, const struct md_analyze_options *opts, struct md_analysis *a);
 /* memdissect snapshot: stop briefly (at a moment no thread is inside an allocator, as for an
  * attach), write a core with memdissect's notes to path. */
 struct md_error *md_analyze_snapshot(pid_t pid, const char *path, const struct md_analyze_options *opts,

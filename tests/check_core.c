@@ -4,7 +4,8 @@
  *    gives the printed figures exactly;
  *  - `memdissect snapshot` of an idle target: the report from the file equals a live attach's
  *    (classes, regions, allocator figures), gdb and eu-stack open the file;
- *  - bad input: one line and exit 7, never a crash, for every prefix of a core too. */
+ *  - bad input: one line and exit 7, never a crash, for every prefix of a core too;
+ *  - a core that shrinks while it is read: a clear refusal, never a crash (SIGBUS). */
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "analyze.h"
 #include "core.h"
 #include "target_impl.h"
 #include "tests.h"
@@ -224,6 +226,21 @@ static char *dump_core(struct md_test_proc *p, const char *dir)
 
 static const char *const glibc_modes[] = { "kth", "mmap", "threads", "tcache" };
 
+static bool node_equal(struct md_node *a, struct md_node *b, const char *where, bool file_pages, char *diff, size_t len);
+
+/* The mapped core (walked in place) and the same core read with pread (MEMDISSECT_CORE_MMAP=0,
+ * the way before issue 21) give the same report, timings and read counters aside. */
+static void check_pread_equal(const char *core, struct md_node *mapped, const char *what)
+{
+	setenv("MEMDISSECT_CORE_MMAP", "0", 1);
+	struct md_node *pread_report = core_json(core, NULL, NULL);
+	unsetenv("MEMDISSECT_CORE_MMAP");
+	char diff[1024] = "";
+	bool same = node_equal(mapped, pread_report, "report", false, diff, sizeof(diff));
+	ck_assert_msg(same, "%s: the mapped core and pread differ: %s", what, diff);
+	md_node_destroy(pread_report);
+}
+
 START_TEST(test_kernel_core_glibc)
 {
 	setup();
@@ -242,6 +259,8 @@ START_TEST(test_kernel_core_glibc)
 	char *core = dump_core(&p, dir);
 	struct md_node *report = core_json(core, NULL, NULL);
 	check_glibc_truth(report, &p, mode);
+	if (_i == 0)
+		check_pread_equal(core, report, "kernel core");
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.source")), "core");
 	ck_assert_msg(has_note(report, "residency from the core's holes"), "%s: no residency note", mode);
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.residency")), "holes");
@@ -268,6 +287,7 @@ START_TEST(test_kernel_core_glibc)
 		ck_assert_int_eq(run_quiet(cmd), 0);
 		report = core_json(flat, NULL, NULL);
 		check_glibc_truth(report, &p, "core without holes");
+		check_pread_equal(flat, report, "core without holes");
 		ck_assert_msg(has_note(report, "residency unknown"), "a core without holes is not called residency unknown");
 	ck_assert_str_eq(md_node_get_string(md_node_path(report, "target.residency")), "unknown");
 		md_node_destroy(report);
@@ -656,19 +676,25 @@ static void *read_whole(const char *path, size_t *len_ret)
 	return buf;
 }
 
-/* A small snapshot of an idle target, the material of the bad-input cases. */
-static char *small_core(const char *dir)
+/* A snapshot of an idle glibc_truth in mode (its heap), written to dir/name. */
+static char *snapshot_of(const char *dir, const char *mode, const char *name)
 {
 	struct md_test_proc p;
-	const char *args[] = { "empty", NULL };
+	const char *args[] = { mode, NULL };
 	start_in(&p, dir, "glibc_truth", args);
 	char *path = NULL, pid_text[32];
-	ck_assert(asprintf(&path, "%s/small.core", dir) > 0);
+	ck_assert(asprintf(&path, "%s/%s", dir, name) > 0);
 	snprintf(pid_text, sizeof(pid_text), "%d", (int)p.pid);
 	const char *sargs[] = { "snapshot", pid_text, "-o", path, NULL };
 	ck_assert_int_eq(md_test_run(sargs, NULL, NULL, 120000), 0);
 	md_test_proc_stop(&p);
 	return path;
+}
+
+/* A small snapshot of an idle target, the material of the bad-input cases. */
+static char *small_core(const char *dir)
+{
+	return snapshot_of(dir, "empty", "small.core");
 }
 
 static void expect_bad(const char *file, const char *needle)
@@ -818,6 +844,108 @@ START_TEST(test_backtrace)
 }
 END_TEST
 
+/* ---- a core that shrinks under us (issue 21) ---- */
+
+/* The PT_LOAD segment with the most bytes in the file: the heap of a "threads" target. */
+static Elf64_Phdr biggest_load(const char *core)
+{
+	size_t len;
+	uint8_t *bytes = read_whole(core, &len);
+	Elf64_Ehdr eh;
+	ck_assert(len >= sizeof(eh));
+	memcpy(&eh, bytes, sizeof(eh));
+	Elf64_Phdr best = { 0 };
+	for (size_t i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		ck_assert(eh.e_phoff + (i + 1) * sizeof(ph) <= len);
+		memcpy(&ph, bytes + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_LOAD && ph.p_filesz > best.p_filesz)
+			best = ph;
+	}
+	free(bytes);
+	ck_assert_msg(best.p_filesz >= 16 * 4096, "%s: no segment of 16 pages or more", core);
+	return best;
+}
+
+/* Cut the file in the middle of that segment, after the core was opened (and mapped). */
+static uint64_t cut_in_the_middle(const char *core, const Elf64_Phdr *seg)
+{
+	uint64_t cut = (seg->p_offset + seg->p_filesz / 2) & ~4095ULL;
+	ck_assert_msg(truncate(core, (off_t)cut) == 0, "truncate %s: %s", core, strerror(errno));
+	return cut;
+}
+
+/* The target API: a view handed out before the cut reads as zeros past it (its SIGBUS caught),
+ * the core says it shrank, and every later read past the cut fails saying so. */
+START_TEST(test_shrinking_core_reads)
+{
+	setup();
+	char *dir = make_dir();
+	char *core = snapshot_of(dir, "threads", "shrink.core");
+	Elf64_Phdr seg = biggest_load(core);
+	struct md_target *t = NULL;
+	struct md_core_info info;
+	struct md_error *err = md_core_open(core, NULL, &t, &info);
+	ck_assert_msg(!err, "%s", err ? err->message : "");
+	ck_assert(!md_core_shrunk(t));
+	/* A present page in the second half of the segment, viewed in place. */
+	const uint8_t *view = NULL;
+	uint64_t addr = seg.p_vaddr + ((seg.p_filesz * 3 / 4) & ~4095ULL);
+	for (; addr < seg.p_vaddr + seg.p_filesz && !view; addr += 4096)
+		view = md_target_view(t, addr, 4096);
+	ck_assert_msg(view != NULL, "no page of the second half of the segment at 0x%llx can be viewed",
+		      (unsigned long long)seg.p_vaddr);
+	addr -= 4096;
+	uint64_t cut = cut_in_the_middle(core, &seg);
+	uint64_t sum = 0;
+	for (size_t i = 0; i < 4096; i++)
+		sum += view[i];
+	ck_assert_msg(sum == 0, "a page past the cut (0x%llx) read as data", (unsigned long long)addr);
+	ck_assert_msg(md_core_shrunk(t), "the cut at %llu went unnoticed", (unsigned long long)cut);
+	ck_assert(md_target_view(t, addr, 4096) == NULL);
+	uint8_t buf[64];
+	err = md_target_read(t, addr, buf, sizeof(buf));
+	ck_assert_msg(err && strstr(err->message, "shrank"), "read past the cut: %s", err ? err->message : "no error");
+	fprintf(stderr, "shrinking core, read: %s\n", err->message);
+	md_error_destroy(err);
+	md_target_destroy(t);
+	md_core_info_deinit(&info);
+	free(core);
+	remove_dir(dir);
+}
+END_TEST
+
+/* The whole analysis, glibc's heap walk over views included: the core is cut after the open,
+ * the walk runs into the cut, and the report is refused with an error that says why. */
+START_TEST(test_shrinking_core_analysis)
+{
+	setup();
+	char *dir = make_dir();
+	char *core = snapshot_of(dir, "threads", "shrink.core");
+	Elf64_Phdr seg = biggest_load(core);
+	struct md_target *t = NULL;
+	struct md_core_info info;
+	struct md_error *err = md_core_open(core, NULL, &t, &info);
+	ck_assert_msg(!err, "%s", err ? err->message : "");
+	cut_in_the_middle(core, &seg);
+	struct md_analyze_options opts;
+	memset(&opts, 0, sizeof(opts));
+	struct md_analysis a;
+	memset(&a, 0, sizeof(a));
+	md_report_init(&a.report);
+	err = md_analyze_core_target(core, t, &info, 0, &opts, &a);
+	ck_assert_msg(err != NULL, "a report from a core cut while it was read");
+	ck_assert_int_eq(err->code, MD_ERR_BAD_FILE);
+	ck_assert_msg(strstr(err->message, "shrank while it was read"), "error: %s", err->message);
+	fprintf(stderr, "shrinking core, analysis: %s\n", err->message);
+	md_error_destroy(err);
+	md_analysis_deinit(&a);
+	md_core_info_deinit(&info);
+	free(core);
+	remove_dir(dir);
+}
+END_TEST
+
 Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -826,6 +954,8 @@ Suite *core_suite(void)
 	tcase_add_test(bad, test_bad_input);
 	tcase_add_test(bad, test_prefixes);
 	tcase_add_test(bad, test_backtrace);
+	tcase_add_test(bad, test_shrinking_core_reads);
+	tcase_add_test(bad, test_shrinking_core_analysis);
 	suite_add_tcase(s, bad);
 
 	TCase *kernel = tcase_create("kernel");

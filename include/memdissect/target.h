@@ -142,6 +142,12 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
  * scattered over memory that is otherwise not read (a header at many page starts), where a
  * cached read would copy 256 KiB around each one. */
 struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *buf, size_t len);
+/* Target memory in place, without a copy: a pointer to [addr, addr+len) when the target holds
+ * those bytes where memdissect can point at them (a mapped core file), all within one mapping
+ * and every page present; NULL otherwise, and the caller uses md_target_read. The bytes stay
+ * valid until the target is destroyed. A core file that shrinks under us reads as zeros from
+ * there on, its reads fail and its report is refused (attach/coremap.c). */
+const uint8_t *md_target_view(struct md_target *t, uint64_t addr, size_t len);
 /* Convenience: read one 64-bit little-endian word. */
 struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret);
 

@@ -615,8 +615,9 @@ void gl_walk_heap(struct walker *w, struct gl_arena *a, struct gl_heap *h)
 {
 	const uint64_t run_end = gl_mapped_run_end(w->t, h->first);
 	const uint64_t read_limit = run_end && run_end < h->end ? run_end : h->end;
-	/* A stream that cannot start (no memory, no thread) leaves the walk to read in turn. */
-	if (read_limit > h->first && !w->no_stream &&
+	/* A stream that cannot start (no memory, no thread) leaves the walk to read in turn; a heap
+	 * the target holds in place (a mapped core) needs no read ahead. */
+	if (read_limit > h->first && !w->no_stream && !md_target_view(w->t, MD_PAGE_DOWN(h->first), MD_PAGE_SIZE) &&
 	    MD_PAGE_UP(read_limit) - MD_PAGE_DOWN(h->first) >= STREAM_MIN_WINDOWS * (uint64_t)GL_WIN_SIZE)
 		gl_stream_start(w, h->first, read_limit);
 	walk_chunks(w, a, h, read_limit);

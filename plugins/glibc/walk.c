@@ -98,17 +98,29 @@ void gl_win_reset(struct walker *w)
 {
 	w->win_start = w->win_end = 0;
 	w->buf = w->own_buf;
+	w->win_in_place = false;
 }
 
 /* Fill the window with [start, end), page by page when a block read fails, marking pages that
  * cannot be read (swapped out: MD_ERR_NOT_RESIDENT is a finding for the caller, not fatal). */
 static void win_fill(struct walker *w, uint64_t start, uint64_t end)
 {
+	/* Bytes read once: a window that starts inside the previous one (a header across its
+	 * end) counts only what is new, as the stream's disjoint windows do. */
+	uint64_t new_from = start >= w->win_start && start < w->win_end && end > w->win_end ? w->win_end : start;
 	w->buf = w->own_buf;
 	w->win_start = start;
 	w->win_end = end;
 	w->win_any_bad = false;
 	memset(w->win_bad, 0, sizeof(w->win_bad));
+	/* A mapped core is read in place: no copy at all. */
+	const uint8_t *in_place = md_target_view(w->t, start, (size_t)(end - start));
+	w->win_in_place = in_place != NULL;
+	if (in_place) {
+		w->buf = (uint8_t *)(uintptr_t)in_place;
+		w->s->read_bytes += end - new_from;
+		return;
+	}
 	double t0 = gl_now_ms();
 	struct md_error *err = md_target_read(w->t, start, w->buf, (size_t)(end - start));
 	w->s->read_ms += gl_now_ms() - t0;
@@ -132,7 +144,7 @@ const uint8_t *gl_win_get(struct walker *w, uint64_t addr, size_t n, uint64_t li
 {
 	if (addr + n < addr || addr + n > limit)
 		return NULL;
-	if (w->buf != w->own_buf || addr < w->win_start || addr + n > w->win_end) {
+	if ((w->buf != w->own_buf && !w->win_in_place) || addr < w->win_start || addr + n > w->win_end) {
 		uint64_t start = MD_PAGE_DOWN(addr);
 		uint64_t end = MD_PAGE_UP(limit);
 		if (end - start > GL_WIN_SIZE)

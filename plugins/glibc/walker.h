@@ -54,6 +54,7 @@ struct walker {
 	uint8_t *buf;
 	uint64_t win_start, win_end;
 	bool win_any_bad;
+	bool win_in_place; /* buf points into the target itself (md_target_view: a mapped core) */
 	uint8_t *own_buf;
 	uint8_t win_bad[GL_WIN_PAGES + 1]; /* own window: page not readable (swapped out, unmapped) */
 	struct gl_stream *stream;          /* read-ahead of the heap being walked, or NULL */
