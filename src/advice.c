@@ -177,6 +177,38 @@ static bool is_call(const char *action)
 	return action && (strchr(action, '(') || strchr(action, '.'));
 }
 
+/* The plugin's text with "{share}" (bytes as a share of RSS) and "{bytes:N}" (N in units). */
+static void expand(char *out, size_t len, const char *text, uint64_t bytes, uint64_t rss)
+{
+	size_t o = 0;
+	for (const char *p = text; *p && o + 1 < len;) {
+		char v[40];
+		const char *ins = NULL;
+		size_t skip = 1;
+		if (strncmp(p, "{share}", 7) == 0) {
+			ins = pct(bytes, rss, v, sizeof(v));
+			skip = 7;
+		} else if (strncmp(p, "{bytes:", 7) == 0) {
+			char *endp;
+			unsigned long long n = strtoull(p + 7, &endp, 10);
+			if (*endp == '}') {
+				ins = hb(n, v, sizeof(v));
+				skip = (size_t)(endp + 1 - p);
+			}
+		}
+		if (ins) {
+			int w = snprintf(out + o, len - o, "%s", ins);
+			o += w > 0 ? (size_t)w : 0;
+			if (o >= len)
+				o = len - 1;
+		} else {
+			out[o++] = *p;
+		}
+		p += skip;
+	}
+	out[o] = 0;
+}
+
 /* The release advice of one allocator from its "release" object: what the call would give back
  * now, when that is worth it; or why not to call it when the walk cannot vouch for the heap. */
 static void advise_release(struct builder *b, const struct md_gap *g, const struct md_node *a)
@@ -208,41 +240,12 @@ static void advise_release(struct builder *b, const struct md_gap *g, const stru
 	snprintf(title, sizeof(title), "%s", topic);
 	if (title[0] >= 'a' && title[0] <= 'z')
 		title[0] = (char)(title[0] - 'a' + 'A');
+	char hint_text[1024] = "";
+	if (hint)
+		expand(hint_text, sizeof(hint_text), hint, rel, rss);
 	add(b, topic,
 	    "%s: %s would return %s to the kernel now (%s of RSS)%s.%s%s", md_esc(title), md_esc(action),
-	    hb(rel, b1, sizeof(b1)), pct(rel, rss, p1, sizeof(p1)), w, hint ? " " : "", hint ? md_esc(hint) : "");
-}
-
-/* The plugin's text with "{share}" (bytes as a share of RSS) and "{bytes:N}" (N in units). */
-static void expand(char *out, size_t len, const char *text, uint64_t bytes, uint64_t rss)
-{
-	size_t o = 0;
-	for (const char *p = text; *p && o + 1 < len;) {
-		char v[40];
-		const char *ins = NULL;
-		size_t skip = 1;
-		if (strncmp(p, "{share}", 7) == 0) {
-			ins = pct(bytes, rss, v, sizeof(v));
-			skip = 7;
-		} else if (strncmp(p, "{bytes:", 7) == 0) {
-			char *endp;
-			unsigned long long n = strtoull(p + 7, &endp, 10);
-			if (*endp == '}') {
-				ins = hb(n, v, sizeof(v));
-				skip = (size_t)(endp + 1 - p);
-			}
-		}
-		if (ins) {
-			int w = snprintf(out + o, len - o, "%s", ins);
-			o += w > 0 ? (size_t)w : 0;
-			if (o >= len)
-				o = len - 1;
-		} else {
-			out[o++] = *p;
-		}
-		p += skip;
-	}
-	out[o] = 0;
+	    hb(rel, b1, sizeof(b1)), pct(rel, rss, p1, sizeof(p1)), w, hint ? " " : "", md_esc(hint_text));
 }
 
 /* The allocator's own advice items, each given only when its figure passes its thresholds. */

@@ -1032,8 +1032,8 @@ static const struct group_col group_known[] = {
 	{ "free_bytes", "free", false, 0 },
 	{ "cached_bytes", "cached", false, 0 },
 	{ "metadata_bytes", "metadata", false, 0 },
-	{ "resident_bytes", "resident", false, 0 },
 	{ "releasable_bytes", "releasable", false, 0 },
+	{ "resident_bytes", "resident", false, 0 },
 	{ "findings", "findings", false, 0 },
 };
 #define GROUP_MAX_COLS (sizeof(group_known) / sizeof(group_known[0]))
@@ -1304,7 +1304,7 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 	 * the standard keys shown elsewhere and the plugin's aliases of them are left out */
 	static const char *const shown[] = {
 		"name", "version", "symbols", "walked", "walk_note", "consistent", "inconsistent_reason",
-		"consistency", "types", MD_FIG_GROUP_NOUN, MD_FIG_SLABS, MD_FIG_REPLACES_MALLOC, MD_FIG_MODULE,
+		"consistency", "types", MD_FIG_GROUP_NOUN, MD_FIG_SLABS, MD_FIG_REPLACES_MALLOC,
 		MD_FIG_ALLOCATED_FROM, NULL,
 	};
 	object_grid(t, "what the walk found:", a, NULL, &all_bk, shown, md_node_get(a, MD_FIG_ALIASES), 24, 4);

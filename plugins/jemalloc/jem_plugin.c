@@ -231,7 +231,7 @@ static struct md_error *standard_figures(const struct jem_walk *w, const struct 
 	struct md_node *release = md_fig_release_node("arena.<all>.purge", releasable);
 	char hint[400];
 	snprintf(hint, sizeof(hint),
-		 "{bytes:%llu} of what jemalloc keeps is in dirty pages. Purge with mallctl(\"arena.4096.purge\"); "
+		 "Of that, {bytes:%llu} is in dirty pages. Purge with mallctl(\"arena.4096.purge\"); "
 		 "jemalloc returns unused dirty pages only as they decay: shorter decay times "
 		 "(MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0) give memory back sooner at some CPU cost.",
 		 (unsigned long long)(pdirty * JEM_PAGE));

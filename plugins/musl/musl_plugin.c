@@ -173,6 +173,8 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_string(out, "version", version));
 	SET(md_node_set_string(out, "symbols", r->has_ctx_symbol ? "symtab" : "heuristic"));
 	SET(md_node_set_string(out, "module", r->module_path));
+	/* standard figure (include/memdissect/figures.h): mallocng keeps size classes in groups */
+	SET(md_node_set_bool(out, MD_FIG_SLABS, true));
 	SET(md_node_set_string(out, "linkage", r->dynamic ? "dynamic" : "static"));
 	SET(md_node_set_string(out, "located_by", r->has_ctx_symbol ? "__malloc_context" : "secret scan of the writable image"));
 	if (!s->walked) {
