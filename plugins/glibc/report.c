@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "glibc_figures.h"
 #include "glibc_internal.h"
 
 /* Node building with one error slot: the first failure sticks, later calls are skipped. */
@@ -197,23 +198,6 @@ static struct md_node *arena_node(struct builder *b, const struct glibc_state *s
 /* glibc's default M_TRIM_THRESHOLD (DEFAULT_TRIM_THRESHOLD, 128 KiB) */
 #define GL_DEFAULT_TRIM_THRESHOLD (128 * 1024ULL)
 
-/* Names that count bytes without a "_bytes" suffix: glibc's own, wherever they appear. */
-static const char *const gl_byte_keys[] = {
-	"system_mem", "max_system_mem", "top_size", "mapped_size", "trim_threshold", "top_pad",
-	"mmap_threshold", "heap_max", "thp_pagesize", NULL,
-};
-/* mallinfo2's names mean bytes only inside a mallinfo object ("arena" elsewhere is an index). */
-static const char *const gl_mallinfo_byte_keys[] = {
-	"arena", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost", NULL,
-};
-/* mallinfo2 names are terse; the order puts what explains RSS first. */
-static const char *const gl_mallinfo_labels[] = {
-	"uordblks", "in use (uordblks)", "fordblks", "free (fordblks)", "keepcost", "top (keepcost)",
-	"arena", "arena (sbrk+heaps)", "hblkhd", "mmapped (hblkhd)", "hblks", "mmapped chunks",
-	"ordblks", "free chunks", "smblks", "fastbin chunks", "fsmblks", "fastbin free", "usmblks", "usmblks",
-	NULL, NULL,
-};
-
 /* An arena the walk cannot vouch for: no ground for calling trim (it visits every arena). */
 static bool gl_trustworthy(const struct glibc_state *s)
 {
@@ -302,31 +286,13 @@ static void gl_advice(struct builder *b, const struct glibc_state *s, const stru
 	}
 }
 
-/* The standard keys of the object that need no walk: module, group noun, grids, byte keys. */
+/* The standard keys of the object that need no walk. */
 static void gl_standard_static(struct builder *b, const struct glibc_state *s, struct md_node *node)
 {
 	if (s->roots.module && s->roots.module->name)
 		put_str(b, node, MD_FIG_MODULE, s->roots.module->name);
-	put_str(b, node, MD_FIG_GROUP_NOUN, "arena");
-	put(b, node, MD_FIG_BYTE_KEYS, md_fig_strings(gl_byte_keys));
-	struct md_node *grids = md_node_array(), *mi = md_node_object();
-	if (mi) {
-		put_str(b, mi, "key", "mallinfo");
-		put_str(b, mi, "title", "mallinfo2, as the allocator counts it:");
-		put(b, mi, "labels", md_fig_labels(gl_mallinfo_labels));
-		put(b, mi, "byte_keys", md_fig_strings(gl_mallinfo_byte_keys));
-	}
-	if (grids)
-		append(b, grids, mi);
-	else
-		md_node_destroy(mi);
-	put(b, node, MD_FIG_GRIDS, grids);
-	struct md_node *aliases = md_node_object();
-	if (aliases) {
-		put_str(b, aliases, "trim_release_bytes", "release.bytes");
-		put_str(b, aliases, "trim_release_pages", "release.pages");
-	}
-	put(b, node, MD_FIG_ALIASES, aliases);
+	if (!b->err)
+		b->err = gl_describe_figures(node);
 }
 
 struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, struct md_node *node)
@@ -407,14 +373,10 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 	struct md_node *release = md_fig_release_node("malloc_trim(0)", all.releasable_bytes);
 	if (release) {
 		char hint[320];
-		snprintf(hint, sizeof(hint),
-			 "Call it after a burst of frees (or from a maintenance hook); glibc by itself only trims "
-			 "the top of the main heap, and only when the free top exceeds M_TRIM_THRESHOLD (now "
-			 "{bytes:%llu}).",
-			 (unsigned long long)s->trim_threshold);
-		put_str(&b, release, "topic", "trim");
+		snprintf(hint, sizeof(hint), GL_RELEASE_HINT_FMT, (unsigned long long)s->trim_threshold);
+		put_str(&b, release, "topic", GL_RELEASE_TOPIC);
 		put_str(&b, release, "hint", hint);
-		put_str(&b, release, "caution", "trim visits every arena and glibc aborts the process on a corrupt one");
+		put_str(&b, release, "caution", GL_RELEASE_CAUTION);
 	}
 	put(&b, node, MD_FIG_RELEASE, release);
 
