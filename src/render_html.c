@@ -740,7 +740,7 @@ static void evidence(const struct html *h)
 			fputs("</svg>\n", out);
 			free(rows);
 		}
-		/* what the live heap is made of, when the plugin can tell (CPython's objects by type) */
+		/* what the live heap is made of, when the plugin can tell (objects by type) */
 		const struct md_node *types = md_node_get(a, "types");
 		if (md_node_type(types) == MD_NODE_ARRAY && md_node_count(types)) {
 			size_t nt = md_node_count(types);

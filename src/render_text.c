@@ -1206,7 +1206,7 @@ static const char *group_noun(const struct md_node *a, char *buf, size_t len)
 }
 
 /* What the live heap is made of, when the plugin can tell ("types": [{"name", "count", "bytes"}],
- * largest first: CPython's objects by type). The names come from the target: escaped. */
+ * largest first: a runtime's objects by type). The names come from the target: escaped. */
 #define TOP_TYPES 15
 static void render_types(const struct text *t, const struct md_node *a)
 {

@@ -103,8 +103,8 @@ static bool plugin_named(const struct md_report *r, const char *plugin)
 	return false;
 }
 
-/* Allocators that replace malloc itself (the others, CPython's obmalloc, Go, the JVM and V8, sit on
- * top of the C library's malloc, which stays in use); an unknown module that defines malloc does. */
+/* Allocators that replace malloc itself (known_allocators.c says which; the others sit on top of
+ * the C library's malloc, which stays in use); an unknown module that defines malloc does. */
 static bool interposes_malloc(const char *name)
 {
 	const struct md_known_allocator *k = md_known_allocator(name);
