@@ -691,6 +691,7 @@ static void evidence(const struct html *h)
 		}
 		const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
 		const char *noun = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN));
+		const char *plural = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN_PLURAL));
 		const struct md_node *objs[1 + 64];
 		size_t n_objs = 0;
 		objs[n_objs++] = a;
@@ -712,7 +713,7 @@ static void evidence(const struct html *h)
 			const char *gname = md_node_get_string(md_node_get(objs[k], "name"));
 			fputs("<p>", out);
 			if (k == 0)
-				escf(out, "Size classes, all %ss", noun ? noun : "group");
+				escf(out, "Size classes, all %s%s", plural ? plural : noun ? noun : "group", plural ? "" : "s");
 			else if (gname)
 				escf(out, "Size classes of %s", gname);
 			else

@@ -1038,7 +1038,7 @@ static const struct group_col group_known[] = {
 };
 #define GROUP_MAX_COLS (sizeof(group_known) / sizeof(group_known[0]))
 
-static void render_groups(const struct text *t, const struct md_node *groups, const char *noun)
+static void render_groups(const struct text *t, const struct md_node *groups, const char *noun, const char *plural)
 {
 	size_t n = md_node_count(groups);
 	if (md_node_type(groups) != MD_NODE_ARRAY || n == 0)
@@ -1112,7 +1112,7 @@ static void render_groups(const struct text *t, const struct md_node *groups, co
 		fputc('\n', t->out);
 	}
 	if (n > rows)
-		fprintf(t->out, "    ... and %zu more %ss\n", n - rows, noun);
+		fprintf(t->out, "    ... and %zu more %s\n", n - rows, plural);
 }
 
 /* Size classes of live and free chunks of one group (or of the allocator): a row per class with counts, bytes and
@@ -1175,10 +1175,10 @@ static void render_histogram(const struct text *t, const char *title, const stru
 	free(rows);
 }
 
-static void render_histograms(const struct text *t, const struct md_node *a, const char *noun)
+static void render_histograms(const struct text *t, const struct md_node *a, const char *noun, const char *plural)
 {
 	char title[160];
-	snprintf(title, sizeof(title), "size classes (all %ss)", noun);
+	snprintf(title, sizeof(title), "size classes (all %s)", plural);
 	render_histogram(t, title, a);
 	const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
 	size_t n = md_node_count(groups);
@@ -1202,6 +1202,19 @@ static const char *group_noun(const struct md_node *a, char *buf, size_t len)
 {
 	const char *noun = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN));
 	snprintf(buf, len, "%s", noun && noun[0] ? md_esc(noun) : "group");
+	return buf;
+}
+
+/* Its plural: "group_noun_plural", else the noun and "s". */
+static const char *group_noun_plural(const struct md_node *a, char *buf, size_t len)
+{
+	const char *plural = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN_PLURAL));
+	if (plural && plural[0]) {
+		snprintf(buf, len, "%s", md_esc(plural));
+		return buf;
+	}
+	char noun[48];
+	snprintf(buf, len, "%ss", group_noun(a, noun, sizeof(noun)));
 	return buf;
 }
 
@@ -1304,19 +1317,20 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 	 * the standard keys shown elsewhere and the plugin's aliases of them are left out */
 	static const char *const shown[] = {
 		"name", "version", "symbols", "walked", "walk_note", "consistent", "inconsistent_reason",
-		"consistency", "types", MD_FIG_GROUP_NOUN, MD_FIG_SLABS, MD_FIG_REPLACES_MALLOC,
+		"consistency", "types", MD_FIG_GROUP_NOUN, MD_FIG_GROUP_NOUN_PLURAL, MD_FIG_SLABS, MD_FIG_REPLACES_MALLOC,
 		MD_FIG_ALLOCATED_FROM, NULL,
 	};
 	object_grid(t, "what the walk found:", a, NULL, &all_bk, shown, md_node_get(a, MD_FIG_ALIASES), 24, 4);
 
-	char noun[48];
+	char noun[48], plural[64];
 	group_noun(a, noun, sizeof(noun));
+	group_noun_plural(a, plural, sizeof(plural));
 	const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
 	if (md_node_type(groups) == MD_NODE_ARRAY && md_node_count(groups)) {
-		fprintf(t->out, "  %ss (%zu):\n", noun, md_node_count(groups));
-		render_groups(t, groups, noun);
+		fprintf(t->out, "  %s (%zu):\n", plural, md_node_count(groups));
+		render_groups(t, groups, noun, plural);
 	}
-	render_histograms(t, a, noun);
+	render_histograms(t, a, noun, plural);
 	render_types(t, a);
 }
 

@@ -37,6 +37,8 @@
 #define MD_FIG_GROUPS "groups"
 /* "group_noun": what one group is called ("arena", "heap", "segment"): "arenas (3):". */
 #define MD_FIG_GROUP_NOUN "group_noun"
+/* "group_noun_plural": when the plural is not the noun and "s" ("size classes"). */
+#define MD_FIG_GROUP_NOUN_PLURAL "group_noun_plural"
 /* "histogram": [{"size_from", "size_to", "live_count", "live_bytes", "free_count",
  * "free_bytes"}]: size classes of the whole allocator (a group's own in its row). Inclusive
  * bounds; size_from == size_to for an exact size class. */

@@ -208,6 +208,17 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	 * no other allocator claims (objects above 512 bytes are glibc's), so nothing is counted twice. */
 	SET(md_node_set_u64(out, "live_bytes", w->total.bytes_allocated_blocks));
 	SET(md_node_set(out, "size_classes", classes_node(&w->total)));
+	/* the same classes as standard histogram rows (include/memdissect/figures.h) */
+	struct md_node *hist = md_node_array();
+	for (unsigned c = 0; c < PYM_NCLASSES && hist; c++) {
+		const uint64_t size = (c + 1) * 16;
+		if (w->total.classes[c].pools)
+			SET(md_node_append(hist, md_fig_hist_row(size, size, w->total.classes[c].blocks_in_use,
+								 w->total.classes[c].blocks_in_use * size,
+								 w->total.classes[c].blocks_available,
+								 w->total.classes[c].blocks_available * size)));
+	}
+	SET(md_node_set(out, MD_FIG_HISTOGRAM, hist));
 	SET(md_node_set(out, "types", types_node(w)));
 	struct md_node *cen = md_node_object();
 	SET(md_node_set_u64(cen, "objects", w->census_objects));
