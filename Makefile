@@ -232,7 +232,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/include/memdissect $(DESTDIR)$(PREFIX)/$(LIBSUBDIR)/pkgconfig
 	install -m 755 $(BUILD)/memdissect $(DESTDIR)$(PREFIX)/bin/memdissect
 	install -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
-	install -m 644 $(ABI_HEADERS) $(DESTDIR)$(PREFIX)/include/memdissect/
+	install -m 644 $(ABI_HEADERS) include/memdissect/figures.h $(DESTDIR)$(PREFIX)/include/memdissect/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 644 docs/memdissect.1 $(DESTDIR)$(PREFIX)/share/man/man1/memdissect.1
 	install -m 644 scripts/completion/memdissect.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/memdissect

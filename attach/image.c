@@ -1,6 +1,6 @@
 /* A target made of in-memory bytes (see image.h). The bytes of each mapping sit in an anonymous
  * MAP_NORESERVE region of the mapping's size: pages never written cost nothing, so the sparse
- * gigabytes jemalloc reserves are cheap to mirror. */
+ * gigabytes some allocators reserve are cheap to mirror. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>

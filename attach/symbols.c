@@ -1538,13 +1538,13 @@ static struct md_error *module_struct(struct md_symbols *s, const struct md_modu
 	struct dw_struct ds = {.name = strdup(struct_name)};
 	if (!ds.name)
 		return &md_error_nomem;
-	/* glibc's malloc structures live in the unit of malloc.c; the unit holding malloc_trim is
+	/* the C library's malloc structures live in the unit of malloc.c; the unit holding malloc is
 	 * found through .debug_aranges in about a millisecond, where walking 2000 unit headers for
 	 * the name costs ten. */
 	Dwarf_Die hint_storage, *hint = NULL, die;
 	struct md_symbol anchor;
 	if (st->is_libc) {
-		struct md_error *lerr = lookup_in(s, (size_t)index, "malloc_trim", &anchor);
+		struct md_error *lerr = lookup_in(s, (size_t)index, "malloc", &anchor);
 		Dwarf_Addr cu_bias;
 		if (!lerr)
 			hint = dwfl_module_addrdie(st->dwmod, anchor.address, &cu_bias);
@@ -1718,7 +1718,7 @@ static struct md_error *tls_from_got(struct module_state *st, struct md_target *
 	return last;
 }
 
-/* The executable's block comes first in static TLS (glibc _dl_determine_tlsoffset with
+/* The executable's block comes first in static TLS (the GNU loader's _dl_determine_tlsoffset with
  * offset 0), so its l_tls_offset follows from PT_TLS alone. */
 static int64_t exe_tls_offset(const GElf_Phdr *tls)
 {

@@ -54,10 +54,10 @@ const struct md_mapping *md_target_find_mapping(const struct md_target *t, uint6
 }
 
 /* A thread's stack pointer alone does not make a stack: Go keeps goroutine stacks (and, without
- * cgo, its threads' g0 stacks) inside its heap arenas, and an SP there once made 500 MiB of a Go
+ * cgo, its threads' g0 stacks) inside its heap, and an SP there once made 500 MiB of a Go
  * heap "stacks". A private anonymous mapping holding an SP is a thread stack when it sits right
- * above its guard (a PROT_NONE mapping ending where it starts), as pthread stacks (glibc, musl,
- * the JVM's) do; "[stack]" is the main thread's by name (attach/procfs.c). */
+ * above its guard (a PROT_NONE mapping ending where it starts), as pthread stacks (of every C
+ * library, the JVM's) do; "[stack]" is the main thread's by name (attach/procfs.c). */
 void md_target_mark_stack_at(struct md_target *t, uint64_t sp)
 {
 	struct md_mapping *m = (struct md_mapping *)md_target_find_mapping(t, sp);

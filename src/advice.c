@@ -1,18 +1,21 @@
 /* What to do about the gap, each piece of advice tied to a figure of the report and given only
  * when the figure supports it (the "Decision Framework" and "Common Debugging Scenarios" of
- * shared/seeds/memory-metrics.md): trim or purge what is releasable, tune glibc's arenas and
- * trim threshold or jemalloc's decay, suspect a structural leak when the allocators keep more
- * than they hand out, look at the container limit or the machine when those are the constraint.
+ * shared/seeds/memory-metrics.md): call each allocator's release action on what is releasable,
+ * the allocators' own advice items (their tunables, with the figures that support them), suspect
+ * a structural leak when the allocators keep more than they hand out, look at the container
+ * limit or the machine when those are the constraint. Only the standard figures of the allocator
+ * objects are read (include/memdissect/figures.h): no allocator is known here by name.
  * Thresholds are relative to the RSS so that a small process is not told to act on kilobytes. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "memdissect/plugin.h"
 #include "render.h"
+#include "unanalysed.h"
 
 #define MiB (1024ULL * 1024)
-#define GLIBC_DEFAULT_TRIM_THRESHOLD (128 * 1024ULL)
 
 struct builder {
 	struct md_advice *list;
@@ -45,7 +48,9 @@ static void add(struct builder *b, const char *topic, const char *fmt, ...)
 		b->err = &md_error_nomem;
 		return;
 	}
-	b->list[b->n++] = (struct md_advice){ .topic = topic, .text = text };
+	struct md_advice *a = &b->list[b->n++];
+	snprintf(a->topic, sizeof(a->topic), "%s", topic);
+	a->text = text;
 }
 
 /* Percent with one decimal in integers (no FPU or locale in the output). */
@@ -68,17 +73,6 @@ static const char *hb(uint64_t v, char *buf, size_t len)
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
-}
-
-static const struct md_node *allocator_named(const struct md_report *r, const char *name)
-{
-	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
-		const struct md_node *a = md_node_at(r->allocators, i);
-		const char *n = md_node_get_string(md_node_get(a, "name"));
-		if (n && strcmp(n, name) == 0)
-			return a;
-	}
-	return NULL;
 }
 
 static bool node_u64(const struct md_node *n, uint64_t *v)
@@ -115,7 +109,7 @@ static uint64_t fig_pinned(const struct md_gap_row *row)
 	return row->pinned_free_bytes;
 }
 
-/* " (most in glibc arena 1 heap 0, 0x7f..-0x7f..: 2.00 MiB)" */
+/* "; the most in main heap [0x7f..-0x7f..): 2.00 MiB" */
 static void where(char *buf, size_t len, const struct md_gap_row *row, uint64_t amount)
 {
 	char b[32];
@@ -127,15 +121,17 @@ static void where(char *buf, size_t len, const struct md_gap_row *row, uint64_t 
 		 row->end, hb(amount, b, sizeof(b)));
 }
 
-/* Releasable bytes of one allocator: per region when known, else its own figure. */
-static uint64_t releasable_of(const struct md_report *r, const struct md_gap *g, const char *name,
-			      const char *key, bool *present_ret)
+static bool in_use(const struct md_node *a)
 {
-	const struct md_node *a = allocator_named(r, name);
-	*present_ret = a != NULL;
-	if (!a)
-		return 0;
-	if (g->have_regions) {
+	const struct md_node *u = md_node_get(a, "in_use");
+	return !(md_node_type(u) == MD_NODE_BOOL && !md_node_get_bool(u));
+}
+
+/* Releasable bytes of one allocator: per region when known, else its release figure. */
+static uint64_t releasable_of(const struct md_gap *g, const struct md_node *a)
+{
+	const char *name = md_node_get_string(md_node_get(a, "name"));
+	if (g->have_regions && name) {
 		uint64_t sum = 0;
 		bool any = false;
 		for (size_t i = 0; i < g->n_rows; i++) {
@@ -148,180 +144,21 @@ static uint64_t releasable_of(const struct md_report *r, const struct md_gap *g,
 			return sum;
 	}
 	uint64_t v = 0;
-	node_u64(md_node_get(a, key), &v);
+	node_u64(md_node_path(a, "release.bytes"), &v);
 	return v;
 }
 
-static bool allocator_untrustworthy(const struct md_report *r, const char *name, char *why, size_t len);
-
-static void advise_glibc(struct builder *b, const struct md_report *r, const struct md_gap *g)
+/* A group of the allocator is corrupt or was changing: its release figure is not to be acted
+ * on. why_ret: "<group name> is corrupt (see the findings)", from the group's own name. */
+static bool untrustworthy(const struct md_node *a, char *why, size_t len)
 {
-	bool present;
-	uint64_t rss = g->rss_bytes;
-	uint64_t rel = releasable_of(r, g, "glibc", "trim_release_bytes", &present);
-	if (!present)
-		return;
-	const struct md_node *a = allocator_named(r, "glibc");
-	const struct md_node *params = md_node_get(a, "params");
-	char b1[32], b2[32], b3[32], p1[16], w[256];
-
-	uint64_t trim_threshold = 0;
-	bool have_tt = node_u64(md_node_get(params, "trim_threshold"), &trim_threshold);
-	/* a figure from an arena that is corrupt or was mid-update is no ground for calling trim,
-	 * and malloc_trim walks every arena: on a corrupt one it can abort the process */
-	char why[128];
-	if (allocator_untrustworthy(r, "glibc", why, sizeof(why))) {
-		if (rel >= max_u64(1 * MiB, rss / 20))
-			add(b, "trim-unsafe",
-			    "Do not call malloc_trim(0) on this evidence: %s. The walk counted %s as "
-			    "releasable, but trim visits every arena and glibc aborts the process on a "
-			    "corrupt one; find the heap corruption first (the findings name the addresses).",
-			    why, hb(rel, b1, sizeof(b1)));
-		return;
-	}
-	if (rel >= max_u64(1 * MiB, rss / 20)) {
-		const struct md_gap_row *row = top_row(g, "glibc", fig_releasable);
-		where(w, sizeof(w), row, row ? row->releasable_bytes : 0);
-		add(b, "trim",
-		    "Trim: malloc_trim(0) would return %s to the kernel now (%s of RSS)%s. Call it after "
-		    "a burst of frees (or from a maintenance hook); glibc by itself only trims the top of "
-		    "the main heap, and only when the free top exceeds M_TRIM_THRESHOLD%s%s%s.",
-		    hb(rel, b1, sizeof(b1)), pct(rel, rss, p1, sizeof(p1)), w,
-		    have_tt ? " (now " : "", have_tt ? hb(trim_threshold, b2, sizeof(b2)) : "",
-		    have_tt ? ")" : "");
-	}
-	/* glibc's dynamic threshold: freeing a large mmapped chunk raises the mmap threshold and
-	 * sets the trim threshold to twice it, so the top is kept much longer than the default. */
-	if (have_tt && trim_threshold > GLIBC_DEFAULT_TRIM_THRESHOLD && rel >= max_u64(1 * MiB, rss / 50)) {
-		add(b, "trim-threshold",
-		    "Lower M_TRIM_THRESHOLD: it is %s, above glibc's default of %s (the dynamic mmap "
-		    "threshold raised it after a large mmapped chunk was freed), while %s is releasable. "
-		    "Setting M_TRIM_THRESHOLD and M_MMAP_THRESHOLD explicitly (mallopt, or "
-		    "GLIBC_TUNABLES=glibc.malloc.trim_threshold=...) stops the rise.",
-		    hb(trim_threshold, b1, sizeof(b1)), hb(GLIBC_DEFAULT_TRIM_THRESHOLD, b2, sizeof(b2)),
-		    hb(rel, b3, sizeof(b3)));
-	}
-
-	/* Arenas: free memory kept in thread arenas is reused only by the threads attached to
-	 * them; capping the arenas lets threads share it. */
-	const struct md_node *arenas = md_node_get(a, "arenas");
-	size_t n_arenas = md_node_count(arenas);
-	uint64_t thread_gap = 0;
-	if (g->have_regions) {
-		for (size_t i = 0; i < g->n_rows; i++) {
-			const struct md_gap_row *row = &g->rows[i];
-			if (strcmp(row->allocator, "glibc") == 0 && row->group > 0)
-				thread_gap += row->releasable_bytes + row->kept_free_bytes + row->pinned_free_bytes;
-		}
-	} else {
-		for (size_t i = 0; i < n_arenas; i++) {
-			const struct md_node *ar = md_node_at(arenas, i);
-			const char *kind = md_node_get_string(md_node_get(ar, "kind"));
-			uint64_t f = 0, c = 0;
-			if (kind && strcmp(kind, "main") == 0)
-				continue;
-			node_u64(md_node_get(ar, "free_bytes"), &f);
-			node_u64(md_node_get(ar, "cached_bytes"), &c);
-			thread_gap += f + c;
-		}
-	}
-	uint64_t arena_max = 0;
-	bool have_am = node_u64(md_node_get(params, "arena_max"), &arena_max);
-	if (n_arenas >= 3 && thread_gap >= max_u64(2 * MiB, rss / 10)) {
-		char am[64] = "";
-		if (have_am)
-			snprintf(am, sizeof(am), " (arena_max is now %" PRIu64 "%s)", arena_max,
-				 arena_max ? "" : ", that is 8 per core");
-		add(b, "arenas",
-		    "Cap the arenas: %zu glibc arenas, and the thread arenas keep %s of free memory (%s of "
-		    "RSS) that only their own threads reuse%s. M_ARENA_MAX (mallopt, or "
-		    "MALLOC_ARENA_MAX=2 to 4) makes threads share fewer arenas, at some cost in lock "
-		    "contention.",
-		    n_arenas, hb(thread_gap, b1, sizeof(b1)), pct(thread_gap, rss, p1, sizeof(p1)), am);
-	}
-}
-
-/* jemalloc's decay settings, wherever the plugin puts them. */
-static bool jem_decay(const struct md_node *a, const char *key, int64_t *v)
-{
-	const struct md_node *n = md_node_get(a, key);
-	if (!n)
-		n = md_node_get(md_node_get(a, "opt"), key);
-	if (!n)
-		n = md_node_get(md_node_get(a, "params"), key);
-	enum md_node_type ty = md_node_type(n);
-	if (!n || (ty != MD_NODE_U64 && ty != MD_NODE_I64))
-		return false;
-	*v = md_node_get_i64(n);
-	return true;
-}
-
-static void advise_jemalloc(struct builder *b, const struct md_report *r, const struct md_gap *g)
-{
-	bool present;
-	uint64_t rss = g->rss_bytes;
-	uint64_t rel = releasable_of(r, g, "jemalloc", "purge_release_bytes", &present);
-	if (!present)
-		return;
-	const struct md_node *a = allocator_named(r, "jemalloc");
-	char b1[32], b2[32], p1[16], w[256], decay[128] = "";
-	char why[128];
-	if (rel < max_u64(1 * MiB, rss / 20) || allocator_untrustworthy(r, "jemalloc", why, sizeof(why)))
-		return;
-	const struct md_gap_row *row = top_row(g, "jemalloc", fig_releasable);
-	where(w, sizeof(w), row, row ? row->releasable_bytes : 0);
-	int64_t dirty = 0, muzzy = 0;
-	bool hd = jem_decay(a, "dirty_decay_ms", &dirty), hm = jem_decay(a, "muzzy_decay_ms", &muzzy);
-	if (hd && hm)
-		snprintf(decay, sizeof(decay), " (now dirty_decay_ms %" PRId64 ", muzzy_decay_ms %" PRId64 ")",
-			 dirty, muzzy);
-	else if (hd)
-		snprintf(decay, sizeof(decay), " (now dirty_decay_ms %" PRId64 ")", dirty);
-	uint64_t pdirty = 0;
-	bool hp = node_u64(md_node_get(a, "pdirty"), &pdirty);
-	char dirty_txt[64] = "";
-	if (hp)
-		snprintf(dirty_txt, sizeof(dirty_txt), ", %s of it in dirty pages",
-			 hb(pdirty * MD_PAGE_SIZE, b2, sizeof(b2)));
-	add(b, "purge",
-	    "Purge: arena.<all>.purge (mallctl \"arena.4096.purge\") would return %s now (%s of "
-	    "RSS)%s%s. jemalloc returns unused dirty pages only as they decay: shorter decay times%s "
-	    "(MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0) give memory back sooner at some CPU "
-	    "cost.",
-	    hb(rel, b1, sizeof(b1)), pct(rel, rss, p1, sizeof(p1)), dirty_txt, w, decay);
-}
-
-/* What each runtime offers to see into its own heap. */
-static const char *own_tool(const char *name)
-{
-	static const struct { const char *name, *tool; } tools[] = {
-		{ "tcmalloc", "tcmalloc: MallocExtension::GetStats() or TCMALLOC_* heap profiling" },
-		{ "mimalloc", "mimalloc: MIMALLOC_SHOW_STATS=1 or mi_stats_print()" },
-		{ "musl", "musl: no statistics interface; mallinfo is not provided" },
-		{ "pymalloc", "Python: sys._debugmallocstats() and tracemalloc" },
-		{ "go", "Go: runtime.ReadMemStats or GODEBUG=gctrace=1" },
-		{ "hotspot", "Java: jcmd PID GC.heap_info and -XX:NativeMemoryTracking=summary" },
-		{ "v8", "node: process.memoryUsage() and a heap snapshot (--inspect)" },
-	};
-	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
-		if (strcmp(tools[i].name, name) == 0)
-			return tools[i].tool;
-	return NULL;
-}
-
-/* An arena of the allocator is corrupt or was changing: its trim figure is not to be acted on.
- * why_ret: "arena 1 is corrupt" (or "its structures were changing during the pause"). */
-static bool allocator_untrustworthy(const struct md_report *r, const char *name, char *why, size_t len)
-{
-	const struct md_node *a = allocator_named(r, name);
-	const struct md_node *arenas = md_node_get(a, "arenas");
-	for (size_t i = 0; i < md_node_count(arenas); i++) {
-		const struct md_node *ar = md_node_at(arenas, i);
-		const char *st = md_node_get_string(md_node_get(ar, "state"));
+	const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
+	for (size_t i = 0; i < md_node_count(groups); i++) {
+		const struct md_node *gr = md_node_at(groups, i);
+		const char *st = md_node_get_string(md_node_get(gr, "state"));
+		const char *name = md_node_get_string(md_node_get(gr, "name"));
 		if (st && (strcmp(st, "corrupt") == 0 || strcmp(st, "inconsistent") == 0)) {
-			uint64_t idx = i;
-			node_u64(md_node_get(ar, "index"), &idx);
-			snprintf(why, len, "arena %" PRIu64 " is %s", idx,
+			snprintf(why, len, "%s is %s", name ? md_esc(name) : "a group",
 				 strcmp(st, "corrupt") == 0 ? "corrupt (see the findings)" : "inconsistent (it was mid-update)");
 			return true;
 		}
@@ -330,6 +167,118 @@ static bool allocator_untrustworthy(const struct md_report *r, const char *name,
 	if (md_node_type(consistent) == MD_NODE_BOOL && !md_node_get_bool(consistent)) {
 		snprintf(why, len, "its structures were changing during the pause");
 		return true;
+	}
+	return false;
+}
+
+/* A release call, not a word such as "none" (docs/plugins.md). */
+static bool is_call(const char *action)
+{
+	return action && (strchr(action, '(') || strchr(action, '.'));
+}
+
+/* The plugin's text with "{share}" (bytes as a share of RSS) and "{bytes:N}" (N in units). */
+static void expand(char *out, size_t len, const char *text, uint64_t bytes, uint64_t rss)
+{
+	size_t o = 0;
+	for (const char *p = text; *p && o + 1 < len;) {
+		char v[40];
+		const char *ins = NULL;
+		size_t skip = 1;
+		if (strncmp(p, "{share}", 7) == 0) {
+			ins = pct(bytes, rss, v, sizeof(v));
+			skip = 7;
+		} else if (strncmp(p, "{bytes:", 7) == 0) {
+			char *endp;
+			unsigned long long n = strtoull(p + 7, &endp, 10);
+			if (*endp == '}') {
+				ins = hb(n, v, sizeof(v));
+				skip = (size_t)(endp + 1 - p);
+			}
+		}
+		if (ins) {
+			int w = snprintf(out + o, len - o, "%s", ins);
+			o += w > 0 ? (size_t)w : 0;
+			if (o >= len)
+				o = len - 1;
+		} else {
+			out[o++] = *p;
+		}
+		p += skip;
+	}
+	out[o] = 0;
+}
+
+/* The release advice of one allocator from its "release" object: what the call would give back
+ * now, when that is worth it; or why not to call it when the walk cannot vouch for the heap. */
+static void advise_release(struct builder *b, const struct md_gap *g, const struct md_node *a)
+{
+	const struct md_node *rel_obj = md_node_get(a, MD_FIG_RELEASE);
+	const char *action = md_node_get_string(md_node_get(rel_obj, "action"));
+	if (!is_call(action) || !in_use(a))
+		return;
+	const char *name = md_node_get_string(md_node_get(a, "name"));
+	const char *topic = md_node_get_string(md_node_get(rel_obj, "topic")) ?: "release";
+	const char *hint = md_node_get_string(md_node_get(rel_obj, "hint"));
+	const char *caution = md_node_get_string(md_node_get(rel_obj, "caution"));
+	uint64_t rss = g->rss_bytes, rel = releasable_of(g, a);
+	char b1[32], p1[16], w[256], why[160], title[32];
+	if (rel < max_u64(1 * MiB, rss / 20))
+		return;
+	if (untrustworthy(a, why, sizeof(why))) {
+		char unsafe[48];
+		snprintf(unsafe, sizeof(unsafe), "%s-unsafe", topic);
+		if (caution)
+			add(b, unsafe,
+			    "Do not call %s on this evidence: %s. The walk counted %s as releasable, but %s; "
+			    "find the heap corruption first (the findings name the addresses).",
+			    md_esc(action), why, hb(rel, b1, sizeof(b1)), md_esc(caution));
+		return;
+	}
+	const struct md_gap_row *row = top_row(g, name, fig_releasable);
+	where(w, sizeof(w), row, row ? row->releasable_bytes : 0);
+	snprintf(title, sizeof(title), "%s", topic);
+	if (title[0] >= 'a' && title[0] <= 'z')
+		title[0] = (char)(title[0] - 'a' + 'A');
+	char hint_text[1024] = "";
+	if (hint)
+		expand(hint_text, sizeof(hint_text), hint, rel, rss);
+	add(b, topic,
+	    "%s: %s would return %s to the kernel now (%s of RSS)%s.%s%s", md_esc(title), md_esc(action),
+	    hb(rel, b1, sizeof(b1)), pct(rel, rss, p1, sizeof(p1)), w, hint ? " " : "", md_esc(hint_text));
+}
+
+/* The allocator's own advice items, each given only when its figure passes its thresholds. */
+static void advise_items(struct builder *b, const struct md_gap *g, const struct md_node *a)
+{
+	const struct md_node *items = md_node_get(a, MD_FIG_ADVICE);
+	if (!in_use(a))
+		return;
+	for (size_t i = 0; i < md_node_count(items); i++) {
+		const struct md_node *it = md_node_at(items, i);
+		const char *text = md_node_get_string(md_node_get(it, "text"));
+		const char *topic = md_node_get_string(md_node_get(it, "topic"));
+		uint64_t bytes = 0, min_bytes = 0, permille = 0;
+		if (!text || !topic || !node_u64(md_node_get(it, "bytes"), &bytes))
+			continue;
+		node_u64(md_node_get(it, "min_bytes"), &min_bytes);
+		node_u64(md_node_get(it, "min_rss_permille"), &permille);
+		if (bytes < min_bytes || (unsigned __int128)bytes * 1000 < (unsigned __int128)g->rss_bytes * permille)
+			continue;
+		char out[1536];
+		expand(out, sizeof(out), text, bytes, g->rss_bytes);
+		add(b, topic, "%s", md_esc(out));
+	}
+}
+
+/* Some allocator in use keeps size classes apart already. */
+static bool any_slabs(const struct md_report *r)
+{
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const struct md_node *s = md_node_get(a, MD_FIG_SLABS);
+		if (in_use(a) && md_node_type(s) == MD_NODE_BOOL && md_node_get_bool(s))
+			return true;
 	}
 	return false;
 }
@@ -347,7 +296,7 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 			size_t l = strlen(names);
 			snprintf(names + l, sizeof(names) - l, "%s%s", i ? (i + 1 == r->n_unanalysed ? " and " : ", ") : "",
 				 r->unanalysed[i].name);
-			const char *tool = own_tool(r->unanalysed[i].name);
+			const char *tool = md_known_allocator_tool(r->unanalysed[i].name);
 			if (tool && !strstr(tools, tool)) {
 				l = strlen(tools);
 				snprintf(tools + l, sizeof(tools) - l, "%s%s", tools[0] ? "; " : "", tool);
@@ -368,8 +317,10 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 		    hb(r->classes[MD_CLASS_ANON_OTHER], b1, sizeof(b1)));
 	}
 
-	advise_glibc(&b, r, g);
-	advise_jemalloc(&b, r, g);
+	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
+		advise_release(&b, g, md_node_at(r->allocators, i));
+		advise_items(&b, g, md_node_at(r->allocators, i));
+	}
 
 	/* Fragmentation: free bytes on pages that also hold live data; only the live neighbours
 	 * going away frees them. */
@@ -377,16 +328,16 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 	if (g->pinned_free_bytes >= max_u64(1 * MiB, heap_res / 10)) {
 		const struct md_gap_row *row = top_row(g, NULL, fig_pinned);
 		where(w, sizeof(w), row, row ? row->pinned_free_bytes : 0);
-		/* jemalloc already keeps size classes in slabs: that is no advice to its users */
-		bool slabs = allocator_named(r, "jemalloc") != NULL;
+		/* an allocator with size-class slabs: that is no advice to its users */
+		bool slabs = any_slabs(r);
 		add(&b, "fragmentation",
 		    "Expect no help from %s with %s of free memory (%s of the allocators' "
 		    "resident pages): it is pinned by fragmentation, on pages that also hold live "
 		    "data%s. It comes back only when the live neighbours are freed: allocate long-lived "
-		    "and short-lived objects apart (pools, a separate arena)%s.",
+		    "and short-lived objects apart (pools, a separate heap)%s.",
 		    md_release_verb(r), hb(g->pinned_free_bytes, b1, sizeof(b1)),
 		    pct(g->pinned_free_bytes, heap_res, p1, sizeof(p1)), w,
-		    slabs ? "" : ", or use an allocator with size-class slabs (jemalloc, mimalloc)");
+		    slabs ? "" : ", or use an allocator that keeps size classes apart in slabs");
 	}
 
 	/* The allocators keep more than they hand out: one snapshot cannot tell a stable gap
@@ -405,7 +356,7 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 	if (g->metadata_bytes >= max_u64(4 * MiB, heap_res / 10)) {
 		add(&b, "metadata",
 		    "Look at the allocator metadata: %s (%s of the allocators' resident pages) is "
-		    "bookkeeping, a sign of very many arenas, thread caches or tiny allocations.",
+		    "bookkeeping, a sign of very many heaps, thread caches or tiny allocations.",
 		    hb(g->metadata_bytes, b1, sizeof(b1)), pct(g->metadata_bytes, heap_res, p1, sizeof(p1)));
 	}
 
@@ -424,7 +375,7 @@ struct md_error *md_advice_build(const struct md_report *r, const struct md_gap 
 		else
 			add(&b, "container",
 			    "Raise the container limit or shrink the process: its RSS of %s is %s of the "
-			    "cgroup's %s limit (the cgroup uses %s); releasing what trim or purge can "
+			    "cgroup's %s limit (the cgroup uses %s); releasing what the release calls can "
 			    "(%s) buys headroom, not a fix.",
 			    hb(rss, b1, sizeof(b1)), pct(rss, limit, p1, sizeof(p1)), hb(limit, b2, sizeof(b2)),
 			    pct(r->cgroup.usage_bytes, limit, p2, sizeof(p2)), hb(g->releasable_bytes, b3, sizeof(b3)));

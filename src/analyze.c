@@ -232,7 +232,7 @@ static void note_dropped_findings(struct md_report *r)
 			kept += r->findings[k].allocator && strcmp(r->findings[k].allocator, name) == 0;
 		if (seen > kept)
 			md_report_add_note(r, "%s: %llu findings were not recorded: the walk saw %llu and the report "
-					   "keeps %llu (a bounded number per arena)",
+					   "keeps %llu (a bounded number per group)",
 					   name, (unsigned long long)(seen - kept), (unsigned long long)seen,
 					   (unsigned long long)kept);
 	}

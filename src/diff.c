@@ -1,6 +1,6 @@
 /* memdissect diff A.json B.json: what changed between two reports (attach --json), read back
  * with the JSON parser: the totals and the gap, each class, each allocator's byte figures and
- * those of its arenas, and the mappings and allocator regions that changed the most.
+ * those of its groups, and the mappings and allocator regions that changed the most.
  * Mappings are matched by start address and path, allocator regions by allocator, label and
  * start: a mapping that moved shows as gone and new, which is what happened to its pages.
  * Documents are untrusted input: every key is looked up by name and may be absent. */
@@ -70,7 +70,7 @@ static void figures_of(const struct md_node *doc, struct figures *f)
 	if (!md_node_count(ar)) {
 		for (size_t i = 0; i < md_node_count(allocators); i++) {
 			const struct md_node *a = md_node_at(allocators, i);
-			rel += u64_at(a, "trim_release_bytes") + u64_at(a, "purge_release_bytes");
+			rel += u64_at(md_node_get(a, "release"), "bytes");
 			pinned += u64_at(a, "pinned_free_bytes");
 		}
 	}
@@ -173,13 +173,14 @@ static size_t object_bytes(const struct out *o, const char *prefix, const struct
 	return printed;
 }
 
-static const struct md_node *arena_by_index(const struct md_node *alloc, uint64_t index)
+/* A group row of the allocator object by its group number (the standard "groups"). */
+static const struct md_node *group_by_number(const struct md_node *alloc, int64_t number)
 {
-	const struct md_node *arenas = md_node_get(alloc, "arenas");
-	for (size_t i = 0; i < md_node_count(arenas); i++) {
-		const struct md_node *ar = md_node_at(arenas, i);
-		if (is_number(md_node_get(ar, "index")) && md_node_get_u64(md_node_get(ar, "index")) == index)
-			return ar;
+	const struct md_node *groups = md_node_get(alloc, "groups");
+	for (size_t i = 0; i < md_node_count(groups); i++) {
+		const struct md_node *gr = md_node_at(groups, i);
+		if (is_number(md_node_get(gr, "group")) && md_node_get_i64(md_node_get(gr, "group")) == number)
+			return gr;
 	}
 	return NULL;
 }
@@ -198,20 +199,24 @@ static void allocator_diff(const struct out *o, const struct md_node *da, const 
 			snprintf(title, sizeof(title), "Allocator %s%s", md_esc(name), !a ? " (only in B)" : !b ? " (only in A)" : "");
 			heading(o, title);
 			size_t printed = object_bytes(o, "", a, b);
-			/* arenas by index */
+			/* groups by number */
 			const struct md_node *sides[2] = { a, b };
 			for (int s = 0; s < 2; s++) {
-				const struct md_node *arenas = md_node_get(sides[s], "arenas");
-				for (size_t k = 0; k < md_node_count(arenas); k++) {
-					const struct md_node *ar = md_node_at(arenas, k);
-					if (!is_number(md_node_get(ar, "index")))
+				const struct md_node *groups = md_node_get(sides[s], "groups");
+				for (size_t k = 0; k < md_node_count(groups); k++) {
+					const struct md_node *gr = md_node_at(groups, k);
+					if (!is_number(md_node_get(gr, "group")))
 						continue;
-					uint64_t idx = md_node_get_u64(md_node_get(ar, "index"));
-					if (s == 1 && arena_by_index(a, idx))
+					int64_t num = md_node_get_i64(md_node_get(gr, "group"));
+					if (s == 1 && group_by_number(a, num))
 						continue;
-					char prefix[48];
-					snprintf(prefix, sizeof(prefix), "arena %" PRIu64 " ", idx);
-					printed += object_bytes(o, prefix, arena_by_index(a, idx), arena_by_index(b, idx));
+					const char *gname = md_node_get_string(md_node_get(gr, "name"));
+					char prefix[96];
+					if (gname)
+						snprintf(prefix, sizeof(prefix), "%s ", md_esc(gname));
+					else
+						snprintf(prefix, sizeof(prefix), "group %" PRId64 " ", num);
+					printed += object_bytes(o, prefix, group_by_number(a, num), group_by_number(b, num));
 				}
 			}
 			if (!printed)
@@ -597,13 +602,13 @@ static struct md_error *validate(const char *path, const struct md_node *doc)
 		return err;
 	for (size_t i = 0; i < md_node_count(allocators); i++) {
 		const struct md_node *a = md_node_at(allocators, i);
-		static const char *const keys[] = { "live_bytes", "trim_release_bytes", "purge_release_bytes", "pinned_free_bytes" };
+		static const char *const keys[] = { "live_bytes", "release.bytes", "pinned_free_bytes" };
 		snprintf(where, sizeof(where), "allocators[%zu].name", i);
 		if ((err = check_string(path, where, md_node_get(a, "name"), true)))
 			return err;
-		for (size_t k = 0; k < 4; k++) {
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 			snprintf(where, sizeof(where), "allocators[%zu].%s", i, keys[k]);
-			if ((err = check_count(path, where, md_node_get(a, keys[k]), false, MAX_PLAUSIBLE_BYTES)))
+			if ((err = check_count(path, where, md_node_path(a, keys[k]), false, MAX_PLAUSIBLE_BYTES)))
 				return err;
 		}
 	}

@@ -1,6 +1,6 @@
 /* The gap between the heap and RSS, from the report alone: what the program holds (the
- * allocators' live bytes), and the rest of RSS term by term (free memory a trim or purge would
- * release now, free memory kept out of its reach, free bytes pinned on live pages, metadata,
+ * allocators' live bytes), and the rest of RSS term by term (free memory the allocators' release
+ * calls would give back now, free memory kept out of its reach, free bytes pinned on live pages, metadata,
  * headers and rounding, memory outside the allocators), then per allocator region, ranked.
  * The terms always add up to the gap: a term that cannot be known (no per-region figures) is
  * folded into its neighbour, never guessed. */
@@ -14,7 +14,7 @@ uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *fou
 	uint64_t sum = 0;
 	bool found = false;
 	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
-		const struct md_node *v = md_node_get(md_node_at(r->allocators, i), key);
+		const struct md_node *v = md_node_path(md_node_at(r->allocators, i), key);
 		enum md_node_type ty = md_node_type(v);
 		if (v && (ty == MD_NODE_U64 || ty == MD_NODE_I64)) {
 			sum += md_node_get_u64(v);
@@ -27,7 +27,7 @@ uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *fou
 }
 
 /* An allocator of the report that is in use (another allocator may have taken malloc over from
- * glibc: its object then says "in_use": false). */
+ * it: its object then says "in_use": false). */
 static bool allocator_in_use(const struct md_report *r, const char *name)
 {
 	for (size_t i = 0; i < md_node_count(r->allocators); i++) {
@@ -40,10 +40,9 @@ static bool allocator_in_use(const struct md_report *r, const char *name)
 	return false;
 }
 
-/* The release calls of the allocators in use, from each one's "release": {"action"} ("malloc_trim(0)",
- * "arena.<all>.purge", "MallocExtension::ReleaseFreeMemory()", ...): "A or B". An action that is
- * not a call ("none", musl's "free_live_slots": it gives a group back only when it empties) is
- * left out. */
+/* The release calls of the allocators in use, from each one's "release": {"action"}: "A or B".
+ * An action that is not a call ("none", or a word for "a group goes back only when it empties")
+ * is left out. */
 const char *md_release_verb(const struct md_report *r)
 {
 	static char verb[256];
@@ -80,8 +79,7 @@ static void row_label(struct md_gap_row *row, const struct md_alloc_region *firs
 		snprintf(row->label, sizeof(row->label), "%s", label);
 		return;
 	}
-	/* "glibc mmapped chunk" x 12 -> "glibc mmapped chunks (12)";
-	 * "jemalloc arena 0" x 3 -> "jemalloc arena 0 (3 spans)" */
+	/* "mmapped chunk" x 12 -> "mmapped chunks (12)"; "group 0" x 3 -> "group 0 (3 spans)" */
 	size_t l = strlen(label);
 	char last = l ? label[l - 1] : 0;
 	bool word = (last >= 'a' && last <= 'z') || (last >= 'A' && last <= 'Z');
@@ -200,8 +198,7 @@ struct md_error *md_gap_compute(const struct md_report *r, struct md_gap *gap_re
 		}
 	} else {
 		bool any;
-		releasable = md_allocators_sum(r, "trim_release_bytes", &any) +
-			     md_allocators_sum(r, "purge_release_bytes", &any);
+		releasable = md_allocators_sum(r, "release.bytes", &any);
 		pinned = md_allocators_sum(r, "pinned_free_bytes", &any);
 	}
 	g.releasable_bytes = releasable < free_b ? releasable : free_b;

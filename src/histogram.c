@@ -1,8 +1,7 @@
-/* Size-class histograms of live and free chunks, as the plugins give them, in one shape:
- *   glibc:    "histogram": [{"size_from", "size_to", "live_count", "live_bytes", "free_count",
- *             "free_bytes"}] in each arena object (or in the allocator object);
- *   jemalloc: "bins": [{"size", "curregs", "free_regions", "free_bytes"}] in each arena object.
- * Entries that are not objects, or lack a size, are skipped: plugin objects are read key by key. */
+/* Size-class histograms of live and free chunks in the standard shape (include/memdissect/figures.h):
+ *   "histogram": [{"size_from", "size_to", "live_count", "live_bytes", "free_count", "free_bytes"}]
+ * in an allocator object or in one of its "groups". Entries that are not objects, or lack a
+ * size, are skipped: plugin objects are read key by key. */
 #include <stdlib.h>
 
 #include "render.h"
@@ -24,11 +23,6 @@ struct md_error *md_histogram_rows(const struct md_node *obj, struct md_hist_row
 	*rows_ret = NULL;
 	*n_ret = 0;
 	const struct md_node *hist = md_node_get(obj, "histogram");
-	bool jem = false;
-	if (md_node_type(hist) != MD_NODE_ARRAY) {
-		hist = md_node_get(obj, "bins");
-		jem = true;
-	}
 	if (md_node_type(hist) != MD_NODE_ARRAY || !md_node_count(hist))
 		return NULL;
 	size_t n = md_node_count(hist);
@@ -42,25 +36,14 @@ struct md_error *md_histogram_rows(const struct md_node *obj, struct md_hist_row
 			continue;
 		struct md_hist_row *row = &rows[k];
 		bool ok = true;
-		if (jem) {
-			uint64_t size = get(e, "size", &ok);
-			if (!ok || !size)
-				continue;
-			row->size_from = row->size_to = size;
-			row->live_count = get(e, "curregs", NULL);
-			row->live_bytes = row->live_count * size;
-			row->free_count = get(e, "free_regions", NULL);
-			row->free_bytes = get(e, "free_bytes", NULL);
-		} else {
-			row->size_from = get(e, "size_from", &ok);
-			row->size_to = get(e, "size_to", &ok);
-			if (!ok || row->size_to < row->size_from)
-				continue;
-			row->live_count = get(e, "live_count", NULL);
-			row->live_bytes = get(e, "live_bytes", NULL);
-			row->free_count = get(e, "free_count", NULL);
-			row->free_bytes = get(e, "free_bytes", NULL);
-		}
+		row->size_from = get(e, "size_from", &ok);
+		row->size_to = get(e, "size_to", &ok);
+		if (!ok || row->size_to < row->size_from)
+			continue;
+		row->live_count = get(e, "live_count", NULL);
+		row->live_bytes = get(e, "live_bytes", NULL);
+		row->free_count = get(e, "free_count", NULL);
+		row->free_bytes = get(e, "free_bytes", NULL);
 		k++;
 	}
 	if (!k) {

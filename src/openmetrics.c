@@ -4,7 +4,9 @@
  * textfile collector refuses them); the text ends with "# EOF". The classic Prometheus text
  * parser of the collector reads "# UNIT" and "# EOF" as comments, so one output serves both.
  * Labels stay stable from one run to the next (no addresses): regions are summed per allocator
- * arena, so a series keeps its identity while the process lives. */
+ * group, so a series keeps its identity while the process lives. The per-group families keep
+ * the names they were published under (memdissect_arena_*, label "arena" = the plugin's group
+ * number): dashboards and alerts use them. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -64,7 +66,7 @@ static void one(const struct om *o, const char *name, const char *unit, const ch
 	sample_u(o, name, "", v);
 }
 
-struct arena_sum {
+struct group_sum {
 	const char *allocator;
 	int group;
 	uint64_t resident, releasable, kept, pinned, metadata;
@@ -133,8 +135,8 @@ struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out)
 		}
 	}
 
-	/* Per allocator arena: rows summed by (allocator, group). */
-	struct arena_sum *sums = calloc(g.n_rows ? g.n_rows : 1, sizeof(*sums));
+	/* Per allocator group: rows summed by (allocator, group). */
+	struct group_sum *sums = calloc(g.n_rows ? g.n_rows : 1, sizeof(*sums));
 	size_t n_sums = 0;
 	if (!sums) {
 		md_gap_deinit(&g);
@@ -142,7 +144,7 @@ struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out)
 	}
 	for (size_t i = 0; i < g.n_rows; i++) {
 		const struct md_gap_row *row = &g.rows[i];
-		struct arena_sum *s = NULL;
+		struct group_sum *s = NULL;
 		for (size_t k = 0; k < n_sums && !s; k++)
 			if (sums[k].group == row->group && strcmp(sums[k].allocator, row->allocator) == 0)
 				s = &sums[k];
@@ -160,26 +162,26 @@ struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out)
 	static const struct {
 		const char *name, *help;
 		size_t offset;
-	} arena_families[] = {
-		{ "memdissect_arena_resident_bytes", "Resident bytes of an allocator arena's regions (group -1: none).",
-		  offsetof(struct arena_sum, resident) },
-		{ "memdissect_arena_releasable_bytes", "What malloc_trim(0) / a purge would release now, per arena.",
-		  offsetof(struct arena_sum, releasable) },
-		{ "memdissect_arena_pinned_free_bytes", "Free bytes on pages that also hold live data, per arena.",
-		  offsetof(struct arena_sum, pinned) },
-		{ "memdissect_arena_kept_free_bytes", "Free pages out of trim's / purge's reach, per arena.",
-		  offsetof(struct arena_sum, kept) },
-		{ "memdissect_arena_metadata_bytes", "Allocator metadata pages, per arena.",
-		  offsetof(struct arena_sum, metadata) },
+	} group_families[] = {
+		{ "memdissect_arena_resident_bytes", "Resident bytes of an allocator group's regions (group -1: none).",
+		  offsetof(struct group_sum, resident) },
+		{ "memdissect_arena_releasable_bytes", "What the allocator's release call would give back now, per group.",
+		  offsetof(struct group_sum, releasable) },
+		{ "memdissect_arena_pinned_free_bytes", "Free bytes on pages that also hold live data, per group.",
+		  offsetof(struct group_sum, pinned) },
+		{ "memdissect_arena_kept_free_bytes", "Free pages out of the release call's reach, per group.",
+		  offsetof(struct group_sum, kept) },
+		{ "memdissect_arena_metadata_bytes", "Allocator metadata pages, per group.",
+		  offsetof(struct group_sum, metadata) },
 	};
-	for (size_t f = 0; n_sums && f < sizeof(arena_families) / sizeof(arena_families[0]); f++) {
-		family(&o, arena_families[f].name, "bytes", arena_families[f].help);
+	for (size_t f = 0; n_sums && f < sizeof(group_families) / sizeof(group_families[0]); f++) {
+		family(&o, group_families[f].name, "bytes", group_families[f].help);
 		for (size_t k = 0; k < n_sums; k++) {
 			escape(v1, sizeof(v1), sums[k].allocator);
 			snprintf(extra, sizeof(extra), "allocator=\"%s\",arena=\"%d\"", v1, sums[k].group);
 			uint64_t v;
-			memcpy(&v, (const char *)&sums[k] + arena_families[f].offset, sizeof(v));
-			sample_u(&o, arena_families[f].name, extra, v);
+			memcpy(&v, (const char *)&sums[k] + group_families[f].offset, sizeof(v));
+			sample_u(&o, group_families[f].name, extra, v);
 		}
 	}
 	free(sums);

@@ -31,19 +31,19 @@ const char *md_esc(const char *s);
 /* ---- the gap (gap.c) ---- */
 
 /* One row of the gap ranking and of the map: an allocator region, or every region of one
- * allocator that carries the same label (glibc's mmapped chunks, a jemalloc arena's spans). */
+ * allocator that carries the same label (a plugin's mmapped chunks, the spans of one group). */
 struct md_gap_row {
-	char label[96];         /* "glibc arena 1 heap 0", "glibc mmapped chunks (12)" */
+	char label[96];         /* the plugin's region label; "... (12)" for 12 regions of one label */
 	const char *allocator;  /* plugin name, never NULL ("?" when the region had none) */
-	int group;              /* the plugin's arena index, -1 none */
+	int group;              /* the plugin's group number, -1 none */
 	uint64_t start, end;    /* first member's start, last member's end */
 	size_t *members;        /* indices into report->alloc_regions, in address order */
 	size_t n_members;
 	uint64_t pages[MD_CELL_PART_COUNT];
 	uint64_t total_pages;   /* pages covered by the members (the map's length) */
 	uint64_t resident_bytes;   /* live + free + metadata + other pages */
-	uint64_t releasable_bytes; /* what malloc_trim(0) / a purge would release now */
-	uint64_t kept_free_bytes;  /* free pages out of trim's / purge's reach */
+	uint64_t releasable_bytes; /* what the allocator's release call would give back now */
+	uint64_t kept_free_bytes;  /* free pages out of that call's reach */
 	uint64_t pinned_free_bytes;/* free bytes on pages that also hold live data */
 	uint64_t metadata_bytes;
 	uint64_t gap_bytes;        /* free pages + pinned free bytes + metadata pages */
@@ -57,8 +57,8 @@ struct md_gap {
 	bool live_from_allocators;
 	uint64_t gap_bytes;          /* rss - live heap (0 if the heap is larger) */
 	/* The gap, term by term; the terms add up to gap_bytes. */
-	uint64_t releasable_bytes;   /* free pages trim/purge would release now */
-	uint64_t kept_free_bytes;    /* free pages trim/purge would not release */
+	uint64_t releasable_bytes;   /* free pages the release calls would give back now */
+	uint64_t kept_free_bytes;    /* free pages they would not give back */
 	uint64_t pinned_free_bytes;  /* free bytes on live pages (fragmentation) */
 	uint64_t metadata_bytes;     /* allocator metadata pages */
 	int64_t live_slack_bytes;    /* live pages - pinned - live heap: headers, padding, rounding;
@@ -79,20 +79,22 @@ struct md_gap {
 struct md_error *md_gap_compute(const struct md_report *r, struct md_gap *gap_ret);
 void md_gap_deinit(struct md_gap *gap);
 
-/* How the allocators in use give memory back: "malloc_trim(0)", "a jemalloc purge", both, or
- * "no call memdissect knows of" (only allocators without a plugin). */
+/* How the allocators in use give memory back: their "release": {"action"} calls joined by "or",
+ * or "no call memdissect knows of" (only allocators without a plugin). */
 const char *md_release_verb(const struct md_report *r);
 
-/* Sum of a numeric key over the allocator objects of the report (found: any had it). */
+/* Sum of a numeric key (a dotted path: "release.bytes") over the allocator objects of the report
+ * (found: any had it). */
 uint64_t md_allocators_sum(const struct md_report *r, const char *key, bool *found_ret);
 
 /* ---- advice (advice.c) ---- */
 
-/* One thing to do, tied to a figure of the report. topic is a fixed word: "trim", "purge",
- * "fragmentation", "arenas", "trim-threshold", "decay", "structural-leak", "metadata",
- * "container", "system", "partial", "nothing". */
+/* One thing to do, tied to a figure of the report. topic is a fixed word: the release topic of
+ * an allocator (its "release": {"topic"}, or "release"), "<that>-unsafe", the topic of an
+ * allocator's own advice item, or the core's "fragmentation", "watch", "metadata", "container",
+ * "system", "unknown", "partial", "nothing". */
 struct md_advice {
-	const char *topic;
+	char topic[48];
 	char *text;
 };
 struct md_error *md_advice_build(const struct md_report *r, const struct md_gap *gap,
@@ -112,8 +114,8 @@ enum md_glyph {
 	MD_GLYPH_EMPTY,        /* nothing (past the end of a row) */
 	MD_GLYPH_LIVE,         /* live data */
 	MD_GLYPH_PINNED,       /* live pages that are mostly free bytes: fragmentation */
-	MD_GLYPH_RELEASABLE,   /* free, resident, trim/purge would release it now */
-	MD_GLYPH_KEPT,         /* free, resident, out of trim's reach (thread caches, fastbins) */
+	MD_GLYPH_RELEASABLE,   /* free, resident, the release call would give it back now */
+	MD_GLYPH_KEPT,         /* free, resident, out of that call's reach (caches, bins) */
 	MD_GLYPH_METADATA,
 	MD_GLYPH_OTHER,        /* resident, not described by the allocator */
 	MD_GLYPH_NONRESIDENT,  /* released or never touched */
@@ -146,13 +148,13 @@ struct md_error *md_render_html(const struct md_report *r, FILE *out);
 /* Prometheus / OpenMetrics text for the node-exporter textfile collector. */
 struct md_error *md_render_openmetrics(const struct md_report *r, FILE *out);
 
-/* Size-class histograms of an allocator object: glibc "histogram" arrays per arena (or at the
- * top), jemalloc "bins". Rows are normalised here so text and HTML show the same thing. */
+/* Size-class histograms: the standard "histogram" rows of an allocator object or of one of its
+ * "groups" (include/memdissect/figures.h), read key by key so text and HTML show the same thing. */
 struct md_hist_row {
 	uint64_t size_from, size_to; /* chunk sizes [from, to] in bytes */
 	uint64_t live_count, live_bytes, free_count, free_bytes;
 };
-/* Rows of one arena object (or of an allocator object); *n_ret = 0 when it has none. */
+/* Rows of one group object (or of an allocator object); *n_ret = 0 when it has none. */
 struct md_error *md_histogram_rows(const struct md_node *obj, struct md_hist_row **rows_ret,
 				   size_t *n_ret);
 
@@ -171,7 +173,7 @@ struct md_watch_sample {
 	double pause_ms;
 	uint64_t wss_bytes;        /* watch --wss: the working set of the window after the attach */
 	bool partial;
-	char unanalysed[96]; /* names of allocators present that no plugin walks: "pymalloc, go" */
+	char unanalysed[96]; /* names of allocators present that no plugin walks: "go, v8" */
 };
 void md_watch_sample_from_report(const struct md_report *r, double t_s, struct md_watch_sample *s);
 

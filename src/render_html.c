@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memdissect/plugin.h"
 #include "render.h"
 
 #define HTML_MAX_BINS 512
@@ -284,9 +285,9 @@ static void answer(const struct html *h)
 			uint64_t v;
 			const char *what;
 		} terms[] = {
-			{ g->releasable_bytes, "could be returned to the kernel now (trim or purge)" },
+			{ g->releasable_bytes, "could be returned to the kernel now (the allocators' release calls)" },
 			{ g->pinned_free_bytes, "is free memory pinned by fragmentation" },
-			{ g->kept_free_bytes, "is free memory kept out of trim's reach" },
+			{ g->kept_free_bytes, "is free memory kept out of the release call's reach" },
 			{ g->metadata_bytes, "is allocator metadata" },
 			{ g->headers_bytes, "is chunk headers and rounding" },
 			{ g->outside_bytes, "is outside the allocators" },
@@ -332,7 +333,7 @@ static void gap_section(const struct html *h)
 	ledger_row(out, "gap-pinned", "pinned free", "g-pinned", g->pinned_free_bytes, whole,
 		   "free bytes on pages that also hold live data: fragmentation");
 	ledger_row(out, "gap-kept", "kept free", "g-kept", g->kept_free_bytes, whole,
-		   "free pages trim or purge would not release (thread caches, fastbins)");
+		   "free pages the release call would not give back (thread caches, free lists)");
 	ledger_row(out, "gap-metadata", "metadata", "g-meta", g->metadata_bytes, whole, "allocator bookkeeping");
 	if (g->headers_bytes)
 		ledger_row(out, "gap-slack", "headers, rounding", "c-other", g->headers_bytes, whole,
@@ -379,7 +380,7 @@ static void gap_section(const struct html *h)
 	fputs("</table>\n</section>\n", out);
 }
 
-/* Chunk counts of the arena a row belongs to, from the plugin's arena object. */
+/* Object counts of the group a row belongs to, from the "counts" of the plugin's group row. */
 static void chunk_text(const struct md_report *r, const struct md_gap_row *row, char *buf, size_t len)
 {
 	buf[0] = 0;
@@ -389,20 +390,21 @@ static void chunk_text(const struct md_report *r, const struct md_gap_row *row, 
 		if (n && strcmp(n, row->allocator) == 0)
 			alloc = md_node_at(r->allocators, i);
 	}
-	const struct md_node *arenas = md_node_get(alloc, "arenas");
-	for (size_t i = 0; i < md_node_count(arenas) && row->group >= 0; i++) {
-		const struct md_node *a = md_node_at(arenas, i);
-		const struct md_node *idx = md_node_get(a, "index");
+	const struct md_node *groups = md_node_get(alloc, MD_FIG_GROUPS);
+	const char *noun = md_node_get_string(md_node_get(alloc, MD_FIG_GROUP_NOUN));
+	for (size_t i = 0; i < md_node_count(groups) && row->group >= 0; i++) {
+		const struct md_node *a = md_node_at(groups, i);
+		const struct md_node *idx = md_node_get(a, "group");
 		if (!idx || md_node_get_i64(idx) != row->group)
 			continue;
-		static const char *const keys[] = { "in_use_chunks", "binned_chunks", "fastbin_chunks", "tcache_chunks",
-						    "curslabs", "nonfull_slabs", NULL };
+		const struct md_node *counts = md_node_get(a, "counts");
 		size_t l = 0;
-		for (size_t k = 0; keys[k]; k++) {
-			const struct md_node *v = md_node_get(a, keys[k]);
+		for (size_t k = 0; k < md_node_count(counts); k++) {
+			const struct md_node *v = md_node_at(counts, k);
 			if (!v || (md_node_type(v) != MD_NODE_U64 && md_node_type(v) != MD_NODE_I64))
 				continue;
-			int n = snprintf(buf + l, len - l, "%s%s %" PRIu64, l ? ", " : "arena: ", keys[k], md_node_get_u64(v));
+			int n = snprintf(buf + l, len - l, "%s%s%s %" PRIu64, l ? ", " : noun ? md_esc(noun) : "group",
+					 l ? "" : ": ", md_node_key_at(counts, k), md_node_get_u64(v));
 			if (n < 0 || (size_t)n >= len - l)
 				break;
 			l += (size_t)n;
@@ -589,7 +591,9 @@ static void advice_section(const struct html *h, const struct md_advice *advice,
 	FILE *out = h->out;
 	fputs("<section id=\"advice\">\n<h2>What to do</h2>\n<ol class=\"advice\">\n", out);
 	for (size_t i = 0; i < n; i++) {
-		fprintf(out, "<li data-topic=\"%s\">", advice[i].topic);
+		fputs("<li data-topic=\"", out);
+		esc(out, advice[i].topic);
+		fputs("\">", out);
 		esc(out, advice[i].text);
 		fputs("</li>\n", out);
 	}
@@ -685,12 +689,14 @@ static void evidence(const struct html *h)
 			fputs("</p>\n", out);
 			continue;
 		}
-		const struct md_node *arenas = md_node_get(a, "arenas");
+		const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
+		const char *noun = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN));
+		const char *plural = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN_PLURAL));
 		const struct md_node *objs[1 + 64];
 		size_t n_objs = 0;
 		objs[n_objs++] = a;
-		for (size_t k = 0; k < md_node_count(arenas) && n_objs < sizeof(objs) / sizeof(objs[0]); k++)
-			objs[n_objs++] = md_node_at(arenas, k);
+		for (size_t k = 0; k < md_node_count(groups) && n_objs < sizeof(objs) / sizeof(objs[0]); k++)
+			objs[n_objs++] = md_node_at(groups, k);
 		for (size_t k = 0; k < n_objs; k++) {
 			struct md_hist_row *rows = NULL;
 			size_t nr = 0;
@@ -704,12 +710,15 @@ static void evidence(const struct html *h)
 				max = rows[j].live_bytes > max ? rows[j].live_bytes : max;
 				max = rows[j].free_bytes > max ? rows[j].free_bytes : max;
 			}
-			const struct md_node *idx = md_node_get(objs[k], "index");
+			const char *gname = md_node_get_string(md_node_get(objs[k], "name"));
+			fputs("<p>", out);
 			if (k == 0)
-				fputs("<p>Size classes, all arenas: live bytes (green) and free bytes (yellow)</p>\n", out);
+				escf(out, "Size classes, all %s%s", plural ? plural : noun ? noun : "group", plural ? "" : "s");
+			else if (gname)
+				escf(out, "Size classes of %s", gname);
 			else
-				fprintf(out, "<p>Size classes of arena %" PRId64 ": live bytes (green) and free bytes (yellow)</p>\n",
-					idx ? md_node_get_i64(idx) : (int64_t)k - 1);
+				escf(out, "Size classes of %s #%zu", noun ? noun : "group", k - 1);
+			fputs(": live bytes (green) and free bytes (yellow)</p>\n", out);
 			size_t w = nr * 24 + 40;
 			fprintf(out, "<svg class=\"chart histogram\" width=\"%zu\" height=\"150\" viewBox=\"0 0 %zu 150\" role=\"img\">",
 				w, w);
@@ -732,7 +741,7 @@ static void evidence(const struct html *h)
 			fputs("</svg>\n", out);
 			free(rows);
 		}
-		/* what the live heap is made of, when the plugin can tell (CPython's objects by type) */
+		/* what the live heap is made of, when the plugin can tell (objects by type) */
 		const struct md_node *types = md_node_get(a, "types");
 		if (md_node_type(types) == MD_NODE_ARRAY && md_node_count(types)) {
 			size_t nt = md_node_count(types);

@@ -1,6 +1,6 @@
 /* The drainability map: each allocator region as a row of cells, each cell a fixed number of
  * pages, its glyph (and colour) telling what most of those pages are: live data, free bytes
- * pinned on live pages, free memory a trim or purge would release now, free memory kept out of
+ * pinned on live pages, free memory the release call would give back now, free memory kept out of
  * its reach, metadata, pages not resident. The classifier gives up to 512 cells per region; the
  * screen wants another scale, so cells are re-binned here, proportionally, in page units.
  * The summary (default) gives each region one row scaled to the width; the full map (--map)

@@ -14,13 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memdissect/plugin.h"
 #include "memdissect/report.h"
 #include "render.h"
 
 #define DEFAULT_WIDTH 100
 #define DEFAULT_TOP 15
 #define MAX_FINDINGS 20
-#define MAX_ARENAS 64
+#define MAX_GROUPS 64
 #define GAP_ROWS 10
 
 #define ANSI_RESET "\033[0m"
@@ -415,7 +416,7 @@ static void render_summary(const struct text *t, const struct md_report *r, cons
 	term(terms, sizeof(terms), &none, g->releasable_bytes, what);
 	term(terms, sizeof(terms), &none, g->pinned_free_bytes,
 	     "is free memory pinned by fragmentation (on pages that also hold live data)");
-	term(terms, sizeof(terms), &none, g->kept_free_bytes, "is free memory kept out of trim's reach");
+	term(terms, sizeof(terms), &none, g->kept_free_bytes, "is free memory kept out of the release call's reach");
 	term(terms, sizeof(terms), &none, g->metadata_bytes, "is allocator metadata");
 	term(terms, sizeof(terms), &none, g->headers_bytes, "is chunk headers and rounding on live pages");
 	term(terms, sizeof(terms), &none, g->outside_bytes, "is outside the allocators");
@@ -454,12 +455,12 @@ static void render_gap(const struct text *t, const struct md_report *r, const st
 	snprintf(what, sizeof(what), "free pages %s would return to the kernel now", md_release_verb(r));
 	ledger_line(t, "releasable now", g->releasable_bytes, false, class_color[MD_CLASS_FREE], what);
 	ledger_line(t, "pinned free", g->pinned_free_bytes, false, "\033[35m",
-		    "free bytes on pages that also hold live data: fragmentation, no trim or purge "
-		    "releases them");
+		    "free bytes on pages that also hold live data: fragmentation, no release call "
+		    "gives them back");
 	if (g->kept_free_bytes)
 		ledger_line(t, "kept free", g->kept_free_bytes, false, class_color[MD_CLASS_FREE],
-			    "free pages trim or purge would not release (thread caches, fastbins, "
-			    "retained extents)");
+			    "free pages the release call would not give back (thread caches, free lists, "
+			    "retained memory)");
 	ledger_line(t, "metadata", g->metadata_bytes, false, class_color[MD_CLASS_METADATA],
 		    "allocator bookkeeping pages");
 	if (g->headers_bytes)
@@ -597,7 +598,7 @@ static void render_memory(const struct text *t, const struct md_report *r)
 	if (r->memory.hugetlb_bytes) {
 		char b[32];
 		fputs("  ", t->out);
-		wrapf(t, 2, 4, "Also %s of hugetlbfs pages (MAP_HUGETLB, glibc.malloc.hugetlb=2): resident, but "
+		wrapf(t, 2, 4, "Also %s of hugetlbfs pages (MAP_HUGETLB): resident, but "
 		      "outside RSS and its classes.",
 		      human(r->memory.hugetlb_bytes, b, sizeof(b)));
 	}
@@ -658,7 +659,7 @@ static int region_cmp(const void *a, const void *b)
 	return 0;
 }
 
-/* "libc.so.6", "[heap] (glibc)", "anon (glibc)": the path, else the kind, then the allocator;
+/* "libc.so.6", "[heap] (name)", "anon (name)": the path, else the kind, then the allocator;
  * cut to avail columns, keeping the file name, which matters more than its directory. */
 static void print_region_name(FILE *out, const struct md_report_region *reg, int avail)
 {
@@ -878,23 +879,25 @@ static bool in_list(const char *key, const char *const *list)
 	return false;
 }
 
-/* Byte counts whose names do not end in "bytes": glibc's names mean bytes wherever they appear;
- * mallinfo's and jemalloc's stats names mean bytes only inside those objects ("pages.metadata"
- * of a plugin counts pages). */
-static const char *const glibc_byte_keys[] = {
-	"system_mem", "max_system_mem", "top_size", "mapped_size", "trim_threshold", "top_pad",
-	"mmap_threshold", "heap_max", "thp_pagesize", NULL,
-};
-static const char *const mallinfo_byte_keys[] = {
-	"arena", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost", NULL,
-};
-static const char *const stats_byte_keys[] = {
-	"allocated", "active", "metadata", "resident", "mapped", "retained", NULL,
+/* Which keys count bytes: those ending in "bytes", and those a plugin lists in its "byte_keys"
+ * (anywhere in its object) or in a grid's "byte_keys" (in that grid only). */
+struct byte_keys {
+	const struct md_node *everywhere, *here;
 };
 
-static bool is_bytes_key(const char *key, const char *const *context)
+static bool node_list_has(const struct md_node *list, const char *key)
 {
-	return ends_with(key, "bytes") || in_list(key, glibc_byte_keys) || in_list(key, context);
+	for (size_t i = 0; i < md_node_count(list); i++) {
+		const char *s = md_node_get_string(md_node_at(list, i));
+		if (s && strcmp(s, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool is_bytes_key(const char *key, const struct byte_keys *bk)
+{
+	return ends_with(key, "bytes") || (bk && (node_list_has(bk->everywhere, key) || node_list_has(bk->here, key)));
 }
 
 static bool is_scalar(const struct md_node *n)
@@ -904,7 +907,7 @@ static bool is_scalar(const struct md_node *n)
 }
 
 /* A value as text: bytes in human units when the key counts bytes, an array as its length. */
-static void value_text(const char *key, const struct md_node *n, const char *const *context,
+static void value_text(const char *key, const struct md_node *n, const struct byte_keys *context,
 		       char *buf, size_t len)
 {
 	switch (md_node_type(n)) {
@@ -947,37 +950,12 @@ static void key_label(const char *key, bool bytes, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)(kl < len - 1 ? kl : len - 1), key);
 }
 
-struct key_label {
-	const char *key, *label;
-};
-
-/* mallinfo2 names are terse; the order puts what explains RSS first. */
-static const struct key_label mallinfo_labels[] = {
-	{ "uordblks", "in use (uordblks)" },
-	{ "fordblks", "free (fordblks)" },
-	{ "keepcost", "top (keepcost)" },
-	{ "arena", "arena (sbrk+heaps)" },
-	{ "hblkhd", "mmapped (hblkhd)" },
-	{ "hblks", "mmapped chunks" },
-	{ "ordblks", "free chunks" },
-	{ "smblks", "fastbin chunks" },
-	{ "fsmblks", "fastbin free" },
-	{ "usmblks", "usmblks" },
-	{ NULL, NULL },
-};
-
-static const struct key_label stats_labels[] = {
-	{ "allocated", "allocated" }, { "active", "active" }, { "metadata", "metadata" },
-	{ "resident", "resident" },   { "mapped", "mapped" }, { "retained", "retained" },
-	{ NULL, NULL },
-};
-
-/* A grid of the scalar members of obj: the keys of labels first in that order, then the other
- * scalars in their own order, except those in skip and strings longer than long_text (those
- * get a line of their own after the grid; 0 = no limit). */
+/* A grid of the scalar members of obj: the keys of labels ({key: label}) first in that order,
+ * then the other scalars in their own order, except those in skip and skip_obj's keys and strings
+ * longer than long_text (those get a line of their own after the grid; 0 = no limit). */
 static void object_grid(const struct text *t, const char *title, const struct md_node *obj,
-			const struct key_label *labels, const char *const *context,
-			const char *const *skip, size_t long_text, int indent)
+			const struct md_node *labels, const struct byte_keys *context,
+			const char *const *skip, const struct md_node *skip_obj, size_t long_text, int indent)
 {
 	size_t n = md_node_count(obj);
 	if (!n)
@@ -986,15 +964,17 @@ static void object_grid(const struct text *t, const char *title, const struct md
 	bool *done = calloc(n, sizeof(*done));
 	if (!cells || !done)
 		goto out;
+	for (size_t i = 0; i < n; i++)
+		done[i] = in_list(md_node_key_at(obj, i), skip) || (skip_obj && md_node_get(skip_obj, md_node_key_at(obj, i)));
 	size_t nc = 0;
-	for (size_t k = 0; labels && labels[k].key; k++) {
-		for (size_t i = 0; i < n; i++) {
+	for (size_t k = 0; k < md_node_count(labels); k++) {
+		const char *lkey = md_node_key_at(labels, k), *label = md_node_get_string(md_node_at(labels, k));
+		for (size_t i = 0; label && i < n; i++) {
 			const char *key = md_node_key_at(obj, i);
-			if (done[i] || strcmp(key, labels[k].key) != 0 || !is_scalar(md_node_at(obj, i)))
+			if (done[i] || strcmp(key, lkey) != 0 || !is_scalar(md_node_at(obj, i)))
 				continue;
-			snprintf(cells[nc].label, sizeof(cells[nc].label), "%s", labels[k].label);
-			value_text(key, md_node_at(obj, i), context, cells[nc].value,
-				   sizeof(cells[nc].value));
+			snprintf(cells[nc].label, sizeof(cells[nc].label), "%s", md_esc(label));
+			value_text(key, md_node_at(obj, i), context, cells[nc].value, sizeof(cells[nc].value));
 			nc++;
 			done[i] = true;
 		}
@@ -1003,7 +983,7 @@ static void object_grid(const struct text *t, const char *title, const struct md
 		const char *key = md_node_key_at(obj, i);
 		const struct md_node *v = md_node_at(obj, i);
 		const char *str = md_node_get_string(v);
-		if (done[i] || in_list(key, skip) || !is_scalar(v))
+		if (done[i] || !is_scalar(v))
 			continue;
 		if (long_text && str && strlen(str) > long_text)
 			continue;
@@ -1015,8 +995,7 @@ static void object_grid(const struct text *t, const char *title, const struct md
 	size_t n_long = 0;
 	for (size_t i = 0; long_text && i < n; i++) {
 		const char *str = md_node_get_string(md_node_at(obj, i));
-		n_long += !done[i] && !in_list(md_node_key_at(obj, i), skip) && str &&
-			  strlen(str) > long_text;
+		n_long += !done[i] && str && strlen(str) > long_text;
 	}
 	if (title && (nc || n_long))
 		fprintf(t->out, "%*s%s\n", indent - 2, "", title);
@@ -1024,62 +1003,53 @@ static void object_grid(const struct text *t, const char *title, const struct md
 	for (size_t i = 0; long_text && i < n; i++) {
 		const char *key = md_node_key_at(obj, i);
 		const char *str = md_node_get_string(md_node_at(obj, i));
-		if (done[i] || in_list(key, skip) || !str || strlen(str) <= long_text)
+		if (done[i] || !str || strlen(str) <= long_text)
 			continue;
 		spaces(t->out, indent);
 		fprintf(t->out, "%s: ", key);
-		wrap(t, str, indent + (int)strlen(key) + 2, indent + 2);
+		wrap(t, md_esc(str), indent + (int)strlen(key) + 2, indent + 2);
 	}
 out:
 	free(cells);
 	free(done);
 }
 
-/* Columns of the arena table, when some arena has them; the first of a group of synonyms wins
- * (glibc and jemalloc name the same figure differently). */
-struct arena_col {
+/* Columns of the group table (the standard group figures), each shown when some group has it. */
+struct group_col {
 	const char *key;
 	const char *head;
-	int group; /* columns of one group show one figure */
 	bool right; /* numbers right-aligned */
 	int width;
 };
 
-static const struct arena_col arena_known[] = {
-	{ "index", "arena", 0, false, 0 },
-	{ "kind", "kind", 1, false, 0 },
-	{ "state", "state", 2, false, 0 },
-	{ "attached_threads", "threads", 3, false, 0 },
-	{ "nthreads", "threads", 3, false, 0 },
-	{ "heaps", "heaps", 4, false, 0 },
-	{ "live_bytes", "live", 5, false, 0 },
-	{ "allocated", "allocated", 5, false, 0 },
-	{ "free_bytes", "free", 6, false, 0 },
-	{ "cached_bytes", "cached", 7, false, 0 },
-	{ "tcache_bytes", "tcache", 7, false, 0 },
-	{ "metadata_bytes", "metadata", 8, false, 0 },
-	{ "metadata", "metadata", 8, false, 0 },
-	{ "resident", "resident", 9, false, 0 },
-	{ "trim_release_bytes", "trimmable", 10, false, 0 },
-	{ "purge_release_bytes", "purgeable", 10, false, 0 },
-	{ "findings", "findings", 11, false, 0 },
+static const struct group_col group_known[] = {
+	{ "group", "group", false, 0 },
+	{ "kind", "kind", false, 0 },
+	{ "state", "state", false, 0 },
+	{ "threads", "threads", false, 0 },
+	{ "regions", "regions", false, 0 },
+	{ "live_bytes", "live", false, 0 },
+	{ "free_bytes", "free", false, 0 },
+	{ "cached_bytes", "cached", false, 0 },
+	{ "metadata_bytes", "metadata", false, 0 },
+	{ "releasable_bytes", "releasable", false, 0 },
+	{ "resident_bytes", "resident", false, 0 },
+	{ "findings", "findings", false, 0 },
 };
-#define ARENA_MAX_COLS (sizeof(arena_known) / sizeof(arena_known[0]))
+#define GROUP_MAX_COLS (sizeof(group_known) / sizeof(group_known[0]))
 
-static void render_arenas(const struct text *t, const struct md_node *arenas)
+static void render_groups(const struct text *t, const struct md_node *groups, const char *noun, const char *plural)
 {
-	size_t n = md_node_count(arenas);
-	if (md_node_type(arenas) != MD_NODE_ARRAY || n == 0)
+	size_t n = md_node_count(groups);
+	if (md_node_type(groups) != MD_NODE_ARRAY || n == 0)
 		return;
-	size_t rows = n < MAX_ARENAS ? n : MAX_ARENAS;
-	struct arena_col cols[ARENA_MAX_COLS];
+	size_t rows = n < MAX_GROUPS ? n : MAX_GROUPS;
+	struct group_col cols[GROUP_MAX_COLS];
 	size_t ncols = 0;
-	for (size_t k = 0; k < ARENA_MAX_COLS; k++) {
-		if (ncols && cols[ncols - 1].group == arena_known[k].group)
-			continue;
+	for (size_t k = 0; k < GROUP_MAX_COLS; k++) {
 		for (size_t i = 0; i < rows; i++) {
-			if (md_node_get(md_node_at(arenas, i), arena_known[k].key)) {
-				cols[ncols++] = arena_known[k];
+			if (md_node_get(md_node_at(groups, i), group_known[k].key)) {
+				cols[ncols++] = group_known[k];
 				break;
 			}
 		}
@@ -1088,15 +1058,17 @@ static void render_arenas(const struct text *t, const struct md_node *arenas)
 		return;
 	char buf[64];
 	for (size_t c = 0; c < ncols; c++) {
+		if (c == 0)
+			cols[c].head = noun;
 		cols[c].width = (int)strlen(cols[c].head);
 		cols[c].right = true;
 		for (size_t i = 0; i < rows; i++) {
-			const struct md_node *v = md_node_get(md_node_at(arenas, i), cols[c].key);
+			const struct md_node *v = md_node_get(md_node_at(groups, i), cols[c].key);
 			if (!v)
 				continue;
 			if (md_node_type(v) == MD_NODE_STRING)
 				cols[c].right = false;
-			value_text(cols[c].key, v, stats_byte_keys, buf, sizeof(buf));
+			value_text(cols[c].key, v, NULL, buf, sizeof(buf));
 			int l = (int)strlen(buf);
 			cols[c].width = l > cols[c].width ? l : cols[c].width;
 		}
@@ -1121,14 +1093,14 @@ static void render_arenas(const struct text *t, const struct md_node *arenas)
 	}
 	fputc('\n', t->out);
 	for (size_t i = 0; i < rows; i++) {
-		const struct md_node *a = md_node_at(arenas, i);
+		const struct md_node *a = md_node_at(groups, i);
 		if (md_node_type(a) != MD_NODE_OBJECT)
 			continue;
 		fputs("    ", t->out);
 		for (size_t c = 0; c < ncols; c++) {
 			const struct md_node *v = md_node_get(a, cols[c].key);
 			if (v)
-				value_text(cols[c].key, v, stats_byte_keys, buf, sizeof(buf));
+				value_text(cols[c].key, v, NULL, buf, sizeof(buf));
 			else
 				snprintf(buf, sizeof(buf), "-");
 			if (c + 1 == ncols && !cols[c].right)
@@ -1140,10 +1112,10 @@ static void render_arenas(const struct text *t, const struct md_node *arenas)
 		fputc('\n', t->out);
 	}
 	if (n > rows)
-		fprintf(t->out, "    ... and %zu more arenas\n", n - rows);
+		fprintf(t->out, "    ... and %zu more %s\n", n - rows, plural);
 }
 
-/* Size classes of live and free chunks of one arena: a row per class with counts, bytes and
+/* Size classes of live and free chunks of one group (or of the allocator): a row per class with counts, bytes and
  * a bar of live (#) and free (o) bytes against the largest class. */
 static void render_histogram(const struct text *t, const char *title, const struct md_node *obj)
 {
@@ -1203,29 +1175,51 @@ static void render_histogram(const struct text *t, const char *title, const stru
 	free(rows);
 }
 
-static void render_histograms(const struct text *t, const struct md_node *a)
+static void render_histograms(const struct text *t, const struct md_node *a, const char *noun, const char *plural)
 {
-	render_histogram(t, "size classes (all arenas)", a);
-	const struct md_node *arenas = md_node_get(a, "arenas");
-	size_t n = md_node_count(arenas);
-	if (md_node_type(arenas) != MD_NODE_ARRAY)
+	char title[160];
+	snprintf(title, sizeof(title), "size classes (all %s)", plural);
+	render_histogram(t, title, a);
+	const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
+	size_t n = md_node_count(groups);
+	if (md_node_type(groups) != MD_NODE_ARRAY)
 		return;
-	for (size_t i = 0; i < n && i < MAX_ARENAS; i++) {
-		const struct md_node *ar = md_node_at(arenas, i);
-		if (md_node_type(ar) != MD_NODE_OBJECT)
+	for (size_t i = 0; i < n && i < MAX_GROUPS; i++) {
+		const struct md_node *gr = md_node_at(groups, i);
+		if (md_node_type(gr) != MD_NODE_OBJECT)
 			continue;
-		char title[64];
-		const struct md_node *idx = md_node_get(ar, "index");
-		if (idx && (md_node_type(idx) == MD_NODE_U64 || md_node_type(idx) == MD_NODE_I64))
-			snprintf(title, sizeof(title), "size classes of arena %" PRId64, md_node_get_i64(idx));
+		const char *name = md_node_get_string(md_node_get(gr, "name"));
+		if (name)
+			snprintf(title, sizeof(title), "size classes of %s", md_esc(name));
 		else
-			snprintf(title, sizeof(title), "size classes of arena #%zu", i);
-		render_histogram(t, title, ar);
+			snprintf(title, sizeof(title), "size classes of %s #%zu", noun, i);
+		render_histogram(t, title, gr);
 	}
 }
 
+/* What one group is called ("heap", "segment"), display-safe; "group" when the plugin does not say. */
+static const char *group_noun(const struct md_node *a, char *buf, size_t len)
+{
+	const char *noun = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN));
+	snprintf(buf, len, "%s", noun && noun[0] ? md_esc(noun) : "group");
+	return buf;
+}
+
+/* Its plural: "group_noun_plural", else the noun and "s". */
+static const char *group_noun_plural(const struct md_node *a, char *buf, size_t len)
+{
+	const char *plural = md_node_get_string(md_node_get(a, MD_FIG_GROUP_NOUN_PLURAL));
+	if (plural && plural[0]) {
+		snprintf(buf, len, "%s", md_esc(plural));
+		return buf;
+	}
+	char noun[48];
+	snprintf(buf, len, "%ss", group_noun(a, noun, sizeof(noun)));
+	return buf;
+}
+
 /* What the live heap is made of, when the plugin can tell ("types": [{"name", "count", "bytes"}],
- * largest first: CPython's objects by type). The names come from the target: escaped. */
+ * largest first: a runtime's objects by type). The names come from the target: escaped. */
 #define TOP_TYPES 15
 static void render_types(const struct text *t, const struct md_node *a)
 {
@@ -1291,48 +1285,82 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 		warning(t, ANSI_WARN, "a thread was inside the allocator through every re-stop (%s): "
 			"figures may be slightly off", consistency);
 
-	const struct md_node *mi = md_node_get(a, "mallinfo");
-	if (md_node_type(mi) == MD_NODE_OBJECT) {
-		object_grid(t, "mallinfo2, as the allocator counts it:", mi, mallinfo_labels,
-			    mallinfo_byte_keys, NULL, 0, 4);
+	/* the allocator's own counters: the grids it names, else its "stats" */
+	const struct md_node *everywhere = md_node_get(a, MD_FIG_BYTE_KEYS);
+	const struct md_node *grids = md_node_get(a, MD_FIG_GRIDS);
+	bool stats_shown = false;
+	for (size_t i = 0; i < md_node_count(grids); i++) {
+		const struct md_node *gd = md_node_at(grids, i);
+		const char *key = md_node_get_string(md_node_get(gd, "key"));
+		const char *gtitle = md_node_get_string(md_node_get(gd, "title"));
+		const struct md_node *obj = key ? md_node_get(a, key) : NULL;
+		if (md_node_type(obj) != MD_NODE_OBJECT)
+			continue;
+		stats_shown |= strcmp(key, "stats") == 0;
+		struct byte_keys bk = { everywhere, md_node_get(gd, "byte_keys") };
+		char line[160];
+		snprintf(line, sizeof(line), "%s", gtitle ? md_esc(gtitle) : md_esc(key));
+		object_grid(t, line, obj, md_node_get(gd, "labels"), &bk, NULL, NULL, 0, 4);
 	}
 	const struct md_node *st = md_node_get(a, "stats");
-	if (md_node_type(st) == MD_NODE_OBJECT) {
-		object_grid(t, "stats, as the allocator itself counts them:", st, stats_labels, stats_byte_keys, NULL, 0, 4);
-	}
-	const struct md_node *trim = md_node_get(a, "trim_release_bytes");
-	if (trim && is_scalar(trim))
-		fprintf(t->out, "  malloc_trim(0) would release %s now\n",
-			human(md_node_get_u64(trim), b, sizeof(b)));
-	const struct md_node *purge = md_node_get(a, "purge_release_bytes");
-	if (purge && is_scalar(purge))
-		fprintf(t->out, "  purging every arena (arena.<all>.purge) would release %s now\n",
-			human(md_node_get_u64(purge), b, sizeof(b)));
+	struct byte_keys all_bk = { everywhere, NULL };
+	if (!stats_shown && md_node_type(st) == MD_NODE_OBJECT)
+		object_grid(t, "stats, as the allocator itself counts them:", st, NULL, &all_bk, NULL, NULL, 0, 4);
 
-	/* the standard release object of allocators that have no key of their own above */
+	/* the standard release object: what the call would give back now */
 	const char *action = md_node_get_string(md_node_path(a, "release.action"));
-	if (!trim && !purge && action && (strchr(action, '(') || strchr(action, '.')))
+	if (action && (strchr(action, '(') || strchr(action, '.')))
 		fprintf(t->out, "  %s would release %s now\n", md_esc(action),
 			human(md_node_get_u64(md_node_path(a, "release.bytes")), b, sizeof(b)));
 
-	/* whatever else the plugin says at its top level: numbers in a grid, long text after it */
+	/* whatever else the plugin says at its top level: numbers in a grid, long text after it;
+	 * the standard keys shown elsewhere and the plugin's aliases of them are left out */
 	static const char *const shown[] = {
-		"name", "version", "symbols", "trim_release_bytes", "trim_release_pages",
-		"purge_release_bytes", "walked",
-		"walk_note", "consistent", "inconsistent_reason", "consistency", "types", NULL,
+		"name", "version", "symbols", "walked", "walk_note", "consistent", "inconsistent_reason",
+		"consistency", "types", MD_FIG_GROUP_NOUN, MD_FIG_GROUP_NOUN_PLURAL, MD_FIG_SLABS, MD_FIG_REPLACES_MALLOC,
+		MD_FIG_ALLOCATED_FROM, NULL,
 	};
-	object_grid(t, "what the walk found:", a, NULL, NULL, shown, 24, 4);
+	object_grid(t, "what the walk found:", a, NULL, &all_bk, shown, md_node_get(a, MD_FIG_ALIASES), 24, 4);
 
-	const struct md_node *arenas = md_node_get(a, "arenas");
-	if (md_node_type(arenas) == MD_NODE_ARRAY && md_node_count(arenas)) {
-		fprintf(t->out, "  arenas (%zu):\n", md_node_count(arenas));
-		render_arenas(t, arenas);
+	char noun[48], plural[64];
+	group_noun(a, noun, sizeof(noun));
+	group_noun_plural(a, plural, sizeof(plural));
+	const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
+	if (md_node_type(groups) == MD_NODE_ARRAY && md_node_count(groups)) {
+		fprintf(t->out, "  %s (%zu):\n", plural, md_node_count(groups));
+		render_groups(t, groups, noun, plural);
 	}
-	render_histograms(t, a);
+	render_histograms(t, a, noun, plural);
 	render_types(t, a);
 }
 
 /* ---- findings and notes ---- */
+
+/* The name of a plugin's group from its "groups" rows ("heap 1"), else "<noun> N". */
+static const char *group_name(const struct md_report *r, const char *allocator, int group, char *buf, size_t len)
+{
+	for (size_t i = 0; allocator && i < md_node_count(r->allocators); i++) {
+		const struct md_node *a = md_node_at(r->allocators, i);
+		const char *name = md_node_get_string(md_node_get(a, "name"));
+		if (!name || strcmp(name, allocator) != 0)
+			continue;
+		const struct md_node *groups = md_node_get(a, MD_FIG_GROUPS);
+		for (size_t k = 0; k < md_node_count(groups); k++) {
+			const struct md_node *gr = md_node_at(groups, k);
+			const char *gname = md_node_get_string(md_node_get(gr, "name"));
+			if (gname && md_node_type(md_node_get(gr, "group")) != MD_NODE_NULL &&
+			    md_node_get_i64(md_node_get(gr, "group")) == group) {
+				snprintf(buf, len, "%s", md_esc(gname));
+				return buf;
+			}
+		}
+		char noun[48];
+		snprintf(buf, len, "%s %d", group_noun(a, noun, sizeof(noun)), group);
+		return buf;
+	}
+	snprintf(buf, len, "group %d", group);
+	return buf;
+}
 
 static int severity_rank(const char *s)
 {
@@ -1375,11 +1403,11 @@ static void render_findings(const struct text *t, const struct md_report *r)
 		const struct md_report_finding *f = order[i];
 		int rank = severity_rank(f->severity);
 		const char *c = rank == 0 ? ANSI_ALERT : rank == 1 ? ANSI_WARN : "";
-		char where[96];
+		char where[160], gbuf[96];
 		int wl;
 		if (f->group >= 0)
-			wl = snprintf(where, sizeof(where), "%s arena %d", f->allocator ? f->allocator : "core",
-				      f->group);
+			wl = snprintf(where, sizeof(where), "%s %s", f->allocator ? f->allocator : "core",
+				      group_name(r, f->allocator, f->group, gbuf, sizeof(gbuf)));
 		else
 			wl = snprintf(where, sizeof(where), "%s", f->allocator ? f->allocator : "core");
 		(void)wl;

@@ -184,6 +184,10 @@ START_TEST(test_sdk_example_out_of_tree)
 	ck_assert_uint_eq(md_test_json_u64(a, "capacity_bytes"), md_test_truth(&p, "capacity"));
 	/* 3 MiB + 123 bytes written: 769 pages hold live bytes. */
 	ck_assert_uint_eq(md_test_json_u64(a, "live_pages"), (md_test_truth(&p, "used") + 4095) / 4096);
+	/* the standard figures, built with the installed figures.h */
+	ck_assert_uint_eq(md_test_json_u64(a, "groups.0.live_bytes"), md_test_truth(&p, "used"));
+	ck_assert_uint_eq(md_test_json_u64(a, "groups.0.free_bytes"), md_test_truth(&p, "capacity") - md_test_truth(&p, "used"));
+	ck_assert_str_eq(md_node_get_string(md_node_path(a, "release.action")) ?: "", "none");
 	md_test_check_classes_sum(report);
 	md_node_destroy(report);
 	md_test_bg_free(&r);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "memdissect/plugin.h"
 #include "memdissect/report.h"
 #include "render.h"
 #include "render_fixture.h"
@@ -152,14 +153,16 @@ END_TEST
 
 START_TEST(test_text_allocator_defensive)
 {
-	/* odd allocator objects: missing keys, wrong types, jemalloc-style stats */
+	/* odd allocator objects: missing keys, wrong types, standard keys of the wrong shape */
 	struct md_report r;
 	md_report_init(&r);
 	struct md_node *a = md_node_object();
 	ck_assert_ptr_null(md_node_append(r.allocators, a));
 	ck_assert_ptr_null(md_node_set_u64(a, "version", 5));
-	ck_assert_ptr_null(md_node_set(a, "arenas", md_node_string("not an array")));
-	ck_assert_ptr_null(md_node_set(a, "mallinfo", md_node_u64(7)));
+	ck_assert_ptr_null(md_node_set(a, "groups", md_node_string("not an array")));
+	ck_assert_ptr_null(md_node_set(a, "grids", md_node_u64(7)));
+	ck_assert_ptr_null(md_node_set(a, "advice", md_node_string("not an array")));
+	ck_assert_ptr_null(md_node_set(a, "release", md_node_u64(3)));
 	struct md_node *j = md_node_object();
 	ck_assert_ptr_null(md_node_append(r.allocators, j));
 	ck_assert_ptr_null(md_node_set_string(j, "name", "jemalloc"));
@@ -167,18 +170,24 @@ START_TEST(test_text_allocator_defensive)
 	ck_assert_ptr_null(md_node_set(j, "stats", st));
 	ck_assert_ptr_null(md_node_set_u64(st, "allocated", 3 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(st, "resident", 12 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(j, "purge_release_bytes", 4 * MiB));
-	struct md_node *arenas = md_node_array();
-	ck_assert_ptr_null(md_node_set(j, "arenas", arenas));
-	ck_assert_ptr_null(md_node_append(arenas, md_node_null()));
+	ck_assert_ptr_null(md_node_set(j, "release", md_fig_release_node("arena.<all>.purge", 4 * MiB)));
+	struct md_node *groups = md_node_array();
+	ck_assert_ptr_null(md_node_set(j, "groups", groups));
+	ck_assert_ptr_null(md_node_append(groups, md_node_null()));
 	struct md_node *a0 = md_node_object();
-	ck_assert_ptr_null(md_node_append(arenas, a0));
-	ck_assert_ptr_null(md_node_set_u64(a0, "index", 0));
+	ck_assert_ptr_null(md_node_append(groups, a0));
+	ck_assert_ptr_null(md_node_set_u64(a0, "group", 0));
+	ck_assert_ptr_null(md_node_set(a0, "histogram", md_node_string("junk")));
+	struct md_node *grids = md_node_array(), *gd = md_node_object();
+	ck_assert_ptr_null(md_node_set(j, "grids", grids));
+	ck_assert_ptr_null(md_node_append(grids, md_node_u64(1)));
+	ck_assert_ptr_null(md_node_append(grids, gd));
+	ck_assert_ptr_null(md_node_set_string(gd, "key", "no such key"));
 	ck_assert_ptr_null(md_node_append(r.allocators, md_node_u64(1)));
 	char *text = md_fx_render_text(&r, false, 100);
 	ck_assert_ptr_nonnull(strstr(text, "Allocator ? 5"));
 	ck_assert_ptr_nonnull(strstr(text, "Allocator jemalloc"));
-	ck_assert_ptr_nonnull(strstr(text, "allocated 3.00 MiB"));
+	ck_assert_msg(strstr(text, "allocated") && strstr(text, "3145728"), "%s", text); /* no byte_keys: a plain count */
 	ck_assert_ptr_nonnull(strstr(text, "would release 4.00 MiB now"));
 	free(text);
 	md_report_deinit(&r);
@@ -391,7 +400,8 @@ START_TEST(test_gap_arithmetic)
 }
 END_TEST
 
-/* A small report for the advice: one glibc heap with the figures given. */
+/* A small report for the advice: one allocator heap with the figures given, its standard
+ * release object (a trim) and one group row per arena. */
 static void advice_report(struct md_report *r, uint64_t live_pages, uint64_t free_pages, uint64_t releasable_pages,
 			  uint32_t pinned_per_live_page, uint64_t live_bytes, int thread_arenas)
 {
@@ -401,17 +411,19 @@ static void advice_report(struct md_report *r, uint64_t live_pages, uint64_t fre
 	ck_assert_ptr_null(md_node_append(r->allocators, g));
 	ck_assert_ptr_null(md_node_set_string(g, "name", "glibc"));
 	ck_assert_ptr_null(md_node_set_u64(g, "live_bytes", live_bytes));
-	struct md_node *params = md_node_object();
-	ck_assert_ptr_null(md_node_set(g, "params", params));
-	ck_assert_ptr_null(md_node_set_u64(params, "trim_threshold", 128 * KiB));
-	ck_assert_ptr_null(md_node_set_u64(params, "arena_max", 0));
-	struct md_node *arenas = md_node_array();
-	ck_assert_ptr_null(md_node_set(g, "arenas", arenas));
+	struct md_node *rel = md_fig_release_node("malloc_trim(0)", releasable_pages * MD_PAGE_SIZE * (uint64_t)(thread_arenas + 1));
+	ck_assert_ptr_null(md_node_set(g, "release", rel));
+	ck_assert_ptr_null(md_node_set_string(rel, "topic", "trim"));
+	ck_assert_ptr_null(md_node_set_string(rel, "hint", "The threshold is {bytes:131072}."));
+	ck_assert_ptr_null(md_node_set_string(rel, "caution", "it visits every group"));
+	struct md_node *groups = md_node_array();
+	ck_assert_ptr_null(md_node_set(g, "groups", groups));
 	for (int i = 0; i <= thread_arenas; i++) {
 		struct md_node *a = md_node_object();
-		ck_assert_ptr_null(md_node_append(arenas, a));
-		ck_assert_ptr_null(md_node_set_u64(a, "index", (uint64_t)i));
-		ck_assert_ptr_null(md_node_set_string(a, "kind", i ? "thread" : "main"));
+		ck_assert_ptr_null(md_node_append(groups, a));
+		ck_assert_ptr_null(md_node_set_u64(a, "group", (uint64_t)i));
+		ck_assert_ptr_null(md_node_set(a, "name", md_node_stringf("arena %d", i)));
+		ck_assert_ptr_null(md_node_set_string(a, "state", "ok"));
 	}
 	/* the main arena gets the given figures, each thread arena a copy of them */
 	for (int i = 0; i <= thread_arenas; i++) {
@@ -461,13 +473,42 @@ START_TEST(test_advice_figures)
 	free(t);
 	md_report_deinit(&r);
 
-	/* 40 MiB live, 24 MiB free and releasable: trim */
+	/* 40 MiB live, 24 MiB free and releasable: trim, with the plugin's hint expanded */
 	advice_report(&r, 10240, 6144, 6144, 0, 40 * MiB - 64 * KiB, 0);
 	ck_assert_str_eq((t = topics(&r)), "trim");
 	free(t);
-	/* the trim threshold raised by glibc's dynamic threshold */
-	ck_assert_ptr_null(md_node_set_u64(md_node_path(r.allocators, "0.params"), "trim_threshold", 32 * MiB));
+	{
+		struct md_gap g;
+		struct md_advice *a;
+		size_t n;
+		ck_assert_ptr_null(md_gap_compute(&r, &g));
+		ck_assert_ptr_null(md_advice_build(&r, &g, &a, &n));
+		ck_assert_msg(strstr(a[0].text, "Trim: malloc_trim(0) would return 24.0 MiB to the kernel now (36.4% of RSS); "
+							"the most in glibc main arena"), "%s", a[0].text);
+		ck_assert_ptr_nonnull(strstr(a[0].text, ". The threshold is 128 KiB."));
+		md_advice_free(a, n);
+		md_gap_deinit(&g);
+	}
+	/* the plugin's own items: given only when their figure passes both thresholds */
+	struct md_node *g0 = md_node_at(r.allocators, 0);
+	ck_assert_ptr_null(md_fig_advise(g0, "trim-threshold", 24 * MiB, 1 * MiB, 20, "Lower it: {bytes:25165824} ({share})."));
+	ck_assert_ptr_null(md_fig_advise(g0, "small", 512 * KiB, 1 * MiB, 0, "Too small in bytes: {share}."));
+	ck_assert_ptr_null(md_fig_advise(g0, "share", 2 * MiB, 1 * MiB, 500, "Too small a share of RSS."));
 	ck_assert_str_eq((t = topics(&r)), "trim trim-threshold");
+	free(t);
+	{
+		struct md_gap g;
+		struct md_advice *a;
+		size_t n;
+		ck_assert_ptr_null(md_gap_compute(&r, &g));
+		ck_assert_ptr_null(md_advice_build(&r, &g, &a, &n));
+		ck_assert_str_eq(a[1].text, "Lower it: 24.0 MiB (36.4%).");
+		md_advice_free(a, n);
+		md_gap_deinit(&g);
+	}
+	/* a corrupt group: no release advice but the plugin's caution */
+	ck_assert_ptr_null(md_node_set_string(md_node_path(r.allocators, "0.groups.0"), "state", "corrupt"));
+	ck_assert_str_eq((t = topics(&r)), "trim-unsafe trim-threshold");
 	free(t);
 	md_report_deinit(&r);
 
@@ -477,8 +518,10 @@ START_TEST(test_advice_figures)
 	free(t);
 	md_report_deinit(&r);
 
-	/* four arenas, each with 6 MiB free that trim would release: trim and cap the arenas */
+	/* four arenas, each with 6 MiB free that trim would release: trim and the plugin's item on
+	 * the thread arenas' 18 MiB (at least 10% of RSS asked) */
 	advice_report(&r, 5120, 1536, 1536, 0, 80 * MiB - 256 * KiB, 3);
+	ck_assert_ptr_null(md_fig_advise(md_node_at(r.allocators, 0), "arenas", 18 * MiB, 2 * MiB, 100, "Cap them: {bytes:18874368} ({share} of RSS)."));
 	ck_assert_str_eq((t = topics(&r)), "trim arenas");
 	free(t);
 
@@ -497,15 +540,16 @@ START_TEST(test_advice_figures)
 	free(t);
 	md_report_deinit(&r);
 
-	/* jemalloc: a purge, with the decay times when the plugin gives them */
+	/* another allocator's release object, without regions: its own figure and hint */
 	md_report_init(&r);
 	struct md_node *j = md_node_object();
 	ck_assert_ptr_null(md_node_append(r.allocators, j));
 	ck_assert_ptr_null(md_node_set_string(j, "name", "jemalloc"));
 	ck_assert_ptr_null(md_node_set_u64(j, "live_bytes", 30 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(j, "purge_release_bytes", 12 * MiB));
-	ck_assert_ptr_null(md_node_set_u64(j, "pdirty", 3072));
-	ck_assert_ptr_null(md_node_set_i64(j, "dirty_decay_ms", 10000));
+	struct md_node *rel = md_fig_release_node("arena.<all>.purge", 12 * MiB);
+	ck_assert_ptr_null(md_node_set(j, "release", rel));
+	ck_assert_ptr_null(md_node_set_string(rel, "topic", "purge"));
+	ck_assert_ptr_null(md_node_set_string(rel, "hint", "Of that, {bytes:12582912} is in dirty pages."));
 	r.classes[MD_CLASS_LIVE] = 31 * MiB;
 	r.classes[MD_CLASS_FREE] = 12 * MiB;
 	r.memory.rss_bytes = 43 * MiB;
@@ -516,8 +560,8 @@ START_TEST(test_advice_figures)
 	size_t n;
 	ck_assert_ptr_null(md_gap_compute(&r, &g));
 	ck_assert_ptr_null(md_advice_build(&r, &g, &a, &n));
-	ck_assert_ptr_nonnull(strstr(a[0].text, "would return 12.0 MiB now (27.9% of RSS), 12.0 MiB of it in dirty pages"));
-	ck_assert_ptr_nonnull(strstr(a[0].text, "(now dirty_decay_ms 10000)"));
+	ck_assert_str_eq(a[0].text, "Purge: arena.<all>.purge would return 12.0 MiB to the kernel now (27.9% of RSS). "
+				    "Of that, 12.0 MiB is in dirty pages.");
 	md_advice_free(a, n);
 	md_gap_deinit(&g);
 	md_report_deinit(&r);
@@ -531,24 +575,23 @@ START_TEST(test_histogram_shapes)
 	size_t n;
 	ck_assert_ptr_null(md_histogram_rows(o, &rows, &n));
 	ck_assert_uint_eq(n, 0);
-	/* jemalloc's bins: one size per class */
-	struct md_node *bins = md_node_array();
-	ck_assert_ptr_null(md_node_set(o, "bins", bins));
-	struct md_node *b = md_node_object();
-	ck_assert_ptr_null(md_node_append(bins, b));
-	ck_assert_ptr_null(md_node_set_u64(b, "size", 48));
-	ck_assert_ptr_null(md_node_set_u64(b, "curregs", 100));
-	ck_assert_ptr_null(md_node_set_u64(b, "free_regions", 28));
-	ck_assert_ptr_null(md_node_set_u64(b, "free_bytes", 28 * 48));
-	ck_assert_ptr_null(md_node_append(bins, md_node_string("junk")));
+	/* the standard rows: an exact size class, a range, a row that is not an object */
+	struct md_node *h = md_node_array();
+	ck_assert_ptr_null(md_node_set(o, "histogram", h));
+	ck_assert_ptr_null(md_node_append(h, md_fig_hist_row(48, 48, 100, 4800, 28, 28 * 48)));
+	ck_assert_ptr_null(md_node_append(h, md_fig_hist_row(49, 96, 3, 200, 0, 0)));
+	ck_assert_ptr_null(md_node_append(h, md_node_string("junk")));
 	ck_assert_ptr_null(md_histogram_rows(o, &rows, &n));
-	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(n, 2);
 	ck_assert_uint_eq(rows[0].size_from, 48);
 	ck_assert_uint_eq(rows[0].live_bytes, 4800);
 	ck_assert_uint_eq(rows[0].free_count, 28);
+	ck_assert_uint_eq(rows[1].size_to, 96);
 	free(rows);
-	/* glibc's histogram wins when both are there; a range upside down is skipped */
-	struct md_node *h = md_node_array();
+	md_node_destroy(o);
+	o = md_node_object();
+	/* a range upside down is skipped */
+	h = md_node_array();
 	ck_assert_ptr_null(md_node_set(o, "histogram", h));
 	struct md_node *e = md_node_object();
 	ck_assert_ptr_null(md_node_append(h, e));

@@ -7,6 +7,7 @@
 
 #include "memdissect/report.h"
 #include "render_fixture.h"
+#include "../plugins/glibc/glibc_figures.h"
 #include "tests.h"
 
 
@@ -100,6 +101,28 @@ static struct md_node *arena_node(int index, uint64_t address, const char *kind,
 	return a;
 }
 
+/* The standard group row of an arena (include/memdissect/figures.h), as the plugin makes it. */
+static struct md_node *group_row(int index, const char *kind, const char *state, size_t n_heaps, uint64_t live,
+				 uint64_t fr, uint64_t cached, uint64_t meta, uint64_t releasable, uint64_t findings)
+{
+	struct md_node *g = md_node_object();
+	char name[32];
+	snprintf(name, sizeof(name), "arena %d", index);
+	ck_assert_ptr_null(md_node_set_i64(g, "group", index));
+	ck_assert_ptr_null(md_node_set_string(g, "name", name));
+	ck_assert_ptr_null(md_node_set_string(g, "kind", kind));
+	ck_assert_ptr_null(md_node_set_string(g, "state", state));
+	ck_assert_ptr_null(md_node_set_u64(g, "threads", index == 0 ? 1 : 2));
+	ck_assert_ptr_null(md_node_set_u64(g, "regions", n_heaps));
+	ck_assert_ptr_null(md_node_set_u64(g, "live_bytes", live));
+	ck_assert_ptr_null(md_node_set_u64(g, "free_bytes", fr));
+	ck_assert_ptr_null(md_node_set_u64(g, "cached_bytes", cached));
+	ck_assert_ptr_null(md_node_set_u64(g, "metadata_bytes", meta));
+	ck_assert_ptr_null(md_node_set_u64(g, "releasable_bytes", releasable));
+	ck_assert_ptr_null(md_node_set_u64(g, "findings", findings));
+	return g;
+}
+
 /* A size-class histogram in the shape asked of the glibc plugin (docs/report.md). */
 struct hist {
 	uint64_t from, to, live_count, live_bytes, free_count, free_bytes;
@@ -143,6 +166,14 @@ static struct md_node *glibc_node(void)
 	ck_assert_ptr_null(md_node_set_string(release, "action", "malloc_trim(0)"));
 	ck_assert_ptr_null(md_node_set_u64(release, "bytes", 101 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(release, "pages", 101 * 256));
+	/* the standard figures, as plugins/glibc/report.c makes them */
+	char hint[400];
+	snprintf(hint, sizeof(hint), GL_RELEASE_HINT_FMT, 128ULL * KiB);
+	ck_assert_ptr_null(md_node_set_string(release, "topic", GL_RELEASE_TOPIC));
+	ck_assert_ptr_null(md_node_set_string(release, "hint", hint));
+	ck_assert_ptr_null(md_node_set_string(release, "caution", GL_RELEASE_CAUTION));
+	ck_assert_ptr_null(md_node_set_string(g, "module", "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+	ck_assert_ptr_null(gl_describe_figures(g));
 	ck_assert_ptr_null(md_node_set_u64(g, "live_bytes", 539 * MiB + 256 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(g, "free_bytes", 151 * MiB));
 	ck_assert_ptr_null(md_node_set_u64(g, "cached_bytes", 17 * MiB));
@@ -174,6 +205,15 @@ static struct md_node *glibc_node(void)
 	set_histogram(a1, h1, sizeof(h1) / sizeof(h1[0]));
 	ck_assert_ptr_null(md_node_append(arenas, a0));
 	ck_assert_ptr_null(md_node_append(arenas, a1));
+	struct md_node *groups = md_node_array();
+	ck_assert_ptr_null(md_node_set(g, "groups", groups));
+	struct md_node *g0 = group_row(0, "main", "ok", 0, 488 * MiB, 104 * MiB, 14 * MiB, 900 * KiB, 96 * MiB, 1);
+	struct md_node *g1 = group_row(1, "thread", "corrupt", 2, 51 * MiB, 47 * MiB, 3 * MiB, 228 * KiB, 5 * MiB, 1);
+	set_histogram(g0, h0, sizeof(h0) / sizeof(h0[0]));
+	set_histogram(g1, h1, sizeof(h1) / sizeof(h1[0]));
+	ck_assert_ptr_null(md_node_append(groups, g0));
+	ck_assert_ptr_null(md_node_append(groups, g1));
+	ck_assert_ptr_null(md_node_set_bool(g, "allocated_from", true));
 	ck_assert_ptr_null(md_node_set_u64(g, "findings", 3));
 	return g;
 }

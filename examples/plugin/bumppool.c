@@ -81,6 +81,25 @@ static struct md_error *bump_report(void *state, const struct md_sink *sink, str
 		err = md_node_set_u64(allocator, "capacity_bytes", s->capacity);
 	if (!err)
 		err = md_node_set_u64(allocator, "live_pages", st.live_pages);
+	/* The standard figures the core reads (memdissect/figures.h): the live bytes, the release
+	 * call (a bump pool has none), and one group row for the pool. */
+	if (!err)
+		err = md_node_set_u64(allocator, MD_FIG_LIVE_BYTES, s->used);
+	if (!err)
+		err = md_node_set(allocator, MD_FIG_RELEASE, md_fig_release_node("none", 0));
+	if (!err)
+		err = md_node_set_string(allocator, MD_FIG_GROUP_NOUN, "pool");
+	struct md_fig_group pool = {
+		.group = 0, .name = "pool 0", .threads = -1, .regions = 1,
+		.live_bytes = s->used, .free_bytes = s->capacity - s->used,
+	};
+	struct md_node *groups = md_node_array();
+	if (!err)
+		err = md_node_append(groups, md_fig_group_node(&pool, &st));
+	if (!err)
+		err = md_node_set(allocator, MD_FIG_GROUPS, groups);
+	else
+		md_node_destroy(groups);
 	return err;
 }
 

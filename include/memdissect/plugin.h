@@ -107,4 +107,7 @@ struct md_plugin {
 
 typedef const struct md_plugin *(*md_plugin_entry_fn)(void);
 
+/* The standard figures of the allocator object (report()): keys and helpers. */
+#include "memdissect/figures.h"
+
 #endif

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "glibc_figures.h"
 #include "glibc_internal.h"
 
 /* Node building with one error slot: the first failure sticks, later calls are skipped. */
@@ -191,6 +192,109 @@ static struct md_node *arena_node(struct builder *b, const struct glibc_state *s
 	return o;
 }
 
+/* ---- the standard figures (include/memdissect/figures.h) ---- */
+
+#define GL_MiB (1024ULL * 1024)
+/* glibc's default M_TRIM_THRESHOLD (DEFAULT_TRIM_THRESHOLD, 128 KiB) */
+#define GL_DEFAULT_TRIM_THRESHOLD (128 * 1024ULL)
+
+/* An arena the walk cannot vouch for: no ground for calling trim (it visits every arena). */
+static bool gl_trustworthy(const struct glibc_state *s)
+{
+	if (s->inconsistent_walk)
+		return false;
+	for (size_t i = 0; i < s->n_arenas; i++)
+		if (s->arenas[i].state == GL_ARENA_CORRUPT || s->arenas[i].state == GL_ARENA_INCONSISTENT)
+			return false;
+	return true;
+}
+
+static struct md_node *gl_group_node(struct builder *b, const struct gl_arena *a, const struct md_sink *sink)
+{
+	struct md_group_stats st;
+	md_sink_group_stats(sink, a->index, &st);
+	char name[32];
+	snprintf(name, sizeof(name), "arena %d", a->index);
+	struct md_fig_group fg = {
+		.group = a->index,
+		.name = name,
+		.kind = a->is_main ? "main" : "thread",
+		.state = state_name(a->state),
+		.threads = (int64_t)a->attached_threads,
+		.regions = (int64_t)a->n_heaps,
+		.live_bytes = a->live_bytes,
+		.free_bytes = a->top_span + a->bin_bytes,
+		.cached_bytes = a->tcache_bytes + a->fastwalk_bytes,
+		.metadata_bytes = a->metadata_bytes,
+		.findings = a->findings,
+	};
+	struct md_node *o = md_fig_group_node(&fg, &st);
+	if (!o) {
+		if (!b->err)
+			b->err = &md_error_nomem;
+		return NULL;
+	}
+	struct md_node *counts = md_node_object();
+	if (counts) {
+		put_u64(b, counts, "in_use_chunks", a->inuse_count);
+		put_u64(b, counts, "binned_chunks", a->bin_count);
+		put_u64(b, counts, "fastbin_chunks", a->fast_count);
+		put_u64(b, counts, "tcache_chunks", a->tcache_count);
+	}
+	put(b, o, "counts", counts);
+	put(b, o, "histogram", histogram_node(b, a->hist));
+	return o;
+}
+
+/* The advice only glibc's tunables can act on, with the figures that support it; the core gives
+ * each item when its figure passes the item's thresholds against the RSS. */
+static void gl_advice(struct builder *b, const struct glibc_state *s, const struct md_sink *sink,
+		      struct md_node *node, uint64_t releasable)
+{
+	if (b->err || !gl_trustworthy(s))
+		return;
+	/* the dynamic threshold: freeing a large mmapped chunk raises the mmap threshold and sets
+	 * the trim threshold to twice it, so the top is kept much longer than the default */
+	if (s->trim_threshold > GL_DEFAULT_TRIM_THRESHOLD)
+		b->err = md_fig_advise(node, "trim-threshold", releasable, 1 * GL_MiB, 20,
+				       "Lower M_TRIM_THRESHOLD: it is {bytes:%llu}, above glibc's default of {bytes:%llu} "
+				       "(the dynamic mmap threshold raised it after a large mmapped chunk was freed), "
+				       "while {bytes:%llu} is releasable. Setting M_TRIM_THRESHOLD and M_MMAP_THRESHOLD "
+				       "explicitly (mallopt, or GLIBC_TUNABLES=glibc.malloc.trim_threshold=...) stops the rise.",
+				       (unsigned long long)s->trim_threshold, (unsigned long long)GL_DEFAULT_TRIM_THRESHOLD,
+				       (unsigned long long)releasable);
+	/* free memory kept in thread arenas is reused only by the threads attached to them;
+	 * capping the arenas lets threads share it */
+	uint64_t thread_gap = 0;
+	for (size_t i = 0; i < s->n_arenas; i++) {
+		if (s->arenas[i].is_main)
+			continue;
+		struct md_group_stats st;
+		md_sink_group_stats(sink, s->arenas[i].index, &st);
+		thread_gap += st.free_pages * MD_PAGE_SIZE + st.pinned_free_bytes;
+	}
+	if (!b->err && s->n_arenas >= 3) {
+		char am[96];
+		snprintf(am, sizeof(am), " (arena_max is now %llu%s)", (unsigned long long)s->arena_max,
+			 s->arena_max ? "" : ", that is 8 per core");
+		b->err = md_fig_advise(node, "arenas", thread_gap, 2 * GL_MiB, 100,
+				       "Cap the arenas: %zu glibc arenas, and the thread arenas keep {bytes:%llu} of free "
+				       "memory ({share} of RSS) that only their own threads reuse%s. M_ARENA_MAX (mallopt, "
+				       "or MALLOC_ARENA_MAX=2 to 4) makes threads share fewer arenas, at some cost in lock "
+				       "contention.",
+				       s->n_arenas, (unsigned long long)thread_gap, am);
+	}
+}
+
+/* The standard keys of the object that need no walk. */
+static void gl_standard_static(struct builder *b, const struct glibc_state *s, struct md_node *node)
+{
+	if (s->roots.module && s->roots.module->name)
+		put_str(b, node, MD_FIG_MODULE, s->roots.module->name);
+	if (!b->err)
+		b->err = gl_describe_figures(node);
+}
+
 struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, struct md_node *node)
 {
 	struct builder b = { NULL };
@@ -213,6 +317,7 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 		}
 	}
 	put(&b, node, "layout", layout);
+	gl_standard_static(&b, s, node);
 	if (!s->walked) {
 		put_bool(&b, node, "walked", false);
 		put_str(&b, node, "walk_note", s->walk_note ? s->walk_note : "the heap was not walked");
@@ -265,13 +370,15 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 	put_u64(&b, node, "trim_release_bytes", all.releasable_bytes);
 	put_u64(&b, node, "trim_release_pages", all.releasable_bytes / MD_PAGE_SIZE);
 	put_u64(&b, node, "trim_release_range_bytes", range_bytes);
-	struct md_node *release = md_node_object();
+	struct md_node *release = md_fig_release_node("malloc_trim(0)", all.releasable_bytes);
 	if (release) {
-		put_str(&b, release, "action", "malloc_trim(0)");
-		put_u64(&b, release, "bytes", all.releasable_bytes);
-		put_u64(&b, release, "pages", all.releasable_bytes / MD_PAGE_SIZE);
+		char hint[320];
+		snprintf(hint, sizeof(hint), GL_RELEASE_HINT_FMT, (unsigned long long)s->trim_threshold);
+		put_str(&b, release, "topic", GL_RELEASE_TOPIC);
+		put_str(&b, release, "hint", hint);
+		put_str(&b, release, "caution", GL_RELEASE_CAUTION);
 	}
-	put(&b, node, "release", release);
+	put(&b, node, MD_FIG_RELEASE, release);
 
 	struct md_node *mm = md_node_object();
 	if (mm) {
@@ -315,6 +422,15 @@ struct md_error *gl_report(struct glibc_state *s, const struct md_sink *sink, st
 	for (size_t i = 0; arenas && i < s->n_arenas; i++)
 		append(&b, arenas, arena_node(&b, s, &s->arenas[i], sink));
 	put(&b, node, "arenas", arenas);
+	struct md_node *groups = md_node_array();
+	bool all_unused = s->n_arenas > 0;
+	for (size_t i = 0; groups && i < s->n_arenas; i++) {
+		append(&b, groups, gl_group_node(&b, &s->arenas[i], sink));
+		all_unused &= s->arenas[i].state == GL_ARENA_UNUSED;
+	}
+	put(&b, node, MD_FIG_GROUPS, groups);
+	put_bool(&b, node, MD_FIG_ALLOCATED_FROM, !all_unused);
+	gl_advice(&b, s, sink, node, all.releasable_bytes);
 
 	struct md_node *tcaches = md_node_array();
 	for (size_t i = 0; tcaches && i < s->n_tcaches; i++) {

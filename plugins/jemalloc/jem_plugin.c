@@ -159,6 +159,107 @@ static struct md_node *arena_node(const struct jem_walk *w, const struct jem_are
 	return n;
 }
 
+/* ---- the standard figures (include/memdissect/figures.h) ---- */
+
+static const char *const jem_stats_keys[] = { "allocated", "active", "metadata", "resident", "mapped", "retained", NULL };
+
+/* One group row per arena: its figures, slab counts and its bins as histogram rows. */
+static struct md_node *group_node(const struct jem_walk *w, const struct jem_arena *a, const struct md_sink *sink)
+{
+	struct md_group_stats gs;
+	md_sink_group_stats(sink, (int)a->index, &gs);
+	char name[32];
+	snprintf(name, sizeof(name), "arena %u", (unsigned)a->index);
+	const char *st = arena_state(w, a);
+	struct md_fig_group fg = {
+		.group = (int)a->index,
+		.name = name,
+		.kind = a->huge ? "huge" : a->manual ? "manual" : "auto",
+		.state = strcmp(st, "consistent") == 0 ? "ok" : st,
+		.threads = (int64_t)a->nthreads,
+		.regions = -1,
+		.live_bytes = a->allocated_small + a->allocated_large,
+		.free_bytes = a->w_free_regions + a->w_dirty + a->w_muzzy,
+		.cached_bytes = a->tcache_bytes,
+		.metadata_bytes = a->base_allocated + a->internal,
+		.findings = a->findings,
+	};
+	struct md_node *n = md_fig_group_node(&fg, &gs);
+	struct md_node *counts = md_node_object(), *hist = md_node_array();
+	struct md_error *err = NULL;
+	if (!n || !counts || !hist)
+		err = &md_error_nomem;
+	if (!err)
+		err = md_node_set_u64(counts, "curslabs", a->curslabs);
+	if (!err)
+		err = md_node_set_u64(counts, "nonfull_slabs", a->nonfull_slabs);
+	for (unsigned b = 0; b < JEM_NBINS && !err; b++) {
+		if (!a->w_bin_slabs[b])
+			continue;
+		uint64_t size = b < w->n_sizes ? w->sizes[b] : 0;
+		if (size)
+			err = md_node_append(hist, md_fig_hist_row(size, size, a->curregs[b], a->curregs[b] * size,
+								  a->w_bin_free_regs[b], a->w_bin_free_regs[b] * size));
+	}
+	if (!err) {
+		err = md_node_set(n, "counts", counts);
+		counts = NULL;
+	}
+	if (!err) {
+		err = md_node_set(n, "histogram", hist);
+		hist = NULL;
+	}
+	md_node_destroy(counts);
+	md_node_destroy(hist);
+	if (err) {
+		md_error_destroy(err);
+		md_node_destroy(n);
+		return NULL;
+	}
+	return n;
+}
+
+#define SET(call)                     \
+	do {                          \
+		if (!err)             \
+			err = (call); \
+	} while (0)
+static struct md_error *standard_figures(const struct jem_walk *w, const struct md_sink *sink, struct md_node *out,
+					 uint64_t releasable, uint64_t pdirty)
+{
+	struct md_error *err = NULL;
+	struct md_node *release = md_fig_release_node("arena.<all>.purge", releasable);
+	char hint[400];
+	snprintf(hint, sizeof(hint),
+		 "Of that, {bytes:%llu} is in dirty pages. Purge with mallctl(\"arena.4096.purge\"); "
+		 "jemalloc returns unused dirty pages only as they decay: shorter decay times "
+		 "(MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0) give memory back sooner at some CPU cost.",
+		 (unsigned long long)(pdirty * JEM_PAGE));
+	SET(release ? md_node_set_string(release, "topic", "purge") : &md_error_nomem);
+	SET(md_node_set_string(release, "hint", hint));
+	SET(md_node_set(out, MD_FIG_RELEASE, release));
+	SET(md_node_set_string(out, MD_FIG_GROUP_NOUN, "arena"));
+	SET(md_node_set_bool(out, MD_FIG_SLABS, true));
+	struct md_node *groups = md_node_array();
+	for (size_t i = 0; i < w->n_arenas && groups; i++)
+		SET(md_node_append(groups, group_node(w, &w->arenas[i], sink)));
+	SET(md_node_set(out, MD_FIG_GROUPS, groups));
+	struct md_node *grids = md_node_array(), *gd = md_node_object();
+	static const char *const labels[] = { "allocated", "allocated", "active", "active", "metadata", "metadata",
+					      "resident", "resident", "mapped", "mapped", "retained", "retained", NULL, NULL };
+	SET(gd ? md_node_set_string(gd, "key", "stats") : &md_error_nomem);
+	SET(md_node_set_string(gd, "title", "stats, as the allocator itself counts them:"));
+	SET(md_node_set(gd, "labels", md_fig_labels(labels)));
+	SET(md_node_set(gd, "byte_keys", md_fig_strings(jem_stats_keys)));
+	SET(md_node_append(grids, gd));
+	SET(md_node_set(out, MD_FIG_GRIDS, grids));
+	struct md_node *aliases = md_node_object();
+	SET(aliases ? md_node_set_string(aliases, "purge_release_bytes", "release.bytes") : &md_error_nomem);
+	SET(md_node_set(out, MD_FIG_ALIASES, aliases));
+	return err;
+}
+#undef SET
+
 static struct md_error *jem_report(void *state, const struct md_sink *sink, struct md_node *out)
 {
 	struct jem_state *s = state;
@@ -221,11 +322,7 @@ static struct md_error *jem_report(void *state, const struct md_sink *sink, stru
 	struct md_group_stats gs;
 	md_sink_group_stats(sink, -1, &gs);
 	SET(md_node_set_u64(out, "purge_release_bytes", gs.releasable_bytes));
-	struct md_node *release = md_node_object();
-	SET(md_node_set(out, "release", release));
-	SET(md_node_set_string(release, "action", "arena.<all>.purge"));
-	SET(md_node_set_u64(release, "bytes", gs.releasable_bytes));
-	SET(md_node_set_u64(release, "pages", gs.releasable_bytes / JEM_PAGE));
+	SET(standard_figures(w, sink, out, gs.releasable_bytes, pdirty));
 	SET(md_node_set_u64(out, "resident_bytes", (gs.live_pages + gs.free_pages + gs.metadata_pages) * JEM_PAGE));
 	struct md_node *wn = md_node_object();
 	SET(md_node_set_u64(wn, "extents", w->extents));

@@ -99,6 +99,10 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_string(out, "symbols", "build-id"));
 	SET(md_node_set_string(out, "build", r->b->build));
 	SET(md_node_set_string(out, "module", r->module_path));
+	/* standard figures (include/memdissect/figures.h): mimalloc takes malloc over, and keeps
+	 * each size class in pages of its own */
+	SET(md_node_set_bool(out, MD_FIG_REPLACES_MALLOC, true));
+	SET(md_node_set_bool(out, MD_FIG_SLABS, true));
 	SET(md_node_set_string(out, "linkage", "dynamic"));
 	SET(md_node_set_string(out, "located_by", r->code_checked ? "build-id table, checked against mi_version, mi_usable_size and mi_is_in_heap_region's code"
 								 : "build-id table"));
@@ -172,6 +176,7 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(out, "resident_bytes", (all.live_pages + all.free_pages + all.metadata_pages) * MD_PAGE_SIZE));
 	struct md_node *rel = md_node_object();
 	SET(md_node_set_string(rel, "action", "mi_collect(true) on the main thread"));
+	SET(md_node_set_string(rel, "topic", "collect"));
 	SET(md_node_set_u64(rel, "bytes", w->release_bytes));
 	SET(md_node_set_u64(rel, "pages", w->release_bytes / MD_PAGE_SIZE));
 	SET(md_node_set_string(rel, "note", "mimalloc decommits lazily and has no background thread: freed spans wait in the decommit mask "

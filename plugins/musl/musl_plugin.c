@@ -173,6 +173,8 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_string(out, "version", version));
 	SET(md_node_set_string(out, "symbols", r->has_ctx_symbol ? "symtab" : "heuristic"));
 	SET(md_node_set_string(out, "module", r->module_path));
+	/* standard figure (include/memdissect/figures.h): mallocng keeps size classes in groups */
+	SET(md_node_set_bool(out, MD_FIG_SLABS, true));
 	SET(md_node_set_string(out, "linkage", r->dynamic ? "dynamic" : "static"));
 	SET(md_node_set_string(out, "located_by", r->has_ctx_symbol ? "__malloc_context" : "secret scan of the writable image"));
 	if (!s->walked) {
@@ -203,7 +205,7 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(st, "lazy_free_bytes", w->lazy_free_bytes));
 	SET(md_node_set_u64(st, "madv_free_candidate_bytes", w->lazy_candidate_bytes));
 	SET(md_node_set(out, "stats", st));
-	struct md_node *cls = md_node_array();
+	struct md_node *cls = md_node_array(), *groups = md_node_array(), *hist = md_node_array();
 	for (unsigned sc = 0; sc <= MU_NCLASSES; sc++) {
 		const struct mu_class_stats *c = &w->classes[sc];
 		if (!c->groups && !c->usage_by_class)
@@ -223,8 +225,34 @@ static struct md_error *mu_report(void *state, const struct md_sink *sink, struc
 		SET(md_node_set_u64(cn, "resident_bytes",
 				    (gs.live_pages + gs.free_pages + gs.metadata_pages) * MD_PAGE_SIZE + c->mmapped_resident_bytes));
 		SET(md_node_append(cls, cn));
+		/* the standard figures (include/memdissect/figures.h): the sink's groups are size classes */
+		uint64_t size = sc < MU_NCLASSES ? (uint64_t)MU_UNIT * mu_size_classes[sc] - 4 : 0;
+		char name[48];
+		if (sc < MU_NCLASSES)
+			snprintf(name, sizeof(name), "size class %u (%llu B)", sc, (unsigned long long)size);
+		else
+			snprintf(name, sizeof(name), "mmapped slots");
+		struct md_fig_group fg = {
+			.group = (int)sc,
+			.name = name,
+			.kind = sc < MU_NCLASSES ? "size class" : "mmapped",
+			.threads = -1,
+			.regions = (int64_t)c->groups,
+			.live_bytes = c->live_bytes,
+			.free_bytes = gs.span_bytes[MD_SPAN_FREE],
+			.cached_bytes = gs.span_bytes[MD_SPAN_CACHED],
+			.metadata_bytes = gs.span_bytes[MD_SPAN_METADATA],
+		};
+		SET(md_node_append(groups, md_fig_group_node(&fg, &gs)));
+		if (size)
+			SET(md_node_append(hist, md_fig_hist_row(size, size, c->slots_in_use, c->slots_in_use * size,
+								 c->slots_free, c->slots_free * size)));
 	}
 	SET(md_node_set(out, "size_classes", cls));
+	SET(md_node_set_string(out, MD_FIG_GROUP_NOUN, "size class"));
+	SET(md_node_set_string(out, MD_FIG_GROUP_NOUN_PLURAL, "size classes"));
+	SET(md_node_set(out, MD_FIG_GROUPS, groups));
+	SET(md_node_set(out, MD_FIG_HISTOGRAM, hist));
 	struct md_group_stats all;
 	md_sink_group_stats(sink, -1, &all);
 	SET(md_node_set_u64(out, "resident_bytes", (all.live_pages + all.free_pages + all.metadata_pages) * MD_PAGE_SIZE));

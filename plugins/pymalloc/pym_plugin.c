@@ -208,6 +208,17 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	 * no other allocator claims (objects above 512 bytes are glibc's), so nothing is counted twice. */
 	SET(md_node_set_u64(out, "live_bytes", w->total.bytes_allocated_blocks));
 	SET(md_node_set(out, "size_classes", classes_node(&w->total)));
+	/* the same classes as standard histogram rows (include/memdissect/figures.h) */
+	struct md_node *hist = md_node_array();
+	for (unsigned c = 0; c < PYM_NCLASSES && hist; c++) {
+		const uint64_t size = (c + 1) * 16;
+		if (w->total.classes[c].pools)
+			SET(md_node_append(hist, md_fig_hist_row(size, size, w->total.classes[c].blocks_in_use,
+								 w->total.classes[c].blocks_in_use * size,
+								 w->total.classes[c].blocks_available,
+								 w->total.classes[c].blocks_available * size)));
+	}
+	SET(md_node_set(out, MD_FIG_HISTOGRAM, hist));
 	SET(md_node_set(out, "types", types_node(w)));
 	struct md_node *cen = md_node_object();
 	SET(md_node_set_u64(cen, "objects", w->census_objects));
@@ -226,7 +237,7 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 					    : "live pymalloc blocks only (objects above 512 bytes are glibc chunks: not censused)"));
 	SET(md_node_set(out, "census", cen));
 	/* Drainability: an arena is unmapped only when its last block is freed. */
-	struct md_node *arr = md_node_array();
+	struct md_node *arr = md_node_array(), *groups = md_node_array();
 	uint64_t pinned = 0, few = 0, few_bytes = 0;
 	for (size_t i = 0; i < w->n_arenas && arr; i++) {
 		const struct pym_arena *a = &w->arenas[i];
@@ -249,8 +260,24 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 		SET(md_node_set_u64(an, "resident_bytes", (gs.live_pages + gs.free_pages + gs.metadata_pages) * MD_PAGE_SIZE));
 		SET(md_node_set_u64(an, "pinned_free_bytes", gs.pinned_free_bytes));
 		SET(md_node_append(arr, an));
+		/* the standard group row (include/memdissect/figures.h) */
+		char name[48];
+		snprintf(name, sizeof(name), "arena %u", (unsigned)a->index);
+		struct md_fig_group fg = {
+			.group = a->group,
+			.name = name,
+			.threads = -1,
+			.regions = -1,
+			.live_bytes = a->live_bytes,
+			.free_bytes = gs.span_bytes[MD_SPAN_FREE],
+			.cached_bytes = gs.span_bytes[MD_SPAN_CACHED],
+			.metadata_bytes = gs.span_bytes[MD_SPAN_METADATA],
+		};
+		SET(md_node_append(groups, md_fig_group_node(&fg, &gs)));
 	}
 	SET(md_node_set(out, "arenas", arr));
+	SET(md_node_set_string(out, MD_FIG_GROUP_NOUN, "arena"));
+	SET(md_node_set(out, MD_FIG_GROUPS, groups));
 	struct md_node *dr = md_node_object();
 	SET(md_node_set_u64(dr, "arenas_pinned", pinned));
 	SET(md_node_set_u64(dr, "arenas_pinned_by_few_blocks", few));

@@ -128,6 +128,10 @@ static struct md_error *tc_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_string(out, "symbols_detail", detail));
 	SET(md_node_set_string(out, "build", r->variant));
 	SET(md_node_set_string(out, "module", r->module_path));
+	/* standard figures (include/memdissect/figures.h): tcmalloc takes malloc over, and keeps
+	 * small objects in spans of one size class */
+	SET(md_node_set_bool(out, MD_FIG_REPLACES_MALLOC, true));
+	SET(md_node_set_bool(out, MD_FIG_SLABS, true));
 	if (!w->done) {
 		SET(md_node_set_bool(out, "walked", false));
 		return err;
@@ -151,6 +155,9 @@ static struct md_error *tc_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(out, "resident_bytes", (gs.live_pages + gs.free_pages + gs.metadata_pages) * MD_PAGE_SIZE));
 	struct md_node *rel = md_node_object();
 	SET(md_node_set_string(rel, "action", "MallocExtension::ReleaseFreeMemory()"));
+	SET(md_node_set_string(rel, "topic", "release"));
+	SET(md_node_set_string(rel, "hint", "It returns the page heap's normal free spans; objects in the central, transfer "
+					    "and thread caches stay."));
 	SET(md_node_set_u64(rel, "bytes", gs.releasable_bytes));
 	SET(md_node_set_u64(rel, "pages", gs.releasable_bytes / MD_PAGE_SIZE));
 	SET(md_node_set(out, "release", rel));
