@@ -147,9 +147,9 @@ uint64_t mi_predict_collect(struct md_target *t, const struct mi_walk *w, struct
 		if (!sg || !sg->valid)
 			continue;
 		uint64_t rel = pg - sg->addr - MI_SEG_HEADER;
-		if (rel % MI_PAGE_SIZE)
+		if (rel % w->page_stride)
 			continue;
-		unsigned i = (unsigned)(rel / MI_PAGE_SIZE);
+		unsigned i = (unsigned)(rel / w->page_stride);
 		if (sg->huge) {
 			if (i < MI_SLICES_PER_SEGMENT && sg->span_kind[i] == 3 && sg->eff_used[i] == 0) {
 				sm.released += resident_bytes(t, sg->addr, sg->addr + sg->size);
