@@ -165,12 +165,23 @@ START_TEST(test_secure)
 }
 END_TEST
 
+/* The truth targets: Debian's shared library, libmimalloc.a, libmimalloc-secure.a. */
+static const char *const truth_targets[] = { "mimalloc_truth", "mimalloc_truth_static", "mimalloc_truth_secure" };
+
+static void need_target(int i)
+{
+	if (i == 0)
+		need_mimalloc();
+	else
+		need_static(truth_targets[i]);
+}
+
 /* A memdissect snapshot of the truth target, read back with "memdissect core": the same figures. */
 START_TEST(test_core)
 {
-	need_mimalloc();
+	need_target(_i);
 	struct md_test_proc p;
-	ck_assert(md_test_proc_start(&p, "mimalloc_truth", NULL));
+	ck_assert(md_test_proc_start(&p, truth_targets[_i], NULL));
 	char pid[32], file[] = "/tmp/md-mimalloc-core-XXXXXX";
 	int fd = mkstemp(file);
 	ck_assert_int_ge(fd, 0);
@@ -200,10 +211,10 @@ END_TEST
  * (a race is not damage), and the classes still sum. */
 START_TEST(test_churn)
 {
-	need_mimalloc();
+	need_target(_i);
 	struct md_test_proc p;
 	const char *args[] = { "churn", NULL };
-	ck_assert(md_test_proc_start(&p, "mimalloc_truth", args));
+	ck_assert(md_test_proc_start(&p, truth_targets[_i], args));
 	for (int run = 0; run < 3; run++) {
 		int status = -1;
 		struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
@@ -329,8 +340,8 @@ Suite *mimalloc_suite(void)
 	tcase_add_test(tc, test_truth_decommit_delay_0);
 	tcase_add_loop_test(tc, test_static, 0, 2);
 	tcase_add_loop_test(tc, test_secure, 0, 2);
-	tcase_add_test(tc, test_core);
-	tcase_add_test(tc, test_churn);
+	tcase_add_loop_test(tc, test_core, 0, 3);
+	tcase_add_loop_test(tc, test_churn, 0, 3);
 	tcase_add_loop_test(tc, test_refused_builds, 0, (int)(sizeof(patches) / sizeof(patches[0])));
 	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));
 	suite_add_tcase(s, tc);

@@ -195,6 +195,7 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(fr, "empty_page_bytes", w->empty_page_bytes));
 	SET(md_node_set_u64(fr, "cached_segment_bytes", w->cached_resident));
 	SET(md_node_set_u64(fr, "abandoned_free_bytes", w->abandoned_free));
+	SET(md_node_set_u64(fr, "decommitted_resident_bytes", w->decommitted_resident));
 	SET(md_node_set(out, "resident_free", fr));
 	struct md_group_stats all;
 	md_sink_group_stats(sink, -1, &all);

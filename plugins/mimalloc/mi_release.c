@@ -21,13 +21,18 @@ struct sim {
 	uint64_t now, released;
 };
 
+/* Decommit the slices of mask. The release build decommits with MADV_DONTNEED (the pages go);
+ * MI_SECURE decommits with mprotect(PROT_NONE) (os.c mi_os_commitx): the pages stay resident
+ * until the segment is unmapped. */
 static uint64_t release_slices(struct sim *sm, struct mi_seg *sg, const uint64_t *mask)
 {
 	uint64_t n = 0;
 	for (unsigned k = 0; k < MI_SLICES_PER_SEGMENT; k++)
 		if (mask_bit(mask, k) && mask_bit(sg->commit, k)) {
-			n += sg->resident[k];
-			sg->resident[k] = 0;
+			if (!sm->w->decommit_keeps_pages) {
+				n += sg->resident[k];
+				sg->resident[k] = 0;
+			}
 			sg->commit[k / 64] &= ~((uint64_t)1 << (k % 64));
 		}
 	sm->released += n;

@@ -594,7 +594,9 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 			sg->span_count[i] = (uint16_t)count;
 			emit(c, MD_SPAN_FREE, s, e, sgroup);
 			for (unsigned k = i; k < i + count && k < MI_SLICES_PER_SEGMENT; k++) {
-				if (mask_bit(sg->decommit, k))
+				if (!mask_bit(sg->commit, k))
+					w->decommitted_resident += sg->resident[k]; /* MI_SECURE: mprotect(PROT_NONE) keeps the pages */
+				else if (mask_bit(sg->decommit, k))
 					w->pending_decommit += sg->resident[k];
 				else if (sg->abandoned)
 					w->abandoned_free += sg->resident[k];
@@ -675,6 +677,7 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 	const struct mi_build *b = r->b;
 	struct ctx c = { .t = t, .r = r, .sink = sink, .w = w, .stride = r->page_stride, .shift = r->pg_shift };
 	w->page_stride = r->page_stride;
+	w->decommit_keeps_pages = r->encoded && strcmp(r->b->build, "secure") == 0;
 	struct md_error *err = NULL;
 	uint64_t tld = 0, backing = 0;
 	if (!rd(&c, r->bias + b->heap_main + MI_HEAP_COOKIE, &w->cookie, 8) || !rd(&c, r->bias + b->heap_main + MI_HEAP_TLD, &tld, 8) ||

@@ -108,6 +108,7 @@ struct mi_heap {
 struct mi_walk {
 	bool initialised;
 	unsigned page_stride;
+	bool decommit_keeps_pages; /* MI_SECURE: decommit is mprotect(PROT_NONE), RSS stays */
 	uint64_t guard_pages, missing_guards; /* secure build: segments' guard pages PROT_NONE or not */
 	uint64_t cookie;
 	int64_t decommit_delay, extend_delay, segment_decommit_delay, allow_decommit;
@@ -121,6 +122,7 @@ struct mi_walk {
 	uint64_t abandoned_used_blocks, abandoned_used_bytes;
 	/* Resident free memory by what would release it (bytes). */
 	uint64_t pending_decommit, unmarked_free, empty_page_bytes, cached_resident, abandoned_free;
+	uint64_t decommitted_resident; /* free slices already decommitted yet resident (MI_SECURE) */
 	uint64_t release_bytes;
 	uint64_t findings;
 	bool truncated, inconsistent;
