@@ -149,7 +149,8 @@ $(BUILD)/targets/mimalloc_truth_secure: tests/targets/mimalloc_truth.c tests/tar
 $(BUILD)/targets/mimalloc_truth_static $(BUILD)/targets/mimalloc_truth_secure:
 	@mkdir -p $(dir $@)
 	@if [ -f $(lastword $^) ]; then echo "$(CC) ... -o $@ $< $(lastword $^)"; \
-		$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -pthread -o $@ $< $(lastword $^); \
+		$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -pthread $(if $(findstring secure,$@),-DTRUTH_PAGE_SHIFT=16) \
+			-o $@ $< $(lastword $^); \
 	else rm -f $@; fi
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11

@@ -228,14 +228,17 @@ START_TEST(test_churn)
 }
 END_TEST
 
-static const char *const damage_modes[] = { "corrupt_cookie", "corrupt_page", "corrupt_list", "corrupt_loop" };
+static const char *const damage_modes[] = { "corrupt_cookie", "corrupt_page", "corrupt_list", "corrupt_loop", "corrupt_link" };
+#define N_DAMAGE (sizeof(damage_modes) / sizeof(damage_modes[0]))
 
+/* Each damage mode on Debian's library and on the MI_SECURE link (its encoded lists). */
 START_TEST(test_hostile)
 {
-	need_mimalloc();
-	const char *mode = damage_modes[_i];
+	int ti = _i < (int)N_DAMAGE ? 0 : 2;
+	need_target(ti);
+	const char *mode = damage_modes[_i % N_DAMAGE];
 	struct md_test_proc p;
-	ck_assert(md_test_proc_start(&p, "mimalloc_truth", NULL));
+	ck_assert(md_test_proc_start(&p, truth_targets[ti], NULL));
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "%s\n", mode);
 	ck_assert_int_eq(write(p.in_fd, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
@@ -343,7 +346,7 @@ Suite *mimalloc_suite(void)
 	tcase_add_loop_test(tc, test_core, 0, 3);
 	tcase_add_loop_test(tc, test_churn, 0, 3);
 	tcase_add_loop_test(tc, test_refused_builds, 0, (int)(sizeof(patches) / sizeof(patches[0])));
-	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));
+	tcase_add_loop_test(tc, test_hostile, 0, 2 * (int)N_DAMAGE);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,9 +10,10 @@
  * committed figure as "process.committed N", then "ready". Commands on stdin:
  *   collect -> RssAnon before, mi_collect(true) on the main thread, RssAnon after:
  *              "collect_drop_bytes N"
- *   corrupt_cookie | corrupt_page | corrupt_list | corrupt_loop -> damage mimalloc's own state
- *              after the truth (a segment cookie, a page's capacity, a free list into nowhere,
- *              a page queue that loops); prints "corrupted". Only "quit" is valid afterwards.
+ *   corrupt_cookie | corrupt_page | corrupt_list | corrupt_loop | corrupt_link -> damage
+ *              mimalloc's own state after the truth (a segment cookie, a page's capacity, a free
+ *              list into nowhere, a page queue that loops, a freed block's link overwritten);
+ *              prints "corrupted". Only "quit" is valid afterwards.
  *   quit    -> exit
  * Arguments: "seed" builds a small heap of the same shape (the fuzz seed); "churn" starts a
  * thread that mallocs and frees without pause after "ready".
@@ -130,12 +131,16 @@ static unsigned long long rss_anon(void)
 	return md_proc_field("/proc/self/status", "RssAnon");
 }
 
-/* mi_page_t of a block (release layout, docs/mimalloc.md). */
+/* mi_page_t of a block (release layout, docs/mimalloc.md; the MI_SECURE build is compiled with
+ * TRUTH_PAGE_SHIFT=16: keys[2] at +40 move the fields after them). */
+#ifndef TRUTH_PAGE_SHIFT
+#define TRUTH_PAGE_SHIFT 0
+#endif
 static uint8_t *page_of(void *p)
 {
 	uintptr_t seg = (uintptr_t)p & ~(uintptr_t)((32 << 20) - 1);
 	uintptr_t idx = ((uintptr_t)p - seg) >> 16;
-	uint8_t *slice = (uint8_t *)seg + 264 + idx * 80;
+	uint8_t *slice = (uint8_t *)seg + 264 + idx * (80 + TRUTH_PAGE_SHIFT);
 	uint32_t off;
 	memcpy(&off, slice + 4, 4);
 	return slice - off;
@@ -215,7 +220,12 @@ int main(int argc, char **argv)
 		} else if (strncmp(cmd, "corrupt_loop", 12) == 0) {
 			uint8_t *pg = page_of(main_ptrs[0]);
 			uint64_t self = (uint64_t)(uintptr_t)pg;
-			memcpy(pg + 56, &self, 8); /* page->next = page: the queue loops */
+			memcpy(pg + 56 + TRUTH_PAGE_SHIFT, &self, 8); /* page->next = page: the queue loops */
+			md_say("corrupted\n");
+		} else if (strncmp(cmd, "corrupt_link", 12) == 0) {
+			/* a write after free: a freed block's link (encoded in the secure build) overwritten */
+			uint64_t bogus = 0x4141414141414141ULL;
+			memcpy(main_ptrs[1], &bogus, 8);
 			md_say("corrupted\n");
 		} else if (strncmp(cmd, "quit", 4) == 0) {
 			return 0;
