@@ -47,6 +47,22 @@ static bool in_mimalloc(const struct mi_roots *r, struct md_target *t, uint64_t 
 	return false;
 }
 
+/* The pcs of a thread: inside mimalloc, or maybe. A thread in the vDSO counts as inside: the
+ * unwinder has no unwind tables for it (not a file), so its callers are lost or garbage, and
+ * mimalloc's _mi_clock_now calls clock_gettime there in the middle of freeing a span
+ * (segment.c mi_segment_perhaps_decommit), when the segment's page count is one off. */
+static bool pcs_in_mimalloc(const struct mi_roots *r, struct md_target *t, const uint64_t *pcs, size_t np)
+{
+	for (size_t k = 0; k < np; k++) {
+		if (in_mimalloc(r, t, pcs[k]))
+			return true;
+		const struct md_mapping *m = md_target_find_mapping(t, pcs[k]);
+		if (m && m->path && strcmp(m->path, "[vdso]") == 0)
+			return true;
+	}
+	return false;
+}
+
 /* mimalloc takes no locks on its fast paths: a thread whose stack shows a frame in the library
  * may be mid-update. */
 static bool mi_quiescent_cb(void *state, struct md_target *t, char *why, size_t why_len)
@@ -66,11 +82,10 @@ static bool mi_quiescent_cb(void *state, struct md_target *t, char *why, size_t 
 				np = 1;
 			}
 		}
-		for (size_t k = 0; k < np; k++)
-			if (in_mimalloc(&s->roots, t, pcs[k])) {
-				snprintf(why, why_len, "thread %d is inside mimalloc (pc 0x%" PRIx64 ")", (int)th[i].tid, pcs[k]);
-				return false;
-			}
+		if (pcs_in_mimalloc(&s->roots, t, pcs, np)) {
+			snprintf(why, why_len, "thread %d is inside mimalloc (pc 0x%" PRIx64 ")", (int)th[i].tid, pcs[0]);
+			return false;
+		}
 	}
 	return true;
 }
@@ -91,10 +106,7 @@ static bool mi_must_run_cb(void *state, struct md_target *t, const struct md_thr
 			np = 1;
 		}
 	}
-	for (size_t k = 0; k < np; k++)
-		if (in_mimalloc(&s->roots, t, pcs[k]))
-			return true;
-	return false;
+	return pcs_in_mimalloc(&s->roots, t, pcs, np);
 }
 
 static struct md_error *mi_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)

@@ -612,8 +612,9 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 			return;
 	}
 	if (pages != sg->used_pages)
-		/* Seen under a thread mallocing and freeing without pause even at a stop the quiescence
-		 * check accepted (docs/mimalloc.md): a warning, the pages themselves are checked. */
+		/* A page half freed or half set up (segment.c mi_segment_page_clear: xblock_size 1 until
+		 * the span is queued free) by a thread stopped inside mimalloc; the quiescence check
+		 * misses none it can unwind (docs/mimalloc.md). A warning: the pages are checked. */
 		FINDING(c, MD_FINDING_WARNING, seg, sgroup, "mimalloc: segment 0x%" PRIx64 " counts %" PRIu64 " pages, its slices hold %" PRIu64 " (a page being set up or torn down?)",
 			seg, sg->used_pages, pages);
 }
