@@ -32,7 +32,14 @@ struct ctx {
 	uint8_t *bits;
 	size_t bits_cap;
 	unsigned stride, shift; /* sizeof(mi_page_t), and how far its fields from +40 moved */
+	/* The block areas of a run of adjacent pages with free lists, read in one bulk read (large
+	 * reads bypass the read cache): the lists are followed in it. 1 MiB: it stays in the CPU cache
+	 * while the lists are chased (4 MiB cost a third more parsing time). */
+	uint8_t *win;
+	uint64_t win_start, win_end;
 };
+
+#define MI_WINDOW ((uint64_t)1 << 20)
 
 /* A page's field at a release-build offset (those from +40 on move by the keys). */
 #define PGOFF(c, off) ((off) < MI_PG_KEYS ? (size_t)(off) : (size_t)(off) + (c)->shift)
@@ -375,7 +382,9 @@ static uint64_t follow_list(struct ctx *c, uint64_t head, const uint64_t *keys, 
 		bits[idx] = mark;
 		n++;
 		uint64_t next = 0;
-		if (!rd(c, blk, &next, 8)) {
+		if (blk >= c->win_start && blk + 8 <= c->win_end)
+			memcpy(&next, c->win + (blk - c->win_start), 8);
+		else if (!rd(c, blk, &next, 8)) {
 			FINDING(c, MD_FINDING_CORRUPT, page, group, "mimalloc: free block 0x%" PRIx64 " of page 0x%" PRIx64 " is unreadable", blk, page);
 			*bad = true;
 			break;
@@ -509,6 +518,39 @@ static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsig
 		w->empty_page_bytes += resident_bytes(c->t, area, area_end);
 }
 
+/* The window for the page at slice i: the spans of it and of the pages after it that have a
+ * free list to follow, up to MI_WINDOW bytes, read at once (pagemap-guided: pages not present
+ * read as zeros). A page without lists needs no read; a page larger than the window, or a read
+ * that fails, leaves the window empty and the lists are read block by block. */
+static void load_window(struct ctx *c, const uint8_t *hdr, uint64_t seg, unsigned i, uint64_t entries, uint64_t seg_end)
+{
+	c->win_start = c->win_end = 0;
+	uint64_t s = seg + (uint64_t)i * MI_SLICE_SIZE, e = s;
+	for (unsigned j = i; j < entries && j < MI_SLICES_PER_SEGMENT;) {
+		const uint8_t *q = hdr + MI_SEG_HEADER + (size_t)j * c->stride;
+		uint32_t cnt = u32at(q, MI_PG_SLICE_COUNT);
+		if (!cnt || u32at(q, MI_PG_SLICE_OFFSET) || !u32at(q, MI_PG_XBLOCK_SIZE))
+			break;
+		if (!u64at(q, MI_PG_FREE) && !u64at(q, MI_PG_LOCAL_FREE) && !(u64at(q, PGOFF(c, MI_PG_XTHREAD_FREE)) & ~(uint64_t)3))
+			break;
+		uint64_t pe = seg + ((uint64_t)j + cnt) * MI_SLICE_SIZE;
+		if (pe > seg_end)
+			pe = seg_end;
+		if (pe <= e || pe - s > MI_WINDOW)
+			break;
+		e = pe;
+		j += cnt;
+	}
+	if (e == s)
+		return;
+	if (!c->win && !(c->win = malloc(MI_WINDOW)))
+		return;
+	if (rd(c, s, c->win, e - s)) {
+		c->win_start = s;
+		c->win_end = e;
+	}
+}
+
 /* One segment: header checks, then its spans. */
 static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 {
@@ -604,6 +646,8 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 					w->unmarked_free += sg->resident[k];
 			}
 		} else {
+			if (s < c->win_start || e > c->win_end)
+				load_window(c, hdr, seg, i, entries, seg_end);
 			walk_page(c, sg, pg, i, count, seg_end);
 			pages++;
 		}
@@ -778,5 +822,6 @@ out:
 	free(c.main_pages);
 	free(c.seginfo);
 	free(c.bits);
+	free(c.win);
 	return err;
 }
