@@ -23,8 +23,11 @@ static struct md_error *mi_open(struct md_target *t, const struct md_plugin_opti
 	return NULL;
 }
 
-static const char *const api_names[] = { "malloc", "free", "calloc", "realloc", "reallocf", "reallocarray", "memalign", "valloc",
-					 "pvalloc", "aligned_alloc", "posix_memalign", "malloc_usable_size", "cfree", "strdup", "strndup", "realpath" };
+/* The functions of libmimalloc.a 2.0.9 not named mi_* or _mi_* (nm of the release and secure
+ * archives linked into the truth target), besides the __libc_* aliases. */
+static const char *const api_names[] = { "malloc", "free", "calloc", "realloc", "reallocf", "reallocarray", "reallocarr", "memalign",
+					 "valloc", "pvalloc", "aligned_alloc", "posix_memalign", "__posix_memalign", "_aligned_malloc",
+					 "malloc_usable_size", "malloc_size", "malloc_good_size", "cfree", "vfree", "chacha_block" };
 
 /* A pc inside mimalloc's code: anywhere in libmimalloc.so; in a static link, a function of the
  * library by its name (mi_*, _mi_*, the malloc family it defines, operator new/delete). */
@@ -39,7 +42,8 @@ static bool in_mimalloc(const struct mi_roots *r, struct md_target *t, uint64_t 
 	const char *fn = md_target_symbolize(t, pc, &off);
 	if (!fn)
 		return false;
-	if (strncmp(fn, "mi_", 3) == 0 || strncmp(fn, "_mi_", 4) == 0 || strncmp(fn, "_Zn", 3) == 0 || strncmp(fn, "_Zd", 3) == 0)
+	if (strncmp(fn, "mi_", 3) == 0 || strncmp(fn, "_mi_", 4) == 0 || strncmp(fn, "_Zn", 3) == 0 || strncmp(fn, "_Zd", 3) == 0 ||
+	    strncmp(fn, "__libc_", 7) == 0)
 		return true;
 	for (size_t i = 0; i < sizeof(api_names) / sizeof(api_names[0]); i++)
 		if (strcmp(fn, api_names[i]) == 0)
