@@ -54,7 +54,8 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(TARGET_SRCS:tests/targets/%.c=$(BUILD)/targets/%) \
 	$(BUILD)/targets/glibc_truth_static $(BUILD)/targets/glibc_truth_static_stripped \
-	$(BUILD)/targets/ia32 $(BUILD)/targets/mimalloc_truth_static $(BUILD)/targets/mimalloc_truth_secure
+	$(BUILD)/targets/ia32 $(BUILD)/targets/mimalloc_truth_static $(BUILD)/targets/mimalloc_truth_secure \
+	$(BUILD)/targets/mimalloc_truth_static_stripped
 # musl mallocng targets (tests/check_musl.c), built with musl-gcc when it is installed.
 MUSL_GCC := $(shell command -v musl-gcc 2>/dev/null)
 ifneq ($(MUSL_GCC),)
@@ -152,6 +153,8 @@ $(BUILD)/targets/mimalloc_truth_static $(BUILD)/targets/mimalloc_truth_secure:
 		$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -pthread $(if $(findstring secure,$@),-DTRUTH_PAGE_SHIFT=16) \
 			-o $@ $< $(lastword $^); \
 	else rm -f $@; fi
+$(BUILD)/targets/mimalloc_truth_static_stripped: $(BUILD)/targets/mimalloc_truth_static
+	@if [ -f $< ]; then strip -o $@ $<; else rm -f $@; fi
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c

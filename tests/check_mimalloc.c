@@ -176,6 +176,32 @@ static void need_target(int i)
 		need_static(truth_targets[i]);
 }
 
+/* The static link stripped: no .symtab, so no roots: not guessed. Exit 10, no mimalloc entry, the
+ * executable named among the unanalysed allocators (it defines malloc). */
+START_TEST(test_static_stripped)
+{
+	need_static("mimalloc_truth_static_stripped");
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "mimalloc_truth_static_stripped", NULL));
+	int status = -1;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(status, 10);
+	ck_assert_ptr_null(md_test_allocator(doc, "mimalloc"));
+	bool named = false;
+	struct md_node *un = md_node_get(doc, "unanalysed_allocators");
+	for (size_t i = 0; i < md_node_count(un); i++) {
+		const char *mod = md_node_get_string(md_node_get(md_node_at(un, i), "module"));
+		if (mod && strstr(mod, "mimalloc_truth_static_stripped"))
+			named = true;
+	}
+	ck_assert_msg(named, "the stripped static executable is not named unanalysed");
+	md_test_check_classes_sum(doc);
+	md_node_destroy(doc);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* A memdissect snapshot of the truth target, read back with "memdissect core": the same figures. */
 START_TEST(test_core)
 {
@@ -343,6 +369,7 @@ Suite *mimalloc_suite(void)
 	tcase_add_test(tc, test_truth_decommit_delay_0);
 	tcase_add_loop_test(tc, test_static, 0, 2);
 	tcase_add_loop_test(tc, test_secure, 0, 2);
+	tcase_add_test(tc, test_static_stripped);
 	tcase_add_loop_test(tc, test_core, 0, 3);
 	tcase_add_loop_test(tc, test_churn, 0, 3);
 	tcase_add_loop_test(tc, test_refused_builds, 0, (int)(sizeof(patches) / sizeof(patches[0])));

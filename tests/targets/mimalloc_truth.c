@@ -20,6 +20,7 @@
  * Nothing allocates after the truth: output goes through md_say (write(2), static buffer). */
 #include <mimalloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sys/syscall.h>
 
 #include "target_common.h"
@@ -40,6 +41,10 @@ static void *huge;
 /* "seed": a small heap of the same shape (the fuzz seed snapshot, fuzz/fuzz_mimalloc_walk.c). */
 static int n_small = N_SMALL, n_batch = N_BATCH;
 static pthread_barrier_t remote_done, built, printed;
+/* Main mallocs while it creates threads, and a malloc on its heap may collect the blocks other
+ * threads freed into it, which the truth counts: worker 0 frees them (remote_go) and the exiter
+ * allocates (exiter_go) only after main created every thread. */
+static sem_t exiter_go, remote_go;
 static pthread_mutex_t say_lock = PTHREAD_MUTEX_INITIALIZER;
 static int block_pipe[2];
 
@@ -105,6 +110,9 @@ static void *worker(void *arg)
 	for (int i = 0; i < n_small; i += 3)
 		mi_free(worker_ptrs[id][i]);
 	if (id == 0) {
+		/* only once main has created every thread (pthread_create mallocs on its heap) */
+		while (sem_wait(&remote_go) != 0)
+			;
 		for (int i = 0; i < N_REMOTE; i += 2)
 			mi_free(remote_ptrs[i]);
 	}
@@ -118,9 +126,12 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Started before worker 0's remote frees; allocates once told to (exiter_go). */
 static void *exiter(void *arg)
 {
 	(void)arg;
+	while (sem_wait(&exiter_go) != 0)
+		;
 	for (int i = 0; i < ABANDONED_N; i++)
 		abandoned_ptrs[i] = mi_malloc(ABANDONED_SIZE);
 	return NULL;
@@ -169,11 +180,15 @@ int main(int argc, char **argv)
 	huge = mi_malloc(huge_size);
 	memset(huge, 1, seed ? 4096 : huge_size);
 	pthread_t th[N_WORKERS], ex;
+	sem_init(&exiter_go, 0, 0);
+	sem_init(&remote_go, 0, 0);
+	pthread_create(&ex, NULL, exiter, NULL);
 	for (long i = 0; i < N_WORKERS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)i);
+	sem_post(&remote_go);
 	pthread_barrier_wait(&remote_done);
 	/* after the workers' last allocation: nobody reclaims its abandoned segment */
-	pthread_create(&ex, NULL, exiter, NULL);
+	sem_post(&exiter_go);
 	pthread_join(ex, NULL);
 	for (int i = 0; i < n_batch; i++)
 		mi_free(batch[i]);
