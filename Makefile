@@ -143,7 +143,7 @@ TARGET_LDLIBS_mimalloc_truth := -l:libmimalloc.so.2
 # builds (the targets are not sanitized). When the source cannot be had, the targets are not
 # made and the mimalloc suite says why (a required skip).
 MIMALLOC_STATIC := build/mimalloc
-$(MIMALLOC_STATIC)/release/libmimalloc.a $(MIMALLOC_STATIC)/secure/libmimalloc-secure.a: scripts/mimalloc-build.sh
+$(MIMALLOC_STATIC)/release/libmimalloc.a $(MIMALLOC_STATIC)/secure/libmimalloc-secure.a &: scripts/mimalloc-build.sh
 	@./scripts/mimalloc-build.sh $(MIMALLOC_STATIC) || echo "memdissect: mimalloc 2.0.9 static libraries not built (scripts/mimalloc-build.sh)" >&2
 $(BUILD)/targets/mimalloc_truth_static: tests/targets/mimalloc_truth.c tests/targets/target_common.h $(MIMALLOC_STATIC)/release/libmimalloc.a
 $(BUILD)/targets/mimalloc_truth_secure: tests/targets/mimalloc_truth.c tests/targets/target_common.h $(MIMALLOC_STATIC)/secure/libmimalloc-secure.a
