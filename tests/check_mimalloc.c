@@ -23,6 +23,20 @@ static void need_mimalloc(void)
 		MD_SKIP("%s is not installed (scripts/deps.sh installs libmimalloc2.0)", LIBMIMALLOC);
 }
 
+/* The truth target linked to libmimalloc.a (release or MI_SECURE), built from Debian's source
+ * package by scripts/mimalloc-build.sh. */
+static void need_static(const char *name)
+{
+	const char *why = md_test_ptrace_impossible();
+	if (why)
+		MD_SKIP("%s", why);
+	char prog[4096];
+	if (!md_test_target_path(name, prog, sizeof(prog)) || access(prog, X_OK) != 0)
+		MD_SKIP("%s was not built: scripts/mimalloc-build.sh could not build mimalloc 2.0.9 from Debian's source package "
+			"(apt-get source mimalloc needs a deb-src line: scripts/deps.sh adds it)",
+			name);
+}
+
 static unsigned corrupt_findings(struct md_node *report)
 {
 	unsigned n = 0;
@@ -68,11 +82,11 @@ static void check_heaps(const struct md_test_proc *p, struct md_node *mi)
 	ck_assert_uint_eq(md_test_json_u64(mi, "stats.huge_segments"), 1);
 }
 
-static void run_truth(const char *const *launch_env)
+/* prog: the truth target; build, linkage: what the report must say. */
+static void run_truth(const char *target, const char *build, const char *linkage, const char *const *launch_env)
 {
-	need_mimalloc();
 	char prog[4096];
-	ck_assert_ptr_nonnull(md_test_target_path("mimalloc_truth", prog, sizeof(prog)));
+	ck_assert_ptr_nonnull(md_test_target_path(target, prog, sizeof(prog)));
 	const char *args[4] = { NULL };
 	size_t na = 0;
 	for (; launch_env && launch_env[na]; na++)
@@ -87,7 +101,18 @@ static void run_truth(const char *const *launch_env)
 	struct md_node *mi = md_test_allocator(doc, "mimalloc");
 	ck_assert_ptr_nonnull(mi);
 	ck_assert_str_eq(md_node_get_string(md_node_get(mi, "version")), "2.0.9");
-	ck_assert_str_eq(md_node_get_string(md_node_get(mi, "build")), "release");
+	ck_assert_str_eq(md_node_get_string(md_node_get(mi, "build")), build);
+	ck_assert_str_eq(md_node_get_string(md_node_get(mi, "linkage")), linkage);
+	if (strcmp(build, "secure") == 0) {
+		/* MI_SECURE: the free lists were decoded with the page keys, every segment has its guards */
+		ck_assert(md_node_get_bool(md_node_get(mi, "encoded_free_lists")));
+		ck_assert_uint_eq(md_test_json_u64(mi, "page_struct_bytes"), 96);
+		/* two guard pages per segment looked for; every segment keeps at least its end guard (a few
+		 * lose the info guard: docs/mimalloc.md) */
+		ck_assert_uint_eq(md_test_json_u64(mi, "stats.guard_pages") + md_test_json_u64(mi, "stats.missing_guard_pages"),
+				  2 * md_test_json_u64(mi, "stats.segments"));
+		ck_assert_uint_ge(md_test_json_u64(mi, "stats.guard_pages"), md_test_json_u64(mi, "stats.segments"));
+	}
 	ck_assert_ptr_nonnull(strstr(md_node_get_string(md_node_get(mi, "located_by")), "checked against"));
 	ck_assert(md_node_get_bool(md_node_get(mi, "consistent")));
 	ck_assert_uint_eq(corrupt_findings(doc), 0);
@@ -108,25 +133,81 @@ static void run_truth(const char *const *launch_env)
 	md_test_proc_stop(&p);
 }
 
+static const char *const delay0[] = { "MIMALLOC_DECOMMIT_DELAY=0", NULL };
+
 START_TEST(test_truth_default_delay)
 {
-	run_truth(NULL);
+	need_mimalloc();
+	run_truth("mimalloc_truth", "release", "dynamic", NULL);
 }
 END_TEST
 
 START_TEST(test_truth_decommit_delay_0)
 {
-	const char *env[] = { "MIMALLOC_DECOMMIT_DELAY=0", NULL };
-	run_truth(env);
+	need_mimalloc();
+	run_truth("mimalloc_truth", "release", "dynamic", delay0);
+}
+END_TEST
+
+/* The same truth linked to libmimalloc.a: located through the executable's .symtab. */
+START_TEST(test_static)
+{
+	need_static("mimalloc_truth_static");
+	run_truth("mimalloc_truth_static", "release", "static", _i ? delay0 : NULL);
+}
+END_TEST
+
+/* MI_SECURE=ON (level 4): encoded free lists decoded with the page and heap keys, guard pages. */
+START_TEST(test_secure)
+{
+	need_static("mimalloc_truth_secure");
+	run_truth("mimalloc_truth_secure", "secure", "static", _i ? delay0 : NULL);
+}
+END_TEST
+
+/* The truth targets: Debian's shared library, libmimalloc.a, libmimalloc-secure.a. */
+static const char *const truth_targets[] = { "mimalloc_truth", "mimalloc_truth_static", "mimalloc_truth_secure" };
+
+static void need_target(int i)
+{
+	if (i == 0)
+		need_mimalloc();
+	else
+		need_static(truth_targets[i]);
+}
+
+/* The static link stripped: no .symtab, so no roots: not guessed. Exit 10, no mimalloc entry, the
+ * executable named among the unanalysed allocators (it defines malloc). */
+START_TEST(test_static_stripped)
+{
+	need_static("mimalloc_truth_static_stripped");
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "mimalloc_truth_static_stripped", NULL));
+	int status = -1;
+	struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(status, 10);
+	ck_assert_ptr_null(md_test_allocator(doc, "mimalloc"));
+	bool named = false;
+	struct md_node *un = md_node_get(doc, "unanalysed_allocators");
+	for (size_t i = 0; i < md_node_count(un); i++) {
+		const char *mod = md_node_get_string(md_node_get(md_node_at(un, i), "module"));
+		if (mod && strstr(mod, "mimalloc_truth_static_stripped"))
+			named = true;
+	}
+	ck_assert_msg(named, "the stripped static executable is not named unanalysed");
+	md_test_check_classes_sum(doc);
+	md_node_destroy(doc);
+	md_test_proc_stop(&p);
 }
 END_TEST
 
 /* A memdissect snapshot of the truth target, read back with "memdissect core": the same figures. */
 START_TEST(test_core)
 {
-	need_mimalloc();
+	need_target(_i);
 	struct md_test_proc p;
-	ck_assert(md_test_proc_start(&p, "mimalloc_truth", NULL));
+	ck_assert(md_test_proc_start(&p, truth_targets[_i], NULL));
 	char pid[32], file[] = "/tmp/md-mimalloc-core-XXXXXX";
 	int fd = mkstemp(file);
 	ck_assert_int_ge(fd, 0);
@@ -156,10 +237,10 @@ END_TEST
  * (a race is not damage), and the classes still sum. */
 START_TEST(test_churn)
 {
-	need_mimalloc();
+	need_target(_i);
 	struct md_test_proc p;
 	const char *args[] = { "churn", NULL };
-	ck_assert(md_test_proc_start(&p, "mimalloc_truth", args));
+	ck_assert(md_test_proc_start(&p, truth_targets[_i], args));
 	for (int run = 0; run < 3; run++) {
 		int status = -1;
 		struct md_node *doc = md_test_attach_json(p.pid, NULL, &status);
@@ -173,14 +254,17 @@ START_TEST(test_churn)
 }
 END_TEST
 
-static const char *const damage_modes[] = { "corrupt_cookie", "corrupt_page", "corrupt_list", "corrupt_loop" };
+static const char *const damage_modes[] = { "corrupt_cookie", "corrupt_page", "corrupt_list", "corrupt_loop", "corrupt_link" };
+#define N_DAMAGE (sizeof(damage_modes) / sizeof(damage_modes[0]))
 
+/* Each damage mode on Debian's library and on the MI_SECURE link (its encoded lists). */
 START_TEST(test_hostile)
 {
-	need_mimalloc();
-	const char *mode = damage_modes[_i];
+	int ti = _i < (int)N_DAMAGE ? 0 : 2;
+	need_target(ti);
+	const char *mode = damage_modes[_i % N_DAMAGE];
 	struct md_test_proc p;
-	ck_assert(md_test_proc_start(&p, "mimalloc_truth", NULL));
+	ck_assert(md_test_proc_start(&p, truth_targets[ti], NULL));
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "%s\n", mode);
 	ck_assert_int_eq(write(p.in_fd, cmd, strlen(cmd)), (ssize_t)strlen(cmd));
@@ -283,10 +367,13 @@ Suite *mimalloc_suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_truth_default_delay);
 	tcase_add_test(tc, test_truth_decommit_delay_0);
-	tcase_add_test(tc, test_core);
-	tcase_add_test(tc, test_churn);
+	tcase_add_loop_test(tc, test_static, 0, 2);
+	tcase_add_loop_test(tc, test_secure, 0, 2);
+	tcase_add_test(tc, test_static_stripped);
+	tcase_add_loop_test(tc, test_core, 0, 3);
+	tcase_add_loop_test(tc, test_churn, 0, 3);
 	tcase_add_loop_test(tc, test_refused_builds, 0, (int)(sizeof(patches) / sizeof(patches[0])));
-	tcase_add_loop_test(tc, test_hostile, 0, (int)(sizeof(damage_modes) / sizeof(damage_modes[0])));
+	tcase_add_loop_test(tc, test_hostile, 0, 2 * (int)N_DAMAGE);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -23,12 +23,55 @@ static struct md_error *mi_open(struct md_target *t, const struct md_plugin_opti
 	return NULL;
 }
 
+/* The functions of libmimalloc.a 2.0.9 not named mi_* or _mi_* (nm of the release and secure
+ * archives linked into the truth target), besides the __libc_* aliases. */
+static const char *const api_names[] = { "malloc", "free", "calloc", "realloc", "reallocf", "reallocarray", "reallocarr", "memalign",
+					 "valloc", "pvalloc", "aligned_alloc", "posix_memalign", "__posix_memalign", "_aligned_malloc",
+					 "malloc_usable_size", "malloc_size", "malloc_good_size", "cfree", "vfree", "chacha_block" };
+
+/* A pc inside mimalloc's code: anywhere in libmimalloc.so; in a static link, a function of the
+ * library by its name (mi_*, _mi_*, the malloc family it defines, operator new/delete). */
+static bool in_mimalloc(const struct mi_roots *r, struct md_target *t, uint64_t pc)
+{
+	const struct md_module *m = r->module;
+	if (pc < m->start || pc >= m->end)
+		return false;
+	if (!r->linked_static)
+		return true;
+	uint64_t off = 0;
+	const char *fn = md_target_symbolize(t, pc, &off);
+	if (!fn)
+		return false;
+	if (strncmp(fn, "mi_", 3) == 0 || strncmp(fn, "_mi_", 4) == 0 || strncmp(fn, "_Zn", 3) == 0 || strncmp(fn, "_Zd", 3) == 0 ||
+	    strncmp(fn, "__libc_", 7) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(api_names) / sizeof(api_names[0]); i++)
+		if (strcmp(fn, api_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The pcs of a thread: inside mimalloc, or maybe. A thread in the vDSO counts as inside: the
+ * unwinder has no unwind tables for it (not a file), so its callers are lost or garbage, and
+ * mimalloc's _mi_clock_now calls clock_gettime there in the middle of freeing a span
+ * (segment.c mi_segment_perhaps_decommit), when the segment's page count is one off. */
+static bool pcs_in_mimalloc(const struct mi_roots *r, struct md_target *t, const uint64_t *pcs, size_t np)
+{
+	for (size_t k = 0; k < np; k++) {
+		if (in_mimalloc(r, t, pcs[k]))
+			return true;
+		const struct md_mapping *m = md_target_find_mapping(t, pcs[k]);
+		if (m && m->path && strcmp(m->path, "[vdso]") == 0)
+			return true;
+	}
+	return false;
+}
+
 /* mimalloc takes no locks on its fast paths: a thread whose stack shows a frame in the library
  * may be mid-update. */
 static bool mi_quiescent_cb(void *state, struct md_target *t, char *why, size_t why_len)
 {
 	struct mi_state *s = state;
-	const struct md_module *m = s->roots.module;
 	size_t n = 0;
 	const struct md_thread *th = md_target_threads(t, &n);
 	for (size_t i = 0; i < n; i++) {
@@ -43,11 +86,10 @@ static bool mi_quiescent_cb(void *state, struct md_target *t, char *why, size_t 
 				np = 1;
 			}
 		}
-		for (size_t k = 0; k < np; k++)
-			if (pcs[k] >= m->start && pcs[k] < m->end) {
-				snprintf(why, why_len, "thread %d is inside libmimalloc (pc 0x%" PRIx64 ")", (int)th[i].tid, pcs[k]);
-				return false;
-			}
+		if (pcs_in_mimalloc(&s->roots, t, pcs, np)) {
+			snprintf(why, why_len, "thread %d is inside mimalloc (pc 0x%" PRIx64 ")", (int)th[i].tid, pcs[0]);
+			return false;
+		}
 	}
 	return true;
 }
@@ -57,7 +99,6 @@ static bool mi_quiescent_cb(void *state, struct md_target *t, char *why, size_t 
 static bool mi_must_run_cb(void *state, struct md_target *t, const struct md_thread *th)
 {
 	struct mi_state *s = state;
-	const struct md_module *m = s->roots.module;
 	uint64_t pcs[16];
 	size_t np = 0;
 	struct md_error *err = md_target_backtrace(t, th, pcs, 16, &np);
@@ -69,10 +110,7 @@ static bool mi_must_run_cb(void *state, struct md_target *t, const struct md_thr
 			np = 1;
 		}
 	}
-	for (size_t k = 0; k < np; k++)
-		if (pcs[k] >= m->start && pcs[k] < m->end)
-			return true;
-	return false;
+	return pcs_in_mimalloc(&s->roots, t, pcs, np);
 }
 
 static struct md_error *mi_walk_cb(void *state, struct md_target *t, struct md_sink *sink, bool inconsistent)
@@ -96,16 +134,19 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	const struct mi_walk *w = &s->walk;
 	struct md_error *err = NULL;
 	SET(md_node_set_string(out, "version", r->b->version));
-	SET(md_node_set_string(out, "symbols", "build-id"));
+	SET(md_node_set_string(out, "symbols", r->linked_static ? "symtab" : "build-id"));
 	SET(md_node_set_string(out, "build", r->b->build));
 	SET(md_node_set_string(out, "module", r->module_path));
 	/* standard figures (include/memdissect/figures.h): mimalloc takes malloc over, and keeps
 	 * each size class in pages of its own */
 	SET(md_node_set_bool(out, MD_FIG_REPLACES_MALLOC, true));
 	SET(md_node_set_bool(out, MD_FIG_SLABS, true));
-	SET(md_node_set_string(out, "linkage", "dynamic"));
-	SET(md_node_set_string(out, "located_by", r->code_checked ? "build-id table, checked against mi_version, mi_usable_size and mi_is_in_heap_region's code"
-								 : "build-id table"));
+	SET(md_node_set_string(out, "linkage", r->linked_static ? "static" : "dynamic"));
+	SET(md_node_set_string(out, "located_by", r->linked_static ? "the executable's .symtab, checked against mi_version, mi_usable_size and mi_is_in_heap_region's code"
+				       : r->code_checked ? "build-id table, checked against mi_version, mi_usable_size and mi_is_in_heap_region's code"
+							 : "build-id table"));
+	SET(md_node_set_u64(out, "page_struct_bytes", r->page_stride));
+	SET(md_node_set_bool(out, "encoded_free_lists", r->encoded));
 	if (!s->walked) {
 		SET(md_node_set_bool(out, "walked", false));
 		return err;
@@ -137,6 +178,10 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(st, "empty_pages", w->empty_pages));
 	SET(md_node_set_u64(st, "invalid_pages", w->bad_pages));
 	SET(md_node_set_u64(st, "thread_data", w->thread_data));
+	if (r->encoded) {
+		SET(md_node_set_u64(st, "guard_pages", w->guard_pages));
+		SET(md_node_set_u64(st, "missing_guard_pages", w->missing_guards));
+	}
 	SET(md_node_set(out, "stats", st));
 	struct md_node *heaps = md_node_array();
 	for (unsigned i = 0; i < w->n_heaps; i++) {
@@ -170,6 +215,7 @@ static struct md_error *mi_report(void *state, const struct md_sink *sink, struc
 	SET(md_node_set_u64(fr, "empty_page_bytes", w->empty_page_bytes));
 	SET(md_node_set_u64(fr, "cached_segment_bytes", w->cached_resident));
 	SET(md_node_set_u64(fr, "abandoned_free_bytes", w->abandoned_free));
+	SET(md_node_set_u64(fr, "decommitted_resident_bytes", w->decommitted_resident));
 	SET(md_node_set(out, "resident_free", fr));
 	struct md_group_stats all;
 	md_sink_group_stats(sink, -1, &all);
@@ -194,7 +240,7 @@ static void mi_close(void *state)
 static const struct md_plugin mimalloc_plugin = {
 	.abi_version = MD_PLUGIN_ABI_VERSION,
 	.name = "mimalloc",
-	.description = "mimalloc 2.0.9 (Debian 12 libmimalloc.so.2): heaps, segments, pages, blocks, segment cache",
+	.description = "mimalloc 2.0.9 (Debian 12 libmimalloc.so.2; libmimalloc.a release or MI_SECURE): heaps, segments, pages, blocks, segment cache",
 	.open = mi_open,
 	.quiescent = mi_quiescent_cb,
 	.walk = mi_walk_cb,

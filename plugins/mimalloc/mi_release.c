@@ -21,13 +21,18 @@ struct sim {
 	uint64_t now, released;
 };
 
+/* Decommit the slices of mask. The release build decommits with MADV_DONTNEED (the pages go);
+ * MI_SECURE decommits with mprotect(PROT_NONE) (os.c mi_os_commitx): the pages stay resident
+ * until the segment is unmapped. */
 static uint64_t release_slices(struct sim *sm, struct mi_seg *sg, const uint64_t *mask)
 {
 	uint64_t n = 0;
 	for (unsigned k = 0; k < MI_SLICES_PER_SEGMENT; k++)
 		if (mask_bit(mask, k) && mask_bit(sg->commit, k)) {
-			n += sg->resident[k];
-			sg->resident[k] = 0;
+			if (!sm->w->decommit_keeps_pages) {
+				n += sg->resident[k];
+				sg->resident[k] = 0;
+			}
 			sg->commit[k / 64] &= ~((uint64_t)1 << (k % 64));
 		}
 	sm->released += n;
@@ -147,9 +152,9 @@ uint64_t mi_predict_collect(struct md_target *t, const struct mi_walk *w, struct
 		if (!sg || !sg->valid)
 			continue;
 		uint64_t rel = pg - sg->addr - MI_SEG_HEADER;
-		if (rel % MI_PAGE_SIZE)
+		if (rel % w->page_stride)
 			continue;
-		unsigned i = (unsigned)(rel / MI_PAGE_SIZE);
+		unsigned i = (unsigned)(rel / w->page_stride);
 		if (sg->huge) {
 			if (i < MI_SLICES_PER_SEGMENT && sg->span_kind[i] == 3 && sg->eff_used[i] == 0) {
 				sm.released += resident_bytes(t, sg->addr, sg->addr + sg->size);

@@ -31,7 +31,18 @@ struct ctx {
 	size_t n_seginfo;
 	uint8_t *bits;
 	size_t bits_cap;
+	unsigned stride, shift; /* sizeof(mi_page_t), and how far its fields from +40 moved */
+	/* The block areas of a run of adjacent pages with free lists, read in one bulk read (large
+	 * reads bypass the read cache): the lists are followed in it. 1 MiB: it stays in the CPU cache
+	 * while the lists are chased (4 MiB cost a third more parsing time). */
+	uint8_t *win;
+	uint64_t win_start, win_end;
 };
+
+#define MI_WINDOW ((uint64_t)1 << 20)
+
+/* A page's field at a release-build offset (those from +40 on move by the keys). */
+#define PGOFF(c, off) ((off) < MI_PG_KEYS ? (size_t)(off) : (size_t)(off) + (c)->shift)
 
 
 #define FINDING(c, sev, addr, group, ...)                                                   \
@@ -92,6 +103,19 @@ static uint16_t u16at(const uint8_t *p, size_t off)
 	uint16_t v;
 	memcpy(&v, p + off, 2);
 	return v;
+}
+
+/* A free-list link of an MI_ENCODE_FREELIST build (mimalloc-internal.h mi_ptr_decode):
+ * rotr(x - k0, k0) ^ k1, where the list's own "null" (the page, or the heap for its delayed
+ * list) ends it. */
+static uint64_t ptr_decode(uint64_t x, uint64_t null, const uint64_t *keys)
+{
+	if (!keys)
+		return x;
+	unsigned sh = (unsigned)(keys[0] % 64);
+	uint64_t v = x - keys[0];
+	uint64_t p = (sh ? v >> sh | v << (64 - sh) : v) ^ keys[1];
+	return p == null ? 0 : p;
 }
 
 static int heap_index(const struct mi_walk *w, uint64_t heap)
@@ -160,7 +184,7 @@ static void find_heaps(struct ctx *c)
 {
 	const struct mi_build *b = c->r->b;
 	uint64_t tpoff = 0;
-	if (!rd(c, c->r->bias + b->tls_got, &tpoff, 8)) {
+	if (!c->r->tls_symtab && !rd(c, c->r->bias + b->tls_got, &tpoff, 8)) {
 		FINDING(c, MD_FINDING_CORRUPT, c->r->bias + b->tls_got, -1, "mimalloc: the TLS offset of _mi_heap_default is unreadable");
 		return;
 	}
@@ -169,8 +193,15 @@ static void find_heaps(struct ctx *c)
 	for (size_t i = 0; i < nt; i++) {
 		if (!th[i].regs_valid)
 			continue;
-		uint64_t fs = th[i].regs[MD_REG_FS_BASE], heap = 0;
-		if (!fs || !rd(c, fs + tpoff, &heap, 8) || !heap || heap == c->r->bias + b->heap_empty)
+		uint64_t fs = th[i].regs[MD_REG_FS_BASE], heap = 0, slot = fs + tpoff;
+		if (c->r->tls_symtab) {
+			struct md_error *err = md_target_tls_address(c->t, c->r->module, &th[i], c->r->tls_offset, &slot);
+			if (err) {
+				md_error_destroy(err);
+				continue;
+			}
+		}
+		if (!fs || !rd(c, slot, &heap, 8) || !heap || heap == c->r->bias + b->heap_empty)
 			continue;
 		uint8_t hb[MI_HEAP_SIZE];
 		if (!rd(c, heap, hb, sizeof(hb))) {
@@ -223,7 +254,7 @@ static bool scan_queues(struct ctx *c)
 					break;
 				}
 				uint64_t seg = pg & ~MI_SEGMENT_MASK, xheap = 0, next = 0;
-				if (!rd(c, pg + MI_PG_XHEAP, &xheap, 8) || !rd(c, pg + MI_PG_NEXT, &next, 8)) {
+				if (!rd(c, pg + PGOFF(c, MI_PG_XHEAP), &xheap, 8) || !rd(c, pg + PGOFF(c, MI_PG_NEXT), &next, 8)) {
 					FINDING(c, MD_FINDING_CORRUPT, pg, (int)hi, "mimalloc: page 0x%" PRIx64 " in queue %u of heap 0x%" PRIx64 " is unreadable", pg, bin, heap);
 					break;
 				}
@@ -243,8 +274,8 @@ static bool scan_queues(struct ctx *c)
 				pg = next;
 			}
 		}
-		uint64_t blk = 0;
-		if (!rd(c, heap + MI_HEAP_DELAYED, &blk, 8))
+		uint64_t blk = 0, hkeys[2] = { 0, 0 };
+		if (!rd(c, heap + MI_HEAP_DELAYED, &blk, 8) || (c->shift && !rd(c, heap + MI_HEAP_KEYS, hkeys, 16)))
 			continue;
 		struct cycle cy = { 0 };
 		for (uint64_t k = 0; blk; k++) {
@@ -260,7 +291,7 @@ static bool scan_queues(struct ctx *c)
 			if (!push(&c->delayed, &c->n_delayed, &c->cap_delayed, blk))
 				return false;
 			w->heaps[hi].delayed_blocks++;
-			blk = next;
+			blk = ptr_decode(next, heap, c->shift ? hkeys : NULL); /* heap->keys, null = the heap */
 		}
 	}
 	return true;
@@ -330,9 +361,10 @@ static int popcount8(const uint64_t *m)
 
 
 /* Follow one free list of a page: every block must be a block of the initialised area that
- * no list named before. Returns the count; marks state (1 free, 2 remote) in bits. */
-static uint64_t follow_list(struct ctx *c, uint64_t head, uint64_t start, uint64_t bsize, uint32_t capacity, uint8_t mark,
-			    uint8_t *bits, uint64_t page, int group, const char *what, bool *bad)
+ * no list named before. Returns the count; marks state (1 free, 2 remote) in bits. The links
+ * are decoded with keys (NULL: plain pointers). */
+static uint64_t follow_list(struct ctx *c, uint64_t head, const uint64_t *keys, uint64_t start, uint64_t bsize, uint32_t capacity,
+			    uint8_t mark, uint8_t *bits, uint64_t page, int group, const char *what, bool *bad)
 {
 	uint64_t n = 0, blk = head;
 	while (blk) {
@@ -350,12 +382,14 @@ static uint64_t follow_list(struct ctx *c, uint64_t head, uint64_t start, uint64
 		bits[idx] = mark;
 		n++;
 		uint64_t next = 0;
-		if (!rd(c, blk, &next, 8)) {
+		if (blk >= c->win_start && blk + 8 <= c->win_end)
+			memcpy(&next, c->win + (blk - c->win_start), 8);
+		else if (!rd(c, blk, &next, 8)) {
 			FINDING(c, MD_FINDING_CORRUPT, page, group, "mimalloc: free block 0x%" PRIx64 " of page 0x%" PRIx64 " is unreadable", blk, page);
 			*bad = true;
 			break;
 		}
-		blk = next;
+		blk = ptr_decode(next, page, keys);
 	}
 	return n;
 }
@@ -370,7 +404,7 @@ static void emit(struct ctx *c, enum md_span_kind kind, uint64_t s, uint64_t e, 
 static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsigned idx, unsigned count, uint64_t seg_end)
 {
 	struct mi_walk *w = c->w;
-	uint64_t page = sg->addr + MI_SEG_HEADER + (uint64_t)idx * MI_PAGE_SIZE;
+	uint64_t page = sg->addr + MI_SEG_HEADER + (uint64_t)idx * c->stride;
 	uint64_t xb = u32at(pg, MI_PG_XBLOCK_SIZE);
 	uint64_t off = (xb >= 8 && xb <= 1024) ? 384 : 0;
 	uint64_t area = sg->addr + (uint64_t)idx * MI_SLICE_SIZE, area_end = area + (uint64_t)count * MI_SLICE_SIZE;
@@ -379,7 +413,7 @@ static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsig
 	uint64_t start = area + off;
 	uint64_t bsize = xb >= MI_HUGE_BLOCK_SIZE ? area_end - start : xb;
 	uint32_t capacity = u16at(pg, MI_PG_CAPACITY), reserved = u16at(pg, MI_PG_RESERVED), used = u32at(pg, MI_PG_USED);
-	uint64_t xheap = u64at(pg, MI_PG_XHEAP);
+	uint64_t xheap = u64at(pg, PGOFF(c, MI_PG_XHEAP));
 	int hi = heap_index(w, xheap);
 	int group = sg->abandoned || !xheap ? group_abandoned(w) : hi;
 	sg->span_kind[idx] = 3;
@@ -406,9 +440,17 @@ static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsig
 	uint8_t *bits = c->bits;
 	memset(bits, 0, capacity);
 	bool bad = false;
-	uint64_t nfree = follow_list(c, u64at(pg, MI_PG_FREE), start, bsize, capacity, 1, bits, page, group, "free", &bad);
-	uint64_t nlocal = follow_list(c, u64at(pg, MI_PG_LOCAL_FREE), start, bsize, capacity, 1, bits, page, group, "local_free", &bad);
-	uint64_t nremote = follow_list(c, u64at(pg, MI_PG_XTHREAD_FREE) & ~(uint64_t)3, start, bsize, capacity, 2, bits, page, group, "thread_free", &bad);
+	uint64_t keys[2] = { 0, 0 };
+	if (c->shift) {
+		keys[0] = u64at(pg, MI_PG_KEYS);
+		keys[1] = u64at(pg, MI_PG_KEYS + 8);
+	}
+	const uint64_t *kp = c->shift ? keys : NULL;
+	/* the heads are plain pointers in every build; only the links in the blocks are encoded */
+	uint64_t nfree = follow_list(c, u64at(pg, MI_PG_FREE), kp, start, bsize, capacity, 1, bits, page, group, "free", &bad);
+	uint64_t nlocal = follow_list(c, u64at(pg, MI_PG_LOCAL_FREE), kp, start, bsize, capacity, 1, bits, page, group, "local_free", &bad);
+	uint64_t nremote = follow_list(c, u64at(pg, PGOFF(c, MI_PG_XTHREAD_FREE)) & ~(uint64_t)3, kp, start, bsize, capacity, 2, bits, page, group,
+				       "thread_free", &bad);
 	/* Blocks on the owning heap's delayed-free list: freed by another thread, still used. */
 	uint64_t lo_key = start, *lo = c->delayed;
 	size_t n = c->n_delayed, lo_i = 0, hi_i = n;
@@ -476,6 +518,39 @@ static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsig
 		w->empty_page_bytes += resident_bytes(c->t, area, area_end);
 }
 
+/* The window for the page at slice i: the spans of it and of the pages after it that have a
+ * free list to follow, up to MI_WINDOW bytes, read at once (pagemap-guided: pages not present
+ * read as zeros). A page without lists needs no read; a page larger than the window, or a read
+ * that fails, leaves the window empty and the lists are read block by block. */
+static void load_window(struct ctx *c, const uint8_t *hdr, uint64_t seg, unsigned i, uint64_t entries, uint64_t seg_end)
+{
+	c->win_start = c->win_end = 0;
+	uint64_t s = seg + (uint64_t)i * MI_SLICE_SIZE, e = s;
+	for (unsigned j = i; j < entries && j < MI_SLICES_PER_SEGMENT;) {
+		const uint8_t *q = hdr + MI_SEG_HEADER + (size_t)j * c->stride;
+		uint32_t cnt = u32at(q, MI_PG_SLICE_COUNT);
+		if (!cnt || u32at(q, MI_PG_SLICE_OFFSET) || !u32at(q, MI_PG_XBLOCK_SIZE))
+			break;
+		if (!u64at(q, MI_PG_FREE) && !u64at(q, MI_PG_LOCAL_FREE) && !(u64at(q, PGOFF(c, MI_PG_XTHREAD_FREE)) & ~(uint64_t)3))
+			break;
+		uint64_t pe = seg + ((uint64_t)j + cnt) * MI_SLICE_SIZE;
+		if (pe > seg_end)
+			pe = seg_end;
+		if (pe <= e || pe - s > MI_WINDOW)
+			break;
+		e = pe;
+		j += cnt;
+	}
+	if (e == s)
+		return;
+	if (!c->win && !(c->win = malloc(MI_WINDOW)))
+		return;
+	if (rd(c, s, c->win, e - s)) {
+		c->win_start = s;
+		c->win_end = e;
+	}
+}
+
 /* One segment: header checks, then its spans. */
 static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 {
@@ -500,6 +575,17 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 		return;
 	}
 	uint64_t seg_end = seg + slices * MI_SLICE_SIZE;
+	if (c->shift) {
+		/* MI_SECURE: a PROT_NONE page ends the info slices and the segment (segment.c). */
+		uint64_t guards[2] = { seg + info * MI_SLICE_SIZE - MD_PAGE_SIZE, seg_end - MD_PAGE_SIZE };
+		for (int k = 0; k < 2; k++) {
+			const struct md_mapping *m = md_target_find_mapping(c->t, guards[k]);
+			if (m && !(m->perms & (MD_PERM_READ | MD_PERM_WRITE)))
+				w->guard_pages++;
+			else
+				w->missing_guards++;
+		}
+	}
 	memcpy(sg->commit, hdr + MI_SEG_COMMIT_MASK, 64);
 	memcpy(sg->decommit, hdr + MI_SEG_DECOMMIT_MASK, 64);
 	sg->expire = (int64_t)u64at(hdr, MI_SEG_DECOMMIT_EXPIRE);
@@ -527,11 +613,11 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 	uint64_t pages = 0;
 	unsigned i = 0;
 	while (i < entries && i < MI_SLICES_PER_SEGMENT) {
-		const uint8_t *pg = hdr + MI_SEG_HEADER + (size_t)i * MI_PAGE_SIZE;
+		const uint8_t *pg = hdr + MI_SEG_HEADER + (size_t)i * c->stride;
 		uint32_t count = u32at(pg, MI_PG_SLICE_COUNT), off = u32at(pg, MI_PG_SLICE_OFFSET);
 		uint64_t limit = sg->huge ? slices : MI_SLICES_PER_SEGMENT;
 		if (count == 0 || off != 0 || i + (uint64_t)count > limit) {
-			FINDING(c, MD_FINDING_CORRUPT, seg + MI_SEG_HEADER + (uint64_t)i * MI_PAGE_SIZE, sgroup,
+			FINDING(c, MD_FINDING_CORRUPT, seg + MI_SEG_HEADER + (uint64_t)i * c->stride, sgroup,
 				"mimalloc: slice %u of segment 0x%" PRIx64 " starts a span of %u slices at offset %u", i, seg, count, off);
 			w->bad_segments++;
 			emit(c, MD_SPAN_METADATA, seg, seg + info * MI_SLICE_SIZE, sgroup);
@@ -550,7 +636,9 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 			sg->span_count[i] = (uint16_t)count;
 			emit(c, MD_SPAN_FREE, s, e, sgroup);
 			for (unsigned k = i; k < i + count && k < MI_SLICES_PER_SEGMENT; k++) {
-				if (mask_bit(sg->decommit, k))
+				if (!mask_bit(sg->commit, k))
+					w->decommitted_resident += sg->resident[k]; /* MI_SECURE: mprotect(PROT_NONE) keeps the pages */
+				else if (mask_bit(sg->decommit, k))
 					w->pending_decommit += sg->resident[k];
 				else if (sg->abandoned)
 					w->abandoned_free += sg->resident[k];
@@ -558,6 +646,8 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 					w->unmarked_free += sg->resident[k];
 			}
 		} else {
+			if (s < c->win_start || e > c->win_end)
+				load_window(c, hdr, seg, i, entries, seg_end);
 			walk_page(c, sg, pg, i, count, seg_end);
 			pages++;
 		}
@@ -566,8 +656,9 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 			return;
 	}
 	if (pages != sg->used_pages)
-		/* Seen under a thread mallocing and freeing without pause even at a stop the quiescence
-		 * check accepted (docs/mimalloc.md): a warning, the pages themselves are checked. */
+		/* A page half freed or half set up (segment.c mi_segment_page_clear: xblock_size 1 until
+		 * the span is queued free) by a thread stopped inside mimalloc; the quiescence check
+		 * misses none it can unwind (docs/mimalloc.md). A warning: the pages are checked. */
 		FINDING(c, MD_FINDING_WARNING, seg, sgroup, "mimalloc: segment 0x%" PRIx64 " counts %" PRIu64 " pages, its slices hold %" PRIu64 " (a page being set up or torn down?)",
 			seg, sg->used_pages, pages);
 }
@@ -629,7 +720,9 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 	w->inconsistent = inconsistent;
 	w->unsafe_point = inconsistent;
 	const struct mi_build *b = r->b;
-	struct ctx c = { .t = t, .r = r, .sink = sink, .w = w };
+	struct ctx c = { .t = t, .r = r, .sink = sink, .w = w, .stride = r->page_stride, .shift = r->pg_shift };
+	w->page_stride = r->page_stride;
+	w->decommit_keeps_pages = r->encoded && strcmp(r->b->build, "secure") == 0;
 	struct md_error *err = NULL;
 	uint64_t tld = 0, backing = 0;
 	if (!rd(&c, r->bias + b->heap_main + MI_HEAP_COOKIE, &w->cookie, 8) || !rd(&c, r->bias + b->heap_main + MI_HEAP_TLD, &tld, 8) ||
@@ -673,7 +766,7 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 		n = MAX_SEGMENTS;
 	}
 	c.seginfo = calloc(n ? n : 1, sizeof(*c.seginfo));
-	uint8_t *hdr = malloc(MI_SEG_READ);
+	uint8_t *hdr = malloc(MI_SEG_READ_MAX);
 	if (!c.seginfo || !hdr) {
 		free(hdr);
 		err = &md_error_nomem;
@@ -691,7 +784,7 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 			continue;
 		}
 		uint64_t cookie = 0;
-		if (!rd(&c, sg->addr, hdr, MI_SEG_READ)) {
+		if (!rd(&c, sg->addr, hdr, MI_SEG_READ(c.stride))) {
 			FINDING(&c, MD_FINDING_CORRUPT, sg->addr, -1, "mimalloc: segment 0x%" PRIx64 " is unreadable", sg->addr);
 			w->bad_segments++;
 			continue;
@@ -729,5 +822,6 @@ out:
 	free(c.main_pages);
 	free(c.seginfo);
 	free(c.bits);
+	free(c.win);
 	return err;
 }

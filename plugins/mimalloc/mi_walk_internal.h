@@ -24,12 +24,17 @@ static inline bool mask_bit(const uint64_t *m, unsigned i)
 	return (m[i / 64] >> (i % 64)) & 1;
 }
 
+/* Resident bytes of [start, end): the mapping's page bits, looked up once per mapping. */
 static inline uint64_t resident_bytes(struct md_target *t, uint64_t start, uint64_t end)
 {
 	uint64_t n = 0;
-	for (uint64_t a = MD_PAGE_DOWN(start); a < end; a += MD_PAGE_SIZE)
-		if (MD_PAGE_COUNTED(md_target_page_bits(t, a)))
+	const struct md_mapping *m = NULL;
+	for (uint64_t a = MD_PAGE_DOWN(start); a < end; a += MD_PAGE_SIZE) {
+		if (!m || a < m->start || a >= m->end)
+			m = md_target_find_mapping(t, a);
+		if (m && m->pages && MD_PAGE_COUNTED(m->pages[(a - m->start) >> MD_PAGE_SHIFT]))
 			n += MD_PAGE_SIZE;
+	}
 	return n;
 }
 

@@ -19,8 +19,12 @@
 #define MI_MAX_PAGES_PER_QUEUE 1000000
 #define MI_CACHE_SLOTS 1024
 
-/* mi_page_t / mi_slice_t (release build: no free-list keys). */
+/* mi_page_t / mi_slice_t: 80 bytes in the release build; 96 with MI_ENCODE_FREELIST (MI_SECURE >= 3
+ * or MI_DEBUG >= 1), where keys[2] sit at +40 and the fields after them move by 16. The offsets
+ * below from +40 on are the release build's; add mi_roots.pg_shift. */
 #define MI_PAGE_SIZE 80
+#define MI_PAGE_SIZE_ENCODED 96
+#define MI_PG_KEYS 40
 #define MI_PG_SLICE_COUNT 0
 #define MI_PG_SLICE_OFFSET 4
 #define MI_PG_CAPACITY 10
@@ -35,7 +39,8 @@
 
 /* mi_segment_t */
 #define MI_SEG_HEADER 264
-#define MI_SEG_READ (MI_SEG_HEADER + 513 * MI_PAGE_SIZE)
+#define MI_SEG_READ(stride) (MI_SEG_HEADER + 513 * (size_t)(stride))
+#define MI_SEG_READ_MAX MI_SEG_READ(MI_PAGE_SIZE_ENCODED)
 #define MI_SEG_ALLOW_DECOMMIT 32
 #define MI_SEG_DECOMMIT_EXPIRE 40
 #define MI_SEG_DECOMMIT_MASK 48
@@ -56,6 +61,7 @@
 #define MI_HEAP_DELAYED 2840
 #define MI_HEAP_THREAD_ID 2848
 #define MI_HEAP_COOKIE 2864
+#define MI_HEAP_KEYS 2872
 #define MI_HEAP_NEXT 3048
 #define MI_TLD_HEAP_BACKING 16
 #define MI_TLD_HEAPS 24
@@ -78,9 +84,15 @@ struct mi_build {
 
 struct mi_roots {
 	const struct md_module *module;
-	const struct mi_build *b;
+	const struct mi_build *b; /* the build-id table's entry, or &own */
+	struct mi_build own;      /* a static link: the roots from the executable's .symtab */
 	uint64_t bias;
 	bool code_checked; /* mi_version, mi_usable_size and mi_is_in_heap_region agree with the table */
+	bool linked_static; /* mimalloc is part of the executable (libmimalloc.a), found by its .symtab */
+	bool encoded;       /* MI_ENCODE_FREELIST: 96-byte pages, free lists encoded with the page keys */
+	bool tls_symtab;    /* _mi_heap_default's offset in the module's TLS block is tls_offset */
+	uint64_t tls_offset;
+	unsigned page_stride, pg_shift; /* sizeof(mi_page_t); 16 when encoded, else 0 */
 	char module_path[512];
 };
 
@@ -95,6 +107,9 @@ struct mi_heap {
 
 struct mi_walk {
 	bool initialised;
+	unsigned page_stride;
+	bool decommit_keeps_pages; /* MI_SECURE: decommit is mprotect(PROT_NONE), RSS stays */
+	uint64_t guard_pages, missing_guards; /* secure build: segments' guard pages PROT_NONE or not */
 	uint64_t cookie;
 	int64_t decommit_delay, extend_delay, segment_decommit_delay, allow_decommit;
 	struct mi_heap heaps[MI_MAX_HEAPS];
@@ -107,6 +122,7 @@ struct mi_walk {
 	uint64_t abandoned_used_blocks, abandoned_used_bytes;
 	/* Resident free memory by what would release it (bytes). */
 	uint64_t pending_decommit, unmarked_free, empty_page_bytes, cached_resident, abandoned_free;
+	uint64_t decommitted_resident; /* free slices already decommitted yet resident (MI_SECURE) */
 	uint64_t release_bytes;
 	uint64_t findings;
 	bool truncated, inconsistent;

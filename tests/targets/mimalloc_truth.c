@@ -10,15 +10,17 @@
  * committed figure as "process.committed N", then "ready". Commands on stdin:
  *   collect -> RssAnon before, mi_collect(true) on the main thread, RssAnon after:
  *              "collect_drop_bytes N"
- *   corrupt_cookie | corrupt_page | corrupt_list | corrupt_loop -> damage mimalloc's own state
- *              after the truth (a segment cookie, a page's capacity, a free list into nowhere,
- *              a page queue that loops); prints "corrupted". Only "quit" is valid afterwards.
+ *   corrupt_cookie | corrupt_page | corrupt_list | corrupt_loop | corrupt_link -> damage
+ *              mimalloc's own state after the truth (a segment cookie, a page's capacity, a free
+ *              list into nowhere, a page queue that loops, a freed block's link overwritten);
+ *              prints "corrupted". Only "quit" is valid afterwards.
  *   quit    -> exit
  * Arguments: "seed" builds a small heap of the same shape (the fuzz seed); "churn" starts a
  * thread that mallocs and frees without pause after "ready".
  * Nothing allocates after the truth: output goes through md_say (write(2), static buffer). */
 #include <mimalloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sys/syscall.h>
 
 #include "target_common.h"
@@ -39,6 +41,10 @@ static void *huge;
 /* "seed": a small heap of the same shape (the fuzz seed snapshot, fuzz/fuzz_mimalloc_walk.c). */
 static int n_small = N_SMALL, n_batch = N_BATCH;
 static pthread_barrier_t remote_done, built, printed;
+/* Main mallocs while it creates threads, and a malloc on its heap may collect the blocks other
+ * threads freed into it, which the truth counts: worker 0 frees them (remote_go) and the exiter
+ * allocates (exiter_go) only after main created every thread. */
+static sem_t exiter_go, remote_go;
 static pthread_mutex_t say_lock = PTHREAD_MUTEX_INITIALIZER;
 static int block_pipe[2];
 
@@ -104,6 +110,9 @@ static void *worker(void *arg)
 	for (int i = 0; i < n_small; i += 3)
 		mi_free(worker_ptrs[id][i]);
 	if (id == 0) {
+		/* only once main has created every thread (pthread_create mallocs on its heap) */
+		while (sem_wait(&remote_go) != 0)
+			;
 		for (int i = 0; i < N_REMOTE; i += 2)
 			mi_free(remote_ptrs[i]);
 	}
@@ -117,9 +126,12 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Started before worker 0's remote frees; allocates once told to (exiter_go). */
 static void *exiter(void *arg)
 {
 	(void)arg;
+	while (sem_wait(&exiter_go) != 0)
+		;
 	for (int i = 0; i < ABANDONED_N; i++)
 		abandoned_ptrs[i] = mi_malloc(ABANDONED_SIZE);
 	return NULL;
@@ -130,12 +142,16 @@ static unsigned long long rss_anon(void)
 	return md_proc_field("/proc/self/status", "RssAnon");
 }
 
-/* mi_page_t of a block (release layout, docs/mimalloc.md). */
+/* mi_page_t of a block (release layout, docs/mimalloc.md; the MI_SECURE build is compiled with
+ * TRUTH_PAGE_SHIFT=16: keys[2] at +40 move the fields after them). */
+#ifndef TRUTH_PAGE_SHIFT
+#define TRUTH_PAGE_SHIFT 0
+#endif
 static uint8_t *page_of(void *p)
 {
 	uintptr_t seg = (uintptr_t)p & ~(uintptr_t)((32 << 20) - 1);
 	uintptr_t idx = ((uintptr_t)p - seg) >> 16;
-	uint8_t *slice = (uint8_t *)seg + 264 + idx * 80;
+	uint8_t *slice = (uint8_t *)seg + 264 + idx * (80 + TRUTH_PAGE_SHIFT);
 	uint32_t off;
 	memcpy(&off, slice + 4, 4);
 	return slice - off;
@@ -164,11 +180,15 @@ int main(int argc, char **argv)
 	huge = mi_malloc(huge_size);
 	memset(huge, 1, seed ? 4096 : huge_size);
 	pthread_t th[N_WORKERS], ex;
+	sem_init(&exiter_go, 0, 0);
+	sem_init(&remote_go, 0, 0);
+	pthread_create(&ex, NULL, exiter, NULL);
 	for (long i = 0; i < N_WORKERS; i++)
 		pthread_create(&th[i], NULL, worker, (void *)i);
+	sem_post(&remote_go);
 	pthread_barrier_wait(&remote_done);
 	/* after the workers' last allocation: nobody reclaims its abandoned segment */
-	pthread_create(&ex, NULL, exiter, NULL);
+	sem_post(&exiter_go);
 	pthread_join(ex, NULL);
 	for (int i = 0; i < n_batch; i++)
 		mi_free(batch[i]);
@@ -215,7 +235,12 @@ int main(int argc, char **argv)
 		} else if (strncmp(cmd, "corrupt_loop", 12) == 0) {
 			uint8_t *pg = page_of(main_ptrs[0]);
 			uint64_t self = (uint64_t)(uintptr_t)pg;
-			memcpy(pg + 56, &self, 8); /* page->next = page: the queue loops */
+			memcpy(pg + 56 + TRUTH_PAGE_SHIFT, &self, 8); /* page->next = page: the queue loops */
+			md_say("corrupted\n");
+		} else if (strncmp(cmd, "corrupt_link", 12) == 0) {
+			/* a write after free: a freed block's link (encoded in the secure build) overwritten */
+			uint64_t bogus = 0x4141414141414141ULL;
+			memcpy(main_ptrs[1], &bogus, 8);
 			md_say("corrupted\n");
 		} else if (strncmp(cmd, "quit", 4) == 0) {
 			return 0;
