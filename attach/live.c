@@ -420,8 +420,8 @@ static struct md_error *read_pagemap(int fd, struct md_mapping *m, uint64_t zero
 	 * in Rss, so a hugetlb mapping is always looked at. */
 	if (m->smaps.valid && m->smaps.rss == 0 && m->smaps.swap == 0 && !m->smaps.hugetlb)
 		return NULL;
-	/* A PROT_NONE mapping with resident pages is looked at too: mimalloc's MI_SECURE build
-	 * decommits by mprotect(PROT_NONE), which keeps the pages resident (issue 16). */
+	/* A PROT_NONE mapping with resident pages is looked at too: an allocator may decommit by
+	 * mprotect(PROT_NONE), which keeps the pages resident (issue 16). */
 	uint8_t *pages = calloc(npages, 1);
 	if (!pages)
 		return &md_error_nomem;
