@@ -2,6 +2,7 @@
  * respect the target (never touch a page that is not present; swapped pages are refused). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,8 @@ static enum page_source page_source(const struct md_mapping *m, uint64_t page)
 	return PAGE_ZERO;
 }
 
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Pages that are not present in a file mapping are read from the file itself, through a small
  * cache of open descriptors (the unwinder and symbol readers touch the same few libraries). */
 static int file_fd(struct md_target *t, const char *path)
@@ -140,12 +143,12 @@ static void read_file_pages(struct md_target *t, const struct md_mapping *m, uin
 	memset(out, 0, len);
 	if (!m->path || m->path[0] != '/' || m->deleted)
 		return; /* not readable: zeros, as for an unbacked page */
+	/* md_target_read_pages may run on several threads: the descriptor cache is shared. */
+	pthread_mutex_lock(&files_lock);
 	int fd = file_fd(t, m->path);
-	if (fd < 0)
-		return;
 	off_t off = (off_t)(m->offset + (page - m->start));
 	size_t done = 0;
-	while (done < len) {
+	while (fd >= 0 && done < len) {
 		ssize_t n = pread(fd, out + done, len - done, off + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -153,6 +156,7 @@ static void read_file_pages(struct md_target *t, const struct md_mapping *m, uin
 			break; /* past the end of the file: zeros, as the kernel would give */
 		done += (size_t)n;
 	}
+	pthread_mutex_unlock(&files_lock);
 }
 
 /* Fill out[0 .. npages*4096) from the pages at addr, batching runs of present pages.
@@ -209,11 +213,19 @@ static struct md_error *read_pages_mask(struct md_target *t, uint64_t addr, uint
 		struct md_error *err = t->ops->read_present(t, page, out + i * MD_PAGE_SIZE,
 							    (j - i) * MD_PAGE_SIZE);
 		if (err && bad_ret && err->code == MD_ERR_FAULT) {
+			/* Which pages of the run failed: only those are flagged. */
 			md_error_destroy(err);
 			err = NULL;
-			for (size_t k = i; k < j; k++)
-				*bad_ret |= 1ULL << k;
-			memset(out + i * MD_PAGE_SIZE, 0, (j - i) * MD_PAGE_SIZE);
+			for (size_t k = i; k < j && !err; k++) {
+				err = t->ops->read_present(t, addr + (uint64_t)k * MD_PAGE_SIZE, out + k * MD_PAGE_SIZE,
+							   MD_PAGE_SIZE);
+				if (err && err->code == MD_ERR_FAULT) {
+					md_error_destroy(err);
+					err = NULL;
+					*bad_ret |= 1ULL << k;
+					memset(out + k * MD_PAGE_SIZE, 0, MD_PAGE_SIZE);
+				}
+			}
 		}
 		if (err)
 			return err;
@@ -342,6 +354,26 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
 		len -= take;
 	}
 	return NULL;
+}
+
+struct md_error *md_target_read_pages(struct md_target *t, uint64_t addr, void *buf, size_t npages,
+				      uint64_t *bad_ret)
+{
+	if (md_live_interrupted)
+		return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+	if ((addr & (MD_PAGE_SIZE - 1)) || npages > 64 || addr + npages * MD_PAGE_SIZE < addr)
+		return md_error_create(MD_ERR_UNSUPPORTED, "md_target_read_pages: 0x%llx, %zu pages",
+				       (unsigned long long)addr, npages);
+	uint64_t bad = 0;
+	struct md_error *err = read_pages_mask(t, addr, buf, npages, &bad);
+	if (!err)
+		*bad_ret = bad;
+	return err;
+}
+
+bool md_target_concurrent_reads(const struct md_target *t)
+{
+	return t->source == MD_SOURCE_LIVE;
 }
 
 struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *buf, size_t len)

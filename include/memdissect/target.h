@@ -142,6 +142,16 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
  * scattered over memory that is otherwise not read (a header at many page starts), where a
  * cached read would copy 256 KiB around each one. */
 struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *buf, size_t len);
+/* Whole pages [addr, addr + npages * 4096), addr page aligned, npages <= 64, as one window:
+ * pages that cannot be read (unmapped, swapped out, a copy that failed) are zero-filled and
+ * flagged in *bad_ret (bit i: page i) instead of failing the read; pages not present read as
+ * zeros. Fails only for what is not one page's fault (interrupted, exited, no memory). Goes
+ * around the read cache: when md_target_concurrent_reads(t), several threads may call it at
+ * once (and nothing else of this header meanwhile). */
+struct md_error *md_target_read_pages(struct md_target *t, uint64_t addr, void *buf, size_t npages,
+				      uint64_t *bad_ret);
+/* Whether md_target_read_pages may run on several threads at once (live targets). */
+bool md_target_concurrent_reads(const struct md_target *t);
 /* Convenience: read one 64-bit little-endian word. */
 struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret);
 
