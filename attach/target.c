@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +161,43 @@ static void read_file_pages(struct md_target *t, const struct md_mapping *m, uin
 	pthread_mutex_unlock(&files_lock);
 }
 
+/* A present page of a live target's private file mapping that is still the file's own (pagemap:
+ * a page-cache page, not an anonymous copy-on-write one). */
+static bool clean_file_page(const struct md_target *t, const struct md_mapping *m, uint64_t page)
+{
+	if (t->source != MD_SOURCE_LIVE || m->kind != MD_MAP_FILE || !m->pages || !m->path || m->path[0] != '/' ||
+	    m->deleted)
+		return false;
+	uint8_t bits = m->pages[(page - m->start) >> MD_PAGE_SHIFT];
+	return (bits & (MD_PAGE_PRESENT | MD_PAGE_FILE | MD_PAGE_UNKNOWN | MD_PAGE_ZERO)) ==
+	       (MD_PAGE_PRESENT | MD_PAGE_FILE);
+}
+
+/* The pages from the file when it is the one mapped (same device and inode) and long enough;
+ * false otherwise, out undefined. */
+static bool read_file_pages_checked(struct md_target *t, const struct md_mapping *m, uint64_t page, uint8_t *out,
+				    size_t npages)
+{
+	size_t len = npages * MD_PAGE_SIZE;
+	pthread_mutex_lock(&files_lock);
+	int fd = file_fd(t, m->path);
+	struct stat st;
+	bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == m->inode && major(st.st_dev) == m->dev_major &&
+		    minor(st.st_dev) == m->dev_minor;
+	off_t off = (off_t)(m->offset + (page - m->start));
+	size_t done = 0;
+	while (same && done < len) {
+		ssize_t n = pread(fd, out + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	pthread_mutex_unlock(&files_lock);
+	return same && done == len;
+}
+
 /* Fill out[0 .. npages*4096) from the pages at addr, batching runs of present pages.
  * With bad_ret (npages <= 64), unreadable pages are zero-filled and flagged in *bad_ret
  * instead of failing the whole read. */
@@ -204,6 +243,18 @@ static struct md_error *read_pages_mask(struct md_target *t, uint64_t addr, uint
 		}
 		/* A run of present pages within this mapping. */
 		size_t j = i + 1;
+		if (clean_file_page(t, m, page)) {
+			/* Pages the file still backs are read from the file: the target's memory is
+			 * not touched for code and read-only data (what the unwinder reads in the pause). */
+			while (j < npages && addr + (uint64_t)j * MD_PAGE_SIZE < m->end &&
+			       clean_file_page(t, m, addr + (uint64_t)j * MD_PAGE_SIZE))
+				j++;
+			if (read_file_pages_checked(t, m, page, out + i * MD_PAGE_SIZE, j - i)) {
+				i = j;
+				continue;
+			}
+			/* Not the mapped file (replaced, another mount namespace): the target's copy. */
+		}
 		while (j < npages) {
 			uint64_t p2 = addr + (uint64_t)j * MD_PAGE_SIZE;
 			if (p2 >= m->end || page_source(m, p2) != PAGE_PRESENT)
