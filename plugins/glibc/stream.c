@@ -10,8 +10,8 @@
  * Thread discipline: while a stream runs, the readers call only md_target_read_pages, which uses
  * no cache; the walking thread calls only the sink and its own code (chunks.c reads target memory
  * through gl_heap_get alone), and, where reads may run side by side, md_target_read_pages for a
- * window no reader has taken and md_target_read_probe for a sparse header (whose fallback to the
- * read cache is then the walk's alone). The hand-over is a mutex and two condition variables.
+ * window no reader has taken and md_target_read_probe or md_target_read_pages for a sparse
+ * header. The hand-over is a mutex and two condition variables.
  *
  * The walk's reads are monotonic (each header lies after the previous one), so windows behind
  * the current one are given back to the readers. */
@@ -273,29 +273,34 @@ static bool pages_bad(const struct gl_stream *st, size_t i, uint64_t from, uint6
 	return false;
 }
 
-/* [addr, addr + n) read by the walk itself, a probe that fills no window of the readers nor a
- * block of the read cache. The readers use no cache (md_target_read_pages): a probe that falls
- * back to a cached read (a header across two pages, a page not present) shares nothing with
- * them. */
+/* [addr, addr + n) read by the walk itself: a probe of those bytes when they lie in one present
+ * page, else the page or two holding them (a header across pages, a page not present or
+ * swapped), never a block of the read cache around them. Neither shares anything with the
+ * readers (md_target_read_pages uses no cache). */
 static const uint8_t *sparse_get(struct walker *w, struct gl_stream *st, uint64_t addr, size_t n)
 {
 	if (md_target_interrupted(st->t))
 		return NULL; /* memdissect must let the target go: read nothing more */
+	uint64_t from = MD_PAGE_DOWN(addr), to = MD_PAGE_UP(addr + n);
+	uint8_t bits = md_target_page_bits(st->t, addr);
+	bool probe = to - from == MD_PAGE_SIZE && (bits & MD_PAGE_PRESENT) && !(bits & (MD_PAGE_ZERO | MD_PAGE_SWAPPED));
 	double t0 = gl_now_ms();
-	struct md_error *err = md_target_read_probe(st->t, addr, w->own_buf, n);
+	uint64_t bad = 0;
+	struct md_error *err = probe ? md_target_read_probe(st->t, addr, w->own_buf, n)
+				     : md_target_read_pages(st->t, from, w->own_buf, (size_t)((to - from) / MD_PAGE_SIZE), &bad);
 	st->walker.read_ms += gl_now_ms() - t0;
-	st->walker.read_bytes += n;
+	st->walker.read_bytes += probe ? n : to - from;
 	st->adjacent = addr - st->sparse_end < MD_PAGE_SIZE ? st->adjacent + 1 : 0;
 	st->sparse_end = addr + n;
-	w->buf = w->own_buf;
-	w->win_start = addr;
-	w->win_end = addr + n;
-	w->win_any_bad = err != NULL;
 	if (err) {
 		md_error_destroy(err);
-		return NULL;
+		bad = ~0ULL;
 	}
-	return w->buf;
+	w->buf = w->own_buf;
+	w->win_start = probe ? addr : from;
+	w->win_end = probe ? addr + n : to;
+	w->win_any_bad = bad != 0;
+	return bad ? NULL : w->buf + (addr - w->win_start);
 }
 
 /* Reading ahead is wasted on a walk that jumps over large chunks: from the GL_SPARSE_ENTERth
