@@ -55,6 +55,7 @@ struct gl_stream {
 	bool stop;
 	bool walker_reads; /* the walk may read a window itself rather than wait for a reader */
 	bool sparse;       /* the walk reads the headers' pages itself; the readers wait */
+	bool readers_started;
 	unsigned jumps;       /* requests in a row after a chunk of GL_SPARSE_JUMP bytes or more */
 	unsigned adjacent;    /* probes in a row, each less than a page after the previous one */
 	uint64_t sparse_end;  /* end of the previous probe */
@@ -169,6 +170,28 @@ void gl_stream_free_ring(struct walker *w)
 	}
 }
 
+/* The reader threads, when they are first needed. They take no signal: SIGINT/SIGTERM/SIGHUP
+ * and the fatal-signal detach of attach/live.c stay with the thread that traces the target.
+ * False when none could start (only then: with the walk reading, fewer readers do). */
+static bool start_readers(struct gl_stream *st)
+{
+	if (st->readers_started)
+		return true;
+	st->readers_started = true;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	size_t started = 0;
+	for (size_t k = 0; k < st->n_readers; k++) {
+		struct gl_reader *r = &st->readers[k];
+		r->st = st;
+		r->started = pthread_create(&r->thread, NULL, reader_main, r) == 0;
+		started += r->started;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return started > 0 || st->walker_reads;
+}
+
 bool gl_stream_start(struct walker *w, uint64_t from, uint64_t to)
 {
 	struct gl_stream *st = calloc(1, sizeof(*st));
@@ -195,23 +218,12 @@ bool gl_stream_start(struct walker *w, uint64_t from, uint64_t to)
 		st->holds[k] = SIZE_MAX;
 		ok = st->buf[k] != NULL;
 	}
-	/* The readers take no signal: SIGINT/SIGTERM/SIGHUP and the fatal-signal detach of
-	 * attach/live.c stay with the thread that traces the target. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	st->walker.st = st;
 	st->walker_reads = md_target_concurrent_reads(w->t);
-	/* A heap starts sparse: a few page reads tell small chunks (the readers go on) from large. */
+	/* A heap starts sparse: a few probes tell small chunks (the readers go on) from large,
+	 * and a heap of large chunks never starts a reader. */
 	st->sparse = st->walker_reads;
-	for (size_t k = 0; k < st->n_readers && ok; k++) {
-		struct gl_reader *r = &st->readers[k];
-		r->st = st;
-		r->started = pthread_create(&r->thread, NULL, reader_main, r) == 0;
-		ok = r->started;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!ok) {
+	if (!ok || (!st->sparse && !start_readers(st))) {
 		stream_destroy(st);
 		return false; /* the walk reads the heap itself then */
 	}
@@ -318,6 +330,7 @@ static void choose_mode(struct gl_stream *st, uint64_t addr, uint64_t step)
 		st->adjacent = 0;
 		st->sparse_end = 0;
 	} else if (st->sparse && st->adjacent >= GL_SPARSE_LEAVE) {
+		start_readers(st); /* none started: the walk reads every window itself */
 		pthread_mutex_lock(&st->mu);
 		st->sparse = false;
 		st->released = (size_t)((addr - st->base) / GL_WIN_SIZE);
