@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -97,18 +98,28 @@ static struct live *live_of(const struct md_target *t)
 
 /* ---- memory ---- */
 
+/* Reads may come from several threads at once (md_target_read_pages): the descriptor is opened
+ * once under this lock, and use_mem_fd is only ever set. */
+static pthread_mutex_t mem_fd_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct md_error *read_via_mem(struct live *lv, uint64_t addr, void *buf, size_t len)
 {
-	if (lv->mem_fd < 0) {
+	int fd = __atomic_load_n(&lv->mem_fd, __ATOMIC_ACQUIRE);
+	if (fd < 0) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/mem", (int)lv->mm_tid);
-		lv->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+		pthread_mutex_lock(&mem_fd_lock);
 		if (lv->mem_fd < 0)
-			return md_error_os(errno, "opening %s", path);
+			__atomic_store_n(&lv->mem_fd, open(path, O_RDONLY | O_CLOEXEC), __ATOMIC_RELEASE);
+		fd = lv->mem_fd;
+		int open_errno = errno;
+		pthread_mutex_unlock(&mem_fd_lock);
+		if (fd < 0)
+			return md_error_os(open_errno, "opening %s", path);
 	}
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = pread(lv->mem_fd, (uint8_t *)buf + done, len - done, (off_t)(addr + done));
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(addr + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -122,7 +133,7 @@ static struct md_error *read_via_mem(struct live *lv, uint64_t addr, void *buf, 
 static struct md_error *read_via_vm(struct live *lv, uint64_t addr, void *buf, size_t len)
 {
 	size_t done = 0;
-	while (done < len && !lv->use_mem_fd) {
+	while (done < len && !__atomic_load_n(&lv->use_mem_fd, __ATOMIC_RELAXED)) {
 		struct iovec local = { (uint8_t *)buf + done, len - done };
 		struct iovec remote = { (void *)(uintptr_t)(addr + done), len - done };
 		ssize_t n = process_vm_readv(lv->mm_tid, &local, 1, &remote, 1, 0);
@@ -131,7 +142,7 @@ static struct md_error *read_via_vm(struct live *lv, uint64_t addr, void *buf, s
 			continue;
 		}
 		if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
-			lv->use_mem_fd = true;
+			__atomic_store_n(&lv->use_mem_fd, true, __ATOMIC_RELAXED);
 			break;
 		}
 		if (n < 0 && errno == ESRCH)

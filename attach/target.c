@@ -2,6 +2,9 @@
  * respect the target (never touch a page that is not present; swapped pages are refused). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +118,8 @@ static enum page_source page_source(const struct md_mapping *m, uint64_t page)
 	return PAGE_ZERO;
 }
 
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Pages that are not present in a file mapping are read from the file itself, through a small
  * cache of open descriptors (the unwinder and symbol readers touch the same few libraries). */
 static int file_fd(struct md_target *t, const char *path)
@@ -140,12 +145,12 @@ static void read_file_pages(struct md_target *t, const struct md_mapping *m, uin
 	memset(out, 0, len);
 	if (!m->path || m->path[0] != '/' || m->deleted)
 		return; /* not readable: zeros, as for an unbacked page */
+	/* md_target_read_pages may run on several threads: the descriptor cache is shared. */
+	pthread_mutex_lock(&files_lock);
 	int fd = file_fd(t, m->path);
-	if (fd < 0)
-		return;
 	off_t off = (off_t)(m->offset + (page - m->start));
 	size_t done = 0;
-	while (done < len) {
+	while (fd >= 0 && done < len) {
 		ssize_t n = pread(fd, out + done, len - done, off + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -153,6 +158,44 @@ static void read_file_pages(struct md_target *t, const struct md_mapping *m, uin
 			break; /* past the end of the file: zeros, as the kernel would give */
 		done += (size_t)n;
 	}
+	pthread_mutex_unlock(&files_lock);
+}
+
+/* A present page of a live target's private file mapping that is still the file's own (pagemap:
+ * a page-cache page, not an anonymous copy-on-write one). */
+static bool clean_file_page(const struct md_target *t, const struct md_mapping *m, uint64_t page)
+{
+	if (t->source != MD_SOURCE_LIVE || m->kind != MD_MAP_FILE || !m->pages || !m->path || m->path[0] != '/' ||
+	    m->deleted)
+		return false;
+	uint8_t bits = m->pages[(page - m->start) >> MD_PAGE_SHIFT];
+	return (bits & (MD_PAGE_PRESENT | MD_PAGE_FILE | MD_PAGE_UNKNOWN | MD_PAGE_ZERO)) ==
+	       (MD_PAGE_PRESENT | MD_PAGE_FILE);
+}
+
+/* The pages from the file when it is the one mapped (same device and inode) and long enough;
+ * false otherwise, out undefined. */
+static bool read_file_pages_checked(struct md_target *t, const struct md_mapping *m, uint64_t page, uint8_t *out,
+				    size_t npages)
+{
+	size_t len = npages * MD_PAGE_SIZE;
+	pthread_mutex_lock(&files_lock);
+	int fd = file_fd(t, m->path);
+	struct stat st;
+	bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == m->inode && major(st.st_dev) == m->dev_major &&
+		    minor(st.st_dev) == m->dev_minor;
+	off_t off = (off_t)(m->offset + (page - m->start));
+	size_t done = 0;
+	while (same && done < len) {
+		ssize_t n = pread(fd, out + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	pthread_mutex_unlock(&files_lock);
+	return same && done == len;
 }
 
 /* Fill out[0 .. npages*4096) from the pages at addr, batching runs of present pages.
@@ -200,6 +243,18 @@ static struct md_error *read_pages_mask(struct md_target *t, uint64_t addr, uint
 		}
 		/* A run of present pages within this mapping. */
 		size_t j = i + 1;
+		if (clean_file_page(t, m, page)) {
+			/* Pages the file still backs are read from the file: the target's memory is
+			 * not touched for code and read-only data (what the unwinder reads in the pause). */
+			while (j < npages && addr + (uint64_t)j * MD_PAGE_SIZE < m->end &&
+			       clean_file_page(t, m, addr + (uint64_t)j * MD_PAGE_SIZE))
+				j++;
+			if (read_file_pages_checked(t, m, page, out + i * MD_PAGE_SIZE, j - i)) {
+				i = j;
+				continue;
+			}
+			/* Not the mapped file (replaced, another mount namespace): the target's copy. */
+		}
 		while (j < npages) {
 			uint64_t p2 = addr + (uint64_t)j * MD_PAGE_SIZE;
 			if (p2 >= m->end || page_source(m, p2) != PAGE_PRESENT)
@@ -209,11 +264,19 @@ static struct md_error *read_pages_mask(struct md_target *t, uint64_t addr, uint
 		struct md_error *err = t->ops->read_present(t, page, out + i * MD_PAGE_SIZE,
 							    (j - i) * MD_PAGE_SIZE);
 		if (err && bad_ret && err->code == MD_ERR_FAULT) {
+			/* Which pages of the run failed: only those are flagged. */
 			md_error_destroy(err);
 			err = NULL;
-			for (size_t k = i; k < j; k++)
-				*bad_ret |= 1ULL << k;
-			memset(out + i * MD_PAGE_SIZE, 0, (j - i) * MD_PAGE_SIZE);
+			for (size_t k = i; k < j && !err; k++) {
+				err = t->ops->read_present(t, addr + (uint64_t)k * MD_PAGE_SIZE, out + k * MD_PAGE_SIZE,
+							   MD_PAGE_SIZE);
+				if (err && err->code == MD_ERR_FAULT) {
+					md_error_destroy(err);
+					err = NULL;
+					*bad_ret |= 1ULL << k;
+					memset(out + k * MD_PAGE_SIZE, 0, MD_PAGE_SIZE);
+				}
+			}
 		}
 		if (err)
 			return err;
@@ -342,6 +405,26 @@ struct md_error *md_target_read(struct md_target *t, uint64_t addr, void *buf, s
 		len -= take;
 	}
 	return NULL;
+}
+
+struct md_error *md_target_read_pages(struct md_target *t, uint64_t addr, void *buf, size_t npages,
+				      uint64_t *bad_ret)
+{
+	if (md_live_interrupted)
+		return md_error_create(MD_ERR_INTERRUPTED, "interrupted");
+	if ((addr & (MD_PAGE_SIZE - 1)) || npages > 64 || addr + npages * MD_PAGE_SIZE < addr)
+		return md_error_create(MD_ERR_UNSUPPORTED, "md_target_read_pages: 0x%llx, %zu pages",
+				       (unsigned long long)addr, npages);
+	uint64_t bad = 0;
+	struct md_error *err = read_pages_mask(t, addr, buf, npages, &bad);
+	if (!err)
+		*bad_ret = bad;
+	return err;
+}
+
+bool md_target_concurrent_reads(const struct md_target *t)
+{
+	return t->source == MD_SOURCE_LIVE;
 }
 
 struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *buf, size_t len)

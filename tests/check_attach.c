@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "live.h"
 #include "procfs.h"
+#include "target_impl.h"
 #include "tests.h"
 
 #define NOBODY_ID 65534
@@ -1170,6 +1172,59 @@ START_TEST(test_signals_not_lost)
 }
 END_TEST
 
+/* A private file mapping (tests/targets/filemap.c), read while stopped: pages still backed by
+ * the file come from the file (the target's memory is not read for them), the written page from
+ * the target, the untouched ones from the file too; every byte as the target sees it, through
+ * md_target_read and md_target_read_pages alike. */
+START_TEST(test_file_pages_exact)
+{
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "filemap", NULL));
+	uint64_t map = md_test_truth(&p, "map");
+	const char *path_line = strstr(p.truth, "path ");
+	ck_assert(path_line != NULL);
+	char path[64];
+	ck_assert_int_eq(sscanf(path_line, "path %63s", path), 1);
+	struct md_live_options opts = { .debuginfo_disabled = true };
+	struct md_target *t = NULL;
+	struct md_error *err = md_live_open(p.pid, &opts, &t);
+	ck_assert_msg(!err, "md_live_open: %s", err ? err->message : "");
+	err = md_live_stop(t);
+	struct md_live_capture cap;
+	if (!err)
+		err = md_live_capture(t, &cap);
+	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	const struct md_mapping *m = md_target_find_mapping(t, map);
+	ck_assert(m && m->kind == MD_MAP_FILE && m->start == map && m->pages);
+	/* The states the test is about: 0, 1, 3-5 clean file pages, 2 a private copy. */
+	ck_assert_msg((m->pages[0] & (MD_PAGE_PRESENT | MD_PAGE_FILE)) == (MD_PAGE_PRESENT | MD_PAGE_FILE),
+		      "page 0 bits 0x%x", m->pages[0]);
+	ck_assert_msg((m->pages[2] & (MD_PAGE_PRESENT | MD_PAGE_FILE)) == MD_PAGE_PRESENT, "page 2 bits 0x%x",
+		      m->pages[2]);
+	static uint8_t buf[8 * 4096], win[8 * 4096];
+	err = md_target_read(t, map, buf, sizeof(buf));
+	ck_assert_msg(!err, "md_target_read: %s", err ? err->message : "");
+	uint64_t bad = ~0ULL;
+	err = md_target_read_pages(t, map, win, 8, &bad);
+	ck_assert_msg(!err, "md_target_read_pages: %s", err ? err->message : "");
+	ck_assert_uint_eq(bad, 0);
+	for (int k = 0; k < 8; k++) {
+		uint8_t want = k == 2 ? 0xee : (uint8_t)(k + 1);
+		for (int i = 0; i < 4096; i++) {
+			ck_assert_msg(buf[k * 4096 + i] == want, "page %d byte %d: 0x%x, the target has 0x%x", k, i,
+				      buf[k * 4096 + i], want);
+			ck_assert_msg(win[k * 4096 + i] == want, "read_pages: page %d byte %d: 0x%x, the target has 0x%x", k,
+				      i, win[k * 4096 + i], want);
+		}
+	}
+	md_live_capture_deinit(&cap);
+	md_live_detach(t);
+	md_target_destroy(t);
+	unlink(path);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *test, int timeout)
 {
 	TCase *tc = tcase_create(name);
@@ -1196,5 +1251,6 @@ Suite *attach_suite(void)
 	add_case(s, "sigkill_during_hold", test_sigkill_during_hold, 60);
 	add_case(s, "interrupt_during_hold", test_interrupt_during_hold, 60);
 	add_case(s, "signals_not_lost", test_signals_not_lost, 120);
+	add_case(s, "file_pages_exact", test_file_pages_exact, 60);
 	return s;
 }

@@ -244,7 +244,7 @@ static void check_arena_unchanged(struct md_node *before, struct md_node *after,
 			      mode, role, cols[c]);
 }
 
-START_TEST(test_corrupt)
+static void run_corrupt(int _i)
 {
 	const char *mode = corrupt_modes[_i].name;
 	struct md_test_proc p;
@@ -353,6 +353,66 @@ START_TEST(test_corrupt)
 	ck_assert_int_eq(w, p.pid);
 	ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "%s: target did not exit cleanly", mode);
 	p.pid = -1;
+	md_test_proc_stop(&p);
+}
+
+START_TEST(test_corrupt)
+{
+	run_corrupt(_i);
+}
+END_TEST
+
+/* The same damage met by four reader threads (MEMDISSECT_GLIBC_READERS) while the walk parses:
+ * the finding, no hang, no harm. */
+static const int readers_corrupt_modes[] = { 0, 4, 11, 13, 18 }; /* cyclic-bin, pointer-outside, bad-fastbin-fd,
+								   size-past-end, heap-prev-cycle */
+
+START_TEST(test_corrupt_readers)
+{
+	setenv("MEMDISSECT_GLIBC_READERS", "4", 1);
+	run_corrupt(readers_corrupt_modes[_i]);
+}
+END_TEST
+
+/* Large chunks: the walk reads a probe per chunk header, not the heap. The figures stay exact
+ * (mallinfo2, the histogram, malloc_trim's release), the bytes read are a small part of the heap,
+ * and every way of reading gives the same report: the readers alone (sequential), the default,
+ * four readers. */
+START_TEST(test_sparse_large)
+{
+	struct md_test_proc p;
+	const char *args[] = { "large", NULL };
+	ck_assert(md_test_proc_start(&p, "glibc_truth", args));
+	uint64_t arena = md_test_truth(&p, "mallinfo.arena");
+	ck_assert_uint_gt(arena, 40u << 20);
+	static const char *const ways[] = { "sparse default", "sparse 4 readers", "sequential" };
+	uint64_t live[3] = { 0 }, free_b[3] = { 0 }, predicted = 0;
+	for (int k = 0; k < 3; k++) {
+		if (k == 1)
+			setenv("MEMDISSECT_GLIBC_READERS", "4", 1);
+		if (k == 2)
+			setenv("MEMDISSECT_GLIBC_STREAM", "0", 1);
+		struct md_node *report = md_test_attach_ok(p.pid, ways[k]);
+		struct md_node *glibc = md_test_allocator(report, "glibc");
+		ck_assert(glibc != NULL);
+		md_test_check_mallinfo(glibc, &p, "", ways[k]);
+		md_test_check_classes_sum(report);
+		check_healthy(glibc, ways[k], false);
+		check_histogram(glibc, &p, ways[k]);
+		uint64_t read = md_test_json_u64(glibc, "heap_read_bytes");
+		if (k < 2)
+			ck_assert_msg(read < arena / 64, "%s: %llu bytes read of a %llu-byte heap", ways[k],
+				      (unsigned long long)read, (unsigned long long)arena);
+		live[k] = md_test_json_u64(glibc, "arenas.0.live_bytes");
+		free_b[k] = md_test_json_u64(glibc, "arenas.0.free_bytes");
+		if (k == 0)
+			predicted = md_test_json_u64(glibc, "trim_release_bytes") / 4096;
+		else
+			ck_assert_uint_eq(md_test_json_u64(glibc, "trim_release_bytes") / 4096, predicted);
+		md_node_destroy(report);
+	}
+	ck_assert(live[0] == live[1] && live[1] == live[2] && free_b[0] == free_b[1] && free_b[1] == free_b[2]);
+	md_test_trim_and_compare(&p, predicted, "large");
 	md_test_proc_stop(&p);
 }
 END_TEST
@@ -518,12 +578,15 @@ Suite *glibc_suite(void)
 	tcase_add_loop_test(tc, test_mallinfo_and_trim, 0, (int)(sizeof(truth_modes) / sizeof(truth_modes[0])));
 	tcase_add_loop_test(tc, test_after_trim, 2, 5); /* kth, random, threads */
 	tcase_add_test(tc, test_layout_matches_dwarf);
+	tcase_add_test(tc, test_sparse_large);
 	tcase_add_loop_test(tc, test_unused_main_arena, 0, (int)(sizeof(unused_targets) / sizeof(unused_targets[0])));
 	suite_add_tcase(s, tc);
 
 	TCase *cc = tcase_create("corrupt");
 	tcase_set_timeout(cc, 180);
 	tcase_add_loop_test(cc, test_corrupt, 0, (int)(sizeof(corrupt_modes) / sizeof(corrupt_modes[0])));
+	tcase_add_loop_test(cc, test_corrupt_readers, 0,
+			    (int)(sizeof(readers_corrupt_modes) / sizeof(readers_corrupt_modes[0])));
 	suite_add_tcase(s, cc);
 
 	TCase *qc = tcase_create("churn");

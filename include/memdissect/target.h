@@ -148,6 +148,16 @@ struct md_error *md_target_read_probe(struct md_target *t, uint64_t addr, void *
  * valid until the target is destroyed. A core file that shrinks under us reads as zeros from
  * there on, its reads fail and its report is refused (attach/coremap.c). */
 const uint8_t *md_target_view(struct md_target *t, uint64_t addr, size_t len);
+/* Whole pages [addr, addr + npages * 4096), addr page aligned, npages <= 64, as one window:
+ * pages that cannot be read (unmapped, swapped out, a copy that failed) are zero-filled and
+ * flagged in *bad_ret (bit i: page i) instead of failing the read; pages not present read as
+ * zeros. Fails only for what is not one page's fault (interrupted, exited, no memory). Goes
+ * around the read cache: when md_target_concurrent_reads(t), several threads may call it at
+ * once (and nothing else of this header meanwhile). */
+struct md_error *md_target_read_pages(struct md_target *t, uint64_t addr, void *buf, size_t npages,
+				      uint64_t *bad_ret);
+/* Whether md_target_read_pages may run on several threads at once (live targets). */
+bool md_target_concurrent_reads(const struct md_target *t);
 /* Convenience: read one 64-bit little-endian word. */
 struct md_error *md_target_read_u64(struct md_target *t, uint64_t addr, uint64_t *value_ret);
 

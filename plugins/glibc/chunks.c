@@ -468,6 +468,7 @@ static void walk_chunks(struct walker *w, struct gl_arena *a, struct gl_heap *h,
 				np = NULL;
 			} else {
 				size_t n = next + GL_HDR_VIEW <= h->end ? GL_HDR_VIEW : (size_t)(h->end - next);
+				w->hdr_step = S; /* the stream reads sparsely after large chunks */
 				const uint8_t *q = gl_heap_get(w, next, n, read_limit);
 				fast_to = fast_end(w, h->end, read_limit);
 				if (!q) {

@@ -1451,6 +1451,7 @@ struct md_error *gl_walk(struct glibc_state *s, struct md_target *t, struct md_s
 	gl_flush_span(&w);
 	s->walked = true;
 out:
+	gl_stream_free_ring(&w);
 	free(w.own_buf);
 	free(w.ranges);
 	free(w.cands);

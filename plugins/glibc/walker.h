@@ -13,6 +13,9 @@
  * bypasses the target's block cache, and it stays in L2 while the chunks are parsed. */
 #define GL_WIN_SIZE (256u * 1024u)
 #define GL_WIN_PAGES (GL_WIN_SIZE / 4096u)
+/* Heaps are read ahead by up to this many threads, into a ring of up to this many windows. */
+#define GL_STREAM_MAX_READERS 4
+#define GL_STREAM_MAX_BUFS (2 * GL_STREAM_MAX_READERS + 2)
 /* Bytes of a chunk header the walk looks at: prev_size, size, fd, bk, fd_nextsize, bk_nextsize. */
 #define GL_HDR_VIEW 0x30u
 #define GL_CHASE_BUDGET (8ULL << 20) /* pointer-chasing steps per walk, all lists together */
@@ -58,8 +61,10 @@ struct walker {
 	uint8_t *own_buf;
 	uint8_t win_bad[GL_WIN_PAGES + 1]; /* own window: page not readable (swapped out, unmapped) */
 	struct gl_stream *stream;          /* read-ahead of the heap being walked, or NULL */
+	uint8_t *ring[GL_STREAM_MAX_BUFS]; /* the streams' windows, kept from heap to heap */
 	bool no_stream;                    /* MEMDISSECT_GLIBC_STREAM=0: read heaps in turn */
 	uint8_t view[GL_HDR_VIEW];         /* a header across two stream windows */
+	uint64_t hdr_step;                 /* size of the chunk before the header asked for */
 
 	struct heap_range *ranges;
 	size_t n_ranges;
@@ -100,6 +105,8 @@ const uint8_t *gl_win_get(struct walker *w, uint64_t addr, size_t n, uint64_t li
  * until gl_stream_finish the walking thread must not call md_target_* (see stream.c). */
 bool gl_stream_start(struct walker *w, uint64_t from, uint64_t to);
 void gl_stream_finish(struct walker *w);
+/* Free the windows the streams kept (after the walk). */
+void gl_stream_free_ring(struct walker *w);
 const uint8_t *gl_stream_get(struct walker *w, uint64_t addr, size_t n, uint64_t limit);
 
 /* Target memory for the chunk walk: the stream when one runs, else the walker's window.

@@ -38,6 +38,9 @@
  *                (MADV_PAGEOUT: to swap, when there is swap): the bins and fastbins stay resident,
  *                so mallinfo2 and malloc_trim need no swapped page; prints "pageout_bytes N"
  *                and "swapped_bytes N" (VmSwap)
+ *     large      400 chunks of 64-256 KiB in the main arena (the mmap threshold raised to 1 MiB so
+ *                that they stay in the heap), every byte written, every third freed: a heap the
+ *                walk reads sparsely (a probe per chunk header)
  *     smash      like kth with fastbins, then one live chunk's size word overwritten
  *                (prints "smashed ADDR"); mallinfo2 reads only the bins, so it stays exact
  * Output: "mallinfo.<field> N" lines; except in threads/churn modes, "hist.<k>.live_count N" and
@@ -559,6 +562,15 @@ static void build_smash(void)
 	ptrs[v] = NULL; /* no longer a chunk the program can describe or free */
 }
 
+static void build_large(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
+	for (int i = 0; i < 400; i++)
+		take((64u << 10) + rng() % (192u << 10));
+	for (size_t i = 0; i < n_ptrs; i += 3)
+		drop(i);
+}
+
 static uint64_t rss_bytes(void)
 {
 	return md_proc_field("/proc/self/smaps_rollup", "Rss");
@@ -604,6 +616,8 @@ int main(int argc, char **argv)
 		build_swap();
 	else if (strcmp(mode, "smash") == 0)
 		build_smash();
+	else if (strcmp(mode, "large") == 0)
+		build_large();
 	else if (strcmp(mode, "churn1") == 0) {
 		print_mallinfo("");
 		md_say("threads 0\n");
