@@ -11,6 +11,7 @@
 
 #define PYM_NCLASSES 32        /* 16..512 bytes, ALIGNMENT 16 */
 #define PYM_POOL_OVERHEAD 48   /* sizeof(struct pool_header) */
+#define PYM_POOL_MAX 16384     /* the largest POOL_SIZE (3.10+) */
 #define PYM_ARENA_OBJECT 48    /* sizeof(struct arena_object) */
 #define PYM_MAX_STATES 64      /* interpreters with their own obmalloc state walked */
 #define PYM_MAX_TYPES 4096     /* distinct types kept by the census */
@@ -78,7 +79,7 @@ struct pym_stats {
 struct pym_arena {
 	int state;                  /* index into walk->states */
 	uint32_t index;
-	uint64_t address;
+	uint64_t address, pool_address;
 	uint64_t live_blocks, live_bytes, used_pools, free_pools;
 	int group;
 };
@@ -115,7 +116,22 @@ struct pym_walk {
 	bool gc_walked, gc_broken;
 	uint64_t corrupt_pools, corrupt_arenas, findings;
 	bool truncated;
+	uint64_t streamed_arenas, stream_fallbacks; /* arenas read ahead by pym_stream.c; read again here */
+	double read_ms;                             /* the readers' time */
+	double arenas_ms, parse_ms, gc_ms;          /* the walk's phases */
 };
+
+/* Arenas read ahead on reader threads (pym_stream.c): the jobs are read in order into a ring of
+ * buffers of buf_size bytes; pym_stream_get(i) waits for job i and gives back the buffers of the
+ * jobs before it. NULL from start: no stream (core, one arena, no thread): the caller reads. NULL
+ * from get: that job was not read (a page the readers leave to md_target_read): the caller reads. */
+struct pym_job {
+	uint64_t addr, len;
+};
+struct pym_stream;
+struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size);
+const uint8_t *pym_stream_get(struct pym_stream *st, size_t i);
+double pym_stream_finish(struct pym_stream *st); /* the readers' time in ms */
 
 struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, struct md_sink *sink,
 			      bool inconsistent, struct pym_walk *w);

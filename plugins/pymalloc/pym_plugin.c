@@ -271,6 +271,14 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	SET(md_node_set_u64(out, "corrupt_arenas", w->corrupt_arenas));
 	SET(md_node_set_u64(out, "findings", w->findings));
 	SET(md_node_set_bool(out, "truncated", w->truncated));
+	struct md_node *wm = md_node_object();
+	SET(md_node_set_double(wm, "arenas", w->arenas_ms));
+	SET(md_node_set_double(wm, "pools", w->parse_ms));
+	SET(md_node_set_double(wm, "gc_lists", w->gc_ms));
+	SET(md_node_set_double(wm, "readers", w->read_ms));
+	SET(md_node_set_u64(wm, "arenas_read_ahead", w->streamed_arenas));
+	SET(md_node_set_u64(wm, "arenas_read_again", w->stream_fallbacks));
+	SET(md_node_set(out, "walk_ms", wm));
 	return err;
 }
 #undef SET

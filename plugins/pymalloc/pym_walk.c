@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "pym.h"
 
 #define PYM_FINDINGS_MAX 64
@@ -19,6 +21,7 @@
 #define TYPE_OFF_FLAGS 168
 #define TYPE_READ 176
 #define NEG_SLOTS 4096
+#define TYPE_CACHE 256
 #define GC_EXITS_MAX (1u << 20) /* 8 MiB of exits at most: memory must not grow with the heap */
 
 struct walker {
@@ -38,6 +41,12 @@ struct walker {
 	uint64_t *exits;
 	size_t n_exits, cap_exits;
 	size_t n_neg;
+	/* The census asks for the same few types a million times: a small direct-mapped cache in
+	 * front of the type table (which is 1 MiB: a miss in it costs more than the block's parse). */
+	struct {
+		uint64_t addr;
+		struct pym_type *ty; /* NULL: not a type */
+	} recent[TYPE_CACHE];
 };
 
 static void finding(struct walker *k, enum md_finding_severity sev, uint64_t addr, int group, const char *fmt, ...)
@@ -77,9 +86,28 @@ static void span(struct walker *k, enum md_span_kind kind, uint64_t s, uint64_t 
 	k->pg = group;
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static bool rd(struct md_target *t, uint64_t addr, void *buf, size_t len)
 {
 	struct md_error *err = md_target_read(t, addr, buf, len);
+	if (err) {
+		md_error_destroy(err);
+		return false;
+	}
+	return true;
+}
+
+/* A few bytes scattered over memory the walk does not otherwise read (type objects, names, GC
+ * objects in glibc chunks): read without filling a 256 KiB read-cache block around each. */
+static bool rdp(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	struct md_error *err = md_target_read_probe(t, addr, buf, len);
 	if (err) {
 		md_error_destroy(err);
 		return false;
@@ -137,7 +165,7 @@ static void neg_add(struct walker *k, uint64_t a)
 static uint64_t type_flags(struct md_target *t, uint64_t a, uint64_t *ob_type_ret, uint64_t *name_ret)
 {
 	uint8_t tb[TYPE_READ];
-	if (a % 8 || !readable(t, a, sizeof(tb)) || !rd(t, a, tb, sizeof(tb)))
+	if (a % 8 || !readable(t, a, sizeof(tb)) || !rdp(t, a, tb, sizeof(tb)))
 		return 0;
 	uint64_t flags;
 	memcpy(&flags, tb + TYPE_OFF_FLAGS, 8);
@@ -181,7 +209,7 @@ static struct pym_type *type_lookup(struct walker *k, uint64_t a)
 		ok = false;
 		size_t want = sizeof(name) - 1;
 		while (want >= 8 && !ok) {
-			if (readable(k->t, name_ptr, want) && rd(k->t, name_ptr, name, want))
+			if (readable(k->t, name_ptr, want) && rdp(k->t, name_ptr, name, want))
 				ok = true;
 			else
 				want /= 2;
@@ -220,6 +248,17 @@ static unsigned pre_size(const struct pym_roots *r, uint64_t flags)
 	return n;
 }
 
+static struct pym_type *type_cached(struct walker *k, uint64_t a)
+{
+	size_t i = (size_t)((a >> 4) ^ (a >> 12)) % TYPE_CACHE;
+	if (k->recent[i].addr == a)
+		return k->recent[i].ty;
+	struct pym_type *ty = type_lookup(k, a);
+	k->recent[i].addr = a;
+	k->recent[i].ty = ty;
+	return ty;
+}
+
 static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 {
 	static const unsigned offs[] = {0, 16, 32};
@@ -235,7 +274,7 @@ static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 		 * a read of the target. */
 		if (refcnt <= 0 || !tp || tp % 8 || (tp >= k->arena_lo && tp < k->arena_hi))
 			continue;
-		struct pym_type *ty = type_lookup(k, tp);
+		struct pym_type *ty = type_cached(k, tp);
 		if (!ty || pre_size(k->r, ty->flags) != offs[i])
 			continue;
 		ty->count++;
@@ -319,15 +358,17 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 	nfree = nblocks > virgin_from ? nblocks - virgin_from : 0;
 	uint64_t p = h.freeblock;
 	bool broken = false;
+	/* The free list is a chain of dependent loads: no division per step. Offsets are below
+	 * 2^14 and sizes below 2^10, so floor(d * ceil(2^32 / size) / 2^32) is d / size exactly. */
+	uint64_t magic = ((1ull << 32) + size - 1) / size;
 	for (uint64_t steps = 0; p && steps <= nblocks; steps++) {
-		uint64_t off = p - pool;
-		if (p < pool + PYM_POOL_OVERHEAD || off >= h.nextoffset || (off - PYM_POOL_OVERHEAD) % size) {
+		uint64_t off = p - pool, d = off - PYM_POOL_OVERHEAD, i = (d * magic) >> 32;
+		if (p < pool + PYM_POOL_OVERHEAD || off >= h.nextoffset || i * size != d) {
 			finding(k, MD_FINDING_CORRUPT, pool, g, "pymalloc: pool at 0x%llx: free list points at 0x%llx, not a block of the pool",
 				(unsigned long long)pool, (unsigned long long)p);
 			broken = true;
 			break;
 		}
-		uint64_t i = (off - PYM_POOL_OVERHEAD) / size;
 		if (freemap[i / 64] & (1ull << (i % 64))) {
 			finding(k, MD_FINDING_CORRUPT, pool, g, "pymalloc: pool at 0x%llx: free list loops back to block 0x%llx",
 				(unsigned long long)pool, (unsigned long long)p);
@@ -346,18 +387,37 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 	}
 	if (broken)
 		k->w->corrupt_pools++;
-	span(k, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD, g);
+	/* Spans per page of the pool: its live bytes, then its free bytes. The classifier keeps
+	 * page-level figures only (which kinds touch a page, its free bytes, bytes per kind), and
+	 * those are the same as with one span per block; one call per page instead of one per
+	 * block run keeps the pause short (docs/pymalloc.md). */
+	uint32_t page_free[PYM_POOL_MAX / MD_PAGE_SIZE] = { 0 };
+	uint64_t npages = psize / MD_PAGE_SIZE;
 	for (uint64_t i = 0; i < nblocks; i++) {
-		uint64_t a = pool + PYM_POOL_OVERHEAD + i * size;
-		bool is_free = freemap[i / 64] & (1ull << (i % 64));
-		span(k, is_free ? MD_SPAN_FREE : MD_SPAN_LIVE, a, a + size, g);
-		if (!is_free) {
-			ar->live_blocks++;
-			ar->live_bytes += size;
-			census_block(k, pb + PYM_POOL_OVERHEAD + i * size, size);
+		uint64_t off = PYM_POOL_OVERHEAD + i * size;
+		if (freemap[i / 64] & (1ull << (i % 64))) {
+			uint64_t p0 = off / MD_PAGE_SIZE, p1 = (off + size - 1) / MD_PAGE_SIZE;
+			if (p0 == p1) {
+				page_free[p0] += (uint32_t)size;
+			} else {
+				page_free[p0] += (uint32_t)(p1 * MD_PAGE_SIZE - off);
+				page_free[p1] += (uint32_t)(off + size - p1 * MD_PAGE_SIZE);
+			}
+			continue;
 		}
+		ar->live_blocks++;
+		ar->live_bytes += size;
+		census_block(k, pb + off, size);
 	}
-	span(k, MD_SPAN_FREE, pool + PYM_POOL_OVERHEAD + nblocks * size, pool + psize, g);
+	/* The quantization tail after the last block is free, in the last page. */
+	page_free[npages - 1] += (uint32_t)(psize - PYM_POOL_OVERHEAD - nblocks * size);
+	span(k, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD, g);
+	for (uint64_t j = 0; j < npages; j++) {
+		uint64_t from = pool + j * MD_PAGE_SIZE + (j ? 0 : PYM_POOL_OVERHEAD), to = pool + (j + 1) * MD_PAGE_SIZE;
+		uint64_t live_end = to - page_free[j];
+		span(k, MD_SPAN_LIVE, from, live_end, g);
+		span(k, MD_SPAN_FREE, live_end, to, g);
+	}
 }
 
 struct arena_object {
@@ -420,6 +480,16 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 		k->w->corrupt_arenas++;
 		return NULL;
 	}
+	/* First pass: every arena_object checked, the arenas' regions declared and the reads they
+	 * need listed; second pass: the carved pools of each arena read (ahead, by the readers of
+	 * pym_stream.c, on a live target) and walked in address order of the table. */
+	size_t first = k->w->n_arenas;
+	struct pym_job *jobs = malloc((size_t)maxarenas * sizeof(*jobs));
+	if (!jobs) {
+		free(table);
+		return &md_error_nomem;
+	}
+	size_t n_jobs = 0;
 	for (uint32_t i = 0; i < maxarenas; i++) {
 		struct arena_object ao;
 		memcpy(&ao, table + (size_t)i * PYM_ARENA_OBJECT, sizeof(ao));
@@ -427,6 +497,7 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 			continue;
 		struct pym_arena *ar = new_arena(k->w);
 		if (!ar) {
+			free(jobs);
 			free(table);
 			return &md_error_nomem;
 		}
@@ -453,20 +524,40 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 		if (misaligned)
 			st->stats.bytes_arena_alignment += psize;
 		md_sink_region(k->sink, ao.address, ao.address + asize, ar->group, "pymalloc arena");
-		span(k, MD_SPAN_FREE, ao.address, base, ar->group);
-		k->arena_lo = ao.address;
-		k->arena_hi = ao.address + asize;
-		uint64_t carved = ao.pool_address - base;
-		if (carved && !rd(k->t, base, k->buf, carved)) {
-			finding(k, MD_FINDING_WARNING, base, ar->group, "pymalloc: arena at 0x%llx: %llu bytes of pools unreadable",
-				(unsigned long long)ao.address, (unsigned long long)carved);
-			k->w->corrupt_arenas++;
-			continue;
-		}
-		for (uint64_t off = 0; off < carved; off += psize)
-			walk_pool(k, st, ar, base + off, k->buf + off);
-		span(k, MD_SPAN_FREE, ao.pool_address, ao.address + asize, ar->group);
+		ar->pool_address = ao.pool_address;
+		jobs[n_jobs++] = (struct pym_job){ base, ao.pool_address - base };
 	}
+	struct pym_stream *stream = getenv("PYM_NOSTREAM") ? NULL : pym_stream_start(k->t, jobs, n_jobs, asize);
+	if (stream)
+		k->w->streamed_arenas += n_jobs;
+	for (size_t j = 0; j < n_jobs; j++) {
+		struct pym_arena *ar = &k->w->arenas[first + j];
+		uint64_t base = jobs[j].addr, carved = jobs[j].len;
+		span(k, MD_SPAN_FREE, ar->address, base, ar->group);
+		k->arena_lo = ar->address;
+		k->arena_hi = ar->address + asize;
+		const uint8_t *pb = stream ? pym_stream_get(stream, j) : NULL;
+		if (!pb && carved) {
+			if (stream)
+				k->w->stream_fallbacks++;
+			if (!rd(k->t, base, k->buf, carved)) {
+				finding(k, MD_FINDING_WARNING, base, ar->group, "pymalloc: arena at 0x%llx: %llu bytes of pools unreadable",
+					(unsigned long long)ar->address, (unsigned long long)carved);
+				k->w->corrupt_arenas++;
+				continue;
+			}
+			pb = k->buf;
+		}
+		double tp = now_ms();
+		for (uint64_t off = 0; off < carved; off += psize)
+			walk_pool(k, st, ar, base + off, pb + off);
+		k->w->parse_ms += now_ms() - tp;
+		span(k, MD_SPAN_FREE, ar->pool_address, ar->address + asize, ar->group);
+		if (md_target_interrupted(k->t))
+			break;
+	}
+	k->w->read_ms += pym_stream_finish(stream);
+	free(jobs);
 	free(table);
 	flush(k);
 	uint64_t in_pools = 0;
@@ -557,7 +648,7 @@ static void census_gc(struct walker *k)
 		/* A _gc_next that does not lead to a readable object of a known type is not trusted as
 		 * an exit (an untracked object's stale head): ignored, counted. */
 		uint64_t first[4];
-		if (node % 8 || !readable(k->t, node, sizeof(first)) || !rd(k->t, node, first, sizeof(first)) ||
+		if (node % 8 || !readable(k->t, node, sizeof(first)) || !rdp(k->t, node, first, sizeof(first)) ||
 		    (int64_t)first[2] <= 0 || !type_lookup(k, first[3])) {
 			w->gc_exits_ignored++;
 			continue;
@@ -589,7 +680,7 @@ static void census_gc(struct walker *k)
 			lam++;
 			w->gc_nodes++;
 			uint64_t gh[4]; /* _gc_next, _gc_prev, ob_refcnt, ob_type */
-			if (!rd(k->t, node, gh, sizeof(gh))) {
+			if (!rdp(k->t, node, gh, sizeof(gh))) {
 				finding(k, MD_FINDING_WARNING, node, -1, "pymalloc: GC list reaches unreadable 0x%llx",
 					(unsigned long long)node);
 				w->gc_broken = true;
@@ -597,7 +688,7 @@ static void census_gc(struct walker *k)
 			}
 			struct pym_type *ty = (int64_t)gh[2] > 0 ? type_lookup(k, gh[3]) : NULL;
 			uint64_t pre = ty ? pre_size(r, ty->flags) : 0, chunk = 0;
-			if (ty && pre >= 16 && rd64(k->t, node + 16 - pre - 8, &chunk)) {
+			if (ty && pre >= 16 && rdp(k->t, node + 16 - pre - 8, &chunk, sizeof(chunk))) {
 				chunk &= ~(uint64_t)7;
 				if (chunk > (1ull << 40))
 					chunk = 0;
@@ -745,8 +836,10 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 	if (w->mode == PYM_MODE_FREE_THREADED || w->mode == PYM_MODE_MIMALLOC)
 		goto out;
 	err = list_states(k);
+	double t0 = now_ms();
 	for (size_t i = 0; !err && i < w->n_states; i++)
 		err = walk_state(k, i);
+	w->arenas_ms = now_ms() - t0;
 	if (err)
 		goto out;
 	for (size_t i = 0; i < w->n_states; i++) {
@@ -767,7 +860,9 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 			tot->classes[c].blocks_available += s->classes[c].blocks_available;
 		}
 	}
+	t0 = now_ms();
 	census_gc(k);
+	w->gc_ms = now_ms() - t0;
 	if (w->mode == PYM_MODE_PYMALLOC && w->n_states == 1 && !w->states[0].maxarenas && !r->fn_pymalloc) {
 		w->mode = PYM_MODE_MALLOC;
 		snprintf(w->mode_detail, sizeof(w->mode_detail),
