@@ -116,22 +116,28 @@ struct pym_walk {
 	bool gc_walked, gc_broken;
 	uint64_t corrupt_pools, corrupt_arenas, findings;
 	bool truncated;
-	uint64_t streamed_arenas, stream_fallbacks; /* arenas read ahead by pym_stream.c; read again here */
-	double read_ms;                             /* the readers' time */
-	double arenas_ms, parse_ms, gc_ms;          /* the walk's phases */
+	uint64_t arenas_by_helper, arenas_read_again; /* pym_stream.c: arenas done by the helper thread;
+						       * arenas the workers left to md_target_read */
+	double arenas_ms, gc_ms;                      /* the walk's phases */
 };
 
-/* Arenas read ahead on reader threads (pym_stream.c): the jobs are read in order into a ring of
- * buffers of buf_size bytes; pym_stream_get(i) waits for job i and gives back the buffers of the
- * jobs before it. NULL from start: no stream (core, one arena, no thread): the caller reads. NULL
- * from get: that job was not read (a page the readers leave to md_target_read): the caller reads. */
+/* Arenas read and parsed on two cores (pym_stream.c): jobs are taken in order by a helper thread
+ * and by the caller's thread inside pym_stream_get; each is read into a slot's buffer and parsed
+ * by parse(ctx, worker (0 the caller, 1 the helper), job, data, out) into that slot's output, one
+ * of the caller's outs[PYM_STREAM_SLOTS] of out_size bytes. pym_stream_get(i) gives job i's
+ * output and frees the slots of the jobs before it; false: job i was not read (a page the workers
+ * leave to md_target_read), and the caller reads and parses it into that output itself. NULL from
+ * start: no stream (a core, one arena, no thread). finish returns the jobs the helper did. */
+#define PYM_STREAM_SLOTS 4
 struct pym_job {
 	uint64_t addr, len;
 };
+typedef void (*pym_parse_fn)(void *ctx, unsigned worker, size_t job, const uint8_t *data, void *out);
 struct pym_stream;
-struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size);
-const uint8_t *pym_stream_get(struct pym_stream *st, size_t i);
-double pym_stream_finish(struct pym_stream *st); /* the readers' time in ms */
+struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size,
+				    pym_parse_fn parse, void *ctx, void *outs, size_t out_size);
+bool pym_stream_get(struct pym_stream *st, size_t i, void **out_ret);
+uint64_t pym_stream_finish(struct pym_stream *st);
 
 struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, struct md_sink *sink,
 			      bool inconsistent, struct pym_walk *w);

@@ -273,12 +273,12 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	SET(md_node_set_bool(out, "truncated", w->truncated));
 	struct md_node *wm = md_node_object();
 	SET(md_node_set_double(wm, "arenas", w->arenas_ms));
-	SET(md_node_set_double(wm, "pools", w->parse_ms));
 	SET(md_node_set_double(wm, "gc_lists", w->gc_ms));
-	SET(md_node_set_double(wm, "readers", w->read_ms));
-	SET(md_node_set_u64(wm, "arenas_read_ahead", w->streamed_arenas));
-	SET(md_node_set_u64(wm, "arenas_read_again", w->stream_fallbacks));
 	SET(md_node_set(out, "walk_ms", wm));
+	struct md_node *th = md_node_object();
+	SET(md_node_set_u64(th, "arenas_by_helper_thread", w->arenas_by_helper));
+	SET(md_node_set_u64(th, "arenas_read_again", w->arenas_read_again));
+	SET(md_node_set(out, "walk_threads", th));
 	return err;
 }
 #undef SET

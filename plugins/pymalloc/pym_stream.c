@@ -1,57 +1,51 @@
-/* Reading arenas ahead of their walk, on reader threads (live targets only).
+/* Arenas read and parsed on two cores (live targets only).
  *
- * Reading the arenas and parsing their pools in turn makes the pause their sum; here reader
- * threads fill a ring of PYM_STREAM_BUFS arena buffers while the walk parses the previous ones,
- * so the walk costs about the read alone (with two readers, less than one reader's pass).
+ * Reading an arena and parsing its pools in turn makes the pause their sum. Here a helper thread
+ * and the walking thread both take arenas from one queue: each reads its arena into a buffer of
+ * its own slot and parses it there, while the data is still in that core's cache, into the slot's
+ * output; the walking thread hands the outputs to the sink in queue order. A ring of
+ * PYM_STREAM_SLOTS slots (one arena buffer and one output each) bounds memory whatever the heap.
  *
- * Thread discipline: the readers call nothing of the target API but md_target_page_bits (a load
+ * Thread discipline: a worker calls nothing of the target API but md_target_page_bits (a load
  * from the residency captured for the pause, which nothing changes before the detach) and the
- * process_vm_readv system call; everything else (md_target_read, symbols, the sink) stays with
- * the walking thread. A reader reads only pages the pagemap shows present and mapped once
- * (MD_PAGE_EXCLUSIVE): pages not present or the shared zero page read as zeros without a read,
- * and anything else (swapped, file-backed or copy-on-write shared pages, which a pin could
- * unshare) makes the job fail, so that the walk reads that arena with md_target_read, which knows
- * how to read them or says why not. Memory: PYM_STREAM_BUFS buffers of one arena each, whatever
- * the heap's size. */
+ * process_vm_readv system call; the parse callback takes the caller's lock for anything else
+ * (type lookups). The sink is used by the walking thread only. A worker reads only pages the
+ * pagemap shows present and mapped once (MD_PAGE_EXCLUSIVE): pages not present, or the shared
+ * zero page, read as zeros without a read; anything else (swapped, file-backed, copy-on-write
+ * shared: a pin could unshare it) fails the job, and the walking thread reads that arena with
+ * md_target_read, which knows how to read such pages or says why not. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/uio.h>
-#include <time.h>
 
 #include "pym.h"
 
-#define PYM_STREAM_BUFS 6
-#define PYM_STREAM_READERS 2
+
 #define PYM_STREAM_IOV 256
 
-enum slot_state { SLOT_EMPTY, SLOT_READING, SLOT_READ, SLOT_FAILED };
+enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_FAILED };
 
 struct pym_stream {
 	struct md_target *t;
 	const struct pym_job *jobs;
 	size_t n_jobs, buf_size;
-	pthread_t thread[PYM_STREAM_READERS];
-	unsigned n_threads;
+	pym_parse_fn parse;
+	void *ctx;
+	void *outs;
+	size_t out_size;
+	pthread_t thread;
+	bool have_thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv_read, cv_free;
-	uint8_t *buf[PYM_STREAM_BUFS];
-	size_t slot_job[PYM_STREAM_BUFS]; /* the job a slot holds or is being read for */
-	enum slot_state slot_state[PYM_STREAM_BUFS];
-	size_t next;     /* the next job a reader takes */
-	size_t released; /* jobs below this one are parsed: their slots may be reused */
+	pthread_cond_t cv;
+	uint8_t *buf[PYM_STREAM_SLOTS];
+	enum slot_state state[PYM_STREAM_SLOTS];
+	size_t next;    /* the next job to take */
+	size_t emitted; /* jobs below this one are handed over: their slots may be reused */
 	bool stop;
-	uint64_t read_ns, wait_ns;
+	uint64_t by_helper;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Whether a page may be read by process_vm_readv (1), reads as zeros without a read (0), or must
  * be left to md_target_read (-1). */
@@ -61,7 +55,7 @@ static int page_plan(uint8_t bits)
 		return -1;
 	if (!(bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED)))
 		return 0; /* never touched: zeros, as md_target_read gives */
-	if (bits & MD_PAGE_ZERO)
+	if ((bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED | MD_PAGE_ZERO)) == (MD_PAGE_PRESENT | MD_PAGE_ZERO))
 		return 0;
 	if ((bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED | MD_PAGE_EXCLUSIVE | MD_PAGE_FILE)) ==
 	    (MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE))
@@ -69,17 +63,25 @@ static int page_plan(uint8_t bits)
 	return -1;
 }
 
-/* One job into out: runs of readable pages in one process_vm_readv call per PYM_STREAM_IOV runs.
- * False when a page needs md_target_read or the read came up short. */
-static bool read_job(struct pym_stream *st, const struct pym_job *j, uint8_t *out)
+static bool vm_read(pid_t pid, struct iovec *loc, struct iovec *rem, size_t n, size_t want)
+{
+	if (!n)
+		return true;
+	ssize_t got = process_vm_readv(pid, loc, n, rem, n, 0);
+	return got >= 0 && (size_t)got == want;
+}
+
+/* One job into out: runs of readable pages, PYM_STREAM_IOV runs per process_vm_readv call.
+ * False when a page needs md_target_read or a read came up short. */
+static bool read_job(struct md_target *t, const struct pym_job *j, uint8_t *out)
 {
 	struct iovec loc[PYM_STREAM_IOV], rem[PYM_STREAM_IOV];
 	size_t n_iov = 0, want = 0;
-	pid_t pid = (pid_t)md_target_pid(st->t);
+	pid_t pid = (pid_t)md_target_pid(t);
 	for (uint64_t off = 0; off < j->len;) {
-		if (md_target_interrupted(st->t))
+		if (md_target_interrupted(t))
 			return false;
-		int plan = page_plan(md_target_page_bits(st->t, j->addr + off));
+		int plan = page_plan(md_target_page_bits(t, j->addr + off));
 		if (plan < 0)
 			return false;
 		if (plan == 0) {
@@ -88,140 +90,143 @@ static bool read_job(struct pym_stream *st, const struct pym_job *j, uint8_t *ou
 			continue;
 		}
 		uint64_t run = MD_PAGE_SIZE;
-		while (off + run < j->len && page_plan(md_target_page_bits(st->t, j->addr + off + run)) == 1)
+		while (off + run < j->len && page_plan(md_target_page_bits(t, j->addr + off + run)) == 1)
 			run += MD_PAGE_SIZE;
 		loc[n_iov] = (struct iovec){ out + off, (size_t)run };
 		rem[n_iov] = (struct iovec){ (void *)(uintptr_t)(j->addr + off), (size_t)run };
 		n_iov++;
 		want += (size_t)run;
 		off += run;
-		if (n_iov == PYM_STREAM_IOV || off >= j->len) {
-			ssize_t got = process_vm_readv(pid, loc, n_iov, rem, n_iov, 0);
-			if (got < 0 || (size_t)got != want)
+		if (n_iov == PYM_STREAM_IOV) {
+			if (!vm_read(pid, loc, rem, n_iov, want))
 				return false;
 			n_iov = 0;
 			want = 0;
 		}
 	}
-	if (n_iov) {
-		ssize_t got = process_vm_readv(pid, loc, n_iov, rem, n_iov, 0);
-		if (got < 0 || (size_t)got != want)
-			return false;
-	}
-	return true;
+	return vm_read(pid, loc, rem, n_iov, want);
 }
 
-static void *reader_main(void *arg)
+static void *slot_out(struct pym_stream *st, size_t slot)
+{
+	return (uint8_t *)st->outs + slot * st->out_size;
+}
+
+/* Take the next job if its slot is free; with mu held. SIZE_MAX: none to take. */
+static size_t take(struct pym_stream *st)
+{
+	if (st->stop || st->next >= st->n_jobs || st->next >= st->emitted + PYM_STREAM_SLOTS)
+		return SIZE_MAX;
+	size_t i = st->next++;
+	st->state[i % PYM_STREAM_SLOTS] = SLOT_BUSY;
+	return i;
+}
+
+/* Read and parse job i in its slot; without mu. */
+static void work(struct pym_stream *st, unsigned worker, size_t i)
+{
+	size_t slot = i % PYM_STREAM_SLOTS;
+	bool ok = st->jobs[i].len <= st->buf_size && read_job(st->t, &st->jobs[i], st->buf[slot]);
+	if (ok)
+		st->parse(st->ctx, worker, i, st->buf[slot], slot_out(st, slot));
+	pthread_mutex_lock(&st->mu);
+	st->state[slot] = ok ? SLOT_DONE : SLOT_FAILED;
+	if (worker)
+		st->by_helper++;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void *helper_main(void *arg)
 {
 	struct pym_stream *st = arg;
-	uint64_t spent = 0;
-	for (;;) {
-		pthread_mutex_lock(&st->mu);
-		while (!st->stop && st->next < st->n_jobs && st->next >= st->released + PYM_STREAM_BUFS)
-			pthread_cond_wait(&st->cv_free, &st->mu);
-		if (st->stop || st->next >= st->n_jobs) {
-			pthread_mutex_unlock(&st->mu);
-			break;
-		}
-		size_t i = st->next++, slot = i % PYM_STREAM_BUFS;
-		st->slot_job[slot] = i;
-		st->slot_state[slot] = SLOT_READING;
-		pthread_mutex_unlock(&st->mu);
-		uint64_t t0 = now_ns();
-		bool ok = st->jobs[i].len <= st->buf_size && read_job(st, &st->jobs[i], st->buf[slot]);
-		spent += now_ns() - t0;
-		pthread_mutex_lock(&st->mu);
-		st->slot_state[slot] = ok ? SLOT_READ : SLOT_FAILED;
-		pthread_cond_broadcast(&st->cv_read);
-		pthread_mutex_unlock(&st->mu);
-	}
 	pthread_mutex_lock(&st->mu);
-	st->read_ns += spent;
+	for (;;) {
+		size_t i = take(st);
+		if (i == SIZE_MAX) {
+			if (st->stop || st->next >= st->n_jobs)
+				break;
+			pthread_cond_wait(&st->cv, &st->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&st->mu);
+		work(st, 1, i);
+		pthread_mutex_lock(&st->mu);
+	}
 	pthread_mutex_unlock(&st->mu);
 	return NULL;
 }
 
-struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size)
+struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size,
+				    pym_parse_fn parse, void *ctx, void *outs, size_t out_size)
 {
 	if (md_target_source(t) != MD_SOURCE_LIVE || n_jobs < 2)
-		return NULL; /* cores, and one arena: nothing to overlap */
+		return NULL; /* cores, and one arena: nothing to share */
 	struct pym_stream *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
-	st->t = t;
-	st->jobs = jobs;
-	st->n_jobs = n_jobs;
-	st->buf_size = buf_size;
+	*st = (struct pym_stream){ .t = t, .jobs = jobs, .n_jobs = n_jobs, .buf_size = buf_size, .parse = parse,
+				   .ctx = ctx, .outs = outs, .out_size = out_size };
 	bool ok = true;
-	for (int k = 0; k < PYM_STREAM_BUFS && ok; k++) {
-		st->buf[k] = aligned_alloc(MD_PAGE_SIZE, buf_size);
-		st->slot_job[k] = SIZE_MAX;
-		ok = st->buf[k] != NULL;
-	}
+	for (int k = 0; k < PYM_STREAM_SLOTS && ok; k++)
+		ok = (st->buf[k] = aligned_alloc(MD_PAGE_SIZE, buf_size)) != NULL;
 	pthread_mutex_init(&st->mu, NULL);
-	pthread_cond_init(&st->cv_read, NULL);
-	pthread_cond_init(&st->cv_free, NULL);
-	/* The readers take no signal: SIGINT/SIGTERM/SIGHUP and the fatal-signal detach stay with
+	pthread_cond_init(&st->cv, NULL);
+	/* The helper takes no signal: SIGINT/SIGTERM/SIGHUP and the fatal-signal detach stay with
 	 * the thread that traces the target. */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	unsigned want = getenv("PYM_READERS") ? (unsigned)atoi(getenv("PYM_READERS")) : PYM_STREAM_READERS;
-	if (want > PYM_STREAM_READERS) want = PYM_STREAM_READERS;
-	for (unsigned r = 0; ok && r < want; r++) {
-		if (pthread_create(&st->thread[r], NULL, reader_main, st) != 0)
-			break;
-		st->n_threads++;
-	}
+	st->have_thread = ok && pthread_create(&st->thread, NULL, helper_main, st) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!st->n_threads) {
-		pthread_cond_destroy(&st->cv_read);
-		pthread_cond_destroy(&st->cv_free);
-		pthread_mutex_destroy(&st->mu);
-		for (int k = 0; k < PYM_STREAM_BUFS; k++)
-			free(st->buf[k]);
-		free(st);
+	if (!st->have_thread) {
+		pym_stream_finish(st);
 		return NULL; /* the walk reads the arenas itself */
 	}
 	return st;
 }
 
-const uint8_t *pym_stream_get(struct pym_stream *st, size_t i)
+/* Job i, parsed into its slot's output (true), or not read (false: the caller reads it and
+ * parses it into *out_ret itself). The walking thread works on other jobs while it waits. */
+bool pym_stream_get(struct pym_stream *st, size_t i, void **out_ret)
 {
-	if (!st || i >= st->n_jobs)
-		return NULL;
-	size_t slot = i % PYM_STREAM_BUFS;
-	uint64_t t0 = now_ns();
+	size_t slot = i % PYM_STREAM_SLOTS;
 	pthread_mutex_lock(&st->mu);
-	if (i > st->released) {
-		st->released = i;
-		pthread_cond_broadcast(&st->cv_free);
+	if (i > st->emitted) {
+		st->emitted = i; /* the jobs before i are handed over */
+		pthread_cond_broadcast(&st->cv);
 	}
-	while (!(st->slot_job[slot] == i && (st->slot_state[slot] == SLOT_READ || st->slot_state[slot] == SLOT_FAILED)))
-		pthread_cond_wait(&st->cv_read, &st->mu);
-	bool ok = st->slot_state[slot] == SLOT_READ;
+	while (st->next <= i || st->state[slot] == SLOT_BUSY) {
+		size_t j = take(st);
+		if (j == SIZE_MAX) {
+			pthread_cond_wait(&st->cv, &st->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&st->mu);
+		work(st, 0, j);
+		pthread_mutex_lock(&st->mu);
+	}
+	bool ok = st->state[slot] == SLOT_DONE;
 	pthread_mutex_unlock(&st->mu);
-	st->wait_ns += now_ns() - t0;
-	return ok ? st->buf[slot] : NULL;
+	*out_ret = slot_out(st, slot);
+	return ok;
 }
 
-double pym_stream_finish(struct pym_stream *st)
+uint64_t pym_stream_finish(struct pym_stream *st)
 {
 	if (!st)
 		return 0;
 	pthread_mutex_lock(&st->mu);
 	st->stop = true;
-	pthread_cond_broadcast(&st->cv_free);
+	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
-	for (unsigned r = 0; r < st->n_threads; r++)
-		pthread_join(st->thread[r], NULL);
-	double ms = (double)st->read_ns / 1e6;
-	if (getenv("PYM_WAIT")) fprintf(stderr, "pym wait %.2f ms\n", (double)st->wait_ns / 1e6);
-	pthread_cond_destroy(&st->cv_read);
-	pthread_cond_destroy(&st->cv_free);
+	if (st->have_thread)
+		pthread_join(st->thread, NULL);
+	uint64_t by_helper = st->by_helper;
+	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
-	for (int k = 0; k < PYM_STREAM_BUFS; k++)
+	for (int k = 0; k < PYM_STREAM_SLOTS; k++)
 		free(st->buf[k]);
 	free(st);
-	return ms;
+	return by_helper;
 }

@@ -3,11 +3,11 @@
  * census of live objects by type over pymalloc blocks. Target memory is hostile: every pointer is
  * checked against the pool or arena it must lie in, every list is bounded by what its container
  * holds, and a broken rule is a finding that skips the pool or arena, never the walk. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 #include <time.h>
 
 #include "pym.h"
@@ -24,6 +24,49 @@
 #define TYPE_CACHE 256
 #define GC_EXITS_MAX (1u << 20) /* 8 MiB of exits at most: memory must not grow with the heap */
 
+#define OUT_SPANS 1024
+#define OUT_NOTES 16
+#define N_WORKERS 2
+
+/* What one thread keeps while it parses arenas (pym_stream.c: worker 0 is the walking thread,
+ * 1 the helper): the census counts, merged into the walk at its end. */
+struct worker {
+	struct walker *k;
+	uint64_t arena_lo, arena_hi; /* the arena being parsed */
+	/* The census asks for the same few types a million times: a small direct-mapped cache in
+	 * front of the shared type table (1 MiB, behind the lock: a miss there costs more than the
+	 * parse of a block). */
+	struct {
+		uint64_t addr;
+		struct pym_type *ty; /* NULL: not a type */
+	} recent[TYPE_CACHE];
+	struct {
+		uint64_t count, bytes;
+	} *tally; /* per slot of the type table */
+	uint64_t census_objects, census_bytes, unidentified_blocks, unidentified_bytes;
+	/* _gc_next pointers of GC objects in pymalloc blocks that leave their arena: where the GC
+	 * rings enter memory outside pymalloc (census_gc follows only those stretches). */
+	uint64_t *exits;
+	size_t n_exits, cap_exits;
+	bool exits_broken;
+};
+
+/* One arena parsed: what the walking thread hands to the sink and adds to the figures. */
+struct arena_out {
+	struct pym_stats stats;
+	uint64_t corrupt_pools, notes_dropped;
+	size_t n_spans, n_notes;
+	struct {
+		uint64_t start, end;
+		enum md_span_kind kind;
+	} spans[OUT_SPANS];
+	struct {
+		enum md_finding_severity sev;
+		uint64_t addr;
+		char msg[200];
+	} notes[OUT_NOTES];
+};
+
 struct walker {
 	struct md_target *t;
 	const struct pym_roots *r;
@@ -35,19 +78,28 @@ struct walker {
 	uint64_t ps, pe;
 	int pg;
 	uint64_t neg[NEG_SLOTS];   /* addresses known not to be type objects */
-	uint64_t arena_lo, arena_hi; /* the arena being walked */
-	/* _gc_next pointers of GC objects in pymalloc blocks that leave their arena: where the GC
-	 * rings enter memory outside pymalloc (census_gc follows only those stretches). */
-	uint64_t *exits;
-	size_t n_exits, cap_exits;
 	size_t n_neg;
-	/* The census asks for the same few types a million times: a small direct-mapped cache in
-	 * front of the type table (which is 1 MiB: a miss in it costs more than the block's parse). */
-	struct {
-		uint64_t addr;
-		struct pym_type *ty; /* NULL: not a type */
-	} recent[TYPE_CACHE];
+	uint64_t *exits;           /* the workers' exits, merged for census_gc */
+	size_t n_exits, cap_exits;
+	/* While the helper thread runs: the lock around the type table and every target read. */
+	pthread_mutex_t mu;
+	bool threaded;
+	struct worker workers[N_WORKERS];
+	size_t first_arena;        /* w->arenas index of job 0 of the state being walked */
+	struct arena_out *outs;    /* PYM_STREAM_SLOTS of them */
 };
+
+static void lock(struct walker *k)
+{
+	if (k->threaded)
+		pthread_mutex_lock(&k->mu);
+}
+
+static void unlock(struct walker *k)
+{
+	if (k->threaded)
+		pthread_mutex_unlock(&k->mu);
+}
 
 static void finding(struct walker *k, enum md_finding_severity sev, uint64_t addr, int group, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -248,19 +300,22 @@ static unsigned pre_size(const struct pym_roots *r, uint64_t flags)
 	return n;
 }
 
-static struct pym_type *type_cached(struct walker *k, uint64_t a)
+static struct pym_type *type_cached(struct worker *wk, uint64_t a)
 {
 	size_t i = (size_t)((a >> 4) ^ (a >> 12)) % TYPE_CACHE;
-	if (k->recent[i].addr == a)
-		return k->recent[i].ty;
-	struct pym_type *ty = type_lookup(k, a);
-	k->recent[i].addr = a;
-	k->recent[i].ty = ty;
+	if (wk->recent[i].addr == a)
+		return wk->recent[i].ty;
+	lock(wk->k);
+	struct pym_type *ty = type_lookup(wk->k, a);
+	unlock(wk->k);
+	wk->recent[i].addr = a;
+	wk->recent[i].ty = ty;
 	return ty;
 }
 
-static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
+static void census_block(struct worker *wk, const uint8_t *b, uint64_t size)
 {
+	struct walker *k = wk->k;
 	static const unsigned offs[] = {0, 16, 32};
 	/* The debug hooks put 16 bytes (size, API id, guard) in front of every payload. */
 	unsigned hook = k->w->mode == PYM_MODE_DEBUG ? 16 : 0;
@@ -272,36 +327,37 @@ static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 		/* Type objects are static data or heap types (> 512 bytes, glibc chunks): never inside a
 		 * pymalloc arena. This rejects a GC head's _gc_prev (read as ob_type at offset 0) without
 		 * a read of the target. */
-		if (refcnt <= 0 || !tp || tp % 8 || (tp >= k->arena_lo && tp < k->arena_hi))
+		if (refcnt <= 0 || !tp || tp % 8 || (tp >= wk->arena_lo && tp < wk->arena_hi))
 			continue;
-		struct pym_type *ty = type_cached(k, tp);
+		struct pym_type *ty = type_cached(wk, tp);
 		if (!ty || pre_size(k->r, ty->flags) != offs[i])
 			continue;
-		ty->count++;
-		ty->bytes += size;
-		k->w->census_objects++;
-		k->w->census_bytes += size;
+		size_t slot = (size_t)(ty - k->w->types);
+		wk->tally[slot].count++;
+		wk->tally[slot].bytes += size;
+		wk->census_objects++;
+		wk->census_bytes += size;
 		if ((ty->flags & TPFLAGS_HAVE_GC) && k->r->off_gc_generations && offs[i] >= 16) {
 			uint64_t next;
 			memcpy(&next, b + hook + offs[i] - 16, 8);
-			if ((next < k->arena_lo || next >= k->arena_hi) && next) {
-				if (k->n_exits == k->cap_exits) {
-					size_t cap = k->cap_exits ? k->cap_exits * 2 : 1024;
-					uint64_t *bigger = cap <= GC_EXITS_MAX ? realloc(k->exits, cap * sizeof(*bigger)) : NULL;
+			if ((next < wk->arena_lo || next >= wk->arena_hi) && next && !wk->exits_broken) {
+				if (wk->n_exits == wk->cap_exits) {
+					size_t cap = wk->cap_exits ? wk->cap_exits * 2 : 1024;
+					uint64_t *bigger = cap <= GC_EXITS_MAX / N_WORKERS ? realloc(wk->exits, cap * sizeof(*bigger)) : NULL;
 					if (!bigger) {
-						k->w->gc_broken = true;
+						wk->exits_broken = true;
 						return;
 					}
-					k->exits = bigger;
-					k->cap_exits = cap;
+					wk->exits = bigger;
+					wk->cap_exits = cap;
 				}
-				k->exits[k->n_exits++] = next;
+				wk->exits[wk->n_exits++] = next;
 			}
 		}
 		return;
 	}
-	k->w->unidentified_blocks++;
-	k->w->unidentified_bytes += size;
+	wk->unidentified_blocks++;
+	wk->unidentified_bytes += size;
 }
 
 /* ---- Pools and arenas ---------------------------------------------------------------------- */
@@ -312,17 +368,50 @@ struct pool_header {
 	uint32_t arenaindex, szidx, nextoffset, maxnextoffset;
 };
 
-static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_arena *ar, uint64_t pool,
-		      const uint8_t *pb)
+/* A finding of a worker, handed to the sink with its arena. */
+static void note(struct arena_out *o, enum md_finding_severity sev, uint64_t addr, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void note(struct arena_out *o, enum md_finding_severity sev, uint64_t addr, const char *fmt, ...)
 {
-	const struct pym_roots *r = k->r;
+	if (o->n_notes == OUT_NOTES) {
+		o->notes_dropped++;
+		return;
+	}
+	o->notes[o->n_notes].sev = sev;
+	o->notes[o->n_notes].addr = addr;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(o->notes[o->n_notes].msg, sizeof(o->notes[0].msg), fmt, ap);
+	va_end(ap);
+	o->n_notes++;
+}
+
+/* A span of the arena, merged with the previous one while contiguous and of one kind. */
+static void ospan(struct arena_out *o, enum md_span_kind kind, uint64_t s, uint64_t e)
+{
+	if (e <= s)
+		return;
+	if (o->n_spans && o->spans[o->n_spans - 1].end == s && o->spans[o->n_spans - 1].kind == kind) {
+		o->spans[o->n_spans - 1].end = e;
+		return;
+	}
+	if (o->n_spans == OUT_SPANS)
+		return; /* cannot happen: at most 9 spans per pool, 64 pools per arena */
+	o->spans[o->n_spans].start = s;
+	o->spans[o->n_spans].end = e;
+	o->spans[o->n_spans].kind = kind;
+	o->n_spans++;
+}
+
+static void walk_pool(struct worker *wk, struct arena_out *o, struct pym_arena *ar, uint64_t pool, const uint8_t *pb)
+{
+	const struct pym_roots *r = wk->k->r;
 	uint64_t psize = r->pool_size;
 	struct pool_header h;
 	memcpy(&h, pb, sizeof(h));
-	int g = ar->group;
 	if (h.count == 0) {
 		ar->free_pools++;
-		span(k, MD_SPAN_FREE, pool, pool + psize, g);
+		ospan(o, MD_SPAN_FREE, pool, pool + psize);
 		return;
 	}
 	uint64_t size = ((uint64_t)h.szidx + 1) * 16;
@@ -330,25 +419,25 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 	if (h.szidx >= PYM_NCLASSES || h.count > nblocks || h.arenaindex != ar->index ||
 	    h.maxnextoffset != psize - size || h.nextoffset < PYM_POOL_OVERHEAD || h.nextoffset > psize ||
 	    (h.nextoffset - PYM_POOL_OVERHEAD) % size) {
-		finding(k, MD_FINDING_CORRUPT, pool, g,
+		note(o, MD_FINDING_CORRUPT, pool,
 			"pymalloc: pool at 0x%llx has a broken header (size class index %llu)",
 			(unsigned long long)pool, (unsigned long long)h.szidx);
 		if (h.szidx < PYM_NCLASSES && h.count <= nblocks)
-			finding(k, MD_FINDING_INFO, pool, g, "pymalloc: pool at 0x%llx: count %llu kept in the figures",
+			note(o, MD_FINDING_INFO, pool, "pymalloc: pool at 0x%llx: count %llu kept in the figures",
 				(unsigned long long)pool, (unsigned long long)h.count);
-		k->w->corrupt_pools++;
-		span(k, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD, g);
+		o->corrupt_pools++;
+		ospan(o, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD);
 		return;
 	}
 	/* The allocator's own figures, from the header as _PyObject_DebugMallocStats takes them. */
-	struct pym_class *c = &st->stats.classes[h.szidx];
+	struct pym_class *c = &o->stats.classes[h.szidx];
 	c->pools++;
 	c->blocks_in_use += h.count;
 	c->blocks_available += nblocks - h.count;
-	st->stats.bytes_allocated_blocks += h.count * size;
-	st->stats.bytes_available_blocks += (nblocks - h.count) * size;
-	st->stats.bytes_pool_headers += PYM_POOL_OVERHEAD;
-	st->stats.bytes_quantization += (psize - PYM_POOL_OVERHEAD) % size;
+	o->stats.bytes_allocated_blocks += h.count * size;
+	o->stats.bytes_available_blocks += (nblocks - h.count) * size;
+	o->stats.bytes_pool_headers += PYM_POOL_OVERHEAD;
+	o->stats.bytes_quantization += (psize - PYM_POOL_OVERHEAD) % size;
 	ar->used_pools++;
 	/* Free blocks: the intrusive list, then the never-used tail from nextoffset. */
 	uint64_t freemap[(16384 / 16 + 63) / 64] = {0};
@@ -364,13 +453,13 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 	for (uint64_t steps = 0; p && steps <= nblocks; steps++) {
 		uint64_t off = p - pool, d = off - PYM_POOL_OVERHEAD, i = (d * magic) >> 32;
 		if (p < pool + PYM_POOL_OVERHEAD || off >= h.nextoffset || i * size != d) {
-			finding(k, MD_FINDING_CORRUPT, pool, g, "pymalloc: pool at 0x%llx: free list points at 0x%llx, not a block of the pool",
+			note(o, MD_FINDING_CORRUPT, pool, "pymalloc: pool at 0x%llx: free list points at 0x%llx, not a block of the pool",
 				(unsigned long long)pool, (unsigned long long)p);
 			broken = true;
 			break;
 		}
 		if (freemap[i / 64] & (1ull << (i % 64))) {
-			finding(k, MD_FINDING_CORRUPT, pool, g, "pymalloc: pool at 0x%llx: free list loops back to block 0x%llx",
+			note(o, MD_FINDING_CORRUPT, pool, "pymalloc: pool at 0x%llx: free list loops back to block 0x%llx",
 				(unsigned long long)pool, (unsigned long long)p);
 			broken = true;
 			break;
@@ -380,13 +469,13 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 		memcpy(&p, pb + off, 8);
 	}
 	if (!broken && nfree + h.count != nblocks) {
-		finding(k, MD_FINDING_CORRUPT, pool, g,
+		note(o, MD_FINDING_CORRUPT, pool,
 			"pymalloc: pool at 0x%llx: count %llu does not match the free blocks walked",
 			(unsigned long long)pool, (unsigned long long)h.count);
 		broken = true;
 	}
 	if (broken)
-		k->w->corrupt_pools++;
+		o->corrupt_pools++;
 	/* Spans per page of the pool: its live bytes, then its free bytes. The classifier keeps
 	 * page-level figures only (which kinds touch a page, its free bytes, bytes per kind), and
 	 * those are the same as with one span per block; one call per page instead of one per
@@ -407,16 +496,16 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 		}
 		ar->live_blocks++;
 		ar->live_bytes += size;
-		census_block(k, pb + off, size);
+		census_block(wk, pb + off, size);
 	}
 	/* The quantization tail after the last block is free, in the last page. */
 	page_free[npages - 1] += (uint32_t)(psize - PYM_POOL_OVERHEAD - nblocks * size);
-	span(k, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD, g);
+	ospan(o, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD);
 	for (uint64_t j = 0; j < npages; j++) {
 		uint64_t from = pool + j * MD_PAGE_SIZE + (j ? 0 : PYM_POOL_OVERHEAD), to = pool + (j + 1) * MD_PAGE_SIZE;
 		uint64_t live_end = to - page_free[j];
-		span(k, MD_SPAN_LIVE, from, live_end, g);
-		span(k, MD_SPAN_FREE, live_end, to, g);
+		ospan(o, MD_SPAN_LIVE, from, live_end);
+		ospan(o, MD_SPAN_FREE, live_end, to);
 	}
 }
 
@@ -439,6 +528,48 @@ static struct pym_arena *new_arena(struct pym_walk *w)
 	struct pym_arena *a = &w->arenas[w->n_arenas++];
 	memset(a, 0, sizeof(*a));
 	return a;
+}
+
+/* pym_parse_fn: the pools of arena `job` of the state being walked, in data, into out. */
+static void parse_arena(void *ctx, unsigned worker, size_t job, const uint8_t *data, void *out)
+{
+	struct walker *k = ctx;
+	struct worker *wk = &k->workers[worker];
+	struct arena_out *o = out;
+	struct pym_arena *ar = &k->w->arenas[k->first_arena + job];
+	uint64_t psize = k->r->pool_size, base = (ar->address + psize - 1) & ~(psize - 1);
+	memset(&o->stats, 0, sizeof(o->stats));
+	o->corrupt_pools = o->notes_dropped = 0;
+	o->n_spans = o->n_notes = 0;
+	wk->arena_lo = ar->address;
+	wk->arena_hi = ar->address + k->r->arena_size;
+	for (uint64_t off = 0; base + off < ar->pool_address; off += psize)
+		walk_pool(wk, o, ar, base + off, data + off);
+}
+
+/* The walking thread: a parsed arena to the sink and the figures, in the order of the table. */
+static void emit_arena(struct walker *k, struct pym_walked_state *st, struct pym_arena *ar, uint64_t base,
+		       const struct arena_out *o)
+{
+	span(k, MD_SPAN_FREE, ar->address, base, ar->group);
+	for (size_t i = 0; i < o->n_spans; i++)
+		span(k, o->spans[i].kind, o->spans[i].start, o->spans[i].end, ar->group);
+	span(k, MD_SPAN_FREE, ar->pool_address, ar->address + k->r->arena_size, ar->group);
+	for (size_t i = 0; i < o->n_notes; i++)
+		finding(k, o->notes[i].sev, o->notes[i].addr, ar->group, "%s", o->notes[i].msg);
+	k->w->findings += o->notes_dropped;
+	k->w->corrupt_pools += o->corrupt_pools;
+	struct pym_stats *d = &st->stats;
+	const struct pym_stats *s = &o->stats;
+	d->bytes_allocated_blocks += s->bytes_allocated_blocks;
+	d->bytes_available_blocks += s->bytes_available_blocks;
+	d->bytes_pool_headers += s->bytes_pool_headers;
+	d->bytes_quantization += s->bytes_quantization;
+	for (unsigned c = 0; c < PYM_NCLASSES; c++) {
+		d->classes[c].pools += s->classes[c].pools;
+		d->classes[c].blocks_in_use += s->classes[c].blocks_in_use;
+		d->classes[c].blocks_available += s->classes[c].blocks_available;
+	}
 }
 
 static struct md_error *walk_state(struct walker *k, size_t si)
@@ -527,36 +658,36 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 		ar->pool_address = ao.pool_address;
 		jobs[n_jobs++] = (struct pym_job){ base, ao.pool_address - base };
 	}
-	struct pym_stream *stream = getenv("PYM_NOSTREAM") ? NULL : pym_stream_start(k->t, jobs, n_jobs, asize);
-	if (stream)
-		k->w->streamed_arenas += n_jobs;
+	k->first_arena = first;
+	k->threaded = true; /* before the helper starts: it reads the flag */
+	struct pym_stream *stream = pym_stream_start(k->t, jobs, n_jobs, asize, parse_arena, k, k->outs, sizeof(*k->outs));
+	if (!stream)
+		k->threaded = false;
 	for (size_t j = 0; j < n_jobs; j++) {
 		struct pym_arena *ar = &k->w->arenas[first + j];
 		uint64_t base = jobs[j].addr, carved = jobs[j].len;
-		span(k, MD_SPAN_FREE, ar->address, base, ar->group);
-		k->arena_lo = ar->address;
-		k->arena_hi = ar->address + asize;
-		const uint8_t *pb = stream ? pym_stream_get(stream, j) : NULL;
-		if (!pb && carved) {
+		void *out = &k->outs[0];
+		if (!stream || !pym_stream_get(stream, j, &out)) {
 			if (stream)
-				k->w->stream_fallbacks++;
-			if (!rd(k->t, base, k->buf, carved)) {
+				k->w->arenas_read_again++;
+			lock(k);
+			bool ok = !carved || rd(k->t, base, k->buf, carved);
+			unlock(k);
+			if (!ok) {
+				span(k, MD_SPAN_FREE, ar->address, base, ar->group);
 				finding(k, MD_FINDING_WARNING, base, ar->group, "pymalloc: arena at 0x%llx: %llu bytes of pools unreadable",
 					(unsigned long long)ar->address, (unsigned long long)carved);
 				k->w->corrupt_arenas++;
 				continue;
 			}
-			pb = k->buf;
+			parse_arena(k, 0, j, k->buf, out);
 		}
-		double tp = now_ms();
-		for (uint64_t off = 0; off < carved; off += psize)
-			walk_pool(k, st, ar, base + off, pb + off);
-		k->w->parse_ms += now_ms() - tp;
-		span(k, MD_SPAN_FREE, ar->pool_address, ar->address + asize, ar->group);
+		emit_arena(k, st, ar, base, out);
 		if (md_target_interrupted(k->t))
 			break;
 	}
-	k->w->read_ms += pym_stream_finish(stream);
+	k->w->arenas_by_helper += pym_stream_finish(stream);
+	k->threaded = false;
 	free(jobs);
 	free(table);
 	flush(k);
@@ -826,10 +957,23 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 	k->sink = sink;
 	k->w = w;
 	k->buf = malloc(r->arena_size);
+	k->outs = malloc(PYM_STREAM_SLOTS * sizeof(*k->outs));
 	w->types = calloc(PYM_MAX_TYPES * 2, sizeof(*w->types));
+	pthread_mutex_init(&k->mu, NULL);
+	bool tallies = true;
+	for (unsigned i = 0; i < N_WORKERS; i++) {
+		k->workers[i].k = k;
+		k->workers[i].tally = calloc(PYM_MAX_TYPES * 2, sizeof(*k->workers[i].tally));
+		tallies = tallies && k->workers[i].tally;
+	}
 	struct md_error *err = NULL;
-	if (!k->buf || !w->types) {
+	if (!k->buf || !k->outs || !w->types || !tallies) {
 		err = &md_error_nomem;
+		goto out;
+	}
+	if (r->pool_size > PYM_POOL_MAX || !r->pool_size || r->pool_size % MD_PAGE_SIZE || r->arena_size % r->pool_size) {
+		err = md_error_create(MD_ERR_UNSUPPORTED, "pymalloc: pools of %llu bytes in arenas of %llu are not supported",
+				      (unsigned long long)r->pool_size, (unsigned long long)r->arena_size);
 		goto out;
 	}
 	detect_mode(k);
@@ -860,6 +1004,31 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 			tot->classes[c].blocks_available += s->classes[c].blocks_available;
 		}
 	}
+	/* The workers' census, merged. */
+	for (unsigned i = 0; i < N_WORKERS; i++) {
+		struct worker *wk = &k->workers[i];
+		for (size_t j = 0; j < PYM_MAX_TYPES * 2; j++) {
+			w->types[j].count += wk->tally[j].count;
+			w->types[j].bytes += wk->tally[j].bytes;
+		}
+		w->census_objects += wk->census_objects;
+		w->census_bytes += wk->census_bytes;
+		w->unidentified_blocks += wk->unidentified_blocks;
+		w->unidentified_bytes += wk->unidentified_bytes;
+		if (wk->exits_broken)
+			w->gc_broken = true;
+		if (wk->n_exits) {
+			uint64_t *all = realloc(k->exits, (k->n_exits + wk->n_exits) * sizeof(*all));
+			if (!all) {
+				w->gc_broken = true;
+				continue;
+			}
+			memcpy(all + k->n_exits, wk->exits, wk->n_exits * sizeof(*all));
+			k->exits = all;
+			k->n_exits += wk->n_exits;
+			k->cap_exits = k->n_exits;
+		}
+	}
 	t0 = now_ms();
 	census_gc(k);
 	w->gc_ms = now_ms() - t0;
@@ -872,7 +1041,13 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 		md_sink_finding(sink, MD_FINDING_INFO, 0, -1, "pymalloc: %llu more findings not shown",
 				(unsigned long long)(w->findings - PYM_FINDINGS_MAX));
 out:
+	for (unsigned i = 0; i < N_WORKERS; i++) {
+		free(k->workers[i].tally);
+		free(k->workers[i].exits);
+	}
+	pthread_mutex_destroy(&k->mu);
 	free(k->exits);
+	free(k->outs);
 	free(k->buf);
 	free(k);
 	return err;

@@ -7,6 +7,8 @@
 #        census    N instances of Small (managed dict), M of Slotted (__slots__), L of Big (> 512 B)
 #        threads   4 threads allocate, then idle blocked on a lock
 #        subinterp (3.12+) an isolated subinterpreter builds its own heap
+#        fork      the basic heap, then a fork: the child (its arenas copy-on-write shared with the
+#                  parent) prints "child_pid", its figures and "ready"; the parent waits for it
 #        corrupt-loop / corrupt-header / corrupt-out   damage a pool after the truth
 import gc
 import os
@@ -40,7 +42,7 @@ class Slotted:
         self.c = None
 
 
-if mode == "basic":
+if mode in ("basic", "fork"):
     strs = ["s%07d" % i for i in range(200000)]
     tups = [(i, i + 1) for i in range(50000)]
     keep = strs[::2] + tups[::3]
@@ -88,6 +90,12 @@ stdin = open(0, "rb", buffering=0)
 buf = bytearray(64)
 devnull = os.open(os.devnull, os.O_WRONLY)
 tail = b"ready\n"
+if mode == "fork":
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        os._exit(0)
+    tail = b"child_pid %d\nready\n" % os.getpid()
 if mode.startswith("corrupt"):
     pool = id(victim) & ~(16384 - 1)
     fb = ctypes.c_uint64.from_address(pool + 8).value           # the pool's free list head
