@@ -124,7 +124,8 @@ struct pym_walk {
 /* Arenas read and parsed on two cores (pym_stream.c): jobs are taken in order by a helper thread
  * and by the caller's thread inside pym_stream_get; each is read into a slot's buffer and parsed
  * by parse(ctx, worker (0 the caller, 1 the helper), job, data, out) into that slot's output, one
- * of the caller's outs[PYM_STREAM_SLOTS] of out_size bytes. pym_stream_get(i) gives job i's
+ * of the caller's outs[PYM_STREAM_SLOTS] of out_size bytes, the data in the caller's bufs (one
+ * arena each). pym_stream_get(i) gives job i's
  * output and frees the slots of the jobs before it; false: job i was not read (a page the workers
  * leave to md_target_read), and the caller reads and parses it into that output itself. NULL from
  * start: no stream (a core, one arena, no thread). finish returns the jobs the helper did. */
@@ -135,12 +136,23 @@ struct pym_job {
 typedef void (*pym_parse_fn)(void *ctx, unsigned worker, size_t job, const uint8_t *data, void *out);
 struct pym_stream;
 struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size,
-				    pym_parse_fn parse, void *ctx, void *outs, size_t out_size);
+				    uint8_t *const bufs[PYM_STREAM_SLOTS], pym_parse_fn parse, void *ctx, void *outs,
+				    size_t out_size);
 bool pym_stream_get(struct pym_stream *st, size_t i, void **out_ret);
 uint64_t pym_stream_finish(struct pym_stream *st);
 
+/* Buffers for the walk, allocated and touched before the pause (pym_open), so that the pause
+ * does not take the page faults of fresh memory: one arena per stream slot. */
+struct pym_scratch {
+	uint8_t *arena[PYM_STREAM_SLOTS];
+	uint64_t arena_size;
+	void *outs; /* the slots' parse outputs (pym_walk.c) */
+};
+struct md_error *pym_scratch_init(struct pym_scratch *sc, uint64_t arena_size);
+void pym_scratch_deinit(struct pym_scratch *sc);
+
 struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, struct md_sink *sink,
-			      bool inconsistent, struct pym_walk *w);
+			      bool inconsistent, struct pym_scratch *sc, struct pym_walk *w);
 void pym_walk_deinit(struct pym_walk *w);
 
 #endif

@@ -4,7 +4,8 @@
  * and the walking thread both take arenas from one queue: each reads its arena into a buffer of
  * its own slot and parses it there, while the data is still in that core's cache, into the slot's
  * output; the walking thread hands the outputs to the sink in queue order. A ring of
- * PYM_STREAM_SLOTS slots (one arena buffer and one output each) bounds memory whatever the heap.
+ * PYM_STREAM_SLOTS slots (one arena buffer and one output each, the caller's) bounds memory
+ * whatever the heap.
  *
  * Thread discipline: a worker calls nothing of the target API but md_target_page_bits (a load
  * from the residency captured for the pause, which nothing changes before the detach) and the
@@ -158,7 +159,8 @@ static void *helper_main(void *arg)
 }
 
 struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size,
-				    pym_parse_fn parse, void *ctx, void *outs, size_t out_size)
+				    uint8_t *const bufs[PYM_STREAM_SLOTS], pym_parse_fn parse, void *ctx, void *outs,
+				    size_t out_size)
 {
 	if (md_target_source(t) != MD_SOURCE_LIVE || n_jobs < 2)
 		return NULL; /* cores, and one arena: nothing to share */
@@ -168,8 +170,8 @@ struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *j
 	*st = (struct pym_stream){ .t = t, .jobs = jobs, .n_jobs = n_jobs, .buf_size = buf_size, .parse = parse,
 				   .ctx = ctx, .outs = outs, .out_size = out_size };
 	bool ok = true;
-	for (int k = 0; k < PYM_STREAM_SLOTS && ok; k++)
-		ok = (st->buf[k] = aligned_alloc(MD_PAGE_SIZE, buf_size)) != NULL;
+	for (int k = 0; k < PYM_STREAM_SLOTS; k++)
+		ok = ok && (st->buf[k] = bufs[k]) != NULL;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
 	/* The helper takes no signal: SIGINT/SIGTERM/SIGHUP and the fatal-signal detach stay with
@@ -225,8 +227,6 @@ uint64_t pym_stream_finish(struct pym_stream *st)
 	uint64_t by_helper = st->by_helper;
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
-	for (int k = 0; k < PYM_STREAM_SLOTS; k++)
-		free(st->buf[k]);
 	free(st);
 	return by_helper;
 }

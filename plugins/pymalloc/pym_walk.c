@@ -31,7 +31,7 @@
 /* What one thread keeps while it parses arenas (pym_stream.c: worker 0 is the walking thread,
  * 1 the helper): the census counts, merged into the walk at its end. */
 struct worker {
-	struct walker *k;
+	_Alignas(128) struct walker *k; /* the two workers' counters on cache lines of their own */
 	uint64_t arena_lo, arena_hi; /* the arena being parsed */
 	/* The census asks for the same few types a million times: a small direct-mapped cache in
 	 * front of the shared type table (1 MiB, behind the lock: a miss there costs more than the
@@ -49,11 +49,15 @@ struct worker {
 	uint64_t *exits;
 	size_t n_exits, cap_exits;
 	bool exits_broken;
+	char pad[128]; /* nothing of the next worker on the last line of this one */
 };
 
 /* One arena parsed: what the walking thread hands to the sink and adds to the figures. */
 struct arena_out {
 	struct pym_stats stats;
+	/* Counted here, not in the pym_arena: neighbouring arenas are parsed by the two threads at
+	 * once, and their entries share cache lines. */
+	uint64_t live_blocks, live_bytes, used_pools, free_pools;
 	uint64_t corrupt_pools, notes_dropped;
 	size_t n_spans, n_notes;
 	struct {
@@ -72,7 +76,6 @@ struct walker {
 	const struct pym_roots *r;
 	struct md_sink *sink;
 	struct pym_walk *w;
-	uint8_t *buf;              /* one arena's carved pools */
 	/* pending span, merged while contiguous and of one kind */
 	enum md_span_kind pk;
 	uint64_t ps, pe;
@@ -87,6 +90,7 @@ struct walker {
 	struct worker workers[N_WORKERS];
 	size_t first_arena;        /* w->arenas index of job 0 of the state being walked */
 	struct arena_out *outs;    /* PYM_STREAM_SLOTS of them */
+	struct pym_scratch *sc;
 };
 
 static void lock(struct walker *k)
@@ -410,7 +414,7 @@ static void walk_pool(struct worker *wk, struct arena_out *o, struct pym_arena *
 	struct pool_header h;
 	memcpy(&h, pb, sizeof(h));
 	if (h.count == 0) {
-		ar->free_pools++;
+		o->free_pools++;
 		ospan(o, MD_SPAN_FREE, pool, pool + psize);
 		return;
 	}
@@ -438,13 +442,17 @@ static void walk_pool(struct worker *wk, struct arena_out *o, struct pym_arena *
 	o->stats.bytes_available_blocks += (nblocks - h.count) * size;
 	o->stats.bytes_pool_headers += PYM_POOL_OVERHEAD;
 	o->stats.bytes_quantization += (psize - PYM_POOL_OVERHEAD) % size;
-	ar->used_pools++;
+	o->used_pools++;
 	/* Free blocks: the intrusive list, then the never-used tail from nextoffset. */
 	uint64_t freemap[(16384 / 16 + 63) / 64] = {0};
 	uint64_t virgin_from = (h.nextoffset - PYM_POOL_OVERHEAD) / size, nfree = 0;
 	for (uint64_t i = virgin_from; i < nblocks; i++)
 		freemap[i / 64] |= 1ull << (i % 64);
 	nfree = nblocks > virgin_from ? nblocks - virgin_from : 0;
+	/* The pool into L1 at once (many loads in flight), before the chain of dependent loads of
+	 * the free list and the block scan walk it. */
+	for (uint64_t off = 0; off < psize; off += 64)
+		__builtin_prefetch(pb + off);
 	uint64_t p = h.freeblock;
 	bool broken = false;
 	/* The free list is a chain of dependent loads: no division per step. Offsets are below
@@ -480,32 +488,33 @@ static void walk_pool(struct worker *wk, struct arena_out *o, struct pym_arena *
 	 * page-level figures only (which kinds touch a page, its free bytes, bytes per kind), and
 	 * those are the same as with one span per block; one call per page instead of one per
 	 * block run keeps the pause short (docs/pymalloc.md). */
-	uint32_t page_free[PYM_POOL_MAX / MD_PAGE_SIZE] = { 0 };
+	uint32_t page_live[PYM_POOL_MAX / MD_PAGE_SIZE] = { 0 };
 	uint64_t npages = psize / MD_PAGE_SIZE;
-	for (uint64_t i = 0; i < nblocks; i++) {
-		uint64_t off = PYM_POOL_OVERHEAD + i * size;
-		if (freemap[i / 64] & (1ull << (i % 64))) {
-			uint64_t p0 = off / MD_PAGE_SIZE, p1 = (off + size - 1) / MD_PAGE_SIZE;
+	/* Only the live blocks are visited (the clear bits of the map, a word at a time). */
+	for (uint64_t wi = 0; wi * 64 < nblocks; wi++) {
+		uint64_t live = ~freemap[wi];
+		if ((wi + 1) * 64 > nblocks)
+			live &= (1ull << (nblocks % 64)) - 1;
+		while (live) {
+			uint64_t i = wi * 64 + (uint64_t)__builtin_ctzll(live);
+			live &= live - 1;
+			uint64_t off = PYM_POOL_OVERHEAD + i * size, p0 = off / MD_PAGE_SIZE, p1 = (off + size - 1) / MD_PAGE_SIZE;
 			if (p0 == p1) {
-				page_free[p0] += (uint32_t)size;
+				page_live[p0] += (uint32_t)size;
 			} else {
-				page_free[p0] += (uint32_t)(p1 * MD_PAGE_SIZE - off);
-				page_free[p1] += (uint32_t)(off + size - p1 * MD_PAGE_SIZE);
+				page_live[p0] += (uint32_t)(p1 * MD_PAGE_SIZE - off);
+				page_live[p1] += (uint32_t)(off + size - p1 * MD_PAGE_SIZE);
 			}
-			continue;
+			o->live_blocks++;
+			o->live_bytes += size;
+			census_block(wk, pb + off, size);
 		}
-		ar->live_blocks++;
-		ar->live_bytes += size;
-		census_block(wk, pb + off, size);
 	}
-	/* The quantization tail after the last block is free, in the last page. */
-	page_free[npages - 1] += (uint32_t)(psize - PYM_POOL_OVERHEAD - nblocks * size);
 	ospan(o, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD);
 	for (uint64_t j = 0; j < npages; j++) {
 		uint64_t from = pool + j * MD_PAGE_SIZE + (j ? 0 : PYM_POOL_OVERHEAD), to = pool + (j + 1) * MD_PAGE_SIZE;
-		uint64_t live_end = to - page_free[j];
-		ospan(o, MD_SPAN_LIVE, from, live_end);
-		ospan(o, MD_SPAN_FREE, live_end, to);
+		ospan(o, MD_SPAN_LIVE, from, from + page_live[j]);
+		ospan(o, MD_SPAN_FREE, from + page_live[j], to);
 	}
 }
 
@@ -540,6 +549,7 @@ static void parse_arena(void *ctx, unsigned worker, size_t job, const uint8_t *d
 	uint64_t psize = k->r->pool_size, base = (ar->address + psize - 1) & ~(psize - 1);
 	memset(&o->stats, 0, sizeof(o->stats));
 	o->corrupt_pools = o->notes_dropped = 0;
+	o->live_blocks = o->live_bytes = o->used_pools = o->free_pools = 0;
 	o->n_spans = o->n_notes = 0;
 	wk->arena_lo = ar->address;
 	wk->arena_hi = ar->address + k->r->arena_size;
@@ -558,6 +568,10 @@ static void emit_arena(struct walker *k, struct pym_walked_state *st, struct pym
 	for (size_t i = 0; i < o->n_notes; i++)
 		finding(k, o->notes[i].sev, o->notes[i].addr, ar->group, "%s", o->notes[i].msg);
 	k->w->findings += o->notes_dropped;
+	ar->live_blocks += o->live_blocks;
+	ar->live_bytes += o->live_bytes;
+	ar->used_pools += o->used_pools;
+	ar->free_pools += o->free_pools;
 	k->w->corrupt_pools += o->corrupt_pools;
 	struct pym_stats *d = &st->stats;
 	const struct pym_stats *s = &o->stats;
@@ -660,7 +674,8 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 	}
 	k->first_arena = first;
 	k->threaded = true; /* before the helper starts: it reads the flag */
-	struct pym_stream *stream = pym_stream_start(k->t, jobs, n_jobs, asize, parse_arena, k, k->outs, sizeof(*k->outs));
+	struct pym_stream *stream = pym_stream_start(k->t, jobs, n_jobs, asize, k->sc->arena, parse_arena, k, k->outs,
+							     sizeof(*k->outs));
 	if (!stream)
 		k->threaded = false;
 	for (size_t j = 0; j < n_jobs; j++) {
@@ -668,10 +683,13 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 		uint64_t base = jobs[j].addr, carved = jobs[j].len;
 		void *out = &k->outs[0];
 		if (!stream || !pym_stream_get(stream, j, &out)) {
+			/* Not read by a worker: read here, into the buffer of the job's own slot (no
+			 * worker uses it until this job is handed over). */
+			uint8_t *buf = k->sc->arena[stream ? j % PYM_STREAM_SLOTS : 0];
 			if (stream)
 				k->w->arenas_read_again++;
 			lock(k);
-			bool ok = !carved || rd(k->t, base, k->buf, carved);
+			bool ok = !carved || rd(k->t, base, buf, carved);
 			unlock(k);
 			if (!ok) {
 				span(k, MD_SPAN_FREE, ar->address, base, ar->group);
@@ -680,7 +698,7 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 				k->w->corrupt_arenas++;
 				continue;
 			}
-			parse_arena(k, 0, j, k->buf, out);
+			parse_arena(k, 0, j, buf, out);
 		}
 		emit_arena(k, st, ar, base, out);
 		if (md_target_interrupted(k->t))
@@ -846,7 +864,7 @@ static void detect_mode(struct walker *k)
 	if (r->free_threaded) {
 		w->mode = PYM_MODE_FREE_THREADED;
 		snprintf(w->mode_detail, sizeof(w->mode_detail),
-			 "free-threaded CPython (3.13t) allocates every object with its private mimalloc, not pymalloc");
+			 "free-threaded build (3.13t): objects live in mimalloc heaps, pymalloc is off");
 		return;
 	}
 	uint64_t fn[2];
@@ -944,8 +962,37 @@ static struct md_error *list_states(struct walker *k)
 	return NULL;
 }
 
+struct md_error *pym_scratch_init(struct pym_scratch *sc, uint64_t arena_size)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->arena_size = arena_size;
+	for (unsigned i = 0; i < PYM_STREAM_SLOTS; i++) {
+		sc->arena[i] = aligned_alloc(MD_PAGE_SIZE, arena_size);
+		if (!sc->arena[i]) {
+			pym_scratch_deinit(sc);
+			return &md_error_nomem;
+		}
+		memset(sc->arena[i], 0, arena_size); /* its page faults now, not in the pause */
+	}
+	sc->outs = calloc(PYM_STREAM_SLOTS, sizeof(struct arena_out));
+	if (!sc->outs) {
+		pym_scratch_deinit(sc);
+		return &md_error_nomem;
+	}
+	memset(sc->outs, 0, PYM_STREAM_SLOTS * sizeof(struct arena_out));
+	return NULL;
+}
+
+void pym_scratch_deinit(struct pym_scratch *sc)
+{
+	for (unsigned i = 0; i < PYM_STREAM_SLOTS; i++)
+		free(sc->arena[i]);
+	free(sc->outs);
+	memset(sc, 0, sizeof(*sc));
+}
+
 struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, struct md_sink *sink,
-			      bool inconsistent, struct pym_walk *w)
+			      bool inconsistent, struct pym_scratch *sc, struct pym_walk *w)
 {
 	(void)inconsistent;
 	memset(w, 0, sizeof(*w));
@@ -956,8 +1003,9 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 	k->r = r;
 	k->sink = sink;
 	k->w = w;
-	k->buf = malloc(r->arena_size);
-	k->outs = malloc(PYM_STREAM_SLOTS * sizeof(*k->outs));
+	k->sc = sc;
+
+	k->outs = sc->outs;
 	w->types = calloc(PYM_MAX_TYPES * 2, sizeof(*w->types));
 	pthread_mutex_init(&k->mu, NULL);
 	bool tallies = true;
@@ -967,7 +1015,7 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 		tallies = tallies && k->workers[i].tally;
 	}
 	struct md_error *err = NULL;
-	if (!k->buf || !k->outs || !w->types || !tallies) {
+	if (sc->arena_size != r->arena_size || !k->outs || !w->types || !tallies) {
 		err = &md_error_nomem;
 		goto out;
 	}
@@ -1047,8 +1095,6 @@ out:
 	}
 	pthread_mutex_destroy(&k->mu);
 	free(k->exits);
-	free(k->outs);
-	free(k->buf);
 	free(k);
 	return err;
 }
