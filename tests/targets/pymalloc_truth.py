@@ -1,7 +1,8 @@
 # Ground truth for the pymalloc plugin (tests/check_pymalloc.c). Builds a known heap, then prints
 # CPython's own figures: sys._debugmallocstats() (its C fprintf to fd 2, pointed at stdout here)
 # and sys.getallocatedblocks(), then "ready", and blocks in FileIO.readinto on a preallocated
-# buffer, which allocates nothing (os.read would allocate its result first: one block off).
+# buffer, which allocates nothing (os.read would allocate its result first: one block off), bound
+# before the figures (a method lookup after them can free a block: see below).
 #   usage: python pymalloc_truth.py MODE [N] [M]
 #   MODE basic     strings, tuples and ints, then every other one deleted
 #        census    N instances of Small (managed dict), M of Slotted (__slots__), L of Big (> 512 B)
@@ -87,6 +88,11 @@ elif mode.startswith("corrupt"):
     keep = objs
 
 stdin = open(0, "rb", buffering=0)
+# Bound before the figures: the first lookup of FileIO.readinto, at the wait, went through the
+# type's method cache, and replacing a cache entry can free the last reference to the old entry's
+# name (3.11 keeps strong references there; the slot depends on addresses): under the debug hooks,
+# a 4-character str "name" (an 80-byte block) freed after the figures in about half the runs.
+readinto = stdin.readinto
 buf = bytearray(64)
 devnull = os.open(os.devnull, os.O_WRONLY)
 tail = b"ready\n"
@@ -128,4 +134,4 @@ figures(1)
 if mode.startswith("corrupt"):
     memmove(where, src, len(value))  # after the figures: they describe the heap before the damage
 out(1, tail)
-stdin.readinto(buf)
+readinto(buf)
