@@ -11,6 +11,7 @@
 
 #define PYM_NCLASSES 32        /* 16..512 bytes, ALIGNMENT 16 */
 #define PYM_POOL_OVERHEAD 48   /* sizeof(struct pool_header) */
+#define PYM_POOL_MAX 16384     /* the largest POOL_SIZE (3.10+) */
 #define PYM_ARENA_OBJECT 48    /* sizeof(struct arena_object) */
 #define PYM_MAX_STATES 64      /* interpreters with their own obmalloc state walked */
 #define PYM_MAX_TYPES 4096     /* distinct types kept by the census */
@@ -78,7 +79,7 @@ struct pym_stats {
 struct pym_arena {
 	int state;                  /* index into walk->states */
 	uint32_t index;
-	uint64_t address;
+	uint64_t address, pool_address;
 	uint64_t live_blocks, live_bytes, used_pools, free_pools;
 	int group;
 };
@@ -115,10 +116,43 @@ struct pym_walk {
 	bool gc_walked, gc_broken;
 	uint64_t corrupt_pools, corrupt_arenas, findings;
 	bool truncated;
+	uint64_t arenas_by_helper, arenas_read_again; /* pym_stream.c: arenas done by the helper thread;
+						       * arenas the workers left to md_target_read */
+	double arenas_ms, gc_ms;                      /* the walk's phases */
 };
 
+/* Arenas read and parsed on two cores (pym_stream.c): jobs are taken in order by a helper thread
+ * and by the caller's thread inside pym_stream_get; each is read into a slot's buffer and parsed
+ * by parse(ctx, worker (0 the caller, 1 the helper), job, data, out) into that slot's output, one
+ * of the caller's outs[PYM_STREAM_SLOTS] of out_size bytes, the data in the caller's bufs (one
+ * arena each). pym_stream_get(i) gives job i's
+ * output and frees the slots of the jobs before it; false: job i was not read (a page the workers
+ * leave to md_target_read), and the caller reads and parses it into that output itself. NULL from
+ * start: no stream (a core, one arena, no thread). finish returns the jobs the helper did. */
+#define PYM_STREAM_SLOTS 4
+struct pym_job {
+	uint64_t addr, len;
+};
+typedef void (*pym_parse_fn)(void *ctx, unsigned worker, size_t job, const uint8_t *data, void *out);
+struct pym_stream;
+struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *jobs, size_t n_jobs, size_t buf_size,
+				    uint8_t *const bufs[PYM_STREAM_SLOTS], pym_parse_fn parse, void *ctx, void *outs,
+				    size_t out_size);
+bool pym_stream_get(struct pym_stream *st, size_t i, void **out_ret);
+uint64_t pym_stream_finish(struct pym_stream *st);
+
+/* Buffers for the walk, allocated and touched before the pause (pym_open), so that the pause
+ * does not take the page faults of fresh memory: one arena per stream slot. */
+struct pym_scratch {
+	uint8_t *arena[PYM_STREAM_SLOTS];
+	uint64_t arena_size;
+	void *outs; /* the slots' parse outputs (pym_walk.c) */
+};
+struct md_error *pym_scratch_init(struct pym_scratch *sc, uint64_t arena_size);
+void pym_scratch_deinit(struct pym_scratch *sc);
+
 struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, struct md_sink *sink,
-			      bool inconsistent, struct pym_walk *w);
+			      bool inconsistent, struct pym_scratch *sc, struct pym_walk *w);
 void pym_walk_deinit(struct pym_walk *w);
 
 #endif

@@ -12,6 +12,7 @@
 struct pym_plugin_state {
 	struct pym_roots roots;
 	struct pym_walk walk;
+	struct pym_scratch scratch;
 	bool walked;
 	char module_path[512];
 };
@@ -25,6 +26,11 @@ static struct md_error *pym_open(struct md_target *t, const struct md_plugin_opt
 	bool no_debug = (opts && opts->debuginfo_disabled) || md_target_debuginfo_disabled(t);
 	struct md_error *err = pym_locate(t, no_debug, &s->roots);
 	if (err || !s->roots.module) {
+		free(s);
+		return err;
+	}
+	err = pym_scratch_init(&s->scratch, s->roots.arena_size);
+	if (err) {
 		free(s);
 		return err;
 	}
@@ -50,7 +56,7 @@ static struct md_error *pym_walk_cb(void *state, struct md_target *t, struct md_
 	struct pym_plugin_state *s = state;
 	/* Also after a failed walk: what it allocated is still owned by s->walk. */
 	pym_walk_deinit(&s->walk);
-	struct md_error *err = pym_walk_run(t, &s->roots, sink, inconsistent, &s->walk);
+	struct md_error *err = pym_walk_run(t, &s->roots, sink, inconsistent, &s->scratch, &s->walk);
 	s->walked = !err;
 	return err;
 }
@@ -298,6 +304,14 @@ static struct md_error *pym_report(void *state, const struct md_sink *sink, stru
 	SET(md_node_set_u64(out, "corrupt_arenas", w->corrupt_arenas));
 	SET(md_node_set_u64(out, "findings", w->findings));
 	SET(md_node_set_bool(out, "truncated", w->truncated));
+	struct md_node *wm = md_node_object();
+	SET(md_node_set_double(wm, "arenas", w->arenas_ms));
+	SET(md_node_set_double(wm, "gc_lists", w->gc_ms));
+	SET(md_node_set(out, "walk_ms", wm));
+	struct md_node *th = md_node_object();
+	SET(md_node_set_u64(th, "arenas_by_helper_thread", w->arenas_by_helper));
+	SET(md_node_set_u64(th, "arenas_read_again", w->arenas_read_again));
+	SET(md_node_set(out, "walk_threads", th));
 	return err;
 }
 #undef SET
@@ -308,6 +322,7 @@ static void pym_close(void *state)
 	if (!s)
 		return;
 	pym_walk_deinit(&s->walk);
+	pym_scratch_deinit(&s->scratch);
 	free(s);
 }
 

@@ -3,10 +3,12 @@
  * census of live objects by type over pymalloc blocks. Target memory is hostile: every pointer is
  * checked against the pool or arena it must lie in, every list is bounded by what its container
  * holds, and a broken rule is a finding that skips the pool or arena, never the walk. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pym.h"
 
@@ -19,26 +21,89 @@
 #define TYPE_OFF_FLAGS 168
 #define TYPE_READ 176
 #define NEG_SLOTS 4096
+#define TYPE_CACHE 256
 #define GC_EXITS_MAX (1u << 20) /* 8 MiB of exits at most: memory must not grow with the heap */
+
+#define OUT_SPANS 1024
+#define OUT_NOTES 16
+#define N_WORKERS 2
+
+/* What one thread keeps while it parses arenas (pym_stream.c: worker 0 is the walking thread,
+ * 1 the helper): the census counts, merged into the walk at its end. */
+struct worker {
+	_Alignas(128) struct walker *k; /* the two workers' counters on cache lines of their own */
+	uint64_t arena_lo, arena_hi; /* the arena being parsed */
+	/* The census asks for the same few types a million times: a small direct-mapped cache in
+	 * front of the shared type table (1 MiB, behind the lock: a miss there costs more than the
+	 * parse of a block). */
+	struct {
+		uint64_t addr;
+		struct pym_type *ty; /* NULL: not a type */
+	} recent[TYPE_CACHE];
+	struct {
+		uint64_t count, bytes;
+	} *tally; /* per slot of the type table */
+	uint64_t census_objects, census_bytes, unidentified_blocks, unidentified_bytes;
+	/* _gc_next pointers of GC objects in pymalloc blocks that leave their arena: where the GC
+	 * rings enter memory outside pymalloc (census_gc follows only those stretches). */
+	uint64_t *exits;
+	size_t n_exits, cap_exits;
+	bool exits_broken;
+	char pad[128]; /* nothing of the next worker on the last line of this one */
+};
+
+/* One arena parsed: what the walking thread hands to the sink and adds to the figures. */
+struct arena_out {
+	struct pym_stats stats;
+	/* Counted here, not in the pym_arena: neighbouring arenas are parsed by the two threads at
+	 * once, and their entries share cache lines. */
+	uint64_t live_blocks, live_bytes, used_pools, free_pools;
+	uint64_t corrupt_pools, notes_dropped;
+	size_t n_spans, n_notes;
+	struct {
+		uint64_t start, end;
+		enum md_span_kind kind;
+	} spans[OUT_SPANS];
+	struct {
+		enum md_finding_severity sev;
+		uint64_t addr;
+		char msg[200];
+	} notes[OUT_NOTES];
+};
 
 struct walker {
 	struct md_target *t;
 	const struct pym_roots *r;
 	struct md_sink *sink;
 	struct pym_walk *w;
-	uint8_t *buf;              /* one arena's carved pools */
 	/* pending span, merged while contiguous and of one kind */
 	enum md_span_kind pk;
 	uint64_t ps, pe;
 	int pg;
 	uint64_t neg[NEG_SLOTS];   /* addresses known not to be type objects */
-	uint64_t arena_lo, arena_hi; /* the arena being walked */
-	/* _gc_next pointers of GC objects in pymalloc blocks that leave their arena: where the GC
-	 * rings enter memory outside pymalloc (census_gc follows only those stretches). */
-	uint64_t *exits;
-	size_t n_exits, cap_exits;
 	size_t n_neg;
+	uint64_t *exits;           /* the workers' exits, merged for census_gc */
+	size_t n_exits, cap_exits;
+	/* While the helper thread runs: the lock around the type table and every target read. */
+	pthread_mutex_t mu;
+	bool threaded;
+	struct worker workers[N_WORKERS];
+	size_t first_arena;        /* w->arenas index of job 0 of the state being walked */
+	struct arena_out *outs;    /* PYM_STREAM_SLOTS of them */
+	struct pym_scratch *sc;
 };
+
+static void lock(struct walker *k)
+{
+	if (k->threaded)
+		pthread_mutex_lock(&k->mu);
+}
+
+static void unlock(struct walker *k)
+{
+	if (k->threaded)
+		pthread_mutex_unlock(&k->mu);
+}
 
 static void finding(struct walker *k, enum md_finding_severity sev, uint64_t addr, int group, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -77,9 +142,28 @@ static void span(struct walker *k, enum md_span_kind kind, uint64_t s, uint64_t 
 	k->pg = group;
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static bool rd(struct md_target *t, uint64_t addr, void *buf, size_t len)
 {
 	struct md_error *err = md_target_read(t, addr, buf, len);
+	if (err) {
+		md_error_destroy(err);
+		return false;
+	}
+	return true;
+}
+
+/* A few bytes scattered over memory the walk does not otherwise read (type objects, names, GC
+ * objects in glibc chunks): read without filling a 256 KiB read-cache block around each. */
+static bool rdp(struct md_target *t, uint64_t addr, void *buf, size_t len)
+{
+	struct md_error *err = md_target_read_probe(t, addr, buf, len);
 	if (err) {
 		md_error_destroy(err);
 		return false;
@@ -137,7 +221,7 @@ static void neg_add(struct walker *k, uint64_t a)
 static uint64_t type_flags(struct md_target *t, uint64_t a, uint64_t *ob_type_ret, uint64_t *name_ret)
 {
 	uint8_t tb[TYPE_READ];
-	if (a % 8 || !readable(t, a, sizeof(tb)) || !rd(t, a, tb, sizeof(tb)))
+	if (a % 8 || !readable(t, a, sizeof(tb)) || !rdp(t, a, tb, sizeof(tb)))
 		return 0;
 	uint64_t flags;
 	memcpy(&flags, tb + TYPE_OFF_FLAGS, 8);
@@ -181,7 +265,7 @@ static struct pym_type *type_lookup(struct walker *k, uint64_t a)
 		ok = false;
 		size_t want = sizeof(name) - 1;
 		while (want >= 8 && !ok) {
-			if (readable(k->t, name_ptr, want) && rd(k->t, name_ptr, name, want))
+			if (readable(k->t, name_ptr, want) && rdp(k->t, name_ptr, name, want))
 				ok = true;
 			else
 				want /= 2;
@@ -220,8 +304,22 @@ static unsigned pre_size(const struct pym_roots *r, uint64_t flags)
 	return n;
 }
 
-static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
+static struct pym_type *type_cached(struct worker *wk, uint64_t a)
 {
+	size_t i = (size_t)((a >> 4) ^ (a >> 12)) % TYPE_CACHE;
+	if (wk->recent[i].addr == a)
+		return wk->recent[i].ty;
+	lock(wk->k);
+	struct pym_type *ty = type_lookup(wk->k, a);
+	unlock(wk->k);
+	wk->recent[i].addr = a;
+	wk->recent[i].ty = ty;
+	return ty;
+}
+
+static void census_block(struct worker *wk, const uint8_t *b, uint64_t size)
+{
+	struct walker *k = wk->k;
 	static const unsigned offs[] = {0, 16, 32};
 	/* The debug hooks put 16 bytes (size, API id, guard) in front of every payload. */
 	unsigned hook = k->w->mode == PYM_MODE_DEBUG ? 16 : 0;
@@ -233,36 +331,37 @@ static void census_block(struct walker *k, const uint8_t *b, uint64_t size)
 		/* Type objects are static data or heap types (> 512 bytes, glibc chunks): never inside a
 		 * pymalloc arena. This rejects a GC head's _gc_prev (read as ob_type at offset 0) without
 		 * a read of the target. */
-		if (refcnt <= 0 || !tp || tp % 8 || (tp >= k->arena_lo && tp < k->arena_hi))
+		if (refcnt <= 0 || !tp || tp % 8 || (tp >= wk->arena_lo && tp < wk->arena_hi))
 			continue;
-		struct pym_type *ty = type_lookup(k, tp);
+		struct pym_type *ty = type_cached(wk, tp);
 		if (!ty || pre_size(k->r, ty->flags) != offs[i])
 			continue;
-		ty->count++;
-		ty->bytes += size;
-		k->w->census_objects++;
-		k->w->census_bytes += size;
+		size_t slot = (size_t)(ty - k->w->types);
+		wk->tally[slot].count++;
+		wk->tally[slot].bytes += size;
+		wk->census_objects++;
+		wk->census_bytes += size;
 		if ((ty->flags & TPFLAGS_HAVE_GC) && k->r->off_gc_generations && offs[i] >= 16) {
 			uint64_t next;
 			memcpy(&next, b + hook + offs[i] - 16, 8);
-			if ((next < k->arena_lo || next >= k->arena_hi) && next) {
-				if (k->n_exits == k->cap_exits) {
-					size_t cap = k->cap_exits ? k->cap_exits * 2 : 1024;
-					uint64_t *bigger = cap <= GC_EXITS_MAX ? realloc(k->exits, cap * sizeof(*bigger)) : NULL;
+			if ((next < wk->arena_lo || next >= wk->arena_hi) && next && !wk->exits_broken) {
+				if (wk->n_exits == wk->cap_exits) {
+					size_t cap = wk->cap_exits ? wk->cap_exits * 2 : 1024;
+					uint64_t *bigger = cap <= GC_EXITS_MAX / N_WORKERS ? realloc(wk->exits, cap * sizeof(*bigger)) : NULL;
 					if (!bigger) {
-						k->w->gc_broken = true;
+						wk->exits_broken = true;
 						return;
 					}
-					k->exits = bigger;
-					k->cap_exits = cap;
+					wk->exits = bigger;
+					wk->cap_exits = cap;
 				}
-				k->exits[k->n_exits++] = next;
+				wk->exits[wk->n_exits++] = next;
 			}
 		}
 		return;
 	}
-	k->w->unidentified_blocks++;
-	k->w->unidentified_bytes += size;
+	wk->unidentified_blocks++;
+	wk->unidentified_bytes += size;
 }
 
 /* ---- Pools and arenas ---------------------------------------------------------------------- */
@@ -273,17 +372,50 @@ struct pool_header {
 	uint32_t arenaindex, szidx, nextoffset, maxnextoffset;
 };
 
-static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_arena *ar, uint64_t pool,
-		      const uint8_t *pb)
+/* A finding of a worker, handed to the sink with its arena. */
+static void note(struct arena_out *o, enum md_finding_severity sev, uint64_t addr, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void note(struct arena_out *o, enum md_finding_severity sev, uint64_t addr, const char *fmt, ...)
 {
-	const struct pym_roots *r = k->r;
+	if (o->n_notes == OUT_NOTES) {
+		o->notes_dropped++;
+		return;
+	}
+	o->notes[o->n_notes].sev = sev;
+	o->notes[o->n_notes].addr = addr;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(o->notes[o->n_notes].msg, sizeof(o->notes[0].msg), fmt, ap);
+	va_end(ap);
+	o->n_notes++;
+}
+
+/* A span of the arena, merged with the previous one while contiguous and of one kind. */
+static void ospan(struct arena_out *o, enum md_span_kind kind, uint64_t s, uint64_t e)
+{
+	if (e <= s)
+		return;
+	if (o->n_spans && o->spans[o->n_spans - 1].end == s && o->spans[o->n_spans - 1].kind == kind) {
+		o->spans[o->n_spans - 1].end = e;
+		return;
+	}
+	if (o->n_spans == OUT_SPANS)
+		return; /* cannot happen: at most 9 spans per pool, 64 pools per arena */
+	o->spans[o->n_spans].start = s;
+	o->spans[o->n_spans].end = e;
+	o->spans[o->n_spans].kind = kind;
+	o->n_spans++;
+}
+
+static void walk_pool(struct worker *wk, struct arena_out *o, struct pym_arena *ar, uint64_t pool, const uint8_t *pb)
+{
+	const struct pym_roots *r = wk->k->r;
 	uint64_t psize = r->pool_size;
 	struct pool_header h;
 	memcpy(&h, pb, sizeof(h));
-	int g = ar->group;
 	if (h.count == 0) {
-		ar->free_pools++;
-		span(k, MD_SPAN_FREE, pool, pool + psize, g);
+		o->free_pools++;
+		ospan(o, MD_SPAN_FREE, pool, pool + psize);
 		return;
 	}
 	uint64_t size = ((uint64_t)h.szidx + 1) * 16;
@@ -291,45 +423,51 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 	if (h.szidx >= PYM_NCLASSES || h.count > nblocks || h.arenaindex != ar->index ||
 	    h.maxnextoffset != psize - size || h.nextoffset < PYM_POOL_OVERHEAD || h.nextoffset > psize ||
 	    (h.nextoffset - PYM_POOL_OVERHEAD) % size) {
-		finding(k, MD_FINDING_CORRUPT, pool, g,
+		note(o, MD_FINDING_CORRUPT, pool,
 			"pymalloc: pool at 0x%llx has a broken header (size class index %llu)",
 			(unsigned long long)pool, (unsigned long long)h.szidx);
 		if (h.szidx < PYM_NCLASSES && h.count <= nblocks)
-			finding(k, MD_FINDING_INFO, pool, g, "pymalloc: pool at 0x%llx: count %llu kept in the figures",
+			note(o, MD_FINDING_INFO, pool, "pymalloc: pool at 0x%llx: count %llu kept in the figures",
 				(unsigned long long)pool, (unsigned long long)h.count);
-		k->w->corrupt_pools++;
-		span(k, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD, g);
+		o->corrupt_pools++;
+		ospan(o, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD);
 		return;
 	}
 	/* The allocator's own figures, from the header as _PyObject_DebugMallocStats takes them. */
-	struct pym_class *c = &st->stats.classes[h.szidx];
+	struct pym_class *c = &o->stats.classes[h.szidx];
 	c->pools++;
 	c->blocks_in_use += h.count;
 	c->blocks_available += nblocks - h.count;
-	st->stats.bytes_allocated_blocks += h.count * size;
-	st->stats.bytes_available_blocks += (nblocks - h.count) * size;
-	st->stats.bytes_pool_headers += PYM_POOL_OVERHEAD;
-	st->stats.bytes_quantization += (psize - PYM_POOL_OVERHEAD) % size;
-	ar->used_pools++;
+	o->stats.bytes_allocated_blocks += h.count * size;
+	o->stats.bytes_available_blocks += (nblocks - h.count) * size;
+	o->stats.bytes_pool_headers += PYM_POOL_OVERHEAD;
+	o->stats.bytes_quantization += (psize - PYM_POOL_OVERHEAD) % size;
+	o->used_pools++;
 	/* Free blocks: the intrusive list, then the never-used tail from nextoffset. */
 	uint64_t freemap[(16384 / 16 + 63) / 64] = {0};
 	uint64_t virgin_from = (h.nextoffset - PYM_POOL_OVERHEAD) / size, nfree = 0;
 	for (uint64_t i = virgin_from; i < nblocks; i++)
 		freemap[i / 64] |= 1ull << (i % 64);
 	nfree = nblocks > virgin_from ? nblocks - virgin_from : 0;
+	/* The pool into L1 at once (many loads in flight), before the chain of dependent loads of
+	 * the free list and the block scan walk it. */
+	for (uint64_t off = 0; off < psize; off += 64)
+		__builtin_prefetch(pb + off);
 	uint64_t p = h.freeblock;
 	bool broken = false;
+	/* The free list is a chain of dependent loads: no division per step. Offsets are below
+	 * 2^14 and sizes below 2^10, so floor(d * ceil(2^32 / size) / 2^32) is d / size exactly. */
+	uint64_t magic = ((1ull << 32) + size - 1) / size;
 	for (uint64_t steps = 0; p && steps <= nblocks; steps++) {
-		uint64_t off = p - pool;
-		if (p < pool + PYM_POOL_OVERHEAD || off >= h.nextoffset || (off - PYM_POOL_OVERHEAD) % size) {
-			finding(k, MD_FINDING_CORRUPT, pool, g, "pymalloc: pool at 0x%llx: free list points at 0x%llx, not a block of the pool",
+		uint64_t off = p - pool, d = off - PYM_POOL_OVERHEAD, i = (d * magic) >> 32;
+		if (p < pool + PYM_POOL_OVERHEAD || off >= h.nextoffset || i * size != d) {
+			note(o, MD_FINDING_CORRUPT, pool, "pymalloc: pool at 0x%llx: free list points at 0x%llx, not a block of the pool",
 				(unsigned long long)pool, (unsigned long long)p);
 			broken = true;
 			break;
 		}
-		uint64_t i = (off - PYM_POOL_OVERHEAD) / size;
 		if (freemap[i / 64] & (1ull << (i % 64))) {
-			finding(k, MD_FINDING_CORRUPT, pool, g, "pymalloc: pool at 0x%llx: free list loops back to block 0x%llx",
+			note(o, MD_FINDING_CORRUPT, pool, "pymalloc: pool at 0x%llx: free list loops back to block 0x%llx",
 				(unsigned long long)pool, (unsigned long long)p);
 			broken = true;
 			break;
@@ -339,25 +477,45 @@ static void walk_pool(struct walker *k, struct pym_walked_state *st, struct pym_
 		memcpy(&p, pb + off, 8);
 	}
 	if (!broken && nfree + h.count != nblocks) {
-		finding(k, MD_FINDING_CORRUPT, pool, g,
+		note(o, MD_FINDING_CORRUPT, pool,
 			"pymalloc: pool at 0x%llx: count %llu does not match the free blocks walked",
 			(unsigned long long)pool, (unsigned long long)h.count);
 		broken = true;
 	}
 	if (broken)
-		k->w->corrupt_pools++;
-	span(k, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD, g);
-	for (uint64_t i = 0; i < nblocks; i++) {
-		uint64_t a = pool + PYM_POOL_OVERHEAD + i * size;
-		bool is_free = freemap[i / 64] & (1ull << (i % 64));
-		span(k, is_free ? MD_SPAN_FREE : MD_SPAN_LIVE, a, a + size, g);
-		if (!is_free) {
-			ar->live_blocks++;
-			ar->live_bytes += size;
-			census_block(k, pb + PYM_POOL_OVERHEAD + i * size, size);
+		o->corrupt_pools++;
+	/* Spans per page of the pool: its live bytes, then its free bytes. The classifier keeps
+	 * page-level figures only (which kinds touch a page, its free bytes, bytes per kind), and
+	 * those are the same as with one span per block; one call per page instead of one per
+	 * block run keeps the pause short (docs/pymalloc.md). */
+	uint32_t page_live[PYM_POOL_MAX / MD_PAGE_SIZE] = { 0 };
+	uint64_t npages = psize / MD_PAGE_SIZE;
+	/* Only the live blocks are visited (the clear bits of the map, a word at a time). */
+	for (uint64_t wi = 0; wi * 64 < nblocks; wi++) {
+		uint64_t live = ~freemap[wi];
+		if ((wi + 1) * 64 > nblocks)
+			live &= (1ull << (nblocks % 64)) - 1;
+		while (live) {
+			uint64_t i = wi * 64 + (uint64_t)__builtin_ctzll(live);
+			live &= live - 1;
+			uint64_t off = PYM_POOL_OVERHEAD + i * size, p0 = off / MD_PAGE_SIZE, p1 = (off + size - 1) / MD_PAGE_SIZE;
+			if (p0 == p1) {
+				page_live[p0] += (uint32_t)size;
+			} else {
+				page_live[p0] += (uint32_t)(p1 * MD_PAGE_SIZE - off);
+				page_live[p1] += (uint32_t)(off + size - p1 * MD_PAGE_SIZE);
+			}
+			o->live_blocks++;
+			o->live_bytes += size;
+			census_block(wk, pb + off, size);
 		}
 	}
-	span(k, MD_SPAN_FREE, pool + PYM_POOL_OVERHEAD + nblocks * size, pool + psize, g);
+	ospan(o, MD_SPAN_METADATA, pool, pool + PYM_POOL_OVERHEAD);
+	for (uint64_t j = 0; j < npages; j++) {
+		uint64_t from = pool + j * MD_PAGE_SIZE + (j ? 0 : PYM_POOL_OVERHEAD), to = pool + (j + 1) * MD_PAGE_SIZE;
+		ospan(o, MD_SPAN_LIVE, from, from + page_live[j]);
+		ospan(o, MD_SPAN_FREE, from + page_live[j], to);
+	}
 }
 
 struct arena_object {
@@ -379,6 +537,53 @@ static struct pym_arena *new_arena(struct pym_walk *w)
 	struct pym_arena *a = &w->arenas[w->n_arenas++];
 	memset(a, 0, sizeof(*a));
 	return a;
+}
+
+/* pym_parse_fn: the pools of arena `job` of the state being walked, in data, into out. */
+static void parse_arena(void *ctx, unsigned worker, size_t job, const uint8_t *data, void *out)
+{
+	struct walker *k = ctx;
+	struct worker *wk = &k->workers[worker];
+	struct arena_out *o = out;
+	struct pym_arena *ar = &k->w->arenas[k->first_arena + job];
+	uint64_t psize = k->r->pool_size, base = (ar->address + psize - 1) & ~(psize - 1);
+	memset(&o->stats, 0, sizeof(o->stats));
+	o->corrupt_pools = o->notes_dropped = 0;
+	o->live_blocks = o->live_bytes = o->used_pools = o->free_pools = 0;
+	o->n_spans = o->n_notes = 0;
+	wk->arena_lo = ar->address;
+	wk->arena_hi = ar->address + k->r->arena_size;
+	for (uint64_t off = 0; base + off < ar->pool_address; off += psize)
+		walk_pool(wk, o, ar, base + off, data + off);
+}
+
+/* The walking thread: a parsed arena to the sink and the figures, in the order of the table. */
+static void emit_arena(struct walker *k, struct pym_walked_state *st, struct pym_arena *ar, uint64_t base,
+		       const struct arena_out *o)
+{
+	span(k, MD_SPAN_FREE, ar->address, base, ar->group);
+	for (size_t i = 0; i < o->n_spans; i++)
+		span(k, o->spans[i].kind, o->spans[i].start, o->spans[i].end, ar->group);
+	span(k, MD_SPAN_FREE, ar->pool_address, ar->address + k->r->arena_size, ar->group);
+	for (size_t i = 0; i < o->n_notes; i++)
+		finding(k, o->notes[i].sev, o->notes[i].addr, ar->group, "%s", o->notes[i].msg);
+	k->w->findings += o->notes_dropped;
+	ar->live_blocks += o->live_blocks;
+	ar->live_bytes += o->live_bytes;
+	ar->used_pools += o->used_pools;
+	ar->free_pools += o->free_pools;
+	k->w->corrupt_pools += o->corrupt_pools;
+	struct pym_stats *d = &st->stats;
+	const struct pym_stats *s = &o->stats;
+	d->bytes_allocated_blocks += s->bytes_allocated_blocks;
+	d->bytes_available_blocks += s->bytes_available_blocks;
+	d->bytes_pool_headers += s->bytes_pool_headers;
+	d->bytes_quantization += s->bytes_quantization;
+	for (unsigned c = 0; c < PYM_NCLASSES; c++) {
+		d->classes[c].pools += s->classes[c].pools;
+		d->classes[c].blocks_in_use += s->classes[c].blocks_in_use;
+		d->classes[c].blocks_available += s->classes[c].blocks_available;
+	}
 }
 
 static struct md_error *walk_state(struct walker *k, size_t si)
@@ -420,6 +625,16 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 		k->w->corrupt_arenas++;
 		return NULL;
 	}
+	/* First pass: every arena_object checked, the arenas' regions declared and the reads they
+	 * need listed; second pass: the carved pools of each arena read (ahead, by the readers of
+	 * pym_stream.c, on a live target) and walked in address order of the table. */
+	size_t first = k->w->n_arenas;
+	struct pym_job *jobs = malloc((size_t)maxarenas * sizeof(*jobs));
+	if (!jobs) {
+		free(table);
+		return &md_error_nomem;
+	}
+	size_t n_jobs = 0;
 	for (uint32_t i = 0; i < maxarenas; i++) {
 		struct arena_object ao;
 		memcpy(&ao, table + (size_t)i * PYM_ARENA_OBJECT, sizeof(ao));
@@ -427,6 +642,7 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 			continue;
 		struct pym_arena *ar = new_arena(k->w);
 		if (!ar) {
+			free(jobs);
 			free(table);
 			return &md_error_nomem;
 		}
@@ -453,20 +669,44 @@ static struct md_error *walk_state(struct walker *k, size_t si)
 		if (misaligned)
 			st->stats.bytes_arena_alignment += psize;
 		md_sink_region(k->sink, ao.address, ao.address + asize, ar->group, "pymalloc arena");
-		span(k, MD_SPAN_FREE, ao.address, base, ar->group);
-		k->arena_lo = ao.address;
-		k->arena_hi = ao.address + asize;
-		uint64_t carved = ao.pool_address - base;
-		if (carved && !rd(k->t, base, k->buf, carved)) {
-			finding(k, MD_FINDING_WARNING, base, ar->group, "pymalloc: arena at 0x%llx: %llu bytes of pools unreadable",
-				(unsigned long long)ao.address, (unsigned long long)carved);
-			k->w->corrupt_arenas++;
-			continue;
-		}
-		for (uint64_t off = 0; off < carved; off += psize)
-			walk_pool(k, st, ar, base + off, k->buf + off);
-		span(k, MD_SPAN_FREE, ao.pool_address, ao.address + asize, ar->group);
+		ar->pool_address = ao.pool_address;
+		jobs[n_jobs++] = (struct pym_job){ base, ao.pool_address - base };
 	}
+	k->first_arena = first;
+	k->threaded = true; /* before the helper starts: it reads the flag */
+	struct pym_stream *stream = pym_stream_start(k->t, jobs, n_jobs, asize, k->sc->arena, parse_arena, k, k->outs,
+							     sizeof(*k->outs));
+	if (!stream)
+		k->threaded = false;
+	for (size_t j = 0; j < n_jobs; j++) {
+		struct pym_arena *ar = &k->w->arenas[first + j];
+		uint64_t base = jobs[j].addr, carved = jobs[j].len;
+		void *out = &k->outs[0];
+		if (!stream || !pym_stream_get(stream, j, &out)) {
+			/* Not read by a worker: read here, into the buffer of the job's own slot (no
+			 * worker uses it until this job is handed over). */
+			uint8_t *buf = k->sc->arena[stream ? j % PYM_STREAM_SLOTS : 0];
+			if (stream)
+				k->w->arenas_read_again++;
+			lock(k);
+			bool ok = !carved || rd(k->t, base, buf, carved);
+			unlock(k);
+			if (!ok) {
+				span(k, MD_SPAN_FREE, ar->address, base, ar->group);
+				finding(k, MD_FINDING_WARNING, base, ar->group, "pymalloc: arena at 0x%llx: %llu bytes of pools unreadable",
+					(unsigned long long)ar->address, (unsigned long long)carved);
+				k->w->corrupt_arenas++;
+				continue;
+			}
+			parse_arena(k, 0, j, buf, out);
+		}
+		emit_arena(k, st, ar, base, out);
+		if (md_target_interrupted(k->t))
+			break;
+	}
+	k->w->arenas_by_helper += pym_stream_finish(stream);
+	k->threaded = false;
+	free(jobs);
 	free(table);
 	flush(k);
 	uint64_t in_pools = 0;
@@ -557,7 +797,7 @@ static void census_gc(struct walker *k)
 		/* A _gc_next that does not lead to a readable object of a known type is not trusted as
 		 * an exit (an untracked object's stale head): ignored, counted. */
 		uint64_t first[4];
-		if (node % 8 || !readable(k->t, node, sizeof(first)) || !rd(k->t, node, first, sizeof(first)) ||
+		if (node % 8 || !readable(k->t, node, sizeof(first)) || !rdp(k->t, node, first, sizeof(first)) ||
 		    (int64_t)first[2] <= 0 || !type_lookup(k, first[3])) {
 			w->gc_exits_ignored++;
 			continue;
@@ -589,7 +829,7 @@ static void census_gc(struct walker *k)
 			lam++;
 			w->gc_nodes++;
 			uint64_t gh[4]; /* _gc_next, _gc_prev, ob_refcnt, ob_type */
-			if (!rd(k->t, node, gh, sizeof(gh))) {
+			if (!rdp(k->t, node, gh, sizeof(gh))) {
 				finding(k, MD_FINDING_WARNING, node, -1, "pymalloc: GC list reaches unreadable 0x%llx",
 					(unsigned long long)node);
 				w->gc_broken = true;
@@ -597,7 +837,7 @@ static void census_gc(struct walker *k)
 			}
 			struct pym_type *ty = (int64_t)gh[2] > 0 ? type_lookup(k, gh[3]) : NULL;
 			uint64_t pre = ty ? pre_size(r, ty->flags) : 0, chunk = 0;
-			if (ty && pre >= 16 && rd64(k->t, node + 16 - pre - 8, &chunk)) {
+			if (ty && pre >= 16 && rdp(k->t, node + 16 - pre - 8, &chunk, sizeof(chunk))) {
 				chunk &= ~(uint64_t)7;
 				if (chunk > (1ull << 40))
 					chunk = 0;
@@ -624,7 +864,7 @@ static void detect_mode(struct walker *k)
 	if (r->free_threaded) {
 		w->mode = PYM_MODE_FREE_THREADED;
 		snprintf(w->mode_detail, sizeof(w->mode_detail),
-			 "free-threaded CPython (3.13t) allocates every object with its private mimalloc, not pymalloc");
+			 "free-threaded build (3.13t): objects live in mimalloc heaps, pymalloc is off");
 		return;
 	}
 	uint64_t fn[2];
@@ -722,8 +962,37 @@ static struct md_error *list_states(struct walker *k)
 	return NULL;
 }
 
+struct md_error *pym_scratch_init(struct pym_scratch *sc, uint64_t arena_size)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->arena_size = arena_size;
+	for (unsigned i = 0; i < PYM_STREAM_SLOTS; i++) {
+		sc->arena[i] = aligned_alloc(MD_PAGE_SIZE, arena_size);
+		if (!sc->arena[i]) {
+			pym_scratch_deinit(sc);
+			return &md_error_nomem;
+		}
+		memset(sc->arena[i], 0, arena_size); /* its page faults now, not in the pause */
+	}
+	sc->outs = calloc(PYM_STREAM_SLOTS, sizeof(struct arena_out));
+	if (!sc->outs) {
+		pym_scratch_deinit(sc);
+		return &md_error_nomem;
+	}
+	memset(sc->outs, 0, PYM_STREAM_SLOTS * sizeof(struct arena_out));
+	return NULL;
+}
+
+void pym_scratch_deinit(struct pym_scratch *sc)
+{
+	for (unsigned i = 0; i < PYM_STREAM_SLOTS; i++)
+		free(sc->arena[i]);
+	free(sc->outs);
+	memset(sc, 0, sizeof(*sc));
+}
+
 struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, struct md_sink *sink,
-			      bool inconsistent, struct pym_walk *w)
+			      bool inconsistent, struct pym_scratch *sc, struct pym_walk *w)
 {
 	(void)inconsistent;
 	memset(w, 0, sizeof(*w));
@@ -734,19 +1003,35 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 	k->r = r;
 	k->sink = sink;
 	k->w = w;
-	k->buf = malloc(r->arena_size);
+	k->sc = sc;
+
+	k->outs = sc->outs;
 	w->types = calloc(PYM_MAX_TYPES * 2, sizeof(*w->types));
+	pthread_mutex_init(&k->mu, NULL);
+	bool tallies = true;
+	for (unsigned i = 0; i < N_WORKERS; i++) {
+		k->workers[i].k = k;
+		k->workers[i].tally = calloc(PYM_MAX_TYPES * 2, sizeof(*k->workers[i].tally));
+		tallies = tallies && k->workers[i].tally;
+	}
 	struct md_error *err = NULL;
-	if (!k->buf || !w->types) {
+	if (sc->arena_size != r->arena_size || !k->outs || !w->types || !tallies) {
 		err = &md_error_nomem;
+		goto out;
+	}
+	if (r->pool_size > PYM_POOL_MAX || !r->pool_size || r->pool_size % MD_PAGE_SIZE || r->arena_size % r->pool_size) {
+		err = md_error_create(MD_ERR_UNSUPPORTED, "pymalloc: pools of %llu bytes in arenas of %llu are not supported",
+				      (unsigned long long)r->pool_size, (unsigned long long)r->arena_size);
 		goto out;
 	}
 	detect_mode(k);
 	if (w->mode == PYM_MODE_FREE_THREADED || w->mode == PYM_MODE_MIMALLOC)
 		goto out;
 	err = list_states(k);
+	double t0 = now_ms();
 	for (size_t i = 0; !err && i < w->n_states; i++)
 		err = walk_state(k, i);
+	w->arenas_ms = now_ms() - t0;
 	if (err)
 		goto out;
 	for (size_t i = 0; i < w->n_states; i++) {
@@ -767,7 +1052,34 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 			tot->classes[c].blocks_available += s->classes[c].blocks_available;
 		}
 	}
+	/* The workers' census, merged. */
+	for (unsigned i = 0; i < N_WORKERS; i++) {
+		struct worker *wk = &k->workers[i];
+		for (size_t j = 0; j < PYM_MAX_TYPES * 2; j++) {
+			w->types[j].count += wk->tally[j].count;
+			w->types[j].bytes += wk->tally[j].bytes;
+		}
+		w->census_objects += wk->census_objects;
+		w->census_bytes += wk->census_bytes;
+		w->unidentified_blocks += wk->unidentified_blocks;
+		w->unidentified_bytes += wk->unidentified_bytes;
+		if (wk->exits_broken)
+			w->gc_broken = true;
+		if (wk->n_exits) {
+			uint64_t *all = realloc(k->exits, (k->n_exits + wk->n_exits) * sizeof(*all));
+			if (!all) {
+				w->gc_broken = true;
+				continue;
+			}
+			memcpy(all + k->n_exits, wk->exits, wk->n_exits * sizeof(*all));
+			k->exits = all;
+			k->n_exits += wk->n_exits;
+			k->cap_exits = k->n_exits;
+		}
+	}
+	t0 = now_ms();
 	census_gc(k);
+	w->gc_ms = now_ms() - t0;
 	if (w->mode == PYM_MODE_PYMALLOC && w->n_states == 1 && !w->states[0].maxarenas && !r->fn_pymalloc) {
 		w->mode = PYM_MODE_MALLOC;
 		snprintf(w->mode_detail, sizeof(w->mode_detail),
@@ -777,8 +1089,12 @@ struct md_error *pym_walk_run(struct md_target *t, const struct pym_roots *r, st
 		md_sink_finding(sink, MD_FINDING_INFO, 0, -1, "pymalloc: %llu more findings not shown",
 				(unsigned long long)(w->findings - PYM_FINDINGS_MAX));
 out:
+	for (unsigned i = 0; i < N_WORKERS; i++) {
+		free(k->workers[i].tally);
+		free(k->workers[i].exits);
+	}
+	pthread_mutex_destroy(&k->mu);
 	free(k->exits);
-	free(k->buf);
 	free(k);
 	return err;
 }

@@ -1,12 +1,15 @@
 # Ground truth for the pymalloc plugin (tests/check_pymalloc.c). Builds a known heap, then prints
 # CPython's own figures: sys._debugmallocstats() (its C fprintf to fd 2, pointed at stdout here)
 # and sys.getallocatedblocks(), then "ready", and blocks in FileIO.readinto on a preallocated
-# buffer, which allocates nothing (os.read would allocate its result first: one block off).
+# buffer, which allocates nothing (os.read would allocate its result first: one block off), bound
+# before the figures (a method lookup after them can free a block: see below).
 #   usage: python pymalloc_truth.py MODE [N] [M]
 #   MODE basic     strings, tuples and ints, then every other one deleted
 #        census    N instances of Small (managed dict), M of Slotted (__slots__), L of Big (> 512 B)
 #        threads   4 threads allocate, then idle blocked on a lock
 #        subinterp (3.12+) an isolated subinterpreter builds its own heap
+#        fork      the basic heap, then a fork: the child (its arenas copy-on-write shared with the
+#                  parent) prints "child_pid", its figures and "ready"; the parent waits for it
 #        corrupt-loop / corrupt-header / corrupt-out   damage a pool after the truth
 import gc
 import os
@@ -40,7 +43,7 @@ class Slotted:
         self.c = None
 
 
-if mode == "basic":
+if mode in ("basic", "fork"):
     strs = ["s%07d" % i for i in range(200000)]
     tups = [(i, i + 1) for i in range(50000)]
     keep = strs[::2] + tups[::3]
@@ -85,9 +88,20 @@ elif mode.startswith("corrupt"):
     keep = objs
 
 stdin = open(0, "rb", buffering=0)
+# Bound before the figures: the first lookup of FileIO.readinto, at the wait, went through the
+# type's method cache, and replacing a cache entry can free the last reference to the old entry's
+# name (3.11 keeps strong references there; the slot depends on addresses): under the debug hooks,
+# a 4-character str "name" (an 80-byte block) freed after the figures in about half the runs.
+readinto = stdin.readinto
 buf = bytearray(64)
 devnull = os.open(os.devnull, os.O_WRONLY)
 tail = b"ready\n"
+if mode == "fork":
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        os._exit(0)
+    tail = b"child_pid %d\nready\n" % os.getpid()
 if mode.startswith("corrupt"):
     pool = id(victim) & ~(16384 - 1)
     fb = ctypes.c_uint64.from_address(pool + 8).value           # the pool's free list head
@@ -120,4 +134,4 @@ figures(1)
 if mode.startswith("corrupt"):
     memmove(where, src, len(value))  # after the figures: they describe the heap before the damage
 out(1, tail)
-stdin.readinto(buf)
+readinto(buf)
