@@ -153,7 +153,8 @@ const uint8_t *md_target_view(struct md_target *t, uint64_t addr, size_t len);
  * flagged in *bad_ret (bit i: page i) instead of failing the read; pages not present read as
  * zeros. Fails only for what is not one page's fault (interrupted, exited, no memory). Goes
  * around the read cache: when md_target_concurrent_reads(t), several threads may call it at
- * once (and nothing else of this header meanwhile). */
+ * once, beside one thread that uses the rest of this header (md_target_read and the others are
+ * not thread-safe among themselves). */
 struct md_error *md_target_read_pages(struct md_target *t, uint64_t addr, void *buf, size_t npages,
 				      uint64_t *bad_ret);
 /* Whether md_target_read_pages may run on several threads at once (live targets). */

@@ -8,23 +8,20 @@
  * whatever the heap.
  *
  * Thread discipline: a worker calls nothing of the target API but md_target_page_bits (a load
- * from the residency captured for the pause, which nothing changes before the detach) and the
- * process_vm_readv system call; the parse callback takes the caller's lock for anything else
- * (type lookups). The sink is used by the walking thread only. A worker reads only pages the
- * pagemap shows present and mapped once (MD_PAGE_EXCLUSIVE): pages not present, or the shared
- * zero page, read as zeros without a read; anything else (swapped, file-backed, copy-on-write
- * shared: a pin could unshare it) fails the job, and the walking thread reads that arena with
- * md_target_read, which knows how to read such pages or says why not. */
+ * from the residency captured for the pause), md_target_interrupted and md_target_read_pages (whole
+ * pages around the read cache: safe on several threads beside one thread using the rest of the API,
+ * where md_target_concurrent_reads says so); the parse callback takes the caller's lock for
+ * anything else (type lookups). The sink is used by the walking thread only. A page that cannot
+ * be read fails the job, and the walking thread reads that arena with md_target_read, which
+ * knows how to read such pages or says why not.
+ */
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include "pym.h"
 
-
-#define PYM_STREAM_IOV 256
 
 enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_DONE, SLOT_FAILED };
 
@@ -48,64 +45,31 @@ struct pym_stream {
 	uint64_t by_helper;
 };
 
-/* Whether a page may be read by process_vm_readv (1), reads as zeros without a read (0), or must
- * be left to md_target_read (-1). */
-static int page_plan(uint8_t bits)
-{
-	if (bits & MD_PAGE_UNKNOWN)
-		return -1;
-	if (!(bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED)))
-		return 0; /* never touched: zeros, as md_target_read gives */
-	if ((bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED | MD_PAGE_ZERO)) == (MD_PAGE_PRESENT | MD_PAGE_ZERO))
-		return 0;
-	if ((bits & (MD_PAGE_PRESENT | MD_PAGE_SWAPPED | MD_PAGE_EXCLUSIVE | MD_PAGE_FILE)) ==
-	    (MD_PAGE_PRESENT | MD_PAGE_EXCLUSIVE))
-		return 1;
-	return -1;
-}
-
-static bool vm_read(pid_t pid, struct iovec *loc, struct iovec *rem, size_t n, size_t want)
-{
-	if (!n)
-		return true;
-	ssize_t got = process_vm_readv(pid, loc, n, rem, n, 0);
-	return got >= 0 && (size_t)got == want;
-}
-
-/* One job into out: runs of readable pages, PYM_STREAM_IOV runs per process_vm_readv call.
- * False when a page needs md_target_read or a read came up short. */
+/* One job into out, 64 pages per md_target_read_pages call (whole pages, around the read cache,
+ * safe beside the walking thread's reads on a live target). False when a page could not be read
+ * (swapped, unmapped, a failed copy): the walking thread then reads the arena with
+ * md_target_read, which says why. */
 static bool read_job(struct md_target *t, const struct pym_job *j, uint8_t *out)
 {
-	struct iovec loc[PYM_STREAM_IOV], rem[PYM_STREAM_IOV];
-	size_t n_iov = 0, want = 0;
-	pid_t pid = (pid_t)md_target_pid(t);
+	if ((j->addr | j->len) & (MD_PAGE_SIZE - 1))
+		return false;
 	for (uint64_t off = 0; off < j->len;) {
 		if (md_target_interrupted(t))
 			return false;
-		int plan = page_plan(md_target_page_bits(t, j->addr + off));
-		if (plan < 0)
+		size_t np = (size_t)((j->len - off) / MD_PAGE_SIZE);
+		if (np > 64)
+			np = 64;
+		uint64_t bad = 0;
+		struct md_error *err = md_target_read_pages(t, j->addr + off, out + off, np, &bad);
+		if (err) {
+			md_error_destroy(err);
 			return false;
-		if (plan == 0) {
-			memset(out + off, 0, MD_PAGE_SIZE);
-			off += MD_PAGE_SIZE;
-			continue;
 		}
-		uint64_t run = MD_PAGE_SIZE;
-		while (off + run < j->len && page_plan(md_target_page_bits(t, j->addr + off + run)) == 1)
-			run += MD_PAGE_SIZE;
-		loc[n_iov] = (struct iovec){ out + off, (size_t)run };
-		rem[n_iov] = (struct iovec){ (void *)(uintptr_t)(j->addr + off), (size_t)run };
-		n_iov++;
-		want += (size_t)run;
-		off += run;
-		if (n_iov == PYM_STREAM_IOV) {
-			if (!vm_read(pid, loc, rem, n_iov, want))
-				return false;
-			n_iov = 0;
-			want = 0;
-		}
+		if (bad)
+			return false;
+		off += (uint64_t)np * MD_PAGE_SIZE;
 	}
-	return vm_read(pid, loc, rem, n_iov, want);
+	return true;
 }
 
 static void *slot_out(struct pym_stream *st, size_t slot)
@@ -162,7 +126,7 @@ struct pym_stream *pym_stream_start(struct md_target *t, const struct pym_job *j
 				    uint8_t *const bufs[PYM_STREAM_SLOTS], pym_parse_fn parse, void *ctx, void *outs,
 				    size_t out_size)
 {
-	if (md_target_source(t) != MD_SOURCE_LIVE || n_jobs < 2)
+	if (!md_target_concurrent_reads(t) || n_jobs < 2)
 		return NULL; /* cores, and one arena: nothing to share */
 	struct pym_stream *st = calloc(1, sizeof(*st));
 	if (!st)
