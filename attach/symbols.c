@@ -94,6 +94,7 @@ struct module_state {
 	int64_t tls_offset;
 	bool tls_dynamic;    /* no static TLS block: its variables are reached through the DTV */
 	uint64_t tls_modid;  /* l_tls_modid, 0 until looked up */
+	uint64_t link_map;   /* its struct link_map in the target, with tls_modid */
 	bool debug_from_debuginfod; /* the separate debug file came from a debuginfod server */
 
 	/* The file the module was read from, as it was then: a refresh keeps the module only while
@@ -664,6 +665,7 @@ static struct md_error *build_modules(struct md_symbols *s, struct module_state 
 			st->tls_known = false;
 			st->tls_dynamic = false;
 			st->tls_modid = 0;
+			st->link_map = 0;
 			Dwarf_Addr start, end;
 			dwfl_module_info(st->dwmod, NULL, &start, &end, NULL, NULL, NULL, NULL);
 			*mod = (struct md_module){ .name = st->name, .start = start, .end = end, .bias = st->bias,
@@ -2094,6 +2096,7 @@ static struct md_error *module_tls_modid(struct md_symbols *s, size_t index, str
 	if (modid == 0 || modid > MAX_TLS_MODID)
 		return md_error_create(MD_ERR_BAD_DATA, "%s: l_tls_modid %" PRIu64 " is implausible", st->name, modid);
 	st->tls_modid = modid;
+	st->link_map = lm;
 	*ret = modid;
 	return NULL;
 }
@@ -2125,6 +2128,54 @@ static struct md_error *check_dtv_layout(struct md_symbols *s)
 	return NULL;
 }
 
+/* The generation at which module id modid was last given to a module, and that module's
+ * link_map: ld.so's slotinfo list (_rtld_global._dl_tls_dtv_slotinfo_list, chunks of { len, next,
+ * slotinfo[len] }, each slot { gen, map }), at the offsets libc describes to libthread_db.
+ * MD_ERR_NOT_FOUND when this libc describes none of it (before glibc 2.34). */
+static struct md_error *slotinfo_of(struct md_symbols *s, struct md_target *t, uint64_t modid, uint64_t *gen_ret,
+				    uint64_t *map_ret)
+{
+	static const char *const ld_names[] = {"ld-linux", "ld-", NULL};
+	uint64_t list_field, len_off, next_off, gen_off, map_off;
+	uint32_t slots[3];
+	struct md_error *err;
+	if ((err = thread_db_u64_field(s, "_thread_db_rtld_global__dl_tls_dtv_slotinfo_list", &list_field)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_list_len", &len_off)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_list_next", &next_off)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_gen", &gen_off)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_map", &map_off)) ||
+	    (err = thread_db_field(s, "_thread_db_dtv_slotinfo_list_slotinfo", slots)))
+		return err;
+	uint64_t slot_size = slots[0] / 8;
+	if (slot_size < 16 || slot_size > 256 || slots[2] > 4096 || gen_off + 8 > slot_size || map_off + 8 > slot_size)
+		return md_error_create(MD_ERR_UNSUPPORTED, "this libc's dtv_slotinfo is {%u, %u, %u}", slots[0], slots[1],
+				       slots[2]);
+	struct md_symbol rtld_global;
+	size_t rtld_mod;
+	if ((err = lookup_preferring(s, ld_names, "_rtld_global", &rtld_global, &rtld_mod)))
+		return err;
+	uint64_t list, index = modid;
+	if ((err = read_u64(t, rtld_global.address + list_field, &list)))
+		return md_error_wrap(err, "reading _rtld_global._dl_tls_dtv_slotinfo_list");
+	for (int steps = 0; list && steps < 64; steps++) {
+		uint64_t len, next;
+		if ((err = read_u64(t, list + len_off, &len)) || (err = read_u64(t, list + next_off, &next)))
+			return md_error_wrap(err, "reading the TLS slotinfo list at 0x%" PRIx64, list);
+		if (len > MAX_TLS_MODID)
+			return md_error_create(MD_ERR_BAD_DATA, "TLS slotinfo list at 0x%" PRIx64 " claims %" PRIu64 " slots",
+					       list, len);
+		if (index < len) {
+			uint64_t slot = list + slots[2] + index * slot_size;
+			if ((err = read_u64(t, slot + gen_off, gen_ret)) || (err = read_u64(t, slot + map_off, map_ret)))
+				return md_error_wrap(err, "reading TLS slot %" PRIu64, modid);
+			return NULL;
+		}
+		index -= len;
+		list = next;
+	}
+	return md_error_create(MD_ERR_BAD_DATA, "module id %" PRIu64 " is not in the TLS slotinfo list", modid);
+}
+
 static struct md_error *dtv_block(struct md_symbols *s, size_t index, struct md_target *t, int32_t tid,
 				  uint64_t thread_pointer, uint64_t block_size, uint64_t *block_ret)
 {
@@ -2145,6 +2196,27 @@ static struct md_error *dtv_block(struct md_symbols *s, size_t index, struct md_
 				       "thread %d has no TLS block of %s yet (its DTV of %" PRIu64
 				       " entries predates module id %" PRIu64 ")",
 				       (int)tid, st->name, len, modid);
+	/* An entry older than the module that now has the id is stale (a dlclose'd predecessor's, or
+	 * not set yet): the thread brings its DTV up to date at its next __tls_get_addr only. */
+	uint64_t dtv_gen, slot_gen, slot_map;
+	err = slotinfo_of(s, t, modid, &slot_gen, &slot_map);
+	if (!err) {
+		uint64_t lm = st->link_map;
+		if ((err = read_u64(t, dtv, &dtv_gen)))
+			return md_error_wrap(err, "thread %d: reading its DTV generation", (int)tid);
+		if (slot_map != lm)
+			return md_error_create(MD_ERR_BAD_DATA,
+					       "TLS slot %" PRIu64 " belongs to link_map 0x%" PRIx64 ", not to %s (0x%" PRIx64 ")",
+					       modid, slot_map, st->name, lm);
+		if (slot_gen > dtv_gen)
+			return md_error_create(MD_ERR_NOT_FOUND,
+					       "thread %d has no TLS block of %s yet (its DTV is of generation %" PRIu64
+					       ", the module of %" PRIu64 ")",
+					       (int)tid, st->name, dtv_gen, slot_gen);
+	} else if (err->code != MD_ERR_NOT_FOUND) {
+		return err;
+	}
+	md_error_destroy(err);
 	if ((err = read_u64(t, dtv + modid * DTV_ENTRY_SIZE, &val)))
 		return md_error_wrap(err, "thread %d: reading DTV entry %" PRIu64, (int)tid, modid);
 	if (val == 0 || val == UINT64_MAX)

@@ -678,6 +678,10 @@ START_TEST(test_dynamic_tls)
 	err = md_target_symbol(t, mod, "symx_tls_value", &var);
 	ck_assert_msg(!err, "symx_tls_value: %s", err ? err->message : "");
 	ck_assert_int_eq(var.type, MD_SYM_TLS);
+	const struct md_module *mod4 = md_target_find_module(t, "libsymx4.so");
+	ck_assert_ptr_nonnull(mod4);
+	struct md_symbol var4;
+	ck_assert_ptr_null(md_target_symbol(t, mod4, "symx_tls_value", &var4));
 	/* The public entry point of the bit positions. */
 	uint64_t bit_offset = 0, bit_size = 0;
 	ck_assert_ptr_null(md_target_member_bits(t, mod, "symx::inner::Flags", "size_class", &bit_offset, &bit_size));
@@ -709,6 +713,15 @@ START_TEST(test_dynamic_tls)
 			ck_assert_ptr_null(md_target_read_u64(t, addr, &value));
 			snprintf(key, sizeof(key), "%s.value", name);
 			ck_assert_uint_eq(value, md_test_truth(&p, key));
+			/* the same variable of the DWARF 4 copy, another module id */
+			uint64_t addr4 = 0;
+			err = md_target_tls_address(t, mod4, &threads[i], var4.address, &addr4);
+			ck_assert_msg(!err, "%s, libsymx4: %s", name, err ? err->message : "");
+			snprintf(key, sizeof(key), "%s.addr4", name);
+			ck_assert_uint_eq(addr4, md_test_truth(&p, key));
+			ck_assert_ptr_null(md_target_read_u64(t, addr4, &value));
+			snprintf(key, sizeof(key), "%s.value4", name);
+			ck_assert_uint_eq(value, md_test_truth(&p, key));
 			used++;
 		} else {
 			ck_assert_msg(err && err->code == MD_ERR_NOT_FOUND, "%s: %s", name,
@@ -719,6 +732,31 @@ START_TEST(test_dynamic_tls)
 	}
 	ck_assert_uint_eq(used, 2);
 	ck_assert_uint_eq(unused, 3);
+	md_live_capture_deinit(&cap);
+	md_live_detach(t);
+	md_target_destroy(t);
+
+	/* libsymx4.so closed and opened again: the same module id, a newer generation. The threads'
+	 * DTV entries for it still point at their blocks of the closed copy (glibc frees them at the
+	 * thread's next __tls_get_addr only): stale, so NOT_FOUND, not the old address. */
+	ck_assert_uint_eq(md_test_proc_ask_u64(&p, "reload", "reloaded "), md_test_truth(&p, "lib4.modid"));
+	ck_assert_ptr_null(md_live_open(p.pid, &opts, &t));
+	err = md_live_stop(t);
+	if (!err)
+		err = md_live_capture(t, &cap);
+	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	mod = md_target_find_module(t, "libsymx4.so");
+	ck_assert_ptr_nonnull(mod);
+	ck_assert_ptr_null(md_target_symbol(t, mod, "symx_tls_value", &var));
+	threads = md_target_threads(t, &n_threads);
+	ck_assert_uint_eq(n_threads, 5);
+	for (size_t i = 0; i < n_threads; i++) {
+		uint64_t addr = 0;
+		err = md_target_tls_address(t, mod, &threads[i], var.address, &addr);
+		ck_assert_msg(err && err->code == MD_ERR_NOT_FOUND, "thread %d: %s", (int)threads[i].tid,
+			      err ? err->message : "an address in a block of the closed copy");
+		md_error_destroy(err);
+	}
 	md_live_capture_deinit(&cap);
 	md_live_detach(t);
 	md_target_destroy(t);
