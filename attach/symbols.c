@@ -2101,7 +2101,7 @@ static struct md_error *module_tls_modid(struct md_symbols *s, size_t index, str
 	return NULL;
 }
 
-/* x86-64 glibc: the thread pointer is the TCB, whose second word points at dtv[0] of the
+/* x86-64 and the GNU C library: the thread pointer is the TCB, whose second word points at dtv[0] of the
  * thread's dtv_t array (16 bytes an entry: { void *val; void *to_free; }); dtv[-1] holds the
  * number of entries after dtv[0], dtv[0] the generation, dtv[modid].val the module's block or
  * TLS_DTV_UNALLOCATED (-1) until the thread's first __tls_get_addr for it. libc's descriptions for
@@ -2131,7 +2131,7 @@ static struct md_error *check_dtv_layout(struct md_symbols *s)
 /* The generation at which module id modid was last given to a module, and that module's
  * link_map: ld.so's slotinfo list (_rtld_global._dl_tls_dtv_slotinfo_list, chunks of { len, next,
  * slotinfo[len] }, each slot { gen, map }), at the offsets libc describes to libthread_db.
- * MD_ERR_NOT_FOUND when this libc describes none of it (before glibc 2.34). */
+ * MD_ERR_NOT_FOUND when this libc describes none of it (GNU C library before 2.34). */
 static struct md_error *slotinfo_of(struct md_symbols *s, struct md_target *t, uint64_t modid, uint64_t *gen_ret,
 				    uint64_t *map_ret)
 {
