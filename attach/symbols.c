@@ -2240,28 +2240,37 @@ struct md_error *md_symbols_tls_address(struct md_symbols *symbols, const struct
 	if (index < 0)
 		return md_error_create(MD_ERR_NOT_FOUND, "TLS address: unknown module");
 	struct module_state *st = &symbols->states[index];
-	if (!st->tls_dynamic) {
-		int64_t tls_offset;
-		struct md_error *err = md_symbols_tls_offset(symbols, mod, t, &tls_offset);
-		if (!err) {
-			*address_ret = thread_pointer - (uint64_t)tls_offset + offset;
-			return NULL;
-		}
-		if (err->code != MD_ERR_UNSUPPORTED)
-			return err;
-		md_error_destroy(err);
-		st->tls_dynamic = true;
-	}
 	GElf_Phdr tls;
-	if (!st->elf || !elf_find_phdr(st->elf, PT_TLS, &tls))
+	if (!st->elf || !elf_find_phdr(st->elf, PT_TLS, &tls) || tls.p_memsz == 0)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s has no TLS segment", st->name);
 	if (offset >= tls.p_memsz)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s: offset 0x%" PRIx64 " lies outside its TLS block of %" PRIu64
 				       " bytes", st->name, offset, (uint64_t)tls.p_memsz);
+	struct md_error *static_err = NULL;
+	if (!st->tls_dynamic) {
+		int64_t tls_offset;
+		static_err = md_symbols_tls_offset(symbols, mod, t, &tls_offset);
+		if (!static_err) {
+			*address_ret = thread_pointer - (uint64_t)tls_offset + offset;
+			return NULL;
+		}
+		if (static_err->code == MD_ERR_UNSUPPORTED) {
+			md_error_destroy(static_err); /* no static block: that is for good */
+			static_err = NULL;
+			st->tls_dynamic = true;
+		}
+	}
+	/* Static TLS unknown (no GOT slot, libc without its descriptions): the DTV points at static
+	 * blocks too, for every thread that has an up-to-date one. */
 	uint64_t block = 0;
 	struct md_error *err = dtv_block(symbols, (size_t)index, t, tid, thread_pointer, tls.p_memsz, &block);
-	if (err)
+	if (err) {
+		if (static_err && err->code != MD_ERR_NOT_FOUND)
+			err = md_error_wrap(err, "%s", static_err->message);
+		md_error_destroy(static_err);
 		return err;
+	}
+	md_error_destroy(static_err);
 	*address_ret = block + offset;
 	return NULL;
 }
