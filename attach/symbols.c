@@ -2243,9 +2243,6 @@ struct md_error *md_symbols_tls_address(struct md_symbols *symbols, const struct
 	GElf_Phdr tls;
 	if (!st->elf || !elf_find_phdr(st->elf, PT_TLS, &tls) || tls.p_memsz == 0)
 		return md_error_create(MD_ERR_NOT_FOUND, "%s has no TLS segment", st->name);
-	if (offset >= tls.p_memsz)
-		return md_error_create(MD_ERR_NOT_FOUND, "%s: offset 0x%" PRIx64 " lies outside its TLS block of %" PRIu64
-				       " bytes", st->name, offset, (uint64_t)tls.p_memsz);
 	struct md_error *static_err = NULL;
 	if (!st->tls_dynamic) {
 		int64_t tls_offset;
@@ -2262,6 +2259,11 @@ struct md_error *md_symbols_tls_address(struct md_symbols *symbols, const struct
 	}
 	/* Static TLS unknown (no GOT slot, libc without its descriptions): the DTV points at static
 	 * blocks too, for every thread that has an up-to-date one. */
+	if (offset >= tls.p_memsz) {
+		md_error_destroy(static_err);
+		return md_error_create(MD_ERR_NOT_FOUND, "%s: offset 0x%" PRIx64 " lies outside its TLS block of %" PRIu64
+				       " bytes", st->name, offset, (uint64_t)tls.p_memsz);
+	}
 	uint64_t block = 0;
 	struct md_error *err = dtv_block(symbols, (size_t)index, t, tid, thread_pointer, tls.p_memsz, &block);
 	if (err) {
