@@ -56,7 +56,8 @@ TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(TARGET_SRCS:tests/targets/%.c=$(BUILD)/targets/%) \
 	$(BUILD)/targets/glibc_truth_static $(BUILD)/targets/glibc_truth_static_stripped \
 	$(BUILD)/targets/ia32 $(BUILD)/targets/mimalloc_truth_static $(BUILD)/targets/mimalloc_truth_secure \
-	$(BUILD)/targets/mimalloc_truth_static_stripped
+	$(BUILD)/targets/mimalloc_truth_static_stripped \
+	$(BUILD)/targets/libsymx5.so $(BUILD)/targets/libsymx4.so
 # musl mallocng targets (tests/check_musl.c), built with musl-gcc when it is installed.
 MUSL_GCC := $(shell command -v musl-gcc 2>/dev/null)
 ifneq ($(MUSL_GCC),)
@@ -123,6 +124,13 @@ $(BUILD)/targets/glibc_truth_static: tests/targets/glibc_truth.c tests/targets/t
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -pthread -static -o $@ $<
 $(BUILD)/targets/glibc_truth_static_stripped: $(BUILD)/targets/glibc_truth_static
 	strip -o $@ $<
+# The shared objects symx_truth dlopens (C++: namespaced types, bit-fields, dynamic TLS), with
+# DWARF 5 and with DWARF 4 (GCC's DW_AT_bit_offset form of bit-fields).
+$(BUILD)/targets/libsymx%.so: tests/targets/symx/libsymx.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -O1 -g -gdwarf-$* -fPIC -shared -Wall -Wextra -Werror -o $@ $<
+$(BUILD)/targets/symx_truth: $(BUILD)/targets/libsymx5.so $(BUILD)/targets/libsymx4.so
+TARGET_LDLIBS_symx_truth := -ldl
 # A 32-bit process, from assembly (binutils only: no gcc-multilib).
 $(BUILD)/targets/ia32: tests/targets/ia32.S
 	@mkdir -p $(dir $@)

@@ -29,7 +29,11 @@
 #define MAX_LINK_MAP_STEPS 4096
 #define MAX_TYPE_CHAIN 16
 #define MAX_ANON_DEPTH 8
+#define MAX_SCOPE_DEPTH 16 /* namespaces and classes around a type */
+#define MAX_NAME_PARTS 16  /* "a::b::c" */
 #define MAX_TLS_OFFSET (1ULL << 30)
+#define MAX_TLS_MODID (1ULL << 20)
+#define MAX_DYNAMIC_ENTRIES 4096
 
 struct sym_entry {
 	const char *name; /* NULL marks an empty slot; points into libelf's string table */
@@ -47,6 +51,9 @@ struct sym_table {
 struct dw_member {
 	const char *name; /* in .debug_str, valid while the Dwarf lives */
 	uint64_t offset, size;
+	/* From the struct's start, bit 0 the lowest of byte 0 (x86-64 is little-endian); for a
+	 * member that is no bit-field offset * 8 and size * 8. */
+	uint64_t bit_offset, bit_size;
 };
 
 struct dw_struct {
@@ -85,6 +92,9 @@ struct module_state {
 
 	bool tls_known;
 	int64_t tls_offset;
+	bool tls_dynamic;    /* no static TLS block: its variables are reached through the DTV */
+	uint64_t tls_modid;  /* l_tls_modid, 0 until looked up */
+	uint64_t link_map;   /* its struct link_map in the target, with tls_modid */
 	bool debug_from_debuginfod; /* the separate debug file came from a debuginfod server */
 
 	/* The file the module was read from, as it was then: a refresh keeps the module only while
@@ -653,6 +663,9 @@ static struct md_error *build_modules(struct md_symbols *s, struct module_state 
 			memset(prev, 0, sizeof(*prev));
 			/* l_tls_offset is the process's: looked up again (cheap), never assumed */
 			st->tls_known = false;
+			st->tls_dynamic = false;
+			st->tls_modid = 0;
+			st->link_map = 0;
 			Dwarf_Addr start, end;
 			dwfl_module_info(st->dwmod, NULL, &start, &end, NULL, NULL, NULL, NULL);
 			*mod = (struct md_module){ .name = st->name, .start = start, .end = end, .bias = st->bias,
@@ -1344,24 +1357,84 @@ static bool peel_to_aggregate(Dwarf_Die *die, Dwarf_Die *ret)
 	return false;
 }
 
-/* Only the unit's top-level DIEs: struct types of interest are declared at file scope, and
- * not descending keeps a scan of libc's ~1700 units cheap. */
-static bool unit_find_struct(Dwarf_Die *cudie, const char *name, Dwarf_Die *ret)
+/* A qualified name cut at its "::" (not those inside template arguments: "ns::Box<ns::T>"). */
+struct qualified_name {
+	const char *part[MAX_NAME_PARTS];
+	size_t len[MAX_NAME_PARTS];
+	size_t n;
+};
+
+static bool qualified_name_split(const char *name, struct qualified_name *q)
+{
+	q->n = 0;
+	if (name[0] == ':' && name[1] == ':')
+		name += 2;
+	const char *start = name;
+	int angle = 0;
+	for (const char *p = name;; p++) {
+		if (*p == '<')
+			angle++;
+		else if (*p == '>' && angle > 0)
+			angle--;
+		bool end = *p == 0;
+		if (!end && !(angle == 0 && p[0] == ':' && p[1] == ':'))
+			continue;
+		if (p == start || q->n == MAX_NAME_PARTS)
+			return false;
+		q->part[q->n] = start;
+		q->len[q->n++] = (size_t)(p - start);
+		if (end)
+			return true;
+		start = p + 2;
+		p++;
+	}
+}
+
+static bool name_is(const char *die_name, const struct qualified_name *q, size_t i)
+{
+	if (!die_name)
+		return q->len[i] == 21 && strncmp(q->part[i], "(anonymous namespace)", 21) == 0;
+	return strlen(die_name) == q->len[i] && strncmp(die_name, q->part[i], q->len[i]) == 0;
+}
+
+/* Part i of q among the children of scope: a namespace or class of that name leads to part i+1, the
+ * last part names the type; an anonymous namespace is looked through (its types are visible from
+ * the enclosing scope), and so is a C unit's list of top-level DIEs, which is all a C module has. A
+ * scan of libc's ~1700 units stays cheap: only namespace and aggregate DIEs are descended into. */
+static bool scope_find_struct(Dwarf_Die *scope, const struct qualified_name *q, size_t i, int depth, Dwarf_Die *ret)
 {
 	Dwarf_Die child;
-	if (dwarf_child(cudie, &child) != 0)
+	if (depth > MAX_SCOPE_DEPTH || dwarf_child(scope, &child) != 0)
 		return false;
+	bool last = i + 1 == q->n;
 	do {
 		int tag = dwarf_tag(&child);
+		const char *n = dwarf_diename(&child);
+		if (tag == DW_TAG_namespace) {
+			if (!n && !name_is(NULL, q, i) && scope_find_struct(&child, q, i, depth + 1, ret))
+				return true;
+			if (!last && name_is(n, q, i) && scope_find_struct(&child, q, i + 1, depth + 1, ret))
+				return true;
+			continue;
+		}
 		if (!is_aggregate_tag(tag) && tag != DW_TAG_typedef)
 			continue;
-		const char *n = dwarf_diename(&child);
-		if (!n || strcmp(n, name) != 0)
+		if (!n || !name_is(n, q, i))
 			continue;
-		if (peel_to_aggregate(&child, ret))
-			return true;
+		if (last) {
+			if (peel_to_aggregate(&child, ret))
+				return true;
+		} else if (is_aggregate_tag(tag) && scope_find_struct(&child, q, i + 1, depth + 1, ret)) {
+			return true; /* a nested class */
+		}
 	} while (dwarf_siblingof(&child, &child) == 0);
 	return false;
+}
+
+static bool unit_find_struct(Dwarf_Die *cudie, const char *name, Dwarf_Die *ret)
+{
+	struct qualified_name q;
+	return qualified_name_split(name, &q) && scope_find_struct(cudie, &q, 0, 0, ret);
 }
 
 static bool dwarf_find_struct(Dwarf *dw, const char *name, Dwarf_Die *hint_cu, const char *preferred_cu,
@@ -1428,6 +1501,39 @@ static bool member_location(Dwarf_Die *member, uint64_t *offset_ret)
 	}
 }
 
+/* Where a bit-field's bits are, from the struct's start: DWARF 4+ says it in DW_AT_data_bit_offset;
+ * DWARF 2/3 (and GCC's DWARF 4) count DW_AT_bit_offset from the most significant bit of a storage
+ * unit of DW_AT_byte_size bytes at DW_AT_data_member_location, which on a little-endian machine is
+ * byte_size * 8 - bit_offset - bit_size bits above that unit's lowest bit. False when the member is
+ * no bit-field or its attributes contradict each other. */
+static bool member_bit_field(Dwarf_Die *member, uint64_t byte_offset, uint64_t type_bytes,
+			     uint64_t *bit_offset_ret, uint64_t *bit_size_ret)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word bit_size, value;
+	if (!dwarf_attr_integrate(member, DW_AT_bit_size, &attr) || dwarf_formudata(&attr, &bit_size) != 0 ||
+	    bit_size == 0 || bit_size > 64 * 8)
+		return false;
+	if (dwarf_attr_integrate(member, DW_AT_data_bit_offset, &attr)) {
+		if (dwarf_formudata(&attr, &value) != 0)
+			return false;
+		*bit_offset_ret = value;
+	} else if (dwarf_attr_integrate(member, DW_AT_bit_offset, &attr)) {
+		Dwarf_Word unit = type_bytes;
+		Dwarf_Attribute size_attr;
+		if (dwarf_attr_integrate(member, DW_AT_byte_size, &size_attr) &&
+		    dwarf_formudata(&size_attr, &unit) != 0)
+			return false;
+		if (dwarf_formudata(&attr, &value) != 0 || unit == 0 || unit > 64 || value + bit_size > unit * 8)
+			return false;
+		*bit_offset_ret = byte_offset * 8 + unit * 8 - value - bit_size;
+	} else {
+		*bit_offset_ret = byte_offset * 8;
+	}
+	*bit_size_ret = bit_size;
+	return true;
+}
+
 static uint64_t type_size(Dwarf_Die *type)
 {
 	Dwarf_Word size;
@@ -1446,7 +1552,7 @@ static uint64_t type_size(Dwarf_Die *type)
 	return 0; /* flexible array member or unknown */
 }
 
-static bool add_member(struct dw_struct *ds, size_t *cap, const char *name, uint64_t offset, uint64_t size)
+static bool add_member(struct dw_struct *ds, size_t *cap, const struct dw_member *member)
 {
 	if (ds->n_members == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
@@ -1456,18 +1562,20 @@ static bool add_member(struct dw_struct *ds, size_t *cap, const char *name, uint
 		ds->members = m;
 		*cap = ncap;
 	}
-	ds->members[ds->n_members++] = (struct dw_member){name, offset, size};
+	ds->members[ds->n_members++] = *member;
 	return true;
 }
 
-/* Members of an anonymous struct/union member are reachable by name from the outer struct. */
+/* Members of an anonymous struct/union member are reachable by name from the outer struct, and
+ * so are those of a C++ base class (DW_TAG_inheritance at its offset). */
 static bool collect_members(Dwarf_Die *aggregate, uint64_t base, struct dw_struct *ds, size_t *cap, int depth)
 {
 	Dwarf_Die child;
 	if (dwarf_child(aggregate, &child) != 0)
 		return true;
 	do {
-		if (dwarf_tag(&child) != DW_TAG_member)
+		int tag = dwarf_tag(&child);
+		if (tag != DW_TAG_member && tag != DW_TAG_inheritance)
 			continue;
 		uint64_t offset;
 		if (!member_location(&child, &offset))
@@ -1476,14 +1584,21 @@ static bool collect_members(Dwarf_Die *aggregate, uint64_t base, struct dw_struc
 		Dwarf_Die type;
 		bool has_type = dwarf_attr_integrate(&child, DW_AT_type, &attr) && dwarf_formref_die(&attr, &type);
 		const char *name = dwarf_diename(&child);
-		if (!name) {
+		if (!name || tag == DW_TAG_inheritance) {
 			Dwarf_Die inner;
 			if (has_type && depth < MAX_ANON_DEPTH && peel_to_aggregate(&type, &inner) &&
 			    !collect_members(&inner, base + offset, ds, cap, depth + 1))
 				return false;
 			continue;
 		}
-		if (!add_member(ds, cap, name, base + offset, has_type ? type_size(&type) : 0))
+		struct dw_member m = {.name = name, .offset = base + offset, .size = has_type ? type_size(&type) : 0};
+		if (member_bit_field(&child, offset, m.size, &m.bit_offset, &m.bit_size)) {
+			m.bit_offset += base * 8;
+		} else {
+			m.bit_offset = m.offset * 8;
+			m.bit_size = m.size * 8;
+		}
+		if (!add_member(ds, cap, &m))
 			return false;
 	} while (dwarf_siblingof(&child, &child) == 0);
 	return true;
@@ -1576,8 +1691,8 @@ static struct md_error *module_struct(struct md_symbols *s, const struct md_modu
 	return NULL;
 }
 
-struct md_error *md_symbols_member(struct md_symbols *symbols, const struct md_module *mod, const char *struct_name,
-				   const char *member, uint64_t *offset_ret, uint64_t *size_ret)
+static struct md_error *find_member(struct md_symbols *symbols, const struct md_module *mod, const char *struct_name,
+				    const char *member, const struct dw_member **member_ret)
 {
 	if (!symbols || !member)
 		return md_error_create(MD_ERR_NOT_FOUND, "no symbols");
@@ -1586,15 +1701,41 @@ struct md_error *md_symbols_member(struct md_symbols *symbols, const struct md_m
 	if (err)
 		return err;
 	for (size_t i = 0; i < ds->n_members; i++) {
-		if (strcmp(ds->members[i].name, member) != 0)
-			continue;
-		if (offset_ret)
-			*offset_ret = ds->members[i].offset;
-		if (size_ret)
-			*size_ret = ds->members[i].size;
-		return NULL;
+		if (strcmp(ds->members[i].name, member) == 0) {
+			*member_ret = &ds->members[i];
+			return NULL;
+		}
 	}
 	return md_error_create(MD_ERR_NOT_FOUND, "struct %s has no member %s", struct_name, member);
+}
+
+struct md_error *md_symbols_member(struct md_symbols *symbols, const struct md_module *mod, const char *struct_name,
+				   const char *member, uint64_t *offset_ret, uint64_t *size_ret)
+{
+	const struct dw_member *m;
+	struct md_error *err = find_member(symbols, mod, struct_name, member, &m);
+	if (err)
+		return err;
+	if (offset_ret)
+		*offset_ret = m->offset;
+	if (size_ret)
+		*size_ret = m->size;
+	return NULL;
+}
+
+struct md_error *md_symbols_member_bits(struct md_symbols *symbols, const struct md_module *mod,
+					const char *struct_name, const char *member,
+					uint64_t *bit_offset_ret, uint64_t *bit_size_ret)
+{
+	const struct dw_member *m;
+	struct md_error *err = find_member(symbols, mod, struct_name, member, &m);
+	if (err)
+		return err;
+	if (bit_offset_ret)
+		*bit_offset_ret = m->bit_offset;
+	if (bit_size_ret)
+		*bit_size_ret = m->bit_size;
+	return NULL;
 }
 
 struct md_error *md_symbols_struct_size(struct md_symbols *symbols, const struct md_module *mod,
@@ -1759,58 +1900,124 @@ static struct md_error *lookup_preferring(struct md_symbols *s, const char *cons
 	return md_error_create(MD_ERR_NOT_FOUND, "symbol %s not found", name);
 }
 
-/* ld.so's own record: _r_debug.r_map -> link_map chain -> l_tls_offset, at the offset libc
- * publishes for libthread_db in _thread_db_link_map_l_tls_offset. */
-static struct md_error *tls_from_link_map(struct md_symbols *s, size_t index, struct md_target *t,
-					  int64_t *ret)
+/* A field as libc describes it to libthread_db: _thread_db_<struct>_<field> is {bits, count,
+ * offset}, read from libc's file. MD_ERR_NOT_FOUND when libc has no such description. */
+static struct md_error *thread_db_field(struct md_symbols *s, const char *name, uint32_t desc_ret[3])
+{
+	static const char *const libc_names[] = {"libc.so", "libc-", "libpthread", NULL};
+	struct md_symbol sym;
+	size_t index;
+	struct md_error *err = lookup_preferring(s, libc_names, name, &sym, &index);
+	if (err)
+		return err;
+	struct module_state *dst = &s->states[index];
+	if (!dst->elf || sym.address < dst->bias ||
+	    !elf_read_vaddr(dst->elf, sym.address - dst->bias, desc_ret, 3 * sizeof(uint32_t)))
+		return md_error_create(MD_ERR_BAD_DATA, "cannot read %s in %s", name, dst->name);
+	return NULL;
+}
+
+/* The offset of a 64-bit field from its libthread_db description. */
+static struct md_error *thread_db_u64_field(struct md_symbols *s, const char *name, uint64_t *offset_ret)
+{
+	uint32_t desc[3];
+	struct md_error *err = thread_db_field(s, name, desc);
+	if (err)
+		return err;
+	if (desc[0] != 64 || desc[1] != 1 || desc[2] > 65536 || desc[2] % 8)
+		return md_error_create(MD_ERR_UNSUPPORTED, "%s is {%u, %u, %u}, not a 64-bit field", name, desc[0],
+				       desc[1], desc[2]);
+	*offset_ret = desc[2];
+	return NULL;
+}
+
+/* Where the loader's struct r_debug is: ld.so's _r_debug, else what the executable's DT_DEBUG
+ * entry points at (the loader fills it in at start-up; debuggers have found it there since SVR4,
+ * and it is all that is left when ld.so's symbols are stripped). */
+static struct md_error *r_debug_address(struct md_symbols *s, struct md_target *t, uint64_t *ret)
+{
+	static const char *const ld_names[] = {"ld-linux", "ld-", NULL};
+	struct md_symbol r_debug;
+	size_t r_debug_mod;
+	struct md_error *err = lookup_preferring(s, ld_names, "_r_debug", &r_debug, &r_debug_mod);
+	if (!err) {
+		*ret = r_debug.address;
+		return NULL;
+	}
+	GElf_Phdr dyn;
+	struct module_state *main_st = s->main_index >= 0 ? &s->states[s->main_index] : NULL;
+	if (!main_st || !main_st->elf || !elf_find_phdr(main_st->elf, PT_DYNAMIC, &dyn))
+		return md_error_wrap(err, "and the executable has no dynamic section");
+	uint64_t at = main_st->bias + dyn.p_vaddr;
+	for (uint64_t i = 0; i < dyn.p_memsz / 16 && i < MAX_DYNAMIC_ENTRIES; i++) {
+		uint64_t entry[2];
+		struct md_error *rerr = md_target_read(t, at + i * 16, entry, sizeof(entry));
+		if (rerr) {
+			md_error_destroy(err);
+			return md_error_wrap(rerr, "reading the executable's dynamic section");
+		}
+		if (entry[0] == DT_NULL)
+			break;
+		if (entry[0] == DT_DEBUG && entry[1]) {
+			md_error_destroy(err);
+			*ret = entry[1];
+			return NULL;
+		}
+	}
+	return md_error_wrap(err, "and no DT_DEBUG entry");
+}
+
+/* The module's struct link_map in the target: r_debug.r_map's chain (the base namespace; modules
+ * of dlmopen namespaces are not on it), matched by load bias and the address of its dynamic
+ * section (l_addr, l_ld), which the file gives without trusting the target. */
+static struct md_error *module_link_map(struct md_symbols *s, size_t index, struct md_target *t, uint64_t *lm_ret)
 {
 	struct module_state *st = &s->states[index];
-	struct md_symbol r_debug, desc_sym;
-	size_t r_debug_mod, desc_mod;
-	static const char *const ld_names[] = {"ld-linux", "ld-", NULL};
-	static const char *const libc_names[] = {"libc.so", "libc-", "libpthread", NULL};
-	struct md_error *err = lookup_preferring(s, ld_names, "_r_debug", &r_debug, &r_debug_mod);
+	uint64_t r_debug = 0;
+	struct md_error *err = r_debug_address(s, t, &r_debug);
 	if (err)
 		return err;
-	err = lookup_preferring(s, libc_names, "_thread_db_link_map_l_tls_offset", &desc_sym, &desc_mod);
-	if (err)
-		return err;
-	uint32_t desc[3];
-	struct module_state *dst = &s->states[desc_mod];
-	if (!dst->elf || desc_sym.address < dst->bias ||
-	    !elf_read_vaddr(dst->elf, desc_sym.address - dst->bias, desc, sizeof(desc)))
-		return md_error_create(MD_ERR_BAD_DATA, "cannot read _thread_db_link_map_l_tls_offset in %s",
-				       dst->name);
-	if (desc[0] != 64 || desc[1] != 1 || desc[2] > 65536 || desc[2] % 8)
-		return md_error_create(MD_ERR_UNSUPPORTED,
-				       "_thread_db_link_map_l_tls_offset is {%u, %u, %u}, not a 64-bit field",
-				       desc[0], desc[1], desc[2]);
 	uint64_t want_ld = 0;
 	GElf_Phdr dyn;
 	if (st->elf && elf_find_phdr(st->elf, PT_DYNAMIC, &dyn))
 		want_ld = st->bias + dyn.p_vaddr;
-
 	uint64_t lm;
-	if ((err = read_u64(t, r_debug.address + 8, &lm)))
-		return md_error_wrap(err, "reading _r_debug.r_map");
+	if ((err = read_u64(t, r_debug + 8, &lm)))
+		return md_error_wrap(err, "reading r_debug.r_map");
 	for (size_t steps = 0; lm && steps < MAX_LINK_MAP_STEPS; steps++) {
 		uint64_t l_addr, l_ld, l_next;
 		if ((err = read_u64(t, lm, &l_addr)) || (err = read_u64(t, lm + 0x10, &l_ld)) ||
 		    (err = read_u64(t, lm + 0x18, &l_next)))
 			return md_error_wrap(err, "reading link_map at 0x%" PRIx64, lm);
 		if (l_addr == st->bias && (!want_ld || l_ld == want_ld)) {
-			uint64_t value;
-			if ((err = read_u64(t, lm + desc[2], &value)))
-				return md_error_wrap(err, "reading l_tls_offset");
-			/* 0 is NO_TLS_OFFSET, -1 FORCED_DYNAMIC_TLS_OFFSET (dlopen'ed, dynamic TLS). */
-			if (value == 0 || value == UINT64_MAX)
-				return md_error_create(MD_ERR_UNSUPPORTED, "%s has no static TLS block", st->name);
-			*ret = (int64_t)value;
+			*lm_ret = lm;
 			return NULL;
 		}
 		lm = l_next;
 	}
 	return md_error_create(MD_ERR_NOT_FOUND, "%s not found in the link_map chain", st->name);
+}
+
+/* ld.so's own record: the module's link_map -> l_tls_offset, at the offset libc publishes for
+ * libthread_db in _thread_db_link_map_l_tls_offset. */
+static struct md_error *tls_from_link_map(struct md_symbols *s, size_t index, struct md_target *t,
+					  int64_t *ret)
+{
+	struct module_state *st = &s->states[index];
+	uint64_t field = 0, lm = 0;
+	struct md_error *err = thread_db_u64_field(s, "_thread_db_link_map_l_tls_offset", &field);
+	if (err)
+		return err;
+	if ((err = module_link_map(s, index, t, &lm)))
+		return err;
+	uint64_t value;
+	if ((err = read_u64(t, lm + field, &value)))
+		return md_error_wrap(err, "reading l_tls_offset");
+	/* 0 is NO_TLS_OFFSET, -1 FORCED_DYNAMIC_TLS_OFFSET (dlopen'ed, dynamic TLS). */
+	if (value == 0 || value == UINT64_MAX)
+		return md_error_create(MD_ERR_UNSUPPORTED, "%s has no static TLS block", st->name);
+	*ret = (int64_t)value;
+	return NULL;
 }
 
 struct md_error *md_symbols_tls_offset(struct md_symbols *symbols, const struct md_module *mod,
@@ -1851,5 +2058,221 @@ struct md_error *md_symbols_tls_offset(struct md_symbols *symbols, const struct 
 	st->tls_known = true;
 	st->tls_offset = off;
 	*tls_offset_ret = off;
+	return NULL;
+}
+
+/* ---- dynamic TLS ---- */
+
+/* The module's TLS module id (l_tls_modid, its index in every thread's DTV), from its link_map at
+ * the offset libc describes to libthread_db, else at the offset libc's or ld.so's DWARF gives. */
+static struct md_error *module_tls_modid(struct md_symbols *s, size_t index, struct md_target *t, uint64_t *ret)
+{
+	struct module_state *st = &s->states[index];
+	if (st->tls_modid) {
+		*ret = st->tls_modid;
+		return NULL;
+	}
+	uint64_t field = 0, lm = 0, modid;
+	struct md_error *err = thread_db_u64_field(s, "_thread_db_link_map_l_tls_modid", &field);
+	if (err) {
+		static const char *const layout_names[] = {"libc.so", "ld-linux", NULL};
+		for (const char *const *name = layout_names; err && *name; name++) {
+			const struct md_module *m = md_symbols_find_module(s, *name);
+			uint64_t size = 0;
+			struct md_error *derr = m ? md_symbols_member(s, m, "link_map", "l_tls_modid", &field, &size) : NULL;
+			if (m && !derr && size == 8) {
+				md_error_destroy(err);
+				err = NULL;
+			}
+			md_error_destroy(derr);
+		}
+		if (err)
+			return md_error_wrap(err, "%s: where link_map.l_tls_modid is", st->name);
+	}
+	if ((err = module_link_map(s, index, t, &lm)))
+		return err;
+	if ((err = read_u64(t, lm + field, &modid)))
+		return md_error_wrap(err, "reading l_tls_modid");
+	if (modid == 0 || modid > MAX_TLS_MODID)
+		return md_error_create(MD_ERR_BAD_DATA, "%s: l_tls_modid %" PRIu64 " is implausible", st->name, modid);
+	st->tls_modid = modid;
+	st->link_map = lm;
+	*ret = modid;
+	return NULL;
+}
+
+/* x86-64 and the GNU C library: the thread pointer is the TCB, whose second word points at dtv[0] of the
+ * thread's dtv_t array (16 bytes an entry: { void *val; void *to_free; }); dtv[-1] holds the
+ * number of entries after dtv[0], dtv[0] the generation, dtv[modid].val the module's block or
+ * TLS_DTV_UNALLOCATED (-1) until the thread's first __tls_get_addr for it. libc's descriptions for
+ * libthread_db confirm the offsets when it has them. */
+#define TCB_DTV_OFFSET 8
+#define DTV_ENTRY_SIZE 16
+
+static struct md_error *check_dtv_layout(struct md_symbols *s)
+{
+	uint64_t off;
+	struct md_error *err = thread_db_u64_field(s, "_thread_db_pthread_dtvp", &off);
+	if (!err && off != TCB_DTV_OFFSET)
+		return md_error_create(MD_ERR_UNSUPPORTED, "this libc keeps the DTV pointer at +%" PRIu64, off);
+	md_error_destroy(err);
+	err = thread_db_u64_field(s, "_thread_db_dtv_t_pointer_val", &off);
+	if (!err && off != 0)
+		return md_error_create(MD_ERR_UNSUPPORTED, "this libc's dtv_t has its pointer at +%" PRIu64, off);
+	md_error_destroy(err);
+	uint32_t desc[3];
+	err = thread_db_field(s, "_thread_db_dtv_dtv", desc);
+	if (!err && desc[0] != DTV_ENTRY_SIZE * 8)
+		return md_error_create(MD_ERR_UNSUPPORTED, "this libc's dtv_t has %u bits", desc[0]);
+	md_error_destroy(err);
+	return NULL;
+}
+
+/* The generation at which module id modid was last given to a module, and that module's
+ * link_map: ld.so's slotinfo list (_rtld_global._dl_tls_dtv_slotinfo_list, chunks of { len, next,
+ * slotinfo[len] }, each slot { gen, map }), at the offsets libc describes to libthread_db.
+ * MD_ERR_NOT_FOUND when this libc describes none of it (GNU C library before 2.34). */
+static struct md_error *slotinfo_of(struct md_symbols *s, struct md_target *t, uint64_t modid, uint64_t *gen_ret,
+				    uint64_t *map_ret)
+{
+	static const char *const ld_names[] = {"ld-linux", "ld-", NULL};
+	uint64_t list_field, len_off, next_off, gen_off, map_off;
+	uint32_t slots[3];
+	struct md_error *err;
+	if ((err = thread_db_u64_field(s, "_thread_db_rtld_global__dl_tls_dtv_slotinfo_list", &list_field)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_list_len", &len_off)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_list_next", &next_off)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_gen", &gen_off)) ||
+	    (err = thread_db_u64_field(s, "_thread_db_dtv_slotinfo_map", &map_off)) ||
+	    (err = thread_db_field(s, "_thread_db_dtv_slotinfo_list_slotinfo", slots)))
+		return err;
+	uint64_t slot_size = slots[0] / 8;
+	if (slot_size < 16 || slot_size > 256 || slots[2] > 4096 || gen_off + 8 > slot_size || map_off + 8 > slot_size)
+		return md_error_create(MD_ERR_UNSUPPORTED, "this libc's dtv_slotinfo is {%u, %u, %u}", slots[0], slots[1],
+				       slots[2]);
+	struct md_symbol rtld_global;
+	size_t rtld_mod;
+	if ((err = lookup_preferring(s, ld_names, "_rtld_global", &rtld_global, &rtld_mod)))
+		return err;
+	uint64_t list, index = modid;
+	if ((err = read_u64(t, rtld_global.address + list_field, &list)))
+		return md_error_wrap(err, "reading _rtld_global._dl_tls_dtv_slotinfo_list");
+	for (int steps = 0; list && steps < 64; steps++) {
+		uint64_t len, next;
+		if ((err = read_u64(t, list + len_off, &len)) || (err = read_u64(t, list + next_off, &next)))
+			return md_error_wrap(err, "reading the TLS slotinfo list at 0x%" PRIx64, list);
+		if (len > MAX_TLS_MODID)
+			return md_error_create(MD_ERR_BAD_DATA, "TLS slotinfo list at 0x%" PRIx64 " claims %" PRIu64 " slots",
+					       list, len);
+		if (index < len) {
+			uint64_t slot = list + slots[2] + index * slot_size;
+			if ((err = read_u64(t, slot + gen_off, gen_ret)) || (err = read_u64(t, slot + map_off, map_ret)))
+				return md_error_wrap(err, "reading TLS slot %" PRIu64, modid);
+			return NULL;
+		}
+		index -= len;
+		list = next;
+	}
+	return md_error_create(MD_ERR_BAD_DATA, "module id %" PRIu64 " is not in the TLS slotinfo list", modid);
+}
+
+static struct md_error *dtv_block(struct md_symbols *s, size_t index, struct md_target *t, int32_t tid,
+				  uint64_t thread_pointer, uint64_t block_size, uint64_t *block_ret)
+{
+	struct module_state *st = &s->states[index];
+	uint64_t modid = 0, dtv, len, val;
+	struct md_error *err = check_dtv_layout(s);
+	if (err || (err = module_tls_modid(s, index, t, &modid)))
+		return err;
+	if ((err = read_u64(t, thread_pointer + TCB_DTV_OFFSET, &dtv)))
+		return md_error_wrap(err, "thread %d: reading its DTV pointer", (int)tid);
+	if ((err = read_u64(t, dtv - DTV_ENTRY_SIZE, &len)))
+		return md_error_wrap(err, "thread %d: reading its DTV at 0x%" PRIx64, (int)tid, dtv);
+	if (len > MAX_TLS_MODID)
+		return md_error_create(MD_ERR_BAD_DATA, "thread %d: DTV at 0x%" PRIx64 " claims %" PRIu64 " entries",
+				       (int)tid, dtv, len);
+	if (modid > len)
+		return md_error_create(MD_ERR_NOT_FOUND,
+				       "thread %d has no TLS block of %s yet (its DTV of %" PRIu64
+				       " entries predates module id %" PRIu64 ")",
+				       (int)tid, st->name, len, modid);
+	/* An entry older than the module that now has the id is stale (a dlclose'd predecessor's, or
+	 * not set yet): the thread brings its DTV up to date at its next __tls_get_addr only. */
+	uint64_t dtv_gen, slot_gen, slot_map;
+	err = slotinfo_of(s, t, modid, &slot_gen, &slot_map);
+	if (!err) {
+		uint64_t lm = st->link_map;
+		if ((err = read_u64(t, dtv, &dtv_gen)))
+			return md_error_wrap(err, "thread %d: reading its DTV generation", (int)tid);
+		if (slot_map != lm)
+			return md_error_create(MD_ERR_BAD_DATA,
+					       "TLS slot %" PRIu64 " belongs to link_map 0x%" PRIx64 ", not to %s (0x%" PRIx64 ")",
+					       modid, slot_map, st->name, lm);
+		if (slot_gen > dtv_gen)
+			return md_error_create(MD_ERR_NOT_FOUND,
+					       "thread %d has no TLS block of %s yet (its DTV is of generation %" PRIu64
+					       ", the module of %" PRIu64 ")",
+					       (int)tid, st->name, dtv_gen, slot_gen);
+	} else if (err->code != MD_ERR_NOT_FOUND) {
+		return err;
+	}
+	md_error_destroy(err);
+	if ((err = read_u64(t, dtv + modid * DTV_ENTRY_SIZE, &val)))
+		return md_error_wrap(err, "thread %d: reading DTV entry %" PRIu64, (int)tid, modid);
+	if (val == 0 || val == UINT64_MAX)
+		return md_error_create(MD_ERR_NOT_FOUND, "thread %d has not allocated its TLS block of %s yet",
+				       (int)tid, st->name);
+	const struct md_mapping *m = md_target_find_mapping(t, val);
+	if (!m || !(m->perms & MD_PERM_WRITE) || block_size > m->end - val)
+		return md_error_create(MD_ERR_BAD_DATA,
+				       "thread %d: DTV entry %" PRIu64 " of %s points at 0x%" PRIx64
+				       ", not at %" PRIu64 " writable bytes",
+				       (int)tid, modid, st->name, val, block_size);
+	*block_ret = val;
+	return NULL;
+}
+
+struct md_error *md_symbols_tls_address(struct md_symbols *symbols, const struct md_module *mod,
+					struct md_target *t, int32_t tid, uint64_t thread_pointer,
+					uint64_t offset, uint64_t *address_ret)
+{
+	ssize_t index = module_index(symbols, mod);
+	if (index < 0)
+		return md_error_create(MD_ERR_NOT_FOUND, "TLS address: unknown module");
+	struct module_state *st = &symbols->states[index];
+	GElf_Phdr tls;
+	if (!st->elf || !elf_find_phdr(st->elf, PT_TLS, &tls) || tls.p_memsz == 0)
+		return md_error_create(MD_ERR_NOT_FOUND, "%s has no TLS segment", st->name);
+	struct md_error *static_err = NULL;
+	if (!st->tls_dynamic) {
+		int64_t tls_offset;
+		static_err = md_symbols_tls_offset(symbols, mod, t, &tls_offset);
+		if (!static_err) {
+			*address_ret = thread_pointer - (uint64_t)tls_offset + offset;
+			return NULL;
+		}
+		if (static_err->code == MD_ERR_UNSUPPORTED) {
+			md_error_destroy(static_err); /* no static block: that is for good */
+			static_err = NULL;
+			st->tls_dynamic = true;
+		}
+	}
+	/* Static TLS unknown (no GOT slot, libc without its descriptions): the DTV points at static
+	 * blocks too, for every thread that has an up-to-date one. */
+	if (offset >= tls.p_memsz) {
+		md_error_destroy(static_err);
+		return md_error_create(MD_ERR_NOT_FOUND, "%s: offset 0x%" PRIx64 " lies outside its TLS block of %" PRIu64
+				       " bytes", st->name, offset, (uint64_t)tls.p_memsz);
+	}
+	uint64_t block = 0;
+	struct md_error *err = dtv_block(symbols, (size_t)index, t, tid, thread_pointer, tls.p_memsz, &block);
+	if (err) {
+		if (static_err && err->code != MD_ERR_NOT_FOUND)
+			err = md_error_wrap(err, "%s", static_err->message);
+		md_error_destroy(static_err);
+		return err;
+	}
+	md_error_destroy(static_err);
+	*address_ret = block + offset;
 	return NULL;
 }

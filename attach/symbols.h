@@ -70,11 +70,21 @@ const char *md_symbols_symbolize(struct md_symbols *symbols, uint64_t pc, uint64
 struct md_error *md_symbols_member(struct md_symbols *symbols, const struct md_module *mod,
 				   const char *struct_name, const char *member,
 				   uint64_t *offset_ret, uint64_t *size_ret);
+/* The same member's position in bits (md_target_member_bits). */
+struct md_error *md_symbols_member_bits(struct md_symbols *symbols, const struct md_module *mod,
+					const char *struct_name, const char *member,
+					uint64_t *bit_offset_ret, uint64_t *bit_size_ret);
 struct md_error *md_symbols_struct_size(struct md_symbols *symbols, const struct md_module *mod,
 					const char *struct_name, uint64_t *size_ret);
 /* The module's static TLS offset (l_tls_offset): fs_base - tls_offset + st_value is the address
  * of a TLS variable. read_u64 reads target memory (used for the TPOFF64 GOT slot). */
 struct md_error *md_symbols_tls_offset(struct md_symbols *symbols, const struct md_module *mod,
 				       struct md_target *t, int64_t *tls_offset_ret);
+/* Address of the TLS variable at offset in mod's block for the thread with that thread pointer
+ * (fs_base): static TLS through md_symbols_tls_offset, else (a module with dynamic TLS) through
+ * the thread's DTV (MD_ERR_NOT_FOUND when the thread has no block of mod yet). */
+struct md_error *md_symbols_tls_address(struct md_symbols *symbols, const struct md_module *mod,
+					struct md_target *t, int32_t tid, uint64_t thread_pointer,
+					uint64_t offset, uint64_t *address_ret);
 
 #endif

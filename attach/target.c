@@ -532,6 +532,15 @@ struct md_error *md_target_struct_size(struct md_target *t, const struct md_modu
 	return md_symbols_struct_size(t->symbols, mod, struct_name, size_ret);
 }
 
+struct md_error *md_target_member_bits(struct md_target *t, const struct md_module *mod,
+				       const char *struct_name, const char *member,
+				       uint64_t *bit_offset_ret, uint64_t *bit_size_ret)
+{
+	if (!t->symbols)
+		return no_symbols();
+	return md_symbols_member_bits(t->symbols, mod, struct_name, member, bit_offset_ret, bit_size_ret);
+}
+
 struct md_error *md_target_tls_address(struct md_target *t, const struct md_module *mod,
 				       const struct md_thread *thread, uint64_t offset,
 				       uint64_t *address_ret)
@@ -540,12 +549,8 @@ struct md_error *md_target_tls_address(struct md_target *t, const struct md_modu
 		return no_symbols();
 	if (!thread->regs_valid)
 		return md_error_create(MD_ERR_NOT_FOUND, "thread %d: registers unknown", (int)thread->tid);
-	int64_t tls_offset;
-	struct md_error *err = md_symbols_tls_offset(t->symbols, mod, t, &tls_offset);
-	if (err)
-		return err;
-	*address_ret = thread->regs[MD_REG_FS_BASE] - (uint64_t)tls_offset + offset;
-	return NULL;
+	return md_symbols_tls_address(t->symbols, mod, t, thread->tid, thread->regs[MD_REG_FS_BASE], offset,
+				      address_ret);
 }
 
 struct md_error *md_target_backtrace(struct md_target *t, const struct md_thread *thread,

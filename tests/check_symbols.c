@@ -29,6 +29,7 @@
 
 #include "procfs.h"
 #include "symbols.h"
+#include "live.h"
 #include "target_impl.h"
 #include "tests.h"
 #include "unwind.h"
@@ -574,6 +575,195 @@ START_TEST(test_tls_offset)
 }
 END_TEST
 
+/* C++ layouts as the compiler made them (tests/targets/symx/libsymx.cc), in a DWARF 5 and a
+ * DWARF 4 build: qualified names through namespaces, a nested class and an anonymous namespace,
+ * base-class members, and bit-field positions in both encodings. */
+static void check_cxx_layouts(struct md_symbols *s, const struct md_test_proc *p, const char *lib)
+{
+	const struct md_module *mod = md_symbols_find_module(s, lib);
+	ck_assert_msg(mod, "%s not among the modules", lib);
+	uint64_t size = 0;
+	ck_assert_uint_eq(struct_size(s, mod, "symx::inner::Span"), md_test_truth(p, "span.size"));
+	ck_assert_uint_eq(struct_size(s, mod, "::symx::inner::Span"), md_test_truth(p, "span.size"));
+	ck_assert_uint_eq(member_offset(s, mod, "symx::inner::Span", "num_pages", &size), md_test_truth(p, "span.num_pages"));
+	ck_assert_uint_eq(size, 4);
+	ck_assert_uint_eq(member_offset(s, mod, "symx::inner::Span", "next", &size), md_test_truth(p, "span.next"));
+	ck_assert_uint_eq(size, 8);
+	ck_assert_uint_eq(member_offset(s, mod, "symx::inner::Span", "link", &size), md_test_truth(p, "span.link"));
+	ck_assert_uint_eq(size, md_test_truth(p, "link.size"));
+	ck_assert_uint_eq(struct_size(s, mod, "symx::inner::Span::Link"), md_test_truth(p, "link.size"));
+	ck_assert_uint_eq(member_offset(s, mod, "symx::inner::Span::Link", "tag", &size), md_test_truth(p, "link.tag"));
+	ck_assert_uint_eq(size, 2);
+	ck_assert_uint_eq(member_offset(s, mod, "symx::inner::Span::Link", "weight", NULL), md_test_truth(p, "link.weight"));
+	ck_assert_uint_eq(struct_size(s, mod, "symx::Derived"), md_test_truth(p, "derived.size"));
+	ck_assert_uint_eq(member_offset(s, mod, "symx::Derived", "base_small", NULL), md_test_truth(p, "derived.base_small"));
+	ck_assert_uint_eq(member_offset(s, mod, "symx::Derived", "own", NULL), md_test_truth(p, "derived.own"));
+	ck_assert_uint_eq(member_offset(s, mod, "symx::Derived", "name", &size), md_test_truth(p, "derived.name"));
+	ck_assert_uint_eq(size, 12);
+	ck_assert_uint_eq(struct_size(s, mod, "(anonymous namespace)::Hidden"), md_test_truth(p, "hidden.size"));
+	ck_assert_uint_eq(member_offset(s, mod, "Hidden", "h1", NULL), md_test_truth(p, "hidden.h1"));
+	ck_assert_uint_eq(struct_size(s, mod, "SymxBits"), md_test_truth(p, "bits.size"));
+
+	/* Not found: the right name in the wrong scope, a nested class without its outer one. */
+	static const char *const absent[] = {"Span", "symx::Span", "inner::Span", "symx::inner::Nope", "Link",
+					     "symx::inner::Span::", "symx::::Span"};
+	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+		struct md_error *err = md_symbols_struct_size(s, mod, absent[i], &size);
+		ck_assert_msg(err && err->code == MD_ERR_NOT_FOUND, "%s: %s found", lib, absent[i]);
+		md_error_destroy(err);
+	}
+
+	static const struct {
+		const char *type, *key, *member;
+	} bit_fields[] = {
+		{"SymxBits", "SymxBits", "a"}, {"SymxBits", "SymxBits", "b"}, {"SymxBits", "SymxBits", "c"},
+		{"SymxBits", "SymxBits", "d"}, {"SymxBits", "SymxBits", "e"},
+		{"symx::inner::Flags", "Flags", "sampled"}, {"symx::inner::Flags", "Flags", "size_class"},
+		{"symx::inner::Flags", "Flags", "location"},
+	};
+	for (size_t i = 0; i < sizeof(bit_fields) / sizeof(bit_fields[0]); i++) {
+		char key[64], *end;
+		snprintf(key, sizeof(key), "bits.%s.%s ", bit_fields[i].key, bit_fields[i].member);
+		const char *line = strstr(p->truth, key);
+		ck_assert_msg(line, "no truth for %s", key);
+		unsigned long long want_offset = strtoull(line + strlen(key), &end, 10);
+		unsigned long long want_size = strtoull(end, NULL, 10);
+		uint64_t bit_offset = 0, bit_size = 0;
+		struct md_error *err = md_symbols_member_bits(s, mod, bit_fields[i].type, bit_fields[i].member,
+							      &bit_offset, &bit_size);
+		ck_assert_msg(!err, "%s %s.%s: %s", lib, bit_fields[i].type, bit_fields[i].member, err ? err->message : "");
+		ck_assert_msg(bit_offset == want_offset && bit_size == want_size,
+			      "%s %s.%s: bits %" PRIu64 "+%" PRIu64 ", the compiler put them at %llu+%llu", lib,
+			      bit_fields[i].type, bit_fields[i].member, bit_offset, bit_size, want_offset, want_size);
+	}
+	/* A member that is no bit-field, in bits. */
+	uint64_t bit_offset = 0, bit_size = 0;
+	ck_assert_ptr_null(md_symbols_member_bits(s, mod, "SymxBits", "tail", &bit_offset, &bit_size));
+	ck_assert_uint_eq(bit_offset, md_test_truth(p, "bits.tail") * 8);
+	ck_assert_uint_eq(bit_size, 16);
+}
+
+START_TEST(test_cxx_layouts)
+{
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "symx_truth", NULL));
+	struct md_symbols *s = symbols_for(p.pid, false);
+	check_cxx_layouts(s, &p, "libsymx5.so");
+	check_cxx_layouts(s, &p, "libsymx4.so");
+	md_symbols_destroy(s);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
+/* Dynamic TLS (issue 13): libsymx5.so is dlopen'ed, so its __thread variable lives in blocks
+ * that __tls_get_addr allocates per thread and the DTV points at. Each thread that used it has
+ * the value it printed at the address it printed; threads that never did (started before or
+ * after the dlopen, and the main thread) have no block: NOT_FOUND. */
+START_TEST(test_dynamic_tls)
+{
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "symx_truth", NULL));
+	struct md_live_options opts = { 0 };
+	struct md_target *t = NULL;
+	struct md_error *err = md_live_open(p.pid, &opts, &t);
+	ck_assert_msg(!err, "md_live_open: %s", err ? err->message : "");
+	err = md_live_stop(t);
+	struct md_live_capture cap;
+	if (!err)
+		err = md_live_capture(t, &cap);
+	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	const struct md_module *mod = md_target_find_module(t, "libsymx5.so");
+	ck_assert_ptr_nonnull(mod);
+	struct md_symbol var;
+	err = md_target_symbol(t, mod, "symx_tls_value", &var);
+	ck_assert_msg(!err, "symx_tls_value: %s", err ? err->message : "");
+	ck_assert_int_eq(var.type, MD_SYM_TLS);
+	const struct md_module *mod4 = md_target_find_module(t, "libsymx4.so");
+	ck_assert_ptr_nonnull(mod4);
+	struct md_symbol var4;
+	ck_assert_ptr_null(md_target_symbol(t, mod4, "symx_tls_value", &var4));
+	/* The public entry point of the bit positions. */
+	uint64_t bit_offset = 0, bit_size = 0;
+	ck_assert_ptr_null(md_target_member_bits(t, mod, "symx::inner::Flags", "size_class", &bit_offset, &bit_size));
+	ck_assert_uint_eq(bit_offset, 33);
+	ck_assert_uint_eq(bit_size, 12);
+
+	size_t n_threads = 0;
+	const struct md_thread *threads = md_target_threads(t, &n_threads);
+	ck_assert_uint_eq(n_threads, 5);
+	static const char *const names[] = {"early_used", "late_used", "early_unused", "late_unused", NULL};
+	size_t used = 0, unused = 0;
+	for (size_t i = 0; i < n_threads; i++) {
+		const char *name = threads[i].tid == p.pid ? "main" : NULL;
+		for (size_t k = 0; !name && names[k]; k++) {
+			char key[32];
+			snprintf(key, sizeof(key), "%s.tid", names[k]);
+			if (md_test_truth(&p, key) == (unsigned long long)threads[i].tid)
+				name = names[k];
+		}
+		ck_assert_msg(name, "thread %d is none of the target's", (int)threads[i].tid);
+		uint64_t addr = 0;
+		err = md_target_tls_address(t, mod, &threads[i], var.address, &addr);
+		if (strstr(name, "_used")) {
+			char key[32];
+			ck_assert_msg(!err, "%s: %s", name, err ? err->message : "");
+			snprintf(key, sizeof(key), "%s.addr", name);
+			ck_assert_uint_eq(addr, md_test_truth(&p, key));
+			uint64_t value = 0;
+			ck_assert_ptr_null(md_target_read_u64(t, addr, &value));
+			snprintf(key, sizeof(key), "%s.value", name);
+			ck_assert_uint_eq(value, md_test_truth(&p, key));
+			/* the same variable of the DWARF 4 copy, another module id */
+			uint64_t addr4 = 0;
+			err = md_target_tls_address(t, mod4, &threads[i], var4.address, &addr4);
+			ck_assert_msg(!err, "%s, libsymx4: %s", name, err ? err->message : "");
+			snprintf(key, sizeof(key), "%s.addr4", name);
+			ck_assert_uint_eq(addr4, md_test_truth(&p, key));
+			ck_assert_ptr_null(md_target_read_u64(t, addr4, &value));
+			snprintf(key, sizeof(key), "%s.value4", name);
+			ck_assert_uint_eq(value, md_test_truth(&p, key));
+			used++;
+		} else {
+			ck_assert_msg(err && err->code == MD_ERR_NOT_FOUND, "%s: %s", name,
+				      err ? err->message : "an address for a thread that never used the variable");
+			md_error_destroy(err);
+			unused++;
+		}
+	}
+	ck_assert_uint_eq(used, 2);
+	ck_assert_uint_eq(unused, 3);
+	md_live_capture_deinit(&cap);
+	md_live_detach(t);
+	md_target_destroy(t);
+
+	/* libsymx4.so closed and opened again: the same module id, a newer generation. The threads'
+	 * DTV entries for it still point at their blocks of the closed copy (glibc frees them at the
+	 * thread's next __tls_get_addr only): stale, so NOT_FOUND, not the old address. */
+	ck_assert_uint_eq(md_test_proc_ask_u64(&p, "reload", "reloaded "), md_test_truth(&p, "lib4.modid"));
+	ck_assert_ptr_null(md_live_open(p.pid, &opts, &t));
+	err = md_live_stop(t);
+	if (!err)
+		err = md_live_capture(t, &cap);
+	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	mod = md_target_find_module(t, "libsymx4.so");
+	ck_assert_ptr_nonnull(mod);
+	ck_assert_ptr_null(md_target_symbol(t, mod, "symx_tls_value", &var));
+	threads = md_target_threads(t, &n_threads);
+	ck_assert_uint_eq(n_threads, 5);
+	for (size_t i = 0; i < n_threads; i++) {
+		uint64_t addr = 0;
+		err = md_target_tls_address(t, mod, &threads[i], var.address, &addr);
+		ck_assert_msg(err && err->code == MD_ERR_NOT_FOUND, "thread %d: %s", (int)threads[i].tid,
+			      err ? err->message : "an address in a block of the closed copy");
+		md_error_destroy(err);
+	}
+	md_live_capture_deinit(&cap);
+	md_live_detach(t);
+	md_target_destroy(t);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 /* The kernel writes "core" (or core.PID) in the cwd when core_pattern is a plain name. */
 static bool core_pattern_is_file(void)
 {
@@ -818,6 +1008,8 @@ Suite *symbols_suite(void)
 	tcase_add_test(tc, test_symbolize);
 	tcase_add_test(tc, test_unwind);
 	tcase_add_test(tc, test_tls_offset);
+	tcase_add_test(tc, test_cxx_layouts);
+	tcase_add_test(tc, test_dynamic_tls);
 	suite_add_tcase(suite, tc);
 	TCase *core = tcase_create("core");
 	tcase_set_timeout(core, 60);

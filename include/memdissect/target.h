@@ -174,14 +174,31 @@ struct md_error *md_target_symbol(struct md_target *t, const struct md_module *m
 /* Name of the function containing pc ("malloc_consolidate"), or NULL. Valid until the target
  * is destroyed. */
 const char *md_target_symbolize(struct md_target *t, uint64_t pc, uint64_t *offset_ret);
-/* DWARF layout of struct_name (a DW_TAG_structure_type with a size) in the module's debug info:
- * the byte offset and size of member. MD_ERR_NOT_FOUND when there is no DWARF or no member. */
+/* DWARF layout of struct_name (a struct, union or class with a size) in the module's debug info:
+ * the byte offset and size of member. struct_name may be qualified, "tcmalloc::Span" or
+ * "ns::Outer::Inner" (namespaces and enclosing classes; "(anonymous namespace)::T", and a plain
+ * "T" is also found inside an anonymous namespace). Members of anonymous struct/union members and
+ * of C++ base classes count as the struct's own. For a bit-field, the offset is that of its
+ * storage unit (DWARF 2-4) or of the byte holding its first bit (DWARF 5): use
+ * md_target_member_bits. MD_ERR_NOT_FOUND when there is no DWARF or no member. */
 struct md_error *md_target_member(struct md_target *t, const struct md_module *mod,
 				  const char *struct_name, const char *member,
 				  uint64_t *offset_ret, uint64_t *size_ret);
 struct md_error *md_target_struct_size(struct md_target *t, const struct md_module *mod,
 				       const char *struct_name, uint64_t *size_ret);
-/* Address of a static-TLS variable of mod in thread: fs_base - tls_offset(mod) + offset. */
+/* The same member in bits: bit_offset from the start of the struct, bit 0 the lowest bit of its
+ * first byte (x86-64 order: a value's bits are (word >> (bit_offset % 64)) of the little-endian
+ * word at byte bit_offset / 64 * 8, when they do not cross it), and bit_size. For a member that is
+ * no bit-field: offset * 8 and size * 8. DW_AT_data_bit_offset (DWARF 4+) and the older
+ * DW_AT_bit_offset (counted from the storage unit's most significant bit) both read this way. */
+struct md_error *md_target_member_bits(struct md_target *t, const struct md_module *mod,
+				       const char *struct_name, const char *member,
+				       uint64_t *bit_offset_ret, uint64_t *bit_size_ret);
+/* Address of a TLS variable of mod in thread, offset its place in the module's TLS block (what
+ * md_target_symbol gives for MD_SYM_TLS). A module in static TLS: fs_base - tls_offset(mod) +
+ * offset. A module in dynamic TLS (dlopen'ed, glibc): the block the thread's DTV holds for the
+ * module's l_tls_modid, + offset; MD_ERR_NOT_FOUND when the thread has not allocated that block
+ * yet (it never touched a variable of the module). x86-64 glibc only (docs/plugins.md). */
 struct md_error *md_target_tls_address(struct md_target *t, const struct md_module *mod,
 				       const struct md_thread *thread, uint64_t offset,
 				       uint64_t *address_ret);
