@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages memdissect needs, only when one is missing (apt-get update once).
 set -e
-pkgs="gcc make cmake pkg-config libdw-dev libelf-dev libunwind-dev libcapstone-dev check libc6-dbg libjemalloc-dev util-linux redis-server chromium gdb elfutils strace valgrind dpkg-dev debhelper lintian fakeroot debuginfod curl iproute2 prometheus-node-exporter man-db bsdextrautils bash-completion postgresql python3 mount libtcmalloc-minimal4 libmimalloc2.0 musl-tools python3.11 libpython3.11-dev libgoogle-perftools-dev libgoogle-perftools4 libmimalloc-dev"
+pkgs="gcc g++ make cmake pkg-config libdw-dev libelf-dev libunwind-dev libcapstone-dev check libc6-dbg libjemalloc-dev util-linux redis-server chromium gdb elfutils strace valgrind dpkg-dev debhelper lintian fakeroot debuginfod curl iproute2 prometheus-node-exporter man-db bsdextrautils bash-completion postgresql python3 mount libtcmalloc-minimal4 libmimalloc2.0 musl-tools python3.11 libpython3.11-dev libgoogle-perftools-dev libgoogle-perftools4 libmimalloc-dev"
 # Debian's source packages (deb-src) for bookworm: scripts/mimalloc-build.sh builds mimalloc 2.0.9
 # from them (apt-get source), as Debian ships no static libmimalloc.a.
 src_list=/etc/apt/sources.list.d/memdissect-src.sources
