@@ -617,18 +617,27 @@ static size_t utf8_sequence(const unsigned char *s, size_t avail)
 static void write_string(const char *str, size_t len, FILE *out)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	fputc('"', out);
+	putc_unlocked('"', out);
 	size_t i = 0;
 	while (i < len) {
+		/* A run of printable ASCII that needs no escape goes out in one write. */
+		size_t run = i;
+		while (run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			fwrite_unlocked(s + i, 1, run - i, out);
+			i = run;
+			continue;
+		}
 		unsigned char c = s[i];
 		switch (c) {
-		case '"': fputs("\\\"", out); i++; continue;
-		case '\\': fputs("\\\\", out); i++; continue;
-		case '\b': fputs("\\b", out); i++; continue;
-		case '\f': fputs("\\f", out); i++; continue;
-		case '\n': fputs("\\n", out); i++; continue;
-		case '\r': fputs("\\r", out); i++; continue;
-		case '\t': fputs("\\t", out); i++; continue;
+		case '"': fputs_unlocked("\\\"", out); i++; continue;
+		case '\\': fputs_unlocked("\\\\", out); i++; continue;
+		case '\b': fputs_unlocked("\\b", out); i++; continue;
+		case '\f': fputs_unlocked("\\f", out); i++; continue;
+		case '\n': fputs_unlocked("\\n", out); i++; continue;
+		case '\r': fputs_unlocked("\\r", out); i++; continue;
+		case '\t': fputs_unlocked("\\t", out); i++; continue;
 		default: break;
 		}
 		if (c < 0x20) {
@@ -642,73 +651,84 @@ static void write_string(const char *str, size_t len, FILE *out)
 			i++;
 			continue;
 		}
-		fwrite(s + i, 1, seq, out);
+		fwrite_unlocked(s + i, 1, seq, out);
 		i += seq;
 	}
-	fputc('"', out);
+	putc_unlocked('"', out);
 }
 
 static void write_newline(FILE *out, int indent, int depth)
 {
 	if (indent <= 0)
 		return;
-	fputc('\n', out);
-	for (int i = 0; i < indent * depth; i++)
-		fputc(' ', out);
+	static const char spaces[] = "                                                                ";
+	putc_unlocked('\n', out);
+	for (int left = indent * depth; left > 0;) {
+		int n = left < (int)sizeof(spaces) - 1 ? left : (int)sizeof(spaces) - 1;
+		fwrite_unlocked(spaces, 1, (size_t)n, out);
+		left -= n;
+	}
 }
 
 static void write_node(const struct md_node *n, FILE *out, int indent, int depth)
 {
 	char buf[64];
 	if (!n) {
-		fputs("null", out);
+		fputs_unlocked("null", out);
 		return;
 	}
 	switch (n->type) {
 	case MD_NODE_NULL:
-		fputs("null", out);
+		fputs_unlocked("null", out);
 		break;
 	case MD_NODE_BOOL:
-		fputs(n->b ? "true" : "false", out);
+		fputs_unlocked(n->b ? "true" : "false", out);
 		break;
-	case MD_NODE_U64:
-		fprintf(out, "%" PRIu64, n->u);
+	case MD_NODE_U64: {
+		char *e = buf + sizeof(buf), *q = e;
+		uint64_t v = n->u;
+		do {
+			*--q = (char)('0' + v % 10);
+			v /= 10;
+		} while (v);
+		fwrite_unlocked(q, 1, (size_t)(e - q), out);
 		break;
+	}
 	case MD_NODE_I64:
 		fprintf(out, "%" PRId64, n->i);
 		break;
 	case MD_NODE_DOUBLE:
 		format_double(n->d, buf, sizeof(buf));
-		fputs(buf, out);
+		fputs_unlocked(buf, out);
 		break;
 	case MD_NODE_STRING:
 		write_string(n->str.s, n->str.len, out);
 		break;
 	case MD_NODE_ARRAY:
-		fputc('[', out);
+		putc_unlocked('[', out);
 		for (size_t i = 0; i < n->arr.n; i++) {
 			if (i)
-				fputc(',', out);
+				putc_unlocked(',', out);
 			write_newline(out, indent, depth + 1);
 			write_node(n->arr.items[i], out, indent, depth + 1);
 		}
 		if (n->arr.n)
 			write_newline(out, indent, depth);
-		fputc(']', out);
+		putc_unlocked(']', out);
 		break;
 	case MD_NODE_OBJECT:
-		fputc('{', out);
+		putc_unlocked('{', out);
 		for (size_t i = 0; i < n->obj.n; i++) {
 			if (i)
-				fputc(',', out);
+				putc_unlocked(',', out);
 			write_newline(out, indent, depth + 1);
 			write_string(n->obj.keys[i].s, n->obj.keys[i].len, out);
-			fputs(indent > 0 ? ": " : ":", out);
+			fputs_unlocked(indent > 0 ? ": " : ":", out);
 			write_node(n->obj.vals[i], out, indent, depth + 1);
 		}
 		if (n->obj.n)
 			write_newline(out, indent, depth);
-		fputc('}', out);
+		putc_unlocked('}', out);
 		break;
 	}
 }
@@ -717,7 +737,9 @@ struct md_error *md_node_write_json(const struct md_node *n, FILE *out, int inde
 {
 	if (indent > 16)
 		indent = 16;
+	flockfile(out); /* one lock for the whole document: the writers use the unlocked calls */
 	write_node(n, out, indent, 0);
+	funlockfile(out);
 	if (ferror(out))
 		return md_error_os(errno ? errno : EIO, "writing JSON");
 	return NULL;
