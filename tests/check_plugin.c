@@ -221,6 +221,73 @@ START_TEST(test_root_refuses_untrusted_plugins)
 }
 END_TEST
 
+/* A plugin directory holding only the named test plugins (toy.so would claim a [heap] page too). */
+static void plugin_dir(char *dir, const char *names)
+{
+	strcpy(dir, "/tmp/md-layers-XXXXXX");
+	ck_assert(mkdtemp(dir));
+	ck_assert(shell("for n in %s; do ln -s '%s'/$n.so '%s'/; done", names, testplugins(), dir) == 0);
+	setenv("MEMDISSECT_PLUGIN_PATH", dir, 1);
+}
+
+/* Layered claims (issue 13): the example's bump pool lives inside a glibc chunk. The pool's pages
+ * are the pool's (exact live and free bytes, its live pages), glibc keeps its live bytes (still
+ * mallinfo2's uordblks) and says it holds the pool, each page is counted once; a claim that
+ * straddles a glibc chunk boundary is rejected as a finding and changes no class. */
+START_TEST(test_layered_claims)
+{
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "layered", NULL));
+	char dir[64];
+	plugin_dir(dir, "bumppool");
+	int st = -1;
+	struct md_node *r = md_test_attach_json(p.pid, NULL, &st);
+	ck_assert_msg(r != NULL && st == 0, "attach: exit %d", st);
+	unsigned long long used = md_test_truth(&p, "used"), cap = md_test_truth(&p, "capacity");
+	unsigned long long base = md_test_truth(&p, "pool_base");
+	struct md_node *pool = md_test_allocator(r, "bumppool"), *gl = md_test_allocator(r, "glibc");
+	ck_assert_msg(pool && gl, "bumppool or glibc missing from the report");
+	ck_assert_uint_eq(md_test_json_u64(pool, "groups.0.live_bytes"), used);
+	ck_assert_uint_eq(md_test_json_u64(pool, "groups.0.free_bytes"), cap - used);
+	/* every page the pool's written bytes touch is the pool's and live, also the first one,
+	 * which holds glibc's chunk header and the chunk before */
+	ck_assert_uint_eq(md_test_json_u64(pool, "live_pages"), ((base + used - 1) >> 12) - (base >> 12) + 1);
+	ck_assert_uint_eq(md_test_json_u64(gl, "mallinfo.uordblks"), md_test_truth(&p, "uordblks"));
+	ck_assert_str_eq(md_node_get_string(md_node_path(gl, "holds.0.allocator")) ?: "", "bumppool");
+	ck_assert_uint_eq(md_test_json_u64(gl, "holds.0.bytes"), cap);
+	ck_assert_uint_eq(md_test_json_u64(gl, "holds.0.regions"), 1);
+	ck_assert_uint_eq(md_node_count(md_node_get(pool, "holds")), 0);
+	ck_assert_uint_eq(md_node_count(md_node_get(r, "findings")), 0);
+	md_test_check_classes_sum(r);
+	uint64_t live = md_test_json_u64(r, "classes.live"), free_ = md_test_json_u64(r, "classes.free");
+	md_node_destroy(r);
+	shell("rm -rf '%s'", dir);
+
+	plugin_dir(dir, "bumppool straddle");
+	r = md_test_attach_json(p.pid, NULL, &st);
+	ck_assert_msg(r != NULL && st == 0, "attach with the straddling claim: exit %d", st);
+	struct md_node *fs = md_node_get(r, "findings");
+	ck_assert_uint_eq(md_node_count(fs), 1);
+	char at[32];
+	snprintf(at, sizeof(at), "0x%llx", md_test_truth(&p, "straddle_start"));
+	const char *msg = md_node_get_string(md_node_get(md_node_at(fs, 0), "message"));
+	ck_assert_str_eq(md_node_get_string(md_node_get(md_node_at(fs, 0), "allocator")) ?: "", "straddle");
+	ck_assert_msg(msg && strstr(msg, at) && strstr(msg, "glibc") && strstr(msg, "rejected"), "finding: %s", msg);
+	struct md_node *sa = md_test_allocator(r, "straddle");
+	ck_assert_msg(sa, "no straddle allocator");
+	ck_assert_uint_eq(md_test_json_u64(sa, "live_pages"), 0);
+	md_test_check_classes_sum(r);
+	/* the rejected claim moved no page: the classes are those of the first attach */
+	ck_assert_uint_eq(md_test_json_u64(r, "classes.live"), live);
+	ck_assert_uint_eq(md_test_json_u64(r, "classes.free"), free_);
+	ck_assert_uint_eq(md_test_json_u64(md_test_allocator(r, "glibc"), "mallinfo.uordblks"), md_test_truth(&p, "uordblks"));
+	md_node_destroy(r);
+	shell("rm -rf '%s'", dir);
+	unsetenv("MEMDISSECT_PLUGIN_PATH");
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 Suite *plugin_suite(void)
 {
 	Suite *s = suite_create("plugin");
@@ -230,6 +297,7 @@ Suite *plugin_suite(void)
 	tcase_add_test(tc, test_toy_plugin_attach);
 	tcase_add_test(tc, test_exports_only_abi);
 	tcase_add_test(tc, test_root_refuses_untrusted_plugins);
+	tcase_add_test(tc, test_layered_claims);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sdk");
 	tcase_set_timeout(tc, 300);
