@@ -572,7 +572,8 @@ static bool resolve_page(struct map_acc *acc, size_t idx, const struct region *r
 static void resolve_layers(struct md_classifier *c)
 {
 	for (size_t k = 0; k < c->n_sinks; k++)
-		qsort(c->sinks[k]->big_live, c->sinks[k]->n_big_live, sizeof(struct span), cmp_span);
+		if (c->sinks[k]->n_big_live)
+			qsort(c->sinks[k]->big_live, c->sinks[k]->n_big_live, sizeof(struct span), cmp_span);
 	for (size_t i = 0; i < c->n_regions && c->n_sinks > 1; i++) {
 		struct region *rg = &c->regions[i];
 		for (size_t k = 0; k < c->n_sinks && rg->layer == LAYER_TOP; k++)

@@ -40,6 +40,7 @@ int main(void)
 	memset(after, 2, 5000);
 	if (!before || !bump_pool.base || !after)
 		return 1;
+	memset(bump_pool.base, 0, bump_pool.capacity); /* the pool's free part resident too */
 	for (int i = 0; i < 4; i++)
 		memset(bump_alloc(50u << 10), 0x5a, 50u << 10);
 	memset(bump_alloc(77), 0x5a, 77);
