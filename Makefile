@@ -113,6 +113,11 @@ TESTPLUGIN_SOS := $(patsubst tests/plugins/%.c,$(BUILD)/testplugins/%.so,$(wildc
 $(BUILD)/testplugins/%.so: tests/plugins/%.c $(wildcard include/memdissect/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS_ALL)) -shared -o $@ $< $(LDFLAGS_ALL)
+# The SDK example, built in tree too, for the layered-claims test (its pool inside a glibc chunk).
+TESTPLUGIN_SOS += $(BUILD)/testplugins/bumppool.so
+$(BUILD)/testplugins/bumppool.so: examples/plugin/bumppool.c $(wildcard include/memdissect/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_ALL)) -shared -o $@ $< $(LDFLAGS_ALL)
 
 # Test targets: plain programs, no sanitizer (they are the inspected processes, not the tool).
 $(BUILD)/targets/%: tests/targets/%.c tests/targets/target_common.h

@@ -196,6 +196,34 @@ static void finish_plugins(struct active_plugin *ap, size_t n_ap, struct md_targ
 }
 
 /* After the walk, without target memory: each plugin's object in "allocators". */
+/* "holds": the regions of other allocators inside this one's live spans (docs/json.md). */
+static struct md_error *set_holds(struct md_node *obj, const struct md_sink *sink)
+{
+	size_t n;
+	const struct md_classifier_hold *h = md_classifier_holds(sink, &n);
+	struct md_node *arr = md_node_array();
+	struct md_error *err = arr ? NULL : &md_error_nomem;
+	for (size_t i = 0; i < n && !err; i++) {
+		struct md_node *o = md_node_object();
+		err = o ? md_node_set_string(o, "allocator", h[i].allocator) : &md_error_nomem;
+		if (!err)
+			err = md_node_set_u64(o, "bytes", h[i].bytes);
+		if (!err)
+			err = md_node_set_u64(o, "regions", h[i].regions);
+		if (!err)
+			err = md_node_set_u64(o, "resident_pages", h[i].resident_pages);
+		if (!err)
+			err = md_node_append(arr, o);
+		else
+			md_node_destroy(o);
+	}
+	if (err) {
+		md_node_destroy(arr);
+		return err;
+	}
+	return md_node_set(obj, "holds", arr);
+}
+
 static struct md_error *report_plugins(struct active_plugin *ap, size_t n_ap, struct md_report *r)
 {
 	struct md_error *err = NULL;
@@ -206,6 +234,8 @@ static struct md_error *report_plugins(struct active_plugin *ap, size_t n_ap, st
 			rerr = ap[i].plugin->report(ap[i].state, ap[i].sink, obj);
 		if (!rerr && ap[i].inconsistent)
 			rerr = md_node_set_string(obj, "consistency", ap[i].why);
+		if (!rerr)
+			rerr = set_holds(obj, ap[i].sink);
 		if (rerr) {
 			md_report_add_note(r, "%s: report failed: %s", ap[i].plugin->name, rerr->message);
 			md_error_destroy(rerr);

@@ -7,19 +7,38 @@
 
 #define MAX_GROUPS 65536
 #define MAX_FINDINGS 10000
+/* Live spans of at least a page, kept to tell a region nested in another allocator's live span
+ * from one that straddles its spans: 16 bytes per such span, at most this many in all. */
+#define MAX_BIG_LIVE (1u << 20)
+#define MAX_SINKS 127 /* a page's owner byte holds sink index + 1, its top bit marks resolved pages */
 
-enum page_flag { F_LIVE = 1, F_META = 2, F_FREE = 4, F_RELEASE = 8 };
+/* While the spans come, a page's flags hold its first sink's flags in the low nibble and every
+ * other sink's in the high one; md_classifier_finish resolves them (resolve_layers) to one set
+ * in the low nibble, plus F_HELD on pages of a region nested in another sink's live span. */
+enum page_flag { F_LIVE = 1, F_META = 2, F_FREE = 4, F_RELEASE = 8, F_HELD = 16 };
+#define OWNER_RESOLVED 0x80
 
 struct map_acc {
 	uint8_t *flags;
+	uint8_t *page_owner; /* sink index + 1 of the page's first span (after finish: innermost), 0 none */
 	uint16_t *free_bytes;
 	int owner; /* index of the first sink that put a span here, -1 none */
 };
 
+enum region_layer { LAYER_TOP, LAYER_NESTED, LAYER_REJECTED };
+
 struct region {
 	struct md_region_result res;
 	char *label;
+	int sink;             /* index of the sink that declared it */
+	enum region_layer layer;
+	int host;             /* LAYER_NESTED: the sink whose live span holds it */
 };
+
+struct span {
+	uint64_t start, end;
+};
+
 
 struct md_sink {
 	struct md_classifier *c;
@@ -28,6 +47,10 @@ struct md_sink {
 	struct md_group_stats *groups; /* [0] is group -1, [g+1] is group g */
 	size_t n_groups;
 	struct md_group_stats total;
+	struct span *big_live; /* live spans >= a page (see MAX_BIG_LIVE), sorted at finish */
+	size_t n_big_live, cap_big_live;
+	struct md_classifier_hold *holds; /* what this sink's live spans hold of other sinks */
+	size_t n_holds;
 };
 
 struct md_classifier {
@@ -46,6 +69,8 @@ struct md_classifier {
 	uint64_t dropped_findings;
 	unsigned total_findings;
 	uint64_t untouched_live_bytes; /* live span bytes on pages not in RSS (never touched) */
+	size_t n_big_live;             /* over all sinks, for MAX_BIG_LIVE */
+	bool big_live_dropped;
 	bool finished;
 };
 
@@ -73,12 +98,15 @@ void md_classifier_destroy(struct md_classifier *c)
 		return;
 	for (size_t i = 0; i < c->n_maps; i++) {
 		free(c->acc[i].flags);
+		free(c->acc[i].page_owner);
 		free(c->acc[i].free_bytes);
 	}
 	free(c->acc);
 	for (size_t i = 0; i < c->n_sinks; i++) {
 		free(c->sinks[i]->name);
 		free(c->sinks[i]->groups);
+		free(c->sinks[i]->big_live);
+		free(c->sinks[i]->holds);
 		free(c->sinks[i]);
 	}
 	free(c->sinks);
@@ -97,6 +125,8 @@ struct md_sink *md_classifier_sink(struct md_classifier *c, const char *plugin_n
 	for (size_t i = 0; i < c->n_sinks; i++)
 		if (strcmp(c->sinks[i]->name, plugin_name) == 0)
 			return c->sinks[i];
+	if (c->n_sinks >= MAX_SINKS)
+		return NULL;
 	struct md_sink **ns = realloc(c->sinks, (c->n_sinks + 1) * sizeof(*ns));
 	if (!ns)
 		return NULL;
@@ -140,11 +170,14 @@ static bool ensure_acc(struct md_classifier *c, size_t mi)
 		return true;
 	size_t npages = (size_t)((c->maps[mi].end - c->maps[mi].start) / MD_PAGE_SIZE);
 	a->flags = calloc(npages ? npages : 1, 1);
+	a->page_owner = calloc(npages ? npages : 1, 1);
 	a->free_bytes = calloc(npages ? npages : 1, sizeof(uint16_t));
-	if (!a->flags || !a->free_bytes) {
+	if (!a->flags || !a->page_owner || !a->free_bytes) {
 		free(a->flags);
+		free(a->page_owner);
 		free(a->free_bytes);
 		a->flags = NULL;
+		a->page_owner = NULL;
 		a->free_bytes = NULL;
 		return false;
 	}
@@ -173,6 +206,38 @@ static uint8_t page_bits_of(const struct md_mapping *m, uint64_t page)
 	return m->pages ? m->pages[(page - m->start) >> MD_PAGE_SHIFT] : 0;
 }
 
+/* Set a sink's flag on page idx: the first sink's nibble, or the others'. */
+static void mark_page(struct map_acc *acc, size_t idx, const struct md_sink *s, uint8_t flag)
+{
+	uint8_t me = (uint8_t)(s->index + 1);
+	if (!acc->page_owner[idx])
+		acc->page_owner[idx] = me;
+	acc->flags[idx] |= acc->page_owner[idx] == me ? flag : (uint8_t)(flag << 4);
+}
+
+static void keep_big_live(struct md_sink *s, uint64_t start, uint64_t end)
+{
+	struct md_classifier *c = s->c;
+	if (end - start < MD_PAGE_SIZE)
+		return;
+	if (c->n_big_live >= MAX_BIG_LIVE) {
+		c->big_live_dropped = true;
+		return;
+	}
+	if (s->n_big_live == s->cap_big_live) {
+		size_t n = s->cap_big_live ? s->cap_big_live * 2 : 64;
+		struct span *ns = realloc(s->big_live, n * sizeof(*ns));
+		if (!ns) {
+			c->big_live_dropped = true;
+			return;
+		}
+		s->big_live = ns;
+		s->cap_big_live = n;
+	}
+	s->big_live[s->n_big_live++] = (struct span){ start, end };
+	c->n_big_live++;
+}
+
 void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uint64_t end, int group)
 {
 	if (!s || end <= start || (unsigned)kind >= MD_SPAN_KIND_COUNT)
@@ -182,6 +247,8 @@ void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uin
 	if (g)
 		g->span_bytes[kind] += end - start;
 	s->total.span_bytes[kind] += end - start;
+	if (kind == MD_SPAN_LIVE)
+		keep_big_live(s, start, end);
 
 	uint64_t a = start;
 	while (a < end) {
@@ -199,7 +266,7 @@ void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uin
 			struct map_acc *racc = ensure_acc(c, mi) ? &c->acc[mi] : NULL;
 			for (uint64_t p = first; p < last; p += MD_PAGE_SIZE) {
 				if (racc)
-					racc->flags[(p - m->start) >> MD_PAGE_SHIFT] |= F_RELEASE;
+					mark_page(racc, (size_t)((p - m->start) >> MD_PAGE_SHIFT), s, F_RELEASE);
 				if (MD_PAGE_COUNTED(page_bits_of(m, p))) {
 					if (g)
 						g->releasable_bytes += MD_PAGE_SIZE;
@@ -219,7 +286,7 @@ void md_sink_span(struct md_sink *s, enum md_span_kind kind, uint64_t start, uin
 										 : F_FREE;
 		for (uint64_t p = MD_PAGE_DOWN(a); p < seg_end; p += MD_PAGE_SIZE) {
 			size_t idx = (size_t)((p - m->start) >> MD_PAGE_SHIFT);
-			acc->flags[idx] |= flag;
+			mark_page(acc, idx, s, flag);
 			if (kind == MD_SPAN_LIVE && !MD_PAGE_COUNTED(page_bits_of(m, p))) {
 				uint64_t lo = a > p ? a : p;
 				uint64_t hi = seg_end < p + MD_PAGE_SIZE ? seg_end : p + MD_PAGE_SIZE;
@@ -259,6 +326,9 @@ int md_sink_region(struct md_sink *s, uint64_t start, uint64_t end, int group, c
 	r->res.group = group;
 	r->res.plugin = s->name;
 	r->res.label = r->label;
+	r->sink = s->index;
+	r->layer = LAYER_TOP;
+	r->host = -1;
 	return (int)c->n_regions++;
 }
 
@@ -420,6 +490,168 @@ static void init_alloc_region(struct md_alloc_region *ar, const struct md_region
 	ar->cells = calloc(ar->n_cells ? ar->n_cells : 1, sizeof(*ar->cells));
 }
 
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Whether [start, end) lies inside one live span (of at least a page) of sink s. */
+static bool inside_live_span(const struct md_sink *s, uint64_t start, uint64_t end)
+{
+	size_t lo = 0, hi = s->n_big_live;
+	while (lo < hi) { /* the first span starting above start */
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->big_live[mid].start <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && s->big_live[lo - 1].end >= end;
+}
+
+static struct md_classifier_hold *hold_of(struct md_sink *host, const struct md_sink *inner)
+{
+	for (size_t i = 0; i < host->n_holds; i++)
+		if (host->holds[i].allocator == inner->name)
+			return &host->holds[i];
+	struct md_classifier_hold *nh = realloc(host->holds, (host->n_holds + 1) * sizeof(*nh));
+	if (!nh)
+		return NULL;
+	host->holds = nh;
+	nh[host->n_holds] = (struct md_classifier_hold){ .allocator = inner->name };
+	return &nh[host->n_holds++];
+}
+
+static int cmp_region_start(const void *a, const void *b, void *arg)
+{
+	const struct region *regs = arg;
+	const struct region *x = &regs[*(const size_t *)a], *y = &regs[*(const size_t *)b];
+	return x->res.start < y->res.start ? -1 : x->res.start > y->res.start;
+}
+
+/* Two regions of different sinks overlap and neither lies in a live span of the other's sink:
+ * the smaller claim is rejected (its pages keep the other sink's classes), and said so. */
+static void reject_overlap(struct md_classifier *c, struct region *x, struct region *y)
+{
+	struct region *bad = x->res.end - x->res.start < y->res.end - y->res.start ? x : y;
+	struct region *other = bad == x ? y : x;
+	bad->layer = LAYER_REJECTED;
+	md_sink_finding(c->sinks[bad->sink], MD_FINDING_WARNING, bad->res.start, bad->res.group,
+			"%s region 0x%llx-0x%llx (%s) overlaps %s region 0x%llx-0x%llx (%s) without lying inside "
+			"one of %s's live spans: the claim is rejected, its pages keep %s's classes",
+			bad->res.plugin, (unsigned long long)bad->res.start, (unsigned long long)bad->res.end, bad->label,
+			other->res.plugin, (unsigned long long)other->res.start, (unsigned long long)other->res.end,
+			other->label, other->res.plugin, other->res.plugin);
+}
+
+/* One page of a nested (or rejected) region: the inner sink's flags win (or the rejected
+ * sink's are dropped). Returns whether the page was resolved here. */
+static bool resolve_page(struct map_acc *acc, size_t idx, const struct region *rg)
+{
+	uint8_t own = acc->page_owner[idx];
+	if (own & OWNER_RESOLVED)
+		return false; /* an earlier nested region took it */
+	uint8_t me = (uint8_t)(rg->sink + 1);
+	uint8_t mine = own == me ? acc->flags[idx] & 0xf : acc->flags[idx] >> 4;
+	uint8_t others = own == me ? acc->flags[idx] >> 4 : acc->flags[idx] & 0xf;
+	if (rg->layer == LAYER_NESTED) {
+		acc->flags[idx] = (uint8_t)((mine ? mine : others) | F_HELD);
+		acc->page_owner[idx] = me | OWNER_RESOLVED;
+	} else {
+		acc->flags[idx] = others;
+		acc->page_owner[idx] = (own == me ? 0 : own) | OWNER_RESOLVED;
+	}
+	return true;
+}
+
+/* Layered claims: a region of one sink inside a live span of another is nested (its sink sets
+ * the class of its pages, the host keeps its live bytes and says it holds the region); regions
+ * of different sinks that overlap otherwise are rejected as a finding. Then every page's flags
+ * are resolved to one set, so each page is counted once. */
+static void resolve_layers(struct md_classifier *c)
+{
+	for (size_t k = 0; k < c->n_sinks; k++)
+		if (c->sinks[k]->n_big_live)
+			qsort(c->sinks[k]->big_live, c->sinks[k]->n_big_live, sizeof(struct span), cmp_span);
+	for (size_t i = 0; i < c->n_regions && c->n_sinks > 1; i++) {
+		struct region *rg = &c->regions[i];
+		for (size_t k = 0; k < c->n_sinks && rg->layer == LAYER_TOP; k++)
+			if ((int)k != rg->sink && inside_live_span(c->sinks[k], rg->res.start, rg->res.end)) {
+				rg->layer = LAYER_NESTED;
+				rg->host = (int)k;
+			}
+	}
+	/* Overlaps by a sweep in start order: the inner loop meets only regions that start inside x,
+	 * so the cost is the sort plus the overlapping pairs. Without every big live span, a nested
+	 * region could look like an overlap: then nothing is rejected (the flags are merged, as
+	 * before layered claims). */
+	size_t *order = c->n_sinks > 1 && c->n_regions > 1 && !c->big_live_dropped
+				? malloc(c->n_regions * sizeof(*order))
+				: NULL;
+	if (order) {
+		for (size_t i = 0; i < c->n_regions; i++)
+			order[i] = i;
+		qsort_r(order, c->n_regions, sizeof(*order), cmp_region_start, c->regions);
+		for (size_t i = 0; i < c->n_regions; i++) {
+			struct region *x = &c->regions[order[i]];
+			for (size_t j = i + 1; j < c->n_regions && x->layer != LAYER_REJECTED; j++) {
+				struct region *y = &c->regions[order[j]];
+				if (y->res.start >= x->res.end)
+					break;
+				if (y->sink == x->sink || y->layer == LAYER_REJECTED || y->host == x->sink || x->host == y->sink)
+					continue;
+				reject_overlap(c, x, y);
+			}
+		}
+		free(order);
+	}
+	for (size_t i = 0; i < c->n_regions; i++) {
+		struct region *rg = &c->regions[i];
+		if (rg->layer == LAYER_TOP)
+			continue;
+		struct md_classifier_hold *h = NULL;
+		if (rg->layer == LAYER_NESTED && (h = hold_of(c->sinks[rg->host], c->sinks[rg->sink]))) {
+			h->bytes += rg->res.end - rg->res.start;
+			h->regions++;
+		}
+		size_t first = map_index(c, rg->res.start); /* a mapping is its outermost claimer's */
+		if (rg->layer == LAYER_NESTED && first < c->n_maps && c->acc[first].owner == rg->sink)
+			c->acc[first].owner = rg->host;
+		for (uint64_t p = MD_PAGE_DOWN(rg->res.start); p < rg->res.end;) {
+			size_t mi = map_index(c, p);
+			if (mi >= c->n_maps || c->maps[mi].start >= rg->res.end)
+				break;
+			const struct md_mapping *m = &c->maps[mi];
+			if (p < m->start)
+				p = m->start;
+			uint64_t seg_end = MD_PAGE_UP(rg->res.end) < m->end ? MD_PAGE_UP(rg->res.end) : m->end;
+			struct map_acc *acc = &c->acc[mi];
+			for (; acc->flags && p < seg_end; p += MD_PAGE_SIZE)
+				if (resolve_page(acc, (size_t)((p - m->start) >> MD_PAGE_SHIFT), rg) && h &&
+				    MD_PAGE_COUNTED(page_bits_of(m, p)))
+					h->resident_pages++;
+			p = seg_end;
+		}
+	}
+	for (size_t mi = 0; mi < c->n_maps; mi++) {
+		struct map_acc *acc = &c->acc[mi];
+		size_t npages = acc->flags ? (size_t)((c->maps[mi].end - c->maps[mi].start) / MD_PAGE_SIZE) : 0;
+		for (size_t i = 0; i < npages; i++) {
+			if (acc->page_owner[i] & OWNER_RESOLVED)
+				acc->page_owner[i] &= (uint8_t)~OWNER_RESOLVED;
+			else
+				acc->flags[i] = (uint8_t)((acc->flags[i] & 0xf) | (acc->flags[i] >> 4));
+		}
+	}
+}
+
+const struct md_classifier_hold *md_classifier_holds(const struct md_sink *s, size_t *n_ret)
+{
+	*n_ret = s ? s->n_holds : 0;
+	return s ? s->holds : NULL;
+}
+
 static void finish_regions(struct md_classifier *c, struct md_alloc_region *ars)
 {
 	for (size_t ri = 0; ri < c->n_regions; ri++) {
@@ -427,12 +659,10 @@ static void finish_regions(struct md_classifier *c, struct md_alloc_region *ars)
 		struct md_alloc_region *ar = ars ? &ars[ri] : NULL;
 		if (ar)
 			init_alloc_region(ar, res);
-		struct md_sink *s = NULL;
-		for (size_t k = 0; k < c->n_sinks; k++)
-			if (c->sinks[k]->name == res->plugin)
-				s = c->sinks[k];
+		struct md_sink *s = c->sinks[c->regions[ri].sink];
+		uint8_t me = (uint8_t)(s->index + 1);
 		uint64_t a = MD_PAGE_DOWN(res->start);
-		while (a < res->end) {
+		while (a < res->end && c->regions[ri].layer != LAYER_REJECTED) {
 			size_t mi = map_index(c, a);
 			const struct md_mapping *m = mi < c->n_maps ? &c->maps[mi] : NULL;
 			uint64_t seg_end;
@@ -468,6 +698,10 @@ static void finish_regions(struct md_classifier *c, struct md_alloc_region *ars)
 				}
 				uint8_t flags = acc->flags ? acc->flags[idx] : 0;
 				enum md_class cls = page_class(m, bits, flags);
+				if (cell)
+					cell->pages[cell_part(cls)]++;
+				if ((flags & F_HELD) && acc->page_owner[idx] != me)
+					continue; /* a page of another sink's region nested here: counted there */
 				res->pages[cls]++;
 				if (flags & F_RELEASE) {
 					res->releasable_bytes += MD_PAGE_SIZE;
@@ -479,8 +713,6 @@ static void finish_regions(struct md_classifier *c, struct md_alloc_region *ars)
 					if (cell)
 						cell->pinned_free_bytes += acc->free_bytes[idx];
 				}
-				if (cell)
-					cell->pages[cell_part(cls)]++;
 			}
 			a = seg_end;
 		}
@@ -536,6 +768,11 @@ struct md_error *md_classifier_finish(struct md_classifier *c, struct md_report 
 	if (c->finished)
 		return md_error_create(MD_ERR_USAGE, "classifier finished twice");
 	c->finished = true;
+	resolve_layers(c);
+	if (c->big_live_dropped)
+		md_report_add_note(r, "more than %u live spans of a page or more: regions nested in the others may not "
+				   "have been recognised as layered claims, and overlapping claims were not checked",
+				   MAX_BIG_LIVE);
 	struct md_alloc_region *ars = c->n_regions ? calloc(c->n_regions, sizeof(*ars)) : NULL;
 	finish_regions(c, ars);
 	if (ars) {

@@ -32,4 +32,14 @@ struct md_region_result {
 };
 const struct md_region_result *md_classifier_regions(const struct md_classifier *c, size_t *n_ret);
 
+/* Regions of another allocator that lie inside this sink's live spans (layered claims), one entry
+ * per inner allocator; final after md_classifier_finish. The held pages are classed and counted
+ * by the inner allocator only; the host's live bytes still include them. */
+struct md_classifier_hold {
+	const char *allocator;   /* the inner plugin */
+	uint64_t bytes, regions; /* extent and number of its regions held */
+	uint64_t resident_pages; /* resident pages of those regions */
+};
+const struct md_classifier_hold *md_classifier_holds(const struct md_sink *s, size_t *n_ret);
+
 #endif

@@ -1313,12 +1313,17 @@ static void render_allocator(const struct text *t, const struct md_node *a)
 		fprintf(t->out, "  %s would release %s now\n", md_esc(action),
 			human(md_node_get_u64(md_node_path(a, "release.bytes")), b, sizeof(b)));
 
+	for (size_t i = 0; i < md_node_count(md_node_get(a, "holds")); i++) /* layered claims */
+		fprintf(t->out, "  its live bytes hold %s of %s regions (their pages are classed by that allocator)\n",
+			human(md_node_get_u64(md_node_path(md_node_at(md_node_get(a, "holds"), i), "bytes")), b, sizeof(b)),
+			md_esc(md_node_get_string(md_node_path(md_node_at(md_node_get(a, "holds"), i), "allocator")) ?: "?"));
+
 	/* whatever else the plugin says at its top level: numbers in a grid, long text after it;
 	 * the standard keys shown elsewhere and the plugin's aliases of them are left out */
 	static const char *const shown[] = {
 		"name", "version", "symbols", "walked", "walk_note", "consistent", "inconsistent_reason",
 		"consistency", "types", MD_FIG_GROUP_NOUN, MD_FIG_GROUP_NOUN_PLURAL, MD_FIG_SLABS, MD_FIG_REPLACES_MALLOC,
-		MD_FIG_ALLOCATED_FROM, NULL,
+		MD_FIG_ALLOCATED_FROM, "holds", NULL,
 	};
 	object_grid(t, "what the walk found:", a, NULL, &all_bk, shown, md_node_get(a, MD_FIG_ALIASES), 24, 4);
 

@@ -221,6 +221,93 @@ START_TEST(test_root_refuses_untrusted_plugins)
 }
 END_TEST
 
+/* A plugin directory holding only the named test plugins (toy.so would claim a [heap] page too),
+ * searched after first (if not NULL): the plugins walk in that order. */
+static void plugin_dir(char *dir, const char *names, const char *first)
+{
+	strcpy(dir, "/tmp/md-layers-XXXXXX");
+	ck_assert(mkdtemp(dir));
+	ck_assert(shell("for n in %s; do ln -s '%s'/$n.so '%s'/; done", names, testplugins(), dir) == 0);
+	char path[4200];
+	snprintf(path, sizeof(path), "%s%s%s", first ? first : "", first ? ":" : "", dir);
+	setenv("MEMDISSECT_PLUGIN_PATH", path, 1);
+}
+
+/* The pool's pages are the pool's (exact live and free bytes, its live pages), glibc keeps its
+ * live bytes (still mallinfo2's uordblks) and says it holds the pool, each page counted once. */
+static void check_layered_pool(struct md_node *r, const struct md_test_proc *p)
+{
+	unsigned long long used = md_test_truth(p, "used"), cap = md_test_truth(p, "capacity");
+	unsigned long long base = md_test_truth(p, "pool_base");
+	struct md_node *pool = md_test_allocator(r, "bumppool"), *gl = md_test_allocator(r, "glibc");
+	ck_assert_msg(pool && gl, "bumppool or glibc missing from the report");
+	ck_assert_uint_eq(md_test_json_u64(pool, "groups.0.live_bytes"), used);
+	ck_assert_uint_eq(md_test_json_u64(pool, "groups.0.free_bytes"), cap - used);
+	/* every page the pool's written bytes touch is the pool's and live, also the first one,
+	 * which holds glibc's chunk header and the chunk before */
+	uint64_t live_pages = ((base + used - 1) >> 12) - (base >> 12) + 1;
+	uint64_t pool_pages = ((base + cap + 4095) >> 12) - (base >> 12);
+	ck_assert_uint_eq(md_test_json_u64(pool, "live_pages"), live_pages);
+	/* the whole pool is written: its other pages are resident and free (the pool's class, not
+	 * the live one of the glibc chunk around it), and the pool counts them, not glibc */
+	ck_assert_uint_eq(md_test_json_u64(pool, "groups.0.resident_bytes"), pool_pages * 4096);
+	ck_assert_uint_ge(md_test_json_u64(r, "classes.free"), (pool_pages - live_pages) * 4096);
+	ck_assert_uint_eq(md_test_json_u64(gl, "holds.0.resident_pages"), pool_pages);
+	ck_assert_uint_eq(md_test_json_u64(gl, "mallinfo.uordblks"), md_test_truth(p, "uordblks"));
+	ck_assert_str_eq(md_node_get_string(md_node_path(gl, "holds.0.allocator")) ?: "", "bumppool");
+	ck_assert_uint_eq(md_test_json_u64(gl, "holds.0.bytes"), cap);
+	ck_assert_uint_eq(md_test_json_u64(gl, "holds.0.regions"), 1);
+	ck_assert_uint_eq(md_node_count(md_node_get(gl, "holds")), 1);
+	ck_assert_uint_eq(md_node_count(md_node_get(pool, "holds")), 0);
+	md_test_check_classes_sum(r);
+}
+
+/* Layered claims (issue 13): the example's bump pool lives inside a glibc chunk; a claim that
+ * straddles a glibc chunk boundary is rejected as a finding and changes no class. The two
+ * attaches walk the plugins in both orders (the pool first, then glibc first). */
+START_TEST(test_layered_claims)
+{
+	struct md_test_proc p;
+	ck_assert(md_test_proc_start(&p, "layered", NULL));
+	char bundled[4096];
+	snprintf(bundled, sizeof(bundled), "%s", getenv("MEMDISSECT_PLUGIN_PATH") ?: "");
+	char dir[64];
+	plugin_dir(dir, "bumppool", NULL);
+	int st = -1;
+	struct md_node *r = md_test_attach_json(p.pid, NULL, &st);
+	ck_assert_msg(r != NULL && st == 0, "attach: exit %d", st);
+	ck_assert_str_eq(md_node_get_string(md_node_path(r, "allocators.0.name")) ?: "", "bumppool");
+	check_layered_pool(r, &p);
+	ck_assert_uint_eq(md_node_count(md_node_get(r, "findings")), 0);
+	uint64_t live = md_test_json_u64(r, "classes.live"), free_ = md_test_json_u64(r, "classes.free");
+	md_node_destroy(r);
+	shell("rm -rf '%s'", dir);
+
+	plugin_dir(dir, "bumppool straddle", bundled[0] ? bundled : NULL);
+	r = md_test_attach_json(p.pid, NULL, &st);
+	ck_assert_msg(r != NULL && st == 0, "attach with the straddling claim: exit %d", st);
+	ck_assert_str_eq(md_node_get_string(md_node_path(r, "allocators.0.name")) ?: "", "glibc");
+	check_layered_pool(r, &p);
+	struct md_node *fs = md_node_get(r, "findings");
+	ck_assert_uint_eq(md_node_count(fs), 1);
+	char at[32];
+	snprintf(at, sizeof(at), "0x%llx", md_test_truth(&p, "straddle_start"));
+	const char *msg = md_node_get_string(md_node_get(md_node_at(fs, 0), "message"));
+	ck_assert_str_eq(md_node_get_string(md_node_get(md_node_at(fs, 0), "allocator")) ?: "", "straddle");
+	ck_assert_msg(msg && strstr(msg, at) && strstr(msg, "glibc") && strstr(msg, "rejected"), "finding: %s", msg);
+	struct md_node *sa = md_test_allocator(r, "straddle");
+	ck_assert_msg(sa, "no straddle allocator");
+	ck_assert_uint_eq(md_test_json_u64(sa, "live_pages"), 0);
+	/* the rejected claim moved no page: the classes are those of the first attach */
+	ck_assert_uint_eq(md_test_json_u64(r, "classes.live"), live);
+	ck_assert_uint_eq(md_test_json_u64(r, "classes.free"), free_);
+	md_node_destroy(r);
+	shell("rm -rf '%s'", dir);
+	setenv("MEMDISSECT_PLUGIN_PATH", bundled, 1);
+	md_test_proc_stop(&p);
+}
+END_TEST
+
 Suite *plugin_suite(void)
 {
 	Suite *s = suite_create("plugin");
@@ -230,6 +317,7 @@ Suite *plugin_suite(void)
 	tcase_add_test(tc, test_toy_plugin_attach);
 	tcase_add_test(tc, test_exports_only_abi);
 	tcase_add_test(tc, test_root_refuses_untrusted_plugins);
+	tcase_add_test(tc, test_layered_claims);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sdk");
 	tcase_set_timeout(tc, 300);

@@ -38,7 +38,9 @@ struct md_sink;
 
 /* Declare an allocator region (an arena heap, the sbrk heap, a group of mmapped chunks, an extent
  * span). group is the plugin's index of the arena it belongs to (-1: none). label is copied.
- * Regions of one plugin must not overlap. Returns the region's id, or -1 when out of memory. */
+ * Regions of one plugin must not overlap. A region inside another plugin's LIVE span is a layered
+ * claim (its spans class its pages; docs/plugins.md); one overlapping another plugin's region any
+ * other way is rejected as a finding. Returns the region's id, or -1 when out of memory. */
 int md_sink_region(struct md_sink *sink, uint64_t start, uint64_t end, int group, const char *label);
 /* Attribute [start, end) to kind, in arena group. Spans of one plugin must not overlap, except
  * MD_SPAN_RELEASABLE which overlays the others. Spans may cover pages that are not resident. */
