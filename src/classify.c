@@ -377,18 +377,40 @@ unsigned md_sink_finding_count(const struct md_sink *s)
 	return s ? s->c->total_findings : 0;
 }
 
+/* The host keeps every kind it knows in span_bytes[]: a kind added after MD_GROUP_SPAN_KINDS
+ * needs an array of its own here (the struct plugins see stays as it is). */
+_Static_assert(MD_SPAN_KIND_COUNT == MD_GROUP_SPAN_KINDS, "a new span kind needs its own storage");
+
+static const struct md_group_stats *stats_of(const struct md_sink *s, int group)
+{
+	if (!s)
+		return NULL;
+	if (group < 0) /* the whole plugin */
+		return &s->total;
+	size_t idx = (size_t)(group + 1);
+	return idx < s->n_groups ? &s->groups[idx] : NULL;
+}
+
+void md_sink_group_stats_sized(const struct md_sink *s, int group, void *stats_ret, size_t size)
+{
+	if (!stats_ret)
+		return;
+	memset(stats_ret, 0, size);
+	const struct md_group_stats *st = stats_of(s, group);
+	if (st)
+		memcpy(stats_ret, st, size < sizeof(*st) ? size : sizeof(*st));
+}
+
 void md_sink_group_stats(const struct md_sink *s, int group, struct md_group_stats *stats_ret)
 {
-	memset(stats_ret, 0, sizeof(*stats_ret));
-	if (!s)
-		return;
-	if (group < 0) { /* the whole plugin */
-		*stats_ret = s->total;
-		return;
-	}
-	size_t idx = (size_t)(group + 1);
-	if (idx < s->n_groups)
-		*stats_ret = s->groups[idx];
+	/* the struct of ABI 1-3: its size is fixed for ever */
+	md_sink_group_stats_sized(s, group, stats_ret, sizeof(struct md_group_stats));
+}
+
+uint64_t md_sink_span_bytes(const struct md_sink *s, int group, enum md_span_kind kind)
+{
+	const struct md_group_stats *st = stats_of(s, group);
+	return st && (unsigned)kind < MD_GROUP_SPAN_KINDS ? st->span_bytes[kind] : 0;
 }
 
 /* The class of one resident page. */

@@ -69,6 +69,53 @@ START_TEST(test_image_reads)
 }
 END_TEST
 
+/* ABI 4's growable figures: md_sink_group_stats_sized fills what both sides know and zeros the
+ * rest, md_sink_span_bytes reads one kind, md_sink_group_stats stays the ABI 1-3 struct. */
+START_TEST(test_group_stats_sized)
+{
+	static uint8_t bytes[4 * 4096];
+	struct md_target *t = small_image(bytes);
+	struct md_classifier *c = NULL;
+	ck_assert_ptr_null(md_classifier_create(t, &c));
+	struct md_sink *sink = md_classifier_sink(c, "sized");
+	ck_assert_ptr_nonnull(sink);
+	ck_assert_int_ge(md_sink_region(sink, 0x10000, 0x12000, 0, "r"), 0);
+	md_sink_span(sink, MD_SPAN_LIVE, 0x10000, 0x10100, 0);
+	md_sink_span(sink, MD_SPAN_FREE, 0x10100, 0x11000, 0);
+	struct md_report r;
+	md_report_init(&r);
+	ck_assert_ptr_null(md_classifier_finish(c, &r));
+	struct md_group_stats st;
+	md_sink_group_stats(sink, 0, &st);
+	ck_assert_uint_eq(st.span_bytes[MD_SPAN_LIVE], 0x100);
+	ck_assert_uint_eq(st.span_bytes[MD_SPAN_FREE], 0xf00);
+	ck_assert_uint_eq(md_sink_span_bytes(sink, 0, MD_SPAN_LIVE), 0x100);
+	ck_assert_uint_eq(md_sink_span_bytes(sink, -1, MD_SPAN_FREE), 0xf00);
+	ck_assert_uint_eq(md_sink_span_bytes(sink, 0, (enum md_span_kind)200), 0);
+	ck_assert_uint_eq(md_sink_span_bytes(sink, 7, MD_SPAN_LIVE), 0); /* no such group */
+	/* A plugin built against a later header: its struct is longer; the tail comes back zero. */
+	struct {
+		struct md_group_stats v4;
+		uint64_t later_field;
+	} bigger;
+	memset(&bigger, 0xa5, sizeof(bigger));
+	md_sink_group_stats_sized(sink, 0, &bigger, sizeof(bigger));
+	ck_assert_mem_eq(&bigger.v4, &st, sizeof(st));
+	ck_assert_uint_eq(bigger.later_field, 0);
+	/* ... and one built against an earlier, shorter struct gets only its own part. */
+	uint64_t shorter[3];
+	uint64_t guard = 0x5a5a5a5a5a5a5a5aULL;
+	shorter[2] = guard;
+	md_sink_group_stats_sized(sink, 0, shorter, 2 * sizeof(uint64_t));
+	ck_assert_uint_eq(shorter[0], 0x100);
+	ck_assert_uint_eq(shorter[1], 0xf00);
+	ck_assert_uint_eq(shorter[2], guard);
+	md_report_deinit(&r);
+	md_classifier_destroy(c);
+	md_target_destroy(t);
+}
+END_TEST
+
 START_TEST(test_image_mutate_undo)
 {
 	static uint8_t bytes[4 * 4096];
@@ -348,6 +395,7 @@ Suite *image_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_image_reads);
 	tcase_add_test(tc, test_image_mutate_undo);
+	tcase_add_test(tc, test_group_stats_sized);
 	tcase_add_test(tc, test_regressions_jemalloc);
 	tcase_add_test(tc, test_regressions_glibc);
 	tcase_add_test(tc, test_regressions_musl);

@@ -13,9 +13,12 @@
 #include "memdissect/node.h"
 #include "memdissect/target.h"
 
-/* ABI 2 added must_run, ABI 3 finish. A plugin built for an older ABI (the table without them)
- * is still accepted. */
-#define MD_PLUGIN_ABI_VERSION 3
+/* ABI 2 added must_run, ABI 3 finish, ABI 4 host functions only (md_target_read_pages,
+ * md_target_concurrent_reads, md_target_view, md_target_member_bits, md_sink_group_stats_sized,
+ * md_sink_span_bytes): a plugin that calls them says abi_version 4, so that an older host refuses
+ * it by its version rather than by a missing symbol. A plugin built for an older ABI (the table
+ * without the later members) is still accepted. */
+#define MD_PLUGIN_ABI_VERSION 4
 #define MD_PLUGIN_ABI_OLDEST 1
 #define MD_PLUGIN_ENTRY "md_plugin_entry"
 
@@ -51,16 +54,28 @@ void md_sink_finding(struct md_sink *sink, enum md_finding_severity severity, ui
 /* Count of findings so far: a walker bounds its own noise with it. */
 unsigned md_sink_finding_count(const struct md_sink *sink);
 
+/* span_bytes[] of struct md_group_stats holds the first MD_GROUP_SPAN_KINDS span kinds, fixed
+ * for ever: a kind added to enum md_span_kind later does not change the struct, and its bytes
+ * are read with md_sink_span_bytes. */
+#define MD_GROUP_SPAN_KINDS 6
+
 /* What the classifier made of one arena group (or of the whole plugin with group -1),
- * available to the plugin's report() after the walk. Page figures count resident pages only. */
+ * available to the plugin's report() after the walk. Page figures count resident pages only.
+ * Fields may be added at the end in a later ABI: md_sink_group_stats_sized fills as much of the
+ * caller's struct as both know (zeros beyond), md_sink_group_stats the ABI 1-3 struct below. */
 struct md_group_stats {
-	uint64_t span_bytes[MD_SPAN_KIND_COUNT]; /* bytes per span kind, resident or not */
+	uint64_t span_bytes[MD_GROUP_SPAN_KINDS]; /* bytes per span kind, resident or not */
 	uint64_t live_pages, free_pages, metadata_pages; /* resident pages by class */
 	uint64_t nonresident_pages;   /* allocator pages not resident (released or never touched) */
 	uint64_t pinned_free_bytes;   /* free bytes on resident pages that also hold live bytes */
 	uint64_t releasable_bytes;    /* resident bytes inside MD_SPAN_RELEASABLE spans */
 };
 void md_sink_group_stats(const struct md_sink *sink, int group, struct md_group_stats *stats_ret);
+/* ABI 4: the same into a struct of size bytes (sizeof the caller's struct md_group_stats). */
+void md_sink_group_stats_sized(const struct md_sink *sink, int group, void *stats_ret, size_t size);
+/* ABI 4: bytes of one span kind in group (-1: the whole plugin), any kind the host knows; 0 for a
+ * kind it does not know. */
+uint64_t md_sink_span_bytes(const struct md_sink *sink, int group, enum md_span_kind kind);
 
 struct md_plugin_options {
 	bool debuginfo_disabled; /* --debuginfo=off */
