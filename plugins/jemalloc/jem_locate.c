@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jem_locate.h"
@@ -543,6 +545,29 @@ enum candidate { NOT_JEMALLOC, MAYBE_JEMALLOC, JEMALLOC };
 /* Does this module carry jemalloc? Surely: a libjemalloc* file, or a file defining je_arenas or
  * mallctl. Maybe: a stripped file that defines malloc itself (a static link, or another
  * allocator): only the structural scan can tell, and its failure then means "not jemalloc". */
+/* Whether the file holds jemalloc's message prefix "<jemalloc>" (malloc_write's errors and the
+ * option parser's, in every build, whatever --with-jemalloc-prefix): a stripped module that
+ * exports malloc without it is some other allocator, and the structural scan of its .bss
+ * (tens of milliseconds on every attach of a tcmalloc or musl process) is not run. */
+static bool file_mentions_jemalloc(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* cannot tell: let the scan decide */
+	struct stat st;
+	bool found = true;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p != MAP_FAILED) {
+			static const char marker[] = "<jemalloc>";
+			found = memmem(p, (size_t)st.st_size, marker, sizeof(marker) - 1) != NULL;
+			munmap(p, (size_t)st.st_size);
+		}
+	}
+	close(fd);
+	return found;
+}
+
 static enum candidate module_has_jemalloc(struct md_target *t, const struct md_module *mod)
 {
 	const char *name = mod->name ? base_name(mod->name) : "";
@@ -567,7 +592,7 @@ static enum candidate module_has_jemalloc(struct md_target *t, const struct md_m
 	    elf_find_symbol(&f, "mallctl", false, false, &sym))
 		c = JEMALLOC;
 	else if (!f.has_symtab && f.bss_end && elf_find_symbol(&f, "malloc", true, true, &sym) &&
-		 GELF_ST_TYPE(sym.st_info) == STT_FUNC)
+		 GELF_ST_TYPE(sym.st_info) == STT_FUNC && file_mentions_jemalloc(path))
 		c = MAYBE_JEMALLOC;
 	elf_file_close(&f);
 	return c;
