@@ -15,12 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "analyze.h"
+#include "render_fixture.h"
 #include "core.h"
 #include "target_impl.h"
 #include "tests.h"
@@ -946,6 +949,261 @@ START_TEST(test_shrinking_core_analysis)
 }
 END_TEST
 
+/* ---- goldens from a stored snapshot (issue 13, deliverable 5) ---- */
+
+/* What in a core's report depends on the run or the machine, masked deliberately:
+ *  - timings: every number under a key ending in "_ms" (and inside such an object) in JSON,
+ *    "took N ms" in text;
+ *  - the file that served a module ("module" in JSON and text): libdwfl takes the host's file
+ *    under the core's name when its build-id matches (on the machine that made the core), else
+ *    the sysroot's copy, so the path names this machine. The library, its build-id and every
+ *    figure read through it do not change; the test checks the name's last component.
+ * Returns a malloc'd copy; counts what was masked, so that a mask that matches nothing fails. */
+struct masked_counts {
+	int timings, modules;
+};
+
+static char *mask_run_and_host(const char *in, const char *module_base, const char *module_prefix,
+				struct masked_counts *counts)
+{
+	size_t len = strlen(in);
+	char *out = malloc(len + 64 * (len / 8 + 1));
+	ck_assert(out != NULL);
+	char *o = out;
+	int ms_depth = 0;
+	for (const char *line = in; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t n = end ? (size_t)(end - line + 1) : strlen(line);
+		const char *lend = line + n;
+		const char *q = line;
+		while (q < lend && (*q == ' ' || *q == '\t'))
+			q++;
+		const char *value = NULL, *value_end = NULL, *word = NULL;
+		bool module = false;
+		const char *kend = *q == '"' ? memchr(q + 1, '"', (size_t)(lend - q - 1)) : NULL;
+		if (kend && kend + 3 < lend && kend[1] == ':' && kend[2] == ' ') {
+			size_t klen = (size_t)(kend - q - 1);
+			const char *v = kend + 3;
+			bool ms_key = klen > 3 && memcmp(kend - 3, "_ms", 3) == 0;
+			if (ms_key && *v == '{')
+				ms_depth = 1;
+			else if ((ms_key || ms_depth) && (*v == '-' || (*v >= '0' && *v <= '9'))) {
+				value = v;
+				value_end = v + strspn(v, "0123456789.-+e");
+				word = "\"masked\"";
+				counts->timings++;
+			} else if (klen == 6 && memcmp(q + 1, "module", 6) == 0 && *v == '"') {
+				value = v;
+				value_end = memchr(v + 1, '"', (size_t)(lend - v - 1));
+				ck_assert(value_end != NULL);
+				value_end++;
+				word = "\"masked\"";
+				module = true;
+			}
+		} else if (ms_depth && *q == '}') {
+			ms_depth = 0;
+		} else if ((size_t)(lend - q) > 8 && memcmp(q, "module: ", 8) == 0) {
+			value = q + 8;
+			value_end = memchr(value, '\n', (size_t)(lend - value));
+			if (!value_end)
+				value_end = lend;
+			word = "masked";
+			module = true;
+		} else {
+			const char *took = memmem(line, n, "took ", 5);
+			if (took && took[5] >= '0' && took[5] <= '9') {
+				value = took + 5;
+				value_end = value + strspn(value, "0123456789.");
+				word = "TIME";
+				counts->timings++;
+			}
+		}
+		if (module) {
+			/* a module: the file must be the library the core names */
+			size_t vlen = (size_t)(value_end - value) - (*value == '"' ? 2 : 0);
+			const char *v = value + (*value == '"');
+			size_t blen = strlen(module_base);
+			ck_assert_msg(vlen > blen && v[vlen - blen - 1] == '/' && memcmp(v + vlen - blen, module_base, blen) == 0,
+				      "the module is %.*s, not a %s", (int)vlen, v, module_base);
+			ck_assert_msg(!module_prefix || (vlen > strlen(module_prefix) &&
+							 memcmp(v, module_prefix, strlen(module_prefix)) == 0),
+				      "the module is %.*s, not the sysroot's copy under %s", (int)vlen, v, module_prefix);
+			counts->modules++;
+		}
+		if (value) {
+			memcpy(o, line, (size_t)(value - line));
+			o += value - line;
+			memcpy(o, word, strlen(word));
+			o += strlen(word);
+			memcpy(o, value_end, (size_t)(lend - value_end));
+			o += lend - value_end;
+		} else {
+			memcpy(o, line, n);
+			o += n;
+		}
+		line += n;
+	}
+	*o = 0;
+	return out;
+}
+
+static const char *testdata(void)
+{
+	const char *data = getenv("MD_TESTDATA");
+	return data && *data ? data : "tests/data";
+}
+
+/* tests/data/sysroot-glibc/sysroot.tar.xz unpacked into a new temporary directory. */
+static char *unpack_sysroot_glibc(void)
+{
+	char archive[PATH_MAX];
+	snprintf(archive, sizeof(archive), "%s/sysroot-glibc/sysroot.tar.xz", testdata());
+	if (access(archive, R_OK) != 0)
+		ck_abort_msg("%s: %s (scripts/golden-cores.sh makes it)", archive, strerror(errno));
+	char *dir = make_dir();
+	char cmd[3 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "tar -C '%s' -xJf '%s'", dir, archive);
+	ck_assert_msg(run_quiet(cmd) == 0, "cannot unpack %s (tar and xz)", archive);
+	return dir;
+}
+
+static void remove_tree(char *dir)
+{
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert(run_quiet(cmd) == 0);
+	free(dir);
+}
+
+/* The stored snapshot of glibc_truth tcache (scripts/golden-cores.sh) analysed offline with the
+ * sysroot in dir and no debug info (a host's libc6-dbg, found by build-id, would change
+ * "symbols"), rendered as text, JSON, OpenMetrics and HTML and compared with
+ * tests/data/golden/core-glibc.*; the figures also against the mallinfo2() the target printed
+ * when it was captured. module_prefix: where glibc's module must have come from (NULL: anywhere). */
+static void check_golden_glibc(const char *dir, const char *module_prefix)
+{
+	char core[PATH_MAX + 32];
+	snprintf(core, sizeof(core), "%s/snapshot.core", dir);
+	/* Nothing of this machine: no debuginfod, fixed width, locale and zone. */
+	unsetenv("DEBUGINFOD_URLS");
+	setenv("COLUMNS", "100", 1);
+	setenv("LC_ALL", "C", 1);
+	setenv("TZ", "UTC", 1);
+	static const char *const formats[][2] = {
+		{ "text", "core-glibc.report" },
+		{ "json", "core-glibc.json" },
+		{ "openmetrics", "core-glibc.prom" },
+		{ "html", "core-glibc.html" },
+	};
+	char html[PATH_MAX + 32];
+	snprintf(html, sizeof(html), "%s/report.html", dir);
+	char *json_text = NULL;
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		bool is_html = strcmp(formats[i][0], "html") == 0;
+		const char *args[] = { "core",	    "--offline", "--debuginfo=off",
+				       "--sysroot", dir,	 is_html ? "--html" : "--format",
+				       is_html ? html : formats[i][0], core, NULL };
+		char *out = NULL, *err = NULL;
+		int status = md_test_run(args, &out, &err, md_test_sanitized() ? 240000 : 120000);
+		ck_assert_msg(status == 0, "memdissect core --sysroot (%s) exited with %d: %s", formats[i][0], status,
+			      err ? err : "");
+		if (is_html) {
+			free(out);
+			out = md_fx_read_file(html);
+			ck_assert_msg(out != NULL, "no HTML report in %s", html);
+		}
+		struct masked_counts masked = { 0, 0 };
+		char *stable = mask_run_and_host(out, "libc.so.6", module_prefix, &masked);
+		ck_assert_msg(strstr(stable, dir) == NULL, "%s: the report names the temporary sysroot %s", formats[i][0], dir);
+		/* text: "analysis took"; JSON: total_ms, pause_ms and the walk's phases; the others none.
+		 * text and JSON name glibc's module once. */
+		bool text = strcmp(formats[i][0], "text") == 0, json = strcmp(formats[i][0], "json") == 0;
+		int want = text ? 1 : json ? 3 : 0;
+		ck_assert_msg(want ? masked.timings >= want : masked.timings == 0, "%s: %d timings masked, expected %s%d",
+			      formats[i][0], masked.timings, want ? "at least " : "", want);
+		ck_assert_msg(masked.modules == (text || json ? 1 : 0), "%s: %d modules masked", formats[i][0], masked.modules);
+		md_fx_check_golden(formats[i][1], stable);
+		free(stable);
+		if (json)
+			json_text = out;
+		else
+			free(out);
+		free(err);
+	}
+
+	struct md_node *root = NULL;
+	struct md_error *perr = md_node_parse_json(json_text, strlen(json_text), &root);
+	ck_assert_msg(perr == NULL, "the JSON report does not parse: %s", perr ? perr->message : "");
+	struct md_node *g = md_test_allocator(root, "glibc");
+	ck_assert_msg(g != NULL, "no glibc allocator in the golden core's report");
+	char truth_path[PATH_MAX];
+	snprintf(truth_path, sizeof(truth_path), "%s/sysroot-glibc/truth.txt", testdata());
+	FILE *f = fopen(truth_path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", truth_path, strerror(errno));
+	char key[64];
+	unsigned long long want;
+	int fields = 0;
+	while (fscanf(f, "%63s %llu", key, &want) == 2) {
+		uint64_t got = md_test_json_u64(g, key);
+		ck_assert_msg(got == want, "golden core: %s is %llu, glibc said %llu", key, (unsigned long long)got, want);
+		fields++;
+	}
+	fclose(f);
+	ck_assert_int_eq(fields, (int)(sizeof(mallinfo_fields) / sizeof(mallinfo_fields[0])));
+	ck_assert_msg(md_test_json_u64(g, "findings") == 0, "golden core: findings on a healthy heap");
+	ck_assert_msg(md_node_get_bool(md_node_get(g, "consistent")), "golden core: not consistent");
+	ck_assert_str_eq(md_node_get_string(md_node_get(g, "symbols")), "heuristic");
+	md_test_check_classes_sum(root);
+	md_node_destroy(root);
+	free(json_text);
+}
+
+START_TEST(test_golden_glibc)
+{
+	char *dir = unpack_sysroot_glibc();
+	check_golden_glibc(dir, NULL);
+	remove_tree(dir);
+}
+END_TEST
+
+/* The same goldens as on a machine with another libc: in a private mount namespace, the file
+ * at the core's name for libc (/lib/x86_64-linux-gnu/libc.so.6) is another ELF (this test
+ * program) and /usr/lib/debug is empty; processes started from here load a copy of the real
+ * libc through LD_LIBRARY_PATH. memdissect must take the sysroot's libc and say the same. */
+START_TEST(test_golden_glibc_other_host)
+{
+	if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0)
+		MD_SKIP_OPTIONAL("CK_FORK=no: the mount namespace would outlive the test");
+	char *dir = unpack_sysroot_glibc();
+	static const char core_libc[] = "/lib/x86_64-linux-gnu/libc.so.6";
+	char real[PATH_MAX], libs[PATH_MAX + 16], copy[PATH_MAX + 32], cmd[4 * PATH_MAX];
+	if (!realpath(core_libc, real)) {
+		remove_tree(dir);
+		MD_SKIP_OPTIONAL("%s: %s: this host keeps its libc elsewhere", core_libc, strerror(errno));
+	}
+	snprintf(libs, sizeof(libs), "%s/hostlibs", dir);
+	snprintf(copy, sizeof(copy), "%s/libc.so.6", libs);
+	snprintf(cmd, sizeof(cmd), "mkdir '%s' && cp '%s' '%s'", libs, real, copy);
+	ck_assert(run_quiet(cmd) == 0);
+	if (unshare(CLONE_NEWNS) != 0) {
+		int e = errno;
+		remove_tree(dir);
+		MD_SKIP_OPTIONAL("unshare(CLONE_NEWNS): %s", strerror(e));
+	}
+	ck_assert_msg(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "mount private: %s", strerror(errno));
+	ck_assert_msg(mount("none", "/usr/lib/debug", "tmpfs", 0, NULL) == 0 || errno == ENOENT,
+		      "tmpfs on /usr/lib/debug: %s", strerror(errno));
+	char self[PATH_MAX];
+	ck_assert(realpath("/proc/self/exe", self) != NULL);
+	ck_assert_msg(mount(self, real, NULL, MS_BIND, NULL) == 0, "bind %s over %s: %s", self, real, strerror(errno));
+	setenv("LD_LIBRARY_PATH", libs, 1);
+	char prefix[PATH_MAX + 2];
+	snprintf(prefix, sizeof(prefix), "%s/", dir);
+	check_golden_glibc(dir, prefix);
+	remove_tree(dir);
+}
+END_TEST
+
 Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -974,5 +1232,11 @@ Suite *core_suite(void)
 	tcase_add_loop_test(snap, test_snapshot_equals_live, 0, (int)(sizeof(snap_cases) / sizeof(snap_cases[0])));
 	tcase_add_test(snap, test_missing_exe);
 	suite_add_tcase(s, snap);
+
+	TCase *golden = tcase_create("golden");
+	tcase_set_timeout(golden, 120);
+	tcase_add_test(golden, test_golden_glibc);
+	tcase_add_test(golden, test_golden_glibc_other_host);
+	suite_add_tcase(s, golden);
 	return s;
 }
