@@ -5,17 +5,19 @@
  *  - `memdissect snapshot` of an idle target: the report from the file equals a live attach's
  *    (classes, regions, allocator figures), gdb and eu-stack open the file;
  *  - bad input: one line and exit 7, never a crash, for every prefix of a core too;
- *  - a core that shrinks while it is read: a clear refusal, never a crash (SIGBUS). */
+ *  - a core that shrinks while it is read: a clear refusal, never a crash (SIGBUS);
+ *  - goldens: stored snapshot cores with their sysroots (tests/data/sysroot-*) rendered in every
+ *    format equal tests/data/golden/core-*, here and with the host's libraries swapped out. */
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -23,8 +25,8 @@
 #include <unistd.h>
 
 #include "analyze.h"
-#include "render_fixture.h"
 #include "core.h"
+#include "render_fixture.h"
 #include "target_impl.h"
 #include "tests.h"
 
