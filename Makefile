@@ -153,6 +153,7 @@ $(BUILD)/targets/musl_truth_dynamic: tests/targets/musl/musl_truth.c tests/targe
 	@mkdir -p $(dir $@)
 	$(MUSL_GCC) $(MUSL_TARGET_FLAGS) -o $@ $<
 TARGET_LDLIBS_jemalloc_truth := -ljemalloc
+TARGET_LDLIBS_jemalloc_small := -ljemalloc
 TARGET_LDLIBS_mimalloc_truth := -l:libmimalloc.so.2
 # mimalloc 2.0.9 built from Debian's source package as static libraries, release and MI_SECURE
 # (scripts/mimalloc-build.sh; Debian ships no libmimalloc.a), cached in build/mimalloc for both

@@ -5,16 +5,20 @@
  *  - `memdissect snapshot` of an idle target: the report from the file equals a live attach's
  *    (classes, regions, allocator figures), gdb and eu-stack open the file;
  *  - bad input: one line and exit 7, never a crash, for every prefix of a core too;
- *  - a core that shrinks while it is read: a clear refusal, never a crash (SIGBUS). */
+ *  - a core that shrinks while it is read: a clear refusal, never a crash (SIGBUS);
+ *  - goldens: stored snapshot cores with their sysroots (tests/data/sysroot-*) rendered in every
+ *    format equal tests/data/golden/core-*, here and with the host's libraries swapped out. */
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,6 +26,7 @@
 
 #include "analyze.h"
 #include "core.h"
+#include "render_fixture.h"
 #include "target_impl.h"
 #include "tests.h"
 
@@ -946,6 +951,294 @@ START_TEST(test_shrinking_core_analysis)
 }
 END_TEST
 
+/* ---- goldens from a stored snapshot (issue 13, deliverable 5) ---- */
+
+/* What in a core's report depends on the run or the machine, masked deliberately:
+ *  - timings: every number under a key ending in "_ms" (and inside such an object) in JSON,
+ *    "took N ms" in text;
+ *  - the file that served a module ("module" in JSON and text): libdwfl takes the host's file
+ *    under the core's name when its build-id matches (on the machine that made the core), else
+ *    the sysroot's copy, so the path names this machine. The library, its build-id and every
+ *    figure read through it do not change; the test checks the name's last component.
+ * Returns a malloc'd copy; counts what was masked, so that a mask that matches nothing fails. */
+struct masked_counts {
+	int timings, modules;
+};
+
+static char *mask_run_and_host(const char *in, const char *const *module_bases, const char *module_prefix,
+				struct masked_counts *counts)
+{
+	size_t len = strlen(in);
+	char *out = malloc(len + 64 * (len / 8 + 1));
+	ck_assert(out != NULL);
+	char *o = out;
+	int ms_depth = 0;
+	for (const char *line = in; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t n = end ? (size_t)(end - line + 1) : strlen(line);
+		const char *lend = line + n;
+		const char *q = line;
+		while (q < lend && (*q == ' ' || *q == '\t'))
+			q++;
+		const char *value = NULL, *value_end = NULL, *word = NULL;
+		bool module = false;
+		const char *kend = *q == '"' ? memchr(q + 1, '"', (size_t)(lend - q - 1)) : NULL;
+		if (kend && kend + 3 < lend && kend[1] == ':' && kend[2] == ' ') {
+			size_t klen = (size_t)(kend - q - 1);
+			const char *v = kend + 3;
+			bool ms_key = klen > 3 && memcmp(kend - 3, "_ms", 3) == 0;
+			if (ms_key && *v == '{')
+				ms_depth = 1;
+			else if ((ms_key || ms_depth) && (*v == '-' || (*v >= '0' && *v <= '9'))) {
+				value = v;
+				value_end = v + strspn(v, "0123456789.-+e");
+				word = "\"masked\"";
+				counts->timings++;
+			} else if (klen == 6 && memcmp(q + 1, "module", 6) == 0 && *v == '"') {
+				value = v;
+				value_end = memchr(v + 1, '"', (size_t)(lend - v - 1));
+				ck_assert(value_end != NULL);
+				value_end++;
+				word = "\"masked\"";
+				module = true;
+			}
+		} else if (ms_depth && *q == '}') {
+			ms_depth = 0;
+		} else if ((size_t)(lend - q) > 8 && memcmp(q, "module: ", 8) == 0) {
+			value = q + 8;
+			value_end = memchr(value, '\n', (size_t)(lend - value));
+			if (!value_end)
+				value_end = lend;
+			word = "masked";
+			module = true;
+		} else {
+			const char *took = memmem(line, n, "took ", 5);
+			if (took && took[5] >= '0' && took[5] <= '9') {
+				value = took + 5;
+				value_end = value + strspn(value, "0123456789.");
+				word = "TIME";
+				counts->timings++;
+			}
+		}
+		if (module) {
+			/* a module: the file must be the library the core names */
+			size_t vlen = (size_t)(value_end - value) - (*value == '"' ? 2 : 0);
+			const char *v = value + (*value == '"');
+			bool known = false;
+			for (size_t k = 0; module_bases[k] && !known; k++) {
+				size_t blen = strlen(module_bases[k]);
+				known = vlen > blen && v[vlen - blen - 1] == '/' && memcmp(v + vlen - blen, module_bases[k], blen) == 0;
+			}
+			ck_assert_msg(known, "the module is %.*s, not one of the core's libraries", (int)vlen, v);
+			ck_assert_msg(!module_prefix || (vlen > strlen(module_prefix) &&
+							 memcmp(v, module_prefix, strlen(module_prefix)) == 0),
+				      "the module is %.*s, not the sysroot's copy under %s", (int)vlen, v, module_prefix);
+			counts->modules++;
+		}
+		if (value) {
+			memcpy(o, line, (size_t)(value - line));
+			o += value - line;
+			memcpy(o, word, strlen(word));
+			o += strlen(word);
+			memcpy(o, value_end, (size_t)(lend - value_end));
+			o += lend - value_end;
+		} else {
+			memcpy(o, line, n);
+			o += n;
+		}
+		line += n;
+	}
+	*o = 0;
+	return out;
+}
+
+static const char *testdata(void)
+{
+	const char *data = getenv("MD_TESTDATA");
+	return data && *data ? data : "tests/data";
+}
+
+/* tests/data/sysroot-NAME/sysroot.tar.xz unpacked into a new temporary directory. */
+static char *unpack_sysroot(const char *name)
+{
+	char archive[PATH_MAX];
+	snprintf(archive, sizeof(archive), "%s/sysroot-%s/sysroot.tar.xz", testdata(), name);
+	if (access(archive, R_OK) != 0)
+		ck_abort_msg("%s: %s (scripts/golden-cores.sh makes it)", archive, strerror(errno));
+	char *dir = make_dir();
+	char cmd[3 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "tar -C '%s' -xJf '%s'", dir, archive);
+	ck_assert_msg(run_quiet(cmd) == 0, "cannot unpack %s (tar and xz)", archive);
+	return dir;
+}
+
+static void remove_tree(char *dir)
+{
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert(run_quiet(cmd) == 0);
+	free(dir);
+}
+
+/* The stored snapshots (scripts/golden-cores.sh): which allocator's figures the target printed
+ * (truth.txt: "path value", a path in that allocator's JSON object) and the libraries that serve
+ * the allocators' modules. */
+struct golden_core {
+	const char *name;      /* tests/data/sysroot-NAME, tests/data/golden/core-NAME.* */
+	const char *allocator; /* whose figures truth.txt holds */
+	const char *modules[3];
+	int n_modules; /* "module" lines in text and JSON: one per allocator present */
+};
+
+static const struct golden_core golden_cores[] = {
+	{ "glibc", "glibc", { "libc.so.6", NULL }, 1 },
+	{ "jemalloc", "jemalloc", { "libc.so.6", "libjemalloc.so.2", NULL }, 2 },
+};
+
+/* A stored snapshot analysed offline with the sysroot in dir and no debug info (a host's
+ * libc6-dbg, found by build-id, would change "symbols"), rendered as text, JSON, OpenMetrics and
+ * HTML and compared with tests/data/golden/core-NAME.*; the figures also against what the target
+ * printed when it was captured. module_prefix: where the modules must have come from (NULL:
+ * anywhere). */
+static void check_golden_core(const struct golden_core *gc, const char *dir, const char *module_prefix)
+{
+	char core[PATH_MAX + 32];
+	snprintf(core, sizeof(core), "%s/snapshot.core", dir);
+	/* Nothing of this machine: no debuginfod, fixed width, locale and zone. */
+	unsetenv("DEBUGINFOD_URLS");
+	setenv("COLUMNS", "100", 1);
+	setenv("LC_ALL", "C", 1);
+	setenv("TZ", "UTC", 1);
+	static const char *const formats[][2] = {
+		{ "text", "report" },
+		{ "json", "json" },
+		{ "openmetrics", "prom" },
+		{ "html", "html" },
+	};
+	char html[PATH_MAX + 32];
+	snprintf(html, sizeof(html), "%s/report.html", dir);
+	char *json_text = NULL;
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		bool is_html = strcmp(formats[i][0], "html") == 0;
+		const char *args[] = { "core",	    "--offline", "--debuginfo=off",
+				       "--sysroot", dir,	 is_html ? "--html" : "--format",
+				       is_html ? html : formats[i][0], core, NULL };
+		char *out = NULL, *err = NULL;
+		int status = md_test_run(args, &out, &err, md_test_sanitized() ? 240000 : 120000);
+		ck_assert_msg(status == 0, "memdissect core --sysroot (%s) exited with %d: %s", formats[i][0], status,
+			      err ? err : "");
+		if (is_html) {
+			free(out);
+			out = md_fx_read_file(html);
+			ck_assert_msg(out != NULL, "no HTML report in %s", html);
+		}
+		struct masked_counts masked = { 0, 0 };
+		char *stable = mask_run_and_host(out, gc->modules, module_prefix, &masked);
+		ck_assert_msg(strstr(stable, dir) == NULL, "%s: the report names the temporary sysroot %s", formats[i][0], dir);
+		/* text: "analysis took"; JSON: total_ms, pause_ms and the walk's phases; the others none.
+		 * text and JSON name glibc's module once. */
+		bool text = strcmp(formats[i][0], "text") == 0, json = strcmp(formats[i][0], "json") == 0;
+		int want = text ? 1 : json ? 3 : 0;
+		ck_assert_msg(want ? masked.timings >= want : masked.timings == 0, "%s: %d timings masked, expected %s%d",
+			      formats[i][0], masked.timings, want ? "at least " : "", want);
+		ck_assert_msg(masked.modules == (text || json ? gc->n_modules : 0), "%s: %d modules masked", formats[i][0],
+			      masked.modules);
+		char golden[64];
+		snprintf(golden, sizeof(golden), "core-%s.%s", gc->name, formats[i][1]);
+		md_fx_check_golden(golden, stable);
+		free(stable);
+		if (json)
+			json_text = out;
+		else
+			free(out);
+		free(err);
+	}
+
+	struct md_node *root = NULL;
+	struct md_error *perr = md_node_parse_json(json_text, strlen(json_text), &root);
+	ck_assert_msg(perr == NULL, "the JSON report does not parse: %s", perr ? perr->message : "");
+	struct md_node *g = md_test_allocator(root, gc->allocator);
+	ck_assert_msg(g != NULL, "no %s allocator in the report of core %s", gc->allocator, gc->name);
+	char truth_path[PATH_MAX];
+	snprintf(truth_path, sizeof(truth_path), "%s/sysroot-%s/truth.txt", testdata(), gc->name);
+	FILE *f = fopen(truth_path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", truth_path, strerror(errno));
+	char key[64];
+	unsigned long long want;
+	int fields = 0;
+	while (fscanf(f, "%63s %llu", key, &want) == 2) {
+		uint64_t got = md_test_json_u64(g, key);
+		ck_assert_msg(got == want, "core %s: %s is %llu, %s said %llu", gc->name, key, (unsigned long long)got,
+			      gc->allocator, want);
+		fields++;
+	}
+	fclose(f);
+	fprintf(stderr, "golden core %s: %d figures of %s equal what the target printed\n", gc->name, fields, gc->allocator);
+	ck_assert_int_ge(fields, 10);
+	ck_assert_msg(md_node_count(md_node_get(root, "findings")) == 0, "core %s: findings on a healthy heap", gc->name);
+	ck_assert_msg(md_node_get_bool(md_node_get(g, "consistent")), "core %s: not consistent", gc->name);
+	ck_assert_str_eq(md_node_get_string(md_node_get(g, "symbols")), "heuristic");
+	ck_assert_msg(!md_node_get_bool(md_node_get(root, "partial")), "core %s: partial", gc->name);
+	md_test_check_classes_sum(root);
+	md_node_destroy(root);
+	free(json_text);
+}
+
+START_TEST(test_golden_cores)
+{
+	const struct golden_core *gc = &golden_cores[_i];
+	char *dir = unpack_sysroot(gc->name);
+	check_golden_core(gc, dir, NULL);
+	remove_tree(dir);
+}
+END_TEST
+
+/* The same goldens as on a machine with other libraries: in a private mount namespace, the file
+ * at the core's name for each allocator's library (/lib/x86_64-linux-gnu/libc.so.6, ...) is
+ * another ELF (this test program) and /usr/lib/debug is empty; processes started from here load
+ * copies of the real libraries through LD_LIBRARY_PATH. memdissect must take the sysroot's
+ * copies and say the same. */
+START_TEST(test_golden_cores_other_host)
+{
+	if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0)
+		MD_SKIP_OPTIONAL("CK_FORK=no: the mount namespace would outlive the test");
+	const struct golden_core *gc = &golden_cores[_i];
+	char *dir = unpack_sysroot(gc->name);
+	char real[3][PATH_MAX], libs[PATH_MAX + 16], cmd[5 * PATH_MAX];
+	snprintf(libs, sizeof(libs), "%s/hostlibs", dir);
+	ck_assert(mkdir(libs, 0755) == 0);
+	for (size_t k = 0; gc->modules[k]; k++) {
+		char core_name[PATH_MAX];
+		snprintf(core_name, sizeof(core_name), "/lib/x86_64-linux-gnu/%s", gc->modules[k]);
+		if (!realpath(core_name, real[k])) {
+			int e = errno;
+			remove_tree(dir);
+			MD_SKIP_OPTIONAL("%s: %s: this host keeps its libraries elsewhere", core_name, strerror(e));
+		}
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s/%s'", real[k], libs, gc->modules[k]);
+		ck_assert(run_quiet(cmd) == 0);
+	}
+	if (unshare(CLONE_NEWNS) != 0) {
+		int e = errno;
+		remove_tree(dir);
+		MD_SKIP_OPTIONAL("unshare(CLONE_NEWNS): %s", strerror(e));
+	}
+	ck_assert_msg(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "mount private: %s", strerror(errno));
+	ck_assert_msg(mount("none", "/usr/lib/debug", "tmpfs", 0, NULL) == 0 || errno == ENOENT,
+		      "tmpfs on /usr/lib/debug: %s", strerror(errno));
+	char self[PATH_MAX];
+	ck_assert(realpath("/proc/self/exe", self) != NULL);
+	for (size_t k = 0; gc->modules[k]; k++)
+		ck_assert_msg(mount(self, real[k], NULL, MS_BIND, NULL) == 0, "bind %s over %s: %s", self, real[k],
+			      strerror(errno));
+	setenv("LD_LIBRARY_PATH", libs, 1);
+	char prefix[PATH_MAX + 2];
+	snprintf(prefix, sizeof(prefix), "%s/", dir);
+	check_golden_core(gc, dir, prefix);
+	remove_tree(dir);
+}
+END_TEST
+
 Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -974,5 +1267,12 @@ Suite *core_suite(void)
 	tcase_add_loop_test(snap, test_snapshot_equals_live, 0, (int)(sizeof(snap_cases) / sizeof(snap_cases[0])));
 	tcase_add_test(snap, test_missing_exe);
 	suite_add_tcase(s, snap);
+
+	TCase *golden = tcase_create("golden");
+	tcase_set_timeout(golden, 120);
+	int n_golden = (int)(sizeof(golden_cores) / sizeof(golden_cores[0]));
+	tcase_add_loop_test(golden, test_golden_cores, 0, n_golden);
+	tcase_add_loop_test(golden, test_golden_cores_other_host, 0, n_golden);
+	suite_add_tcase(s, golden);
 	return s;
 }

@@ -840,16 +840,83 @@ START_TEST(test_target_killed_anywhere)
 }
 END_TEST
 
+/* The names of the plugins memdissect loads ("memdissect plugins", status ok), space-separated
+ * with a space at both ends. */
+static const char *plugin_names(void)
+{
+	static char names[512];
+	if (names[0])
+		return names;
+	const char *args[] = {"plugins", NULL};
+	char *out = NULL, *err = NULL;
+	int status = md_test_run(args, &out, &err, slow(30000));
+	ck_assert_msg(status == 0 && out, "memdissect plugins: exit %d: %s", status, err ? err : "");
+	size_t used = (size_t)snprintf(names, sizeof(names), " ");
+	for (const char *line = out; *line;) {
+		char name[64], state[16];
+		if (sscanf(line, "%63s %15s", name, state) == 2 && strcmp(state, "ok") == 0 && used + strlen(name) + 2 < sizeof(names))
+			used += (size_t)snprintf(names + used, sizeof(names) - used, "%s ", name);
+		const char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : line + strlen(line);
+	}
+	free(out);
+	free(err);
+	ck_assert_msg(used > 1, "memdissect plugins lists no plugin");
+	return names;
+}
+
+/* What a partial report says it could not see: its notes that start with a plugin's name
+ * ("glibc: walk failed: ...", "glibc: <why its open failed>") and its unanalysed_allocators,
+ * joined into buf. False when it names nothing: a partial report that does not say what is
+ * missing is a wrong report. */
+static bool partial_reasons(const struct md_node *root, char *buf, size_t len)
+{
+	const char *plugins = plugin_names();
+	size_t used = 0;
+	buf[0] = 0;
+	struct md_node *notes = md_node_get(root, "notes");
+	for (size_t i = 0; notes && i < md_node_count(notes) && used + 2 < len; i++) {
+		const char *note = md_node_get_string(md_node_at(notes, i));
+		const char *colon = note ? strchr(note, ':') : NULL;
+		char word[66];
+		if (!colon || colon == note || colon - note > 63)
+			continue;
+		snprintf(word, sizeof(word), " %.*s ", (int)(colon - note), note);
+		if (strstr(plugins, word))
+			used += (size_t)snprintf(buf + used, len - used, "%s%.120s", used ? " | " : "", note);
+	}
+	struct md_node *un = md_node_get(root, "unanalysed_allocators");
+	for (size_t i = 0; un && i < md_node_count(un) && used + 2 < len; i++) {
+		const char *name = md_node_get_string(md_node_get(md_node_at(un, i), "name"));
+		used += (size_t)snprintf(buf + used, len - used, "%sunanalysed %s", used ? " | " : "", name ? name : "?");
+	}
+	if (used >= len)
+		buf[len - 1] = 0;
+	return used > 0;
+}
+
 /* A target that maps, grows and unmaps memory all the time, attached right after it started
- * (its arenas grow fastest then): /proc/PID/smaps read while it runs is not a snapshot. */
+ * (its arenas grow fastest then): /proc/PID/smaps read while it runs is not a snapshot.
+ * A partial report (exit 10) is allowed here only in a small share, and only one that says what
+ * it could not see. Why a bound and why this one: hard_churn has one allocator (glibc) and no
+ * damage; the target is stopped for the walk, and a thread caught inside malloc is let out first
+ * (safe points) or the walk runs marked inconsistent, which is still a complete report. What can
+ * legitimately go partial is a plugin's open, which reads the running target before the pause
+ * (a freshly started process whose libc state is being written as it is read). That is a race,
+ * not the rule: 0 partial in 20 attaches and in 200 (MD_STRESS=1, both builds) when this was
+ * written. The bound, 1 in 20 (5 %, at least 1), is the largest share that is still "rare": a
+ * true rate of 1 % fails the normal count of 20 with probability 1.7 %; a plugin that fails
+ * whenever the target is busy (the bug this guards against) fails it at once. */
+#define BUSY_PARTIAL_PER 20
 START_TEST(test_busy_target)
 {
 	SKIP_WITHOUT_PTRACE();
 	int n = count_for(20, 8, 200);
 	int outcomes[3] = {0}; /* complete, partial, other */
-	static char failures[2048];
-	size_t failures_len = 0;
-	failures[0] = 0;
+	static char failures[2048], partials[2048];
+	size_t failures_len = 0, partials_len = 0;
+	failures[0] = partials[0] = 0;
+	int inconsistent = 0;
 	static const char *const churn_args[] = {"3", NULL};
 	static const char *const json[] = {"--json", NULL};
 	for (int i = 0; i < n; i++) {
@@ -857,10 +924,28 @@ START_TEST(test_busy_target)
 		ck_assert(md_test_proc_start(&p, "hard_churn", churn_args));
 		struct md_test_bg r;
 		int status = attach_run(p.pid, json, NULL, &r, slow(30000));
-		ck_assert_msg(status >= 0, "attach %d to a busy target hangs", i);
+		ck_assert_msg(status >= 0, "attach %d to a busy target hangs (stderr: %s)", i, tail_of(r.err));
 		if (status == 0 || status == 10) {
 			struct md_node *root = parse_report(r.out, "busy target");
 			check_sums(root, "busy target");
+			bool partial = md_node_get_bool(md_node_get(root, "partial"));
+			ck_assert_msg(partial == (status == 10), "attach %d: exit %d but \"partial\": %s", i, status,
+				      partial ? "true" : "false");
+			struct md_node *g = md_test_allocator(root, "glibc");
+			if (g && !md_node_get_bool(md_node_get(g, "consistent")))
+				inconsistent++;
+			if (status == 10) {
+				char why[512];
+				ck_assert_msg(partial_reasons(root, why, sizeof(why)),
+					      "attach %d: a partial report that does not say what it could not see: notes: %s", i,
+					      notes_text(root));
+				partials_len += (size_t)snprintf(partials + partials_len, sizeof(partials) - partials_len,
+								 "\n  attach %d: %s", i, why);
+				if (partials_len >= sizeof(partials))
+					partials_len = sizeof(partials) - 1;
+			} else {
+				ck_assert_msg(g != NULL, "attach %d: a complete report without glibc", i);
+			}
 			md_node_destroy(root);
 			outcomes[status == 0 ? 0 : 1]++;
 			assert_target_runs(&p, "busy target");
@@ -874,11 +959,16 @@ START_TEST(test_busy_target)
 		md_test_bg_free(&r);
 		md_test_proc_stop(&p);
 	}
-	figure("busy_target: %d attaches to freshly started hard_churn (4 threads allocating): %d complete, %d partial, "
-	       "%d failed",
-	       n, outcomes[0], outcomes[1], outcomes[2]);
+	int allowed = n / BUSY_PARTIAL_PER > 1 ? n / BUSY_PARTIAL_PER : 1;
+	figure("busy_target: %d attaches to freshly started hard_churn (4 threads allocating): %d complete (%d of "
+	       "them with glibc marked inconsistent), %d partial (at most %d allowed), %d failed",
+	       n, outcomes[0], inconsistent, outcomes[1], allowed, outcomes[2]);
+	if (outcomes[1])
+		figure("busy_target: what the partial reports could not see:%s", partials);
 	ck_assert_msg(outcomes[2] == 0, "%d of %d attaches to a running, allocating target failed:%s", outcomes[2], n,
 		      failures);
+	ck_assert_msg(outcomes[1] <= allowed, "%d of %d attaches to a busy target gave partial reports (at most %d):%s",
+		      outcomes[1], n, allowed, partials);
 }
 END_TEST
 
