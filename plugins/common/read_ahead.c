@@ -44,6 +44,7 @@ struct ra_stream {
 	uint8_t *buf[RA_MAX_BUFS];
 	uint64_t bad[RA_MAX_BUFS][RA_BAD_WORDS];
 	size_t holds[RA_MAX_BUFS]; /* the window read into each buffer, SIZE_MAX: none yet */
+	bool busy[RA_MAX_BUFS];    /* a window is being read into it */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_filled, cv_released;
 	size_t released;   /* windows [0, released) may be overwritten */
@@ -76,23 +77,28 @@ static void read_window(struct ra_stream *st, struct ra_reader *r, size_t i, siz
 	r->read_bytes += w->hi - w->lo;
 }
 
-/* The next window to read, mu held: windows the walk has left behind are never read. */
-static size_t claim(struct ra_stream *st)
+/* Whether the next window may be read now, mu held: windows the walk has left behind are never
+ * read; the next one must lie in the ring, and its buffer must not still be written (a window the
+ * walk skipped over, read late). */
+static bool claimable(struct ra_stream *st)
 {
 	if (st->next_claim < st->released)
 		st->next_claim = st->released;
-	return st->next_claim++;
+	return st->next_claim < st->n && st->next_claim < st->released + st->n_bufs && !st->busy[st->next_claim % st->n_bufs];
 }
 
-/* Read window i (claimed, mu not held) and hand it over. */
-static void fill(struct ra_stream *st, struct ra_reader *r, size_t i)
+/* Claim the next window (claimable, mu held), read it (mu not held) and hand it over. */
+static void fill(struct ra_stream *st, struct ra_reader *r)
 {
-	size_t b = i % st->n_bufs;
+	size_t i = st->next_claim++, b = i % st->n_bufs;
+	st->busy[b] = true;
+	pthread_mutex_unlock(&st->mu);
 	read_window(st, r, i, b);
 	pthread_mutex_lock(&st->mu);
+	st->busy[b] = false;
 	st->holds[b] = i;
 	pthread_cond_broadcast(&st->cv_filled);
-	pthread_mutex_unlock(&st->mu);
+	pthread_cond_broadcast(&st->cv_released);
 }
 
 /* Readers take the windows in turn, as far ahead of the walk as the ring allows. */
@@ -100,17 +106,15 @@ static void *reader_main(void *arg)
 {
 	struct ra_reader *r = arg;
 	struct ra_stream *st = r->st;
+	pthread_mutex_lock(&st->mu);
 	for (;;) {
-		pthread_mutex_lock(&st->mu);
-		while (!st->stop && st->next_claim < st->n && st->next_claim >= st->released + st->n_bufs)
+		while (!st->stop && st->next_claim < st->n && !claimable(st))
 			pthread_cond_wait(&st->cv_released, &st->mu);
-		bool done = st->stop || st->next_claim >= st->n;
-		size_t i = done ? 0 : claim(st);
-		pthread_mutex_unlock(&st->mu);
-		if (done)
+		if (st->stop || st->next_claim >= st->n)
 			break;
-		fill(st, r, i);
+		fill(st, r);
 	}
+	pthread_mutex_unlock(&st->mu);
 	return NULL;
 }
 
@@ -225,14 +229,10 @@ const uint8_t *ra_get(struct ra_stream *st, size_t i, const uint64_t **bad_ret)
 		pthread_cond_broadcast(&st->cv_released);
 	}
 	while (st->holds[b] != i) {
-		if (st->next_claim <= i) { /* nobody reads it yet: waiting would idle a CPU */
-			size_t k = claim(st); /* i: next_claim is at least released == i */
-			pthread_mutex_unlock(&st->mu);
-			fill(st, &st->walker, k);
-			pthread_mutex_lock(&st->mu);
-			continue;
-		}
-		pthread_cond_wait(&st->cv_filled, &st->mu);
+		if (claimable(st) && st->next_claim == i) /* nobody reads it yet: waiting would idle a CPU */
+			fill(st, &st->walker);
+		else
+			pthread_cond_wait(&st->cv_filled, &st->mu);
 	}
 	pthread_mutex_unlock(&st->mu);
 	*bad_ret = st->bad[b];
