@@ -149,6 +149,18 @@ START_TEST(test_truth_decommit_delay_0)
 }
 END_TEST
 
+/* The same truth read by one reader thread and by four (MEMDISSECT_READERS, plugins/common/
+ * read_ahead.c): every figure still exact. */
+static const char *const reader_counts[] = { "1", "4" };
+
+START_TEST(test_readers)
+{
+	need_mimalloc();
+	setenv("MEMDISSECT_READERS", reader_counts[_i], 1);
+	run_truth("mimalloc_truth", "release", "dynamic", NULL);
+}
+END_TEST
+
 /* The same truth linked to libmimalloc.a: located through the executable's .symtab. */
 START_TEST(test_static)
 {
@@ -367,6 +379,7 @@ Suite *mimalloc_suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_truth_default_delay);
 	tcase_add_test(tc, test_truth_decommit_delay_0);
+	tcase_add_loop_test(tc, test_readers, 0, 2);
 	tcase_add_loop_test(tc, test_static, 0, 2);
 	tcase_add_loop_test(tc, test_secure, 0, 2);
 	tcase_add_test(tc, test_static_stripped);

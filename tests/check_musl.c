@@ -191,6 +191,17 @@ START_TEST(test_dynamic)
 }
 END_TEST
 
+/* The same truth read by one reader thread and by four (MEMDISSECT_READERS, plugins/common/
+ * read_ahead.c): every figure still exact. */
+static const char *const reader_counts[] = { "1", "4" };
+
+START_TEST(test_readers)
+{
+	setenv("MEMDISSECT_READERS", reader_counts[_i], 1);
+	run_truth_case("musl_truth_static", "symtab", false);
+}
+END_TEST
+
 /* The same analysis offline: a memdissect snapshot (an ELF core) of the stripped static program
  * and of the dynamic one, read back with "memdissect core". */
 static void run_core_case(const char *target)
@@ -328,6 +339,7 @@ Suite *musl_suite(void)
 	tcase_add_test(tc, test_static_symtab);
 	tcase_add_test(tc, test_static_stripped);
 	tcase_add_test(tc, test_dynamic);
+	tcase_add_loop_test(tc, test_readers, 0, 2);
 	tcase_add_test(tc, test_not_musl);
 	tcase_add_test(tc, test_churn);
 	tcase_add_test(tc, test_core_static_stripped);

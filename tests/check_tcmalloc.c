@@ -177,6 +177,17 @@ START_TEST(test_static)
 }
 END_TEST
 
+/* The same truth read by one reader thread and by four (MEMDISSECT_READERS, plugins/common/
+ * read_ahead.c): every figure still exact. */
+static const char *const reader_counts[] = { "1", "4" };
+
+START_TEST(test_readers)
+{
+	setenv("MEMDISSECT_READERS", reader_counts[_i], 1);
+	run_truth_case("tcmalloc_truth", NULL, "minimal", "symtab");
+}
+END_TEST
+
 /* A memdissect snapshot of the process, analysed as a core: the same seven figures and walk, the
  * thread caches still mapped to the threads (fs_base from the core's NT_PRSTATUS). */
 START_TEST(test_snapshot_core)
@@ -383,6 +394,7 @@ Suite *tcmalloc_suite(void)
 	tcase_add_test(tc, test_preload_minimal);
 	tcase_add_test(tc, test_preload_full);
 	tcase_add_test(tc, test_static);
+	tcase_add_loop_test(tc, test_readers, 0, 2);
 	tcase_add_test(tc, test_million_explained);
 	tcase_add_test(tc, test_snapshot_core);
 	tcase_add_test(tc, test_other_version_refused);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mi_walk_internal.h"
+#include "read_ahead.h"
 
 #define MAX_FINDINGS 200
 #define MAX_SEGMENTS 65536
@@ -32,11 +33,18 @@ struct ctx {
 	uint8_t *bits;
 	size_t bits_cap;
 	unsigned stride, shift; /* sizeof(mi_page_t), and how far its fields from +40 moved */
-	/* The block areas of a run of adjacent pages with free lists, read in one bulk read (large
-	 * reads bypass the read cache): the lists are followed in it. 1 MiB: it stays in the CPU cache
-	 * while the lists are chased (4 MiB cost a third more parsing time). */
-	uint8_t *win;
+	/* The block areas of a run of adjacent pages with free lists, read at once: the lists are
+	 * followed in it. 1 MiB: it stays in the CPU cache while the lists are chased (4 MiB cost a
+	 * third more parsing time). Read ahead by plugins/common/read_ahead.c (every segment header
+	 * and these windows, in address order, while the segments before are walked); in own_win
+	 * when the stream could not start. */
+	const uint8_t *win;
+	const uint64_t *win_bad; /* the stream's bad pages of win, NULL: all read */
 	uint64_t win_start, win_end;
+	uint8_t *own_win;
+	struct ra_stream *st; /* while it runs, target memory is read only through it (c_read) */
+	const struct ra_window *plan;
+	size_t n_plan, next_plan;
 };
 
 #define MI_WINDOW ((uint64_t)1 << 20)
@@ -82,6 +90,12 @@ static bool rd(struct ctx *c, uint64_t addr, void *buf, size_t len)
 		return true;
 	md_error_destroy(err);
 	return false;
+}
+
+/* Target memory while the stream may run: through it, else as usual. */
+static bool c_read(struct ctx *c, uint64_t addr, void *buf, size_t len)
+{
+	return c->st ? ra_read(c->st, addr, buf, len) : rd(c, addr, buf, len);
 }
 
 static uint64_t u64at(const uint8_t *p, size_t off)
@@ -382,9 +396,10 @@ static uint64_t follow_list(struct ctx *c, uint64_t head, const uint64_t *keys, 
 		bits[idx] = mark;
 		n++;
 		uint64_t next = 0;
-		if (blk >= c->win_start && blk + 8 <= c->win_end)
+		if (blk >= c->win_start && blk + 8 <= c->win_end &&
+		    (!c->win_bad || !ra_pages_bad(c->win_bad, blk - c->win_start, blk + 8 - c->win_start)))
 			memcpy(&next, c->win + (blk - c->win_start), 8);
-		else if (!rd(c, blk, &next, 8)) {
+		else if (!c_read(c, blk, &next, 8)) {
 			FINDING(c, MD_FINDING_CORRUPT, page, group, "mimalloc: free block 0x%" PRIx64 " of page 0x%" PRIx64 " is unreadable", blk, page);
 			*bad = true;
 			break;
@@ -518,13 +533,12 @@ static void walk_page(struct ctx *c, struct mi_seg *sg, const uint8_t *pg, unsig
 		w->empty_page_bytes += resident_bytes(c->t, area, area_end);
 }
 
-/* The window for the page at slice i: the spans of it and of the pages after it that have a
- * free list to follow, up to MI_WINDOW bytes, read at once (pagemap-guided: pages not present
- * read as zeros). A page without lists needs no read; a page larger than the window, or a read
- * that fails, leaves the window empty and the lists are read block by block. */
-static void load_window(struct ctx *c, const uint8_t *hdr, uint64_t seg, unsigned i, uint64_t entries, uint64_t seg_end)
+/* The end of the window for the page at slice i: the spans of it and of the pages after it that
+ * have a free list to follow, up to MI_WINDOW bytes. Its start (slice i) when there is none: a
+ * page without lists needs no read, and the lists of a page larger than the window are read
+ * block by block. */
+static uint64_t window_end(const struct ctx *c, const uint8_t *hdr, uint64_t seg, unsigned i, uint64_t entries, uint64_t seg_end)
 {
-	c->win_start = c->win_end = 0;
 	uint64_t s = seg + (uint64_t)i * MI_SLICE_SIZE, e = s;
 	for (unsigned j = i; j < entries && j < MI_SLICES_PER_SEGMENT;) {
 		const uint8_t *q = hdr + MI_SEG_HEADER + (size_t)j * c->stride;
@@ -541,18 +555,59 @@ static void load_window(struct ctx *c, const uint8_t *hdr, uint64_t seg, unsigne
 		e = pe;
 		j += cnt;
 	}
+	return e;
+}
+
+/* The window for the page at slice i of segment k: the stream's next one when it is planned for
+ * that page, else (no stream) read here (pagemap-guided: pages not present read as zeros). None,
+ * or a read that fails: the lists are read block by block. */
+static void load_window(struct ctx *c, const uint8_t *hdr, size_t k, uint64_t seg, unsigned i, uint64_t entries, uint64_t seg_end)
+{
+	c->win_start = c->win_end = 0;
+	c->win_bad = NULL;
+	if (c->st) {
+		while (c->next_plan < c->n_plan && (c->plan[c->next_plan].first < k ||
+						    (c->plan[c->next_plan].first == k && c->plan[c->next_plan].end < i)))
+			c->next_plan++;
+		const struct ra_window *pw = c->next_plan < c->n_plan ? &c->plan[c->next_plan] : NULL;
+		if (!pw || pw->first != k || pw->end != i)
+			return;
+		const uint8_t *data = ra_get(c->st, c->next_plan++, &c->win_bad);
+		if (data) {
+			c->win = data;
+			c->win_start = pw->lo;
+			c->win_end = pw->hi;
+		}
+		return;
+	}
+	uint64_t s = seg + (uint64_t)i * MI_SLICE_SIZE, e = window_end(c, hdr, seg, i, entries, seg_end);
 	if (e == s)
 		return;
-	if (!c->win && !(c->win = malloc(MI_WINDOW)))
+	if (!c->own_win && !(c->own_win = malloc(MI_WINDOW)))
 		return;
-	if (rd(c, s, c->win, e - s)) {
+	if (rd(c, s, c->own_win, e - s)) {
+		c->win = c->own_win;
 		c->win_start = s;
 		c->win_end = e;
 	}
 }
 
-/* One segment: header checks, then its spans. */
-static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
+/* A header's slice counts hold together. */
+static bool layout_ok(const uint8_t *hdr)
+{
+	uint64_t slices = u64at(hdr, MI_SEG_SLICES), info = u64at(hdr, MI_SEG_INFO_SLICES), entries = u64at(hdr, MI_SEG_SLICE_ENTRIES);
+	uint64_t kind = u64at(hdr, MI_SEG_KIND);
+	return !(kind > 1 || entries == 0 || entries > 513 || info == 0 || info >= entries || (kind == 0 && slices != MI_SLICES_PER_SEGMENT) ||
+		 slices < entries - 1 || slices > ((uint64_t)1 << 32) / MI_SLICE_SIZE * 1024);
+}
+
+static uint64_t segment_size(const uint8_t *hdr)
+{
+	return u64at(hdr, MI_SEG_KIND) == 1 ? good_alloc_size(u64at(hdr, MI_SEG_SLICES) * MI_SLICE_SIZE) : MI_SEGMENT_SIZE;
+}
+
+/* One segment: header checks, then its spans. seg_index: its place in the walk's list. */
+static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr, size_t seg_index)
 {
 	struct mi_walk *w = c->w;
 	uint64_t seg = sg->addr;
@@ -561,14 +616,14 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 	sg->thread_id = u64at(hdr, MI_SEG_THREAD_ID);
 	sg->abandoned = sg->thread_id == 0;
 	sg->huge = kind == 1;
-	if (kind > 1 || entries == 0 || entries > 513 || info == 0 || info >= entries || (kind == 0 && slices != MI_SLICES_PER_SEGMENT) ||
-	    slices < entries - 1 || slices > ((uint64_t)1 << 32) / MI_SLICE_SIZE * 1024) {
+	c->win_start = c->win_end = 0; /* a window lies in its own segment */
+	if (!layout_ok(hdr)) {
 		FINDING(c, MD_FINDING_CORRUPT, seg, -1, "mimalloc: segment 0x%" PRIx64 " has kind %" PRIu64 ", %" PRIu64 " slices, %" PRIu64 " info slices, %" PRIu64 " slice entries",
 			seg, kind, slices, info, entries);
 		w->bad_segments++;
 		return;
 	}
-	sg->size = sg->huge ? good_alloc_size(slices * MI_SLICE_SIZE) : MI_SEGMENT_SIZE;
+	sg->size = segment_size(hdr);
 	if (!range_mapped(c->t, seg, seg + sg->size)) {
 		FINDING(c, MD_FINDING_CORRUPT, seg, -1, "mimalloc: segment 0x%" PRIx64 " of %" PRIu64 " slices reaches past its mapping", seg, slices);
 		w->bad_segments++;
@@ -647,7 +702,7 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 			}
 		} else {
 			if (s < c->win_start || e > c->win_end)
-				load_window(c, hdr, seg, i, entries, seg_end);
+				load_window(c, hdr, seg_index, seg, i, entries, seg_end);
 			walk_page(c, sg, pg, i, count, seg_end);
 			pages++;
 		}
@@ -661,6 +716,53 @@ static void walk_segment(struct ctx *c, struct mi_seg *sg, uint8_t *hdr)
 		 * misses none it can unwind (docs/mimalloc.md). A warning: the pages are checked. */
 		FINDING(c, MD_FINDING_WARNING, seg, sgroup, "mimalloc: segment 0x%" PRIx64 " counts %" PRIu64 " pages, its slices hold %" PRIu64 " (a page being set up or torn down?)",
 			seg, sg->used_pages, pages);
+}
+
+static bool push_window(struct ra_window **win, size_t *n, size_t *cap, struct ra_window w)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct ra_window *nw = realloc(*win, nc * sizeof(*nw));
+		if (!nw)
+			return false;
+		*win = nw;
+		*cap = nc;
+	}
+	(*win)[(*n)++] = w;
+	return true;
+}
+
+/* The windows of segment k (header hdr), in the order walk_segment asks for them: the header,
+ * then the block areas of its pages with free lists (window_end). .first is k, .end the slice
+ * (0: the header). False: no memory. */
+static bool plan_segment(struct ctx *c, const uint8_t *hdr, size_t k, uint64_t seg, struct ra_window **win, size_t *n, size_t *cap)
+{
+	if (!push_window(win, n, cap, (struct ra_window){ .lo = seg, .hi = seg + MD_PAGE_UP(MI_SEG_READ(c->stride)), .first = k, .end = 0 }))
+		return false;
+	if (!layout_ok(hdr) || !range_mapped(c->t, seg, seg + segment_size(hdr)))
+		return true; /* walk_segment stops at the header */
+	uint64_t slices = u64at(hdr, MI_SEG_SLICES), entries = u64at(hdr, MI_SEG_SLICE_ENTRIES);
+	uint64_t limit = u64at(hdr, MI_SEG_KIND) == 1 ? slices : MI_SLICES_PER_SEGMENT, seg_end = seg + slices * MI_SLICE_SIZE;
+	uint64_t ws = 0, we = 0;
+	for (unsigned i = 0; i < entries && i < MI_SLICES_PER_SEGMENT;) {
+		const uint8_t *pg = hdr + MI_SEG_HEADER + (size_t)i * c->stride;
+		uint32_t count = u32at(pg, MI_PG_SLICE_COUNT);
+		if (count == 0 || u32at(pg, MI_PG_SLICE_OFFSET) || i + (uint64_t)count > limit)
+			break;
+		uint64_t s = seg + (uint64_t)i * MI_SLICE_SIZE, e = s + (uint64_t)count * MI_SLICE_SIZE;
+		if (e > seg_end)
+			e = seg_end;
+		if (i && u32at(pg, MI_PG_XBLOCK_SIZE) && (s < ws || e > we)) {
+			ws = s;
+			we = window_end(c, hdr, seg, i, entries, seg_end);
+			if (we == ws)
+				ws = we = 0;
+			else if (!push_window(win, n, cap, (struct ra_window){ .lo = ws, .hi = we, .first = k, .end = i }))
+				return false;
+		}
+		i += count;
+	}
+	return true;
 }
 
 /* The segment cache: freed segments kept mapped (free memory; mi_collect(true) unmaps them). */
@@ -706,6 +808,23 @@ static void walk_cache(struct ctx *c)
 			md_sink_span(c->sink, MD_SPAN_RELEASABLE, p, p + MI_SEGMENT_SIZE, group_cache(w));
 		}
 	}
+}
+
+/* Segment k's header: its window of the stream (the next one), else read here. */
+static bool read_header(struct ctx *c, size_t k, uint64_t seg, uint8_t *hdr)
+{
+	if (!c->st)
+		return rd(c, seg, hdr, MI_SEG_READ(c->stride));
+	while (c->next_plan < c->n_plan && c->plan[c->next_plan].first < k)
+		c->next_plan++;
+	if (c->next_plan >= c->n_plan || c->plan[c->next_plan].first != k || c->plan[c->next_plan].end != 0)
+		return false; /* it could not be read when the windows were planned */
+	const uint64_t *bad;
+	const uint8_t *data = ra_get(c->st, c->next_plan++, &bad);
+	if (!data || ra_pages_bad(bad, 0, MI_SEG_READ(c->stride)))
+		return false;
+	memcpy(hdr, data, MI_SEG_READ(c->stride));
+	return true;
 }
 
 static int cmp_seg(const void *a, const void *b)
@@ -772,6 +891,19 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 		err = &md_error_nomem;
 		goto out;
 	}
+	/* Every header, for the windows the walk will ask for: the stream reads them again, ahead. */
+	struct ra_window *plan = NULL;
+	size_t n_plan = 0, cap_plan = 0;
+	bool planned = true;
+	for (size_t i = 0; i < n && planned && !md_target_interrupted(t); i++)
+		if (rd(&c, c.segs[i], hdr, MI_SEG_READ(c.stride)))
+			planned = u64at(hdr, MI_SEG_COOKIE) == (c.segs[i] ^ w->cookie)
+					  ? plan_segment(&c, hdr, i, c.segs[i], &plan, &n_plan, &cap_plan)
+					  : push_window(&plan, &n_plan, &cap_plan,
+							(struct ra_window){ .lo = c.segs[i], .hi = c.segs[i] + MD_PAGE_UP(MI_SEG_READ(c.stride)), .first = i });
+	c.plan = plan;
+	c.n_plan = n_plan;
+	c.st = planned && n_plan ? ra_start(t, plan, n_plan) : NULL; /* else every read is made here */
 	uint64_t prev_end = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct mi_seg *sg = &c.seginfo[c.n_seginfo++];
@@ -784,7 +916,7 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 			continue;
 		}
 		uint64_t cookie = 0;
-		if (!rd(&c, sg->addr, hdr, MI_SEG_READ(c.stride))) {
+		if (!read_header(&c, i, sg->addr, hdr)) {
 			FINDING(&c, MD_FINDING_CORRUPT, sg->addr, -1, "mimalloc: segment 0x%" PRIx64 " is unreadable", sg->addr);
 			w->bad_segments++;
 			continue;
@@ -796,10 +928,13 @@ struct md_error *mi_walk_run(struct md_target *t, const struct mi_roots *r, stru
 			w->bad_segments++;
 			continue;
 		}
-		walk_segment(&c, sg, hdr);
+		walk_segment(&c, sg, hdr, i);
 		if (sg->valid)
 			prev_end = sg->addr + sg->size;
 	}
+	ra_finish(c.st);
+	c.st = NULL;
+	free(plan);
 	free(hdr);
 	if (c.n_seginfo)
 		qsort(c.seginfo, c.n_seginfo, sizeof(*c.seginfo), cmp_seg);
@@ -822,6 +957,6 @@ out:
 	free(c.main_pages);
 	free(c.seginfo);
 	free(c.bits);
-	free(c.win);
+	free(c.own_win);
 	return err;
 }

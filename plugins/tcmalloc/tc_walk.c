@@ -766,7 +766,7 @@ static void cursor_step(struct ctx *c, struct cursor *k, uint64_t *cache_bytes)
  * and one more step checks the end). */
 static void run_cursors(struct ctx *c, uint64_t *cache_bytes)
 {
-	for (size_t i = 0; i < c->ncur; i++)
+	for (size_t i = 0; i < c->ncur && !md_target_interrupted(c->t); i++)
 		while (!c->cur[i].done)
 			cursor_step(c, &c->cur[i], cache_bytes);
 }
@@ -1182,6 +1182,11 @@ static void emit_all(struct ctx *c)
 
 static void free_ctx(struct ctx *c);
 
+static struct md_error *stop_if_interrupted(const struct md_target *t)
+{
+	return md_target_interrupted(t) ? md_error_create(MD_ERR_INTERRUPTED, "interrupted") : NULL;
+}
+
 struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, struct md_sink *sink, bool inconsistent,
 			     struct tc_walk *w)
 {
@@ -1219,19 +1224,31 @@ struct md_error *tc_walk_run(struct md_target *t, const struct tc_roots *r, stru
 	w->st.free_bytes = u64_at(stats, 8);
 	w->st.unmapped_bytes = u64_at(stats, 16);
 	w->st.committed_bytes = u64_at(stats, 24);
-	if ((err = scan_pagemap(c)))
+	/* Interrupted (memdissect must let the target go): the reads fail from then on, and the walk
+	 * stops at the next phase rather than turn each failed read into a finding. */
+	if ((err = scan_pagemap(c)) || (err = stop_if_interrupted(t)))
 		goto out;
 	index_links(c);
+	if ((err = stop_if_interrupted(t)))
+		goto out;
 	walk_free_lists(c);
 	walk_large_set(c, r->pageheap + TC_PH_LARGE_NORMAL, false);
 	walk_large_set(c, r->pageheap + TC_PH_LARGE_RETURNED, true);
 	walk_central(c);
+	if ((err = stop_if_interrupted(t)))
+		goto out;
 	uint64_t *caches = NULL;
 	int32_t *sizes = NULL;
 	size_t ncaches = 0;
 	walk_thread_caches(c, &caches, &sizes, &ncaches);
 	uint64_t *cache_bytes = calloc(ncaches ? ncaches : 1, sizeof(*cache_bytes));
 	run_cursors(c, cache_bytes);
+	if ((err = stop_if_interrupted(t))) {
+		free(cache_bytes);
+		free(caches);
+		free(sizes);
+		goto out;
+	}
 	for (size_t i = 0; cache_bytes && i < ncaches; i++)
 		if (cache_bytes[i] != (uint64_t)(int64_t)sizes[i])
 			finding(c, MD_FINDING_WARNING, caches[i], "thread cache 0x%" PRIx64 ": size_ %d, its lists hold %" PRIu64 " bytes",
