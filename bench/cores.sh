@@ -28,7 +28,7 @@ core_row() { # $1 chunks, $2 label, $3 file
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); g=[a for a in d["allocators"] if a["name"]=="glibc"][0]; assert g["live_bytes"] > 0' "$BUILD/bench/core.json"
 		cats="$cats $c"; mds="$mds $m"; ratios="$ratios $(awk -v a="$m" -v b="$c" 'BEGIN {print a/b}')"
 		[ "$r" -gt "$rss" ] && rss=$r
-		MEMDISSECT_CORE_MMAP=0 "$BUILD/bench/runone" "$BUILD/memdissect" core --json "$file" > /dev/null 2> "$BUILD/bench/runone.err"
+		MEMDISSECT_CORE_MMAP=1 "$BUILD/bench/runone" "$BUILD/memdissect" core --json "$file" > /dev/null 2> "$BUILD/bench/runone.err"
 		p=$(awk '/^wall/ {print $2}' "$BUILD/bench/runone.err")
 		r=$(awk '/^wall/ {print $4}' "$BUILD/bench/runone.err")
 		preads="$preads $p"; pratios="$pratios $(awk -v a="$p" -v b="$c" 'BEGIN {print a/b}')"
@@ -77,14 +77,13 @@ done
 	echo "Cores (issue 21): bench/heapgen's heap (4 arenas) as a gdb \`gcore\` core, a kernel core (SIGABRT, RLIMIT_CORE"
 	echo "unlimited, in a temporary directory) and a memdissect snapshot. \`cat\` is one sequential read of the file from"
 	echo "the page cache (warmed first); \`memdissect core --json\` wall time and peak RSS (ru_maxrss) from wait4; each pair"
-	echo "run back to back $core_runs times, medians and the median of the pairs' ratios; \`with pread\` is the same binary reading"
-	echo "the core with pread as before issue 21 (MEMDISSECT_CORE_MMAP=0), in the same rounds. memdissect maps the core and walks"
-	echo "the heaps in place (attach/coremap.c): ru_maxrss counts the mapped pages of the core it has touched, which are"
-	echo "page cache, not memory of its own; it gives their page-table entries back every 16 MiB (and reads at most 8 MiB ahead), so they add"
-	echo "little, whatever the size of the core."
+	echo "run back to back $core_runs times, medians and the median of the pairs' ratios. memdissect reads a core with pread"
+	echo "(the glibc walk streams each heap through a reader thread); \`mapped\` is the same binary mapping the core and"
+	echo "walking the heaps in place (MEMDISSECT_CORE_MMAP=1, attach/coremap.c), in the same rounds: its ru_maxrss counts the"
+	echo "mapped pages of the core it has touched, which are page cache, not memory of its own."
 	[ -n "$core_skips" ] && echo "Not measured here:$core_skips"
 	echo
-	echo "| chunks | core | file | cat (page cache) | memdissect core --json | / cat | peak RSS | with pread (before) | / cat | peak RSS | goal |"
+	echo "| chunks | core | file | cat (page cache) | memdissect core --json | / cat | peak RSS | mapped | / cat | peak RSS | goal |"
 	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	cat "$core_rows"
 }

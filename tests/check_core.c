@@ -233,17 +233,17 @@ static const char *const glibc_modes[] = { "kth", "mmap", "threads", "tcache" };
 
 static bool node_equal(struct md_node *a, struct md_node *b, const char *where, bool file_pages, char *diff, size_t len);
 
-/* The mapped core (walked in place) and the same core read with pread (MEMDISSECT_CORE_MMAP=0,
- * the way before issue 21) give the same report, timings and read counters aside. */
-static void check_pread_equal(const char *core, struct md_node *mapped, const char *what)
+/* The core read with pread (the default) and the same core mapped and walked in place
+ * (MEMDISSECT_CORE_MMAP=1) give the same report, timings and read counters aside. */
+static void check_pread_equal(const char *core, struct md_node *pread_report, const char *what)
 {
-	setenv("MEMDISSECT_CORE_MMAP", "0", 1);
-	struct md_node *pread_report = core_json(core, NULL, NULL);
+	setenv("MEMDISSECT_CORE_MMAP", "1", 1);
+	struct md_node *mapped = core_json(core, NULL, NULL);
 	unsetenv("MEMDISSECT_CORE_MMAP");
 	char diff[1024] = "";
 	bool same = node_equal(mapped, pread_report, "report", false, diff, sizeof(diff));
 	ck_assert_msg(same, "%s: the mapped core and pread differ: %s", what, diff);
-	md_node_destroy(pread_report);
+	md_node_destroy(mapped);
 }
 
 START_TEST(test_kernel_core_glibc)
@@ -885,6 +885,7 @@ static uint64_t cut_in_the_middle(const char *core, const Elf64_Phdr *seg)
 START_TEST(test_shrinking_core_reads)
 {
 	setup();
+	setenv("MEMDISSECT_CORE_MMAP", "1", 1); /* the mapped way: a SIGBUS to catch */
 	char *dir = make_dir();
 	char *core = snapshot_of(dir, "threads", "shrink.core");
 	Elf64_Phdr seg = biggest_load(core);
@@ -925,6 +926,7 @@ END_TEST
 START_TEST(test_shrinking_core_analysis)
 {
 	setup();
+	setenv("MEMDISSECT_CORE_MMAP", "1", 1); /* the mapped way: a SIGBUS to catch */
 	char *dir = make_dir();
 	char *core = snapshot_of(dir, "threads", "shrink.core");
 	Elf64_Phdr seg = biggest_load(core);
@@ -943,6 +945,37 @@ START_TEST(test_shrinking_core_analysis)
 	ck_assert_int_eq(err->code, MD_ERR_BAD_FILE);
 	ck_assert_msg(strstr(err->message, "shrank while it was read"), "error: %s", err->message);
 	fprintf(stderr, "shrinking core, analysis: %s\n", err->message);
+	md_error_destroy(err);
+	md_analysis_deinit(&a);
+	md_core_info_deinit(&info);
+	free(core);
+	remove_dir(dir);
+}
+END_TEST
+
+/* The same with pread, the default way: reads past the cut come up short, and the report is refused. */
+START_TEST(test_shrinking_core_analysis_pread)
+{
+	setup();
+	unsetenv("MEMDISSECT_CORE_MMAP");
+	char *dir = make_dir();
+	char *core = snapshot_of(dir, "threads", "shrink.core");
+	Elf64_Phdr seg = biggest_load(core);
+	struct md_target *t = NULL;
+	struct md_core_info info;
+	struct md_error *err = md_core_open(core, NULL, &t, &info);
+	ck_assert_msg(!err, "%s", err ? err->message : "");
+	cut_in_the_middle(core, &seg);
+	struct md_analyze_options opts;
+	memset(&opts, 0, sizeof(opts));
+	struct md_analysis a;
+	memset(&a, 0, sizeof(a));
+	md_report_init(&a.report);
+	err = md_analyze_core_target(core, t, &info, 0, &opts, &a);
+	ck_assert_msg(err != NULL, "a report from a core cut while it was read");
+	ck_assert_int_eq(err->code, MD_ERR_BAD_FILE);
+	ck_assert_msg(strstr(err->message, "shrank while it was read"), "error: %s", err->message);
+	fprintf(stderr, "shrinking core, analysis with pread: %s\n", err->message);
 	md_error_destroy(err);
 	md_analysis_deinit(&a);
 	md_core_info_deinit(&info);
@@ -1249,6 +1282,7 @@ Suite *core_suite(void)
 	tcase_add_test(bad, test_backtrace);
 	tcase_add_test(bad, test_shrinking_core_reads);
 	tcase_add_test(bad, test_shrinking_core_analysis);
+	tcase_add_test(bad, test_shrinking_core_analysis_pread);
 	suite_add_tcase(s, bad);
 
 	TCase *kernel = tcase_create("kernel");
