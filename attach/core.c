@@ -2262,7 +2262,7 @@ struct md_error *md_core_open(const char *path, const struct md_core_options *op
 	struct core_src src = { .fd = fd, .size = (uint64_t)st.st_size };
 	/* pread by default; MEMDISSECT_CORE_MMAP=1 maps the core and walks it in place. Both give
 	 * the same report (tests/check_core.c). Measured on the merged tree (docs/performance.md,
-	 * bench/cores.sh): since the glibc walk streams a core's heaps through a reader thread, pread
+	 * bench/cores.sh): since the heap walk streams a core through a reader thread, pread
 	 * is as fast or faster (5M-chunk snapshot 0.23 s against 0.39-0.46 s mapped: the walk's page
 	 * faults on the mapping cost more than the kernel's copy from the page cache). */
 	const char *mmap_env = getenv("MEMDISSECT_CORE_MMAP");

@@ -69,16 +69,26 @@ static void check_truth_mode(const char *mode, const char *tunables, unsigned mi
 		setenv("GLIBC_TUNABLES", tunables, 1);
 	struct md_test_proc p;
 	const char *args[] = { mode, NULL };
-	bool started = md_test_proc_start(&p, "glibc_truth", args);
-	unsetenv("GLIBC_TUNABLES");
-	ck_assert_msg(started, "cannot start glibc_truth %s", what);
-	unsigned long long vmas = md_test_truth(&p, "heap_vmas"), pid = (unsigned long long)p.pid;
-	md_test_truth_u64(&p, "pid", &pid); /* forkgrow: the child */
-	fprintf(stderr, "glibc_real %s: [heap] in %llu VMAs\n", what, vmas);
-	if (vmas < min_heap_vmas) {
+	unsigned long long vmas = 0, pid = 0;
+	/* Where the kernel happens to keep the [heap] in fewer VMAs (seen once in many runs, under
+	 * load), the case was not reproduced: a fresh target, up to three times, before the skip. */
+	for (int attempt = 0;; attempt++) {
+		bool started = md_test_proc_start(&p, "glibc_truth", args);
+		ck_assert_msg(started, "cannot start glibc_truth %s", what);
+		vmas = md_test_truth(&p, "heap_vmas");
+		pid = (unsigned long long)p.pid;
+		md_test_truth_u64(&p, "pid", &pid); /* forkgrow: the child */
+		fprintf(stderr, "glibc_real %s: [heap] in %llu VMAs\n", what, vmas);
+		if (vmas >= min_heap_vmas)
+			break;
 		md_test_proc_stop(&p);
-		MD_SKIP("%s: the kernel kept [heap] in %llu VMA(s), the case needs %u", what, vmas, min_heap_vmas);
+		if (attempt == 2) {
+			unsetenv("GLIBC_TUNABLES");
+			MD_SKIP("%s: the kernel kept [heap] in %llu VMA(s) three times, the case needs %u", what, vmas,
+				min_heap_vmas);
+		}
 	}
+	unsetenv("GLIBC_TUNABLES");
 	unsigned long long blocked = 0;
 	if (md_test_truth_u64(&p, "brk_blocked", &blocked))
 		ck_assert_msg(blocked == 1, "%s: the target could not map a page at its brk", what);
