@@ -922,11 +922,16 @@ START_TEST(test_shrinking_core_reads)
 END_TEST
 
 /* The whole analysis, glibc's heap walk over views included: the core is cut after the open,
- * the walk runs into the cut, and the report is refused with an error that says why. */
-START_TEST(test_shrinking_core_analysis)
+ * the walk runs into the cut, and the report is refused with an error that says why; mapped
+ * (MEMDISSECT_CORE_MMAP=1: a SIGBUS to catch) or read with pread, the default (reads past the cut
+ * come up short, and the file's size tells). */
+static void shrinking_core_analysis(bool mapped)
 {
 	setup();
-	setenv("MEMDISSECT_CORE_MMAP", "1", 1); /* the mapped way: a SIGBUS to catch */
+	if (mapped)
+		setenv("MEMDISSECT_CORE_MMAP", "1", 1);
+	else
+		unsetenv("MEMDISSECT_CORE_MMAP");
 	char *dir = make_dir();
 	char *core = snapshot_of(dir, "threads", "shrink.core");
 	Elf64_Phdr seg = biggest_load(core);
@@ -944,43 +949,23 @@ START_TEST(test_shrinking_core_analysis)
 	ck_assert_msg(err != NULL, "a report from a core cut while it was read");
 	ck_assert_int_eq(err->code, MD_ERR_BAD_FILE);
 	ck_assert_msg(strstr(err->message, "shrank while it was read"), "error: %s", err->message);
-	fprintf(stderr, "shrinking core, analysis: %s\n", err->message);
+	fprintf(stderr, "shrinking core, analysis (%s): %s\n", mapped ? "mapped" : "pread", err->message);
 	md_error_destroy(err);
 	md_analysis_deinit(&a);
 	md_core_info_deinit(&info);
 	free(core);
 	remove_dir(dir);
 }
+
+START_TEST(test_shrinking_core_analysis)
+{
+	shrinking_core_analysis(true);
+}
 END_TEST
 
-/* The same with pread, the default way: reads past the cut come up short, and the report is refused. */
 START_TEST(test_shrinking_core_analysis_pread)
 {
-	setup();
-	unsetenv("MEMDISSECT_CORE_MMAP");
-	char *dir = make_dir();
-	char *core = snapshot_of(dir, "threads", "shrink.core");
-	Elf64_Phdr seg = biggest_load(core);
-	struct md_target *t = NULL;
-	struct md_core_info info;
-	struct md_error *err = md_core_open(core, NULL, &t, &info);
-	ck_assert_msg(!err, "%s", err ? err->message : "");
-	cut_in_the_middle(core, &seg);
-	struct md_analyze_options opts;
-	memset(&opts, 0, sizeof(opts));
-	struct md_analysis a;
-	memset(&a, 0, sizeof(a));
-	md_report_init(&a.report);
-	err = md_analyze_core_target(core, t, &info, 0, &opts, &a);
-	ck_assert_msg(err != NULL, "a report from a core cut while it was read");
-	ck_assert_int_eq(err->code, MD_ERR_BAD_FILE);
-	ck_assert_msg(strstr(err->message, "shrank while it was read"), "error: %s", err->message);
-	fprintf(stderr, "shrinking core, analysis with pread: %s\n", err->message);
-	md_error_destroy(err);
-	md_analysis_deinit(&a);
-	md_core_info_deinit(&info);
-	free(core);
-	remove_dir(dir);
+	shrinking_core_analysis(false);
 }
 END_TEST
 
