@@ -1185,15 +1185,8 @@ START_TEST(test_file_pages_exact)
 	ck_assert(path_line != NULL);
 	char path[64];
 	ck_assert_int_eq(sscanf(path_line, "path %63s", path), 1);
-	struct md_live_options opts = { .debuginfo_disabled = true };
-	struct md_target *t = NULL;
-	struct md_error *err = md_live_open(p.pid, &opts, &t);
-	ck_assert_msg(!err, "md_live_open: %s", err ? err->message : "");
-	err = md_live_stop(t);
 	struct md_live_capture cap;
-	if (!err)
-		err = md_live_capture(t, &cap);
-	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	struct md_target *t = md_test_live_stopped(p.pid, true, &cap);
 	const struct md_mapping *m = md_target_find_mapping(t, map);
 	ck_assert(m && m->kind == MD_MAP_FILE && m->start == map && m->pages);
 	/* The states the test is about: 0, 1, 3-5 clean file pages, 2 a private copy. */
@@ -1202,7 +1195,7 @@ START_TEST(test_file_pages_exact)
 	ck_assert_msg((m->pages[2] & (MD_PAGE_PRESENT | MD_PAGE_FILE)) == MD_PAGE_PRESENT, "page 2 bits 0x%x",
 		      m->pages[2]);
 	static uint8_t buf[8 * 4096], win[8 * 4096];
-	err = md_target_read(t, map, buf, sizeof(buf));
+	struct md_error *err = md_target_read(t, map, buf, sizeof(buf));
 	ck_assert_msg(!err, "md_target_read: %s", err ? err->message : "");
 	uint64_t bad = ~0ULL;
 	err = md_target_read_pages(t, map, win, 8, &bad);
@@ -1217,9 +1210,7 @@ START_TEST(test_file_pages_exact)
 				      i, win[k * 4096 + i], want);
 		}
 	}
-	md_live_capture_deinit(&cap);
-	md_live_detach(t);
-	md_target_destroy(t);
+	md_test_live_release(t, &cap);
 	unlink(path);
 	md_test_proc_stop(&p);
 }

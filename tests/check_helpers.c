@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "live.h"
+#include "target_impl.h"
 #include "tests.h"
 
 /* How long a target may take to print "ready". */
@@ -925,4 +927,24 @@ char *md_test_capture(const char *cmd)
 	if (buf)
 		buf[len] = 0;
 	return buf;
+}
+
+struct md_target *md_test_live_stopped(pid_t pid, bool debuginfo_disabled, struct md_live_capture *cap)
+{
+	struct md_live_options opts = { .debuginfo_disabled = debuginfo_disabled };
+	struct md_target *t = NULL;
+	struct md_error *err = md_live_open(pid, &opts, &t);
+	ck_assert_msg(!err, "md_live_open: %s", err ? err->message : "");
+	err = md_live_stop(t);
+	if (!err)
+		err = md_live_capture(t, cap);
+	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	return t;
+}
+
+void md_test_live_release(struct md_target *t, struct md_live_capture *cap)
+{
+	md_live_capture_deinit(cap);
+	md_live_detach(t);
+	md_target_destroy(t);
 }

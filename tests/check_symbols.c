@@ -663,19 +663,12 @@ START_TEST(test_dynamic_tls)
 {
 	struct md_test_proc p;
 	ck_assert(md_test_proc_start(&p, "symx_truth", NULL));
-	struct md_live_options opts = { 0 };
-	struct md_target *t = NULL;
-	struct md_error *err = md_live_open(p.pid, &opts, &t);
-	ck_assert_msg(!err, "md_live_open: %s", err ? err->message : "");
-	err = md_live_stop(t);
 	struct md_live_capture cap;
-	if (!err)
-		err = md_live_capture(t, &cap);
-	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	struct md_target *t = md_test_live_stopped(p.pid, false, &cap);
 	const struct md_module *mod = md_target_find_module(t, "libsymx5.so");
 	ck_assert_ptr_nonnull(mod);
 	struct md_symbol var;
-	err = md_target_symbol(t, mod, "symx_tls_value", &var);
+	struct md_error *err = md_target_symbol(t, mod, "symx_tls_value", &var);
 	ck_assert_msg(!err, "symx_tls_value: %s", err ? err->message : "");
 	ck_assert_int_eq(var.type, MD_SYM_TLS);
 	const struct md_module *mod4 = md_target_find_module(t, "libsymx4.so");
@@ -732,19 +725,13 @@ START_TEST(test_dynamic_tls)
 	}
 	ck_assert_uint_eq(used, 2);
 	ck_assert_uint_eq(unused, 3);
-	md_live_capture_deinit(&cap);
-	md_live_detach(t);
-	md_target_destroy(t);
+	md_test_live_release(t, &cap);
 
 	/* libsymx4.so closed and opened again: the same module id, a newer generation. The threads'
 	 * DTV entries for it still point at their blocks of the closed copy (glibc frees them at the
 	 * thread's next __tls_get_addr only): stale, so NOT_FOUND, not the old address. */
 	ck_assert_uint_eq(md_test_proc_ask_u64(&p, "reload", "reloaded "), md_test_truth(&p, "lib4.modid"));
-	ck_assert_ptr_null(md_live_open(p.pid, &opts, &t));
-	err = md_live_stop(t);
-	if (!err)
-		err = md_live_capture(t, &cap);
-	ck_assert_msg(!err, "stop/capture: %s", err ? err->message : "");
+	t = md_test_live_stopped(p.pid, false, &cap);
 	mod = md_target_find_module(t, "libsymx4.so");
 	ck_assert_ptr_nonnull(mod);
 	ck_assert_ptr_null(md_target_symbol(t, mod, "symx_tls_value", &var));
@@ -757,9 +744,7 @@ START_TEST(test_dynamic_tls)
 			      err ? err->message : "an address in a block of the closed copy");
 		md_error_destroy(err);
 	}
-	md_live_capture_deinit(&cap);
-	md_live_detach(t);
-	md_target_destroy(t);
+	md_test_live_release(t, &cap);
 	md_test_proc_stop(&p);
 }
 END_TEST

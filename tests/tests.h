@@ -76,6 +76,12 @@ int md_test_run(const char *const *args, char **out, char **err, int timeout_ms)
 struct md_node *md_test_attach_json(pid_t pid, const char *const *extra, int *status_ret);
 /* The same, asserting a report and exit status 0. */
 struct md_node *md_test_attach_ok(pid_t pid, const char *what);
+/* In process: open pid as a live target, stop it and capture /proc and pagemap into *cap
+ * (asserting each step); md_test_live_release lets it go and frees both. */
+struct md_target;
+struct md_live_capture;
+struct md_target *md_test_live_stopped(pid_t pid, bool debuginfo_disabled, struct md_live_capture *cap);
+void md_test_live_release(struct md_target *t, struct md_live_capture *cap);
 
 /* Reading reports (each asserts what it needs): the allocator object named name, or NULL; a
  * number at a dotted path (must exist); a "key value" truth line (must exist); and the report's
