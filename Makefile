@@ -175,6 +175,7 @@ $(BUILD)/targets/mimalloc_truth_static_stripped: $(BUILD)/targets/mimalloc_truth
 TARGET_LDLIBS_jemalloc_corrupt := -ljemalloc
 TARGET_LDLIBS_pyembed := -I/usr/include/python3.11 -lpython3.11
 $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_truth.c
+$(BUILD)/targets/jemalloc_truth $(BUILD)/targets/jemalloc_small $(BUILD)/targets/jemalloc_static: tests/targets/jemalloc_common.h
 TARGET_LDLIBS_jemalloc_static := -Wl,-Bstatic -ljemalloc -Wl,-Bdynamic -lm -lstdc++ -ldl
 # gperftools tcmalloc 2.10 (issue 15): one source, linked to each library, to none (LD_PRELOAD)
 # and statically to libtcmalloc_minimal.a.

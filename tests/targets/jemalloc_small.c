@@ -7,26 +7,12 @@
 #include <jemalloc/jemalloc.h>
 #include <stdint.h>
 
-#include "target_common.h"
+#include "jemalloc_common.h"
 
 #define N_SMALL 3000
 #define N_LARGE 12
 
 static void *small[N_SMALL], *large[N_LARGE];
-
-static void die(const char *what)
-{
-	md_say("error %s\n", what);
-	_exit(1);
-}
-
-static size_t ctl_size(const char *name)
-{
-	size_t v = 0, sz = sizeof(v);
-	if (mallctl(name, &v, &sz, NULL, 0) != 0)
-		die(name);
-	return v;
-}
 
 int main(void)
 {
@@ -53,16 +39,7 @@ int main(void)
 	size_t esz = sizeof(epoch);
 	if (mallctl("epoch", &epoch, &esz, &epoch, esz) != 0)
 		die("epoch");
-	md_say("stats.allocated %zu\n", ctl_size("stats.allocated"));
-	md_say("stats.active %zu\n", ctl_size("stats.active"));
-	md_say("stats.metadata %zu\n", ctl_size("stats.metadata"));
-	md_say("stats.resident %zu\n", ctl_size("stats.resident"));
-	md_say("stats.mapped %zu\n", ctl_size("stats.mapped"));
-	md_say("stats.retained %zu\n", ctl_size("stats.retained"));
-	md_say("tcache_bytes %zu\n", ctl_size("stats.arenas.4096.tcache_bytes"));
-	md_say("pdirty %zu\n", ctl_size("stats.arenas.4096.pdirty"));
-	md_say("pmuzzy %zu\n", ctl_size("stats.arenas.4096.pmuzzy"));
-	md_say("pactive %zu\n", ctl_size("stats.arenas.4096.pactive"));
+	say_jemalloc_stats();
 	md_say("ready\n");
 	char cmd[64];
 	while (md_read_command(cmd, sizeof(cmd)))

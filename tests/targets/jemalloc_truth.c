@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "target_common.h"
+#include "jemalloc_common.h"
 
 #define N_WORKERS 3
 #define N_SMALL 12000
@@ -67,12 +67,6 @@ static size_t large_size(uint64_t *s)
 	/* 16 KiB..32 KiB go through the tcache; the rest straight to the arena. */
 	static const size_t sizes[] = {16384, 20480, 28672, 32768, 40000, 65536, 100000, 262144, 700000};
 	return sizes[rng_next(s) % (sizeof(sizes) / sizeof(sizes[0]))];
-}
-
-static void die(const char *what)
-{
-	md_say("error %s\n", what);
-	_exit(1);
 }
 
 static void *worker(void *arg)
@@ -303,14 +297,6 @@ static void *blocker(void *arg)
 	return NULL;
 }
 
-static size_t ctl_size(const char *name)
-{
-	size_t v = 0, sz = sizeof(v);
-	if (mallctl(name, &v, &sz, NULL, 0) != 0)
-		die(name);
-	return v;
-}
-
 static void build_glibc_heap(void)
 {
 	for (size_t i = 0; i < 2000; i++) {
@@ -349,16 +335,7 @@ int main(int argc, char **argv)
 		die("epoch");
 	md_say("pid %d\n", (int)getpid());
 	md_say("mixed %d\n", mixed ? 1 : 0);
-	md_say("stats.allocated %zu\n", ctl_size("stats.allocated"));
-	md_say("stats.active %zu\n", ctl_size("stats.active"));
-	md_say("stats.metadata %zu\n", ctl_size("stats.metadata"));
-	md_say("stats.resident %zu\n", ctl_size("stats.resident"));
-	md_say("stats.mapped %zu\n", ctl_size("stats.mapped"));
-	md_say("stats.retained %zu\n", ctl_size("stats.retained"));
-	md_say("tcache_bytes %zu\n", ctl_size("stats.arenas.4096.tcache_bytes"));
-	md_say("pdirty %zu\n", ctl_size("stats.arenas.4096.pdirty"));
-	md_say("pmuzzy %zu\n", ctl_size("stats.arenas.4096.pmuzzy"));
-	md_say("pactive %zu\n", ctl_size("stats.arenas.4096.pactive"));
+	say_jemalloc_stats();
 
 	unsigned narenas = 0;
 	size_t usz = sizeof(narenas);
